@@ -1,0 +1,1 @@
+export { type ChainVerdict, createAuditLog, entryHash, GENESIS_HASH, verifyChain } from './chain.ts';

@@ -1,0 +1,138 @@
+import { existsSync } from 'node:fs';
+import { dataDirPaths, DEFAULT_CONFIG, type InstanceConfig, lockDataDir, silentLogger, sweepTemporaryFiles } from '../app/index.ts';
+import { type ChainReport, type CreatePlatformInput, openInstance } from '../flows/index.ts';
+import { LOCAL_ROOT } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
+import type { PlatformView } from '../tenancy/index.ts';
+
+/** A created platform as the contract prints it. */
+export interface Created {
+  slug: string;
+  url: string;
+  admin: { email: string; password: string };
+  platform: PlatformView;
+}
+
+/**
+ * The operator's commands, the same whether a server owns the data dir (requests over its
+ * control socket, so one process writes each database) or none does (this process takes the
+ * lock and does the work itself).
+ */
+export interface OperatorClient {
+  readonly mode: 'server' | 'local';
+  createPlatform(input: CreatePlatformInput): Promise<Created>;
+  listPlatforms(): Promise<PlatformView[]>;
+  showPlatform(slug: string): Promise<PlatformView & { blueprint: unknown }>;
+  suspend(slug: string, reason?: string): Promise<PlatformView>;
+  resume(slug: string): Promise<PlatformView>;
+  archive(slug: string, reason?: string): Promise<PlatformView>;
+  unarchive(slug: string): Promise<PlatformView>;
+  createToken(name: string): Promise<{ id: string; token: string; operator: string }>;
+  verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to a data dir: through the control socket when a server answers there, else by
+ * taking the lock. If the lock is held but the socket is not answering yet (a server starting),
+ * it retries for a few seconds.
+ */
+export async function connect(dataDir: string, config: InstanceConfig = DEFAULT_CONFIG): Promise<OperatorClient> {
+  const { socket } = dataDirPaths(dataDir);
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    if (existsSync(socket) && (await socketAnswers(socket))) return remoteClient(socket);
+    if (!existsSync(dataDir)) {
+      throw new AppError('datadir.not_found', `data dir ${dataDir} does not exist; run \`soulfra serve --data ${dataDir}\` first`, 404);
+    }
+    const held = lockDataDir(dataDir);
+    if ('lock' in held) {
+      try {
+        sweepTemporaryFiles(dataDir);
+        const inst = openInstance({ dataDir, config, log: silentLogger });
+        return localClient(inst, () => held.lock.release());
+      } catch (e) {
+        held.lock.release();
+        throw e;
+      }
+    }
+    if (Date.now() > deadline) {
+      throw new AppError(
+        'datadir.locked',
+        `data dir ${dataDir} is locked by another process${held.heldBy ? ` (pid ${held.heldBy})` : ''} whose control socket does not answer`,
+        409,
+      );
+    }
+    await Bun.sleep(100);
+  }
+}
+
+async function socketAnswers(socket: string): Promise<boolean> {
+  try {
+    const res = await fetch('http://soulfra/readyz', { unix: socket, signal: AbortSignal.timeout(2_000) } as RequestInit);
+    await res.arrayBuffer();
+    return res.status === 200 || res.status === 503;
+  } catch {
+    return false;
+  }
+}
+
+function remoteClient(socket: string): OperatorClient {
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`http://soulfra/_operator/api${path}`, {
+      method,
+      unix: socket,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    } as RequestInit);
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new AppError('server.bad_answer', `the server answered ${res.status} with non-JSON: ${text.slice(0, 200)}`, 502);
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string; details?: never } }).error;
+      throw new AppError(e?.code ?? 'server.error', e?.message ?? `HTTP ${res.status}`, res.status, e?.details);
+    }
+    return json as T;
+  };
+  const enc = encodeURIComponent;
+  return {
+    mode: 'server',
+    createPlatform: (input) => call('POST', '/platforms', input),
+    listPlatforms: async () => (await call<{ platforms: PlatformView[] }>('GET', '/platforms')).platforms,
+    showPlatform: (slug) => call('GET', `/platforms/${enc(slug)}`),
+    suspend: (slug, reason) => call('POST', `/platforms/${enc(slug)}/suspend`, reason ? { reason } : {}),
+    resume: (slug) => call('POST', `/platforms/${enc(slug)}/resume`, {}),
+    archive: (slug, reason) => call('POST', `/platforms/${enc(slug)}/archive`, reason ? { reason } : {}),
+    unarchive: (slug) => call('POST', `/platforms/${enc(slug)}/unarchive`, {}),
+    createToken: (name) => call('POST', '/tokens', { name }),
+    verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
+    close: async () => {},
+  };
+}
+
+function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void): OperatorClient {
+  const a = inst.actions;
+  return {
+    mode: 'local',
+    createPlatform: async (input) => {
+      const r = await a.createPlatform(LOCAL_ROOT, input);
+      return { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform };
+    },
+    listPlatforms: async () => a.listPlatforms(),
+    showPlatform: async (slug) => a.showPlatform(slug),
+    suspend: async (slug, reason) => a.suspend(LOCAL_ROOT, slug, reason ? { reason } : {}),
+    resume: async (slug) => a.resume(LOCAL_ROOT, slug),
+    archive: (slug, reason) => a.archive(LOCAL_ROOT, slug, reason ? { reason } : {}),
+    unarchive: async (slug) => a.unarchive(LOCAL_ROOT, slug),
+    createToken: async (name) => a.createToken(LOCAL_ROOT, { name }),
+    verifyAudit: (slug) => a.verifyAudit(slug),
+    close: async () => {
+      await inst.close();
+      unlock();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { Command, CommanderError } from 'commander';
+import pkg from '../../package.json' with { type: 'json' };
+import { registerAudit } from './audit.ts';
+import { EXIT, type GlobalFlags, type Output, createOutput, reportError } from './output.ts';
+import { registerOperator } from './operator.ts';
+import { registerPlatform } from './platform.ts';
+import { registerServe } from './serve.ts';
+
+/** The version printed by `soulfra --version`. */
+export const VERSION: string = pkg.version;
+
+/**
+ * Runs the CLI on `argv` (without the runtime and script) and returns the exit code:
+ * 0 done, 1 could not be done, 2 invalid command or input.
+ */
+export async function runCli(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('soulfra')
+    .description('Soulfra: many white-labeled AI platforms from one executable')
+    .version(VERSION, '-v, --version', 'print the version')
+    .option('--data <dir>', 'data directory (env SOULFRA_DATA)', process.env.SOULFRA_DATA ?? './data')
+    .option('--config <file>', 'instance configuration, YAML (env SOULFRA_CONFIG)', process.env.SOULFRA_CONFIG)
+    .option('--json', 'print exactly one JSON document on stdout', false)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  // Every command body runs through here: flags resolved, errors turned into exit codes.
+  const run = async (fn: (flags: GlobalFlags, out: Output) => Promise<number | undefined | void>) => {
+    const flags = program.opts<GlobalFlags>();
+    const out = createOutput(Boolean(flags.json));
+    try {
+      code = (await fn(flags, out)) ?? EXIT.ok;
+    } catch (e) {
+      code = reportError(e, out);
+    }
+  };
+
+  registerServe(program, run, VERSION);
+  registerPlatform(program, run);
+  registerOperator(program, run);
+  registerAudit(program, run);
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+        return EXIT.ok;
+      }
+      if (e.code === 'commander.executeSubCommandAsync') return EXIT.failed;
+      return EXIT.invalid;
+    }
+    throw e;
+  }
+  return code;
+}

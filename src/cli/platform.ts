@@ -1,0 +1,142 @@
+import type { Command } from 'commander';
+import { AppError } from '../shared/errors.ts';
+import { parseBlueprintText, type PlatformView } from '../tenancy/index.ts';
+import { connect } from './client.ts';
+import { type GlobalFlags, type Output, table } from './output.ts';
+
+type Run = (fn: (flags: GlobalFlags, out: Output) => Promise<void>) => Promise<void>;
+
+function describe(p: PlatformView): string {
+  const rows: [string, string][] = [
+    ['slug', p.slug],
+    ['name', p.name],
+    ['status', p.status_reason ? `${p.status} (${p.status_reason})` : p.status],
+    ['template', p.template],
+    ['url', p.url],
+    ['domains', p.domains.join(', ') || '-'],
+    ['id', p.id],
+    ['database', p.db_file],
+    ['created', p.created_at],
+    ['updated', p.updated_at],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n');
+}
+
+/** `soulfra platform create|list|show|suspend|resume|archive|unarchive`. */
+export function registerPlatform(program: Command, run: Run): void {
+  const platform = program.command('platform').description('create and manage platforms');
+
+  platform
+    .command('create')
+    .description('create a platform with its owner account (the password is shown once)')
+    .argument('<slug>', 'DNS label: a-z, 0-9 and hyphens, 2-63 characters')
+    .option('--template <name>', 'creator | business | education | blank', 'blank')
+    .option('--blueprint <file>', 'a JSON or YAML blueprint, merged over the template')
+    .option('--name <name>', "the platform's display name")
+    .option('--domain <host>', 'a custom domain mapped to the platform')
+    .option('--owner-email <email>', "the owner's email (default owner@<slug>.<base-domain>)")
+    .action((slug: string, o: { template: string; blueprint?: string; name?: string; domain?: string; ownerEmail?: string }) =>
+      run(async (flags, out) => {
+        let blueprint: unknown;
+        if (o.blueprint) {
+          const f = Bun.file(o.blueprint);
+          if (!(await f.exists())) {
+            throw new AppError('blueprint.not_found', `blueprint file ${o.blueprint} does not exist`, 400, [
+              { path: '/blueprint', reason: 'file not found' },
+            ]);
+          }
+          blueprint = parseBlueprintText(await f.text(), o.blueprint);
+        }
+        const client = await connect(flags.data);
+        try {
+          const r = await client.createPlatform({
+            slug,
+            template: o.template,
+            blueprint,
+            name: o.name,
+            domain: o.domain,
+            owner_email: o.ownerEmail,
+          });
+          out.result({ slug: r.slug, url: r.url, admin: r.admin, id: r.platform.id }, () =>
+            [
+              `Created platform ${r.slug} (${r.platform.template}): ${r.url}`,
+              ...r.platform.domains.map((d) => `  custom domain  ${d}`),
+              `  owner email    ${r.admin.email}`,
+              `  owner password ${r.admin.password}   (shown once: store it now)`,
+            ].join('\n'),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
+  platform
+    .command('list')
+    .description('list every platform')
+    .action(() =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const list = await client.listPlatforms();
+          out.result({ platforms: list }, () =>
+            list.length === 0
+              ? 'No platforms yet. Create one: soulfra platform create acme --template creator'
+              : table(
+                  ['SLUG', 'NAME', 'STATUS', 'TEMPLATE', 'URL', 'CREATED'],
+                  list.map((p) => [p.slug, p.name, p.status, p.template, p.url, p.created_at.slice(0, 19).replace('T', ' ')]),
+                ),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
+  platform
+    .command('show')
+    .description("show one platform (with --json, its whole blueprint)")
+    .argument('<slug>')
+    .action((slug: string) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const p = await client.showPlatform(slug);
+          out.result(p, () => describe(p));
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
+  const change = (
+    name: 'suspend' | 'resume' | 'archive' | 'unarchive',
+    description: string,
+    withReason: boolean,
+  ) => {
+    const cmd = platform.command(name).description(description).argument('<slug>');
+    if (withReason) cmd.option('--reason <text>', 'why (kept in the audit log)');
+    cmd.action((slug: string, o: { reason?: string }) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const p =
+            name === 'suspend'
+              ? await client.suspend(slug, o.reason)
+              : name === 'archive'
+                ? await client.archive(slug, o.reason)
+                : name === 'resume'
+                  ? await client.resume(slug)
+                  : await client.unarchive(slug);
+          out.result(p, () => `${p.slug} is ${p.status}${p.status === 'archived' ? ` (file kept at ${p.db_file})` : ''}`);
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+  };
+  change('suspend', 'suspend a platform: its host answers 503 until resumed', true);
+  change('resume', 'resume a suspended platform', false);
+  change('archive', 'archive a platform: its host answers 410, its database is moved aside and kept', true);
+  change('unarchive', 'bring an archived platform back', false);
+}

@@ -1,0 +1,21 @@
+import control1 from '../../migrations/control/0001-init.sql' with { type: 'text' };
+import control2 from '../../migrations/control/0002-operators.sql' with { type: 'text' };
+import control3 from '../../migrations/control/0003-domains.sql' with { type: 'text' };
+import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
+import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
+import type { Migration } from './migrate.ts';
+
+// Imported statically so that `bun build --compile` embeds them in the executable.
+
+/** The control plane's schema steps (data/control.db). */
+export const CONTROL_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'init', sql: control1 },
+  { version: 2, name: 'operators', sql: control2 },
+  { version: 3, name: 'domains', sql: control3 },
+];
+
+/** Each platform's schema steps (data/platforms/<id>.db). */
+export const TENANT_MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'init', sql: tenant1 },
+  { version: 2, name: 'users', sql: tenant2 },
+];

@@ -1,0 +1,142 @@
+import type { Database } from 'bun:sqlite';
+
+/** A borrowed handle: use `db`, then call `release()` exactly once. */
+export interface Lease {
+  readonly db: Database;
+  release(): void;
+}
+
+interface Entry {
+  key: string;
+  db: Database;
+  refs: number;
+  /** Evicted while in use: close when the last lease is released. */
+  closing: boolean;
+  waiters: (() => void)[];
+}
+
+/**
+ * A bounded LRU of open SQLite handles, one per platform file, so that 10,000 platforms cost
+ * nothing while idle and the busy ones stay open.
+ *
+ * NB! Closing is reference counted: a handle evicted (LRU overflow, archive, shutdown) while a
+ * request holds a lease stays open until that lease is released, so no request ever sees its
+ * database closed under it. When every open handle is leased, the pool grows past `max` rather
+ * than failing, and shrinks back as leases are released.
+ */
+export class DbPool {
+  readonly max: number;
+  readonly #open: (key: string) => Database;
+  /** Map order is LRU order: the first entry is the least recently used. */
+  readonly #entries = new Map<string, Entry>();
+  /** Evicted entries still leased. */
+  readonly #draining = new Set<Entry>();
+  #opened = 0;
+  #closed = 0;
+
+  constructor(opts: { max: number; open: (key: string) => Database }) {
+    if (!Number.isInteger(opts.max) || opts.max < 1) throw new Error(`pool size must be a positive integer, got ${opts.max}`);
+    this.max = opts.max;
+    this.#open = opts.open;
+  }
+
+  /** Borrows the handle for `key`, opening it if needed. */
+  acquire(key: string): Lease {
+    let e = this.#entries.get(key);
+    if (e) {
+      // Move to the most-recently-used end.
+      this.#entries.delete(key);
+      this.#entries.set(key, e);
+    } else {
+      e = { key, db: this.#open(key), refs: 0, closing: false, waiters: [] };
+      this.#opened++;
+      this.#entries.set(key, e);
+      this.#shrink();
+    }
+    e.refs++;
+    const entry = e;
+    let released = false;
+    return {
+      db: entry.db,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.refs--;
+        if (entry.refs === 0) {
+          if (entry.closing) this.#close(entry);
+          else this.#shrink();
+        }
+      },
+    };
+  }
+
+  /** Runs `fn` with the handle for `key` and releases it, also when `fn` throws or rejects. */
+  async use<T>(key: string, fn: (db: Database) => T | Promise<T>): Promise<T> {
+    const lease = this.acquire(key);
+    try {
+      return await fn(lease.db);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * Closes the handle for `key` now if idle, else as soon as its last lease is released.
+   * The returned promise settles when the handle is closed (the file may then be moved).
+   */
+  evict(key: string): Promise<void> {
+    const e = this.#entries.get(key);
+    if (!e) return Promise.resolve();
+    this.#entries.delete(key);
+    if (e.refs === 0) {
+      this.#close(e);
+      return Promise.resolve();
+    }
+    e.closing = true;
+    this.#draining.add(e);
+    return new Promise((resolve) => e.waiters.push(resolve));
+  }
+
+  /** Closes every handle: idle ones at once, leased ones when released. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#entries.keys()].map((k) => this.evict(k)));
+  }
+
+  /** Whether `key` currently has an open handle. */
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** Counters for /metrics. */
+  stats(): { open: number; leased: number; draining: number; opened: number; closed: number } {
+    let leased = 0;
+    for (const e of this.#entries.values()) if (e.refs > 0) leased++;
+    return {
+      open: this.#entries.size + this.#draining.size,
+      leased,
+      draining: this.#draining.size,
+      opened: this.#opened,
+      closed: this.#closed,
+    };
+  }
+
+  #shrink(): void {
+    if (this.#entries.size <= this.max) return;
+    for (const e of this.#entries.values()) {
+      if (this.#entries.size <= this.max) break;
+      if (e.refs > 0) continue;
+      this.#entries.delete(e.key);
+      this.#close(e);
+    }
+  }
+
+  #close(e: Entry): void {
+    this.#draining.delete(e);
+    try {
+      e.db.close();
+    } finally {
+      this.#closed++;
+      for (const w of e.waiters.splice(0)) w();
+    }
+  }
+}

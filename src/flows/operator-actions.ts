@@ -1,0 +1,115 @@
+import { Database } from 'bun:sqlite';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { App } from '../app/index.ts';
+import { verifyChain } from '../audit/index.ts';
+import { createOperatorToken, type OperatorPrincipal } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
+import type { PlatformView, Tenancy } from '../tenancy/index.ts';
+import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
+
+/** One chain's verdict, as the API and CLI report it. */
+export interface ChainReport {
+  chain: string;
+  ok: boolean;
+  entries: number;
+  head?: string;
+  bad?: { seq: number; reason: string };
+}
+
+/**
+ * The operator's use cases, shared by the operator HTTP API (server/) and the CLI when no
+ * server runs (cli/), so both paths do and answer exactly the same.
+ */
+export function createOperatorActions(app: App, tenancy: Tenancy) {
+  const requireAdmin = (p: OperatorPrincipal) => {
+    if (p.role !== 'operator_admin') throw new AppError('auth.forbidden', 'this needs the operator admin role', 403);
+  };
+  const reasonOf = (body: unknown): string | undefined => {
+    const r = (body as { reason?: unknown } | null)?.reason;
+    if (r === undefined) return undefined;
+    if (typeof r !== 'string' || r.length > 500) {
+      throw new AppError('request.invalid', 'reason must be text of at most 500 characters', 400, [
+        { path: '/reason', reason: 'must be text of at most 500 characters' },
+      ]);
+    }
+    return r;
+  };
+
+  return {
+    /** Creates a platform with its owner (see flows/create-platform). */
+    createPlatform(p: OperatorPrincipal, input: CreatePlatformInput): Promise<CreatePlatformResult> {
+      requireAdmin(p);
+      return createPlatform(app, tenancy, input, p.actor);
+    },
+    /** Every platform. */
+    listPlatforms(): PlatformView[] {
+      return tenancy.list();
+    },
+    /** One platform, with its blueprint. */
+    showPlatform(slug: string): PlatformView & { blueprint: unknown } {
+      const v = tenancy.get(slug);
+      return { ...v, blueprint: tenancy.blueprintOf(v.id) };
+    },
+    suspend(p: OperatorPrincipal, slug: string, body?: unknown): PlatformView {
+      requireAdmin(p);
+      return tenancy.setActive(slug, false, p.actor, reasonOf(body));
+    },
+    resume(p: OperatorPrincipal, slug: string): PlatformView {
+      requireAdmin(p);
+      return tenancy.setActive(slug, true, p.actor);
+    },
+    archive(p: OperatorPrincipal, slug: string, body?: unknown): Promise<PlatformView> {
+      requireAdmin(p);
+      return tenancy.archive(slug, p.actor, reasonOf(body));
+    },
+    unarchive(p: OperatorPrincipal, slug: string): PlatformView {
+      requireAdmin(p);
+      return tenancy.unarchive(slug, p.actor);
+    },
+    /** A new operator API token, shown once. */
+    createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {
+      const name = (body as { name?: unknown } | null)?.name ?? 'cli';
+      if (typeof name !== 'string') {
+        throw new AppError('request.invalid', 'name must be text', 400, [{ path: '/name', reason: 'must be text' }]);
+      }
+      return createOperatorToken(app, p, name);
+    },
+    /**
+     * Verifies hash chains: one platform's (by slug), or the control plane's and every
+     * platform's (archived ones too, read from their archive file).
+     */
+    async verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }> {
+      const chains: ChainReport[] = [];
+      const targets = slug ? [tenancy.get(slug)] : tenancy.list();
+      if (!slug) chains.push(report('control', verifyChain(app.control)));
+      for (const v of targets) {
+        if (v.status === 'archived') {
+          const path = join(app.dataDir, v.db_file);
+          if (!existsSync(path)) {
+            chains.push({ chain: v.slug, ok: false, entries: 0, bad: { seq: 0, reason: `archive file ${v.db_file} is missing` } });
+            continue;
+          }
+          const db = new Database(path, { readonly: true });
+          try {
+            chains.push(report(v.slug, verifyChain(db)));
+          } finally {
+            db.close();
+          }
+          continue;
+        }
+        chains.push(report(v.slug, await app.platformDbs.use(v.id, (db) => verifyChain(db))));
+      }
+      return { ok: chains.every((c) => c.ok), chains };
+    },
+  };
+}
+
+/** The operator actions' type. */
+export type OperatorActions = ReturnType<typeof createOperatorActions>;
+
+function report(chain: string, v: ReturnType<typeof verifyChain>): ChainReport {
+  return v.ok
+    ? { chain, ok: true, entries: v.entries, head: v.head }
+    : { chain, ok: false, entries: v.entries, bad: v.bad };
+}

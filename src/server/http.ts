@@ -1,0 +1,120 @@
+import type { App } from '../app/index.ts';
+import { CONTROL_MIGRATIONS, isCurrent } from '../db/index.ts';
+import type { OperatorActions } from '../flows/index.ts';
+import { AppError } from '../shared/errors.ts';
+import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
+import { errorResponse, toErrorResponse } from './errors.ts';
+import type { Metrics } from './metrics.ts';
+import { operatorRoutes } from './operator.routes.ts';
+import { htmlResponse, plainPage, platformStatusPage } from './pages.ts';
+import { platformRoutes, wantsHtml } from './platform.routes.ts';
+
+/** The two ways in: the public HTTP listener and the owner-only control socket. */
+export interface HttpHandlers {
+  /** Public listener: routes by Host to the operator app or one platform's app. */
+  fetch(request: Request): Promise<Response>;
+  /** Control socket: the operator API, acting as the local root (`cli`). */
+  socketFetch(request: Request): Promise<Response>;
+  /** /readyz's checks. */
+  readiness(): { ok: boolean; checks: Record<string, string> };
+}
+
+/**
+ * Builds the request handlers. Host routing happens here, before any Elysia app runs:
+ * `<slug>.<base>` or a mapped custom domain → that platform's app; the bare base domain or an
+ * IP → the operator app; anything else → 404. A request only ever holds its own platform.
+ */
+export function createHttpHandlers(d: { app: App; tenancy: Tenancy; actions: OperatorActions; metrics: Metrics }): HttpHandlers {
+  const { app, tenancy, metrics } = d;
+  const trusted = new WeakSet<Request>();
+  const routeOf = new WeakMap<Request, string>();
+  const platformOf = new WeakMap<Request, PlatformHead>();
+
+  const readiness = () => {
+    const checks: Record<string, string> = {};
+    try {
+      app.control.query('SELECT 1').get();
+      checks.control_db = 'ok';
+      checks.control_schema = isCurrent(app.control, CONTROL_MIGRATIONS) ? 'ok' : 'behind';
+    } catch (e) {
+      checks.control_db = `error: ${(e as Error).message}`;
+    }
+    return { ok: Object.values(checks).every((v) => v === 'ok'), checks };
+  };
+
+  const operator = operatorRoutes({ ...d, trusted, routeOf, readiness });
+  const platform = platformRoutes({ app, tenancy, platformOf, routeOf });
+
+  const route = async (request: Request): Promise<{ kind: string; res: Response }> => {
+    const path = pathOf(request.url);
+    if (path === '/healthz') return { kind: 'any', res: Response.json({ status: 'ok' }) };
+    const target = tenancy.resolveHost(request.headers.get('host'));
+    if (target.kind === 'operator') return { kind: 'operator', res: await operator.handle(request) };
+    if (target.kind === 'unknown') {
+      return {
+        kind: 'unknown',
+        res: wantsHtml(request)
+          ? htmlResponse(plainPage('Not found', 'There is no platform at this address.'), 404)
+          : errorResponse(new AppError('host.unknown', `no platform is served at ${target.host}`, 404)),
+      };
+    }
+    const p = target.platform;
+    if (path === '/readyz') return { kind: 'platform', res: Response.json({ status: 'ready' }) };
+    if (p.status === 'archived') {
+      return {
+        kind: 'platform',
+        res: wantsHtml(request)
+          ? htmlResponse(plainPage('Gone', 'This platform has been archived.'), 410)
+          : errorResponse(new AppError('platform.archived', 'this platform has been archived', 410)),
+      };
+    }
+    if (p.status === 'suspended') {
+      const headers = { 'retry-after': '3600' };
+      if (!wantsHtml(request)) {
+        return { kind: 'platform', res: errorResponse(new AppError('platform.suspended', 'this platform is suspended', 503), headers) };
+      }
+      const bp = tenancy.blueprintOf(p.id);
+      const page = platformStatusPage(
+        bp,
+        'Temporarily unavailable',
+        `${bp.identity.name} is suspended for now. Please try again later or contact its administrator.`,
+      );
+      return { kind: 'platform', res: htmlResponse(page, 503, headers) };
+    }
+    platformOf.set(request, p);
+    return { kind: 'platform', res: await platform.handle(request) };
+  };
+
+  return {
+    async fetch(request) {
+      const t0 = performance.now();
+      let kind = 'unknown';
+      let res: Response;
+      try {
+        ({ kind, res } = await route(request));
+      } catch (e) {
+        res = toErrorResponse('UNKNOWN', e, app.log);
+      }
+      const r = routeOf.get(request) ?? (pathOf(request.url) === '/healthz' ? '/healthz' : 'unmatched');
+      metrics.observe(kind, r, res.status, (performance.now() - t0) / 1000);
+      return res;
+    },
+    async socketFetch(request) {
+      trusted.add(request);
+      try {
+        return await operator.handle(request);
+      } catch (e) {
+        return toErrorResponse('UNKNOWN', e, app.log);
+      }
+    },
+    readiness,
+  };
+}
+
+/** The path of a URL without building a URL object (hot path). */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start < 0) return '/';
+  const q = url.indexOf('?', start);
+  return q < 0 ? url.slice(start) : url.slice(start, q);
+}

@@ -1,0 +1,133 @@
+import { chmodSync, rmSync } from 'node:fs';
+import {
+  type App,
+  dataDirPaths,
+  type InstanceConfig,
+  type Logger,
+  lockDataDir,
+  sweepTemporaryFiles,
+} from '../app/index.ts';
+import { type CreatePlatformResult, openInstance } from '../flows/index.ts';
+import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
+import type { Tenancy } from '../tenancy/index.ts';
+import { createHttpHandlers } from './http.ts';
+import { createMetrics } from './metrics.ts';
+
+/** What `serve` needs. */
+export interface ServeOptions {
+  dataDir: string;
+  config: InstanceConfig;
+  log: Logger;
+  /** Create the `demo` platform on first run. */
+  demo?: boolean;
+}
+
+/** A running server. */
+export interface RunningServer {
+  app: App;
+  tenancy: Tenancy;
+  port: number;
+  /** The operator console's URL (the bare base domain). */
+  url: string;
+  socketPath: string;
+  /** Secrets made on first run, to print once. */
+  firstRun: { email: string; password: string; token: string } | null;
+  demo: CreatePlatformResult | null;
+  /** Graceful stop: no new connections, in-flight requests finish (bounded), databases close. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts soulfra on a data dir: takes the data-dir lock, opens the databases, listens on TCP
+ * and on the owner-only control socket, creates the operator admin (first run) and the demo.
+ */
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const { dataDir, config, log } = opts;
+  const held = lockDataDir(dataDir);
+  if ('heldBy' in held) {
+    throw new AppError(
+      'datadir.locked',
+      `data dir ${dataDir} is in use by another soulfra process${held.heldBy ? ` (pid ${held.heldBy})` : ''}`,
+      409,
+    );
+  }
+  const lock = held.lock;
+  const paths = dataDirPaths(dataDir);
+  let inst: ReturnType<typeof openInstance> | undefined;
+  let tcp: ReturnType<typeof Bun.serve> | undefined;
+  let sock: ReturnType<typeof Bun.serve> | undefined;
+  try {
+    const swept = sweepTemporaryFiles(dataDir);
+    if (swept.length) log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
+    inst = openInstance({ dataDir, config, log });
+    const { app, tenancy, actions } = inst;
+    const metrics = createMetrics(app, tenancy);
+    const handlers = createHttpHandlers({ app, tenancy, actions, metrics });
+
+    tcp = Bun.serve({
+      hostname: config.host,
+      port: config.port,
+      fetch: handlers.fetch,
+      error: (e) => {
+        log.error('request failed', { err: e.message });
+        return Response.json({ error: { code: 'internal', message: 'internal error' } }, { status: 500 });
+      },
+    });
+    const port = tcp.port ?? config.port;
+    const publicUrl = config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
+    tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrl });
+
+    // The control socket: a stale file from a crash is ours to replace (we hold the lock).
+    rmSync(paths.socket, { force: true });
+    sock = Bun.serve({ unix: paths.socket, fetch: handlers.socketFetch });
+    chmodSync(paths.socket, 0o600);
+
+    const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
+    let demo: CreatePlatformResult | null = null;
+    if (opts.demo && !tenancy.registry.bySlug('demo')) {
+      demo = await actions.createPlatform(LOCAL_ROOT, {
+        slug: 'demo',
+        template: 'creator',
+        name: 'Soulfra Demo',
+      });
+    }
+
+    let stopping: Promise<void> | null = null;
+    const tcpServer = tcp;
+    const sockServer = sock;
+    const instance = inst;
+    return {
+      app,
+      tenancy,
+      port,
+      url: `${publicUrl}/`,
+      socketPath: paths.socket,
+      firstRun,
+      demo,
+      stop() {
+        stopping ??= (async () => {
+          log.info('stopping: finishing in-flight requests', { timeout_ms: config.shutdown_timeout_ms });
+          const graceful = Promise.all([tcpServer.stop(false), sockServer.stop(false)]).then(() => true);
+          const timedOut = new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdown_timeout_ms).unref());
+          if (!(await Promise.race([graceful, timedOut]))) {
+            log.warn('in-flight requests did not finish in time; closing their connections');
+            await Promise.all([tcpServer.stop(true), sockServer.stop(true)]);
+          }
+          await Promise.race([instance.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+          rmSync(paths.socket, { force: true });
+          lock.release();
+          log.info('stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (e) {
+    await tcp?.stop(true);
+    await sock?.stop(true);
+    await inst?.close();
+    rmSync(paths.socket, { force: true });
+    lock.release();
+    throw e;
+  }
+}

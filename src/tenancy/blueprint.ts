@@ -1,0 +1,864 @@
+/**
+ * Platform blueprints: the built-in templates, merging a partial blueprint over a template,
+ * validation with one precise detail per bad field, and reading blueprint files (JSON / YAML).
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { type ValueError, ValueErrorType } from '@sinclair/typebox/value';
+import { parseDocument } from 'yaml';
+import { AppError, type ErrorDetail } from '../shared/errors.ts';
+import { PlatformBlueprint } from './blueprint.models.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------------------------
+
+/** Names of the built-in templates a platform can start from. */
+export const TEMPLATES = ['creator', 'business', 'education', 'blank'] as const;
+
+/** One of the built-in template names. */
+export type TemplateName = (typeof TEMPLATES)[number];
+
+const NO_FEATURES: PlatformBlueprint['features'] = {
+  agent_creation: false,
+  agent_marketplace: false,
+  viral_sharing: false,
+  collaborative_agents: false,
+  analytics_dashboard: false,
+  revenue_reporting: false,
+  user_management: false,
+  api_access: false,
+  sso_integration: false,
+  compliance_reporting: false,
+  custom_integrations: false,
+  white_label_mobile: false,
+  white_label: false,
+  progress_tracking: false,
+};
+
+const usd = (amount: number) => ({ amount, currency: 'usd' });
+
+const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
+  creator: {
+    version: 1,
+    identity: {
+      name: '',
+      branding: {
+        colors: { primary: '#7c3aed', secondary: '#ec4899', background: '#faf7ff', text: '#1e1b4b' },
+        fonts: { heading: 'Poppins', body: 'Inter' },
+        custom_css: '',
+      },
+      mobile_app_config: { enabled: false },
+    },
+    monetization: {
+      pricing_strategy: 'freemium',
+      currency: 'usd',
+      subscription_tiers: [
+        {
+          id: 'free',
+          name: 'Free',
+          price: usd(0),
+          interval: 'month',
+          features: ['1 agent', '50 requests a day', 'Public sharing'],
+          limits: { requests_per_day: 50, agents: 1, seats: 1 },
+        },
+        {
+          id: 'pro',
+          name: 'Pro',
+          price: usd(1900),
+          interval: 'month',
+          features: ['10 agents', '1,000 requests a day', 'Sell agents in the marketplace', 'Analytics'],
+          limits: { requests_per_day: 1000, agents: 10, seats: 1 },
+        },
+        {
+          id: 'enterprise',
+          name: 'Enterprise',
+          price: usd(49900),
+          interval: 'month',
+          features: ['Unlimited agents', '50,000 requests a day', '25 seats', 'API access'],
+          limits: { requests_per_day: 50000, seats: 25 },
+        },
+      ],
+      enterprise_contracts: false,
+      agent_creation_fees: usd(0),
+      marketplace_commission: 30,
+      creator_revenue_share: 70,
+      payment_processing: { provider: 'stripe', tax_behavior: 'exclusive' },
+    },
+    features: {
+      ...NO_FEATURES,
+      agent_creation: true,
+      agent_marketplace: true,
+      viral_sharing: true,
+      analytics_dashboard: true,
+      revenue_reporting: true,
+      api_access: true,
+    },
+    ai_settings: {
+      allowed_providers: [],
+      cloud_fallback: 'allowed',
+      cost_optimization: true,
+      quality_gates: { require_citations: false },
+      safety_filters: {
+        level: 'moderate',
+        blocked_terms: [],
+        redact_pii: false,
+        age_appropriate_filtering: false,
+      },
+      custom_models: [],
+    },
+    governance: {
+      agent_approval_process: 'automatic',
+      content_moderation: { enabled: true, level: 'moderate', human_review: false },
+      user_verification: { email_required: true, age_verification: false },
+      data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
+      compliance_packs: [],
+    },
+  },
+
+  business: {
+    version: 1,
+    identity: {
+      name: '',
+      branding: {
+        colors: { primary: '#1d4ed8', secondary: '#0f766e', background: '#f8fafc', text: '#0f172a' },
+        fonts: { heading: 'IBM Plex Sans', body: 'IBM Plex Sans' },
+        custom_css: '',
+      },
+      mobile_app_config: { enabled: false },
+    },
+    monetization: {
+      pricing_strategy: 'subscription',
+      currency: 'usd',
+      subscription_tiers: [
+        {
+          id: 'team',
+          name: 'Team',
+          price: usd(4900),
+          interval: 'month',
+          features: ['5 seats', 'Shared agents', 'Usage analytics'],
+          limits: { requests_per_day: 2000, agents: 20, seats: 5 },
+        },
+        {
+          id: 'business',
+          name: 'Business',
+          price: usd(19900),
+          interval: 'month',
+          features: ['25 seats', 'SSO', 'API access', 'Compliance reports'],
+          limits: { requests_per_day: 20000, agents: 100, seats: 25 },
+        },
+        {
+          id: 'enterprise',
+          name: 'Enterprise',
+          price: usd(99900),
+          interval: 'month',
+          features: ['250 seats', 'Custom integrations', 'Priority support'],
+          limits: { seats: 250 },
+        },
+      ],
+      usage_pricing: { markup_percent: 20 },
+      enterprise_contracts: true,
+      agent_creation_fees: usd(0),
+      marketplace_commission: 30,
+      creator_revenue_share: 70,
+      payment_processing: { provider: 'stripe', tax_behavior: 'exclusive' },
+    },
+    features: {
+      ...NO_FEATURES,
+      agent_creation: true,
+      collaborative_agents: true,
+      analytics_dashboard: true,
+      user_management: true,
+      api_access: true,
+      sso_integration: true,
+      compliance_reporting: true,
+      custom_integrations: true,
+      white_label: true,
+    },
+    ai_settings: {
+      allowed_providers: [],
+      cloud_fallback: 'allowed',
+      cost_optimization: true,
+      quality_gates: { min_response_quality: 0.7, require_citations: true, max_output_tokens: 4096 },
+      safety_filters: {
+        level: 'maximum',
+        blocked_terms: [],
+        redact_pii: true,
+        age_appropriate_filtering: false,
+      },
+      custom_models: [],
+    },
+    governance: {
+      agent_approval_process: 'manual',
+      content_moderation: { enabled: true, level: 'maximum', human_review: false },
+      user_verification: { email_required: true, age_verification: false },
+      data_retention: { chat_history_days: 730, audit_log_days: 1095, deleted_user_grace_days: 30 },
+      compliance_packs: ['soc2'],
+    },
+  },
+
+  education: {
+    version: 1,
+    identity: {
+      name: '',
+      branding: {
+        colors: { primary: '#0d9488', secondary: '#f59e0b', background: '#fffbeb', text: '#1c1917' },
+        fonts: { heading: 'Nunito', body: 'Nunito' },
+        custom_css: '',
+      },
+      mobile_app_config: { enabled: false },
+    },
+    monetization: {
+      pricing_strategy: 'freemium',
+      currency: 'usd',
+      subscription_tiers: [
+        {
+          id: 'basic',
+          name: 'Basic',
+          price: usd(0),
+          interval: 'month',
+          features: ['One tutor', '20 questions a day'],
+          limits: { requests_per_day: 20, seats: 1 },
+        },
+        {
+          id: 'premium',
+          name: 'Premium',
+          price: usd(999),
+          interval: 'month',
+          features: ['All tutors', '300 questions a day', 'Progress reports'],
+          limits: { requests_per_day: 300, seats: 1 },
+        },
+        {
+          id: 'family',
+          name: 'Family',
+          price: usd(1999),
+          interval: 'month',
+          features: ['Up to 5 learners', 'Parent dashboard', 'Progress reports'],
+          limits: { requests_per_day: 1000, seats: 5 },
+        },
+      ],
+      enterprise_contracts: false,
+      agent_creation_fees: usd(0),
+      marketplace_commission: 30,
+      creator_revenue_share: 70,
+      payment_processing: { provider: 'stripe', tax_behavior: 'inclusive' },
+    },
+    features: {
+      ...NO_FEATURES,
+      agent_creation: true,
+      analytics_dashboard: true,
+      user_management: true,
+      progress_tracking: true,
+    },
+    ai_settings: {
+      allowed_providers: [],
+      cloud_fallback: 'allowed',
+      cost_optimization: true,
+      quality_gates: { min_response_quality: 0.8, require_citations: false, max_output_tokens: 2048 },
+      safety_filters: {
+        level: 'maximum',
+        blocked_terms: [],
+        redact_pii: true,
+        age_appropriate_filtering: true,
+      },
+      custom_models: [],
+    },
+    governance: {
+      agent_approval_process: 'manual',
+      content_moderation: { enabled: true, level: 'maximum', human_review: true },
+      user_verification: { email_required: true, age_verification: true },
+      data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
+      compliance_packs: [],
+    },
+  },
+
+  blank: {
+    version: 1,
+    identity: {
+      name: '',
+      branding: {
+        colors: { primary: '#4b5563', secondary: '#9ca3af', background: '#ffffff', text: '#111827' },
+        fonts: { heading: 'system-ui', body: 'system-ui' },
+        custom_css: '',
+      },
+      mobile_app_config: { enabled: false },
+    },
+    monetization: {
+      pricing_strategy: 'custom',
+      currency: 'usd',
+      subscription_tiers: [],
+      enterprise_contracts: false,
+      agent_creation_fees: usd(0),
+      marketplace_commission: 0,
+      creator_revenue_share: 100,
+      payment_processing: { provider: 'none' },
+    },
+    features: { ...NO_FEATURES },
+    ai_settings: {
+      allowed_providers: [],
+      cloud_fallback: 'allowed',
+      cost_optimization: false,
+      quality_gates: { require_citations: false },
+      safety_filters: {
+        level: 'minimal',
+        blocked_terms: [],
+        redact_pii: false,
+        age_appropriate_filtering: false,
+      },
+      custom_models: [],
+    },
+    governance: {
+      agent_approval_process: 'automatic',
+      content_moderation: { enabled: false, level: 'minimal', human_review: false },
+      user_verification: { email_required: false, age_verification: false },
+      data_retention: { chat_history_days: 0, audit_log_days: 0, deleted_user_grace_days: 30 },
+      compliance_packs: [],
+    },
+  },
+};
+
+/** Whether a string names a built-in template. */
+export function isTemplateName(name: string): name is TemplateName {
+  return (TEMPLATES as readonly string[]).includes(name);
+}
+
+/** A fresh deep copy of a built-in template (its name is '' for the caller to fill in). */
+export function templateBlueprint(name: TemplateName): PlatformBlueprint {
+  return structuredClone(BUILT_IN[name]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merging
+// ---------------------------------------------------------------------------------------------
+
+/** Whether a value is a plain object (`{}` / JSON object), not an array, Date, class instance or null. */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Sets an own property even for keys like `__proto__`, so they reach validation as unknown fields. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** Deep copy of JSON-like data (plain objects and arrays); other values are kept as they are. */
+function cloneData(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(cloneData);
+  if (isPlainObject(value)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) setOwn(out, key, cloneData(item));
+    return out;
+  }
+  return value;
+}
+
+/**
+ * Merges `partial` over `base` into a new value: plain objects merge key by key, recursively;
+ * arrays and scalars in `partial` replace; `undefined` keeps the base; `null` is kept (validation
+ * reports it, since null never means "delete"). Neither input is mutated.
+ */
+export function deepMerge(base: unknown, partial: unknown): unknown {
+  if (partial === undefined) return cloneData(base);
+  if (!isPlainObject(base) || !isPlainObject(partial)) return cloneData(partial);
+  const out = cloneData(base) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(partial)) {
+    if (value === undefined) continue;
+    setOwn(out, key, deepMerge(Object.hasOwn(base, key) ? base[key] : undefined, value));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+const compiled = TypeCompiler.Compile(PlatformBlueprint);
+
+/** Result of validating a blueprint: the typed value, or one detail per bad field. */
+export type BlueprintValidation =
+  | { ok: true; value: PlatformBlueprint }
+  | { ok: false; details: ErrorDetail[] };
+
+/** Short, readable rendering of a value inside a reason. */
+function show(value: unknown): string {
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** Levenshtein distance, for "did you mean" hints on unknown fields. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
+    }
+    prev = cur;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The known key closest to an unknown one, if it is close enough to be a typo. */
+function closestKey(unknownKey: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const key of known) {
+    const d = editDistance(unknownKey.toLowerCase(), key);
+    if (d < bestDistance) {
+      best = key;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(unknownKey.length / 4)) ? best : undefined;
+}
+
+/** The allowed values when a schema is a union of literals (an enum), else undefined. */
+function enumValues(schema: TSchema): unknown[] | undefined {
+  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
+  if (!Array.isArray(anyOf) || !anyOf.every((s) => 'const' in s)) return undefined;
+  return anyOf.map((s) => s.const);
+}
+
+const TYPE_NAMES: Partial<Record<ValueErrorType, string>> = {
+  [ValueErrorType.String]: 'a string',
+  [ValueErrorType.Number]: 'a number',
+  [ValueErrorType.Integer]: 'an integer',
+  [ValueErrorType.Boolean]: 'true or false',
+  [ValueErrorType.Object]: 'an object',
+  [ValueErrorType.Array]: 'an array',
+};
+
+/** How specific an error is; for one path the lowest rank wins. */
+function rank(type: ValueErrorType): number {
+  switch (type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return 0;
+    case ValueErrorType.ObjectAdditionalProperties:
+      return 1;
+    case ValueErrorType.Union:
+    case ValueErrorType.Literal:
+      return 2;
+    default:
+      return TYPE_NAMES[type] ? 3 : 4;
+  }
+}
+
+/** Turns one TypeBox error into a reason a person can act on. */
+function reasonFor(error: ValueError): string {
+  const schema = error.schema as TSchema & Record<string, unknown>;
+  const value = error.value;
+  switch (error.type) {
+    case ValueErrorType.ObjectRequiredProperty:
+      return 'is required';
+    case ValueErrorType.ObjectAdditionalProperties: {
+      const key = error.path
+        .slice(error.path.lastIndexOf('/') + 1)
+        .replace(/~1/g, '/')
+        .replace(/~0/g, '~');
+      const properties = (schema as { properties?: Record<string, unknown> }).properties ?? {};
+      const hint = closestKey(key, Object.keys(properties));
+      return hint ? `unknown field (did you mean '${hint}'?)` : 'unknown field';
+    }
+  }
+  if (value === null) {
+    const expected = enumValues(schema) ? 'one of the allowed values' : (TYPE_NAMES[error.type] ?? 'a value');
+    return `must be ${expected}, not null (omit the field to keep the template's value)`;
+  }
+  if (typeof schema.errorMessage === 'string') return schema.errorMessage;
+  switch (error.type) {
+    case ValueErrorType.Union: {
+      const values = enumValues(schema);
+      return values ? `must be one of: ${values.join(', ')}` : 'does not match any allowed shape';
+    }
+    case ValueErrorType.Literal:
+      return `must be ${JSON.stringify(schema.const)}`;
+    case ValueErrorType.StringMinLength:
+      return schema.minLength === 1 ? 'must not be empty' : `must be at least ${schema.minLength} characters`;
+    case ValueErrorType.StringMaxLength:
+      return `must be at most ${schema.maxLength} characters`;
+    case ValueErrorType.StringPattern:
+      return `must match the pattern ${schema.pattern}`;
+    case ValueErrorType.NumberMinimum:
+    case ValueErrorType.IntegerMinimum:
+      return `must be at least ${schema.minimum}, got ${show(value)}`;
+    case ValueErrorType.NumberMaximum:
+    case ValueErrorType.IntegerMaximum:
+      return `must be at most ${schema.maximum}, got ${show(value)}`;
+    case ValueErrorType.ArrayMaxItems:
+      return `must have at most ${schema.maxItems} items`;
+    case ValueErrorType.ArrayMinItems:
+      return `must have at least ${schema.minItems} items`;
+  }
+  const expected = TYPE_NAMES[error.type];
+  return expected ? `must be ${expected}, got ${show(value)}` : error.message;
+}
+
+/** Compares JSON Pointers segment by segment, numbers numerically, so `/tiers/2` sorts before `/tiers/10`. */
+function comparePaths(a: string, b: string): number {
+  const as = a.split('/');
+  const bs = b.split('/');
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    const x = as[i] ?? '';
+    const y = bs[i] ?? '';
+    if (x === y) continue;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) return Number(x) - Number(y);
+    return x < y ? -1 : 1;
+  }
+  return as.length - bs.length;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => isPlainObject(v);
+const isPercent = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 100;
+const isCurrency = (v: unknown): v is string => typeof v === 'string' && /^[a-z]{3}$/.test(v);
+
+/** Reports every later occurrence of a value already seen in the list. */
+function duplicates(
+  items: unknown,
+  pick: (item: unknown) => unknown,
+  pathOf: (i: number) => string,
+  what: string,
+): ErrorDetail[] {
+  if (!Array.isArray(items)) return [];
+  const seen = new Map<unknown, number>();
+  const out: ErrorDetail[] = [];
+  items.forEach((item, i) => {
+    const key = pick(item);
+    if (typeof key !== 'string') return;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else out.push({ path: pathOf(i), reason: `duplicate ${what} '${key}' (already at ${pathOf(first)})` });
+  });
+  return out;
+}
+
+/** Rules that span several fields; written defensively since they also run on invalid input. */
+function crossFieldDetails(value: unknown): ErrorDetail[] {
+  if (!isObj(value)) return [];
+  const out: ErrorDetail[] = [];
+  const m = value.monetization;
+  if (isObj(m)) {
+    const share = m.creator_revenue_share;
+    const commission = m.marketplace_commission;
+    if (isPercent(share) && isPercent(commission) && Math.abs(share + commission - 100) > 1e-9) {
+      out.push({
+        path: '/monetization/creator_revenue_share',
+        reason: `creator_revenue_share (${share}) + marketplace_commission (${commission}) must equal 100, got ${share + commission}`,
+      });
+    }
+    const tierPath = (i: number) => `/monetization/subscription_tiers/${i}/id`;
+    out.push(
+      ...duplicates(m.subscription_tiers, (tier) => (isObj(tier) ? tier.id : undefined), tierPath, 'tier id'),
+    );
+    const currency = m.currency;
+    if (isCurrency(currency)) {
+      const mismatch = (money: unknown, path: string) => {
+        if (isObj(money) && isCurrency(money.currency) && money.currency !== currency) {
+          out.push({
+            path,
+            reason: `must equal monetization.currency '${currency}', got '${money.currency}'`,
+          });
+        }
+      };
+      if (Array.isArray(m.subscription_tiers)) {
+        m.subscription_tiers.forEach((tier, i) => {
+          if (isObj(tier)) mismatch(tier.price, `/monetization/subscription_tiers/${i}/price/currency`);
+        });
+      }
+      mismatch(m.agent_creation_fees, '/monetization/agent_creation_fees/currency');
+    }
+  }
+  const ai = value.ai_settings;
+  if (isObj(ai)) {
+    out.push(
+      ...duplicates(
+        ai.allowed_providers,
+        (p) => p,
+        (i) => `/ai_settings/allowed_providers/${i}`,
+        'provider',
+      ),
+      ...duplicates(
+        ai.custom_models,
+        (model) => (isObj(model) ? model.alias : undefined),
+        (i) => `/ai_settings/custom_models/${i}/alias`,
+        'model alias',
+      ),
+    );
+  }
+  const g = value.governance;
+  if (isObj(g)) {
+    out.push(
+      ...duplicates(
+        g.compliance_packs,
+        (p) => p,
+        (i) => `/governance/compliance_packs/${i}`,
+        'compliance pack',
+      ),
+    );
+  }
+  return out;
+}
+
+/**
+ * Checks a complete blueprint against the schema and the cross-field rules, reporting every bad
+ * field once (JSON Pointer path + reason), sorted by path, so a user can fix them all in one go.
+ */
+export function validateBlueprint(value: unknown): BlueprintValidation {
+  const best = new Map<string, { rank: number; reason: string }>();
+  if (!compiled.Check(value)) {
+    for (const error of compiled.Errors(value)) {
+      // Uniqueness is reported by the cross-field rules, at the path of the duplicate itself.
+      if (error.type === ValueErrorType.ArrayUniqueItems) continue;
+      const r = rank(error.type);
+      const current = best.get(error.path);
+      if (!current || r < current.rank) best.set(error.path, { rank: r, reason: reasonFor(error) });
+    }
+  }
+  for (const detail of crossFieldDetails(value)) {
+    if (!best.has(detail.path)) best.set(detail.path, { rank: 5, reason: detail.reason });
+  }
+  if (best.size === 0) return { ok: true, value: value as PlatformBlueprint };
+  const details = [...best.entries()]
+    .map(([path, { reason }]) => ({ path, reason }))
+    .sort((a, b) => comparePaths(a.path, b.path));
+  return { ok: false, details };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolving a platform's blueprint from CLI / API input
+// ---------------------------------------------------------------------------------------------
+
+/** 'acme-labs' → 'Acme Labs': the default platform name when none is given. */
+export function titleFromSlug(slug: string): string {
+  return slug
+    .split(/[-_\s]+/)
+    .filter(Boolean)
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join(' ')
+    .slice(0, 100);
+}
+
+/** Input to `resolveBlueprint`: the CLI flags or API body of "create a platform". */
+export interface ResolveBlueprintInput {
+  /** Template name; 'blank' when omitted. */
+  template?: string;
+  /** A partial blueprint (already parsed) merged over the template. */
+  blueprint?: unknown;
+  /** Overrides identity.name. */
+  name?: string;
+  /** Overrides identity.domain. */
+  domain?: string;
+  /** The platform slug; its title case is the name of last resort. */
+  slug: string;
+}
+
+/** Builds the final message of a `blueprint.invalid` error, naming the first few paths. */
+function invalidMessage(details: ErrorDetail[]): string {
+  const shown = details.slice(0, 3).map((d) => `${d.path || '/'} (${d.reason})`);
+  const more = details.length > 3 ? `; and ${details.length - 3} more` : '';
+  return `the blueprint has ${details.length} invalid field(s): ${shown.join('; ')}${more}`;
+}
+
+/**
+ * Produces a platform's complete blueprint: template (default 'blank') + partial + name/domain
+ * overrides, name defaulting to the title-cased slug; throws AppError with every bad field.
+ */
+export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprint {
+  const template = input.template ?? 'blank';
+  if (!isTemplateName(template)) {
+    const allowed = TEMPLATES.join(', ');
+    throw new AppError(
+      'blueprint.unknown_template',
+      `template '${template}' does not exist; use one of: ${allowed}`,
+      400,
+      [{ path: '/template', reason: `must be one of: ${allowed}` }],
+    );
+  }
+  if (input.blueprint !== undefined && !isPlainObject(input.blueprint)) {
+    const details = [
+      { path: '', reason: `must be an object with blueprint sections, got ${show(input.blueprint)}` },
+    ];
+    throw new AppError('blueprint.invalid', invalidMessage(details), 400, details);
+  }
+  const merged = deepMerge(templateBlueprint(template), input.blueprint) as Record<string, unknown>;
+  const identity = merged.identity;
+  if (isPlainObject(identity)) {
+    if (input.name !== undefined) identity.name = input.name;
+    if (input.domain !== undefined) identity.domain = input.domain;
+    if (identity.name === '') identity.name = titleFromSlug(input.slug);
+  }
+  const result = validateBlueprint(merged);
+  if (!result.ok)
+    throw new AppError('blueprint.invalid', invalidMessage(result.details), 400, result.details);
+  return result.value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading blueprint files
+// ---------------------------------------------------------------------------------------------
+
+/** 1-based line and column of a character offset. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const lastNewline = before.lastIndexOf('\n');
+  return { line: before.split('\n').length, column: offset - lastNewline };
+}
+
+/**
+ * Offset of the first JSON syntax error (JavaScriptCore's JSON.parse does not say where), or
+ * undefined if this strict scanner finds none. Only used to enrich error messages.
+ */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const fail = (): never => {
+    throw i;
+  };
+  const space = () => {
+    while (i < text.length && ' \t\n\r'.includes(text.charAt(i))) i++;
+  };
+  const literal = (word: string) => {
+    for (const ch of word) {
+      if (text.charAt(i) !== ch) fail();
+      i++;
+    }
+  };
+  const string = () => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= text.length) fail();
+      const ch = text.charAt(i);
+      if (ch === '"') {
+        i++;
+        return;
+      }
+      if (ch < ' ') fail();
+      if (ch === '\\') {
+        i++;
+        const esc = text.charAt(i);
+        if (esc === 'u') {
+          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text.charAt(i + k))) fail();
+          i += 5;
+        } else if ('"\\/bfnrt'.includes(esc) && esc !== '') i++;
+        else fail();
+      } else i++;
+    }
+  };
+  const number = () => {
+    const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!match) fail();
+    i += match?.[0].length ?? 0;
+  };
+  const value = (depth: number): void => {
+    if (depth > 512) throw -1;
+    space();
+    const ch = text.charAt(i);
+    if (ch === '{') {
+      i++;
+      space();
+      if (text.charAt(i) === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        space();
+        if (text.charAt(i) !== '"') fail();
+        string();
+        space();
+        if (text.charAt(i) !== ':') fail();
+        i++;
+        value(depth + 1);
+        space();
+        if (text.charAt(i) === ',') i++;
+        else if (text.charAt(i) === '}') {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    if (ch === '[') {
+      i++;
+      space();
+      if (text.charAt(i) === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value(depth + 1);
+        space();
+        if (text.charAt(i) === ',') i++;
+        else if (text.charAt(i) === ']') {
+          i++;
+          return;
+        } else fail();
+      }
+    }
+    if (ch === '"') string();
+    else if (ch === 't') literal('true');
+    else if (ch === 'f') literal('false');
+    else if (ch === 'n') literal('null');
+    else if (ch === '-' || (ch >= '0' && ch <= '9')) number();
+    else fail();
+  };
+  try {
+    value(0);
+    space();
+    return i < text.length ? i : undefined;
+  } catch (offset) {
+    return typeof offset === 'number' && offset >= 0 ? offset : undefined;
+  }
+}
+
+/** Parses JSON, throwing `blueprint.unparseable` with the file name and, when found, line and column. */
+function parseJson(text: string, filename: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const reason = (e instanceof Error ? e.message : String(e)).replace(/^JSON Parse error:\s*/i, '');
+    const offset = jsonErrorOffset(text);
+    const where = offset === undefined ? '' : lineColumn(text, offset);
+    const at = where ? ` at line ${where.line}, column ${where.column}` : '';
+    throw new AppError('blueprint.unparseable', `${filename} is not valid JSON${at}: ${reason}`, 400, [
+      { path: '', reason: `invalid JSON${at}: ${reason}` },
+    ]);
+  }
+}
+
+/** Parses one YAML document, throwing `blueprint.unparseable` with the file name, line and column. */
+function parseYaml(text: string, filename: string): unknown {
+  const unparseable = (reason: string, offset: number | undefined) => {
+    const where = offset === undefined ? undefined : lineColumn(text, offset);
+    const at = where ? ` at line ${where.line}, column ${where.column}` : '';
+    return new AppError('blueprint.unparseable', `${filename} is not valid YAML${at}: ${reason}`, 400, [
+      { path: '', reason: `invalid YAML${at}: ${reason}` },
+    ]);
+  };
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const first = doc.errors[0];
+  if (first) throw unparseable(first.message, first.pos[0]);
+  try {
+    // maxAliasCount guards against alias "billion laughs" expansion.
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw unparseable(e instanceof Error ? e.message : String(e), undefined);
+  }
+}
+
+/**
+ * Parses the text of a blueprint file: `.json` as JSON, `.yaml`/`.yml` as YAML, anything else as
+ * JSON then YAML. Throws AppError 'blueprint.unparseable' naming the file and the line/column.
+ */
+export function parseBlueprintText(text: string, filename: string): unknown {
+  const lower = filename.toLowerCase();
+  if (lower.endsWith('.json')) return parseJson(text, filename);
+  if (lower.endsWith('.yaml') || lower.endsWith('.yml')) return parseYaml(text, filename);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return parseYaml(text, filename);
+  }
+}

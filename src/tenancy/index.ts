@@ -1,0 +1,19 @@
+export { PlatformBlueprint } from './blueprint.models.ts';
+export {
+  parseBlueprintText,
+  resolveBlueprint,
+  TEMPLATES,
+  type TemplateName,
+  templateBlueprint,
+} from './blueprint.ts';
+export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
+export { PlatformRegistry } from './registry.ts';
+export { type InstanceSettings, platformUrl } from './settings.ts';
+export { checkDomain, checkSlug, RESERVED_SLUGS } from './slug.ts';
+export {
+  createTenancy,
+  type HostTarget,
+  type PlatformView,
+  stripPort,
+  type Tenancy,
+} from './tenancy.service.ts';

@@ -1,0 +1,337 @@
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import type { App } from '../app/index.ts';
+import { tx } from '../db/index.ts';
+import { AppError } from '../shared/errors.ts';
+import { iso } from '../shared/time.ts';
+import type { PlatformBlueprint } from './blueprint.models.ts';
+import {
+  createPlatformRepository,
+  type PlatformHead,
+  type PlatformRow,
+  type PlatformStatus,
+} from './platforms.repository.ts';
+import { PlatformRegistry } from './registry.ts';
+import { domainUrl, type InstanceSettings, platformUrl, readSettings, writeSettings } from './settings.ts';
+
+/** What clients see of a platform (operator API, CLI). Times are ISO-8601 UTC. */
+export interface PlatformView {
+  id: string;
+  slug: string;
+  name: string;
+  status: PlatformStatus;
+  status_reason: string | null;
+  template: string;
+  url: string;
+  domains: string[];
+  db_file: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Where a request's Host header leads. */
+export type HostTarget =
+  | { kind: 'operator' }
+  | { kind: 'platform'; platform: PlatformHead }
+  | { kind: 'unknown'; host: string };
+
+const BLUEPRINT_CACHE = 512;
+
+/**
+ * The tenancy service: the platform registry and every change to a platform's life
+ * (create commit, suspend, resume, archive, unarchive). Each change writes its control row and
+ * a control-plane audit entry in one transaction, then updates the in-memory registry.
+ */
+export function createTenancy(app: App) {
+  const repo = createPlatformRepository({ db: app.control });
+  const registry = new PlatformRegistry();
+  registry.load(repo.allHeads(), repo.allDomains());
+  let settings = readSettings(app.control);
+  const blueprints = new Map<string, PlatformBlueprint>();
+  const archiveDir = join(app.dataDir, 'platforms', 'archive');
+
+  const notFound = (slug: string) =>
+    new AppError('platform.not_found', `no platform with slug '${slug}'`, 404, [
+      { path: '/slug', reason: 'not found' },
+    ]);
+
+  const headOf = (slug: string): PlatformHead => {
+    const h = registry.bySlug(slug);
+    if (!h) throw notFound(slug);
+    return h;
+  };
+
+  const view = (h: PlatformHead): PlatformView => ({
+    id: h.id,
+    slug: h.slug,
+    name: h.name,
+    status: h.status,
+    status_reason: h.status_reason,
+    template: h.template,
+    url: platformUrl(settings, h.slug),
+    domains: registry.domainsOf(h.id),
+    db_file: h.db_file,
+    created_at: iso(h.created_at),
+    updated_at: iso(h.updated_at),
+  });
+
+  const reload = (id: string): PlatformHead => {
+    const row = repo.byId(id);
+    if (!row) throw new Error(`platform ${id} vanished from control.db`);
+    const { blueprint: _b, ...head } = row;
+    registry.put(head);
+    return head;
+  };
+
+  return {
+    registry,
+
+    /** The instance settings in force (base domain, public URL). */
+    settings(): InstanceSettings {
+      return settings;
+    },
+
+    /** Stores new instance settings (by `serve` at start). */
+    updateSettings(s: InstanceSettings): void {
+      writeSettings(app.control, s);
+      settings = s;
+    },
+
+    /** Where a Host header (port allowed) leads: operator host, a platform, or nowhere. */
+    resolveHost(hostHeader: string | null): HostTarget {
+      const host = stripPort(hostHeader ?? '').toLowerCase();
+      const base = settings.base_domain;
+      if (host === '' || host === base || isIpAddress(host)) return { kind: 'operator' };
+      if (host.endsWith(`.${base}`)) {
+        const label = host.slice(0, -base.length - 1);
+        const p = label.includes('.') ? undefined : registry.bySlug(label);
+        return p ? { kind: 'platform', platform: p } : { kind: 'unknown', host };
+      }
+      const p = registry.byDomain(host);
+      return p ? { kind: 'platform', platform: p } : { kind: 'unknown', host };
+    },
+
+    /** Every platform, oldest first. */
+    list(): PlatformView[] {
+      return repo.allHeads().map((h) => view(registry.byId(h.id) ?? h));
+    },
+
+    /** One platform by slug (404 `platform.not_found`). */
+    get(slug: string): PlatformView {
+      return view(headOf(slug));
+    },
+
+    /** The client view of a head. */
+    view,
+
+    /** A platform's blueprint (cached; blueprints change only through this service). */
+    blueprintOf(id: string): PlatformBlueprint {
+      const hit = blueprints.get(id);
+      if (hit) {
+        blueprints.delete(id);
+        blueprints.set(id, hit);
+        return hit;
+      }
+      const row = repo.byId(id);
+      if (!row) throw new AppError('platform.not_found', `no platform with id '${id}'`, 404);
+      const bp = JSON.parse(row.blueprint) as PlatformBlueprint;
+      blueprints.set(id, bp);
+      if (blueprints.size > BLUEPRINT_CACHE) blueprints.delete(blueprints.keys().next().value as string);
+      return bp;
+    },
+
+    /** Refuses a create early (409) when the slug or the domain is taken. */
+    assertAvailable(slug: string, domain: string | undefined): void {
+      if (registry.bySlug(slug) || repo.bySlug(slug)) {
+        throw new AppError('platform.slug_taken', `slug '${slug}' is taken`, 409, [
+          { path: '/slug', reason: 'taken' },
+        ]);
+      }
+      if (domain) assertDomainFree(domain);
+    },
+
+    /**
+     * Commits a platform whose database file is already in place: its control row, its custom
+     * domain and the control audit entry, in one transaction. A slug or domain taken
+     * meanwhile fails the transaction (409) and nothing is written.
+     */
+    commitCreate(row: PlatformRow, domain: string | undefined, actor: string): PlatformView {
+      try {
+        tx(app.control, () => {
+          repo.insert(row);
+          if (domain) repo.insertDomain(domain, row.id, row.created_at);
+          app.audit.append(app.control, {
+            actor,
+            action: 'platform.created',
+            target: `platform:${row.slug}`,
+            details: { id: row.id, template: row.template, name: row.name, ...(domain ? { domain } : {}) },
+          });
+        });
+      } catch (e) {
+        if (String(e).includes('UNIQUE constraint failed: platforms.slug')) {
+          throw new AppError('platform.slug_taken', `slug '${row.slug}' is taken`, 409, [
+            { path: '/slug', reason: 'taken' },
+          ]);
+        }
+        if (String(e).includes('UNIQUE constraint failed: domains.host')) {
+          throw new AppError(
+            'platform.domain_taken',
+            `domain '${domain}' is mapped to another platform`,
+            409,
+            [{ path: '/domain', reason: 'taken' }],
+          );
+        }
+        throw e;
+      }
+      const { blueprint: _b, ...head } = row;
+      registry.put(head);
+      if (domain) registry.putDomain(domain, row.id);
+      app.bus.publish('platform.created', {
+        platformId: row.id,
+        slug: row.slug,
+        template: row.template,
+        actor,
+      });
+      return view(head);
+    },
+
+    /** Suspends (the host answers 503) or resumes a platform; the same state twice is a no-op. */
+    setActive(slug: string, active: boolean, actor: string, reason?: string): PlatformView {
+      const h = headOf(slug);
+      if (h.status === 'archived') {
+        throw new AppError('platform.archived', `platform '${slug}' is archived; unarchive it first`, 409);
+      }
+      const to: PlatformStatus = active ? 'active' : 'suspended';
+      if (h.status === to) return view(h);
+      tx(app.control, () => {
+        repo.setStatus(h.id, to, active ? null : (reason ?? null), h.db_file, app.clock.now());
+        app.audit.append(app.control, {
+          actor,
+          action: active ? 'platform.resumed' : 'platform.suspended',
+          target: `platform:${slug}`,
+          details: { id: h.id, from: h.status, ...(reason ? { reason } : {}) },
+        });
+      });
+      const next = reload(h.id);
+      app.bus.publish('platform.status_changed', { platformId: h.id, slug, from: h.status, to, actor });
+      return view(next);
+    },
+
+    /**
+     * Archives a platform: its host answers 410 at once, its database handle is closed once
+     * in-flight requests finish, and the file moves to platforms/archive/. Nothing is deleted;
+     * the slug stays taken.
+     */
+    async archive(slug: string, actor: string, reason?: string): Promise<PlatformView> {
+      const h = headOf(slug);
+      if (h.status === 'archived') return view(h);
+      // 1. Stop new requests: the registry answers 410 from now on.
+      registry.put({ ...h, status: 'archived' });
+      const from = join(app.dataDir, h.db_file);
+      const to = join(archiveDir, `${h.id}.db`);
+      try {
+        // 2. Close the handle when its last in-flight request is done.
+        await app.platformDbs.evict(h.id);
+        // 3. Move the file aside (rename is atomic on one filesystem).
+        mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
+        if (existsSync(to)) throw new Error(`${to} already exists`);
+        renameSync(from, to);
+        // 4. Commit the new status with its audit entry.
+        try {
+          tx(app.control, () => {
+            repo.setStatus(h.id, 'archived', reason ?? null, relative(app.dataDir, to), app.clock.now());
+            app.audit.append(app.control, {
+              actor,
+              action: 'platform.archived',
+              target: `platform:${slug}`,
+              details: {
+                id: h.id,
+                from: h.status,
+                file: relative(app.dataDir, to),
+                ...(reason ? { reason } : {}),
+              },
+            });
+          });
+        } catch (e) {
+          renameSync(to, from);
+          throw e;
+        }
+      } catch (e) {
+        registry.put(h);
+        throw e;
+      }
+      const next = reload(h.id);
+      app.bus.publish('platform.archived', { platformId: h.id, slug, file: next.db_file, actor });
+      return view(next);
+    },
+
+    /** Brings an archived platform back (active), its file moved back into place. */
+    unarchive(slug: string, actor: string): PlatformView {
+      const h = headOf(slug);
+      if (h.status !== 'archived') {
+        throw new AppError('platform.not_archived', `platform '${slug}' is not archived`, 409);
+      }
+      const from = join(app.dataDir, h.db_file);
+      const to = app.platformDbPath(h.id);
+      if (existsSync(to)) throw new Error(`cannot unarchive ${slug}: ${to} already exists`);
+      renameSync(from, to);
+      try {
+        tx(app.control, () => {
+          repo.setStatus(h.id, 'active', null, relative(app.dataDir, to), app.clock.now());
+          app.audit.append(app.control, {
+            actor,
+            action: 'platform.unarchived',
+            target: `platform:${slug}`,
+            details: { id: h.id },
+          });
+        });
+      } catch (e) {
+        renameSync(to, from);
+        throw e;
+      }
+      const next = reload(h.id);
+      app.bus.publish('platform.unarchived', { platformId: h.id, slug, actor });
+      return view(next);
+    },
+
+    /** Counts by status (metrics). */
+    countByStatus: () => repo.countByStatus(),
+
+    /** The URL of a custom domain. */
+    domainUrl: (host: string) => domainUrl(settings, host),
+  };
+
+  function assertDomainFree(domain: string): void {
+    const base = settings.base_domain;
+    if (domain === base || domain.endsWith(`.${base}`)) {
+      throw new AppError(
+        'platform.domain_invalid',
+        `domain '${domain}' is under the instance's base domain '${base}'; platforms get <slug>.${base} already`,
+        400,
+        [{ path: '/domain', reason: 'under the base domain' }],
+      );
+    }
+    if (repo.domainOwner(domain)) {
+      throw new AppError('platform.domain_taken', `domain '${domain}' is mapped to another platform`, 409, [
+        { path: '/domain', reason: 'taken' },
+      ]);
+    }
+  }
+}
+
+/** The tenancy service's type. */
+export type Tenancy = ReturnType<typeof createTenancy>;
+
+/** `host:port` → `host`; `[::1]:8080` → `::1`. */
+export function stripPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end > 0 ? host.slice(1, end) : host;
+  }
+  const i = host.lastIndexOf(':');
+  return i >= 0 && host.indexOf(':') === i ? host.slice(0, i) : host;
+}
+
+function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
+}
