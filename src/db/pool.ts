@@ -47,13 +47,14 @@ export class DbPool {
       // Move to the most-recently-used end.
       this.#entries.delete(key);
       this.#entries.set(key, e);
+      e.refs++;
     } else {
-      e = { key, db: this.#open(key), refs: 0, closing: false, waiters: [] };
+      // Leased before the pool shrinks, so the new handle is never the one evicted.
+      e = { key, db: this.#open(key), refs: 1, closing: false, waiters: [] };
       this.#opened++;
       this.#entries.set(key, e);
       this.#shrink();
     }
-    e.refs++;
     const entry = e;
     let released = false;
     return {

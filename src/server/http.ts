@@ -59,7 +59,6 @@ export function createHttpHandlers(d: { app: App; tenancy: Tenancy; actions: Ope
       };
     }
     const p = target.platform;
-    if (path === '/readyz') return { kind: 'platform', res: Response.json({ status: 'ready' }) };
     if (p.status === 'archived') {
       return {
         kind: 'platform',

@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
+import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
 import { toErrorResponse } from './errors.ts';
@@ -19,6 +20,7 @@ export type PlatformPermission = 'public';
 /** Every platform route's permission, checked before its handler (deny by default). */
 export const PLATFORM_ROUTE_PERMISSIONS: Record<string, PlatformPermission> = {
   'GET /': 'public',
+  'GET /readyz': 'public',
 };
 
 /**
@@ -44,7 +46,22 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       if (!need) throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       return { platform };
     })
-    .get('/', ({ platform }) => htmlResponse(platformHomePage(d.tenancy.blueprintOf(platform.id))));
+    .get('/', ({ platform }) => htmlResponse(platformHomePage(d.tenancy.blueprintOf(platform.id))))
+    .get('/readyz', ({ platform }) =>
+      // The platform's own database: reachable, current, and really this platform's file.
+      d.app.platformDbs.use(platform.id, (db) => {
+        const id = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'").get()?.value;
+        if (id !== platform.id) {
+          d.app.log.error('platform database holds another platform', { expected: platform.id, found: id ?? null });
+          throw new AppError('internal.platform_mismatch', 'platform database does not belong to this platform', 500);
+        }
+        const current = isCurrent(db, TENANT_MIGRATIONS);
+        return Response.json(
+          { status: current ? 'ready' : 'not_ready', platform: platform.slug, id, checks: { database: 'ok', schema: current ? 'ok' : 'behind' } },
+          { status: current ? 200 : 503 },
+        );
+      }),
+    );
 }
 
 /** Whether the client asked for a page rather than JSON. */

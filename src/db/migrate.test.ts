@@ -1,0 +1,102 @@
+import { Database } from 'bun:sqlite';
+import { describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import { tempDir } from '../../tests/helpers.ts';
+import { isAppError } from '../shared/errors.ts';
+import { migrate, schemaVersion } from './migrate.ts';
+import { CONTROL_MIGRATIONS, TENANT_MIGRATIONS } from './migrations.ts';
+import { openDatabase } from './open.ts';
+
+const steps = [
+  { version: 1, name: 'a', sql: 'CREATE TABLE a (x INTEGER)' },
+  { version: 2, name: 'b', sql: 'CREATE TABLE b (y INTEGER)' },
+];
+
+describe('migrate', () => {
+  test('a new database gets every step and records the version', () => {
+    const db = new Database(':memory:');
+    expect(migrate(db, steps, 'test')).toEqual({ from: 0, to: 2, applied: ['0001-a', '0002-b'] });
+    expect(schemaVersion(db)).toBe(2);
+    expect(migrate(db, steps, 'test').applied).toEqual([]);
+  });
+
+  test('an older platform database is brought up to date and keeps its rows', () => {
+    const t = tempDir();
+    try {
+      const path = join(t.dir, 'old.db');
+      const old = openDatabase(path, 'tenant');
+      migrate(old, TENANT_MIGRATIONS.slice(0, 1), 'old');
+      old.query("INSERT INTO meta (key, value) VALUES ('slug', 'kept')").run();
+      old.close();
+
+      const db = openDatabase(path, 'tenant', { create: false });
+      const r = migrate(db, TENANT_MIGRATIONS, 'platform');
+      expect(r.from).toBe(1);
+      expect(r.applied).toEqual(['0002-users']);
+      expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe('kept');
+      expect(db.query('SELECT count(*) AS n FROM users').get()).toEqual({ n: 0 });
+      db.close();
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  test('an older control database is brought up to date', () => {
+    const db = new Database(':memory:');
+    migrate(db, CONTROL_MIGRATIONS.slice(0, 2), 'control');
+    db.query("INSERT INTO settings (key, value) VALUES ('base_domain', 'example.com')").run();
+    expect(migrate(db, CONTROL_MIGRATIONS, 'control').applied).toEqual(['0003-domains']);
+    expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
+  });
+
+  test('a database newer than this binary is refused and left untouched', () => {
+    const db = new Database(':memory:');
+    db.exec('CREATE TABLE future (z INTEGER); PRAGMA user_version = 7');
+    let err: unknown;
+    try {
+      migrate(db, steps, 'control.db');
+    } catch (e) {
+      err = e;
+    }
+    expect(isAppError(err) && err.code).toBe('db.schema_too_new');
+    expect(String((err as Error).message)).toContain('schema version 7');
+    expect(schemaVersion(db)).toBe(7);
+    expect(db.query("SELECT name FROM sqlite_master WHERE name IN ('a', 'b')").all()).toEqual([]);
+  });
+
+  test('a failing step rolls back whole and leaves the version at the last good step', () => {
+    const db = new Database(':memory:');
+    const bad = [...steps, { version: 3, name: 'bad', sql: 'CREATE TABLE c (q INTEGER); INSERT INTO nope VALUES (1)' }];
+    expect(() => migrate(db, bad, 'test')).toThrow();
+    expect(schemaVersion(db)).toBe(2);
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);
+  });
+
+  test('steps must be numbered 1..N', () => {
+    const db = new Database(':memory:');
+    expect(() => migrate(db, [{ version: 2, name: 'x', sql: '' }], 'test')).toThrow(/numbered 1..N/);
+  });
+});
+
+describe('openDatabase pragmas', () => {
+  test('WAL, foreign keys, busy timeout, and durability by role', () => {
+    const t = tempDir();
+    try {
+      const control = openDatabase(join(t.dir, 'c.db'), 'control');
+      const tenant = openDatabase(join(t.dir, 't.db'), 'tenant');
+      const get = (db: Database, p: string) => Object.values(db.query(`PRAGMA ${p}`).get() as object)[0];
+      for (const db of [control, tenant]) {
+        expect(get(db, 'journal_mode')).toBe('wal');
+        expect(get(db, 'foreign_keys')).toBe(1);
+        expect(get(db, 'busy_timeout')).toBe(5000);
+        expect(get(db, 'page_size')).toBe(4096);
+      }
+      expect(get(control, 'synchronous')).toBe(2); // FULL
+      expect(get(tenant, 'synchronous')).toBe(1); // NORMAL
+      control.close();
+      tenant.close();
+    } finally {
+      t.cleanup();
+    }
+  });
+});

@@ -1,0 +1,80 @@
+import { Database } from 'bun:sqlite';
+import { describe, expect, test } from 'bun:test';
+import { DbPool } from './pool.ts';
+
+function pool(max: number) {
+  const opened: string[] = [];
+  const p = new DbPool({
+    max,
+    open: (key) => {
+      opened.push(key);
+      const db = new Database(':memory:');
+      db.exec(`CREATE TABLE k (v TEXT); INSERT INTO k VALUES ('${key}')`);
+      return db;
+    },
+  });
+  return { p, opened };
+}
+
+const valueOf = (db: Database) => db.query<{ v: string }, []>('SELECT v FROM k').get()?.v;
+
+describe('DbPool', () => {
+  test('keeps at most max idle handles, evicting the least recently used', () => {
+    const { p, opened } = pool(2);
+    for (const k of ['a', 'b']) p.acquire(k).release();
+    p.acquire('a').release(); // a is now the most recent
+    p.acquire('c').release(); // evicts b
+    expect(p.has('a')).toBe(true);
+    expect(p.has('b')).toBe(false);
+    expect(p.has('c')).toBe(true);
+    p.acquire('b').release();
+    expect(opened).toEqual(['a', 'b', 'c', 'b']);
+    expect(p.stats()).toMatchObject({ open: 2, opened: 4, closed: 2 });
+  });
+
+  test('a handle evicted while leased stays usable until released, then closes', async () => {
+    const { p } = pool(1);
+    const lease = p.acquire('a');
+    let closed = false;
+    const done = p.evict('a').then(() => {
+      closed = true;
+    });
+    await Bun.sleep(5);
+    expect(closed).toBe(false);
+    expect(valueOf(lease.db)).toBe('a');
+    lease.release();
+    await done;
+    expect(closed).toBe(true);
+    expect(() => valueOf(lease.db)).toThrow();
+  });
+
+  test('LRU overflow never closes a leased handle; the pool shrinks back once released', () => {
+    const { p } = pool(1);
+    const a = p.acquire('a');
+    const b = p.acquire('b');
+    expect(p.stats().open).toBe(2);
+    expect(valueOf(a.db)).toBe('a');
+    expect(valueOf(b.db)).toBe('b');
+    a.release();
+    expect(p.has('a')).toBe(false);
+    b.release();
+    expect(p.stats().open).toBe(1);
+  });
+
+  test('use() releases on throw and on rejection', async () => {
+    const { p } = pool(4);
+    await expect(p.use('a', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(p.stats().leased).toBe(0);
+    expect(await p.use('a', (db) => valueOf(db))).toBe('a');
+  });
+
+  test('release is idempotent and closeAll closes everything', async () => {
+    const { p } = pool(4);
+    const l = p.acquire('a');
+    l.release();
+    l.release();
+    p.acquire('b').release();
+    await p.closeAll();
+    expect(p.stats()).toMatchObject({ open: 0, closed: 2 });
+  });
+});
