@@ -21,7 +21,13 @@ export async function startTestServer(
 ): Promise<RunningServer & { dataDir: string; base: string; cleanup(): Promise<void> }> {
   const tmp = opts.dataDir ? null : tempDir();
   const dataDir = opts.dataDir ?? join(tmp!.dir, 'data');
-  const config: InstanceConfig = { ...DEFAULT_CONFIG, port: 0, host: '127.0.0.1', shutdown_timeout_ms: 2_000, ...opts.config };
+  const config: InstanceConfig = {
+    ...DEFAULT_CONFIG,
+    port: 0,
+    host: '127.0.0.1',
+    shutdown_timeout_ms: 2_000,
+    ...opts.config,
+  };
   const s = await startServer({ dataDir, config, log: silentLogger, demo: opts.demo });
   return {
     ...s,
@@ -35,7 +41,12 @@ export async function startTestServer(
 }
 
 /** A request to the server with a Host header (the platform or operator host). */
-export function hostFetch(base: string, host: string, path: string, init: RequestInit = {}): Promise<Response> {
+export function hostFetch(
+  base: string,
+  host: string,
+  path: string,
+  init: RequestInit = {},
+): Promise<Response> {
   const headers = new Headers(init.headers);
   headers.set('host', host);
   return fetch(`${base}${path}`, { ...init, headers, redirect: 'manual' });
@@ -71,7 +82,75 @@ export function operatorApi(
 ): Promise<Response> {
   return hostFetch(base, 'localhost', `/_operator/api${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+}
+
+/** What `serve --json` prints at start. */
+export interface ServeInfo {
+  version: string;
+  listening: string;
+  console: string;
+  operator: { email: string; password: string; token: string } | null;
+  demo: { slug: string; url: string; admin: { email: string; password: string } } | null;
+}
+
+/**
+ * Spawns `soulfra serve --json` (as `bun src/main.ts`, or `exe`) on 127.0.0.1 and a free port,
+ * and waits for the JSON document it prints at start.
+ */
+export async function spawnServe(
+  dataDir: string,
+  extra: string[] = [],
+  exe: string[] = [BUN, join(ROOT, 'src', 'main.ts')],
+): Promise<{
+  proc: Bun.Subprocess<'ignore', 'pipe', 'pipe'>;
+  info: ServeInfo;
+  base: string;
+  stderr(): string;
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}> {
+  const proc = Bun.spawn(
+    [...exe, 'serve', '--data', dataDir, '--port', '0', '--host', '127.0.0.1', '--json', ...extra],
+    {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  );
+  let err = '';
+  void (async () => {
+    for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
+  })();
+  let out = '';
+  const reader = proc.stdout.getReader();
+  const deadline = Date.now() + 15_000;
+  let info: ServeInfo | undefined;
+  while (!info) {
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`serve did not start: ${err}`);
+    }
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited (${await proc.exited}): ${err}`);
+    out += new TextDecoder().decode(value);
+    try {
+      info = JSON.parse(out) as ServeInfo;
+    } catch {}
+  }
+  reader.releaseLock();
+  return {
+    proc,
+    info,
+    base: info.listening,
+    stderr: () => err,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      proc.kill(signal);
+      return proc.exited;
+    },
+  };
 }

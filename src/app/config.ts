@@ -9,7 +9,10 @@ import { AppError, type ErrorDetail } from '../shared/errors.ts';
  */
 export const InstanceConfig = t.Object(
   {
-    host: t.String({ minLength: 1, description: 'address to listen on (127.0.0.1 by default; 0.0.0.0 for all)' }),
+    host: t.String({
+      minLength: 1,
+      description: 'address to listen on (127.0.0.1 by default; 0.0.0.0 for all)',
+    }),
     port: t.Integer({ minimum: 0, maximum: 65535, description: 'TCP port (0 picks a free one)' }),
     base_domain: t.String({
       pattern: '^(localhost|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*)$',
@@ -18,12 +21,19 @@ export const InstanceConfig = t.Object(
     public_url: t.Optional(
       t.String({
         pattern: '^https?://[^/]+/?$',
-        description: 'how people reach the base domain, e.g. https://ai.example.com (scheme and port used in printed URLs)',
+        description:
+          'how people reach the base domain, e.g. https://ai.example.com (scheme and port used in printed URLs)',
       }),
     ),
     pool_size: t.Integer({ minimum: 1, maximum: 100_000, description: 'platform databases kept open (LRU)' }),
-    metrics_token: t.Optional(t.String({ minLength: 16, description: 'if set, /metrics needs Authorization: Bearer <token>' })),
-    shutdown_timeout_ms: t.Integer({ minimum: 0, maximum: 600_000, description: 'how long SIGTERM waits for in-flight requests' }),
+    metrics_token: t.Optional(
+      t.String({ minLength: 16, description: 'if set, /metrics needs Authorization: Bearer <token>' }),
+    ),
+    shutdown_timeout_ms: t.Integer({
+      minimum: 0,
+      maximum: 600_000,
+      description: 'how long SIGTERM waits for in-flight requests',
+    }),
     log_level: t.Union([t.Literal('debug'), t.Literal('info'), t.Literal('warn'), t.Literal('error')]),
     log_format: t.Union([t.Literal('text'), t.Literal('json')]),
   },
@@ -62,7 +72,8 @@ export function validateConfig(value: unknown, source: string): InstanceConfig {
 /** Reads a YAML (or JSON) configuration file: a partial configuration. */
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   const file = Bun.file(path);
-  if (!(await file.exists())) throw new AppError('config.not_found', `config file ${path} does not exist`, 400);
+  if (!(await file.exists()))
+    throw new AppError('config.not_found', `config file ${path} does not exist`, 400);
   let parsed: unknown;
   try {
     parsed = parseYaml(await file.text());

@@ -1,5 +1,14 @@
 import { dlopen, FFIType } from 'bun:ffi';
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync, ftruncateSync } from 'node:fs';
+import {
+  closeSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
 
@@ -10,7 +19,9 @@ let libc: { symbols: { flock: (fd: number, op: number) => number } } | null = nu
 function flock(fd: number, op: number): number {
   // flock(2) through libc: the kernel drops the lock when the process dies, however it dies,
   // so a crashed server never leaves a stale lock behind (unlike a pid file).
-  libc ??= dlopen('libc.so.6', { flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 } }) as never;
+  libc ??= dlopen('libc.so.6', {
+    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  }) as never;
   return libc!.symbols.flock(fd, op);
 }
 

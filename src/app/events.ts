@@ -35,7 +35,11 @@ export class EventBus {
     this.#handlers.set(name, list);
     return () => {
       const l = this.#handlers.get(name);
-      if (l) this.#handlers.set(name, l.filter((h) => h !== handler));
+      if (l)
+        this.#handlers.set(
+          name,
+          l.filter((h) => h !== handler),
+        );
     };
   }
 
@@ -44,7 +48,8 @@ export class EventBus {
     for (const h of this.#handlers.get(name) ?? []) {
       try {
         const r = h(payload);
-        if (r instanceof Promise) r.catch((e) => this.#log.error('event subscriber failed', { event: name, err: String(e) }));
+        if (r instanceof Promise)
+          r.catch((e) => this.#log.error('event subscriber failed', { event: name, err: String(e) }));
       } catch (e) {
         this.#log.error('event subscriber failed', { event: name, err: String(e) });
       }

@@ -3,8 +3,8 @@ import { describe, expect, test } from 'bun:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../../tests/helpers.ts';
-import { migrate, openDatabase, TENANT_MIGRATIONS } from '../db/index.ts';
 import type { AuditEntry } from '../app/index.ts';
+import { migrate, openDatabase, TENANT_MIGRATIONS } from '../db/index.ts';
 import { createAuditLog, entryHash, GENESIS_HASH, verifyChain } from './chain.ts';
 
 let now = 1_700_000_000_000;
@@ -15,7 +15,12 @@ function chainDb(path = ':memory:'): Database {
   migrate(db, TENANT_MIGRATIONS, 'test');
   const audit = createAuditLog(clock);
   for (let i = 1; i <= 5; i++) {
-    audit.append(db, { actor: 'cli', action: 'thing.done', target: `thing:${i}`, details: { n: i, note: `entry-${i}` } });
+    audit.append(db, {
+      actor: 'cli',
+      action: 'thing.done',
+      target: `thing:${i}`,
+      details: { n: i, note: `entry-${i}` },
+    });
   }
   return db;
 }
@@ -45,10 +50,30 @@ describe('audit chain', () => {
   });
 
   const cases: { name: string; sql: string; seq: number; reason: RegExp }[] = [
-    { name: 'a changed detail', sql: `UPDATE audit_log SET details = '{"n":9,"note":"entry-3"}' WHERE seq = 3`, seq: 3, reason: /does not match its hash/ },
-    { name: 'a changed actor', sql: "UPDATE audit_log SET actor = 'clj' WHERE seq = 2", seq: 2, reason: /does not match its hash/ },
-    { name: 'a changed timestamp', sql: 'UPDATE audit_log SET ts = ts + 1 WHERE seq = 4', seq: 4, reason: /does not match its hash/ },
-    { name: 'a removed entry', sql: 'DELETE FROM audit_log WHERE seq = 2', seq: 3, reason: /removed or renumbered/ },
+    {
+      name: 'a changed detail',
+      sql: `UPDATE audit_log SET details = '{"n":9,"note":"entry-3"}' WHERE seq = 3`,
+      seq: 3,
+      reason: /does not match its hash/,
+    },
+    {
+      name: 'a changed actor',
+      sql: "UPDATE audit_log SET actor = 'clj' WHERE seq = 2",
+      seq: 2,
+      reason: /does not match its hash/,
+    },
+    {
+      name: 'a changed timestamp',
+      sql: 'UPDATE audit_log SET ts = ts + 1 WHERE seq = 4',
+      seq: 4,
+      reason: /does not match its hash/,
+    },
+    {
+      name: 'a removed entry',
+      sql: 'DELETE FROM audit_log WHERE seq = 2',
+      seq: 3,
+      reason: /removed or renumbered/,
+    },
     {
       name: 'a rewritten hash',
       sql: "UPDATE audit_log SET hash = 'ab' || substr(hash, 3) WHERE seq = 3",
@@ -69,7 +94,10 @@ describe('audit chain', () => {
         // The attacker rewrites entry 3 and fixes its own hash; entry 4 still points at the old one.
         const row = db.query<AuditEntry, []>('SELECT * FROM audit_log WHERE seq = 3').get()!;
         const forged = { ...row, actor: 'someone-else' };
-        tamper(db, `UPDATE audit_log SET actor = 'someone-else', hash = '${entryHash(forged)}' WHERE seq = 3`);
+        tamper(
+          db,
+          `UPDATE audit_log SET actor = 'someone-else', hash = '${entryHash(forged)}' WHERE seq = 3`,
+        );
       } else {
         tamper(db, c.sql);
       }

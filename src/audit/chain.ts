@@ -33,7 +33,9 @@ export function createAuditLog(clock: Clock): AuditPort {
     append(db: Database, input: AuditInput): AuditEntry {
       const write = (): AuditEntry => {
         const last = db
-          .query<{ seq: number; hash: string }, []>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1')
+          .query<{ seq: number; hash: string }, []>(
+            'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
+          )
           .get();
         const partial = {
           seq: (last?.seq ?? 0) + 1,
@@ -86,12 +88,16 @@ export function verifyChain(db: Database): ChainVerdict {
   for (const r of rows) {
     const seq = Number(r.seq);
     const fail = (reason: string): ChainVerdict => ({ ok: false, entries: n, bad: { seq, reason } });
-    if (seq !== expectedSeq) return fail(`expected entry #${expectedSeq} here, found #${seq} (an entry was removed or renumbered)`);
+    if (seq !== expectedSeq)
+      return fail(`expected entry #${expectedSeq} here, found #${seq} (an entry was removed or renumbered)`);
     for (const col of ['actor', 'action', 'target', 'details', 'prev_hash', 'hash'] as const) {
       if (typeof r[col] !== 'string') return fail(`${col} is not text`);
     }
     if (typeof r.ts !== 'number') return fail('ts is not a number');
-    if (r.prev_hash !== prev) return fail("prev_hash does not match the previous entry's hash (an entry was changed, removed or inserted)");
+    if (r.prev_hash !== prev)
+      return fail(
+        "prev_hash does not match the previous entry's hash (an entry was changed, removed or inserted)",
+      );
     const recomputed = entryHash(r as unknown as AuditEntry);
     if (recomputed !== r.hash) return fail('its content does not match its hash (the entry was changed)');
     prev = r.hash as string;

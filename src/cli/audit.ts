@@ -9,7 +9,9 @@ export function registerAudit(program: Command, run: Run): void {
   const audit = program.command('audit').description('the tamper-evident audit log');
   audit
     .command('verify')
-    .description("check the hash chains: one platform's, or with no slug the control plane's and every platform's")
+    .description(
+      "check the hash chains: one platform's, or with no slug the control plane's and every platform's",
+    )
     .argument('[slug]')
     .action((slug: string | undefined) =>
       run(async (flags, out) => {
@@ -20,7 +22,7 @@ export function registerAudit(program: Command, run: Run): void {
             r.chains
               .map((c) =>
                 c.ok
-                  ? `ok    ${c.chain.padEnd(20)} ${c.entries} entries, head ${c.head?.slice(0, 16)}…`
+                  ? `ok    ${c.chain.padEnd(20)} ${c.entries} ${c.entries === 1 ? 'entry' : 'entries'}, head ${c.head?.slice(0, 16)}…`
                   : `BAD   ${c.chain.padEnd(20)} entry #${c.bad?.seq}: ${c.bad?.reason}`,
               )
               .join('\n'),

@@ -1,5 +1,12 @@
 import { existsSync } from 'node:fs';
-import { dataDirPaths, DEFAULT_CONFIG, type InstanceConfig, lockDataDir, silentLogger, sweepTemporaryFiles } from '../app/index.ts';
+import {
+  DEFAULT_CONFIG,
+  dataDirPaths,
+  type InstanceConfig,
+  lockDataDir,
+  silentLogger,
+  sweepTemporaryFiles,
+} from '../app/index.ts';
 import { type ChainReport, type CreatePlatformInput, openInstance } from '../flows/index.ts';
 import { LOCAL_ROOT } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
@@ -35,15 +42,23 @@ export interface OperatorClient {
 /**
  * Connects to a data dir: through the control socket when a server answers there, else by
  * taking the lock. If the lock is held but the socket is not answering yet (a server starting),
- * it retries for a few seconds.
+ * it retries for a few seconds. A missing data dir is created only when `create` is set.
  */
-export async function connect(dataDir: string, config: InstanceConfig = DEFAULT_CONFIG): Promise<OperatorClient> {
+export async function connect(
+  dataDir: string,
+  opts: { create?: boolean; config?: InstanceConfig } = {},
+): Promise<OperatorClient> {
+  const config = opts.config ?? DEFAULT_CONFIG;
   const { socket } = dataDirPaths(dataDir);
   const deadline = Date.now() + 5_000;
   for (;;) {
     if (existsSync(socket) && (await socketAnswers(socket))) return remoteClient(socket);
-    if (!existsSync(dataDir)) {
-      throw new AppError('datadir.not_found', `data dir ${dataDir} does not exist; run \`soulfra serve --data ${dataDir}\` first`, 404);
+    if (!opts.create && !existsSync(dataDir)) {
+      throw new AppError(
+        'datadir.not_found',
+        `data dir ${dataDir} does not exist; run \`soulfra serve --data ${dataDir}\` first`,
+        404,
+      );
     }
     const held = lockDataDir(dataDir);
     if ('lock' in held) {
@@ -69,7 +84,10 @@ export async function connect(dataDir: string, config: InstanceConfig = DEFAULT_
 
 async function socketAnswers(socket: string): Promise<boolean> {
   try {
-    const res = await fetch('http://soulfra/readyz', { unix: socket, signal: AbortSignal.timeout(2_000) } as RequestInit);
+    const res = await fetch('http://soulfra/readyz', {
+      unix: socket,
+      signal: AbortSignal.timeout(2_000),
+    } as RequestInit);
     await res.arrayBuffer();
     return res.status === 200 || res.status === 503;
   } catch {
@@ -90,11 +108,20 @@ function remoteClient(socket: string): OperatorClient {
     try {
       json = JSON.parse(text);
     } catch {
-      throw new AppError('server.bad_answer', `the server answered ${res.status} with non-JSON: ${text.slice(0, 200)}`, 502);
+      throw new AppError(
+        'server.bad_answer',
+        `the server answered ${res.status} with non-JSON: ${text.slice(0, 200)}`,
+        502,
+      );
     }
     if (!res.ok) {
       const e = (json as { error?: { code?: string; message?: string; details?: never } }).error;
-      throw new AppError(e?.code ?? 'server.error', e?.message ?? `HTTP ${res.status}`, res.status, e?.details);
+      throw new AppError(
+        e?.code ?? 'server.error',
+        e?.message ?? `HTTP ${res.status}`,
+        res.status,
+        e?.details,
+      );
     }
     return json as T;
   };

@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { registerAudit } from './audit.ts';
-import { EXIT, type GlobalFlags, type Output, createOutput, reportError } from './output.ts';
 import { registerOperator } from './operator.ts';
+import { createOutput, EXIT, type GlobalFlags, type Output, reportError } from './output.ts';
 import { registerPlatform } from './platform.ts';
 import { registerServe } from './serve.ts';
 
@@ -19,17 +19,22 @@ export async function runCli(argv: string[]): Promise<number> {
     .description('Soulfra: many white-labeled AI platforms from one executable')
     .version(VERSION, '-v, --version', 'print the version')
     .option('--data <dir>', 'data directory (env SOULFRA_DATA)', process.env.SOULFRA_DATA ?? './data')
-    .option('--config <file>', 'instance configuration, YAML (env SOULFRA_CONFIG)', process.env.SOULFRA_CONFIG)
+    .option(
+      '--config <file>',
+      'instance configuration, YAML (env SOULFRA_CONFIG)',
+      process.env.SOULFRA_CONFIG,
+    )
     .option('--json', 'print exactly one JSON document on stdout', false)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
   // Every command body runs through here: flags resolved, errors turned into exit codes.
-  const run = async (fn: (flags: GlobalFlags, out: Output) => Promise<number | undefined | void>) => {
+  const run = async (fn: (flags: GlobalFlags, out: Output) => Promise<unknown>) => {
     const flags = program.opts<GlobalFlags>();
     const out = createOutput(Boolean(flags.json));
     try {
-      code = (await fn(flags, out)) ?? EXIT.ok;
+      const r = await fn(flags, out);
+      code = typeof r === 'number' ? r : EXIT.ok;
     } catch (e) {
       code = reportError(e, out);
     }
@@ -44,7 +49,11 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      ) {
         return EXIT.ok;
       }
       if (e.code === 'commander.executeSubCommandAsync') return EXIT.failed;

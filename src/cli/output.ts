@@ -40,7 +40,11 @@ export function createOutput(
  * Reports a failure and returns the exit code: 2 when the input was at fault (HTTP 400/422),
  * 1 when it could not be done. With `--json` the error document also goes to stdout.
  */
-export function reportError(e: unknown, output: Output, err: (s: string) => void = (s) => process.stderr.write(s)): number {
+export function reportError(
+  e: unknown,
+  output: Output,
+  err: (s: string) => void = (s) => process.stderr.write(s),
+): number {
   if (isAppError(e)) {
     const lines = [`error: ${e.message} (${e.code})`];
     for (const d of e.details ?? []) lines.push(`  ${d.path || '/'}: ${d.reason}`);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { AppError } from '../shared/errors.ts';
-import { parseBlueprintText, type PlatformView } from '../tenancy/index.ts';
+import { type PlatformView, parseBlueprintText } from '../tenancy/index.ts';
 import { connect } from './client.ts';
 import { type GlobalFlags, type Output, table } from './output.ts';
 
@@ -35,40 +35,44 @@ export function registerPlatform(program: Command, run: Run): void {
     .option('--name <name>', "the platform's display name")
     .option('--domain <host>', 'a custom domain mapped to the platform')
     .option('--owner-email <email>', "the owner's email (default owner@<slug>.<base-domain>)")
-    .action((slug: string, o: { template: string; blueprint?: string; name?: string; domain?: string; ownerEmail?: string }) =>
-      run(async (flags, out) => {
-        let blueprint: unknown;
-        if (o.blueprint) {
-          const f = Bun.file(o.blueprint);
-          if (!(await f.exists())) {
-            throw new AppError('blueprint.not_found', `blueprint file ${o.blueprint} does not exist`, 400, [
-              { path: '/blueprint', reason: 'file not found' },
-            ]);
+    .action(
+      (
+        slug: string,
+        o: { template: string; blueprint?: string; name?: string; domain?: string; ownerEmail?: string },
+      ) =>
+        run(async (flags, out) => {
+          let blueprint: unknown;
+          if (o.blueprint) {
+            const f = Bun.file(o.blueprint);
+            if (!(await f.exists())) {
+              throw new AppError('blueprint.not_found', `blueprint file ${o.blueprint} does not exist`, 400, [
+                { path: '/blueprint', reason: 'file not found' },
+              ]);
+            }
+            blueprint = parseBlueprintText(await f.text(), o.blueprint);
           }
-          blueprint = parseBlueprintText(await f.text(), o.blueprint);
-        }
-        const client = await connect(flags.data);
-        try {
-          const r = await client.createPlatform({
-            slug,
-            template: o.template,
-            blueprint,
-            name: o.name,
-            domain: o.domain,
-            owner_email: o.ownerEmail,
-          });
-          out.result({ slug: r.slug, url: r.url, admin: r.admin, id: r.platform.id }, () =>
-            [
-              `Created platform ${r.slug} (${r.platform.template}): ${r.url}`,
-              ...r.platform.domains.map((d) => `  custom domain  ${d}`),
-              `  owner email    ${r.admin.email}`,
-              `  owner password ${r.admin.password}   (shown once: store it now)`,
-            ].join('\n'),
-          );
-        } finally {
-          await client.close();
-        }
-      }),
+          const client = await connect(flags.data, { create: true });
+          try {
+            const r = await client.createPlatform({
+              slug,
+              template: o.template,
+              blueprint,
+              name: o.name,
+              domain: o.domain,
+              owner_email: o.ownerEmail,
+            });
+            out.result({ slug: r.slug, url: r.url, admin: r.admin, id: r.platform.id }, () =>
+              [
+                `Created platform ${r.slug} (${r.platform.template}): ${r.url}`,
+                ...r.platform.domains.map((d) => `  custom domain  ${d}`),
+                `  owner email    ${r.admin.email}`,
+                `  owner password ${r.admin.password}   (shown once: store it now)`,
+              ].join('\n'),
+            );
+          } finally {
+            await client.close();
+          }
+        }),
     );
 
   platform
@@ -84,7 +88,14 @@ export function registerPlatform(program: Command, run: Run): void {
               ? 'No platforms yet. Create one: soulfra platform create acme --template creator'
               : table(
                   ['SLUG', 'NAME', 'STATUS', 'TEMPLATE', 'URL', 'CREATED'],
-                  list.map((p) => [p.slug, p.name, p.status, p.template, p.url, p.created_at.slice(0, 19).replace('T', ' ')]),
+                  list.map((p) => [
+                    p.slug,
+                    p.name,
+                    p.status,
+                    p.template,
+                    p.url,
+                    p.created_at.slice(0, 19).replace('T', ' '),
+                  ]),
                 ),
           );
         } finally {
@@ -95,7 +106,7 @@ export function registerPlatform(program: Command, run: Run): void {
 
   platform
     .command('show')
-    .description("show one platform (with --json, its whole blueprint)")
+    .description('show one platform (with --json, its whole blueprint)')
     .argument('<slug>')
     .action((slug: string) =>
       run(async (flags, out) => {
@@ -128,7 +139,10 @@ export function registerPlatform(program: Command, run: Run): void {
                 : name === 'resume'
                   ? await client.resume(slug)
                   : await client.unarchive(slug);
-          out.result(p, () => `${p.slug} is ${p.status}${p.status === 'archived' ? ` (file kept at ${p.db_file})` : ''}`);
+          out.result(
+            p,
+            () => `${p.slug} is ${p.status}${p.status === 'archived' ? ` (file kept at ${p.db_file})` : ''}`,
+          );
         } finally {
           await client.close();
         }

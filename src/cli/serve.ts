@@ -3,7 +3,7 @@ import { createLogger, readConfigFile, resolveConfig } from '../app/index.ts';
 import { startServer } from '../server/start.ts';
 import type { GlobalFlags, Output } from './output.ts';
 
-type Run = (fn: (flags: GlobalFlags, out: Output) => Promise<number | undefined | void>) => Promise<void>;
+type Run = (fn: (flags: GlobalFlags, out: Output) => Promise<unknown>) => Promise<void>;
 
 interface ServeFlags {
   port?: string;

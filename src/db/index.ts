@@ -1,4 +1,4 @@
-export { applyPragmas, type DbRole, openDatabase, tx } from './open.ts';
 export { isCurrent, type Migration, type MigrationResult, migrate, schemaVersion } from './migrate.ts';
 export { CONTROL_MIGRATIONS, TENANT_MIGRATIONS } from './migrations.ts';
+export { applyPragmas, type DbRole, openDatabase, tx } from './open.ts';
 export { DbPool, type Lease } from './pool.ts';

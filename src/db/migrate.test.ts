@@ -33,7 +33,9 @@ describe('migrate', () => {
       const r = migrate(db, TENANT_MIGRATIONS, 'platform');
       expect(r.from).toBe(1);
       expect(r.applied).toEqual(['0002-users']);
-      expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe('kept');
+      expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
+        'kept',
+      );
       expect(db.query('SELECT count(*) AS n FROM users').get()).toEqual({ n: 0 });
       db.close();
     } finally {
@@ -66,7 +68,10 @@ describe('migrate', () => {
 
   test('a failing step rolls back whole and leaves the version at the last good step', () => {
     const db = new Database(':memory:');
-    const bad = [...steps, { version: 3, name: 'bad', sql: 'CREATE TABLE c (q INTEGER); INSERT INTO nope VALUES (1)' }];
+    const bad = [
+      ...steps,
+      { version: 3, name: 'bad', sql: 'CREATE TABLE c (q INTEGER); INSERT INTO nope VALUES (1)' },
+    ];
     expect(() => migrate(db, bad, 'test')).toThrow();
     expect(schemaVersion(db)).toBe(2);
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);

@@ -56,6 +56,7 @@ export function isCurrent(db: Database, migrations: readonly Migration[]): boole
 
 function checkOrder(migrations: readonly Migration[], label: string): void {
   migrations.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`${label} migrations must be numbered 1..N; #${i} is ${m.version}`);
+    if (m.version !== i + 1)
+      throw new Error(`${label} migrations must be numbered 1..N; #${i} is ${m.version}`);
   });
 }

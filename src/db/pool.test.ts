@@ -16,7 +16,7 @@ function pool(max: number) {
   return { p, opened };
 }
 
-const valueOf = (db: Database) => db.query<{ v: string }, []>('SELECT v FROM k').get()?.v;
+const valueIn = (db: Database) => db.query<{ v: string }, []>('SELECT v FROM k').get()?.v;
 
 describe('DbPool', () => {
   test('keeps at most max idle handles, evicting the least recently used', () => {
@@ -41,11 +41,11 @@ describe('DbPool', () => {
     });
     await Bun.sleep(5);
     expect(closed).toBe(false);
-    expect(valueOf(lease.db)).toBe('a');
+    expect(valueIn(lease.db)).toBe('a');
     lease.release();
     await done;
     expect(closed).toBe(true);
-    expect(() => valueOf(lease.db)).toThrow();
+    expect(() => valueIn(lease.db)).toThrow();
   });
 
   test('LRU overflow never closes a leased handle; the pool shrinks back once released', () => {
@@ -53,8 +53,8 @@ describe('DbPool', () => {
     const a = p.acquire('a');
     const b = p.acquire('b');
     expect(p.stats().open).toBe(2);
-    expect(valueOf(a.db)).toBe('a');
-    expect(valueOf(b.db)).toBe('b');
+    expect(valueIn(a.db)).toBe('a');
+    expect(valueIn(b.db)).toBe('b');
     a.release();
     expect(p.has('a')).toBe(false);
     b.release();
@@ -65,7 +65,7 @@ describe('DbPool', () => {
     const { p } = pool(4);
     await expect(p.use('a', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(p.stats().leased).toBe(0);
-    expect(await p.use('a', (db) => valueOf(db))).toBe('a');
+    expect(await p.use('a', (db) => valueIn(db))).toBe('a');
   });
 
   test('release is idempotent and closeAll closes everything', async () => {

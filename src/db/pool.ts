@@ -35,7 +35,8 @@ export class DbPool {
   #closed = 0;
 
   constructor(opts: { max: number; open: (key: string) => Database }) {
-    if (!Number.isInteger(opts.max) || opts.max < 1) throw new Error(`pool size must be a positive integer, got ${opts.max}`);
+    if (!Number.isInteger(opts.max) || opts.max < 1)
+      throw new Error(`pool size must be a positive integer, got ${opts.max}`);
     this.max = opts.max;
     this.#open = opts.open;
   }

@@ -6,7 +6,13 @@ import { createUserRepository, hashPassword } from '../identity/index.ts';
 import { randomPassword } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
-import { checkDomain, checkSlug, type PlatformView, resolveBlueprint, type Tenancy } from '../tenancy/index.ts';
+import {
+  checkDomain,
+  checkSlug,
+  type PlatformView,
+  resolveBlueprint,
+  type Tenancy,
+} from '../tenancy/index.ts';
 
 /** What a create asks for (operator API body, CLI flags). */
 export interface CreatePlatformInput {
@@ -53,13 +59,18 @@ export async function createPlatform(
     name: input.name,
     domain: domainIn,
   });
-  const domain = blueprint.identity.domain ? checkDomain(blueprint.identity.domain, '/identity/domain') : undefined;
+  const domain = blueprint.identity.domain
+    ? checkDomain(blueprint.identity.domain, '/identity/domain')
+    : undefined;
   const settings = tenancy.settings();
   const email = (input.owner_email ?? `owner@${slug}.${settings.base_domain}`).toLowerCase();
   if (!EMAIL_RE.test(email) || email.length > 254) {
-    throw new AppError('platform.owner_email_invalid', `owner email '${email}' is not an email address`, 400, [
-      { path: '/owner_email', reason: 'not an email address' },
-    ]);
+    throw new AppError(
+      'platform.owner_email_invalid',
+      `owner email '${email}' is not an email address`,
+      400,
+      [{ path: '/owner_email', reason: 'not an email address' }],
+    );
   }
   tenancy.assertAvailable(slug, domain);
 

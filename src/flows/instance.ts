@@ -18,7 +18,12 @@ export interface Instance {
  * The composition root shared by `serve` and by CLI commands that run with no server: opens
  * the data dir's databases and plugs the audit log into the App. The caller holds the lock.
  */
-export function openInstance(opts: { dataDir: string; config?: InstanceConfig; log?: Logger; clock?: Clock }): Instance {
+export function openInstance(opts: {
+  dataDir: string;
+  config?: InstanceConfig;
+  log?: Logger;
+  clock?: Clock;
+}): Instance {
   const app = openApp({ ...opts, audit: createAuditLog });
   try {
     const tenancy = createTenancy(app);

@@ -23,7 +23,8 @@ export interface ChainReport {
  */
 export function createOperatorActions(app: App, tenancy: Tenancy) {
   const requireAdmin = (p: OperatorPrincipal) => {
-    if (p.role !== 'operator_admin') throw new AppError('auth.forbidden', 'this needs the operator admin role', 403);
+    if (p.role !== 'operator_admin')
+      throw new AppError('auth.forbidden', 'this needs the operator admin role', 403);
   };
   const reasonOf = (body: unknown): string | undefined => {
     const r = (body as { reason?: unknown } | null)?.reason;
@@ -71,7 +72,9 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {
       const name = (body as { name?: unknown } | null)?.name ?? 'cli';
       if (typeof name !== 'string') {
-        throw new AppError('request.invalid', 'name must be text', 400, [{ path: '/name', reason: 'must be text' }]);
+        throw new AppError('request.invalid', 'name must be text', 400, [
+          { path: '/name', reason: 'must be text' },
+        ]);
       }
       return createOperatorToken(app, p, name);
     },
@@ -87,7 +90,12 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
         if (v.status === 'archived') {
           const path = join(app.dataDir, v.db_file);
           if (!existsSync(path)) {
-            chains.push({ chain: v.slug, ok: false, entries: 0, bad: { seq: 0, reason: `archive file ${v.db_file} is missing` } });
+            chains.push({
+              chain: v.slug,
+              ok: false,
+              entries: 0,
+              bad: { seq: 0, reason: `archive file ${v.db_file} is missing` },
+            });
             continue;
           }
           const db = new Database(path, { readonly: true });

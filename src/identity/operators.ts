@@ -75,10 +75,16 @@ export function createOperatorToken(
   const operatorId =
     principal.operatorId ??
     app.control
-      .query<{ id: string }, []>("SELECT id FROM operators WHERE role = 'operator_admin' ORDER BY created_at LIMIT 1")
+      .query<{ id: string }, []>(
+        "SELECT id FROM operators WHERE role = 'operator_admin' ORDER BY created_at LIMIT 1",
+      )
       .get()?.id;
   if (!operatorId) {
-    throw new AppError('operator.none', 'there is no operator admin yet; run `soulfra serve` once first', 409);
+    throw new AppError(
+      'operator.none',
+      'there is no operator admin yet; run `soulfra serve` once first',
+      409,
+    );
   }
   const token = OPERATOR_TOKEN_PREFIX + randomToken(32);
   const now = app.clock.now();
@@ -116,7 +122,9 @@ export function authenticateOperatorToken(app: App, token: string): OperatorPrin
 function insertToken(app: App, operatorId: string, name: string, token: string, now: number): string {
   const id = newId('opt');
   app.control
-    .query('INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)')
+    .query(
+      'INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)',
+    )
     .run(id, operatorId, name, sha256Hex(token), now);
   return id;
 }

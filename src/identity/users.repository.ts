@@ -24,7 +24,17 @@ export function createUserRepository({ db }: { db: Database }) {
       db.query(
         `INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(u.id, u.email, u.name, u.password_hash, u.role, u.status, u.email_verified_at, u.created_at, u.updated_at);
+      ).run(
+        u.id,
+        u.email,
+        u.name,
+        u.password_hash,
+        u.role,
+        u.status,
+        u.email_verified_at,
+        u.created_at,
+        u.updated_at,
+      );
     },
     /** By email (case-insensitive). */
     byEmail(email: string): UserRow | null {

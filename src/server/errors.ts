@@ -1,5 +1,5 @@
-import { AppError, isAppError } from '../shared/errors.ts';
 import type { Logger } from '../app/index.ts';
+import { AppError, isAppError } from '../shared/errors.ts';
 
 /** The contract's error body, as a JSON response with the error's status. */
 export function errorResponse(e: AppError, headers: Record<string, string> = {}): Response {
@@ -13,20 +13,29 @@ export function errorResponse(e: AppError, headers: Record<string, string> = {})
  */
 export function toErrorResponse(code: string | number, error: unknown, log: Logger): Response {
   if (isAppError(error)) return errorResponse(error);
-  if (code === 'PARSE') return errorResponse(new AppError('request.invalid_json', 'the request body is not valid JSON', 400));
+  if (code === 'PARSE')
+    return errorResponse(new AppError('request.invalid_json', 'the request body is not valid JSON', 400));
   if (code === 'NOT_FOUND') return errorResponse(new AppError('route.not_found', 'no such route', 404));
   if (code === 'VALIDATION') {
-    return errorResponse(new AppError('request.invalid', String((error as Error).message).slice(0, 500), 400));
+    return errorResponse(
+      new AppError('request.invalid', String((error as Error).message).slice(0, 500), 400),
+    );
   }
-  log.error('unhandled error', { err: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-  return errorResponse(new AppError('internal', 'internal error; the operator can find it in the server log', 500));
+  log.error('unhandled error', {
+    err: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+  return errorResponse(
+    new AppError('internal', 'internal error; the operator can find it in the server log', 500),
+  );
 }
 
 /** A body that must be a JSON object whose keys are all in `allowed`. */
 export function objectBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
   if (body === undefined || body === null || body === '') return {};
   if (typeof body !== 'object' || Array.isArray(body)) {
-    throw new AppError('request.invalid', 'the request body must be a JSON object', 400, [{ path: '', reason: 'must be an object' }]);
+    throw new AppError('request.invalid', 'the request body must be a JSON object', 400, [
+      { path: '', reason: 'must be an object' },
+    ]);
   }
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
   if (unknown.length) {

@@ -24,7 +24,12 @@ export interface HttpHandlers {
  * `<slug>.<base>` or a mapped custom domain → that platform's app; the bare base domain or an
  * IP → the operator app; anything else → 404. A request only ever holds its own platform.
  */
-export function createHttpHandlers(d: { app: App; tenancy: Tenancy; actions: OperatorActions; metrics: Metrics }): HttpHandlers {
+export function createHttpHandlers(d: {
+  app: App;
+  tenancy: Tenancy;
+  actions: OperatorActions;
+  metrics: Metrics;
+}): HttpHandlers {
   const { app, tenancy, metrics } = d;
   const trusted = new WeakSet<Request>();
   const routeOf = new WeakMap<Request, string>();
@@ -70,7 +75,10 @@ export function createHttpHandlers(d: { app: App; tenancy: Tenancy; actions: Ope
     if (p.status === 'suspended') {
       const headers = { 'retry-after': '3600' };
       if (!wantsHtml(request)) {
-        return { kind: 'platform', res: errorResponse(new AppError('platform.suspended', 'this platform is suspended', 503), headers) };
+        return {
+          kind: 'platform',
+          res: errorResponse(new AppError('platform.suspended', 'this platform is suspended', 503), headers),
+        };
       }
       const bp = tenancy.blueprintOf(p.id);
       const page = platformStatusPage(

@@ -47,13 +47,17 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       d.routeOf.set(request, route);
       // Deny by default: a route missing from the permission table cannot be reached.
       const need = OPERATOR_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-      if (!need) throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
+      if (!need)
+        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       return { principal: need === 'public' ? ANONYMOUS : principalOf(request, need) };
     })
     .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
     .get('/readyz', () => {
       const r = d.readiness();
-      return Response.json({ status: r.ok ? 'ready' : 'not_ready', checks: r.checks }, { status: r.ok ? 200 : 503 });
+      return Response.json(
+        { status: r.ok ? 'ready' : 'not_ready', checks: r.checks },
+        { status: r.ok ? 200 : 503 },
+      );
     })
     .get('/metrics', async ({ request }) => {
       const token = d.app.config.metrics_token;
@@ -69,7 +73,9 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           const input = objectBody(body, CREATE_FIELDS);
           for (const k of ['template', 'name', 'domain', 'owner_email'] as const) {
             if (input[k] !== undefined && typeof input[k] !== 'string') {
-              throw new AppError('request.invalid', `${k} must be text`, 400, [{ path: `/${k}`, reason: 'must be text' }]);
+              throw new AppError('request.invalid', `${k} must be text`, 400, [
+                { path: `/${k}`, reason: 'must be text' },
+              ]);
             }
           }
           const r = await d.actions.createPlatform(principal, input as never);
@@ -91,7 +97,9 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         .post('/platforms/:slug/archive', ({ principal, params, body }) =>
           d.actions.archive(principal, params.slug, objectBody(body, ['reason'])),
         )
-        .post('/platforms/:slug/unarchive', ({ principal, params }) => d.actions.unarchive(principal, params.slug))
+        .post('/platforms/:slug/unarchive', ({ principal, params }) =>
+          d.actions.unarchive(principal, params.slug),
+        )
         .post('/tokens', ({ principal, body }) =>
           Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
         )

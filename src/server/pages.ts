@@ -88,7 +88,12 @@ ${tiers ? `<h2>Plans</h2><ul>${tiers}</ul>` : ''}`;
 
 /** A platform-branded status page (503 suspended, 404 no such page). */
 export function platformStatusPage(bp: PlatformBlueprint, heading: string, text: string): string {
-  return page(bp, `${heading} · ${bp.identity.name}`, `<h2>${escapeHtml(heading)}</h2><p>${escapeHtml(text)}</p>`, footerOf(bp));
+  return page(
+    bp,
+    `${heading} · ${bp.identity.name}`,
+    `<h2>${escapeHtml(heading)}</h2><p>${escapeHtml(text)}</p>`,
+    footerOf(bp),
+  );
 }
 
 function footerOf(bp: PlatformBlueprint): string {

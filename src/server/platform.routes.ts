@@ -34,30 +34,53 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       const platform = d.platformOf.get(request);
       if (code === 'NOT_FOUND' && platform && wantsHtml(request)) {
         const bp = d.tenancy.blueprintOf(platform.id);
-        return htmlResponse(platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'), 404);
+        return htmlResponse(
+          platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'),
+          404,
+        );
       }
       return toErrorResponse(code, error, d.app.log);
     })
     .resolve({ as: 'global' }, ({ request, route }) => {
       d.routeOf.set(request, route);
       const platform = d.platformOf.get(request);
-      if (!platform) throw new AppError('internal.no_platform', 'request reached a platform route without a platform', 500);
+      if (!platform)
+        throw new AppError(
+          'internal.no_platform',
+          'request reached a platform route without a platform',
+          500,
+        );
       const need = PLATFORM_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-      if (!need) throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
+      if (!need)
+        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       return { platform };
     })
     .get('/', ({ platform }) => htmlResponse(platformHomePage(d.tenancy.blueprintOf(platform.id))))
     .get('/readyz', ({ platform }) =>
       // The platform's own database: reachable, current, and really this platform's file.
       d.app.platformDbs.use(platform.id, (db) => {
-        const id = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'").get()?.value;
+        const id = db
+          .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
+          .get()?.value;
         if (id !== platform.id) {
-          d.app.log.error('platform database holds another platform', { expected: platform.id, found: id ?? null });
-          throw new AppError('internal.platform_mismatch', 'platform database does not belong to this platform', 500);
+          d.app.log.error('platform database holds another platform', {
+            expected: platform.id,
+            found: id ?? null,
+          });
+          throw new AppError(
+            'internal.platform_mismatch',
+            'platform database does not belong to this platform',
+            500,
+          );
         }
         const current = isCurrent(db, TENANT_MIGRATIONS);
         return Response.json(
-          { status: current ? 'ready' : 'not_ready', platform: platform.slug, id, checks: { database: 'ok', schema: current ? 'ok' : 'behind' } },
+          {
+            status: current ? 'ready' : 'not_ready',
+            platform: platform.slug,
+            id,
+            checks: { database: 'ok', schema: current ? 'ok' : 'behind' },
+          },
           { status: current ? 200 : 503 },
         );
       }),

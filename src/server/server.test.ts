@@ -8,13 +8,15 @@ let s: Server;
 let token: string;
 
 const api = (method: string, path: string, body?: unknown) => operatorApi(s.base, token, method, path, body);
-const page = (host: string, path = '/', accept = 'text/html') => hostFetch(s.base, host, path, { headers: { accept } });
+const page = (host: string, path = '/', accept = 'text/html') =>
+  hostFetch(s.base, host, path, { headers: { accept } });
 const platformFiles = () => readdirSync(join(s.dataDir, 'platforms')).filter((f) => f.endsWith('.db'));
-const auditCount = () => s.app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM audit_log').get()!.n;
+const auditCount = () =>
+  s.app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM audit_log').get()!.n;
 
 async function create(body: Record<string, unknown>) {
   const res = await api('POST', '/platforms', body);
-  const json = (await res.json()) as Record<string, never>;
+  const json = (await res.json()) as never;
   return { res, json };
 }
 
@@ -42,7 +44,9 @@ describe('operator API: authentication', () => {
     s.app.control.exec(`INSERT INTO operators (id, email, password_hash, role, created_at, updated_at)
       VALUES ('op_viewer', 'viewer@localhost', 'x', 'operator_viewer', 0, 0)`);
     s.app.control
-      .query("INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES ('opt_v', 'op_viewer', 'v', ?, 0)")
+      .query(
+        "INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES ('opt_v', 'op_viewer', 'v', ?, 0)",
+      )
       .run(sha256Hex(viewerToken));
     expect((await operatorApi(s.base, viewerToken, 'GET', '/platforms')).status).toBe(200);
     const w = await operatorApi(s.base, viewerToken, 'POST', '/platforms', { slug: 'viewer-made' });
@@ -64,7 +68,11 @@ describe('creating platforms', () => {
   test('201 with the contract shape, and the host serves the brand at once', async () => {
     const { res, json } = await create({ slug: 'acme', template: 'creator', name: 'Acme AI' });
     expect(res.status).toBe(201);
-    expect(json).toMatchObject({ slug: 'acme', url: expect.stringContaining('acme.localhost'), admin: { email: 'owner@acme.localhost' } });
+    expect(json).toMatchObject({
+      slug: 'acme',
+      url: expect.stringContaining('acme.localhost'),
+      admin: { email: 'owner@acme.localhost' },
+    });
     expect((json as { admin: { password: string } }).admin.password).toHaveLength(20);
     expect(res.headers.get('server-timing')).toMatch(/argon2;dur=[\d.]+, create;dur=[\d.]+/);
     const home = await page('acme.localhost');
@@ -75,26 +83,106 @@ describe('creating platforms', () => {
   });
 
   const invalid: { name: string; body: Record<string, unknown>; code: string; paths: string[] }[] = [
-    { name: 'percentage over 100', body: { blueprint: { monetization: { marketplace_commission: 101 } } }, code: 'blueprint.invalid', paths: ['/monetization/marketplace_commission'] },
-    { name: 'negative money', body: { blueprint: { monetization: { agent_creation_fees: { amount: -1, currency: 'usd' } } } }, code: 'blueprint.invalid', paths: ['/monetization/agent_creation_fees/amount'] },
-    { name: 'money as a float', body: { blueprint: { monetization: { agent_creation_fees: { amount: 9.99, currency: 'usd' } } } }, code: 'blueprint.invalid', paths: ['/monetization/agent_creation_fees/amount'] },
-    { name: 'bad color', body: { blueprint: { identity: { branding: { colors: { primary: 'red' } } } } }, code: 'blueprint.invalid', paths: ['/identity/branding/colors/primary'] },
-    { name: 'unknown feature (typo)', body: { blueprint: { features: { agent_creaton: true } } }, code: 'blueprint.invalid', paths: ['/features/agent_creaton'] },
-    { name: 'unknown pricing strategy', body: { blueprint: { monetization: { pricing_strategy: 'free' } } }, code: 'blueprint.invalid', paths: ['/monetization/pricing_strategy'] },
-    { name: 'cloud_fallback not allowed/never', body: { blueprint: { ai_settings: { cloud_fallback: 'sometimes' } } }, code: 'blueprint.invalid', paths: ['/ai_settings/cloud_fallback'] },
-    { name: 'unknown compliance pack', body: { blueprint: { governance: { compliance_packs: ['pci'] } } }, code: 'blueprint.invalid', paths: ['/governance/compliance_packs/0'] },
-    { name: 'shares that do not add up', body: { template: 'creator', blueprint: { monetization: { creator_revenue_share: 80 } } }, code: 'blueprint.invalid', paths: ['/monetization/creator_revenue_share'] },
-    { name: 'custom CSS closing the style element', body: { blueprint: { identity: { branding: { custom_css: 'a{}</style><script>x</script>' } } } }, code: 'blueprint.invalid', paths: ['/identity/branding/custom_css'] },
-    { name: 'blueprint that is not an object', body: { blueprint: [1, 2] }, code: 'blueprint.invalid', paths: [''] },
-    { name: 'unknown template', body: { template: 'shop' }, code: 'blueprint.unknown_template', paths: ['/template'] },
+    {
+      name: 'percentage over 100',
+      body: { blueprint: { monetization: { marketplace_commission: 101 } } },
+      code: 'blueprint.invalid',
+      paths: ['/monetization/marketplace_commission'],
+    },
+    {
+      name: 'negative money',
+      body: { blueprint: { monetization: { agent_creation_fees: { amount: -1, currency: 'usd' } } } },
+      code: 'blueprint.invalid',
+      paths: ['/monetization/agent_creation_fees/amount'],
+    },
+    {
+      name: 'money as a float',
+      body: { blueprint: { monetization: { agent_creation_fees: { amount: 9.99, currency: 'usd' } } } },
+      code: 'blueprint.invalid',
+      paths: ['/monetization/agent_creation_fees/amount'],
+    },
+    {
+      name: 'bad color',
+      body: { blueprint: { identity: { branding: { colors: { primary: 'red' } } } } },
+      code: 'blueprint.invalid',
+      paths: ['/identity/branding/colors/primary'],
+    },
+    {
+      name: 'unknown feature (typo)',
+      body: { blueprint: { features: { agent_creaton: true } } },
+      code: 'blueprint.invalid',
+      paths: ['/features/agent_creaton'],
+    },
+    {
+      name: 'unknown pricing strategy',
+      body: { blueprint: { monetization: { pricing_strategy: 'free' } } },
+      code: 'blueprint.invalid',
+      paths: ['/monetization/pricing_strategy'],
+    },
+    {
+      name: 'cloud_fallback not allowed/never',
+      body: { blueprint: { ai_settings: { cloud_fallback: 'sometimes' } } },
+      code: 'blueprint.invalid',
+      paths: ['/ai_settings/cloud_fallback'],
+    },
+    {
+      name: 'unknown compliance pack',
+      body: { blueprint: { governance: { compliance_packs: ['pci'] } } },
+      code: 'blueprint.invalid',
+      paths: ['/governance/compliance_packs/0'],
+    },
+    {
+      name: 'shares that do not add up',
+      body: { template: 'creator', blueprint: { monetization: { creator_revenue_share: 80 } } },
+      code: 'blueprint.invalid',
+      paths: ['/monetization/creator_revenue_share'],
+    },
+    {
+      name: 'custom CSS closing the style element',
+      body: { blueprint: { identity: { branding: { custom_css: 'a{}</style><script>x</script>' } } } },
+      code: 'blueprint.invalid',
+      paths: ['/identity/branding/custom_css'],
+    },
+    {
+      name: 'blueprint that is not an object',
+      body: { blueprint: [1, 2] },
+      code: 'blueprint.invalid',
+      paths: [''],
+    },
+    {
+      name: 'unknown template',
+      body: { template: 'shop' },
+      code: 'blueprint.unknown_template',
+      paths: ['/template'],
+    },
     {
       name: 'several errors at once, all listed',
-      body: { blueprint: { identity: { branding: { colors: { text: 'blue' } } }, governance: { agent_approval_process: 'never' }, features: { white_label: 'yes' } } },
+      body: {
+        blueprint: {
+          identity: { branding: { colors: { text: 'blue' } } },
+          governance: { agent_approval_process: 'never' },
+          features: { white_label: 'yes' },
+        },
+      },
       code: 'blueprint.invalid',
-      paths: ['/features/white_label', '/governance/agent_approval_process', '/identity/branding/colors/text'],
+      paths: [
+        '/features/white_label',
+        '/governance/agent_approval_process',
+        '/identity/branding/colors/text',
+      ],
     },
-    { name: 'custom domain not a host name', body: { domain: 'https://x.example.com/' }, code: 'platform.domain_invalid', paths: ['/domain'] },
-    { name: 'unknown request field', body: { templat: 'creator' }, code: 'request.invalid', paths: ['/templat'] },
+    {
+      name: 'custom domain not a host name',
+      body: { domain: 'https://x.example.com/' },
+      code: 'platform.domain_invalid',
+      paths: ['/domain'],
+    },
+    {
+      name: 'unknown request field',
+      body: { templat: 'creator' },
+      code: 'request.invalid',
+      paths: ['/templat'],
+    },
   ];
 
   test(`a table of ${invalid.length} invalid requests: 400 naming the fields, nothing created`, async () => {
@@ -104,9 +192,18 @@ describe('creating platforms', () => {
     for (const [i, c] of invalid.entries()) {
       const slug = `bad-${i}`;
       const { res, json } = await create({ slug, ...c.body });
-      const err = (json as { error: { code: string; message: string; details?: { path: string; reason: string }[] } }).error;
-      expect({ case: c.name, status: res.status, code: err.code }).toEqual({ case: c.name, status: 400, code: c.code });
-      expect({ case: c.name, paths: (err.details ?? []).map((d) => d.path).sort() }).toEqual({ case: c.name, paths: [...c.paths].sort() });
+      const err = (
+        json as { error: { code: string; message: string; details?: { path: string; reason: string }[] } }
+      ).error;
+      expect({ case: c.name, status: res.status, code: err.code }).toEqual({
+        case: c.name,
+        status: 400,
+        code: c.code,
+      });
+      expect({ case: c.name, paths: (err.details ?? []).map((d) => d.path).sort() }).toEqual({
+        case: c.name,
+        paths: [...c.paths].sort(),
+      });
       for (const d of err.details ?? []) expect(d.reason.length).toBeGreaterThan(0);
       expect(s.tenancy.registry.bySlug(slug)).toBeUndefined();
     }
@@ -168,7 +265,9 @@ describe('host routing and isolation', () => {
   let a: { id: string };
   let b: { id: string };
   beforeAll(async () => {
-    a = (await create({ slug: 'iso-a', name: 'Alpha Co', domain: 'ai.alpha.test' })).json as never as { id: string };
+    a = (await create({ slug: 'iso-a', name: 'Alpha Co', domain: 'ai.alpha.test' })).json as never as {
+      id: string;
+    };
     a = { id: s.tenancy.registry.bySlug('iso-a')!.id };
     await create({ slug: 'iso-b', name: 'Beta Co' });
     b = { id: s.tenancy.registry.bySlug('iso-b')!.id };
@@ -185,11 +284,15 @@ describe('host routing and isolation', () => {
 
   test("a platform's requests hold only its own database", async () => {
     await s.app.platformDbs.closeAll();
-    const ra = (await (await page('iso-a.localhost', '/readyz', 'application/json')).json()) as { id: string };
+    const ra = (await (await page('iso-a.localhost', '/readyz', 'application/json')).json()) as {
+      id: string;
+    };
     expect(ra.id).toBe(a.id);
     expect(s.app.platformDbs.has(a.id)).toBe(true);
     expect(s.app.platformDbs.has(b.id)).toBe(false);
-    const rb = (await (await page('iso-b.localhost', '/readyz', 'application/json')).json()) as { id: string };
+    const rb = (await (await page('iso-b.localhost', '/readyz', 'application/json')).json()) as {
+      id: string;
+    };
     expect(rb.id).toBe(b.id);
   });
 
@@ -290,7 +393,9 @@ describe('suspend, resume, archive, unarchive', () => {
     await Bun.sleep(50);
     // New requests are refused at once; the in-flight one still reads its database.
     expect((await page('busy.localhost')).status).toBe(410);
-    expect(lease.db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe('busy');
+    expect(
+      lease.db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value,
+    ).toBe('busy');
     lease.release();
     expect((await archiving).status).toBe(200);
     expect(existsSync(join(s.dataDir, 'platforms', 'archive', `${id}.db`))).toBe(true);
@@ -304,11 +409,22 @@ describe('suspend, resume, archive, unarchive', () => {
 
   test('every change is in the control audit chain, which verifies', async () => {
     const actions = s.app.control
-      .query<{ action: string }, []>("SELECT action FROM audit_log WHERE target = 'platform:life' ORDER BY seq")
+      .query<{ action: string }, []>(
+        "SELECT action FROM audit_log WHERE target = 'platform:life' ORDER BY seq",
+      )
       .all()
       .map((r) => r.action);
-    expect(actions).toEqual(['platform.created', 'platform.suspended', 'platform.resumed', 'platform.archived', 'platform.unarchived']);
-    const v = (await (await api('GET', '/audit/verify')).json()) as { ok: boolean; chains: { chain: string; ok: boolean }[] };
+    expect(actions).toEqual([
+      'platform.created',
+      'platform.suspended',
+      'platform.resumed',
+      'platform.archived',
+      'platform.unarchived',
+    ]);
+    const v = (await (await api('GET', '/audit/verify')).json()) as {
+      ok: boolean;
+      chains: { chain: string; ok: boolean }[];
+    };
     expect(v.ok).toBe(true);
     expect(v.chains.map((c) => c.chain)).toContain('control');
     expect(v.chains.map((c) => c.chain)).toContain('busy');
@@ -350,7 +466,9 @@ describe('health, readiness, metrics', () => {
     await page('acme.localhost');
     const text = await (await page('localhost', '/metrics', 'text/plain')).text();
     expect(text).toMatch(/soulfra_http_requests_total\{host_kind="platform",route="\/",status="200"\} [1-9]/);
-    expect(text).toMatch(/soulfra_http_request_duration_seconds_bucket\{le="0.005",host_kind="platform",route="\/"\}/);
+    expect(text).toMatch(
+      /soulfra_http_request_duration_seconds_bucket\{le="0.005",host_kind="platform",route="\/"\}/,
+    );
     const active = s.tenancy.countByStatus().active;
     expect(text).toContain(`soulfra_platforms{status="active"} ${active}`);
     expect(text).toMatch(/soulfra_platform_db_open_handles \d+/);

@@ -59,7 +59,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let sock: ReturnType<typeof Bun.serve> | undefined;
   try {
     const swept = sweepTemporaryFiles(dataDir);
-    if (swept.length) log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
+    if (swept.length)
+      log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
     inst = openInstance({ dataDir, config, log });
     const { app, tenancy, actions } = inst;
     const metrics = createMetrics(app, tenancy);
@@ -75,7 +76,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       },
     });
     const port = tcp.port ?? config.port;
-    const publicUrl = config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
+    const publicUrl =
+      config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
     tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrl });
 
     // The control socket: a stale file from a crash is ours to replace (we hold the lock).
@@ -109,7 +111,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         stopping ??= (async () => {
           log.info('stopping: finishing in-flight requests', { timeout_ms: config.shutdown_timeout_ms });
           const graceful = Promise.all([tcpServer.stop(false), sockServer.stop(false)]).then(() => true);
-          const timedOut = new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdown_timeout_ms).unref());
+          const timedOut = new Promise<boolean>((r) =>
+            setTimeout(() => r(false), config.shutdown_timeout_ms).unref(),
+          );
           if (!(await Promise.race([graceful, timedOut]))) {
             log.warn('in-flight requests did not finish in time; closing their connections');
             await Promise.all([tcpServer.stop(true), sockServer.stop(true)]);

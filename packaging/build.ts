@@ -1,0 +1,25 @@
+// Builds dist/soulfra: one executable with the runtime, migrations and package.json embedded.
+// Run with `npm run build`. The executable runs from any folder with nothing beside it.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dir, '..');
+const outfile = join(root, 'dist', 'soulfra');
+mkdirSync(join(root, 'dist'), { recursive: true });
+const started = performance.now();
+const result = await Bun.build({
+  entrypoints: [join(root, 'src', 'main.ts')],
+  compile: { outfile },
+  minify: true,
+  sourcemap: 'linked',
+  bytecode: true,
+  target: 'bun',
+});
+if (!result.success) {
+  for (const log of result.logs) console.error(log);
+  process.exit(1);
+}
+const size = Bun.file(outfile).size;
+console.log(
+  `built ${outfile} (${(size / 1024 / 1024).toFixed(1)} MiB) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, expect, test } from 'bun:test';
+import { copyFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUN, hostFetch, ROOT, spawnServe, tempDir } from './helpers.ts';
+
+// `npm run build` makes dist/soulfra; it must run from any folder with nothing beside it.
+const t = tempDir('soulfra-build-');
+const exe = join(t.dir, 'soulfra');
+const run = async (args: string[]) => {
+  const p = Bun.spawn([exe, ...args], { cwd: t.dir, stdout: 'pipe', stderr: 'pipe' });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+    p.exited,
+  ]);
+  return { stdout, stderr, code };
+};
+
+beforeAll(async () => {
+  const build = Bun.spawn([BUN, 'run', 'build'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' });
+  const code = await build.exited;
+  if (code !== 0) throw new Error(`npm run build failed: ${await new Response(build.stderr).text()}`);
+  copyFileSync(join(ROOT, 'dist', 'soulfra'), exe);
+}, 120_000);
+afterAll(() => t.cleanup());
+
+test('dist/soulfra --version, alone in a folder', async () => {
+  expect(readdirSync(t.dir)).toEqual(['soulfra']);
+  const r = await run(['--version']);
+  expect(r.code).toBe(0);
+  expect(r.stdout.trim()).toBe(
+    ((await Bun.file(join(ROOT, 'package.json')).json()) as { version: string }).version,
+  );
+});
+
+test('with dist/soulfra serve running, dist/soulfra platform create makes the host answer at once', async () => {
+  const data = join(t.dir, 'data');
+  const server = await spawnServe(data, [], [exe]);
+  try {
+    const r = await run(['platform', 'create', 'acme', '--template', 'creator', '--data', data, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ slug: 'acme', admin: { email: 'owner@acme.localhost' } });
+    const res = await hostFetch(server.base, 'acme.localhost', '/');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<title>Acme</title>');
+    expect((await run(['audit', 'verify', '--data', data])).code).toBe(0);
+  } finally {
+    await server.stop();
+  }
+}, 30_000);

@@ -1,0 +1,274 @@
+import { Database } from 'bun:sqlite';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BUN, hostFetch, ROOT, runCli, spawnServe, tempDir } from './helpers.ts';
+
+const pkg = (await Bun.file(join(ROOT, 'package.json')).json()) as { version: string };
+
+describe('soulfra --version', () => {
+  test('prints the package version', async () => {
+    const r = await runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  test('an unknown command or flag exits 2 with the reason on stderr', async () => {
+    const a = await runCli(['frobnicate']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain("unknown command 'frobnicate'");
+    const b = await runCli(['platform', 'list', '--colour']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("unknown option '--colour'");
+  });
+});
+
+describe('with no server running (the CLI takes the lock)', () => {
+  const t = tempDir();
+  const data = join(t.dir, 'data');
+  const sf = (...args: string[]) => runCli([...args, '--data', data]);
+  afterAll(() => t.cleanup());
+
+  test('create, list, show, suspend, resume, archive, unarchive; global flags anywhere', async () => {
+    const c = await runCli([
+      '--json',
+      'platform',
+      'create',
+      'acme',
+      '--data',
+      data,
+      '--template',
+      'creator',
+      '--name',
+      'Acme Labs',
+    ]);
+    expect(c.code).toBe(0);
+    const created = JSON.parse(c.stdout) as {
+      slug: string;
+      url: string;
+      admin: { email: string; password: string };
+    };
+    expect(created).toMatchObject({
+      slug: 'acme',
+      url: 'http://acme.localhost:8080/',
+      admin: { email: 'owner@acme.localhost' },
+    });
+
+    const list = JSON.parse((await sf('platform', 'list', '--json')).stdout) as {
+      platforms: { slug: string; name: string }[];
+    };
+    expect(list.platforms.map((p) => [p.slug, p.name])).toEqual([['acme', 'Acme Labs']]);
+    const human = await sf('platform', 'list');
+    expect(human.stdout).toMatch(/SLUG\s+NAME\s+STATUS/);
+    expect(human.stdout).toMatch(/acme\s+Acme Labs\s+active\s+creator/);
+
+    const show = JSON.parse((await sf('platform', 'show', 'acme', '--json')).stdout) as {
+      blueprint: { monetization: { creator_revenue_share: number } };
+    };
+    expect(show.blueprint.monetization.creator_revenue_share).toBe(70);
+
+    for (const [cmd, status] of [
+      ['suspend', 'suspended'],
+      ['resume', 'active'],
+      ['archive', 'archived'],
+      ['unarchive', 'active'],
+    ] as const) {
+      const r = await sf('platform', cmd, 'acme', '--json');
+      expect({ cmd, code: r.code, status: (JSON.parse(r.stdout) as { status: string }).status }).toEqual({
+        cmd,
+        code: 0,
+        status,
+      });
+    }
+    const v = await sf('audit', 'verify');
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/ok\s+control/);
+    expect(v.stdout).toMatch(/ok\s+acme/);
+  });
+
+  test('a blueprint file (YAML) merged over the template', async () => {
+    const file = join(t.dir, 'edu.yaml');
+    writeFileSync(
+      file,
+      'identity:\n  name: Bright Minds\n  branding:\n    colors:\n      primary: "#0055aa"\n',
+    );
+    const r = await sf(
+      'platform',
+      'create',
+      'bright',
+      '--template',
+      'education',
+      '--blueprint',
+      file,
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const show = JSON.parse((await sf('platform', 'show', 'bright', '--json')).stdout) as {
+      name: string;
+      blueprint: {
+        identity: { branding: { colors: { primary: string } } };
+        ai_settings: { safety_filters: { level: string } };
+      };
+    };
+    expect(show.name).toBe('Bright Minds');
+    expect(show.blueprint.identity.branding.colors.primary).toBe('#0055aa');
+    expect(show.blueprint.ai_settings.safety_filters.level).toBe('maximum');
+  });
+
+  const invalid: { name: string; file: string; text: string; paths: string[] }[] = [
+    {
+      name: 'bad values (YAML)',
+      file: 'bad.yaml',
+      text: 'monetization:\n  marketplace_commission: 150\nfeatures:\n  agent_creaton: true\n',
+      paths: ['/features/agent_creaton', '/monetization/marketplace_commission'],
+    },
+    {
+      name: 'bad color (JSON)',
+      file: 'bad.json',
+      text: '{"identity":{"branding":{"colors":{"primary":"red"}}}}',
+      paths: ['/identity/branding/colors/primary'],
+    },
+    { name: 'unparseable JSON', file: 'broken.json', text: '{"identity": {', paths: [''] },
+  ];
+  for (const c of invalid) {
+    test(`invalid blueprint: ${c.name} → exit 2 naming the fields, nothing created`, async () => {
+      const before = readdirSync(join(data, 'platforms'));
+      const file = join(t.dir, c.file);
+      writeFileSync(file, c.text);
+      const r = await sf('platform', 'create', 'nope', '--blueprint', file, '--json');
+      expect(r.code).toBe(2);
+      for (const p of c.paths.filter(Boolean)) expect(r.stderr).toContain(p);
+      const doc = JSON.parse(r.stdout) as { error: { details: { path: string }[] } };
+      expect(doc.error.details.map((d) => d.path).sort()).toEqual(c.paths);
+      expect(readdirSync(join(data, 'platforms'))).toEqual(before);
+      expect((await sf('platform', 'show', 'nope')).code).toBe(1);
+    });
+  }
+
+  test('bad slug → 2, reserved → 2, taken → 1, unknown platform → 1', async () => {
+    expect((await sf('platform', 'create', 'Bad_Slug!')).code).toBe(2);
+    expect((await sf('platform', 'create', 'admin')).code).toBe(2);
+    const taken = await sf('platform', 'create', 'acme');
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('platform.slug_taken');
+    expect((await sf('platform', 'suspend', 'ghost')).code).toBe(1);
+  });
+
+  test('a tampered platform audit entry fails verify, naming the entry', async () => {
+    const show = JSON.parse((await sf('platform', 'show', 'bright', '--json')).stdout) as { db_file: string };
+    const db = new Database(join(data, show.db_file));
+    db.exec('DROP TRIGGER audit_log_no_update');
+    db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1");
+    db.close();
+    const one = await sf('audit', 'verify', 'bright');
+    expect(one.code).toBe(1);
+    expect(one.stdout).toMatch(/BAD\s+bright\s+entry #1/);
+    const all = await sf('audit', 'verify', '--json');
+    expect(all.code).toBe(1);
+    const doc = JSON.parse(all.stdout) as {
+      ok: boolean;
+      chains: { chain: string; ok: boolean; bad?: { seq: number } }[];
+    };
+    expect(doc.ok).toBe(false);
+    expect(doc.chains.find((c) => c.chain === 'bright')).toMatchObject({ ok: false, bad: { seq: 1 } });
+    expect(doc.chains.find((c) => c.chain === 'acme')?.ok).toBe(true);
+  });
+
+  test('the CLI refuses to work on a data dir another process has locked', async () => {
+    const holder = Bun.spawn(
+      [
+        BUN,
+        '-e',
+        `const {lockDataDir}=await import(${JSON.stringify(join(ROOT, 'src/app/datadir.ts'))});lockDataDir(${JSON.stringify(data)});console.log('locked');await Bun.sleep(20000)`,
+      ],
+      { stdout: 'pipe', stderr: 'inherit' },
+    );
+    const reader = holder.stdout.getReader();
+    await reader.read();
+    const r = await sf('platform', 'list');
+    holder.kill();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('datadir.locked');
+  }, 20_000);
+});
+
+describe('with a server running (the CLI goes through the control socket)', () => {
+  const t = tempDir();
+  const data = join(t.dir, 'data');
+  let server: Awaited<ReturnType<typeof spawnServe>>;
+  beforeAll(async () => {
+    server = await spawnServe(data);
+  });
+  afterAll(async () => {
+    await server.stop('SIGKILL');
+    t.cleanup();
+  });
+
+  test('first start prints the operator admin and an API token once', () => {
+    expect(server.info.operator?.email).toBe('admin@localhost');
+    expect(server.info.operator?.token).toStartWith('sfo_');
+    expect(existsSync(join(data, 'soulfra.sock'))).toBe(true);
+  });
+
+  test('platform create makes the host answer 200 with its brand at once', async () => {
+    const r = await runCli([
+      'platform',
+      'create',
+      'acme',
+      '--template',
+      'creator',
+      '--name',
+      'Acme Live',
+      '--data',
+      data,
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const { url } = JSON.parse(r.stdout) as { url: string };
+    expect(url).toBe(`http://acme.localhost:${new URL(server.base).port}/`);
+    const res = await hostFetch(server.base, 'acme.localhost', '/');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<title>Acme Live</title>');
+  });
+
+  test('every command works through the socket, including errors and audit', async () => {
+    const sf = (...args: string[]) => runCli([...args, '--data', data]);
+    expect((await sf('platform', 'suspend', 'acme')).code).toBe(0);
+    expect((await hostFetch(server.base, 'acme.localhost', '/')).status).toBe(503);
+    expect((await sf('platform', 'resume', 'acme')).code).toBe(0);
+    expect((await hostFetch(server.base, 'acme.localhost', '/')).status).toBe(200);
+    expect((await sf('platform', 'create', 'acme')).code).toBe(1);
+    expect((await sf('platform', 'create', 'x')).code).toBe(2);
+    const tok = await sf('operator', 'token', 'create', '--json');
+    expect(tok.code).toBe(0);
+    const token = (JSON.parse(tok.stdout) as { token: string }).token;
+    const api = await hostFetch(server.base, 'localhost', '/_operator/api/platforms', {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(api.status).toBe(200);
+    expect((await sf('audit', 'verify')).code).toBe(0);
+  });
+
+  test('a second server on the same data dir is refused', async () => {
+    const r = await runCli(['serve', '--data', data, '--port', '0']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('datadir.locked');
+  });
+
+  test('SIGTERM stops gracefully; a restart keeps everything and prints no new secrets', async () => {
+    expect(await server.stop('SIGTERM')).toBe(0);
+    expect(existsSync(join(data, 'soulfra.sock'))).toBe(false);
+    expect(readdirSync(join(data, 'platforms')).filter((f) => f.endsWith('-wal'))).toEqual([]);
+    server = await spawnServe(data);
+    expect(server.info.operator).toBeNull();
+    const res = await hostFetch(server.base, 'acme.localhost', '/');
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('<title>Acme Live</title>');
+    const list = JSON.parse((await runCli(['platform', 'list', '--data', data, '--json'])).stdout) as {
+      platforms: { slug: string; url: string }[];
+    };
+    expect(list.platforms.map((p) => p.slug)).toEqual(['acme']);
+    expect(list.platforms[0]!.url).toBe(`http://acme.localhost:${new URL(server.base).port}/`);
+    expect((await runCli(['audit', 'verify', '--data', data])).code).toBe(0);
+  });
+});
