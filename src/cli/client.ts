@@ -34,6 +34,8 @@ export interface OperatorClient {
   resume(slug: string): Promise<PlatformView>;
   archive(slug: string, reason?: string): Promise<PlatformView>;
   unarchive(slug: string): Promise<PlatformView>;
+  addDomain(slug: string, host: string): Promise<PlatformView>;
+  removeDomain(slug: string, host: string): Promise<PlatformView>;
   createToken(name: string): Promise<{ id: string; token: string; operator: string }>;
   verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }>;
   close(): Promise<void>;
@@ -135,6 +137,8 @@ function remoteClient(socket: string): OperatorClient {
     resume: (slug) => call('POST', `/platforms/${enc(slug)}/resume`, {}),
     archive: (slug, reason) => call('POST', `/platforms/${enc(slug)}/archive`, reason ? { reason } : {}),
     unarchive: (slug) => call('POST', `/platforms/${enc(slug)}/unarchive`, {}),
+    addDomain: (slug, host) => call('POST', `/platforms/${enc(slug)}/domains`, { host }),
+    removeDomain: (slug, host) => call('DELETE', `/platforms/${enc(slug)}/domains/${enc(host)}`),
     createToken: (name) => call('POST', '/tokens', { name }),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     close: async () => {},
@@ -155,6 +159,8 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     resume: async (slug) => a.resume(LOCAL_ROOT, slug),
     archive: (slug, reason) => a.archive(LOCAL_ROOT, slug, reason ? { reason } : {}),
     unarchive: async (slug) => a.unarchive(LOCAL_ROOT, slug),
+    addDomain: async (slug, host) => a.addDomain(LOCAL_ROOT, slug, { host }),
+    removeDomain: async (slug, host) => a.removeDomain(LOCAL_ROOT, slug, host),
     createToken: async (name) => a.createToken(LOCAL_ROOT, { name }),
     verifyAudit: (slug) => a.verifyAudit(slug),
     close: async () => {

@@ -149,6 +149,27 @@ export function registerPlatform(program: Command, run: Run): void {
       }),
     );
   };
+  const domain = platform.command('domain').description("a platform's custom domains");
+  for (const verb of ['add', 'remove'] as const) {
+    domain
+      .command(verb)
+      .description(verb === 'add' ? 'map a custom domain to the platform' : 'unmap a custom domain')
+      .argument('<slug>')
+      .argument('<host>', 'e.g. ai.example.com')
+      .action((slug: string, host: string) =>
+        run(async (flags, out) => {
+          const client = await connect(flags.data);
+          try {
+            const p =
+              verb === 'add' ? await client.addDomain(slug, host) : await client.removeDomain(slug, host);
+            out.result(p, () => `${p.slug} domains: ${p.domains.join(', ') || '-'}`);
+          } finally {
+            await client.close();
+          }
+        }),
+      );
+  }
+
   change('suspend', 'suspend a platform: its host answers 503 until resumed', true);
   change('resume', 'resume a suspended platform', false);
   change('archive', 'archive a platform: its host answers 410, its database is moved aside and kept', true);

@@ -68,6 +68,16 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       requireAdmin(p);
       return tenancy.unarchive(slug, p.actor);
     },
+    /** Maps a custom domain to a platform. */
+    addDomain(p: OperatorPrincipal, slug: string, body: unknown): PlatformView {
+      requireAdmin(p);
+      return tenancy.addDomain(slug, hostOf(body), p.actor);
+    },
+    /** Unmaps a custom domain. */
+    removeDomain(p: OperatorPrincipal, slug: string, host: string): PlatformView {
+      requireAdmin(p);
+      return tenancy.removeDomain(slug, host, p.actor);
+    },
     /** A new operator API token, shown once. */
     createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {
       const name = (body as { name?: unknown } | null)?.name ?? 'cli';
@@ -115,6 +125,16 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
 
 /** The operator actions' type. */
 export type OperatorActions = ReturnType<typeof createOperatorActions>;
+
+function hostOf(body: unknown): string {
+  const h = (body as { host?: unknown } | null)?.host;
+  if (typeof h !== 'string') {
+    throw new AppError('request.invalid', 'host is required: the custom domain to map', 400, [
+      { path: '/host', reason: 'required' },
+    ]);
+  }
+  return h;
+}
 
 function report(chain: string, v: ReturnType<typeof verifyChain>): ChainReport {
   return v.ok

@@ -100,6 +100,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         .post('/platforms/:slug/unarchive', ({ principal, params }) =>
           d.actions.unarchive(principal, params.slug),
         )
+        .post('/platforms/:slug/domains', ({ principal, params, body }) =>
+          d.actions.addDomain(principal, params.slug, objectBody(body, ['host'])),
+        )
+        .delete('/platforms/:slug/domains/:host', ({ principal, params }) =>
+          d.actions.removeDomain(principal, params.slug, params.host),
+        )
         .post('/tokens', ({ principal, body }) =>
           Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
         )
@@ -128,6 +134,8 @@ export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
   'POST /_operator/api/platforms/:slug/resume': 'operator:write',
   'POST /_operator/api/platforms/:slug/archive': 'operator:write',
   'POST /_operator/api/platforms/:slug/unarchive': 'operator:write',
+  'POST /_operator/api/platforms/:slug/domains': 'operator:write',
+  'DELETE /_operator/api/platforms/:slug/domains/:host': 'operator:write',
   'POST /_operator/api/tokens': 'operator:write',
   'GET /_operator/api/audit/verify': 'operator:read',
 };

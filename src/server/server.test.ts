@@ -305,6 +305,32 @@ describe('host routing and isolation', () => {
     expect((dup.json as { error: { code: string } }).error.code).toBe('platform.domain_taken');
   });
 
+  test('domains can be added and removed later; each change is audited', async () => {
+    const add = await api('POST', '/platforms/iso-b/domains', { host: 'beta.example.org' });
+    expect(add.status).toBe(200);
+    expect(((await add.json()) as { domains: string[] }).domains).toEqual(['beta.example.org']);
+    expect(await (await page('beta.example.org')).text()).toContain('<title>Beta Co</title>');
+    const taken = await api('POST', '/platforms/iso-b/domains', { host: 'ai.alpha.test' });
+    expect(taken.status).toBe(409);
+    const bad = await api('POST', '/platforms/iso-b/domains', { host: 'Beta Example' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { details: { path: string }[] } }).error.details[0]!.path).toBe(
+      '/host',
+    );
+    const under = await api('POST', '/platforms/iso-b/domains', { host: 'x.localhost' });
+    expect(under.status).toBe(400);
+    expect((await api('DELETE', '/platforms/iso-b/domains/ai.alpha.test')).status).toBe(404);
+    expect((await api('DELETE', '/platforms/iso-b/domains/beta.example.org')).status).toBe(200);
+    expect((await page('beta.example.org')).status).toBe(404);
+    const actions = s.app.control
+      .query<{ action: string }, []>(
+        "SELECT action FROM audit_log WHERE target = 'platform:iso-b' ORDER BY seq",
+      )
+      .all()
+      .map((r) => r.action);
+    expect(actions).toEqual(['platform.created', 'platform.domain_added', 'platform.domain_removed']);
+  });
+
   const hosts: [string, number, string][] = [
     ['nosuch.localhost', 404, 'no platform'],
     ['iso-a.iso-b.localhost', 404, 'no platform'],

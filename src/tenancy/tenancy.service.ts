@@ -13,6 +13,7 @@ import {
 } from './platforms.repository.ts';
 import { PlatformRegistry } from './registry.ts';
 import { domainUrl, type InstanceSettings, platformUrl, readSettings, writeSettings } from './settings.ts';
+import { checkDomain } from './slug.ts';
 
 /** What clients see of a platform (operator API, CLI). Times are ISO-8601 UTC. */
 export interface PlatformView {
@@ -292,6 +293,49 @@ export function createTenancy(app: App) {
       const next = reload(h.id);
       app.bus.publish('platform.unarchived', { platformId: h.id, slug, actor });
       return view(next);
+    },
+
+    /** Maps another custom domain to a platform (409 when another platform has it). */
+    addDomain(slug: string, host: string, actor: string): PlatformView {
+      const h = headOf(slug);
+      const domain = checkDomain(host, '/host');
+      if (registry.byDomain(domain)?.id === h.id) return view(h);
+      assertDomainFree(domain);
+      tx(app.control, () => {
+        repo.insertDomain(domain, h.id, app.clock.now());
+        app.audit.append(app.control, {
+          actor,
+          action: 'platform.domain_added',
+          target: `platform:${slug}`,
+          details: { id: h.id, domain },
+        });
+      });
+      registry.putDomain(domain, h.id);
+      return view(h);
+    },
+
+    /** Unmaps a custom domain from a platform (404 when it is not mapped there). */
+    removeDomain(slug: string, host: string, actor: string): PlatformView {
+      const h = headOf(slug);
+      if (registry.byDomain(host)?.id !== h.id) {
+        throw new AppError(
+          'platform.domain_not_found',
+          `domain '${host}' is not mapped to platform '${slug}'`,
+          404,
+          [{ path: '/host', reason: 'not mapped to this platform' }],
+        );
+      }
+      tx(app.control, () => {
+        repo.deleteDomain(host);
+        app.audit.append(app.control, {
+          actor,
+          action: 'platform.domain_removed',
+          target: `platform:${slug}`,
+          details: { id: h.id, domain: host },
+        });
+      });
+      registry.deleteDomain(host);
+      return view(h);
     },
 
     /** Counts by status (metrics). */
