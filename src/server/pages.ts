@@ -21,6 +21,18 @@ function fontStack(name: string | undefined): string {
   return clean ? `"${clean}", system-ui, sans-serif` : 'system-ui, sans-serif';
 }
 
+/** Black or white, whichever reads better on `hex` (WCAG relative luminance). */
+export function contrastText(hex: string): '#000000' | '#ffffff' {
+  const h = hex.length === 4 ? [...hex.slice(1)].map((c) => c + c).join('') : hex.slice(1);
+  const [r, g, b] = [0, 2, 4].map((i) => {
+    const c = Number.parseInt(h.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  }) as [number, number, number];
+  const l = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  // Contrast with white is 1.05 / (l + 0.05); with black (l + 0.05) / 0.05: pick the larger.
+  return 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 ? '#ffffff' : '#000000';
+}
+
 /** The brand's CSS: colors and fonts as custom properties, then the platform's own CSS. */
 function brandStyle(bp: PlatformBlueprint): string {
   const c = bp.identity.branding.colors;
@@ -28,11 +40,11 @@ function brandStyle(bp: PlatformBlueprint): string {
   // Colors are validated as #rgb/#rrggbb; `<` can never appear inside the style element.
   const css = (bp.identity.branding.custom_css ?? '').replace(/</g, '\\3C ');
   return `<style>
-:root{--brand-primary:${c.primary};--brand-secondary:${c.secondary};--brand-bg:${c.background};--brand-text:${c.text};--brand-font-heading:${fontStack(f.heading)};--brand-font-body:${fontStack(f.body)}}
+:root{--brand-primary:${c.primary};--brand-on-primary:${contrastText(c.primary)};--brand-secondary:${c.secondary};--brand-on-secondary:${contrastText(c.secondary)};--brand-bg:${c.background};--brand-text:${c.text};--brand-font-heading:${fontStack(f.heading)};--brand-font-body:${fontStack(f.body)}}
 *{box-sizing:border-box}body{margin:0;background:var(--brand-bg);color:var(--brand-text);font-family:var(--brand-font-body);line-height:1.5}
-header{display:flex;align-items:center;gap:1rem;padding:1.25rem 2rem;background:var(--brand-primary);color:#fff}
+header{display:flex;align-items:center;gap:1rem;padding:1.25rem 2rem;background:var(--brand-primary);color:var(--brand-on-primary)}
 header img{height:48px;width:auto}h1,h2{font-family:var(--brand-font-heading);margin:0}
-main{max-width:56rem;margin:2rem auto;padding:0 2rem}.tag{display:inline-block;padding:.15rem .6rem;border-radius:999px;background:var(--brand-secondary);color:#fff;font-size:.85rem;margin:.15rem}
+main{max-width:56rem;margin:2rem auto;padding:0 2rem}.tag{display:inline-block;padding:.15rem .6rem;border-radius:999px;background:var(--brand-secondary);color:var(--brand-on-secondary);font-size:.85rem;margin:.15rem}
 footer{max-width:56rem;margin:3rem auto;padding:0 2rem;opacity:.7;font-size:.85rem}
 </style>${css ? `\n<style>${css}</style>` : ''}`;
 }
