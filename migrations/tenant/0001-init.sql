@@ -2,7 +2,7 @@
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE audit_log (
   seq       INTEGER PRIMARY KEY,

@@ -3,6 +3,7 @@ import control2 from '../../migrations/control/0002-operators.sql' with { type: 
 import control3 from '../../migrations/control/0003-domains.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
+import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -18,4 +19,5 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
 export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: tenant1 },
   { version: 2, name: 'users', sql: tenant2 },
+  { version: 3, name: 'identity', sql: tenant3 },
 ];

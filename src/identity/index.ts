@@ -1,4 +1,27 @@
 export {
+  type ApiKeyView,
+  authenticateApiKey,
+  createApiKey,
+  listApiKeys,
+  revokeApiKey,
+} from './apikeys.ts';
+export {
+  accountThrottle,
+  addressThrottle,
+  issueEmailToken,
+  passwordSignIn,
+  type SignedIn,
+  ssoSignIn,
+} from './auth.service.ts';
+export { type Authenticated, authenticate, keyBuckets } from './authenticate.ts';
+export {
+  type PlatformRef,
+  type PlatformRequestContext,
+  requestContext,
+  setRequestContext,
+} from './context.ts';
+export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts';
+export {
   authenticateOperatorToken,
   bootstrapOperator,
   createOperatorToken,
@@ -8,4 +31,41 @@ export {
   type OperatorRole,
 } from './operators.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
-export { createUserRepository, type PlatformRole, type UserRow } from './users.repository.ts';
+export {
+  can,
+  isScope,
+  type Permission,
+  type Principal,
+  ROLE_PERMISSIONS,
+  roleCan,
+  SCOPES,
+  type Scope,
+} from './permissions.ts';
+export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
+export {
+  clearedSessionCookie,
+  completeMfa,
+  createSession,
+  destroySession,
+  destroyUserSessions,
+  readCookie,
+  resolveSession,
+  SESSION_COOKIE,
+  sessionCookie,
+} from './sessions.ts';
+export {
+  DEFAULT_IDENTITY_SETTINGS,
+  type IdentitySettings,
+  readIdentitySettings,
+  writeIdentitySettings,
+} from './settings.ts';
+export { createUserRepository, PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
+export {
+  changeRole,
+  checkPassword,
+  createUser,
+  provisionSsoUser,
+  setUserActive,
+  type UserView,
+  userView,
+} from './users.service.ts';

@@ -1,7 +1,9 @@
 import type { Database } from 'bun:sqlite';
 
-/** A platform's roles (permissions arrive with the identity issue). */
-export type PlatformRole = 'owner' | 'admin' | 'creator' | 'member' | 'auditor';
+/** A platform's roles, most powerful first. */
+export const PLATFORM_ROLES = ['owner', 'admin', 'creator', 'member', 'auditor'] as const;
+/** A platform role (see permissions.ts for what each may do). */
+export type PlatformRole = (typeof PLATFORM_ROLES)[number];
 
 /** A user row of one platform's database. */
 export interface UserRow {
@@ -14,7 +16,28 @@ export interface UserRow {
   email_verified_at: number | null;
   created_at: number;
   updated_at: number;
+  external_id?: string | null;
+  given_name?: string | null;
+  family_name?: string | null;
+  totp_secret?: string | null;
+  totp_pending?: string | null;
+  totp_last_step?: number | null;
 }
+
+const UPDATABLE = [
+  'email',
+  'name',
+  'password_hash',
+  'role',
+  'status',
+  'email_verified_at',
+  'external_id',
+  'given_name',
+  'family_name',
+  'totp_secret',
+  'totp_pending',
+  'totp_last_step',
+] as const;
 
 /** SQL over one platform's users table; `db` is that platform's handle. */
 export function createUserRepository({ db }: { db: Database }) {
@@ -36,9 +59,37 @@ export function createUserRepository({ db }: { db: Database }) {
         u.updated_at,
       );
     },
+    /** By id. */
+    byId(id: string): UserRow | null {
+      return db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(id);
+    },
     /** By email (case-insensitive). */
     byEmail(email: string): UserRow | null {
       return db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
+    },
+    /** Every user, oldest first. */
+    all(): UserRow[] {
+      return db.query<UserRow, []>('SELECT * FROM users ORDER BY created_at, id').all();
+    },
+    /** Changes some columns of a user. */
+    update(id: string, change: Partial<Omit<UserRow, 'id' | 'created_at'>>, now: number): void {
+      // NB! Column names come from a fixed list, never from input.
+      const cols = UPDATABLE.filter((k) => (change as Record<string, unknown>)[k] !== undefined);
+      if (cols.length === 0) return;
+      const sets = [...cols.map((c) => `${c} = ?`), 'updated_at = ?'].join(', ');
+      db.query(`UPDATE users SET ${sets} WHERE id = ?`).run(
+        ...(cols.map((c) => (change as Record<string, string | number | null>)[c]!) as (
+          | string
+          | number
+          | null
+        )[]),
+        now,
+        id,
+      );
+    },
+    /** Deletes a user (sessions, keys, tokens and memberships go with it by cascade). */
+    delete(id: string): void {
+      db.query('DELETE FROM users WHERE id = ?').run(id);
     },
     /** How many users the platform has. */
     count(): number {

@@ -3,7 +3,8 @@ import { AppError, isAppError } from '../shared/errors.ts';
 
 /** The contract's error body, as a JSON response with the error's status. */
 export function errorResponse(e: AppError, headers: Record<string, string> = {}): Response {
-  return Response.json(e.toJSON(), { status: e.status, headers });
+  const h = e.retryAfter ? { 'retry-after': String(e.retryAfter), ...headers } : headers;
+  return Response.json(e.toJSON(), { status: e.status, headers: h });
 }
 
 /**

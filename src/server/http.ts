@@ -1,3 +1,4 @@
+import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
 import { CONTROL_MIGRATIONS, isCurrent } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
@@ -12,7 +13,7 @@ import { platformRoutes, wantsHtml } from './platform.routes.ts';
 /** The two ways in: the public HTTP listener and the owner-only control socket. */
 export interface HttpHandlers {
   /** Public listener: routes by Host to the operator app or one platform's app. */
-  fetch(request: Request): Promise<Response>;
+  fetch(request: Request, server?: { requestIP(r: Request): { address: string } | null }): Promise<Response>;
   /** Control socket: the operator API, acting as the local root (`cli`). */
   socketFetch(request: Request): Promise<Response>;
   /** /readyz's checks. */
@@ -34,6 +35,8 @@ export function createHttpHandlers(d: {
   const trusted = new WeakSet<Request>();
   const routeOf = new WeakMap<Request, string>();
   const platformOf = new WeakMap<Request, PlatformHead>();
+  const dbOf = new WeakMap<Request, Database>();
+  const ipOf = new WeakMap<Request, string | null>();
 
   const readiness = () => {
     const checks: Record<string, string> = {};
@@ -48,7 +51,7 @@ export function createHttpHandlers(d: {
   };
 
   const operator = operatorRoutes({ ...d, trusted, routeOf, readiness });
-  const platform = platformRoutes({ app, tenancy, platformOf, routeOf });
+  const platform = platformRoutes({ app, tenancy, platformOf, dbOf, ipOf, routeOf });
 
   const route = async (request: Request): Promise<{ kind: string; res: Response }> => {
     const path = pathOf(request.url);
@@ -89,12 +92,22 @@ export function createHttpHandlers(d: {
       return { kind: 'platform', res: htmlResponse(page, 503, headers) };
     }
     platformOf.set(request, p);
-    return { kind: 'platform', res: await platform.handle(request) };
+    // The platform's database is leased for this request only, and only this platform's.
+    const lease = app.platformDbs.acquire(p.id);
+    dbOf.set(request, lease.db);
+    try {
+      return { kind: 'platform', res: await platform.handle(request) };
+    } finally {
+      // NB! Responses here are complete bodies; a streaming route (AI) must hold the lease
+      // until its stream ends.
+      lease.release();
+    }
   };
 
   return {
-    async fetch(request) {
+    async fetch(request, server) {
       const t0 = performance.now();
+      ipOf.set(request, server?.requestIP(request)?.address ?? null);
       let kind = 'unknown';
       let res: Response;
       try {

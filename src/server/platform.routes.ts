@@ -1,32 +1,51 @@
+import type { Database } from 'bun:sqlite';
 import { Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
 import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
+import {
+  authenticate,
+  can,
+  IDENTITY_ROUTE_PERMISSIONS,
+  identityRoutes,
+  type Permission,
+  requestContext,
+  setRequestContext,
+} from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
 import { toErrorResponse } from './errors.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
 
-/** What the platform routes need; `platformOf` holds the platform the dispatcher resolved. */
+/** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
 export interface PlatformRoutesDeps {
   app: App;
   tenancy: Tenancy;
   platformOf: WeakMap<Request, PlatformHead>;
+  dbOf: WeakMap<Request, Database>;
+  ipOf: WeakMap<Request, string | null>;
   routeOf: WeakMap<Request, string>;
 }
 
-/** Who may reach a platform route (identity adds user, key and role permissions). */
-export type PlatformPermission = 'public';
-
-/** Every platform route's permission, checked before its handler (deny by default). */
-export const PLATFORM_ROUTE_PERMISSIONS: Record<string, PlatformPermission> = {
+/** The server's own platform routes. */
+const SERVER_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'GET /': 'public',
   'GET /readyz': 'public',
 };
 
+/** Every platform route's permission, checked before its handler (deny by default). */
+export const PLATFORM_ROUTE_PERMISSIONS: Record<string, Permission> = {
+  ...SERVER_ROUTE_PERMISSIONS,
+  ...IDENTITY_ROUTE_PERMISSIONS,
+};
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * A platform's own host: its branded home page (the real UI comes later). The dispatcher only
- * hands this app requests for an active platform, resolved from the Host header; no handler
- * ever sees another platform.
+ * A platform's own host. The dispatcher only hands this app requests for an active platform,
+ * with that platform's database leased; here, before any handler, the route's permission is
+ * looked up (none: 500, never reached), the credentials are read against this platform's
+ * database only, the permission is checked, cookie-authenticated writes must carry the CSRF
+ * token, and the request context is set for the handlers.
  */
 export function platformRoutes(d: PlatformRoutesDeps) {
   return new Elysia({ name: 'platform.routes' })
@@ -41,10 +60,11 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       }
       return toErrorResponse(code, error, d.app.log);
     })
-    .resolve({ as: 'global' }, ({ request, route }) => {
+    .onBeforeHandle({ as: 'global' }, ({ request, route }) => {
       d.routeOf.set(request, route);
       const platform = d.platformOf.get(request);
-      if (!platform)
+      const db = d.dbOf.get(request);
+      if (!platform || !db)
         throw new AppError(
           'internal.no_platform',
           'request reached a platform route without a platform',
@@ -53,38 +73,75 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       const need = PLATFORM_ROUTE_PERMISSIONS[`${request.method} ${route}`];
       if (!need)
         throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
-      return { platform };
-    })
-    .get('/', ({ platform }) => htmlResponse(platformHomePage(d.tenancy.blueprintOf(platform.id))))
-    .get('/readyz', ({ platform }) =>
-      // The platform's own database: reachable, current, and really this platform's file.
-      d.app.platformDbs.use(platform.id, (db) => {
-        const id = db
-          .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
-          .get()?.value;
-        if (id !== platform.id) {
-          d.app.log.error('platform database holds another platform', {
-            expected: platform.id,
-            found: id ?? null,
-          });
+      const now = d.app.clock.now();
+      const a = authenticate(request, db, platform.id, now, need !== 'public');
+      if (need === 'mfa_pending') {
+        if (!a.pendingMfa && a.principal?.kind !== 'user')
+          throw new AppError('auth.required', 'sign in first', 401);
+      } else if (!can(a.principal, need)) {
+        if (!a.principal) {
           throw new AppError(
-            'internal.platform_mismatch',
-            'platform database does not belong to this platform',
-            500,
+            a.pendingMfa ? 'auth.mfa_required' : 'auth.required',
+            a.pendingMfa ? 'finish signing in with your second factor' : 'sign in or send an API key',
+            401,
           );
         }
-        const current = isCurrent(db, TENANT_MIGRATIONS);
-        return Response.json(
-          {
-            status: current ? 'ready' : 'not_ready',
-            platform: platform.slug,
-            id,
-            checks: { database: 'ok', schema: current ? 'ok' : 'behind' },
-          },
-          { status: current ? 200 : 503 },
+        throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
+      }
+      if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
+        const expected = a.principal?.kind === 'user' ? a.principal.csrfToken : null;
+        const sent = request.headers.get('x-csrf-token');
+        if (expected !== null && sent !== expected) {
+          throw new AppError(
+            'auth.csrf',
+            'writes made with a session cookie need the x-csrf-token header from sign-in',
+            403,
+          );
+        }
+      }
+      const host = request.headers.get('host') ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
+      setRequestContext(request, {
+        app: d.app,
+        platform: { id: platform.id, slug: platform.slug, name: platform.name },
+        db,
+        principal: a.principal,
+        pendingMfa: a.pendingMfa,
+        ip: d.ipOf.get(request) ?? null,
+        origin: `${new URL(d.tenancy.settings().public_url).protocol}//${host}`,
+      });
+    })
+    .get('/', ({ request }) =>
+      htmlResponse(platformHomePage(d.tenancy.blueprintOf(requestContext(request).platform.id))),
+    )
+    .get('/readyz', ({ request }) => {
+      // The platform's own database: reachable, current, and really this platform's file.
+      const { db, platform } = requestContext(request);
+      const id = db
+        .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
+        .get()?.value;
+      if (id !== platform.id) {
+        d.app.log.error('platform database holds another platform', {
+          expected: platform.id,
+          found: id ?? null,
+        });
+        throw new AppError(
+          'internal.platform_mismatch',
+          'platform database does not belong to this platform',
+          500,
         );
-      }),
-    );
+      }
+      const current = isCurrent(db, TENANT_MIGRATIONS);
+      return Response.json(
+        {
+          status: current ? 'ready' : 'not_ready',
+          platform: platform.slug,
+          id,
+          checks: { database: 'ok', schema: current ? 'ok' : 'behind' },
+        },
+        { status: current ? 200 : 503 },
+      );
+    })
+    .use(identityRoutes);
 }
 
 /** Whether the client asked for a page rather than JSON. */

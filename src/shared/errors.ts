@@ -13,6 +13,8 @@ export class AppError extends Error {
   readonly code: string;
   readonly status: number;
   readonly details: ErrorDetail[] | undefined;
+  /** Seconds the client should wait before trying again (429, 503): sent as Retry-After. */
+  retryAfter: number | undefined;
 
   constructor(code: string, message: string, status = 400, details?: ErrorDetail[]) {
     super(message);

@@ -1,0 +1,91 @@
+import type { Database } from 'bun:sqlite';
+import { AppError } from '../shared/errors.ts';
+import { authenticateApiKey } from './apikeys.ts';
+import type { Principal } from './permissions.ts';
+import { authenticateScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
+import { readCookie, resolveSession, SESSION_COOKIE } from './sessions.ts';
+import { readIdentitySettings } from './settings.ts';
+import { TokenBuckets } from './throttle.ts';
+
+/** Per-key request buckets (keyed by platform and key id). */
+export const keyBuckets = new TokenBuckets();
+
+/** Who a request is, as far as its credentials say. */
+export interface Authenticated {
+  principal: Principal | null;
+  /** A session that signed in with a password or SSO but still owes its second factor. */
+  pendingMfa: { sessionIdHash: string; userId: string } | null;
+  /** How the credentials came: a cookie needs CSRF protection on writes, a bearer does not. */
+  via: 'cookie' | 'bearer' | null;
+}
+
+/**
+ * Reads a request's credentials against one platform's database: `Authorization: Bearer`
+ * with an API key (`sf_...`, rate limited per key) or a SCIM token (`sfscim_...`), else the
+ * session cookie. Credentials of another platform are simply unknown here. With `strict`, bad
+ * credentials are an error (401/429); otherwise they count as anonymous.
+ */
+export function authenticate(
+  request: Request,
+  db: Database,
+  platformId: string,
+  now: number,
+  strict: boolean,
+): Authenticated {
+  const none: Authenticated = { principal: null, pendingMfa: null, via: null };
+  const auth = request.headers.get('authorization');
+  if (auth) {
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    const token = m?.[1] ?? '';
+    if (token.startsWith(SCIM_TOKEN_PREFIX)) {
+      const p = authenticateScimToken(db, token, now);
+      if (!p && strict) throw new AppError('auth.invalid_token', 'the SCIM token is unknown or revoked', 401);
+      return p ? { principal: p, pendingMfa: null, via: 'bearer' } : none;
+    }
+    const r = token.startsWith('sf_') ? authenticateApiKey(db, token, now) : null;
+    if (!r || !r.ok) {
+      if (!strict) return none;
+      throw new AppError(
+        r ? 'auth.invalid_api_key' : 'auth.invalid_token',
+        r
+          ? `the API key is ${r.reason === 'unknown' ? 'unknown' : r.reason === 'owner_inactive' ? 'not usable: its owner is deactivated' : r.reason}`
+          : 'the bearer token is not a key of this platform',
+        401,
+      );
+    }
+    if (r.principal.kind === 'api_key') {
+      const wait = keyBuckets.take(`${platformId}:${r.principal.keyId}`, r.ratePerMin, now);
+      if (wait > 0) {
+        const e = new AppError(
+          'auth.rate_limited',
+          `this key is over its rate limit of ${r.ratePerMin} requests a minute`,
+          429,
+        );
+        e.retryAfter = wait;
+        throw e;
+      }
+    }
+    return { principal: r.principal, pendingMfa: null, via: 'bearer' };
+  }
+  const cookie = readCookie(request.headers.get('cookie'), SESSION_COOKIE);
+  if (!cookie) return none;
+  const s = resolveSession(db, now, readIdentitySettings(db), cookie);
+  if (!s) return none;
+  if (s.session.mfa_pending)
+    return {
+      principal: null,
+      pendingMfa: { sessionIdHash: s.session.id_hash, userId: s.user.id },
+      via: 'cookie',
+    };
+  return {
+    principal: {
+      kind: 'user',
+      userId: s.user.id,
+      role: s.user.role,
+      sessionId: s.session.id_hash,
+      csrfToken: s.session.csrf_token,
+    },
+    pendingMfa: null,
+    via: 'cookie',
+  };
+}
