@@ -14,7 +14,7 @@ export const keyBuckets = new TokenBuckets();
 export interface Authenticated {
   principal: Principal | null;
   /** A session that signed in with a password or SSO but still owes its second factor. */
-  pendingMfa: { sessionIdHash: string; userId: string } | null;
+  pendingMfa: { sessionIdHash: string; userId: string; csrfToken: string } | null;
   /** How the credentials came: a cookie needs CSRF protection on writes, a bearer does not. */
   via: 'cookie' | 'bearer' | null;
 }
@@ -71,12 +71,14 @@ export function authenticate(
   if (!cookie) return none;
   const s = resolveSession(db, now, readIdentitySettings(db), cookie);
   if (!s) return none;
-  if (s.session.mfa_pending)
-    return {
-      principal: null,
-      pendingMfa: { sessionIdHash: s.session.id_hash, userId: s.user.id },
-      via: 'cookie',
+  if (s.session.mfa_pending) {
+    const pendingMfa = {
+      sessionIdHash: s.session.id_hash,
+      userId: s.user.id,
+      csrfToken: s.session.csrf_token,
     };
+    return { principal: null, pendingMfa, via: 'cookie' };
+  }
   return {
     principal: {
       kind: 'user',

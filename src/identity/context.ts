@@ -20,7 +20,7 @@ export interface PlatformRequestContext {
   db: Database;
   principal: Principal | null;
   /** A signed-in session that still owes its second factor (only MFA routes accept it). */
-  pendingMfa: { sessionIdHash: string; userId: string } | null;
+  pendingMfa: { sessionIdHash: string; userId: string; csrfToken: string } | null;
   ip: string | null;
   /** The public origin of this platform (scheme://host[:port]) for redirects and metadata. */
   origin: string;

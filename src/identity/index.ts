@@ -21,6 +21,8 @@ export {
   setRequestContext,
 } from './context.ts';
 export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts';
+export { MFA_ROUTE_PERMISSIONS, mfaRoutes } from './mfa.routes.ts';
+export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
 export {
   authenticateOperatorToken,
   bootstrapOperator,
@@ -41,6 +43,8 @@ export {
   SCOPES,
   type Scope,
 } from './permissions.ts';
+export { SAML_ROUTE_PERMISSIONS, samlRoutes } from './saml.routes.ts';
+export { SCIM_ROUTE_PERMISSIONS, scimRoutes } from './scim.routes.ts';
 export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
 export {
   clearedSessionCookie,

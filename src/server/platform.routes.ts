@@ -7,8 +7,16 @@ import {
   can,
   IDENTITY_ROUTE_PERMISSIONS,
   identityRoutes,
+  MFA_ROUTE_PERMISSIONS,
+  mfaRoutes,
+  OIDC_ROUTE_PERMISSIONS,
+  oidcRoutes,
   type Permission,
   requestContext,
+  SAML_ROUTE_PERMISSIONS,
+  SCIM_ROUTE_PERMISSIONS,
+  samlRoutes,
+  scimRoutes,
   setRequestContext,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
@@ -36,6 +44,10 @@ const SERVER_ROUTE_PERMISSIONS: Record<string, Permission> = {
 export const PLATFORM_ROUTE_PERMISSIONS: Record<string, Permission> = {
   ...SERVER_ROUTE_PERMISSIONS,
   ...IDENTITY_ROUTE_PERMISSIONS,
+  ...MFA_ROUTE_PERMISSIONS,
+  ...OIDC_ROUTE_PERMISSIONS,
+  ...SAML_ROUTE_PERMISSIONS,
+  ...SCIM_ROUTE_PERMISSIONS,
 };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -89,7 +101,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
       }
       if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
-        const expected = a.principal?.kind === 'user' ? a.principal.csrfToken : null;
+        const expected =
+          a.principal?.kind === 'user' ? a.principal.csrfToken : (a.pendingMfa?.csrfToken ?? null);
         const sent = request.headers.get('x-csrf-token');
         if (expected !== null && sent !== expected) {
           throw new AppError(
@@ -141,7 +154,11 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         { status: current ? 200 : 503 },
       );
     })
-    .use(identityRoutes);
+    .use(identityRoutes)
+    .use(mfaRoutes)
+    .use(oidcRoutes)
+    .use(samlRoutes)
+    .use(scimRoutes);
 }
 
 /** Whether the client asked for a page rather than JSON. */
