@@ -37,6 +37,10 @@ export interface OperatorClient {
   addDomain(slug: string, host: string): Promise<PlatformView>;
   removeDomain(slug: string, host: string): Promise<PlatformView>;
   createToken(name: string): Promise<{ id: string; token: string; operator: string }>;
+  createApiKey(
+    slug: string,
+    input: { name: string; scopes: string[]; expires_at?: string },
+  ): Promise<{ id: string; key: string }>;
   verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }>;
   close(): Promise<void>;
 }
@@ -140,6 +144,7 @@ function remoteClient(socket: string): OperatorClient {
     addDomain: (slug, host) => call('POST', `/platforms/${enc(slug)}/domains`, { host }),
     removeDomain: (slug, host) => call('DELETE', `/platforms/${enc(slug)}/domains/${enc(host)}`),
     createToken: (name) => call('POST', '/tokens', { name }),
+    createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     close: async () => {},
   };
@@ -162,6 +167,7 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     addDomain: async (slug, host) => a.addDomain(LOCAL_ROOT, slug, { host }),
     removeDomain: async (slug, host) => a.removeDomain(LOCAL_ROOT, slug, host),
     createToken: async (name) => a.createToken(LOCAL_ROOT, { name }),
+    createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
     verifyAudit: (slug) => a.verifyAudit(slug),
     close: async () => {
       await inst.close();

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
+import { registerApikey } from './apikey.ts';
 import { registerAudit } from './audit.ts';
 import { registerOperator } from './operator.ts';
 import { createOutput, EXIT, type GlobalFlags, type Output, reportError } from './output.ts';
@@ -43,6 +44,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerServe(program, run, VERSION);
   registerPlatform(program, run);
   registerOperator(program, run);
+  registerApikey(program, run);
   registerAudit(program, run);
 
   try {

@@ -3,7 +3,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { App } from '../app/index.ts';
 import { verifyChain } from '../audit/index.ts';
-import { createOperatorToken, type OperatorPrincipal } from '../identity/index.ts';
+import {
+  type ApiKeyView,
+  createApiKey,
+  createOperatorToken,
+  type OperatorPrincipal,
+} from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView, Tenancy } from '../tenancy/index.ts';
 import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
@@ -77,6 +82,30 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     removeDomain(p: OperatorPrincipal, slug: string, host: string): PlatformView {
       requireAdmin(p);
       return tenancy.removeDomain(slug, host, p.actor);
+    },
+    /**
+     * A platform API key made by the operator (no owning user: it acts as the platform's admin,
+     * capped by its scopes). Audited in the platform's chain.
+     */
+    async createApiKey(
+      p: OperatorPrincipal,
+      slug: string,
+      body: unknown,
+    ): Promise<{ id: string; key: string; api_key: ApiKeyView }> {
+      requireAdmin(p);
+      const v = tenancy.get(slug);
+      if (v.status === 'archived')
+        throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+      return app.platformDbs.use(v.id, (db) => {
+        const r = createApiKey(
+          app,
+          db,
+          (body ?? {}) as Record<string, unknown>,
+          { userId: null, role: 'admin' },
+          p.actor,
+        );
+        return { id: r.id, key: r.key, api_key: r.view };
+      });
     },
     /** A new operator API token, shown once. */
     createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {

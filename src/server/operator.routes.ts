@@ -106,6 +106,16 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         .delete('/platforms/:slug/domains/:host', ({ principal, params }) =>
           d.actions.removeDomain(principal, params.slug, params.host),
         )
+        .post('/platforms/:slug/api-keys', async ({ principal, params, body }) =>
+          Response.json(
+            await d.actions.createApiKey(
+              principal,
+              params.slug,
+              objectBody(body, ['name', 'scopes', 'expires_at', 'rate_per_min']),
+            ),
+            { status: 201, headers: { 'cache-control': 'no-store' } },
+          ),
+        )
         .post('/tokens', ({ principal, body }) =>
           Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
         )
@@ -136,6 +146,7 @@ export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
   'POST /_operator/api/platforms/:slug/unarchive': 'operator:write',
   'POST /_operator/api/platforms/:slug/domains': 'operator:write',
   'DELETE /_operator/api/platforms/:slug/domains/:host': 'operator:write',
+  'POST /_operator/api/platforms/:slug/api-keys': 'operator:write',
   'POST /_operator/api/tokens': 'operator:write',
   'GET /_operator/api/audit/verify': 'operator:read',
 };

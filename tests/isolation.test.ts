@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { PLATFORM_ROUTE_PERMISSIONS } from '../src/server/platform.routes.ts';
+import { hostFetch, operatorApi } from './helpers.ts';
+import { PlatformClient, serverWithPlatform } from './platform-client.ts';
+
+// Credentials of platform A must be refused on every route of platform B, and on the operator
+// API. The walk covers every route in the platform permission table, whatever issue added it.
+let env: Awaited<ReturnType<typeof serverWithPlatform>>;
+const creds: { name: string; headers: Record<string, string> }[] = [];
+
+beforeAll(async () => {
+  env = await serverWithPlatform('alpha');
+  const b = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms', { slug: 'beta' });
+  expect(b.status).toBe(201);
+  const a = new PlatformClient(env.s.base, env.host);
+  expect((await a.signIn(env.owner.email, env.owner.password)).status).toBe(200);
+  creds.push({
+    name: "A's session cookie",
+    headers: { cookie: `sf_session=${a.jar.get('sf_session')}`, 'x-csrf-token': a.csrf! },
+  });
+  const key = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms/alpha/api-keys', {
+    name: 'all',
+    scopes: ['admin'],
+  });
+  creds.push({
+    name: "A's admin API key",
+    headers: { authorization: `Bearer ${((await key.json()) as { key: string }).key}` },
+  });
+  const scim = await a.json<{ token?: string }>('POST', '/api/v1/scim/tokens', { name: 'idp' });
+  if (scim.status === 201 && scim.body.token)
+    creds.push({ name: "A's SCIM token", headers: { authorization: `Bearer ${scim.body.token}` } });
+});
+afterAll(async () => {
+  await env.s.cleanup();
+});
+
+describe("A's credentials on B", () => {
+  test('every non-public route of B refuses them with 401', async () => {
+    const routes = Object.entries(PLATFORM_ROUTE_PERMISSIONS).filter(([, perm]) => perm !== 'public');
+    expect(routes.length).toBeGreaterThan(10);
+    const failures: string[] = [];
+    for (const [route, perm] of routes) {
+      const [method, path] = route.split(' ') as [string, string];
+      const url = path.replace(/:(\w+)/g, 'x1');
+      for (const c of creds) {
+        const res = await hostFetch(env.s.base, 'beta.localhost', url, {
+          method,
+          headers: { accept: 'application/json', 'content-type': 'application/json', ...c.headers },
+          body: method === 'GET' || method === 'HEAD' ? undefined : '{}',
+        });
+        if (res.status !== 401)
+          failures.push(`${route} (${perm}) with ${c.name}: ${res.status} ${await res.text()}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test('the same credentials work on A (so the walk above tests isolation, not broken credentials)', async () => {
+    for (const c of creds.filter((x) => !x.name.includes('SCIM'))) {
+      const res = await hostFetch(env.s.base, 'alpha.localhost', '/api/v1/me', {
+        headers: { accept: 'application/json', ...c.headers },
+      });
+      expect({ cred: c.name, status: res.status }).toEqual({ cred: c.name, status: 200 });
+    }
+  });
+
+  test('the operator API refuses platform credentials', async () => {
+    for (const c of creds) {
+      const res = await hostFetch(env.s.base, 'localhost', '/_operator/api/platforms', {
+        headers: { accept: 'application/json', ...c.headers },
+      });
+      expect({ cred: c.name, status: res.status }).toEqual({ cred: c.name, status: 401 });
+    }
+  });
+});
