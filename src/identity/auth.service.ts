@@ -205,7 +205,7 @@ export function verifyEmail(app: App, db: Database, token: unknown): UserRow {
         target: `user:${user.id}`,
         details: { email: user.email },
       });
-      return user;
+      return createUserRepository({ db }).byId(user.id)!;
     })
     .immediate();
 }
