@@ -1,8 +1,98 @@
 import { Elysia } from 'elysia';
-import type { Permission } from './permissions.ts';
+import { AppError } from '../shared/errors.ts';
+import { requestContext } from './context.ts';
+import {
+  browserToken,
+  finishOidcLogin,
+  OIDC_BROWSER_COOKIE,
+  OIDC_REQUEST_TTL_MS,
+  oidcView,
+  readOidc,
+  removeOidc,
+  saveOidc,
+  startOidcLogin,
+} from './oidc.ts';
+import type { Permission, Principal } from './permissions.ts';
+import { readCookie, sessionCookie } from './sessions.ts';
 
 /** The oidc routes and the permission each needs (merged into the platform's table). */
-export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {};
+export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {
+  'GET /api/v1/sso/oidc': 'sso:admin',
+  'PUT /api/v1/sso/oidc': 'sso:admin',
+  'DELETE /api/v1/sso/oidc': 'sso:admin',
+  'GET /sso/oidc/login': 'public',
+  'GET /sso/oidc/callback': 'public',
+};
 
-/** OIDC routes of a platform (see the identity issue). */
-export const oidcRoutes = new Elysia({ name: 'oidc.routes' });
+const actorOf = (p: Principal | null) =>
+  !p
+    ? 'anonymous'
+    : p.kind === 'user'
+      ? `user:${p.userId}`
+      : p.kind === 'api_key'
+        ? `apikey:${p.keyId}`
+        : `scim:${p.tokenId}`;
+const roleOf = (p: Principal | null) => (p && p.kind !== 'scim' ? p.role : null);
+
+/** The browser-binding cookie of a sign-in in flight (scoped to the OIDC paths, ten minutes). */
+function browserCookie(token: string, secure: boolean, maxAgeSec: number): string {
+  return `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * OIDC single sign-on of a platform: its settings under /api/v1/sso/oidc (owners and admins;
+ * the client secret never leaves the server), and the browser flow: /sso/oidc/login sends the
+ * browser to the IdP (authorization code with PKCE, state and nonce), /sso/oidc/callback
+ * finishes it and sets the session cookie.
+ */
+export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
+  .get('/api/v1/sso/oidc', ({ request }) => {
+    const c = requestContext(request);
+    const s = readOidc(c.db);
+    if (!s) throw new AppError('sso.oidc_not_configured', 'OIDC single sign-on is not set up', 404);
+    return { oidc: oidcView(s, c.origin) };
+  })
+  .put('/api/v1/sso/oidc', async ({ request, body }) => {
+    const c = requestContext(request);
+    const s = await saveOidc(c.app, c.db, body, { actor: actorOf(c.principal), role: roleOf(c.principal) });
+    return { oidc: oidcView(s, c.origin) };
+  })
+  .delete('/api/v1/sso/oidc', ({ request }) => {
+    const c = requestContext(request);
+    if (!removeOidc(c.app, c.db, actorOf(c.principal)))
+      throw new AppError('sso.oidc_not_configured', 'OIDC single sign-on is not set up', 404);
+    return new Response(null, { status: 204 });
+  })
+  .get('/sso/oidc/login', async ({ request }) => {
+    const c = requestContext(request);
+    const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
+    const url = await startOidcLogin(c.app, c.db, {
+      origin: c.origin,
+      returnTo: new URL(request.url).searchParams.get('return_to'),
+      browserToken: token,
+    });
+    const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
+    headers.append(
+      'set-cookie',
+      browserCookie(token, c.origin.startsWith('https:'), Math.floor(OIDC_REQUEST_TTL_MS / 1000)),
+    );
+    return new Response(null, { status: 302, headers });
+  })
+  .get('/sso/oidc/callback', async ({ request }) => {
+    const c = requestContext(request);
+    const secure = c.origin.startsWith('https:');
+    const r = await finishOidcLogin(c.app, c.db, {
+      origin: c.origin,
+      query: new URL(request.url).searchParams,
+      browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
+      ip: c.ip,
+      userAgent: request.headers.get('user-agent'),
+    });
+    const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
+    headers.append(
+      'set-cookie',
+      sessionCookie(r.token, { secure, maxAgeSec: Math.floor((r.expiresAt - c.app.clock.now()) / 1000) }),
+    );
+    headers.append('set-cookie', browserCookie('', secure, 0));
+    return new Response(null, { status: 302, headers });
+  });

@@ -1,0 +1,580 @@
+import type { Database } from 'bun:sqlite';
+import * as client from 'openid-client';
+import type { App } from '../app/index.ts';
+import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
+import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
+import { type SignedIn, ssoSignIn } from './auth.service.ts';
+import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
+import { provisionSsoUser } from './users.service.ts';
+
+/** The path of the callback on every platform's origin (register `<origin>` + this at the IdP). */
+export const OIDC_CALLBACK_PATH = '/sso/oidc/callback';
+/** The cookie that ties a sign-in in flight to the browser that started it. */
+export const OIDC_BROWSER_COOKIE = 'sf_oidc';
+/** How long a started sign-in (state, nonce, PKCE verifier) stays usable. */
+export const OIDC_REQUEST_TTL_MS = 10 * 60_000;
+
+const DEFAULT_SCOPES = ['openid', 'email', 'profile'];
+const FIELDS = [
+  'issuer',
+  'client_id',
+  'client_secret',
+  'scopes',
+  'role_claim',
+  'role_map',
+  'default_role',
+  'jit',
+  'enabled',
+] as const;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,100}$/;
+const CLAIM_NAME = /^[A-Za-z0-9_.:/-]{1,100}$/;
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const DISCOVERY_TIMEOUT_S = 10;
+
+/** A platform's OIDC settings, as an owner or admin sets them. */
+export interface OidcSettings {
+  issuer: string;
+  client_id: string;
+  client_secret: string;
+  scopes: string[];
+  /** The claim whose value(s) pick the role (`groups`, `role`, ...); null: roles are not synced. */
+  role_claim: string | null;
+  /** Claim value → platform role. */
+  role_map: Record<string, PlatformRole>;
+  /** The role of a user whose claim matches nothing in `role_map`. */
+  default_role: PlatformRole;
+  /** Create unknown users at their first sign-in. */
+  jit: boolean;
+  enabled: boolean;
+}
+
+/** What is stored: the settings and the IdP's metadata found by discovery at save time. */
+export interface StoredOidc extends OidcSettings {
+  server_metadata: client.ServerMetadata;
+}
+
+/** The settings as clients see them: never the secret. */
+export interface OidcView extends Omit<OidcSettings, 'client_secret'> {
+  client_secret_set: boolean;
+  redirect_uri: string;
+  endpoints: { authorization: string; token: string; userinfo: string | null; jwks: string | null };
+  updated_at: string;
+}
+
+/** The stored OIDC settings of the platform behind `db`, or null when none are set. */
+export function readOidc(db: Database): (StoredOidc & { updated_at: number }) | null {
+  const row = db
+    .query<{ enabled: number; config: string; updated_at: number }, []>(
+      "SELECT enabled, config, updated_at FROM sso_providers WHERE kind = 'oidc'",
+    )
+    .get();
+  if (!row) return null;
+  const c = JSON.parse(row.config) as StoredOidc;
+  return { ...c, enabled: row.enabled === 1, updated_at: row.updated_at };
+}
+
+/** The client view of stored settings, with the redirect URI to register at the IdP. */
+export function oidcView(s: StoredOidc & { updated_at: number }, origin: string): OidcView {
+  const { client_secret, server_metadata: m, ...rest } = s;
+  return {
+    ...rest,
+    client_secret_set: client_secret.length > 0,
+    redirect_uri: `${origin}${OIDC_CALLBACK_PATH}`,
+    endpoints: {
+      authorization: m.authorization_endpoint ?? '',
+      token: m.token_endpoint ?? '',
+      userinfo: m.userinfo_endpoint ?? null,
+      jwks: m.jwks_uri ?? null,
+    },
+    updated_at: new Date(s.updated_at).toISOString(),
+  };
+}
+
+/** Whether http is acceptable for this URL: only for the machine itself (tests, local IdPs). */
+function isLoopback(u: URL): boolean {
+  return LOOPBACK.has(u.hostname);
+}
+
+/**
+ * Checks a PUT body field by field. Every fault is reported at once, each at its JSON Pointer.
+ * `previous` lets the secret be left out when the issuer and client stay the same.
+ */
+export function validateOidcSettings(body: unknown, previous: OidcSettings | null): OidcSettings {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AppError('sso.oidc_invalid', 'the body must be a JSON object', 400, [
+      { path: '', reason: 'must be an object' },
+    ]);
+  }
+  const b = body as Record<string, unknown>;
+  const details: ErrorDetail[] = [];
+  const bad = (path: string, reason: string) => details.push({ path, reason });
+  for (const k of Object.keys(b)) {
+    if (!(FIELDS as readonly string[]).includes(k)) bad(`/${k}`, 'unknown field');
+  }
+
+  let issuer = '';
+  if (typeof b.issuer !== 'string' || b.issuer.length === 0) bad('/issuer', 'required: the IdP issuer URL');
+  else if (b.issuer.length > 2048) bad('/issuer', 'must be at most 2048 characters');
+  else {
+    let u: URL | null = null;
+    try {
+      u = new URL(b.issuer);
+    } catch {
+      bad('/issuer', 'must be an absolute URL');
+    }
+    if (u) {
+      if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u)))
+        bad('/issuer', 'must be https (http only for 127.0.0.1 or localhost)');
+      else if (u.search || u.hash || u.username || u.password)
+        bad('/issuer', 'must have no query, fragment or credentials');
+      else issuer = b.issuer;
+    }
+  }
+
+  const client_id = typeof b.client_id === 'string' ? b.client_id.trim() : '';
+  if (!client_id || client_id.length > 255) bad('/client_id', 'required: 1 to 255 characters');
+
+  let client_secret = '';
+  if (b.client_secret === undefined) {
+    if (previous && previous.issuer === issuer && previous.client_id === client_id)
+      client_secret = previous.client_secret;
+    else bad('/client_secret', 'required (may be left out only to keep the secret of the same client)');
+  } else if (typeof b.client_secret !== 'string' || !b.client_secret || b.client_secret.length > 1024)
+    bad('/client_secret', 'must be 1 to 1024 characters');
+  else client_secret = b.client_secret;
+
+  let scopes = DEFAULT_SCOPES;
+  if (b.scopes !== undefined) {
+    if (!Array.isArray(b.scopes) || b.scopes.length === 0 || b.scopes.length > 20)
+      bad('/scopes', 'must be a list of 1 to 20 scopes');
+    else {
+      b.scopes.forEach((s, i) => {
+        if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) bad(`/scopes/${i}`, 'must be a scope token');
+      });
+      if (!b.scopes.includes('openid')) bad('/scopes', "must include 'openid'");
+      scopes = [...new Set(b.scopes as string[])];
+    }
+  }
+
+  let role_claim: string | null = null;
+  if (b.role_claim !== undefined && b.role_claim !== null) {
+    if (typeof b.role_claim !== 'string' || !CLAIM_NAME.test(b.role_claim))
+      bad('/role_claim', 'must be a claim name (letters, digits, _ . : / -)');
+    else role_claim = b.role_claim;
+  }
+
+  const role_map: Record<string, PlatformRole> = {};
+  if (b.role_map !== undefined && b.role_map !== null) {
+    if (typeof b.role_map !== 'object' || Array.isArray(b.role_map))
+      bad('/role_map', 'must be an object of claim value → role');
+    else {
+      const entries = Object.entries(b.role_map as Record<string, unknown>);
+      if (entries.length > 200) bad('/role_map', 'must have at most 200 entries');
+      for (const [k, v] of entries) {
+        const path = `/role_map/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        if (!k || k.length > 200) bad(path, 'claim values must be 1 to 200 characters');
+        else if (typeof v !== 'string' || !(PLATFORM_ROLES as readonly string[]).includes(v))
+          bad(path, `must be one of ${PLATFORM_ROLES.join(', ')}`);
+        else role_map[k] = v as PlatformRole;
+      }
+      if (entries.length && role_claim === null && !details.some((d) => d.path === '/role_claim'))
+        bad('/role_claim', 'required when role_map is set');
+    }
+  }
+
+  let default_role: PlatformRole = 'member';
+  if (b.default_role !== undefined) {
+    if (typeof b.default_role !== 'string' || !(PLATFORM_ROLES as readonly string[]).includes(b.default_role))
+      bad('/default_role', `must be one of ${PLATFORM_ROLES.join(', ')}`);
+    else if (b.default_role === 'owner') bad('/default_role', 'cannot be owner');
+    else default_role = b.default_role as PlatformRole;
+  }
+
+  for (const k of ['jit', 'enabled'] as const) {
+    if (b[k] !== undefined && typeof b[k] !== 'boolean') bad(`/${k}`, 'must be true or false');
+  }
+
+  if (details.length) {
+    throw new AppError(
+      'sso.oidc_invalid',
+      `invalid OIDC settings: ${details.map((d) => d.path).join(', ')}`,
+      400,
+      details,
+    );
+  }
+  return {
+    issuer,
+    client_id,
+    client_secret,
+    scopes,
+    role_claim,
+    role_map,
+    default_role,
+    jit: b.jit !== false,
+    enabled: b.enabled !== false,
+  };
+}
+
+/** Fetches the issuer's discovery document; a failure is the admin's to fix (400). */
+async function discover(s: OidcSettings): Promise<client.ServerMetadata> {
+  const fail = (reason: string) =>
+    new AppError('sso.oidc_discovery_failed', `OpenID discovery at ${s.issuer} failed: ${reason}`, 400, [
+      { path: '/issuer', reason },
+    ]);
+  let meta: client.ServerMetadata;
+  try {
+    const insecure = new URL(s.issuer).protocol === 'http:';
+    const cfg = await client.discovery(new URL(s.issuer), s.client_id, s.client_secret, undefined, {
+      execute: insecure ? [client.allowInsecureRequests] : [],
+      timeout: DISCOVERY_TIMEOUT_S,
+    });
+    meta = cfg.serverMetadata();
+  } catch (e) {
+    throw fail(e instanceof Error ? e.message : String(e));
+  }
+  if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri)
+    throw fail('the document lacks authorization_endpoint, token_endpoint or jwks_uri');
+  for (const ep of [
+    meta.authorization_endpoint,
+    meta.token_endpoint,
+    meta.jwks_uri,
+    meta.userinfo_endpoint,
+  ]) {
+    if (!ep) continue;
+    const u = new URL(ep);
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopback(u)))
+      throw fail(`endpoint ${ep} must be https`);
+  }
+  if (meta.response_types_supported && !meta.response_types_supported.includes('code'))
+    throw fail('the provider does not support the authorization code flow');
+  return meta;
+}
+
+/**
+ * Validates and saves a platform's OIDC settings (full replace). Discovery runs now, so a wrong
+ * issuer is refused at once, and its metadata is stored with the settings. Only an owner may map
+ * a claim to the owner role. Audited as `sso.oidc_configured`, without the secret.
+ */
+export async function saveOidc(
+  app: App,
+  db: Database,
+  body: unknown,
+  by: { actor: string; role: PlatformRole | null },
+): Promise<StoredOidc & { updated_at: number }> {
+  const previous = readOidc(db);
+  const s = validateOidcSettings(body, previous);
+  if (Object.values(s.role_map).includes('owner') && by.role !== null && by.role !== 'owner')
+    throw new AppError('auth.forbidden', 'only an owner can map a claim to the owner role', 403, [
+      { path: '/role_map', reason: 'maps to owner' },
+    ]);
+  const server_metadata = await discover(s);
+  const stored: StoredOidc = { ...s, server_metadata };
+  const now = app.clock.now();
+  db.transaction(() => {
+    db.query(
+      `INSERT INTO sso_providers (kind, enabled, config, updated_at) VALUES ('oidc', ?, ?, ?)
+       ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled, config = excluded.config,
+       updated_at = excluded.updated_at`,
+    ).run(s.enabled ? 1 : 0, JSON.stringify(stored), now);
+    const { client_secret: _secret, ...safe } = s;
+    app.audit.append(db, {
+      actor: by.actor,
+      action: 'sso.oidc_configured',
+      target: 'sso:oidc',
+      details: {
+        ...safe,
+        secret_changed: !previous || previous.client_secret !== s.client_secret,
+      },
+    });
+  }).immediate();
+  return { ...stored, updated_at: now };
+}
+
+/** Removes a platform's OIDC settings and its sign-ins in flight; false when none were set. Audited. */
+export function removeOidc(app: App, db: Database, actor: string): boolean {
+  return db
+    .transaction(() => {
+      const gone = db.query("DELETE FROM sso_providers WHERE kind = 'oidc'").run().changes > 0;
+      if (!gone) return false;
+      db.query("DELETE FROM sso_requests WHERE kind = 'oidc'").run();
+      app.audit.append(db, { actor, action: 'sso.oidc_removed', target: 'sso:oidc' });
+      return true;
+    })
+    .immediate();
+}
+
+// One client Configuration per platform handle, rebuilt when the stored settings change, so the
+// IdP's signing keys (JWKS) are fetched once rather than at every sign-in.
+const configs = new WeakMap<Database, { key: string; config: client.Configuration }>();
+
+/** The openid-client Configuration for stored settings (no network: metadata is stored). */
+function clientConfig(db: Database, s: StoredOidc & { updated_at: number }): client.Configuration {
+  const key = `${s.updated_at}:${sha256Hex(JSON.stringify(s))}`;
+  const hit = configs.get(db);
+  if (hit?.key === key) return hit.config;
+  const methods = s.server_metadata.token_endpoint_auth_methods_supported;
+  const auth =
+    !methods || methods.includes('client_secret_basic')
+      ? client.ClientSecretBasic(s.client_secret)
+      : client.ClientSecretPost(s.client_secret);
+  const config = new client.Configuration(s.server_metadata, s.client_id, s.client_secret, auth);
+  config.timeout = DISCOVERY_TIMEOUT_S;
+  if (new URL(s.issuer).protocol === 'http:') client.allowInsecureRequests(config);
+  configs.set(db, { key, config });
+  return config;
+}
+
+/**
+ * A same-origin path to return to after sign-in, or '/'. Anything that could leave the origin
+ * (`//host`, `/\host`, absolute URLs, control characters) is ignored.
+ */
+export function safeReturnTo(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 2000) return '/';
+  if (!v.startsWith('/') || v.startsWith('//') || v.startsWith('/\\')) return '/';
+  if (/[\u0000-\u001f\u007f\\]/.test(v)) return '/';
+  const u = new URL(v, 'http://same.invalid');
+  return u.origin === 'http://same.invalid' ? `${u.pathname}${u.search}${u.hash}` : '/';
+}
+
+/** What a started sign-in keeps in `sso_requests`. */
+interface OidcRequestData {
+  nonce: string;
+  code_verifier: string;
+  redirect_uri: string;
+  return_to: string;
+  browser: string;
+}
+
+/**
+ * Starts an authorization code flow: fresh state, nonce and PKCE verifier (S256), kept for ten
+ * minutes and bound to the browser by `browserToken` (its cookie). Returns the IdP URL to go to.
+ */
+export async function startOidcLogin(
+  app: App,
+  db: Database,
+  req: { origin: string; returnTo: unknown; browserToken: string },
+): Promise<URL> {
+  const s = readOidc(db);
+  if (!s?.enabled)
+    throw new AppError('sso.oidc_not_configured', 'single sign-on with OIDC is not set up here', 404);
+  const config = clientConfig(db, s);
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const code_verifier = client.randomPKCECodeVerifier();
+  const redirect_uri = `${req.origin}${OIDC_CALLBACK_PATH}`;
+  const data: OidcRequestData = {
+    nonce,
+    code_verifier,
+    redirect_uri,
+    return_to: safeReturnTo(req.returnTo),
+    browser: sha256Hex(req.browserToken),
+  };
+  const now = app.clock.now();
+  db.transaction(() => {
+    db.query('DELETE FROM sso_requests WHERE expires_at <= ?').run(now);
+    db.query("INSERT INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'oidc', ?, ?)").run(
+      state,
+      JSON.stringify(data),
+      now + OIDC_REQUEST_TTL_MS,
+    );
+  }).immediate();
+  return client.buildAuthorizationUrl(config, {
+    redirect_uri,
+    scope: s.scopes.join(' '),
+    response_type: 'code',
+    code_challenge: await client.calculatePKCECodeChallenge(code_verifier),
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  });
+}
+
+/** A refused sign-in: the reason goes to the audit log, the message to the client. */
+class OidcRefusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    readonly status: 400 | 401 | 403 = 401,
+    readonly code = 'sso.oidc_failed',
+  ) {
+    super(message);
+  }
+}
+
+/** A fresh browser binding token for the `sf_oidc` cookie (or the valid one the browser has). */
+export function browserToken(current: string | null): string {
+  return current && /^[A-Za-z0-9_-]{43}$/.test(current) ? current : randomToken(32);
+}
+
+/** The role the claim maps to: the most powerful match in `role_map`, else the default role. */
+export function mapRole(s: Pick<OidcSettings, 'role_map' | 'default_role'>, claim: unknown): PlatformRole {
+  const values = (Array.isArray(claim) ? claim : [claim]).filter((v): v is string => typeof v === 'string');
+  const mapped = new Set(values.map((v) => (Object.hasOwn(s.role_map, v) ? s.role_map[v] : undefined)));
+  return PLATFORM_ROLES.find((r) => mapped.has(r)) ?? s.default_role;
+}
+
+/** Why an openid-client call failed, in words an admin can act on. */
+function describe(e: unknown): string {
+  let x = e as { error?: unknown; error_description?: unknown; message?: unknown; cause?: unknown };
+  // A WWW-Authenticate challenge (e.g. 401 invalid_client) carries its error in the header.
+  const challenge = Array.isArray(x.cause)
+    ? (x.cause[0] as { parameters?: typeof x } | undefined)
+    : undefined;
+  if (challenge?.parameters && typeof challenge.parameters.error === 'string') x = challenge.parameters;
+  if (typeof x.error === 'string') {
+    const d = typeof x.error_description === 'string' ? `: ${x.error_description}` : '';
+    return `${x.error}${d}`.slice(0, 300);
+  }
+  const message = String(x.message ?? e);
+  // openid-client wraps the precise reason (which claim, which parameter) as the cause.
+  const cause = x.cause instanceof Error && x.cause.message !== message ? ` (${x.cause.message})` : '';
+  return `${message}${cause}`.slice(0, 300);
+}
+
+/**
+ * Finishes a sign-in at the callback: the state is used up at once (one use), the browser must
+ * be the one that started it, the code is exchanged with the PKCE verifier and the ID token's
+ * nonce and issuer are checked (openid-client), then the user is found, linked or created (JIT)
+ * with the mapped role, and a session starts. Every refusal is audited as
+ * `user.sign_in_failed` (via oidc) and answered 400/401 `sso.oidc_failed` (403
+ * `sso.user_not_provisioned` when JIT is off); no session is made.
+ */
+export async function finishOidcLogin(
+  app: App,
+  db: Database,
+  req: {
+    origin: string;
+    query: URLSearchParams;
+    browserToken: string | null;
+    ip: string | null;
+    userAgent: string | null;
+  },
+): Promise<SignedIn & { returnTo: string }> {
+  const seen: { email?: string; subject?: string; user?: UserRow } = {};
+  try {
+    return await callback(app, db, req, seen);
+  } catch (e) {
+    const r =
+      e instanceof OidcRefusal
+        ? e
+        : isAppError(e)
+          ? new OidcRefusal(e.code, e.message, e.status === 403 || e.status === 409 ? 401 : 400)
+          : new OidcRefusal('internal', 'the sign-in could not be completed', 400);
+    if (!(e instanceof OidcRefusal) && !isAppError(e))
+      app.log.error('oidc callback failed', { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    app.audit.append(db, {
+      actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
+      action: 'user.sign_in_failed',
+      target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:oidc',
+      details: {
+        via: 'oidc',
+        reason: r.reason,
+        message: r.message,
+        ip: req.ip,
+        ...(seen.subject ? { subject: seen.subject } : {}),
+      },
+    });
+    throw new AppError(r.code, r.message, r.status);
+  }
+}
+
+async function callback(
+  app: App,
+  db: Database,
+  req: Parameters<typeof finishOidcLogin>[2],
+  seen: { email?: string; subject?: string; user?: UserRow },
+): Promise<SignedIn & { returnTo: string }> {
+  const state = req.query.get('state');
+  if (!state) throw new OidcRefusal('state_missing', 'the callback has no state', 400);
+  // One use: the row is gone before anything else is checked.
+  const row = db
+    .query<{ data: string; expires_at: number }, [string]>(
+      "DELETE FROM sso_requests WHERE id = ? AND kind = 'oidc' RETURNING data, expires_at",
+    )
+    .get(state);
+  if (!row) throw new OidcRefusal('state_unknown', 'unknown or already used sign-in state; start again', 400);
+  if (row.expires_at <= app.clock.now())
+    throw new OidcRefusal('state_expired', 'the sign-in took too long; start again', 400);
+  const data = JSON.parse(row.data) as OidcRequestData;
+  if (!req.browserToken || !safeEqual(sha256Hex(req.browserToken), data.browser))
+    throw new OidcRefusal(
+      'browser_mismatch',
+      'this sign-in was started in another browser; start again',
+      400,
+    );
+  const idpError = req.query.get('error');
+  if (idpError) {
+    const d = req.query.get('error_description');
+    throw new OidcRefusal(
+      'idp_error',
+      `the identity provider refused: ${idpError}${d ? `: ${d}` : ''}`.slice(0, 300),
+    );
+  }
+  const s = readOidc(db);
+  if (!s?.enabled)
+    throw new OidcRefusal('not_configured', 'single sign-on with OIDC is not set up here', 400);
+  const config = clientConfig(db, s);
+
+  // The URL the IdP sent the browser to, rebuilt on the redirect URI this sign-in registered.
+  const current = new URL(data.redirect_uri);
+  for (const [k, v] of req.query) current.searchParams.append(k, v);
+  let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+  try {
+    tokens = await client.authorizationCodeGrant(config, current, {
+      pkceCodeVerifier: data.code_verifier,
+      expectedState: state,
+      expectedNonce: data.nonce,
+      idTokenExpected: true,
+    });
+  } catch (e) {
+    throw new OidcRefusal(
+      'code_exchange_failed',
+      `the identity provider's answer was refused: ${describe(e)}`,
+    );
+  }
+  const idClaims = tokens.claims();
+  if (!idClaims) throw new OidcRefusal('id_token_missing', 'the identity provider sent no ID token');
+  seen.subject = idClaims.sub;
+  let claims: Record<string, unknown> = { ...idClaims };
+  const needInfo = typeof claims.email !== 'string' || (s.role_claim !== null && !(s.role_claim in claims));
+  if (needInfo && s.server_metadata.userinfo_endpoint) {
+    try {
+      const info = await client.fetchUserInfo(config, tokens.access_token, idClaims.sub);
+      claims = { ...info, ...idClaims };
+    } catch (e) {
+      throw new OidcRefusal('userinfo_failed', `reading the user's claims failed: ${describe(e)}`);
+    }
+  }
+
+  const email = typeof claims.email === 'string' ? claims.email.trim().toLowerCase() : '';
+  if (!EMAIL_RE.test(email))
+    throw new OidcRefusal('email_missing', 'the identity provider sent no email address');
+  seen.email = email;
+  if (claims.email_verified === false)
+    throw new OidcRefusal('email_unverified', 'the identity provider has not verified this email address');
+  const name = typeof claims.name === 'string' ? claims.name.slice(0, 200) : undefined;
+
+  const linked = db
+    .query<{ user_id: string }, [string]>(
+      "SELECT user_id FROM sso_identities WHERE kind = 'oidc' AND subject = ?",
+    )
+    .get(idClaims.sub);
+  const existing = linked
+    ? db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(linked.user_id)
+    : db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
+  if (existing) seen.user = existing;
+  if (!existing && !s.jit)
+    throw new OidcRefusal(
+      'user_not_provisioned',
+      'there is no account for this user here; ask an administrator to add it',
+      403,
+      'sso.user_not_provisioned',
+    );
+  // Without a role claim, roles are not synced: only a new user gets the default role.
+  const role = s.role_claim !== null ? mapRole(s, claims[s.role_claim]) : existing ? null : s.default_role;
+  const user = await provisionSsoUser(app, db, { kind: 'oidc', subject: idClaims.sub, email, name, role });
+  seen.user = user;
+  const signed = ssoSignIn(app, db, user, 'oidc', { ip: req.ip, userAgent: req.userAgent });
+  return { ...signed, returnTo: data.return_to };
+}
