@@ -79,32 +79,64 @@ export async function createUser(
   },
   by: { actor: string; role: PlatformRole | null },
 ): Promise<UserRow> {
+  // Checked before the (slow) hash, so bad input fails fast.
+  checkUserInput(input, by);
+  const password = input.password === undefined ? null : checkPassword(input.password);
+  const hash = password ? await hashPassword(password) : null;
+  return insertUser(app, db, input, by, hash);
+}
+
+function checkUserInput(
+  input: { email?: unknown; name?: unknown; role?: unknown },
+  by: { role: PlatformRole | null },
+): { email: string; role: PlatformRole } {
   const details: ErrorDetail[] = [];
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
   if (!EMAIL_RE.test(email) || email.length > 254)
     details.push({ path: '/email', reason: 'must be an email address' });
   if (input.name !== undefined && (typeof input.name !== 'string' || input.name.length > 200))
     details.push({ path: '/name', reason: 'must be text of at most 200 characters' });
-  if (details.length)
+  if (details.length) {
     throw new AppError(
       'user.invalid',
       `invalid user: ${details.map((d) => d.path).join(', ')}`,
       400,
       details,
     );
+  }
   const role = checkRole(input.role ?? 'member');
   if (role === 'owner' && by.role !== null && by.role !== 'owner') {
     throw new AppError('auth.forbidden', 'only an owner can make another owner', 403);
   }
-  const password = input.password === undefined ? null : checkPassword(input.password);
-  const hash = password ? await hashPassword(password) : null;
+  return { email, role };
+}
+
+/**
+ * The synchronous part of adding a user (row and audit entry in one transaction, or inside the
+ * caller's), for callers that already hold a password hash or need none (SSO, SCIM).
+ */
+export function insertUser(
+  app: App,
+  db: Database,
+  input: {
+    email?: unknown;
+    name?: unknown;
+    role?: unknown;
+    external_id?: unknown;
+    given_name?: unknown;
+    family_name?: unknown;
+  },
+  by: { actor: string; role: PlatformRole | null },
+  passwordHash: string | null,
+): UserRow {
+  const { email, role } = checkUserInput(input, by);
   const users = createUserRepository({ db });
   const now = app.clock.now();
   const row: UserRow = {
     id: newId('usr'),
     email,
     name: typeof input.name === 'string' ? input.name : '',
-    password_hash: hash,
+    password_hash: passwordHash,
     role,
     status: 'active',
     email_verified_at: null,
@@ -239,27 +271,32 @@ export async function provisionSsoUser(
   sso: { kind: 'oidc' | 'saml'; subject: string; email: string; name?: string; role?: PlatformRole | null },
 ): Promise<UserRow> {
   const users = createUserRepository({ db });
-  const link = db
-    .query<{ user_id: string }, [string, string]>(
-      'SELECT user_id FROM sso_identities WHERE kind = ? AND subject = ?',
-    )
-    .get(sso.kind, sso.subject);
-  let u = link ? users.byId(link.user_id) : users.byEmail(sso.email.toLowerCase());
   const actor = `sso:${sso.kind}`;
-  if (!u) {
-    u = await createUser(
-      app,
-      db,
-      { email: sso.email, name: sso.name ?? '', role: sso.role ?? 'member' },
-      { actor, role: null },
-    );
-  }
-  if (u.status !== 'active') throw new AppError('auth.user_disabled', 'this account is deactivated', 403);
-  if (!link) {
-    db.query(
-      'INSERT OR IGNORE INTO sso_identities (kind, subject, user_id, created_at) VALUES (?, ?, ?, ?)',
-    ).run(sso.kind, sso.subject, u.id, app.clock.now());
-  }
-  if (sso.role && sso.role !== u.role) u = changeRole(app, db, u.id, sso.role, { actor, role: null });
-  return u;
+  // One transaction: the user, its link to the SSO subject and a mapped role commit together.
+  return db
+    .transaction(() => {
+      const link = db
+        .query<{ user_id: string }, [string, string]>(
+          'SELECT user_id FROM sso_identities WHERE kind = ? AND subject = ?',
+        )
+        .get(sso.kind, sso.subject);
+      let u = link ? users.byId(link.user_id) : users.byEmail(sso.email.toLowerCase());
+      if (!u)
+        u = insertUser(
+          app,
+          db,
+          { email: sso.email, name: sso.name ?? '', role: sso.role ?? 'member' },
+          { actor, role: null },
+          null,
+        );
+      if (u.status !== 'active') throw new AppError('auth.user_disabled', 'this account is deactivated', 403);
+      if (!link) {
+        db.query(
+          'INSERT OR IGNORE INTO sso_identities (kind, subject, user_id, created_at) VALUES (?, ?, ?, ?)',
+        ).run(sso.kind, sso.subject, u.id, app.clock.now());
+      }
+      if (sso.role && sso.role !== u.role) u = changeRole(app, db, u.id, sso.role, { actor, role: null });
+      return u;
+    })
+    .immediate();
 }
