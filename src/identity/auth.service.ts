@@ -169,7 +169,7 @@ export function issueEmailToken(
     ).run(sha256Hex(token), user.id, purpose, now, now + TOKEN_TTL[purpose]);
     db.query(
       'INSERT INTO outbox (id, to_email, template, subject, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(newId('usr').replace('usr_', 'msg_'), user.email, purpose, subject, body, now);
+    ).run(newId('msg'), user.email, purpose, subject, body, now);
   }).immediate();
 }
 

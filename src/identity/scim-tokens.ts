@@ -22,7 +22,7 @@ export function createScimToken(
     ]);
   }
   const token = SCIM_TOKEN_PREFIX + randomToken(32);
-  const id = newId('key').replace('key_', 'scim_');
+  const id = newId('scim');
   db.transaction(() => {
     db.query('INSERT INTO scim_tokens (id, token_hash, name, created_at) VALUES (?, ?, ?, ?)').run(
       id,
