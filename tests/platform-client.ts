@@ -6,8 +6,17 @@ export async function serverWithPlatform(slug = 'acme', body: Record<string, unk
   const token = s.firstRun!.token;
   const res = await operatorApi(s.base, token, 'POST', '/platforms', { slug, ...body });
   if (res.status !== 201) throw new Error(`create ${slug}: ${res.status} ${await res.text()}`);
-  const created = (await res.json()) as { admin: { email: string; password: string }; platform: { id: string } };
-  return { s, operatorToken: token, host: `${slug}.localhost`, owner: created.admin, platformId: created.platform.id };
+  const created = (await res.json()) as {
+    admin: { email: string; password: string };
+    platform: { id: string };
+  };
+  return {
+    s,
+    operatorToken: token,
+    host: `${slug}.localhost`,
+    owner: created.admin,
+    platformId: created.platform.id,
+  };
 }
 
 /**
@@ -27,7 +36,8 @@ export class PlatformClient {
   /** A raw request (redirects not followed), with cookies, CSRF and bearer as set. */
   async fetch(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
     const headers = new Headers(init.headers);
-    if (this.jar.size && !headers.has('cookie')) headers.set('cookie', [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '));
+    if (this.jar.size && !headers.has('cookie'))
+      headers.set('cookie', [...this.jar].map(([k, v]) => `${k}=${v}`).join('; '));
     if (this.csrf && !headers.has('x-csrf-token')) headers.set('x-csrf-token', this.csrf);
     if (this.bearer && !headers.has('authorization')) headers.set('authorization', `Bearer ${this.bearer}`);
     if (!headers.has('accept')) headers.set('accept', 'application/json');
@@ -49,7 +59,11 @@ export class PlatformClient {
   }
 
   /** JSON request → { status, body }. */
-  async json<T = Record<string, unknown>>(method: string, path: string, json?: unknown): Promise<{ status: number; body: T; res: Response }> {
+  async json<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    json?: unknown,
+  ): Promise<{ status: number; body: T; res: Response }> {
     const res = await this.fetch(path, { method, json });
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T, res };

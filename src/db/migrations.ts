@@ -1,6 +1,7 @@
 import control1 from '../../migrations/control/0001-init.sql' with { type: 'text' };
 import control2 from '../../migrations/control/0002-operators.sql' with { type: 'text' };
 import control3 from '../../migrations/control/0003-domains.sql' with { type: 'text' };
+import control4 from '../../migrations/control/0004-operator-sso.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
@@ -13,6 +14,7 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: control1 },
   { version: 2, name: 'operators', sql: control2 },
   { version: 3, name: 'domains', sql: control3 },
+  { version: 4, name: 'operator-sso', sql: control4 },
 ];
 
 /** Each platform's schema steps (data/platforms/<id>.db). */

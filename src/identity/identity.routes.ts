@@ -150,6 +150,8 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
       principal: p.kind,
       role,
       scopes: p.kind === 'api_key' ? p.scopes : undefined,
+      // After an SSO redirect the browser has no other way to learn its CSRF token.
+      csrf_token: p.kind === 'user' ? p.csrfToken : undefined,
       permissions: role ? ROLE_PERMISSIONS[role].filter((perm) => can(p, perm)) : [],
     };
   })

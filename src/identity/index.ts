@@ -24,6 +24,25 @@ export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts
 export { MFA_ROUTE_PERMISSIONS, mfaRoutes } from './mfa.routes.ts';
 export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
 export {
+  browserToken,
+  OIDC_BROWSER_COOKIE,
+  OIDC_REQUEST_TTL_MS,
+  oidcView,
+  readOidc,
+  removeOidc,
+  saveOidc,
+  startOidcLogin,
+} from './oidc.ts';
+export {
+  createOperator,
+  endOperatorSession,
+  finishOperatorOidc,
+  listOperators,
+  OPERATOR_SESSION_COOKIE,
+  type OperatorView,
+  resolveOperatorSession,
+} from './operator-sso.ts';
+export {
   authenticateOperatorToken,
   bootstrapOperator,
   createOperatorToken,

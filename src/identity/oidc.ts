@@ -4,6 +4,7 @@ import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
+import { mapRoleValues, safeReturnTo } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -325,17 +326,7 @@ function clientConfig(db: Database, s: StoredOidc & { updated_at: number }): cli
   return config;
 }
 
-/**
- * A same-origin path to return to after sign-in, or '/'. Anything that could leave the origin
- * (`//host`, `/\host`, absolute URLs, control characters) is ignored.
- */
-export function safeReturnTo(v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 2000) return '/';
-  if (!v.startsWith('/') || v.startsWith('//') || v.startsWith('/\\')) return '/';
-  if (/[\u0000-\u001f\u007f\\]/.test(v)) return '/';
-  const u = new URL(v, 'http://same.invalid');
-  return u.origin === 'http://same.invalid' ? `${u.pathname}${u.search}${u.hash}` : '/';
-}
+export { safeReturnTo } from './sso.ts';
 
 /** What a started sign-in keeps in `sso_requests`. */
 interface OidcRequestData {
@@ -391,7 +382,7 @@ export async function startOidcLogin(
 }
 
 /** A refused sign-in: the reason goes to the audit log, the message to the client. */
-class OidcRefusal extends Error {
+export class OidcRefusal extends Error {
   constructor(
     readonly reason: string,
     message: string,
@@ -409,9 +400,7 @@ export function browserToken(current: string | null): string {
 
 /** The role the claim maps to: the most powerful match in `role_map`, else the default role. */
 export function mapRole(s: Pick<OidcSettings, 'role_map' | 'default_role'>, claim: unknown): PlatformRole {
-  const values = (Array.isArray(claim) ? claim : [claim]).filter((v): v is string => typeof v === 'string');
-  const mapped = new Set(values.map((v) => (Object.hasOwn(s.role_map, v) ? s.role_map[v] : undefined)));
-  return PLATFORM_ROLES.find((r) => mapped.has(r)) ?? s.default_role;
+  return mapRoleValues(s.role_map, s.default_role, Array.isArray(claim) ? claim : [claim]);
 }
 
 /** Why an openid-client call failed, in words an admin can act on. */
@@ -479,12 +468,28 @@ export async function finishOidcLogin(
   }
 }
 
-async function callback(
+/** What a verified callback proved: the IdP's claims about the person, and where to go next. */
+export interface VerifiedOidc {
+  subject: string;
+  email: string;
+  name: string | undefined;
+  claims: Record<string, unknown>;
+  settings: StoredOidc & { updated_at: number };
+  returnTo: string;
+}
+
+/**
+ * The protocol half of a callback, for any database holding `sso_providers` and
+ * `sso_requests` (a platform's, or the control plane's for the operator console): the state is
+ * used up at once, the browser must match, the code is exchanged with PKCE, the ID token's
+ * nonce and issuer are checked, and a verified email is required. Throws `OidcRefusal`.
+ */
+export async function verifyOidcCallback(
   app: App,
   db: Database,
-  req: Parameters<typeof finishOidcLogin>[2],
-  seen: { email?: string; subject?: string; user?: UserRow },
-): Promise<SignedIn & { returnTo: string }> {
+  req: { query: URLSearchParams; browserToken: string | null },
+  seen: { email?: string; subject?: string },
+): Promise<VerifiedOidc> {
   const state = req.query.get('state');
   if (!state) throw new OidcRefusal('state_missing', 'the callback has no state', 400);
   // One use: the row is gone before anything else is checked.
@@ -554,12 +559,22 @@ async function callback(
   if (claims.email_verified === false)
     throw new OidcRefusal('email_unverified', 'the identity provider has not verified this email address');
   const name = typeof claims.name === 'string' ? claims.name.slice(0, 200) : undefined;
+  return { subject: idClaims.sub, email, name, claims, settings: s, returnTo: data.return_to };
+}
 
+async function callback(
+  app: App,
+  db: Database,
+  req: Parameters<typeof finishOidcLogin>[2],
+  seen: { email?: string; subject?: string; user?: UserRow },
+): Promise<SignedIn & { returnTo: string }> {
+  const v = await verifyOidcCallback(app, db, req, seen);
+  const { settings: s, claims, email, name } = v;
   const linked = db
     .query<{ user_id: string }, [string]>(
       "SELECT user_id FROM sso_identities WHERE kind = 'oidc' AND subject = ?",
     )
-    .get(idClaims.sub);
+    .get(v.subject);
   const existing = linked
     ? db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(linked.user_id)
     : db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
@@ -573,8 +588,8 @@ async function callback(
     );
   // Without a role claim, roles are not synced: only a new user gets the default role.
   const role = s.role_claim !== null ? mapRole(s, claims[s.role_claim]) : existing ? null : s.default_role;
-  const user = await provisionSsoUser(app, db, { kind: 'oidc', subject: idClaims.sub, email, name, role });
+  const user = await provisionSsoUser(app, db, { kind: 'oidc', subject: v.subject, email, name, role });
   seen.user = user;
   const signed = ssoSignIn(app, db, user, 'oidc', { ip: req.ip, userAgent: req.userAgent });
-  return { ...signed, returnTo: data.return_to };
+  return { ...signed, returnTo: v.returnTo };
 }

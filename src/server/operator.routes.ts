@@ -1,7 +1,26 @@
 import { Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
-import { authenticateOperatorToken, LOCAL_ROOT, type OperatorPrincipal } from '../identity/index.ts';
+import {
+  authenticateOperatorToken,
+  browserToken,
+  createOperator,
+  endOperatorSession,
+  finishOperatorOidc,
+  LOCAL_ROOT,
+  listOperators,
+  OIDC_BROWSER_COOKIE,
+  OIDC_REQUEST_TTL_MS,
+  OPERATOR_SESSION_COOKIE,
+  type OperatorPrincipal,
+  oidcView,
+  readCookie,
+  readOidc,
+  removeOidc,
+  resolveOperatorSession,
+  saveOidc,
+  startOidcLogin,
+} from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { objectBody, toErrorResponse } from './errors.ts';
@@ -29,16 +48,28 @@ export type OperatorPermission = 'public' | 'operator:read' | 'operator:write';
 export function operatorRoutes(d: OperatorRoutesDeps) {
   const principalOf = (request: Request, need: Exclude<OperatorPermission, 'public'>): OperatorPrincipal => {
     if (d.trusted.has(request)) return LOCAL_ROOT;
-    const auth = request.headers.get('authorization') ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    if (!m) throw new AppError('auth.required', 'this needs Authorization: Bearer <operator token>', 401);
-    const p = authenticateOperatorToken(d.app, m[1]!);
-    if (!p) throw new AppError('auth.invalid_token', 'the operator token is unknown or revoked', 401);
+    const auth = request.headers.get('authorization');
+    let p: OperatorPrincipal | null;
+    if (auth) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      p = m ? authenticateOperatorToken(d.app, m[1]!) : null;
+      if (!p) throw new AppError('auth.invalid_token', 'the operator token is unknown or revoked', 401);
+    } else {
+      // The console's session cookie (after SSO); its writes must carry the CSRF token.
+      const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
+      const s = cookie ? resolveOperatorSession(d.app, cookie) : null;
+      if (!s) throw new AppError('auth.required', 'this needs Authorization: Bearer <operator token> or a console session', 401);
+      if (request.method !== 'GET' && request.headers.get('x-csrf-token') !== s.csrfToken) {
+        throw new AppError('auth.csrf', 'console writes need the x-csrf-token header', 403);
+      }
+      p = s;
+    }
     if (need === 'operator:write' && p.role !== 'operator_admin') {
       throw new AppError('auth.forbidden', 'this needs the operator admin role', 403);
     }
     return p;
   };
+  const originOf = (request: Request) => originOfWith(d.tenancy.settings().public_url, request);
   const CREATE_FIELDS = ['slug', 'template', 'blueprint', 'name', 'domain', 'owner_email'] as const;
 
   return new Elysia({ name: 'operator.routes' })
@@ -52,6 +83,31 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       return { principal: need === 'public' ? ANONYMOUS : principalOf(request, need) };
     })
     .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
+    // The console's own single sign-on (same flow as a platform's, over the control plane).
+    .get('/sso/oidc/login', async ({ request }) => {
+      const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
+      const url = await startOidcLogin(d.app, d.app.control, {
+        origin: originOf(request),
+        returnTo: new URL(request.url).searchParams.get('return_to'),
+        browserToken: token,
+      });
+      const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
+      headers.append('set-cookie', `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${OIDC_REQUEST_TTL_MS / 1000}`);
+      return new Response(null, { status: 302, headers });
+    })
+    .get('/sso/oidc/callback', async ({ request }) => {
+      const r = await finishOperatorOidc(d.app, {
+        query: new URL(request.url).searchParams,
+        browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
+        ip: null,
+      });
+      const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
+      const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
+      const maxAge = Math.floor((r.expiresAt - d.app.clock.now()) / 1000);
+      headers.append('set-cookie', `${OPERATOR_SESSION_COOKIE}=${r.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`);
+      headers.append('set-cookie', `${OIDC_BROWSER_COOKIE}=; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=0`);
+      return new Response(null, { status: 302, headers });
+    })
     .get('/readyz', () => {
       const r = d.readiness();
       return Response.json(
@@ -116,6 +172,36 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             { status: 201, headers: { 'cache-control': 'no-store' } },
           ),
         )
+        .get('/me', ({ principal }) => ({
+          actor: principal.actor,
+          operator_id: principal.operatorId,
+          role: principal.role,
+          csrf_token: (principal as { csrfToken?: string }).csrfToken ?? null,
+        }))
+        .post('/logout', ({ request }) => {
+          const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
+          if (cookie) endOperatorSession(d.app, cookie);
+          return new Response(null, { status: 204, headers: { 'set-cookie': `${OPERATOR_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
+        })
+        .get('/operators', () => ({ operators: listOperators(d.app) }))
+        .post('/operators', ({ principal, body }) =>
+          Response.json({ operator: createOperator(d.app, principal, objectBody(body, ['email', 'role'])) }, { status: 201 }),
+        )
+        .get('/sso/oidc', ({ request }) => {
+          const s = readOidc(d.app.control);
+          if (!s) throw new AppError('sso.oidc_not_configured', 'the console has no OIDC single sign-on set up', 404);
+          return { oidc: oidcView(s, originOf(request)) };
+        })
+        .put('/sso/oidc', async ({ request, principal, body }) => {
+          const s = await saveOidc(d.app, d.app.control, body, { actor: principal.actor, role: null });
+          return { oidc: oidcView(s, originOf(request)) };
+        })
+        .delete('/sso/oidc', ({ principal }) => {
+          if (!removeOidc(d.app, d.app.control, principal.actor)) {
+            throw new AppError('sso.oidc_not_configured', 'the console has no OIDC single sign-on set up', 404);
+          }
+          return new Response(null, { status: 204 });
+        })
         .post('/tokens', ({ principal, body }) =>
           Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
         )
@@ -124,6 +210,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           return d.actions.verifyAudit(slug);
         }),
     );
+}
+
+/** The console's public origin as the browser sees it (scheme from the instance settings, the request's Host). */
+function originOfWith(publicUrl: string, request: Request): string {
+  const host = request.headers.get('host') ?? new URL(publicUrl).host;
+  return `${new URL(publicUrl).protocol}//${host}`;
 }
 
 /** The principal of public routes: it may do nothing that needs a permission. */
@@ -148,5 +240,14 @@ export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
   'DELETE /_operator/api/platforms/:slug/domains/:host': 'operator:write',
   'POST /_operator/api/platforms/:slug/api-keys': 'operator:write',
   'POST /_operator/api/tokens': 'operator:write',
+  'GET /sso/oidc/login': 'public',
+  'GET /sso/oidc/callback': 'public',
+  'GET /_operator/api/me': 'operator:read',
+  'POST /_operator/api/logout': 'operator:read',
+  'GET /_operator/api/operators': 'operator:read',
+  'POST /_operator/api/operators': 'operator:write',
+  'GET /_operator/api/sso/oidc': 'operator:read',
+  'PUT /_operator/api/sso/oidc': 'operator:write',
+  'DELETE /_operator/api/sso/oidc': 'operator:write',
   'GET /_operator/api/audit/verify': 'operator:read',
 };

@@ -1,0 +1,841 @@
+import type { Database } from 'bun:sqlite';
+import { generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
+import {
+  type CacheProvider,
+  generateServiceProviderMetadata,
+  type Profile,
+  SAML,
+  SamlStatusError,
+  ValidateInResponseTo,
+} from '@node-saml/node-saml';
+import { DOMParser } from '@xmldom/xmldom';
+import type { App } from '../app/index.ts';
+import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
+import { type SignedIn, ssoSignIn } from './auth.service.ts';
+import { mapRoleValues, safeReturnTo } from './sso.ts';
+import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
+import { provisionSsoUser } from './users.service.ts';
+
+/** Paths of the SP endpoints on every platform's origin. */
+export const SAML_PATHS = {
+  metadata: '/sso/saml/metadata',
+  login: '/sso/saml/login',
+  acs: '/sso/saml/acs',
+} as const;
+
+/**
+ * Accepted clock difference with the IdP, both ways, on NotBefore / NotOnOrAfter: one minute.
+ * Enough for clocks kept by NTP; small enough that an assertion dies soon after its IdP said so.
+ */
+export const SAML_CLOCK_SKEW_MS = 60_000;
+/** How long an AuthnRequest stays answerable (its ID is kept in `sso_requests` this long). */
+export const SAML_REQUEST_TTL_MS = 10 * 60_000;
+/** At most this many AuthnRequests in flight per platform (the login route is public). */
+const MAX_PENDING_REQUESTS = 10_000;
+/** A base64 SAMLResponse larger than this is refused unread. */
+const MAX_RESPONSE_CHARS = 512 * 1024;
+/** At most this many IdP signing certificates (rollover needs two; a few more for safety). */
+const MAX_CERTS = 5;
+
+const FIELDS = [
+  'idp_entity_id',
+  'idp_sso_url',
+  'idp_cert',
+  'sign_requests',
+  'allow_idp_initiated',
+  'email_attribute',
+  'name_attribute',
+  'role_attribute',
+  'role_map',
+  'default_role',
+  'jit',
+  'enabled',
+] as const;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+
+/** A platform's SAML settings, as an owner or admin sets them. */
+export interface SamlSettings {
+  idp_entity_id: string;
+  idp_sso_url: string;
+  /** The IdP's signing certificates (PEM); a signature by any of them is accepted. */
+  idp_cert: string[];
+  /** Sign AuthnRequests (HTTP-Redirect binding) with the platform's own SP key. */
+  sign_requests: boolean;
+  /** Accept responses that answer no request of ours (no InResponseTo). */
+  allow_idp_initiated: boolean;
+  /** Attribute holding the email; null: the `mail`/`email` attribute, else an email-shaped NameID. */
+  email_attribute: string | null;
+  name_attribute: string | null;
+  /** Attribute whose value(s) pick the role; null: roles are not synced from the IdP. */
+  role_attribute: string | null;
+  /** Attribute value → platform role. */
+  role_map: Record<string, PlatformRole>;
+  /** The role when the attribute matches nothing in `role_map` (and of new users). */
+  default_role: PlatformRole;
+  /** Create unknown users at their first sign-in. */
+  jit: boolean;
+  enabled: boolean;
+}
+
+/** What is stored: the settings and, once made, the platform's SP key pair (never shown). */
+export interface StoredSaml extends SamlSettings {
+  sp_private_key?: string;
+  sp_cert?: string;
+}
+
+/** The settings as clients see them, with what to register at the IdP. */
+export interface SamlView extends SamlSettings {
+  idp_cert_info: { sha256: string; subject: string; not_after: string }[];
+  sp_entity_id: string;
+  acs_url: string;
+  metadata_url: string;
+  login_url: string;
+  /** The SP signing certificate (PEM) when requests are signed. */
+  sp_cert: string | null;
+  updated_at: string;
+}
+
+/** The SP's entity ID, ACS URL and login URL on an origin. */
+export function samlEndpoints(origin: string): { entityId: string; acsUrl: string; loginUrl: string } {
+  return {
+    entityId: `${origin}${SAML_PATHS.metadata}`,
+    acsUrl: `${origin}${SAML_PATHS.acs}`,
+    loginUrl: `${origin}${SAML_PATHS.login}`,
+  };
+}
+
+/** The stored SAML settings of the platform behind `db`, or null when none are set. */
+export function readSaml(db: Database): (StoredSaml & { updated_at: number }) | null {
+  const row = db
+    .query<{ enabled: number; config: string; updated_at: number }, []>(
+      "SELECT enabled, config, updated_at FROM sso_providers WHERE kind = 'saml'",
+    )
+    .get();
+  if (!row) return null;
+  const c = JSON.parse(row.config) as StoredSaml;
+  return { ...c, enabled: row.enabled === 1, updated_at: row.updated_at };
+}
+
+/** The client view of stored settings: never the SP private key. */
+export function samlView(s: StoredSaml & { updated_at: number }, origin: string): SamlView {
+  const { sp_private_key: _key, sp_cert, updated_at, ...settings } = s;
+  const ep = samlEndpoints(origin);
+  return {
+    ...settings,
+    idp_cert_info: s.idp_cert.map((pem) => {
+      const x = new X509Certificate(pem);
+      return {
+        sha256: x.fingerprint256,
+        subject: x.subject,
+        not_after: new Date(x.validTo).toISOString(),
+      };
+    }),
+    sp_entity_id: ep.entityId,
+    acs_url: ep.acsUrl,
+    metadata_url: ep.entityId,
+    login_url: ep.loginUrl,
+    sp_cert: s.sign_requests ? (sp_cert ?? null) : null,
+    updated_at: new Date(updated_at).toISOString(),
+  };
+}
+
+/** A certificate's DER bytes as PEM, 64 characters a line. */
+function toPem(der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64');
+  return `-----BEGIN CERTIFICATE-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * Reads one pasted value: one or more PEM CERTIFICATE blocks, or one base64 DER certificate.
+ * Each must parse as X.509 and hold an RSA key (the XML signature library verifies RSA only).
+ */
+function parseCertText(text: string, path: string, bad: (p: string, r: string) => void): string[] {
+  const out: string[] = [];
+  const ders: Buffer[] = [];
+  const trimmed = text.trim();
+  if (trimmed.includes('-----BEGIN')) {
+    const blocks = [...trimmed.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g)];
+    if (!blocks.length) bad(path, 'is not a PEM certificate');
+    for (const b of blocks) {
+      if (b[1] !== 'CERTIFICATE') {
+        bad(
+          path,
+          `holds a ${b[1]}, not a CERTIFICATE${b[1]!.includes('PRIVATE') ? ' (never paste a private key)' : ''}`,
+        );
+        return [];
+      }
+      const body = b[2]!.replace(/\s+/g, '');
+      if (!/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
+        bad(path, 'is not valid PEM (bad base64)');
+        return [];
+      }
+      ders.push(Buffer.from(body, 'base64'));
+    }
+  } else {
+    const body = trimmed.replace(/\s+/g, '');
+    if (!body || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
+      bad(path, 'must be a PEM certificate or base64 DER');
+      return [];
+    }
+    ders.push(Buffer.from(body, 'base64'));
+  }
+  for (const der of ders) {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(der);
+    } catch {
+      bad(path, 'does not parse as an X.509 certificate');
+      return [];
+    }
+    if (x.publicKey.asymmetricKeyType !== 'rsa') {
+      bad(path, 'must hold an RSA public key');
+      return [];
+    }
+    out.push(toPem(x.raw));
+  }
+  return out;
+}
+
+function optionalName(v: unknown, path: string, bad: (p: string, r: string) => void): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || v.trim().length === 0 || v.length > 256 || CONTROL.test(v)) {
+    bad(path, 'must be an attribute name of 1 to 256 characters');
+    return null;
+  }
+  return v.trim();
+}
+
+/** Whether a role is a platform role. */
+const isRole = (v: unknown): v is PlatformRole =>
+  typeof v === 'string' && (PLATFORM_ROLES as readonly string[]).includes(v);
+
+/**
+ * Checks a PUT body field by field; every fault is reported at once, each at its JSON Pointer
+ * (400 `sso.saml_invalid`). A certificate that does not parse is refused.
+ */
+export function validateSamlSettings(body: unknown): SamlSettings {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new AppError('sso.saml_invalid', 'the body must be a JSON object', 400, [
+      { path: '', reason: 'must be an object' },
+    ]);
+  }
+  const b = body as Record<string, unknown>;
+  const details: ErrorDetail[] = [];
+  const bad = (path: string, reason: string) => details.push({ path, reason });
+  for (const k of Object.keys(b)) {
+    if (!(FIELDS as readonly string[]).includes(k)) bad(`/${k}`, 'unknown field');
+  }
+
+  let idp_entity_id = '';
+  if (typeof b.idp_entity_id !== 'string' || b.idp_entity_id.trim().length === 0)
+    bad('/idp_entity_id', "required: the IdP's entity ID");
+  else if (b.idp_entity_id.length > 1024 || CONTROL.test(b.idp_entity_id))
+    bad('/idp_entity_id', 'must be at most 1024 characters, without control characters');
+  else idp_entity_id = b.idp_entity_id.trim();
+
+  let idp_sso_url = '';
+  if (typeof b.idp_sso_url !== 'string' || b.idp_sso_url.length === 0)
+    bad('/idp_sso_url', "required: the IdP's single sign-on URL (HTTP-Redirect binding)");
+  else if (b.idp_sso_url.length > 2048) bad('/idp_sso_url', 'must be at most 2048 characters');
+  else {
+    let u: URL | null = null;
+    try {
+      u = new URL(b.idp_sso_url);
+    } catch {
+      bad('/idp_sso_url', 'must be an absolute URL');
+    }
+    if (u) {
+      if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOOPBACK.has(u.hostname)))
+        bad('/idp_sso_url', 'must be https (http only for 127.0.0.1 or localhost)');
+      else if (u.hash || u.username || u.password)
+        bad('/idp_sso_url', 'must have no fragment or credentials');
+      else idp_sso_url = u.toString();
+    }
+  }
+
+  const idp_cert: string[] = [];
+  if (typeof b.idp_cert === 'string') idp_cert.push(...parseCertText(b.idp_cert, '/idp_cert', bad));
+  else if (Array.isArray(b.idp_cert) && b.idp_cert.length > 0 && b.idp_cert.length <= MAX_CERTS) {
+    b.idp_cert.forEach((c, i) => {
+      if (typeof c !== 'string' || c.length > 32_768)
+        bad(`/idp_cert/${i}`, 'must be a PEM or base64 certificate');
+      else idp_cert.push(...parseCertText(c, `/idp_cert/${i}`, bad));
+    });
+  } else
+    bad('/idp_cert', `required: the IdP's signing certificate(s), PEM or base64 DER (1 to ${MAX_CERTS})`);
+  if (idp_cert.length > MAX_CERTS) bad('/idp_cert', `at most ${MAX_CERTS} certificates`);
+
+  const email_attribute = optionalName(b.email_attribute, '/email_attribute', bad);
+  const name_attribute = optionalName(b.name_attribute, '/name_attribute', bad);
+  const role_attribute = optionalName(b.role_attribute, '/role_attribute', bad);
+
+  const role_map: Record<string, PlatformRole> = {};
+  if (b.role_map !== undefined && b.role_map !== null) {
+    if (typeof b.role_map !== 'object' || Array.isArray(b.role_map))
+      bad('/role_map', 'must be an object of attribute value → role');
+    else {
+      const entries = Object.entries(b.role_map as Record<string, unknown>);
+      if (entries.length > 200) bad('/role_map', 'must have at most 200 entries');
+      for (const [k, v] of entries) {
+        const path = `/role_map/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        if (!k || k.length > 256) bad(path, 'attribute values must be 1 to 256 characters');
+        else if (!isRole(v)) bad(path, `must be one of ${PLATFORM_ROLES.join(', ')}`);
+        else role_map[k] = v;
+      }
+      if (entries.length && role_attribute === null) bad('/role_attribute', 'required when role_map is set');
+    }
+  }
+
+  let default_role: PlatformRole = 'member';
+  if (b.default_role !== undefined) {
+    if (!isRole(b.default_role)) bad('/default_role', `must be one of ${PLATFORM_ROLES.join(', ')}`);
+    else if (b.default_role === 'owner') bad('/default_role', 'cannot be owner');
+    else default_role = b.default_role;
+  }
+
+  for (const k of ['sign_requests', 'allow_idp_initiated', 'jit', 'enabled'] as const) {
+    if (b[k] !== undefined && typeof b[k] !== 'boolean') bad(`/${k}`, 'must be true or false');
+  }
+
+  if (details.length) {
+    throw new AppError(
+      'sso.saml_invalid',
+      `invalid SAML settings: ${[...new Set(details.map((d) => d.path))].join(', ')}`,
+      400,
+      details,
+    );
+  }
+  return {
+    idp_entity_id,
+    idp_sso_url,
+    idp_cert,
+    sign_requests: b.sign_requests === true,
+    allow_idp_initiated: b.allow_idp_initiated === true,
+    email_attribute,
+    name_attribute,
+    role_attribute,
+    role_map,
+    default_role,
+    jit: b.jit !== false,
+    enabled: b.enabled !== false,
+  };
+}
+
+// --- A self-signed certificate for the SP's own key (node:crypto cannot make one) ---
+
+function derLength(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let x = n; x > 0; x >>= 8) bytes.unshift(x & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+function der(tag: number, ...parts: Uint8Array[]): Buffer {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+}
+const SHA256_WITH_RSA = Buffer.from('06092a864886f70d01010b', 'hex');
+const OID_CN = Buffer.from('0603550403', 'hex');
+function derTime(d: Date): Buffer {
+  const s = d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  // UTCTime (YYMMDDHHMMSSZ) until 2049, GeneralizedTime after (RFC 5280 §4.1.2.5).
+  return d.getUTCFullYear() < 2050
+    ? der(0x17, Buffer.from(`${s.slice(2)}Z`))
+    : der(0x18, Buffer.from(`${s}Z`));
+}
+
+/**
+ * A fresh RSA-2048 key and a self-signed X.509 v3 certificate for it (SHA-256, ten years),
+ * as PEM. SAML peers pin the certificate itself, so no CA is involved.
+ */
+export function makeSpKeyPair(commonName: string, now = new Date()): { privateKey: string; cert: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and not zero-led
+  const name = der(0x30, der(0x31, der(0x30, OID_CN, der(0x0c, Buffer.from(commonName.slice(0, 64))))));
+  const algorithm = der(0x30, SHA256_WITH_RSA, Buffer.from([0x05, 0x00]));
+  const notAfter = new Date(now.getTime());
+  notAfter.setUTCFullYear(notAfter.getUTCFullYear() + 10);
+  const tbs = der(
+    0x30,
+    der(0xa0, der(0x02, Buffer.from([0x02]))),
+    der(0x02, serial),
+    algorithm,
+    name,
+    der(0x30, derTime(new Date(now.getTime() - 60_000)), derTime(notAfter)),
+    name,
+    spki,
+  );
+  const signature = sign('sha256', tbs, privateKey);
+  const cert = der(0x30, tbs, algorithm, der(0x03, Buffer.from([0x00]), signature));
+  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert: toPem(cert) };
+}
+
+const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+
+/**
+ * Validates and saves a platform's SAML settings (full replace). When requests are to be signed
+ * and the platform has no SP key yet, one is made now and kept server-side; it survives later
+ * saves so the IdP's copy of the SP certificate stays good. Only an owner may map an attribute
+ * value to the owner role. Audited as `sso.saml_configured` (certificates by fingerprint).
+ */
+export function saveSaml(
+  app: App,
+  db: Database,
+  body: unknown,
+  by: { actor: string; role: PlatformRole | null; platformSlug: string },
+): StoredSaml & { updated_at: number } {
+  const s = validateSamlSettings(body);
+  if (Object.values(s.role_map).includes('owner') && by.role !== null && by.role !== 'owner')
+    throw new AppError('auth.forbidden', 'only an owner can map an attribute value to the owner role', 403, [
+      { path: '/role_map', reason: 'maps to owner' },
+    ]);
+  const previous = readSaml(db);
+  const stored: StoredSaml = { ...s };
+  if (previous?.sp_private_key && previous.sp_cert) {
+    stored.sp_private_key = previous.sp_private_key;
+    stored.sp_cert = previous.sp_cert;
+  } else if (s.sign_requests) {
+    const pair = makeSpKeyPair(`${by.platformSlug} SAML SP`);
+    stored.sp_private_key = pair.privateKey;
+    stored.sp_cert = pair.cert;
+  }
+  const now = app.clock.now();
+  db.transaction(() => {
+    db.query(
+      `INSERT INTO sso_providers (kind, enabled, config, updated_at) VALUES ('saml', ?, ?, ?)
+       ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled, config = excluded.config,
+       updated_at = excluded.updated_at`,
+    ).run(s.enabled ? 1 : 0, JSON.stringify(stored), now);
+    const { idp_cert, ...rest } = s;
+    app.audit.append(db, {
+      actor: by.actor,
+      action: 'sso.saml_configured',
+      target: 'sso:saml',
+      details: {
+        ...rest,
+        idp_cert_sha256: idp_cert.map(fingerprint),
+        sp_cert_sha256: stored.sp_cert ? fingerprint(stored.sp_cert) : null,
+      },
+    });
+  }).immediate();
+  return { ...stored, updated_at: now };
+}
+
+/** Removes a platform's SAML settings and its requests in flight; false when none were set. Audited. */
+export function removeSaml(app: App, db: Database, actor: string): boolean {
+  return db
+    .transaction(() => {
+      const gone = db.query("DELETE FROM sso_providers WHERE kind = 'saml'").run().changes > 0;
+      if (!gone) return false;
+      db.query("DELETE FROM sso_requests WHERE kind = 'saml'").run();
+      app.audit.append(db, { actor, action: 'sso.saml_removed', target: 'sso:saml' });
+      return true;
+    })
+    .immediate();
+}
+
+/**
+ * The SP metadata XML for this platform: entity ID, ACS (HTTP-POST), WantAssertionsSigned, and
+ * the SP signing certificate when requests are signed. Served whether or not SAML is set up, so
+ * an admin can register the SP at the IdP first.
+ */
+export function samlMetadata(db: Database, origin: string): string {
+  const s = readSaml(db);
+  const ep = samlEndpoints(origin);
+  const signing = s?.sign_requests && s.sp_private_key && s.sp_cert;
+  return generateServiceProviderMetadata({
+    issuer: ep.entityId,
+    callbackUrl: ep.acsUrl,
+    identifierFormat: null,
+    wantAssertionsSigned: true,
+    ...(signing
+      ? { privateKey: s.sp_private_key, publicCerts: [s.sp_cert!], signatureAlgorithm: 'sha256' }
+      : {}),
+  });
+}
+
+/**
+ * A same-origin path to return to after sign-in, or '/'. Anything that could leave the origin
+ * (`//host`, `/\host`, absolute URLs, control characters) is ignored.
+ */
+/** A same-origin relative path from RelayState (at most 512 characters), else '/'. */
+export function safeReturnPath(v: unknown): string {
+  return safeReturnTo(v, 512);
+}
+
+/**
+ * node-saml's request-ID cache over this platform's `sso_requests` (kind 'saml'): saved when an
+ * AuthnRequest is made, looked up and removed when its response arrives. Expired rows are
+ * invisible; the clock is the app's.
+ */
+function requestCache(app: App, db: Database): CacheProvider {
+  return {
+    async saveAsync(key, value) {
+      const now = app.clock.now();
+      db.query(
+        "INSERT OR REPLACE INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'saml', ?, ?)",
+      ).run(key, JSON.stringify({ instant: value }), now + SAML_REQUEST_TTL_MS);
+      return { value, createdAt: now };
+    },
+    async getAsync(key) {
+      const row = db
+        .query<{ data: string }, [string, number]>(
+          "SELECT data FROM sso_requests WHERE id = ? AND kind = 'saml' AND expires_at > ?",
+        )
+        .get(key, app.clock.now());
+      return row ? (JSON.parse(row.data) as { instant: string }).instant : null;
+    },
+    async removeAsync(key) {
+      if (!key) return null;
+      const gone = db.query("DELETE FROM sso_requests WHERE id = ? AND kind = 'saml'").run(key).changes;
+      return gone ? key : null;
+    },
+  };
+}
+
+/** A node-saml SP for one platform and one request: every check this SP relies on is set here. */
+function samlClient(app: App, db: Database, s: StoredSaml, origin: string): SAML {
+  const ep = samlEndpoints(origin);
+  return new SAML({
+    issuer: ep.entityId,
+    callbackUrl: ep.acsUrl,
+    audience: ep.entityId,
+    entryPoint: s.idp_sso_url,
+    idpCert: s.idp_cert,
+    // Both the Response and its Assertion must carry a valid signature by a configured cert.
+    wantAuthnResponseSigned: true,
+    wantAssertionsSigned: true,
+    acceptedClockSkewMs: SAML_CLOCK_SKEW_MS,
+    validateInResponseTo: s.allow_idp_initiated
+      ? ValidateInResponseTo.ifPresent
+      : ValidateInResponseTo.always,
+    requestIdExpirationPeriodMs: SAML_REQUEST_TTL_MS,
+    cacheProvider: requestCache(app, db),
+    identifierFormat: null,
+    disableRequestedAuthnContext: true,
+    ...(s.sign_requests && s.sp_private_key
+      ? { privateKey: s.sp_private_key, signatureAlgorithm: 'sha256' as const }
+      : {}),
+  });
+}
+
+function activeSaml(db: Database): StoredSaml & { updated_at: number } {
+  const s = readSaml(db);
+  if (!s?.enabled)
+    throw new AppError('sso.saml_not_configured', 'single sign-on with SAML is not set up here', 404);
+  return s;
+}
+
+function purgeExpired(app: App, db: Database): void {
+  const now = app.clock.now();
+  db.query("DELETE FROM sso_requests WHERE kind = 'saml' AND expires_at <= ?").run(now);
+  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(now);
+}
+
+/**
+ * Starts an SP-initiated sign-in: an AuthnRequest for the HTTP-Redirect binding (signed when
+ * the settings say so), its ID kept ten minutes for InResponseTo, and the return path (same
+ * origin only, else '/') in RelayState. Returns the IdP URL to send the browser to.
+ */
+export async function startSamlLogin(
+  app: App,
+  db: Database,
+  req: { origin: string; returnTo: unknown },
+): Promise<string> {
+  const s = activeSaml(db);
+  purgeExpired(app, db);
+  const pending = db
+    .query<{ n: number }, []>("SELECT count(*) AS n FROM sso_requests WHERE kind = 'saml'")
+    .get()!.n;
+  if (pending >= MAX_PENDING_REQUESTS) {
+    throw Object.assign(
+      new AppError('sso.saml_busy', 'too many sign-ins in flight; try again in a minute', 429),
+      { retryAfter: 60 },
+    );
+  }
+  return samlClient(app, db, s, req.origin).getAuthorizeUrlAsync(safeReturnPath(req.returnTo), undefined, {});
+}
+
+/** A refused response: the reason goes to the audit log, the message to the client. */
+class SamlRefusal extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+    readonly status: 400 | 401 = 401,
+    readonly detail?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Sorts node-saml's error messages into stable reasons. */
+function classify(e: unknown): SamlRefusal {
+  if (e instanceof SamlStatusError)
+    return new SamlRefusal(
+      'idp_error',
+      'the identity provider did not authenticate the user',
+      401,
+      e.message,
+    );
+  const m = e instanceof Error ? e.message : String(e);
+  const r = (reason: string, msg: string, status: 400 | 401 = 401) => new SamlRefusal(reason, msg, status, m);
+  if (/multiple assertions/i.test(m))
+    return r('multiple_assertions', 'the response carries more than one assertion');
+  if (/InResponseTo is missing/i.test(m))
+    return r('unsolicited', 'the response answers no sign-in started here (IdP-initiated sign-in is off)');
+  if (/InResponseTo/i.test(m))
+    return r('in_response_to', 'the response answers no pending sign-in from here');
+  if (/signature|Referenced node|ID cannot refer|transforms/i.test(m))
+    return r(
+      'invalid_signature',
+      "the response is not signed by the configured identity provider's certificate",
+    );
+  if (/not yet valid/i.test(m)) return r('not_yet_valid', 'the assertion is not valid yet');
+  // node-saml picks a subject confirmation only by its time window; none fits: out of date.
+  if (/expired|No valid subject confirmation/i.test(m)) return r('expired', 'the assertion has expired');
+  if (/audience|AudienceRestriction/i.test(m))
+    return r('audience_mismatch', 'the assertion is meant for another service');
+  if (/Missing SAML assertion/i.test(m)) return r('no_assertion', 'the response carries no assertion');
+  if (/XML|Non-whitespace|unclosed|attribute|base64|parse|entity/i.test(m))
+    return r('malformed', 'the response is not a well-formed SAML message', 400);
+  return r('invalid_response', 'the response was refused');
+}
+
+// xml2js output, as node-saml gives it for the signed assertion.
+type Node = Record<string, unknown>;
+const kids = (n: unknown, k: string): Node[] =>
+  n && typeof n === 'object' && Array.isArray((n as Node)[k]) ? ((n as Node)[k] as Node[]) : [];
+const attrOf = (n: Node | undefined, a: string): string | undefined => {
+  const v = (n?.$ as Record<string, unknown> | undefined)?.[a];
+  return typeof v === 'string' ? v : undefined;
+};
+const textOf = (n: Node | undefined): string | undefined => (typeof n?._ === 'string' ? n._ : undefined);
+
+/** The string values of an attribute in the profile (one or many), in document order. */
+function attributeValues(profile: Profile, name: string): string[] {
+  const attrs = profile.attributes as Record<string, unknown> | undefined;
+  if (!attrs || !Object.hasOwn(attrs, name)) return [];
+  const v = attrs[name];
+  return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
+}
+
+/** The role the attribute maps to (see sso.ts). */
+function mapRole(s: SamlSettings, values: string[]): PlatformRole {
+  return mapRoleValues(s.role_map, s.default_role, values);
+}
+
+/**
+ * The checks node-saml leaves to its caller, on the parts its signature checks covered: the
+ * root's Destination (the whole Response is signed) and the assertion's Issuer, bearer
+ * SubjectConfirmation (Recipient = our ACS, NotOnOrAfter set, InResponseTo consistent).
+ * Returns the assertion's ID and when it stops being valid (for replay protection).
+ */
+function checkResponse(
+  s: StoredSaml,
+  origin: string,
+  root: Element,
+  profile: Profile,
+  nowMs: number,
+): { assertionId: string; notOnOrAfter: number } {
+  const ep = samlEndpoints(origin);
+  const destination = root.getAttribute('Destination');
+  if (destination !== ep.acsUrl)
+    throw new SamlRefusal(
+      'destination_mismatch',
+      'the response is addressed to another service',
+      401,
+      `Destination: ${destination}`,
+    );
+  const inResponseTo = root.getAttribute('InResponseTo') || null;
+
+  const assertion = (profile.getAssertion?.() as Node | undefined)?.Assertion as Node | undefined;
+  if (!assertion) throw new SamlRefusal('no_assertion', 'the response carries no assertion');
+  const issuer = textOf(kids(assertion, 'Issuer')[0]);
+  if (issuer !== s.idp_entity_id)
+    throw new SamlRefusal(
+      'issuer_mismatch',
+      'the assertion was issued by another identity provider',
+      401,
+      `Issuer: ${issuer}`,
+    );
+  for (let n = root.firstChild; n; n = n.nextSibling) {
+    if (n.nodeType === 1 && (n as Element).localName === 'Issuer') {
+      const ri = (n.textContent ?? '').trim();
+      if (ri !== s.idp_entity_id)
+        throw new SamlRefusal(
+          'issuer_mismatch',
+          'the response was issued by another identity provider',
+          401,
+          `Issuer: ${ri}`,
+        );
+    }
+  }
+  const assertionId = attrOf(assertion, 'ID');
+  if (!assertionId) throw new SamlRefusal('malformed', 'the assertion has no ID', 400);
+
+  const confirmations = kids(kids(assertion, 'Subject')[0], 'SubjectConfirmation')
+    .filter((c) => attrOf(c, 'Method') === BEARER)
+    .map((c) => kids(c, 'SubjectConfirmationData')[0]);
+  const addressed = confirmations.filter((d) => attrOf(d, 'Recipient') === ep.acsUrl);
+  if (!addressed.length) {
+    throw new SamlRefusal(
+      'recipient_mismatch',
+      'the assertion is addressed to another service',
+      401,
+      `Recipient: ${confirmations.map((d) => attrOf(d, 'Recipient')).join(', ')}`,
+    );
+  }
+  const good = addressed.find((d) => {
+    const until = Date.parse(attrOf(d, 'NotOnOrAfter') ?? '');
+    const answers = attrOf(d, 'InResponseTo') ?? null;
+    return Number.isFinite(until) && nowMs - SAML_CLOCK_SKEW_MS < until && answers === inResponseTo;
+  });
+  if (!good)
+    throw new SamlRefusal(
+      'subject_confirmation_invalid',
+      'the assertion has no valid bearer confirmation for this sign-in',
+    );
+  const conditionsUntil = Date.parse(attrOf(kids(assertion, 'Conditions')[0], 'NotOnOrAfter') ?? '');
+  const until = Math.max(
+    Date.parse(attrOf(good, 'NotOnOrAfter')!),
+    Number.isFinite(conditionsUntil) ? conditionsUntil : 0,
+  );
+  return { assertionId, notOnOrAfter: until };
+}
+
+/**
+ * Finishes a sign-in at the ACS (HTTP-POST binding). node-saml checks the signatures (Response
+ * and Assertion, by a configured certificate only; KeyInfo is ignored), InResponseTo against the
+ * requests in flight, the time window (±1 min) and the audience; then Destination, Issuer and
+ * the bearer Recipient are checked here, the assertion ID is recorded until it expires (a second
+ * use is refused), and the user is found, linked or created (JIT) with the mapped role.
+ * Every refusal is audited as `user.sign_in_failed` (via saml, with the reason) and answered
+ * 400/401 `sso.saml_failed`; no session is made.
+ */
+export async function finishSamlLogin(
+  app: App,
+  db: Database,
+  req: { origin: string; body: unknown; ip: string | null; userAgent: string | null },
+): Promise<SignedIn & { returnTo: string }> {
+  const seen: { subject?: string; email?: string; user?: UserRow } = {};
+  try {
+    return await acs(app, db, req, seen);
+  } catch (e) {
+    const r =
+      e instanceof SamlRefusal
+        ? e
+        : isAppError(e)
+          ? new SamlRefusal(e.code, e.message, e.status >= 500 ? 400 : 401)
+          : new SamlRefusal('internal', 'the sign-in could not be completed', 400);
+    if (!(e instanceof SamlRefusal) && !isAppError(e))
+      app.log.error('saml acs failed', { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+    app.audit.append(db, {
+      actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
+      action: 'user.sign_in_failed',
+      target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:saml',
+      details: {
+        via: 'saml',
+        reason: r.reason,
+        message: r.message,
+        ...(r.detail ? { error: r.detail.slice(0, 300) } : {}),
+        ip: req.ip,
+        ...(seen.subject ? { subject: seen.subject } : {}),
+      },
+    });
+    throw new AppError('sso.saml_failed', `SAML sign-in refused: ${r.message}`, r.status);
+  }
+}
+
+async function acs(
+  app: App,
+  db: Database,
+  req: Parameters<typeof finishSamlLogin>[2],
+  seen: { subject?: string; email?: string; user?: UserRow },
+): Promise<SignedIn & { returnTo: string }> {
+  const s = readSaml(db);
+  if (!s?.enabled)
+    throw new SamlRefusal('not_configured', 'single sign-on with SAML is not set up here', 400);
+  const form = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+  const samlResponse = form.SAMLResponse;
+  if (typeof samlResponse !== 'string' || samlResponse.length === 0)
+    throw new SamlRefusal('malformed', 'the form has no SAMLResponse', 400);
+  if (samlResponse.length > MAX_RESPONSE_CHARS || !/^[A-Za-z0-9+/=\s]+$/.test(samlResponse))
+    throw new SamlRefusal('malformed', 'SAMLResponse must be base64 of at most 512 KiB', 400);
+  purgeExpired(app, db);
+
+  const saml = samlClient(app, db, s, req.origin);
+  let profile: Profile | null;
+  try {
+    ({ profile } = await saml.validatePostResponseAsync({ SAMLResponse: samlResponse }));
+  } catch (e) {
+    throw classify(e);
+  }
+  if (!profile) throw new SamlRefusal('no_assertion', 'the response carries no assertion');
+  // node-saml parsed this very text and verified the signature over its root element.
+  const root = new DOMParser().parseFromString(
+    Buffer.from(samlResponse, 'base64').toString('utf8'),
+    'text/xml',
+  ).documentElement as unknown as Element | null;
+  if (!root) throw new SamlRefusal('malformed', 'the response is not a well-formed SAML message', 400);
+  // The request is answered: it cannot be answered again, whatever follows.
+  const answered = root.getAttribute('InResponseTo');
+  if (answered) db.query("DELETE FROM sso_requests WHERE id = ? AND kind = 'saml'").run(answered);
+  const checked = checkResponse(s, req.origin, root, profile, Date.now());
+
+  const subject = typeof profile.nameID === 'string' ? profile.nameID : '';
+  if (!subject || subject.length > 1024)
+    throw new SamlRefusal('name_id_missing', 'the assertion names no subject');
+  seen.subject = subject;
+
+  // One use per assertion, kept until it would have expired anyway (the primary key decides).
+  const fresh = db
+    .query('INSERT OR IGNORE INTO saml_assertions_seen (assertion_id, expires_at) VALUES (?, ?)')
+    .run(checked.assertionId, checked.notOnOrAfter + SAML_CLOCK_SKEW_MS).changes;
+  if (!fresh)
+    throw new SamlRefusal('replayed', 'this assertion has been used already', 401, checked.assertionId);
+
+  const emailValue = s.email_attribute
+    ? attributeValues(profile, s.email_attribute)[0]
+    : (([profile.email, profile.mail].find((v) => typeof v === 'string') as string | undefined) ?? subject);
+  const email = (emailValue ?? '').trim().toLowerCase();
+  if (!EMAIL_RE.test(email) || email.length > 254)
+    throw new SamlRefusal('email_missing', 'the assertion carries no email address');
+  seen.email = email;
+  const name = s.name_attribute ? attributeValues(profile, s.name_attribute)[0]?.slice(0, 200) : undefined;
+
+  const linked = db
+    .query<{ user_id: string }, [string]>(
+      "SELECT user_id FROM sso_identities WHERE kind = 'saml' AND subject = ?",
+    )
+    .get(subject);
+  const existing = linked
+    ? db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(linked.user_id)
+    : db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
+  if (existing) seen.user = existing;
+  if (!existing && !s.jit)
+    throw new SamlRefusal(
+      'user_not_provisioned',
+      'there is no account for this user here; ask an administrator to add it',
+    );
+  // Without a role attribute, roles are not synced: only a new user gets the default role.
+  const role =
+    s.role_attribute !== null
+      ? mapRole(s, attributeValues(profile, s.role_attribute))
+      : existing
+        ? null
+        : s.default_role;
+  const user = await provisionSsoUser(app, db, {
+    kind: 'saml',
+    subject,
+    email,
+    ...(name ? { name } : {}),
+    role,
+  });
+  seen.user = user;
+  const signed = ssoSignIn(app, db, user, 'saml', { ip: req.ip, userAgent: req.userAgent });
+  return { ...signed, returnTo: safeReturnPath(form.RelayState) };
+}

@@ -1,0 +1,29 @@
+import { PLATFORM_ROLES, type PlatformRole } from './users.repository.ts';
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * A same-origin path to return to after an SSO sign-in, or '/'. Anything that could leave the
+ * origin (`//host`, `/\host`, absolute URLs, control characters, backslashes) is ignored.
+ */
+export function safeReturnTo(v: unknown, maxLength = 2000): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > maxLength) return '/';
+  if (!v.startsWith('/') || v.startsWith('//') || v.startsWith('/\\')) return '/';
+  if (CONTROL.test(v) || v.includes('\\')) return '/';
+  const u = new URL(v, 'http://same.invalid');
+  return u.origin === 'http://same.invalid' ? `${u.pathname}${u.search}${u.hash}` : '/';
+}
+
+/** The role claim or attribute values map to: the most powerful match in `roleMap`, else the default. */
+export function mapRoleValues(
+  roleMap: Record<string, PlatformRole>,
+  defaultRole: PlatformRole,
+  values: unknown[],
+): PlatformRole {
+  const mapped = new Set(
+    values
+      .filter((v): v is string => typeof v === 'string')
+      .map((v) => (Object.hasOwn(roleMap, v) ? roleMap[v] : undefined)),
+  );
+  return PLATFORM_ROLES.find((r) => mapped.has(r)) ?? defaultRole;
+}
