@@ -58,7 +58,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       // The console's session cookie (after SSO); its writes must carry the CSRF token.
       const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
       const s = cookie ? resolveOperatorSession(d.app, cookie) : null;
-      if (!s) throw new AppError('auth.required', 'this needs Authorization: Bearer <operator token> or a console session', 401);
+      if (!s)
+        throw new AppError(
+          'auth.required',
+          'this needs Authorization: Bearer <operator token> or a console session',
+          401,
+        );
       if (request.method !== 'GET' && request.headers.get('x-csrf-token') !== s.csrfToken) {
         throw new AppError('auth.csrf', 'console writes need the x-csrf-token header', 403);
       }
@@ -72,144 +77,178 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
   const originOf = (request: Request) => originOfWith(d.tenancy.settings().public_url, request);
   const CREATE_FIELDS = ['slug', 'template', 'blueprint', 'name', 'domain', 'owner_email'] as const;
 
-  return new Elysia({ name: 'operator.routes' })
-    .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
-    .resolve({ as: 'global' }, ({ request, route }) => {
-      d.routeOf.set(request, route);
-      // Deny by default: a route missing from the permission table cannot be reached.
-      const need = OPERATOR_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-      if (!need)
-        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
-      return { principal: need === 'public' ? ANONYMOUS : principalOf(request, need) };
-    })
-    .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
-    // The console's own single sign-on (same flow as a platform's, over the control plane).
-    .get('/sso/oidc/login', async ({ request }) => {
-      const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
-      const url = await startOidcLogin(d.app, d.app.control, {
-        origin: originOf(request),
-        returnTo: new URL(request.url).searchParams.get('return_to'),
-        browserToken: token,
-      });
-      const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
-      headers.append('set-cookie', `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${OIDC_REQUEST_TTL_MS / 1000}`);
-      return new Response(null, { status: 302, headers });
-    })
-    .get('/sso/oidc/callback', async ({ request }) => {
-      const r = await finishOperatorOidc(d.app, {
-        query: new URL(request.url).searchParams,
-        browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
-        ip: null,
-      });
-      const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
-      const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
-      const maxAge = Math.floor((r.expiresAt - d.app.clock.now()) / 1000);
-      headers.append('set-cookie', `${OPERATOR_SESSION_COOKIE}=${r.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`);
-      headers.append('set-cookie', `${OIDC_BROWSER_COOKIE}=; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=0`);
-      return new Response(null, { status: 302, headers });
-    })
-    .get('/readyz', () => {
-      const r = d.readiness();
-      return Response.json(
-        { status: r.ok ? 'ready' : 'not_ready', checks: r.checks },
-        { status: r.ok ? 200 : 503 },
-      );
-    })
-    .get('/metrics', async ({ request }) => {
-      const token = d.app.config.metrics_token;
-      if (token && request.headers.get('authorization') !== `Bearer ${token}`) {
-        throw new AppError('auth.required', 'this needs Authorization: Bearer <metrics token>', 401);
-      }
-      return new Response(await d.metrics.render(), { headers: { 'content-type': d.metrics.contentType } });
-    })
-    .group('/_operator/api', (api) =>
-      api
-        .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }))
-        .post('/platforms', async ({ principal, body }) => {
-          const input = objectBody(body, CREATE_FIELDS);
-          for (const k of ['template', 'name', 'domain', 'owner_email'] as const) {
-            if (input[k] !== undefined && typeof input[k] !== 'string') {
-              throw new AppError('request.invalid', `${k} must be text`, 400, [
-                { path: `/${k}`, reason: 'must be text' },
-              ]);
-            }
-          }
-          const r = await d.actions.createPlatform(principal, input as never);
-          return Response.json(
-            { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform },
-            {
-              status: 201,
-              headers: {
-                'server-timing': `argon2;dur=${r.timings.argon2_ms.toFixed(2)}, create;dur=${r.timings.total_ms.toFixed(2)}`,
-              },
-            },
+  return (
+    new Elysia({ name: 'operator.routes' })
+      .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
+      .resolve({ as: 'global' }, ({ request, route }) => {
+        d.routeOf.set(request, route);
+        // Deny by default: a route missing from the permission table cannot be reached.
+        const need = OPERATOR_ROUTE_PERMISSIONS[`${request.method} ${route}`];
+        if (!need)
+          throw new AppError(
+            'internal.route_without_permission',
+            `route ${route} declares no permission`,
+            500,
           );
-        })
-        .get('/platforms/:slug', ({ params }) => d.actions.showPlatform(params.slug))
-        .post('/platforms/:slug/suspend', ({ principal, params, body }) =>
-          d.actions.suspend(principal, params.slug, objectBody(body, ['reason'])),
-        )
-        .post('/platforms/:slug/resume', ({ principal, params }) => d.actions.resume(principal, params.slug))
-        .post('/platforms/:slug/archive', ({ principal, params, body }) =>
-          d.actions.archive(principal, params.slug, objectBody(body, ['reason'])),
-        )
-        .post('/platforms/:slug/unarchive', ({ principal, params }) =>
-          d.actions.unarchive(principal, params.slug),
-        )
-        .post('/platforms/:slug/domains', ({ principal, params, body }) =>
-          d.actions.addDomain(principal, params.slug, objectBody(body, ['host'])),
-        )
-        .delete('/platforms/:slug/domains/:host', ({ principal, params }) =>
-          d.actions.removeDomain(principal, params.slug, params.host),
-        )
-        .post('/platforms/:slug/api-keys', async ({ principal, params, body }) =>
-          Response.json(
-            await d.actions.createApiKey(
-              principal,
-              params.slug,
-              objectBody(body, ['name', 'scopes', 'expires_at', 'rate_per_min']),
+        return { principal: need === 'public' ? ANONYMOUS : principalOf(request, need) };
+      })
+      .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
+      // The console's own single sign-on (same flow as a platform's, over the control plane).
+      .get('/sso/oidc/login', async ({ request }) => {
+        const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
+        const url = await startOidcLogin(d.app, d.app.control, {
+          origin: originOf(request),
+          returnTo: new URL(request.url).searchParams.get('return_to'),
+          browserToken: token,
+        });
+        const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
+        headers.append(
+          'set-cookie',
+          `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${OIDC_REQUEST_TTL_MS / 1000}`,
+        );
+        return new Response(null, { status: 302, headers });
+      })
+      .get('/sso/oidc/callback', async ({ request }) => {
+        const r = await finishOperatorOidc(d.app, {
+          query: new URL(request.url).searchParams,
+          browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
+          ip: null,
+        });
+        const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
+        const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
+        const maxAge = Math.floor((r.expiresAt - d.app.clock.now()) / 1000);
+        headers.append(
+          'set-cookie',
+          `${OPERATOR_SESSION_COOKIE}=${r.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`,
+        );
+        headers.append(
+          'set-cookie',
+          `${OIDC_BROWSER_COOKIE}=; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=0`,
+        );
+        return new Response(null, { status: 302, headers });
+      })
+      .get('/readyz', () => {
+        const r = d.readiness();
+        return Response.json(
+          { status: r.ok ? 'ready' : 'not_ready', checks: r.checks },
+          { status: r.ok ? 200 : 503 },
+        );
+      })
+      .get('/metrics', async ({ request }) => {
+        const token = d.app.config.metrics_token;
+        if (token && request.headers.get('authorization') !== `Bearer ${token}`) {
+          throw new AppError('auth.required', 'this needs Authorization: Bearer <metrics token>', 401);
+        }
+        return new Response(await d.metrics.render(), { headers: { 'content-type': d.metrics.contentType } });
+      })
+      .group('/_operator/api', (api) =>
+        api
+          .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }))
+          .post('/platforms', async ({ principal, body }) => {
+            const input = objectBody(body, CREATE_FIELDS);
+            for (const k of ['template', 'name', 'domain', 'owner_email'] as const) {
+              if (input[k] !== undefined && typeof input[k] !== 'string') {
+                throw new AppError('request.invalid', `${k} must be text`, 400, [
+                  { path: `/${k}`, reason: 'must be text' },
+                ]);
+              }
+            }
+            const r = await d.actions.createPlatform(principal, input as never);
+            return Response.json(
+              { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform },
+              {
+                status: 201,
+                headers: {
+                  'server-timing': `argon2;dur=${r.timings.argon2_ms.toFixed(2)}, create;dur=${r.timings.total_ms.toFixed(2)}`,
+                },
+              },
+            );
+          })
+          .get('/platforms/:slug', ({ params }) => d.actions.showPlatform(params.slug))
+          .post('/platforms/:slug/suspend', ({ principal, params, body }) =>
+            d.actions.suspend(principal, params.slug, objectBody(body, ['reason'])),
+          )
+          .post('/platforms/:slug/resume', ({ principal, params }) =>
+            d.actions.resume(principal, params.slug),
+          )
+          .post('/platforms/:slug/archive', ({ principal, params, body }) =>
+            d.actions.archive(principal, params.slug, objectBody(body, ['reason'])),
+          )
+          .post('/platforms/:slug/unarchive', ({ principal, params }) =>
+            d.actions.unarchive(principal, params.slug),
+          )
+          .post('/platforms/:slug/domains', ({ principal, params, body }) =>
+            d.actions.addDomain(principal, params.slug, objectBody(body, ['host'])),
+          )
+          .delete('/platforms/:slug/domains/:host', ({ principal, params }) =>
+            d.actions.removeDomain(principal, params.slug, params.host),
+          )
+          .post('/platforms/:slug/api-keys', async ({ principal, params, body }) =>
+            Response.json(
+              await d.actions.createApiKey(
+                principal,
+                params.slug,
+                objectBody(body, ['name', 'scopes', 'expires_at', 'rate_per_min']),
+              ),
+              { status: 201, headers: { 'cache-control': 'no-store' } },
             ),
-            { status: 201, headers: { 'cache-control': 'no-store' } },
-          ),
-        )
-        .get('/me', ({ principal }) => ({
-          actor: principal.actor,
-          operator_id: principal.operatorId,
-          role: principal.role,
-          csrf_token: (principal as { csrfToken?: string }).csrfToken ?? null,
-        }))
-        .post('/logout', ({ request }) => {
-          const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
-          if (cookie) endOperatorSession(d.app, cookie);
-          return new Response(null, { status: 204, headers: { 'set-cookie': `${OPERATOR_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0` } });
-        })
-        .get('/operators', () => ({ operators: listOperators(d.app) }))
-        .post('/operators', ({ principal, body }) =>
-          Response.json({ operator: createOperator(d.app, principal, objectBody(body, ['email', 'role'])) }, { status: 201 }),
-        )
-        .get('/sso/oidc', ({ request }) => {
-          const s = readOidc(d.app.control);
-          if (!s) throw new AppError('sso.oidc_not_configured', 'the console has no OIDC single sign-on set up', 404);
-          return { oidc: oidcView(s, originOf(request)) };
-        })
-        .put('/sso/oidc', async ({ request, principal, body }) => {
-          const s = await saveOidc(d.app, d.app.control, body, { actor: principal.actor, role: null });
-          return { oidc: oidcView(s, originOf(request)) };
-        })
-        .delete('/sso/oidc', ({ principal }) => {
-          if (!removeOidc(d.app, d.app.control, principal.actor)) {
-            throw new AppError('sso.oidc_not_configured', 'the console has no OIDC single sign-on set up', 404);
-          }
-          return new Response(null, { status: 204 });
-        })
-        .post('/tokens', ({ principal, body }) =>
-          Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
-        )
-        .get('/audit/verify', ({ query }) => {
-          const slug = typeof query.platform === 'string' && query.platform ? query.platform : undefined;
-          return d.actions.verifyAudit(slug);
-        }),
-    );
+          )
+          .get('/me', ({ principal }) => ({
+            actor: principal.actor,
+            operator_id: principal.operatorId,
+            role: principal.role,
+            csrf_token: (principal as { csrfToken?: string }).csrfToken ?? null,
+          }))
+          .post('/logout', ({ request }) => {
+            const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
+            if (cookie) endOperatorSession(d.app, cookie);
+            return new Response(null, {
+              status: 204,
+              headers: {
+                'set-cookie': `${OPERATOR_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
+              },
+            });
+          })
+          .get('/operators', () => ({ operators: listOperators(d.app) }))
+          .post('/operators', ({ principal, body }) =>
+            Response.json(
+              { operator: createOperator(d.app, principal, objectBody(body, ['email', 'role'])) },
+              { status: 201 },
+            ),
+          )
+          .get('/sso/oidc', ({ request }) => {
+            const s = readOidc(d.app.control);
+            if (!s)
+              throw new AppError(
+                'sso.oidc_not_configured',
+                'the console has no OIDC single sign-on set up',
+                404,
+              );
+            return { oidc: oidcView(s, originOf(request)) };
+          })
+          .put('/sso/oidc', async ({ request, principal, body }) => {
+            const s = await saveOidc(d.app, d.app.control, body, { actor: principal.actor, role: null });
+            return { oidc: oidcView(s, originOf(request)) };
+          })
+          .delete('/sso/oidc', ({ principal }) => {
+            if (!removeOidc(d.app, d.app.control, principal.actor)) {
+              throw new AppError(
+                'sso.oidc_not_configured',
+                'the console has no OIDC single sign-on set up',
+                404,
+              );
+            }
+            return new Response(null, { status: 204 });
+          })
+          .post('/tokens', ({ principal, body }) =>
+            Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
+          )
+          .get('/audit/verify', ({ query }) => {
+            const slug = typeof query.platform === 'string' && query.platform ? query.platform : undefined;
+            return d.actions.verifyAudit(slug);
+          }),
+      )
+  );
 }
 
 /** The console's public origin as the browser sees it (scheme from the instance settings, the request's Host). */
