@@ -164,12 +164,18 @@ export function killAllChildrenNow(): void {
   }
 }
 
+let interrupted = false;
+
+/** Whether Ctrl-C (or SIGTERM) arrived: errors after it are the children being stopped. */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
 /**
  * Installs Ctrl-C / SIGTERM / exit handlers that stop the children and run `cleanup`.
  * Returns a function that removes them.
  */
 export function installInterruptHandlers(cleanup: () => void): () => void {
-  let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
@@ -353,6 +359,25 @@ export async function pool<T>(
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+}
+
+/** The commit under test and the source files changed from it (null outside a git checkout). */
+export function sourceVersion(): { commit: string; dirty: string[] } | null {
+  const git = (args: string[]) =>
+    Bun.spawnSync(['git', ...args], { cwd: ROOT, stdout: 'pipe', stderr: 'ignore' });
+  try {
+    const head = git(['rev-parse', 'HEAD']);
+    if (head.exitCode !== 0) return null;
+    const status = git(['status', '--porcelain', '--', 'src', 'migrations', 'package.json']);
+    const dirty = status.stdout
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3));
+    return { commit: head.stdout.toString().trim(), dirty };
+  } catch {
+    return null;
+  }
 }
 
 /** The machine, for the report. */

@@ -38,6 +38,7 @@ import {
   sample,
   scrapeMetrics,
   secs,
+  sourceVersion,
   spawnTracked,
   startServer,
   stopAllChildren,
@@ -45,6 +46,7 @@ import {
   summarize,
   summaryRow,
   table,
+  wasInterrupted,
 } from './lib.ts';
 
 export const description =
@@ -64,6 +66,9 @@ const USAGE = `Usage: bun bench/run.ts platforms [flags]
   --count <n>             platforms created through the operator API, one at a time (default 1000)
   --concurrent-count <n>  then this many more through the API with --concurrency in flight (default 200; 0 skips)
   --concurrency <n>       requests in flight for the concurrent pass and --fill api (default 4)
+  --idle-count <n>        then this many through the API one at a time, each after --idle-gap-ms of idle
+                          (argon2 on a server that was idle; default 50; 0 skips)
+  --idle-gap-ms <n>       the idle time before each of those (default 250, about a CLI process start)
   --cli-count <n>         platforms created through the CLI against the running server (default 100; 0 skips)
   --startup-runs <n>      runs of \`bun src/main.ts --version\` for the process start overhead (default 10)
   --total <n>             grow the data dir to this many platforms, restart, measure RSS (default 10000)
@@ -81,6 +86,8 @@ interface Options {
   count: number;
   concurrentCount: number;
   concurrency: number;
+  idleCount: number;
+  idleGapMs: number;
   cliCount: number;
   startupRuns: number;
   total: number;
@@ -102,6 +109,8 @@ function parseOptions(args: string[]): Options | 'help' {
       count: { type: 'string' },
       'concurrent-count': { type: 'string' },
       concurrency: { type: 'string' },
+      'idle-count': { type: 'string' },
+      'idle-gap-ms': { type: 'string' },
       'cli-count': { type: 'string' },
       'startup-runs': { type: 'string' },
       total: { type: 'string' },
@@ -128,6 +137,8 @@ function parseOptions(args: string[]): Options | 'help' {
     count: int('count', values.count, 1000, 1),
     concurrentCount: int('concurrent-count', values['concurrent-count'], 200),
     concurrency: int('concurrency', values.concurrency, 4, 1),
+    idleCount: int('idle-count', values['idle-count'], 50),
+    idleGapMs: int('idle-gap-ms', values['idle-gap-ms'], 250),
     cliCount: int('cli-count', values['cli-count'], 100),
     startupRuns: int('startup-runs', values['startup-runs'], 10),
     total: int('total', values.total, 10_000),
@@ -182,8 +193,11 @@ function parseServerTiming(h: string | null): { argon2: number | null; create: n
 }
 
 function assertAlive(server: ServerProc): void {
+  if (wasInterrupted()) throw new Error('interrupted');
   if (server.proc.exitCode !== null || server.proc.signalCode !== null) {
-    throw new Error(`the server exited (${server.proc.exitCode ?? server.proc.signalCode}):\n${server.stderrTail()}`);
+    throw new Error(
+      `the server exited (${server.proc.exitCode ?? server.proc.signalCode}):\n${server.stderrTail()}`,
+    );
   }
 }
 
@@ -214,7 +228,18 @@ async function apiCreate(server: ServerProc, token: string, slug: string): Promi
 
 async function cliCreate(server: ServerProc, dataDir: string, slug: string): Promise<CreateSample> {
   const t0 = performance.now();
-  const proc = spawnTracked([BUN, MAIN, 'platform', 'create', slug, '--template', 'creator', '--data', dataDir, '--json']);
+  const proc = spawnTracked([
+    BUN,
+    MAIN,
+    'platform',
+    'create',
+    slug,
+    '--template',
+    'creator',
+    '--data',
+    dataDir,
+    '--json',
+  ]);
   const [stdout, stderr, code] = await Promise.all([
     new Response(proc.stdout as ReadableStream).text(),
     new Response(proc.stderr as ReadableStream).text(),
@@ -223,11 +248,20 @@ async function cliCreate(server: ServerProc, dataDir: string, slug: string): Pro
   const t1 = performance.now();
   if (code !== 0) throw new Error(`cli create ${slug}: exit ${code} ${(stdout + stderr).slice(0, 300)}`);
   const out = JSON.parse(stdout) as { slug?: string; id?: string };
-  if (out.slug !== slug || !out.id) throw new Error(`cli create ${slug}: unexpected output ${stdout.slice(0, 200)}`);
+  if (out.slug !== slug || !out.id)
+    throw new Error(`cli create ${slug}: unexpected output ${stdout.slice(0, 200)}`);
   const poll = await pollUntil200(server.base, slug);
   const t2 = performance.now();
   if (!poll.ok) throw new Error(`cli create ${slug}: GET / never answered 200`);
-  return { slug, wall_ms: t2 - t0, create_rtt_ms: t1 - t0, poll_ms: t2 - t1, polls: poll.tries, argon2_ms: null, server_create_ms: null };
+  return {
+    slug,
+    wall_ms: t2 - t0,
+    create_rtt_ms: t1 - t0,
+    poll_ms: t2 - t1,
+    polls: poll.tries,
+    argon2_ms: null,
+    server_create_ms: null,
+  };
 }
 
 async function runPhase(
@@ -253,11 +287,12 @@ async function runPhase(
     }
     done++;
     if (done % every === 0 || done === names.length) {
-      const recent = summarize(samples.slice(-every).map((s) => s.wall_ms));
-      const minus = summarize(samples.slice(-every).map((s) => s.wall_ms - (s.argon2_ms ?? 0)));
+      const last = Math.min(every, samples.length);
+      const recent = summarize(samples.slice(-last).map((s) => s.wall_ms));
+      const minus = summarize(samples.slice(-last).map((s) => s.wall_ms - (s.argon2_ms ?? 0)));
       const extra = samples.at(-1)?.argon2_ms == null ? '' : `, minus argon2 ${ms(minus.p50)} ms`;
       progress(
-        `  [${label}] ${done}/${names.length}  last ${every}: p50 ${ms(recent.p50)} ms${extra}  (${secs(performance.now() - t0)} elapsed, ${errors.length} errors)`,
+        `  [${label}] ${done}/${names.length}  last ${last}: p50 ${ms(recent.p50)} ms${extra}  (${secs(performance.now() - t0)} elapsed, ${errors.length} errors)`,
       );
     }
   });
@@ -265,11 +300,16 @@ async function runPhase(
 }
 
 /** GET / on each platform host, one at a time; latency of each. */
-async function touch(server: ServerProc, names: string[], label: string): Promise<{ latency: Summary; errors: number; elapsed_ms: number }> {
+async function touch(
+  server: ServerProc,
+  names: string[],
+  label: string,
+): Promise<{ latency: Summary; errors: number; elapsed_ms: number }> {
   const lat: number[] = [];
   let errors = 0;
   const t0 = performance.now();
   for (const [i, slug] of names.entries()) {
+    assertAlive(server);
     const s = performance.now();
     const res = await hostFetch(server.base, `${slug}.localhost`, '/');
     await res.arrayBuffer();
@@ -293,7 +333,9 @@ async function memory(server: ServerProc, label: string) {
     open_handles: m.soulfra_platform_db_open_handles ?? Number.NaN,
     platforms_active: m['soulfra_platforms{status="active"}'] ?? Number.NaN,
   };
-  progress(`  [rss] ${label}: ${bytes(rss)} (peak ${bytes(hwm)}), open platform db handles ${r.open_handles}`);
+  progress(
+    `  [rss] ${label}: ${bytes(rss)} (peak ${bytes(hwm)}), open platform db handles ${r.open_handles}`,
+  );
   return r;
 }
 
@@ -363,8 +405,13 @@ async function startupOverhead(runs: number): Promise<Summary> {
  * server. The owner's argon2id hash is computed once and reused (Bun.password.hash replaced
  * for the duration): a real hash string of the same length, so the files are the same size.
  */
-async function fillDirect(dataDir: string, names: string[]): Promise<{ elapsed_ms: number; per_platform: Summary }> {
-  const { DEFAULT_CONFIG, lockDataDir, silentLogger, sweepTemporaryFiles } = await import('../src/app/index.ts');
+async function fillDirect(
+  dataDir: string,
+  names: string[],
+): Promise<{ elapsed_ms: number; per_platform: Summary }> {
+  const { DEFAULT_CONFIG, lockDataDir, silentLogger, sweepTemporaryFiles } = await import(
+    '../src/app/index.ts'
+  );
   const { openInstance } = await import('../src/flows/index.ts');
   const { LOCAL_ROOT } = await import('../src/identity/index.ts');
   const held = lockDataDir(dataDir);
@@ -415,7 +462,9 @@ function phaseStats(p: PhaseResult) {
     wall,
     wall_minus_argon2: withArgon.length ? summarize(withArgon.map((s) => s.wall_ms - s.argon2_ms!)) : null,
     argon2: withArgon.length ? summarize(withArgon.map((s) => s.argon2_ms!)) : null,
-    server_create: withArgon.length ? summarize(withArgon.map((s) => s.server_create_ms ?? Number.NaN)) : null,
+    server_create: withArgon.length
+      ? summarize(withArgon.map((s) => s.server_create_ms ?? Number.NaN))
+      : null,
     server_create_minus_argon2: withArgon.length
       ? summarize(withArgon.map((s) => (s.server_create_ms ?? Number.NaN) - s.argon2_ms!))
       : null,
@@ -459,6 +508,7 @@ export async function main(args: string[]): Promise<number> {
     started_at: startedAt.toISOString(),
     options: { ...opts, tmp: undefined },
     machine: machine(),
+    source: sourceVersion(),
     targets: TARGETS,
   };
   const report: string[] = [];
@@ -473,7 +523,6 @@ export async function main(args: string[]): Promise<number> {
     // 1. Process start overhead.
     progress(`[startup] bun src/main.ts --version × ${opts.startupRuns}`);
     const startup = await startupOverhead(opts.startupRuns);
-    results.process_start = startup;
 
     // 2. A fresh server.
     progress('[server] starting a fresh server');
@@ -498,25 +547,62 @@ export async function main(args: string[]): Promise<number> {
     const created: string[] = seq.samples.map((s) => s.slug);
 
     progress(`[touch] GET / on the ${seq.samples.length} platforms`);
-    const touch1 = await touch(srv, seq.samples.map((s) => s.slug), 'touch');
+    const touch1 = await touch(
+      srv,
+      seq.samples.map((s) => s.slug),
+      'touch',
+    );
     mem.push(await memory(srv, `after creating and touching ${seq.samples.length}`));
 
     let conc: PhaseResult | undefined;
     if (opts.concurrentCount > 0) {
       progress(`[api] creating ${opts.concurrentCount} platforms, ${opts.concurrency} in flight`);
-      conc = await runPhase(`api c${opts.concurrency}`, srv, slugs('c', opts.concurrentCount), opts.concurrency, (slug) =>
-        apiCreate(srv, token, slug),
+      conc = await runPhase(
+        `api c${opts.concurrency}`,
+        srv,
+        slugs('c', opts.concurrentCount),
+        opts.concurrency,
+        (slug) => apiCreate(srv, token, slug),
       );
       created.push(...conc.samples.map((s) => s.slug));
+    }
+
+    let idle: PhaseResult | undefined;
+    if (opts.idleCount > 0) {
+      progress(
+        `[api] creating ${opts.idleCount} platforms one at a time, each after ${opts.idleGapMs} ms idle`,
+      );
+      idle = await runPhase(
+        `api idle ${opts.idleGapMs}ms`,
+        srv,
+        slugs('i', opts.idleCount),
+        1,
+        async (slug) => {
+          await Bun.sleep(opts.idleGapMs);
+          return apiCreate(srv, token, slug);
+        },
+        25,
+      );
+      created.push(...idle.samples.map((s) => s.slug));
     }
 
     // 4. CLI through the control socket.
     let cli: PhaseResult | undefined;
     if (opts.cliCount > 0) {
       progress(`[cli] creating ${opts.cliCount} platforms with \`bun src/main.ts platform create\``);
-      cli = await runPhase('cli', srv, slugs('k', opts.cliCount), 1, (slug) => cliCreate(srv, dataDir, slug), 20);
+      cli = await runPhase(
+        'cli',
+        srv,
+        slugs('k', opts.cliCount),
+        1,
+        (slug) => cliCreate(srv, dataDir, slug),
+        20,
+      );
       created.push(...cli.samples.map((s) => s.slug));
     }
+    // Once more, next to the CLI pass: the first measurement can catch a busy machine.
+    progress(`[startup] bun src/main.ts --version × ${opts.startupRuns}, again`);
+    const startup2 = await startupOverhead(opts.startupRuns);
     mem.push(await memory(srv, `after all creates (${created.length} platforms)`));
 
     // 5. Disk, running and stopped.
@@ -536,22 +622,54 @@ export async function main(args: string[]): Promise<number> {
       progress(`[fill] ${extra} more platforms in-process (server stopped, argon2 precomputed)`);
       const r = await fillDirect(dataDir, fillNames);
       created.push(...fillNames);
-      fill = { method: 'direct', count: extra, elapsed_ms: r.elapsed_ms, per_platform_ms: r.per_platform, rate_per_s: extra / (r.elapsed_ms / 1000) };
+      fill = {
+        method: 'direct',
+        count: extra,
+        elapsed_ms: r.elapsed_ms,
+        per_platform_ms: r.per_platform,
+        rate_per_s: extra / (r.elapsed_ms / 1000),
+      };
     }
-    progress(`[server] restarting on the data dir (${opts.fill === 'direct' ? created.length : `${created.length} + ${extra}`} platforms)`);
+    progress(
+      `[server] restarting on the data dir (${opts.fill === 'direct' ? created.length : `${created.length} + ${extra}`} platforms)`,
+    );
     server = await startServer(dataDir);
     const srvB = server;
     progress(`  listening on ${srvB.base} (pid ${srvB.pid}, started in ${ms(srvB.startMs)} ms)`);
     if (extra > 0 && opts.fill === 'api') {
       progress(`[fill] ${extra} more platforms through the API, ${opts.concurrency} in flight`);
       // The restarted server prints no token; make one over the control socket with the CLI.
-      const t = spawnTracked([BUN, MAIN, 'operator', 'token', 'create', '--name', 'bench', '--data', dataDir, '--json']);
+      const t = spawnTracked([
+        BUN,
+        MAIN,
+        'operator',
+        'token',
+        'create',
+        '--name',
+        'bench',
+        '--data',
+        dataDir,
+        '--json',
+      ]);
       const out = await new Response(t.stdout as ReadableStream).text();
       await t.exited;
       const tokenB = (JSON.parse(out) as { token?: string }).token ?? token;
-      const r = await runPhase('fill api', srvB, fillNames, opts.concurrency, (slug) => apiCreate(srvB, tokenB, slug), 1000);
+      const r = await runPhase(
+        'fill api',
+        srvB,
+        fillNames,
+        opts.concurrency,
+        (slug) => apiCreate(srvB, tokenB, slug),
+        1000,
+      );
       created.push(...r.samples.map((x) => x.slug));
-      fill = { method: 'api', count: r.samples.length, errors: r.errors.length, elapsed_ms: r.elapsed_ms, rate_per_s: r.samples.length / (r.elapsed_ms / 1000) };
+      fill = {
+        method: 'api',
+        count: r.samples.length,
+        errors: r.errors.length,
+        elapsed_ms: r.elapsed_ms,
+        rate_per_s: r.samples.length / (r.elapsed_ms / 1000),
+      };
     }
     mem.push(await memory(srvB, `restarted with ${created.length} platforms, nothing touched`));
     const picked = sample(created, opts.sample, prng(opts.seed));
@@ -576,13 +694,16 @@ export async function main(args: string[]): Promise<number> {
     // The report.
     const seqS = phaseStats(seq);
     const concS = conc ? phaseStats(conc) : null;
+    const idleS = idle ? phaseStats(idle) : null;
     const cliS = cli ? phaseStats(cli) : null;
     Object.assign(results, {
       server_start_ms: { fresh: srv.startMs, [`with_${created.length}`]: srvB.startMs },
       server_stop: { first: { ...stopA, ms: stopAMs }, second: { ...stopB, ms: stopBMs } },
       api_sequential: seqS,
       api_concurrent: concS,
+      api_after_idle: idleS,
       cli: cliS,
+      process_start: { at_start: startup, after_cli: startup2 },
       touch: { after_create: touch1, sample_after_restart: touch2, all_after_restart: touch3 ?? null },
       fill,
       memory: mem,
@@ -591,6 +712,7 @@ export async function main(args: string[]): Promise<number> {
       samples: {
         api_sequential: seq.samples,
         api_concurrent: conc?.samples ?? [],
+        api_after_idle: idle?.samples ?? [],
         cli: cli?.samples ?? [],
       },
     });
@@ -598,21 +720,25 @@ export async function main(args: string[]): Promise<number> {
     const lat: string[][] = [];
     const addPhase = (name: string, s: ReturnType<typeof phaseStats>) => {
       lat.push(summaryRow(`${name}: create → first 200`, s.wall));
-      if (s.wall_minus_argon2) lat.push(summaryRow(`${name}: create → first 200 minus argon2`, s.wall_minus_argon2));
+      if (s.wall_minus_argon2)
+        lat.push(summaryRow(`${name}: create → first 200 minus argon2`, s.wall_minus_argon2));
       if (s.argon2) lat.push(summaryRow(`${name}: argon2 (Server-Timing)`, s.argon2));
-      if (s.server_create_minus_argon2) lat.push(summaryRow(`${name}: server create minus argon2`, s.server_create_minus_argon2));
+      if (s.server_create_minus_argon2)
+        lat.push(summaryRow(`${name}: server create minus argon2`, s.server_create_minus_argon2));
       lat.push(summaryRow(`${name}: first GET / → 200`, s.poll));
     };
     addPhase('API seq', seqS);
     if (concS) addPhase(`API c=${concS.concurrency}`, concS);
+    if (idleS) addPhase(`API after ${opts.idleGapMs} ms idle`, idleS);
     if (cliS) {
       lat.push(summaryRow('CLI: create → first 200', cliS.wall));
       lat.push(summaryRow('CLI: process spawn → exit', cliS.create_rtt));
     }
     lat.push(summaryRow('process start: bun src/main.ts --version', startup));
+    lat.push(summaryRow('  the same, after the CLI pass', startup2));
     section('Create → first 200 (ms)', table(SUMMARY_HEADERS, lat));
 
-    const thr = [seqS, concS, cliS]
+    const thr = [seqS, concS, idleS, cliS]
       .filter((s): s is ReturnType<typeof phaseStats> => s !== null)
       .map((s) => [
         s.label,
@@ -651,28 +777,47 @@ export async function main(args: string[]): Promise<number> {
       String(d.wal_files),
       String(d.shm_files),
       `${bytes(d.control_db_bytes)} + ${bytes(d.control_wal_bytes)}`,
+      bytes((d.db_bytes.total + d.control_db_bytes + d.control_wal_bytes) / d.platform_files),
     ]);
     section(
       'Disk per platform (platforms/<id>.db)',
-      table(['when', 'files', 'mean', 'min', 'max', 'allocated', '-wal', '-shm', 'control.db + wal'], diskRows),
+      table(
+        [
+          'when',
+          'files',
+          'mean',
+          'min',
+          'max',
+          'allocated',
+          '-wal',
+          '-shm',
+          'control.db + wal',
+          'all / platform',
+        ],
+        diskRows,
+      ) +
+        '\n\n"all / platform": every platform file plus control.db (blueprint, registry row, audit) over the count.',
     );
 
     section(
       'Server memory',
       table(
         ['when', 'VmRSS', 'peak (VmHWM)', '/metrics rss', 'open db handles'],
-        mem.map((x) => [x.label, bytes(x.rss_bytes), bytes(x.peak_rss_bytes), bytes(x.metrics_rss_bytes), String(x.open_handles)]),
+        mem.map((x) => [
+          x.label,
+          bytes(x.rss_bytes),
+          bytes(x.peak_rss_bytes),
+          bytes(x.metrics_rss_bytes),
+          String(x.open_handles),
+        ]),
       ) +
         `\n\nServer start: fresh ${ms(srv.startMs)} ms, with ${created.length} platforms ${ms(srvB.startMs)} ms. ` +
         `Graceful stop (SIGTERM): ${ms(stopAMs)} ms and ${ms(stopBMs)} ms${stopA.forced || stopB.forced ? ' (FORCED with SIGKILL)' : ''}.\n` +
-        table(
-          SUMMARY_HEADERS,
-          [
-            summaryRow(`GET / after create (${touch1.latency.n})`, touch1.latency),
-            summaryRow(`GET / random after restart (${touch2.latency.n})`, touch2.latency),
-            ...(touch3 ? [summaryRow(`GET / all after restart (${touch3.latency.n})`, touch3.latency)] : []),
-          ],
-        ),
+        table(SUMMARY_HEADERS, [
+          summaryRow(`GET / after create (${touch1.latency.n})`, touch1.latency),
+          summaryRow(`GET / random after restart (${touch2.latency.n})`, touch2.latency),
+          ...(touch3 ? [summaryRow(`GET / all after restart (${touch3.latency.n})`, touch3.latency)] : []),
+        ]),
     );
 
     const summaryRows: string[][] = [];
@@ -706,9 +851,16 @@ export async function main(args: string[]): Promise<number> {
       (rssTotal.rss_bytes / TARGETS.rssBytes).toFixed(2),
       verdict(rssTotal.rss_bytes <= TARGETS.rssBytes),
     ]);
-    results.summary = summaryRows.map(([metric, target, measured, ratio, v]) => ({ metric, target, measured, ratio, verdict: v }));
+    results.summary = summaryRows.map(([metric, target, measured, ratio, v]) => ({
+      metric,
+      target,
+      measured,
+      ratio,
+      verdict: v,
+    }));
     section('Summary', table(['target', 'goal', 'measured', 'ratio', 'verdict'], summaryRows));
   } catch (e) {
+    if (wasInterrupted()) return new Promise<number>(() => {}); // the signal handler exits
     progress(`benchmark aborted: ${(e as Error).stack ?? e}`);
     results.aborted = (e as Error).message;
     exitCode = 1;
@@ -726,11 +878,18 @@ export async function main(args: string[]): Promise<number> {
     `${results.started_at}, ${secs(results.duration_ms as number)}; ${m.nproc} × ${m.cpu}, ${bytes(m.memory_bytes)} RAM, Bun ${m.bun}, Linux ${m.kernel}`,
     `flags: --count ${opts.count} --concurrent-count ${opts.concurrentCount} --concurrency ${opts.concurrency} --cli-count ${opts.cliCount} --total ${opts.total} --fill ${opts.fill} --sample ${opts.sample}`,
   ];
+  const src = results.source as ReturnType<typeof sourceVersion>;
+  head.push(
+    src
+      ? `source: ${src.commit.slice(0, 10)}${src.dirty.length ? ` + ${src.dirty.length} uncommitted source files (${src.dirty.slice(0, 5).join(', ')}${src.dirty.length > 5 ? ', ...' : ''})` : ' (clean)'}`
+      : 'source: not a git checkout',
+  );
   if (results.aborted) head.push('', `ABORTED: ${results.aborted}`);
   process.stdout.write(`${[...head, ...report].join('\n')}\n`);
 
   const outFile =
-    opts.out ?? join(ROOT, 'bench', 'results', `platforms-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    opts.out ??
+    join(ROOT, 'bench', 'results', `platforms-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(join(outFile, '..'), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
   progress(`results: ${outFile}`);

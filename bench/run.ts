@@ -2,7 +2,7 @@
  * The benchmark dispatcher: `bun bench/run.ts <name> [flags]` (or `npm run bench -- <name>`)
  * runs `bench/<name>.bench.ts`'s exported `main(args)`. With no name it lists the benchmarks.
  *
- * A benchmark module exports `main(args: string[]): Promise<number | undefined | void>` (the
+ * A benchmark module exports `main(args: string[]): Promise<number | undefined>` (the
  * exit code; benchmarks report, so they return 0 unless they could not run at all) and may
  * export `description`, one line shown in the list.
  */
@@ -13,7 +13,7 @@ const SUFFIX = '.bench.ts';
 
 /** What a benchmark module exports. */
 export interface BenchModule {
-  main(args: string[]): Promise<number | undefined | void>;
+  main(args: string[]): Promise<number | undefined>;
   description?: string;
 }
 

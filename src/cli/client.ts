@@ -8,7 +8,7 @@ import {
   sweepTemporaryFiles,
 } from '../app/index.ts';
 import { type ChainReport, type CreatePlatformInput, openInstance } from '../flows/index.ts';
-import { LOCAL_ROOT } from '../identity/index.ts';
+import { LOCAL_ROOT, type OperatorView } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView } from '../tenancy/index.ts';
 
@@ -37,6 +37,8 @@ export interface OperatorClient {
   addDomain(slug: string, host: string): Promise<PlatformView>;
   removeDomain(slug: string, host: string): Promise<PlatformView>;
   createToken(name: string): Promise<{ id: string; token: string; operator: string }>;
+  createOperator(email: string, role: string): Promise<{ operator: OperatorView }>;
+  listOperators(): Promise<{ operators: OperatorView[] }>;
   createApiKey(
     slug: string,
     input: { name: string; scopes: string[]; expires_at?: string },
@@ -144,6 +146,8 @@ function remoteClient(socket: string): OperatorClient {
     addDomain: (slug, host) => call('POST', `/platforms/${enc(slug)}/domains`, { host }),
     removeDomain: (slug, host) => call('DELETE', `/platforms/${enc(slug)}/domains/${enc(host)}`),
     createToken: (name) => call('POST', '/tokens', { name }),
+    createOperator: (email, role) => call('POST', '/operators', { email, role }),
+    listOperators: () => call('GET', '/operators'),
     createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     close: async () => {},
@@ -167,6 +171,8 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     addDomain: async (slug, host) => a.addDomain(LOCAL_ROOT, slug, { host }),
     removeDomain: async (slug, host) => a.removeDomain(LOCAL_ROOT, slug, host),
     createToken: async (name) => a.createToken(LOCAL_ROOT, { name }),
+    createOperator: async (email, role) => ({ operator: a.createOperator(LOCAL_ROOT, { email, role }) }),
+    listOperators: async () => ({ operators: a.listOperators() }),
     createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
     verifyAudit: (slug) => a.verifyAudit(slug),
     close: async () => {

@@ -6,8 +6,11 @@ import { verifyChain } from '../audit/index.ts';
 import {
   type ApiKeyView,
   createApiKey,
+  createOperator,
   createOperatorToken,
+  listOperators,
   type OperatorPrincipal,
+  type OperatorView,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView, Tenancy } from '../tenancy/index.ts';
@@ -106,6 +109,14 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
         );
         return { id: r.id, key: r.key, api_key: r.view };
       });
+    },
+    /** Invites an operator (they sign in through the console's SSO). */
+    createOperator(p: OperatorPrincipal, body: unknown): OperatorView {
+      return createOperator(app, p, (body ?? {}) as Record<string, unknown>);
+    },
+    /** Every operator. */
+    listOperators(): OperatorView[] {
+      return listOperators(app);
     },
     /** A new operator API token, shown once. */
     createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {

@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
-import { CONTROL_MIGRATIONS, isCurrent } from '../db/index.ts';
+import { CONTROL_MIGRATIONS, isCurrent, type Lease } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
@@ -35,7 +35,7 @@ export function createHttpHandlers(d: {
   const trusted = new WeakSet<Request>();
   const routeOf = new WeakMap<Request, string>();
   const platformOf = new WeakMap<Request, PlatformHead>();
-  const dbOf = new WeakMap<Request, Database>();
+  const dbOf = new WeakMap<Request, () => Database>();
   const ipOf = new WeakMap<Request, string | null>();
 
   const readiness = () => {
@@ -92,15 +92,19 @@ export function createHttpHandlers(d: {
       return { kind: 'platform', res: htmlResponse(page, 503, headers) };
     }
     platformOf.set(request, p);
-    // The platform's database is leased for this request only, and only this platform's.
-    const lease = app.platformDbs.acquire(p.id);
-    dbOf.set(request, lease.db);
+    // The platform's database is leased for this request only, and only this platform's, on
+    // first use: a public page with no credentials never opens it.
+    let lease: Lease | null = null;
+    dbOf.set(request, () => {
+      lease ??= app.platformDbs.acquire(p.id);
+      return lease.db;
+    });
     try {
       return { kind: 'platform', res: await platform.handle(request) };
     } finally {
       // NB! Responses here are complete bodies; a streaming route (AI) must hold the lease
       // until its stream ends.
-      lease.release();
+      (lease as Lease | null)?.release();
     }
   };
 

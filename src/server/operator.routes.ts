@@ -4,11 +4,9 @@ import type { OperatorActions } from '../flows/index.ts';
 import {
   authenticateOperatorToken,
   browserToken,
-  createOperator,
   endOperatorSession,
   finishOperatorOidc,
   LOCAL_ROOT,
-  listOperators,
   OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
   OPERATOR_SESSION_COOKIE,
@@ -209,10 +207,10 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
               },
             });
           })
-          .get('/operators', () => ({ operators: listOperators(d.app) }))
+          .get('/operators', () => ({ operators: d.actions.listOperators() }))
           .post('/operators', ({ principal, body }) =>
             Response.json(
-              { operator: createOperator(d.app, principal, objectBody(body, ['email', 'role'])) },
+              { operator: d.actions.createOperator(principal, objectBody(body, ['email', 'role'])) },
               { status: 201 },
             ),
           )

@@ -29,7 +29,7 @@ export interface PlatformRoutesDeps {
   app: App;
   tenancy: Tenancy;
   platformOf: WeakMap<Request, PlatformHead>;
-  dbOf: WeakMap<Request, Database>;
+  dbOf: WeakMap<Request, () => Database>;
   ipOf: WeakMap<Request, string | null>;
   routeOf: WeakMap<Request, string>;
 }
@@ -86,7 +86,12 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       if (!need)
         throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       const now = d.app.clock.now();
-      const a = authenticate(request, db, platform.id, now, need !== 'public');
+      // Credentials are read (and the database opened) only when there are any, or when needed.
+      const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
+      const a =
+        need === 'public' && !hasCredentials
+          ? { principal: null, pendingMfa: null, via: null }
+          : authenticate(request, db(), platform.id, now, need !== 'public');
       if (need === 'mfa_pending') {
         if (!a.pendingMfa && a.principal?.kind !== 'user')
           throw new AppError('auth.required', 'sign in first', 401);
@@ -116,7 +121,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       setRequestContext(request, {
         app: d.app,
         platform: { id: platform.id, slug: platform.slug, name: platform.name },
-        db,
+        get db() {
+          return db();
+        },
         principal: a.principal,
         pendingMfa: a.pendingMfa,
         ip: d.ipOf.get(request) ?? null,

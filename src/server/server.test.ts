@@ -296,6 +296,12 @@ describe('host routing and isolation', () => {
     expect(rb.id).toBe(b.id);
   });
 
+  test('a public page with no credentials never opens the database', async () => {
+    await s.app.platformDbs.closeAll();
+    expect((await page('iso-a.localhost')).status).toBe(200);
+    expect(s.app.platformDbs.has(a.id)).toBe(false);
+  });
+
   test('a mapped custom domain reaches its platform', async () => {
     const res = await page('ai.alpha.test');
     expect(res.status).toBe(200);
