@@ -36,6 +36,41 @@ export const InstanceConfig = t.Object(
     }),
     log_level: t.Union([t.Literal('debug'), t.Literal('info'), t.Literal('warn'), t.Literal('error')]),
     log_format: t.Union([t.Literal('text'), t.Literal('json')]),
+    providers: t.Array(
+      t.Object(
+        {
+          id: t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'referred to by routes and blueprints' }),
+          kind: t.Union([t.Literal('ollama'), t.Literal('onnx'), t.Literal('openai'), t.Literal('anthropic')]),
+          url: t.Optional(t.String({ pattern: '^https?://', description: 'base URL of the upstream API' })),
+          api_key_env: t.Optional(t.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the API key' })),
+          location: t.Optional(t.Union([t.Literal('on_prem'), t.Literal('cloud')])),
+          models_dir: t.Optional(t.String({ minLength: 1, description: 'ONNX: folder of <model>.onnx files' })),
+          timeout_ms: t.Optional(t.Integer({ minimum: 100, maximum: 600_000 })),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'model backends, tried in the order a route names them' },
+    ),
+    models: t.Array(
+      t.Object(
+        {
+          alias: t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$' }),
+          route: t.Array(t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}/.+$' }), { minItems: 1 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    prices: t.Record(
+      t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}/.+$' }),
+      t.Object(
+        {
+          input: t.Integer({ minimum: 0, description: 'minor units per 1M input tokens' }),
+          output: t.Integer({ minimum: 0, description: 'minor units per 1M output tokens' }),
+          currency: t.String({ pattern: '^[a-z]{3}$' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -51,13 +86,21 @@ export const DEFAULT_CONFIG: InstanceConfig = {
   shutdown_timeout_ms: 10_000,
   log_level: 'info',
   log_format: 'text',
+  providers: [],
+  models: [],
+  prices: {},
 };
 
 const check = TypeCompiler.Compile(InstanceConfig);
 
 /** Validates a whole configuration; every bad key is named. */
 export function validateConfig(value: unknown, source: string): InstanceConfig {
-  if (check.Check(value)) return value;
+  if (check.Check(value)) {
+    const cross = crossCheck(value);
+    if (cross.length === 0) return value;
+    const list = cross.map((d) => `${d.path} (${d.reason})`).join('; ');
+    throw new AppError('config.invalid', `${source} is invalid: ${list}`, 400, cross);
+  }
   const details: ErrorDetail[] = [];
   const seen = new Set<string>();
   for (const e of check.Errors(value)) {
@@ -96,4 +139,29 @@ export function resolveConfig(
   const merged: Record<string, unknown> = { ...DEFAULT_CONFIG, ...file };
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) merged[k] = v;
   return validateConfig(merged, source);
+}
+
+/** Rules across keys: unique ids and aliases, routes that name known providers, ONNX folders. */
+function crossCheck(c: InstanceConfig): ErrorDetail[] {
+  const out: ErrorDetail[] = [];
+  const ids = new Set<string>();
+  c.providers.forEach((p, i) => {
+    if (ids.has(p.id)) out.push({ path: `/providers/${i}/id`, reason: `duplicate provider id '${p.id}'` });
+    ids.add(p.id);
+    if (p.kind === 'onnx' && !p.models_dir) out.push({ path: `/providers/${i}/models_dir`, reason: 'required for kind onnx' });
+  });
+  const aliases = new Set<string>();
+  c.models.forEach((m, i) => {
+    if (aliases.has(m.alias)) out.push({ path: `/models/${i}/alias`, reason: `duplicate alias '${m.alias}'` });
+    aliases.add(m.alias);
+    m.route.forEach((r, j) => {
+      const provider = r.slice(0, r.indexOf('/'));
+      if (!ids.has(provider)) out.push({ path: `/models/${i}/route/${j}`, reason: `no provider '${provider}' is configured` });
+    });
+  });
+  for (const key of Object.keys(c.prices)) {
+    const provider = key.slice(0, key.indexOf('/'));
+    if (!ids.has(provider)) out.push({ path: `/prices/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, reason: `no provider '${provider}' is configured` });
+  }
+  return out;
 }

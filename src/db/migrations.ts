@@ -5,6 +5,7 @@ import control4 from '../../migrations/control/0004-operator-sso.sql' with { typ
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
+import tenant4 from '../../migrations/tenant/0004-ai.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -22,4 +23,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'init', sql: tenant1 },
   { version: 2, name: 'users', sql: tenant2 },
   { version: 3, name: 'identity', sql: tenant3 },
+  { version: 4, name: 'ai', sql: tenant4 },
 ];

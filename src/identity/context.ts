@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
+import type { PlatformBlueprint } from '../tenancy/index.ts';
 import type { Principal } from './permissions.ts';
 
 /** The platform a request is for, as the host router resolved it. */
@@ -22,6 +23,8 @@ export interface PlatformRequestContext {
   /** A signed-in session that still owes its second factor (only MFA routes accept it). */
   pendingMfa: { sessionIdHash: string; userId: string; csrfToken: string } | null;
   ip: string | null;
+  /** The platform's blueprint (AI policy, safety, monetization), read when first needed. */
+  blueprint(): PlatformBlueprint;
   /** The public origin of this platform (scheme://host[:port]) for redirects and metadata. */
   origin: string;
 }

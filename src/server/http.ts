@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import type { AiRuntime, Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { CONTROL_MIGRATIONS, isCurrent, type Lease } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
@@ -30,6 +31,7 @@ export function createHttpHandlers(d: {
   tenancy: Tenancy;
   actions: OperatorActions;
   metrics: Metrics;
+  ai: { runtime: AiRuntime; meter: Meter };
 }): HttpHandlers {
   const { app, tenancy, metrics } = d;
   const trusted = new WeakSet<Request>();
@@ -51,7 +53,7 @@ export function createHttpHandlers(d: {
   };
 
   const operator = operatorRoutes({ ...d, trusted, routeOf, readiness });
-  const platform = platformRoutes({ app, tenancy, platformOf, dbOf, ipOf, routeOf });
+  const platform = platformRoutes({ app, tenancy, platformOf, dbOf, ipOf, routeOf, ai: d.ai });
 
   const route = async (request: Request): Promise<{ kind: string; res: Response }> => {
     const path = pathOf(request.url);

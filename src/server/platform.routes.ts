@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { Elysia } from 'elysia';
+import { AI_ROUTE_PERMISSIONS, type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
@@ -32,6 +33,7 @@ export interface PlatformRoutesDeps {
   dbOf: WeakMap<Request, () => Database>;
   ipOf: WeakMap<Request, string | null>;
   routeOf: WeakMap<Request, string>;
+  ai: { runtime: AiRuntime; meter: Meter };
 }
 
 /** The server's own platform routes. */
@@ -48,6 +50,7 @@ export const PLATFORM_ROUTE_PERMISSIONS: Record<string, Permission> = {
   ...OIDC_ROUTE_PERMISSIONS,
   ...SAML_ROUTE_PERMISSIONS,
   ...SCIM_ROUTE_PERMISSIONS,
+  ...AI_ROUTE_PERMISSIONS,
 };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -127,6 +130,7 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         principal: a.principal,
         pendingMfa: a.pendingMfa,
         ip: d.ipOf.get(request) ?? null,
+        blueprint: () => d.tenancy.blueprintOf(platform.id),
         origin: `${new URL(d.tenancy.settings().public_url).protocol}//${host}`,
       });
     })
@@ -165,7 +169,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(mfaRoutes)
     .use(oidcRoutes)
     .use(samlRoutes)
-    .use(scimRoutes);
+    .use(scimRoutes)
+    .use(aiRoutes(d.ai));
 }
 
 /** Whether the client asked for a page rather than JSON. */

@@ -6,7 +6,7 @@ import { PLATFORM_ROUTE_PERMISSIONS, platformRoutes } from './platform.routes.ts
 // and this walk fails the build before that surprises anyone.
 const cases = [
   { name: 'operator', app: operatorRoutes({} as never), table: OPERATOR_ROUTE_PERMISSIONS },
-  { name: 'platform', app: platformRoutes({} as never), table: PLATFORM_ROUTE_PERMISSIONS },
+  { name: 'platform', app: platformRoutes({ ai: {} } as never), table: PLATFORM_ROUTE_PERMISSIONS },
 ];
 
 describe('route permission tables', () => {

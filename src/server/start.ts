@@ -1,4 +1,5 @@
 import { chmodSync, rmSync } from 'node:fs';
+import { type AiRuntime, createAiRuntime, Meter } from '../ai/index.ts';
 import {
   type App,
   dataDirPaths,
@@ -57,6 +58,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let inst: ReturnType<typeof openInstance> | undefined;
   let tcp: ReturnType<typeof Bun.serve> | undefined;
   let sock: ReturnType<typeof Bun.serve> | undefined;
+  let ai: { runtime: AiRuntime; meter: Meter } | undefined;
   try {
     const swept = sweepTemporaryFiles(dataDir);
     if (swept.length)
@@ -64,7 +66,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     inst = openInstance({ dataDir, config, log });
     const { app, tenancy, actions } = inst;
     const metrics = createMetrics(app, tenancy);
-    const handlers = createHttpHandlers({ app, tenancy, actions, metrics });
+    const runtime = await createAiRuntime(config, log);
+    const meter = new Meter(app);
+    ai = { runtime, meter };
+    runtime.startHealthLoop();
+    const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
 
     tcp = Bun.serve({
       hostname: config.host,
@@ -99,6 +105,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const tcpServer = tcp;
     const sockServer = sock;
     const instance = inst;
+    const aiRuntime = ai;
     return {
       app,
       tenancy,
@@ -118,6 +125,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
             log.warn('in-flight requests did not finish in time; closing their connections');
             await Promise.all([tcpServer.stop(true), sockServer.stop(true)]);
           }
+          // Usage still buffered is written before the databases close.
+          await aiRuntime.meter.close();
+          await aiRuntime.runtime.close();
           await Promise.race([instance.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
           rmSync(paths.socket, { force: true });
           lock.release();
@@ -129,6 +139,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   } catch (e) {
     await tcp?.stop(true);
     await sock?.stop(true);
+    await ai?.meter.close();
+    await ai?.runtime.close();
     await inst?.close();
     rmSync(paths.socket, { force: true });
     lock.release();

@@ -397,6 +397,12 @@ export const Governance = t.Object(
       uniqueItems: true,
       description: 'Compliance packs whose controls are enforced (unique).',
     }),
+    hipaa_baa_signed: t.Optional(
+      t.Boolean({
+        description:
+          'Under the HIPAA pack, whether a Business Associate Agreement covers the cloud providers; without one no request ever goes to a cloud provider.',
+      }),
+    ),
   },
   {
     additionalProperties: false,

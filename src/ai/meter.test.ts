@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import { tempDir } from '../../tests/helpers.ts';
+import { silentLogger } from '../app/index.ts';
+import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
+import { costOf, Meter, periodStart, type UsageRecord } from './meter.ts';
+
+const t = tempDir();
+let inst: Instance;
+let platformId: string;
+const now = Date.UTC(2026, 10, 26, 12);
+
+beforeAll(async () => {
+  inst = openInstance({ dataDir: join(t.dir, 'data'), log: silentLogger, clock: { now: () => now } });
+  platformId = (await createPlatform(inst.app, inst.tenancy, { slug: 'meter' }, 'test')).platform.id;
+});
+afterAll(async () => {
+  await inst.close();
+  t.cleanup();
+});
+
+const rec = (over: Partial<UsageRecord> = {}): UsageRecord => ({
+  platformId,
+  ts: now,
+  userId: 'usr_a',
+  keyId: null,
+  agentId: null,
+  kind: 'chat',
+  alias: 'default',
+  provider: 'cloud',
+  model: 'gpt',
+  tokensIn: 1000,
+  tokensOut: 500,
+  counted: false,
+  latencyMs: 12,
+  costMinor: 30,
+  markupMinor: 6,
+  currency: 'usd',
+  status: 'ok',
+  ...over,
+});
+
+describe('metering', () => {
+  test('cost from the price table, rounded up to a whole minor unit', () => {
+    expect(costOf({ input: 15, output: 60 }, 1_000_000, 1_000_000)).toBe(75);
+    expect(costOf({ input: 15, output: 60 }, 10, 10)).toBe(1);
+    expect(costOf(undefined, 10, 10)).toBe(0);
+  });
+
+  test('records are buffered, then written in one flush; nothing is written per request', async () => {
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    const count = () =>
+      inst.app.platformDbs.use(
+        platformId,
+        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+      );
+    const before = await count();
+    await inst.app.platformDbs.use(platformId, (db) => {
+      for (let i = 0; i < 50; i++) meter.record(db, rec());
+    });
+    expect(await count()).toBe(before);
+    await meter.flush();
+    expect(await count()).toBe(before + 50);
+    await meter.close();
+  });
+
+  test('budgets: spend is tracked in memory, the alert fires once per period, and a new period starts at zero', async () => {
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      db.query(
+        "INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES ('b1', 'user', 'usr_b', 'day', 100, 'usd', 50, 0)",
+      ).run();
+      const who = { userId: 'usr_b', keyId: null };
+      expect(meter.budgetsFor(db, platformId, who, now).map((x) => x.spent)).toEqual([0]);
+      expect(
+        meter.record(db, rec({ userId: 'usr_b', costMinor: 20, markupMinor: 4 })).map((b) => b.id),
+      ).toEqual([]);
+      expect(
+        meter.record(db, rec({ userId: 'usr_b', costMinor: 30, markupMinor: 0 })).map((b) => b.id),
+      ).toEqual(['b1']);
+      expect(
+        meter.record(db, rec({ userId: 'usr_b', costMinor: 30, markupMinor: 0 })).map((b) => b.id),
+      ).toEqual([]);
+      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(84);
+      expect(meter.budgetsFor(db, platformId, { userId: 'usr_other', keyId: null }, now)).toEqual([]);
+      const tomorrow = periodStart('day', now) + 86_400_000 + 1;
+      expect(meter.budgetsFor(db, platformId, who, tomorrow)[0]!.spent).toBe(0);
+    });
+    await meter.flush();
+    // A fresh meter (a restart) reloads this period's spend from the written usage.
+    const again = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      expect(again.budgetsFor(db, platformId, { userId: 'usr_b', keyId: null }, now)[0]!.spent).toBe(84);
+    });
+    await meter.close();
+    await again.close();
+  });
+});

@@ -1,0 +1,243 @@
+import type { Database } from 'bun:sqlite';
+import type { App } from '../app/index.ts';
+
+/** One metered call. Money is integer minor units of `currency`. */
+export interface UsageRecord {
+  platformId: string;
+  ts: number;
+  userId: string | null;
+  keyId: string | null;
+  agentId: string | null;
+  kind: 'chat' | 'embeddings';
+  alias: string;
+  provider: string;
+  model: string;
+  tokensIn: number;
+  tokensOut: number;
+  counted: boolean;
+  latencyMs: number;
+  costMinor: number;
+  markupMinor: number;
+  currency: string;
+  status: 'ok' | 'error';
+}
+
+/** A budget row. */
+export interface Budget {
+  id: string;
+  scope: 'platform' | 'user' | 'key';
+  subject: string;
+  period: 'day' | 'month';
+  limit_minor: number;
+  currency: string;
+  alert_percent: number;
+}
+
+/** Start of the budget period containing `ts` (UTC). */
+export function periodStart(period: 'day' | 'month', ts: number): number {
+  const d = new Date(ts);
+  return period === 'day'
+    ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate())
+    : Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+/** Provider cost of a call from the price table (per 1M tokens), rounded up to a whole minor unit. */
+export function costOf(
+  price: { input: number; output: number } | undefined,
+  tokensIn: number,
+  tokensOut: number,
+): number {
+  if (!price) return 0;
+  return Math.ceil((tokensIn * price.input + tokensOut * price.output) / 1_000_000);
+}
+
+interface SpendState {
+  /** Per budget key (`scope:subject:period`): period start and the spend in it. */
+  spent: Map<string, { start: number; minor: number }>;
+  budgets: Budget[];
+  alerted: Set<string>;
+}
+
+/**
+ * Metering without a synchronous disk write per request: records are buffered in memory and
+ * written in one transaction per platform every `flushMs` (and at shutdown). Spend per budget
+ * is kept in memory too (loaded from the platform's usage on first use, then kept up to date as
+ * records arrive), so the budget check before each call reads no disk either.
+ */
+export class Meter {
+  readonly #app: App;
+  readonly #buffer: UsageRecord[] = [];
+  readonly #state = new Map<string, SpendState>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  readonly #maxBuffer: number;
+  #flushing: Promise<void> | null = null;
+
+  constructor(app: App, opts: { flushMs?: number; maxBuffer?: number } = {}) {
+    this.#app = app;
+    this.#maxBuffer = opts.maxBuffer ?? 5_000;
+    this.#timer = setInterval(() => void this.flush(), opts.flushMs ?? 1_000);
+    this.#timer.unref?.();
+  }
+
+  /** The budgets that apply to a caller, with what each has spent this period. */
+  budgetsFor(
+    db: Database,
+    platformId: string,
+    who: { userId: string | null; keyId: string | null },
+    now: number,
+  ) {
+    const st = this.#load(db, platformId);
+    return st.budgets
+      .filter(
+        (b) =>
+          b.scope === 'platform' ||
+          (b.scope === 'user' && b.subject === who.userId) ||
+          (b.scope === 'key' && b.subject === who.keyId),
+      )
+      .map((b) => ({ budget: b, spent: this.#spent(st, b, now) }));
+  }
+
+  /**
+   * Records a call: buffered for the next flush, added to the in-memory spend. Returns the
+   * budgets whose alert threshold this record crossed (once per budget and period).
+   */
+  record(db: Database, r: UsageRecord): Budget[] {
+    this.#buffer.push(r);
+    const st = this.#load(db, r.platformId);
+    const crossed: Budget[] = [];
+    const total = r.costMinor + r.markupMinor;
+    for (const b of st.budgets) {
+      const applies =
+        b.scope === 'platform' ||
+        (b.scope === 'user' && b.subject === r.userId) ||
+        (b.scope === 'key' && b.subject === r.keyId);
+      if (!applies || b.currency !== r.currency) continue;
+      const before = this.#spent(st, b, r.ts);
+      const k = keyOf(b);
+      st.spent.get(k)!.minor = before + total;
+      const alertKey = `${k}:${periodStart(b.period, r.ts)}`;
+      if (before + total >= (b.limit_minor * b.alert_percent) / 100 && !st.alerted.has(alertKey)) {
+        st.alerted.add(alertKey);
+        crossed.push(b);
+      }
+    }
+    if (this.#buffer.length >= this.#maxBuffer) void this.flush();
+    return crossed;
+  }
+
+  /** Forgets a platform's cached budgets (after they change). */
+  invalidate(platformId: string): void {
+    this.#state.delete(platformId);
+  }
+
+  /** Writes the buffered records, one transaction per platform. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    if (this.#buffer.length === 0) return Promise.resolve();
+    const batch = this.#buffer.splice(0);
+    this.#flushing = (async () => {
+      const byPlatform = new Map<string, UsageRecord[]>();
+      for (const r of batch) byPlatform.set(r.platformId, [...(byPlatform.get(r.platformId) ?? []), r]);
+      for (const [platformId, records] of byPlatform) {
+        try {
+          await this.#app.platformDbs.use(platformId, (db) => {
+            const q = db.query(
+              `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
+                 counted, latency_ms, cost_minor, markup_minor, currency, status)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            );
+            db.transaction(() => {
+              for (const r of records) {
+                q.run(
+                  r.ts,
+                  r.userId,
+                  r.keyId,
+                  r.agentId,
+                  r.kind,
+                  r.alias,
+                  r.provider,
+                  r.model,
+                  r.tokensIn,
+                  r.tokensOut,
+                  r.counted ? 1 : 0,
+                  r.latencyMs,
+                  r.costMinor,
+                  r.markupMinor,
+                  r.currency,
+                  r.status,
+                );
+              }
+            }).immediate();
+          });
+        } catch (e) {
+          // The platform may have been archived meanwhile; its usage is logged, not lost silently.
+          this.#app.log.error('usage flush failed', {
+            platform: platformId,
+            records: records.length,
+            err: String(e),
+          });
+        }
+      }
+    })().finally(() => {
+      this.#flushing = null;
+    });
+    return this.#flushing;
+  }
+
+  /** Stops the timer and writes what is buffered. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#flushing;
+    await this.flush();
+  }
+
+  #load(db: Database, platformId: string): SpendState {
+    let st = this.#state.get(platformId);
+    if (!st) {
+      st = {
+        spent: new Map(),
+        budgets: db.query<Budget, []>('SELECT * FROM budgets').all(),
+        alerted: new Set(),
+      };
+      this.#state.set(platformId, st);
+      // Spend already written for the current periods (buffered records are added as they come).
+      const now = this.#app.clock.now();
+      for (const b of st.budgets) {
+        const start = periodStart(b.period, now);
+        const where = b.scope === 'user' ? 'AND user_id = ?' : b.scope === 'key' ? 'AND key_id = ?' : '';
+        const args: (string | number)[] = [start, b.currency, ...(b.scope === 'platform' ? [] : [b.subject])];
+        const row = db
+          .query<{ s: number | null }, (string | number)[]>(
+            `SELECT sum(cost_minor + markup_minor) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
+          )
+          .get(...args);
+        const pending = this.#buffer
+          .filter(
+            (r) =>
+              r.platformId === platformId &&
+              r.ts >= start &&
+              r.currency === b.currency &&
+              (b.scope === 'platform' || (b.scope === 'user' ? r.userId : r.keyId) === b.subject),
+          )
+          .reduce((a, r) => a + r.costMinor + r.markupMinor, 0);
+        st.spent.set(keyOf(b), { start, minor: (row?.s ?? 0) + pending });
+      }
+    }
+    return st;
+  }
+
+  #spent(st: SpendState, b: Budget, now: number): number {
+    const k = keyOf(b);
+    const start = periodStart(b.period, now);
+    const cur = st.spent.get(k);
+    if (!cur || cur.start !== start) {
+      st.spent.set(k, { start, minor: 0 });
+      return 0;
+    }
+    return cur.minor;
+  }
+}
+
+function keyOf(b: Budget): string {
+  return `${b.scope}:${b.subject}:${b.period}`;
+}

@@ -1,0 +1,86 @@
+import type { InstanceConfig, Logger } from '../app/index.ts';
+import { CircuitBreaker } from './breaker.ts';
+import type { Provider, ProviderConfig } from './provider.ts';
+import { createAnthropicProvider } from './providers/anthropic.ts';
+import { createOllamaProvider } from './providers/ollama.ts';
+import { createOpenAIProvider } from './providers/openai.ts';
+import type { RouterTables } from './router.ts';
+
+/** Prices per 1M tokens in minor units, by `provider/model`. */
+export type PriceTable = InstanceConfig['prices'];
+
+/**
+ * The AI runtime of an instance: its providers (built from the configuration), aliases,
+ * prices, a circuit breaker per provider and the health loop that feeds them.
+ */
+export interface AiRuntime extends RouterTables {
+  prices: PriceTable;
+  /** Provider configs by id (timeouts, locations). */
+  configs: ReadonlyMap<string, ProviderConfig>;
+  /** Every alias with its route, for /v1/models. */
+  aliases(): { alias: string; route: readonly string[] }[];
+  /** Starts checking every provider's health every `everyMs` (stopped by close). */
+  startHealthLoop(everyMs?: number): void;
+  close(): Promise<void>;
+}
+
+/** Builds a provider from its configuration. ONNX is imported only when configured. */
+async function buildProvider(cfg: ProviderConfig): Promise<Provider> {
+  switch (cfg.kind) {
+    case 'ollama':
+      return createOllamaProvider(cfg);
+    case 'openai':
+      return createOpenAIProvider(cfg);
+    case 'anthropic':
+      return createAnthropicProvider(cfg);
+    case 'onnx': {
+      // NB! Lazy: the executable must run without the ONNX library when no ONNX provider is set.
+      const { createOnnxProvider } = await import('./providers/onnx.ts');
+      return createOnnxProvider(cfg);
+    }
+  }
+}
+
+/** Builds the runtime from the instance configuration. */
+export async function createAiRuntime(config: InstanceConfig, log: Logger): Promise<AiRuntime> {
+  const providers = new Map<string, Provider>();
+  const configs = new Map<string, ProviderConfig>();
+  const breakers = new Map<string, CircuitBreaker>();
+  for (const p of config.providers) {
+    providers.set(p.id, await buildProvider(p));
+    configs.set(p.id, p);
+    breakers.set(p.id, new CircuitBreaker());
+  }
+  const routes = new Map(config.models.map((m) => [m.alias, m.route] as const));
+  let timer: ReturnType<typeof setInterval> | null = null;
+  const check = async () => {
+    for (const p of providers.values()) {
+      const b = breakers.get(p.id)!;
+      try {
+        if (await p.health(AbortSignal.timeout(2_000))) b.success();
+        else b.failure(Date.now());
+      } catch {
+        b.failure(Date.now());
+      }
+    }
+  };
+  return {
+    providers,
+    routes,
+    breakers,
+    configs,
+    prices: config.prices,
+    aliases: () => config.models.map((m) => ({ alias: m.alias, route: m.route })),
+    startHealthLoop(everyMs = 10_000) {
+      if (timer || providers.size === 0) return;
+      timer = setInterval(() => {
+        check().catch((e) => log.warn('provider health check failed', { err: String(e) }));
+      }, everyMs);
+      timer.unref?.();
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      await Promise.all([...providers.values()].map((p) => p.close?.()));
+    },
+  };
+}
