@@ -1,0 +1,57 @@
+import { describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
+import { isAppError } from '../shared/errors.ts';
+import { readConfigFile, resolveConfig } from './config.ts';
+
+describe('instance configuration', () => {
+  test('the example file is valid', async () => {
+    const c = resolveConfig(await readConfigFile(join(import.meta.dir, '../../examples/soulfra.yaml')), {});
+    expect(c.providers.map((p) => p.id)).toEqual(['local', 'cloud', 'claude']);
+    expect(c.models.find((m) => m.alias === 'default')?.route).toEqual([
+      'local/llama3.2',
+      'cloud/gpt-4o-mini',
+    ]);
+  });
+
+  test('flags override the file; the file overrides the defaults', () => {
+    const c = resolveConfig({ port: 9000, base_domain: 'ai.example.com' }, { port: 9100, host: undefined });
+    expect([c.port, c.base_domain, c.host]).toEqual([9100, 'ai.example.com', '127.0.0.1']);
+  });
+
+  const bad: [string, Record<string, unknown>, string[]][] = [
+    ['unknown key', { prot: 1 }, ['/prot']],
+    ['bad port', { port: 70000 }, ['/port']],
+    ['bad provider kind', { providers: [{ id: 'x', kind: 'gemini' }] }, ['/providers/0/kind']],
+    [
+      'duplicate provider and a route to nowhere',
+      {
+        providers: [
+          { id: 'a', kind: 'ollama' },
+          { id: 'a', kind: 'ollama' },
+        ],
+        models: [{ alias: 'm', route: ['b/x'] }],
+      },
+      ['/models/0/route/0', '/providers/1/id'],
+    ],
+    ['onnx without a folder', { providers: [{ id: 'o', kind: 'onnx' }] }, ['/providers/0/models_dir']],
+    [
+      'a price for an unknown provider',
+      { prices: { 'zz/m': { input: 1, output: 1, currency: 'usd' } } },
+      ['/prices/zz~1m'],
+    ],
+  ];
+  for (const [name, file, paths] of bad) {
+    test(`invalid: ${name} → every bad key named`, () => {
+      let err: unknown;
+      try {
+        resolveConfig(file, {});
+      } catch (e) {
+        err = e;
+      }
+      expect(isAppError(err) && err.code).toBe('config.invalid');
+      expect(((err as { details: { path: string }[] }).details ?? []).map((d) => d.path).sort()).toEqual(
+        paths,
+      );
+    });
+  }
+});
