@@ -252,12 +252,13 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     counted: boolean,
     latencyMs: number,
     status: 'ok' | 'error',
+    db = c.db,
   ) => {
     const price = runtime.prices[cand.key];
     const cost = costOf(price, usage.prompt_tokens, usage.completion_tokens);
     const markupPct = c.blueprint().monetization.usage_pricing?.markup_percent ?? 0;
     const who = whoOf(c);
-    const crossed = meter.record(c.db, {
+    const crossed = meter.record(db, {
       platformId: c.platform.id,
       ts: c.app.clock.now(),
       userId: who.userId,
@@ -438,6 +439,9 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         );
         const cand = routed.candidate;
         const p = plan;
+        // NB! The request's lease ends when this handler returns; the stream outlives it, so it
+        // holds its own lease of the platform's database until it is metered.
+        const hold = c.app.platformDbs.acquire(c.platform.id);
         return new Response(
           sseStream(routed.result, timeoutOf(cand), request.signal, (usage, counted, outTexts, ok) => {
             const u =
@@ -456,7 +460,9 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
               counted || !usage,
               performance.now() - started,
               ok ? 'ok' : 'error',
+              hold.db,
             );
+            hold.release();
             return includeUsage && !usage ? u : null;
           }),
           {
