@@ -44,7 +44,7 @@ export const InstanceConfig = t.Object(
           url: t.Optional(t.String({ pattern: '^https?://', description: 'base URL of the upstream API' })),
           api_key_env: t.Optional(t.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the API key' })),
           location: t.Optional(t.Union([t.Literal('on_prem'), t.Literal('cloud')])),
-          models_dir: t.Optional(t.String({ minLength: 1, description: 'ONNX: folder of <model>.onnx files' })),
+          models_dir: t.Optional(t.String({ minLength: 1, description: 'ONNX: a folder of <name>/model.onnx + <name>/tokenizer.json' })),
           timeout_ms: t.Optional(t.Integer({ minimum: 100, maximum: 600_000 })),
         },
         { additionalProperties: false },
