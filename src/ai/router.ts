@@ -109,18 +109,27 @@ export async function runPlan<T>(
       attempts.push({ key: c.key, outcome: 'circuit_open' });
       continue;
     }
-    const timeout = AbortSignal.timeout(timeoutMs(c));
+    // The timeout covers the first byte only: once `call` resolves (a stream's first chunk),
+    // the timer is cleared and the stream lives on under the client's signal alone.
+    const timeout = new AbortController();
+    const timer = setTimeout(
+      () =>
+        timeout.abort(new DOMException(`${c.key} did not answer within ${timeoutMs(c)} ms`, 'TimeoutError')),
+      timeoutMs(c),
+    );
     try {
-      const result = await call(c, AbortSignal.any([clientSignal, timeout]));
+      const result = await call(c, AbortSignal.any([clientSignal, timeout.signal]));
+      clearTimeout(timer);
       breaker?.success();
       attempts.push({ key: c.key, outcome: 'ok' });
       return { result, candidate: c, attempts };
     } catch (e) {
+      clearTimeout(timer);
       if (clientSignal.aborted) throw e;
       const err =
         e instanceof UpstreamError
           ? e
-          : timeout.aborted
+          : timeout.signal.aborted
             ? new UpstreamError(
                 c.provider.id,
                 'timeout',
