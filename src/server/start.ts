@@ -35,6 +35,8 @@ export interface RunningServer {
   /** Secrets made on first run, to print once. */
   firstRun: { email: string; password: string; token: string } | null;
   demo: CreatePlatformResult | null;
+  /** The AI runtime (providers, breakers) and its meter. */
+  ai: { runtime: AiRuntime; meter: Meter };
   /** Graceful stop: no new connections, in-flight requests finish (bounded), databases close. */
   stop(): Promise<void>;
 }
@@ -114,6 +116,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       socketPath: paths.socket,
       firstRun,
       demo,
+      ai: aiRuntime,
       stop() {
         stopping ??= (async () => {
           log.info('stopping: finishing in-flight requests', { timeout_ms: config.shutdown_timeout_ms });
