@@ -201,6 +201,21 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
   const { runtime, meter } = d;
   const timeoutOf = (c: Candidate) => runtime.configs.get(c.provider.id)?.timeout_ms ?? 30_000;
 
+  /** Refuses the call (400) when the safety classifier puts it in a blocked class. */
+  const classify = async (bp: PlatformBlueprint, texts: string[], signal: AbortSignal) => {
+    const sc = runtime.classifier;
+    if (!sc || bp.ai_settings.safety_filters.level === 'minimal') return;
+    const verdict = await sc.classify(texts.join('\n'), signal);
+    if (verdict && sc.block.includes(verdict.label) && verdict.score >= sc.minScore) {
+      throw new AppError(
+        'ai.blocked_by_policy',
+        `the request was blocked by the platform's policy (rule: classifier '${verdict.label}', score ${verdict.score.toFixed(2)})`,
+        400,
+        [{ path: '/messages', reason: `classifier:${verdict.label}` }],
+      );
+    }
+  };
+
   /** Refuses the call (429) when any budget that applies has no room left. */
   const checkBudgets = (c: PlatformRequestContext) => {
     const who = whoOf(c);
@@ -397,6 +412,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
             [{ path: '/messages', reason: `blocked_term:${blocked}` }],
           );
         }
+        await classify(bp, textsOf(req.messages), request.signal);
         checkBudgets(c);
         plan = planRoute(model, runtime, policy);
         const redact = bp.ai_settings.safety_filters.redact_pii;

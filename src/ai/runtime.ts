@@ -5,6 +5,7 @@ import { createAnthropicProvider } from './providers/anthropic.ts';
 import { createOllamaProvider } from './providers/ollama.ts';
 import { createOpenAIProvider } from './providers/openai.ts';
 import type { RouterTables } from './router.ts';
+import type { SafetyClassifier } from './safety.ts';
 
 /** Prices per 1M tokens in minor units, by `provider/model`. */
 export type PriceTable = InstanceConfig['prices'];
@@ -17,6 +18,8 @@ export interface AiRuntime extends RouterTables {
   prices: PriceTable;
   /** Provider configs by id (timeouts, locations). */
   configs: ReadonlyMap<string, ProviderConfig>;
+  /** The safety classifier, when configured: labels in `block` at `minScore` or above refuse. */
+  classifier: { classify: SafetyClassifier; block: readonly string[]; minScore: number } | null;
   /** Every alias with its route, for /v1/models. */
   aliases(): { alias: string; route: readonly string[] }[];
   /** Starts checking every provider's health every `everyMs` (stopped by close). */
@@ -52,6 +55,16 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     breakers.set(p.id, new CircuitBreaker());
   }
   const routes = new Map(config.models.map((m) => [m.alias, m.route] as const));
+  let classifier: AiRuntime['classifier'] = null;
+  let closeClassifier: (() => Promise<void>) | null = null;
+  if (config.safety_classifier) {
+    const sc = config.safety_classifier;
+    // Lazy, like the ONNX provider: no ONNX library is loaded unless configured.
+    const { createOnnxClassifier } = await import('./providers/onnx.ts');
+    const c = createOnnxClassifier(sc.model_dir, sc.labels);
+    classifier = { classify: c, block: sc.block, minScore: sc.min_score ?? 0.5 };
+    closeClassifier = () => c.close();
+  }
   let timer: ReturnType<typeof setInterval> | null = null;
   const check = async () => {
     for (const p of providers.values()) {
@@ -70,6 +83,7 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     breakers,
     configs,
     prices: config.prices,
+    classifier,
     aliases: () => config.models.map((m) => ({ alias: m.alias, route: m.route })),
     startHealthLoop(everyMs = 10_000) {
       if (timer || providers.size === 0) return;
@@ -81,6 +95,7 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     async close() {
       if (timer) clearInterval(timer);
       await Promise.all([...providers.values()].map((p) => p.close?.()));
+      await closeClassifier?.();
     },
   };
 }

@@ -39,12 +39,30 @@ export const InstanceConfig = t.Object(
     providers: t.Array(
       t.Object(
         {
-          id: t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'referred to by routes and blueprints' }),
-          kind: t.Union([t.Literal('ollama'), t.Literal('onnx'), t.Literal('openai'), t.Literal('anthropic')]),
+          id: t.String({
+            pattern: '^[a-z0-9][a-z0-9_-]{0,63}$',
+            description: 'referred to by routes and blueprints',
+          }),
+          kind: t.Union([
+            t.Literal('ollama'),
+            t.Literal('onnx'),
+            t.Literal('openai'),
+            t.Literal('anthropic'),
+          ]),
           url: t.Optional(t.String({ pattern: '^https?://', description: 'base URL of the upstream API' })),
-          api_key_env: t.Optional(t.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'environment variable holding the API key' })),
+          api_key_env: t.Optional(
+            t.String({
+              pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+              description: 'environment variable holding the API key',
+            }),
+          ),
           location: t.Optional(t.Union([t.Literal('on_prem'), t.Literal('cloud')])),
-          models_dir: t.Optional(t.String({ minLength: 1, description: 'ONNX: a folder of <name>/model.onnx + <name>/tokenizer.json' })),
+          models_dir: t.Optional(
+            t.String({
+              minLength: 1,
+              description: 'ONNX: a folder of <name>/model.onnx + <name>/tokenizer.json',
+            }),
+          ),
           timeout_ms: t.Optional(t.Integer({ minimum: 100, maximum: 600_000 })),
         },
         { additionalProperties: false },
@@ -58,6 +76,35 @@ export const InstanceConfig = t.Object(
           route: t.Array(t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}/.+$' }), { minItems: 1 }),
         },
         { additionalProperties: false },
+      ),
+    ),
+    safety_classifier: t.Optional(
+      t.Object(
+        {
+          model_dir: t.String({
+            minLength: 1,
+            description: 'an ONNX classifier: <dir>/model.onnx + tokenizer.json, output logits',
+          }),
+          labels: t.Array(t.String({ minLength: 1 }), {
+            minItems: 2,
+            description: 'the labels, in logit order',
+          }),
+          block: t.Array(t.String({ minLength: 1 }), {
+            minItems: 1,
+            description: 'labels that refuse a request',
+          }),
+          min_score: t.Optional(
+            t.Number({
+              minimum: 0,
+              maximum: 1,
+              description: 'refuse at this probability or above (default 0.5)',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'runs on every AI request of platforms whose safety level is moderate or maximum',
+        },
       ),
     ),
     prices: t.Record(
@@ -148,20 +195,34 @@ function crossCheck(c: InstanceConfig): ErrorDetail[] {
   c.providers.forEach((p, i) => {
     if (ids.has(p.id)) out.push({ path: `/providers/${i}/id`, reason: `duplicate provider id '${p.id}'` });
     ids.add(p.id);
-    if (p.kind === 'onnx' && !p.models_dir) out.push({ path: `/providers/${i}/models_dir`, reason: 'required for kind onnx' });
+    if (p.kind === 'onnx' && !p.models_dir)
+      out.push({ path: `/providers/${i}/models_dir`, reason: 'required for kind onnx' });
   });
   const aliases = new Set<string>();
   c.models.forEach((m, i) => {
-    if (aliases.has(m.alias)) out.push({ path: `/models/${i}/alias`, reason: `duplicate alias '${m.alias}'` });
+    if (aliases.has(m.alias))
+      out.push({ path: `/models/${i}/alias`, reason: `duplicate alias '${m.alias}'` });
     aliases.add(m.alias);
     m.route.forEach((r, j) => {
       const provider = r.slice(0, r.indexOf('/'));
-      if (!ids.has(provider)) out.push({ path: `/models/${i}/route/${j}`, reason: `no provider '${provider}' is configured` });
+      if (!ids.has(provider))
+        out.push({ path: `/models/${i}/route/${j}`, reason: `no provider '${provider}' is configured` });
     });
   });
+  const sc = c.safety_classifier;
+  if (sc) {
+    sc.block.forEach((b, i) => {
+      if (!sc.labels.includes(b))
+        out.push({ path: `/safety_classifier/block/${i}`, reason: `'${b}' is not one of the labels` });
+    });
+  }
   for (const key of Object.keys(c.prices)) {
     const provider = key.slice(0, key.indexOf('/'));
-    if (!ids.has(provider)) out.push({ path: `/prices/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, reason: `no provider '${provider}' is configured` });
+    if (!ids.has(provider))
+      out.push({
+        path: `/prices/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+        reason: `no provider '${provider}' is configured`,
+      });
   }
   return out;
 }
