@@ -9,7 +9,13 @@ export interface DomainEvents {
   'platform.status_changed': { platformId: string; slug: string; from: string; to: string; actor: string };
   'platform.archived': { platformId: string; slug: string; file: string; actor: string };
   'platform.unarchived': { platformId: string; slug: string; actor: string };
-  'ai.budget_alert': { platformId: string; budgetId: string; scope: string; subject: string; percent: number };
+  'ai.budget_alert': {
+    platformId: string;
+    budgetId: string;
+    scope: string;
+    subject: string;
+    percent: number;
+  };
 }
 
 /** An event's name. */
