@@ -3,7 +3,15 @@ import { AppError } from '../shared/errors.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './apikeys.ts';
 import { issueEmailToken, passwordSignIn, resetPassword, verifyEmail } from './auth.service.ts';
 import { requestContext } from './context.ts';
-import { can, type Permission, type Principal, ROLE_PERMISSIONS } from './permissions.ts';
+import {
+  actorOf,
+  can,
+  type Permission,
+  type Principal,
+  ROLE_PERMISSIONS,
+  roleOf,
+  userIdOf,
+} from './permissions.ts';
 import {
   clearedSessionCookie,
   destroySession,
@@ -40,16 +48,6 @@ export const IDENTITY_ROUTE_PERMISSIONS: Record<string, Permission> = {
 
 const obj = (b: unknown): Record<string, unknown> =>
   b && typeof b === 'object' && !Array.isArray(b) ? (b as Record<string, unknown>) : {};
-const actorOf = (p: Principal | null) =>
-  !p
-    ? 'anonymous'
-    : p.kind === 'user'
-      ? `user:${p.userId}`
-      : p.kind === 'api_key'
-        ? `apikey:${p.keyId}`
-        : `scim:${p.tokenId}`;
-const roleOf = (p: Principal | null) => (p && p.kind !== 'scim' ? p.role : null);
-const userIdOf = (p: Principal | null) => (p && p.kind !== 'scim' ? p.userId : null);
 
 /**
  * A platform's identity API under /api/v1: sign-in and out, email verification and password

@@ -12,7 +12,7 @@ import {
   saveOidc,
   startOidcLogin,
 } from './oidc.ts';
-import type { Permission, Principal } from './permissions.ts';
+import { actorOf, type Permission, roleOf } from './permissions.ts';
 import { readCookie, sessionCookie } from './sessions.ts';
 
 /** The oidc routes and the permission each needs (merged into the platform's table). */
@@ -23,16 +23,6 @@ export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'GET /sso/oidc/login': 'public',
   'GET /sso/oidc/callback': 'public',
 };
-
-const actorOf = (p: Principal | null) =>
-  !p
-    ? 'anonymous'
-    : p.kind === 'user'
-      ? `user:${p.userId}`
-      : p.kind === 'api_key'
-        ? `apikey:${p.keyId}`
-        : `scim:${p.tokenId}`;
-const roleOf = (p: Principal | null) => (p && p.kind !== 'scim' ? p.role : null);
 
 /** The browser-binding cookie of a sign-in in flight (scoped to the OIDC paths, ten minutes). */
 function browserCookie(token: string, secure: boolean, maxAgeSec: number): string {

@@ -4,7 +4,7 @@ import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, safeReturnTo } from './sso.ts';
+import { mapRoleValues, removeSso, safeReturnTo } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -292,17 +292,9 @@ export async function saveOidc(
   return { ...stored, updated_at: now };
 }
 
-/** Removes a platform's OIDC settings and its sign-ins in flight; false when none were set. Audited. */
+/** Removes the platform's OIDC settings and its sign-ins in flight; false when none were set. Audited. */
 export function removeOidc(app: App, db: Database, actor: string): boolean {
-  return db
-    .transaction(() => {
-      const gone = db.query("DELETE FROM sso_providers WHERE kind = 'oidc'").run().changes > 0;
-      if (!gone) return false;
-      db.query("DELETE FROM sso_requests WHERE kind = 'oidc'").run();
-      app.audit.append(db, { actor, action: 'sso.oidc_removed', target: 'sso:oidc' });
-      return true;
-    })
-    .immediate();
+  return removeSso(app, db, 'oidc', actor);
 }
 
 // One client Configuration per platform handle, rebuilt when the stored settings change, so the

@@ -115,3 +115,23 @@ export function can(p: Principal | null, need: Permission): boolean {
   if (p.kind === 'user') return true;
   return p.scopes.some((s) => (SCOPES[s] as readonly Permission[]).includes(need));
 }
+
+/** How a principal is named in audit entries: `user:<id>`, `apikey:<id>`, `scim:<id>`, `anonymous`. */
+export function actorOf(p: Principal | null): string {
+  if (!p) return 'anonymous';
+  return p.kind === 'user'
+    ? `user:${p.userId}`
+    : p.kind === 'api_key'
+      ? `apikey:${p.keyId}`
+      : `scim:${p.tokenId}`;
+}
+
+/** A principal's platform role (null for SCIM tokens and anonymous callers). */
+export function roleOf(p: Principal | null): PlatformRole | null {
+  return p && p.kind !== 'scim' ? p.role : null;
+}
+
+/** The user behind a principal (a session's user, a user key's owner), or null. */
+export function userIdOf(p: Principal | null): string | null {
+  return p && p.kind !== 'scim' ? p.userId : null;
+}

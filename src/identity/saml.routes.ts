@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
 import { requestContext } from './context.ts';
-import type { Permission, Principal } from './permissions.ts';
+import { actorOf, type Permission, roleOf } from './permissions.ts';
 import {
   finishSamlLogin,
   readSaml,
@@ -22,16 +22,6 @@ export const SAML_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'GET /sso/saml/login': 'public',
   'POST /sso/saml/acs': 'public',
 };
-
-const actorOf = (p: Principal | null) =>
-  !p
-    ? 'anonymous'
-    : p.kind === 'user'
-      ? `user:${p.userId}`
-      : p.kind === 'api_key'
-        ? `apikey:${p.keyId}`
-        : `scim:${p.tokenId}`;
-const roleOf = (p: Principal | null) => (p && p.kind !== 'scim' ? p.role : null);
 
 /**
  * SAML 2.0 single sign-on of a platform, the platform being the SP: its settings under

@@ -12,7 +12,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../app/index.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, safeReturnTo } from './sso.ts';
+import { mapRoleValues, removeSso, safeReturnTo } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -425,17 +425,9 @@ export function saveSaml(
   return { ...stored, updated_at: now };
 }
 
-/** Removes a platform's SAML settings and its requests in flight; false when none were set. Audited. */
+/** Removes the platform's SAML settings and its sign-ins in flight; false when none were set. Audited. */
 export function removeSaml(app: App, db: Database, actor: string): boolean {
-  return db
-    .transaction(() => {
-      const gone = db.query("DELETE FROM sso_providers WHERE kind = 'saml'").run().changes > 0;
-      if (!gone) return false;
-      db.query("DELETE FROM sso_requests WHERE kind = 'saml'").run();
-      app.audit.append(db, { actor, action: 'sso.saml_removed', target: 'sso:saml' });
-      return true;
-    })
-    .immediate();
+  return removeSso(app, db, 'saml', actor);
 }
 
 /**

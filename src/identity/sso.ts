@@ -1,3 +1,5 @@
+import type { Database } from 'bun:sqlite';
+import type { App } from '../app/index.ts';
 import { PLATFORM_ROLES, type PlatformRole } from './users.repository.ts';
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -26,4 +28,17 @@ export function mapRoleValues(
       .map((v) => (Object.hasOwn(roleMap, v) ? roleMap[v] : undefined)),
   );
   return PLATFORM_ROLES.find((r) => mapped.has(r)) ?? defaultRole;
+}
+
+/** Removes one kind of SSO settings and its sign-ins in flight; false when none were set. Audited. */
+export function removeSso(app: App, db: Database, kind: 'oidc' | 'saml', actor: string): boolean {
+  return db
+    .transaction(() => {
+      const gone = db.query('DELETE FROM sso_providers WHERE kind = ?').run(kind).changes > 0;
+      if (!gone) return false;
+      db.query('DELETE FROM sso_requests WHERE kind = ?').run(kind);
+      app.audit.append(db, { actor, action: `sso.${kind}_removed`, target: `sso:${kind}` });
+      return true;
+    })
+    .immediate();
 }
