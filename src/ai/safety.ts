@@ -6,13 +6,28 @@
 
 /** The first blocked term found in any of the texts (case-insensitive, whole words), or null. */
 export function findBlockedTerm(texts: readonly string[], terms: readonly string[]): string | null {
-  for (const term of terms) {
-    const t = term.trim();
-    if (!t) continue;
-    const re = new RegExp(`(^|[^\\p{L}\\p{N}])${escapeRe(t)}($|[^\\p{L}\\p{N}])`, 'iu');
-    if (texts.some((x) => re.test(x))) return t;
+  for (const [term, re] of compiled(terms)) {
+    if (texts.some((x) => re.test(x))) return term;
   }
   return null;
+}
+
+// Hot path: a platform's term list (from its cached blueprint) is compiled once.
+const compiledTerms = new WeakMap<readonly string[], [string, RegExp][]>();
+
+function compiled(terms: readonly string[]): [string, RegExp][] {
+  let c = compiledTerms.get(terms);
+  if (!c) {
+    c = terms
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .map(
+        (t) =>
+          [t, new RegExp(`(^|[^\\p{L}\\p{N}])${escapeRe(t)}($|[^\\p{L}\\p{N}])`, 'iu')] as [string, RegExp],
+      );
+    compiledTerms.set(terms, c);
+  }
+  return c;
 }
 
 function escapeRe(s: string): string {
