@@ -137,7 +137,11 @@ export class Meter {
     const batch = this.#buffer.splice(0);
     this.#flushing = (async () => {
       const byPlatform = new Map<string, UsageRecord[]>();
-      for (const r of batch) byPlatform.set(r.platformId, [...(byPlatform.get(r.platformId) ?? []), r]);
+      for (const r of batch) {
+        const list = byPlatform.get(r.platformId);
+        if (list) list.push(r);
+        else byPlatform.set(r.platformId, [r]);
+      }
       for (const [platformId, records] of byPlatform) {
         try {
           await this.#app.platformDbs.use(platformId, (db) => {
