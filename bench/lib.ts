@@ -237,8 +237,15 @@ export interface ServerProc {
   stderrTail(): string;
 }
 
-/** Starts `soulfra serve` on `dataDir`, 127.0.0.1 and a port picked by the OS. */
-export async function startServer(dataDir: string, timeoutMs = 60_000): Promise<ServerProc> {
+/**
+ * Starts `soulfra serve` on `dataDir`, 127.0.0.1 and a port picked by the OS. `extraArgs` are
+ * appended to the command line (for example `['--config', file]`).
+ */
+export async function startServer(
+  dataDir: string,
+  timeoutMs = 60_000,
+  extraArgs: readonly string[] = [],
+): Promise<ServerProc> {
   const t0 = performance.now();
   const proc = spawnTracked([
     BUN,
@@ -253,6 +260,7 @@ export async function startServer(dataDir: string, timeoutMs = 60_000): Promise<
     '--base-domain',
     'localhost',
     '--json',
+    ...extraArgs,
   ]) as Subprocess<'ignore', 'pipe', 'pipe'>;
   const err = drain(proc.stderr);
   const reader = proc.stdout.getReader();
