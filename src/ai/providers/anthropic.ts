@@ -16,7 +16,7 @@ import {
   UpstreamError,
   type Usage,
 } from '../provider.ts';
-import { abortedError, endedEarly, fromStatus, primeStream } from './openai.ts';
+import { abortedError, answeredUp, endedEarly, fromStatus, primeStream } from './openai.ts';
 
 /** Anthropic requires `max_tokens`; OpenAI's requests may leave it out. */
 export const DEFAULT_MAX_TOKENS = 1024;
@@ -103,8 +103,10 @@ export function createAnthropicProvider(cfg: ProviderConfig): Provider {
       try {
         await client.models.list({ limit: 1 }, { signal });
         return true;
-      } catch {
-        return false;
+      } catch (e) {
+        // A 4xx other than 429 means a server answered (some OpenAI-compatible servers have no
+        // model list): it is up. Refused, timed out, 429 and 5xx mean it is not.
+        return answeredUp(e);
       }
     },
   };

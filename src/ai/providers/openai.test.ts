@@ -418,3 +418,12 @@ describe('openai provider: faults → kinds', () => {
 async function waitForRequests(n: number): Promise<void> {
   while (stub.requests.length < n) await new Promise((r) => setTimeout(r, 5));
 }
+
+describe('health of servers without a model list', () => {
+  test('a 4xx other than 429 still means up; 429 and 5xx mean down', async () => {
+    const { answeredUp } = await import('./openai.ts');
+    expect([404, 401, 400].map((status) => answeredUp({ status }))).toEqual([true, true, true]);
+    expect([429, 500, 503].map((status) => answeredUp({ status }))).toEqual([false, false, false]);
+    expect(answeredUp(new Error('ECONNREFUSED'))).toBe(false);
+  });
+});

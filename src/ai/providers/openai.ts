@@ -128,8 +128,10 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
       try {
         await client.models.list({ signal });
         return true;
-      } catch {
-        return false;
+      } catch (e) {
+        // A 4xx other than 429 means a server answered (some OpenAI-compatible servers have no
+        // model list): it is up. Refused, timed out, 429 and 5xx mean it is not.
+        return answeredUp(e);
       }
     },
   };
@@ -335,4 +337,10 @@ function checkChunk(provider: string, raw: unknown): ChatChunk {
     );
   }
   return c as ChatChunk;
+}
+
+/** Whether a failed health call still proves the server is up (it answered a 4xx other than 429). */
+export function answeredUp(e: unknown): boolean {
+  const status = (e as { status?: unknown }).status;
+  return typeof status === 'number' && status >= 400 && status < 500 && status !== 429;
 }
