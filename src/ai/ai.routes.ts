@@ -491,6 +491,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           },
         );
       } catch (e) {
+        // A client that went away is not a server error: nobody reads this answer.
+        if (request.signal.aborted) return new Response(null, { status: 499 });
         return toOpenAi(e, plan);
       }
     })
@@ -577,6 +579,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           },
         );
       } catch (e) {
+        // A client that went away is not a server error: nobody reads this answer.
+        if (request.signal.aborted) return new Response(null, { status: 499 });
         return toOpenAi(e, plan);
       }
     });
