@@ -4,7 +4,7 @@ import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, removeSso, safeReturnTo } from './sso.ts';
+import { mapRoleValues, readSsoSettings, removeSso, safeReturnTo } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -65,14 +65,7 @@ export interface OidcView extends Omit<OidcSettings, 'client_secret'> {
 
 /** The stored OIDC settings of the platform behind `db`, or null when none are set. */
 export function readOidc(db: Database): (StoredOidc & { updated_at: number }) | null {
-  const row = db
-    .query<{ enabled: number; config: string; updated_at: number }, []>(
-      "SELECT enabled, config, updated_at FROM sso_providers WHERE kind = 'oidc'",
-    )
-    .get();
-  if (!row) return null;
-  const c = JSON.parse(row.config) as StoredOidc;
-  return { ...c, enabled: row.enabled === 1, updated_at: row.updated_at };
+  return readSsoSettings<StoredOidc>(db, 'oidc');
 }
 
 /** The client view of stored settings, with the redirect URI to register at the IdP. */

@@ -12,7 +12,7 @@ import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../app/index.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, removeSso, safeReturnTo } from './sso.ts';
+import { mapRoleValues, readSsoSettings, removeSso, safeReturnTo } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -109,14 +109,7 @@ export function samlEndpoints(origin: string): { entityId: string; acsUrl: strin
 
 /** The stored SAML settings of the platform behind `db`, or null when none are set. */
 export function readSaml(db: Database): (StoredSaml & { updated_at: number }) | null {
-  const row = db
-    .query<{ enabled: number; config: string; updated_at: number }, []>(
-      "SELECT enabled, config, updated_at FROM sso_providers WHERE kind = 'saml'",
-    )
-    .get();
-  if (!row) return null;
-  const c = JSON.parse(row.config) as StoredSaml;
-  return { ...c, enabled: row.enabled === 1, updated_at: row.updated_at };
+  return readSsoSettings<StoredSaml>(db, 'saml');
 }
 
 /** The client view of stored settings: never the SP private key. */

@@ -42,3 +42,17 @@ export function removeSso(app: App, db: Database, kind: 'oidc' | 'saml', actor: 
     })
     .immediate();
 }
+
+/** One kind of stored SSO settings (config JSON plus enabled and updated_at), or null. */
+export function readSsoSettings<T extends object>(
+  db: Database,
+  kind: 'oidc' | 'saml',
+): (T & { enabled: boolean; updated_at: number }) | null {
+  const row = db
+    .query<{ enabled: number; config: string; updated_at: number }, [string]>(
+      'SELECT enabled, config, updated_at FROM sso_providers WHERE kind = ?',
+    )
+    .get(kind);
+  if (!row) return null;
+  return { ...(JSON.parse(row.config) as T), enabled: row.enabled === 1, updated_at: row.updated_at };
+}

@@ -16,7 +16,7 @@ import {
   UpstreamError,
   type Usage,
 } from '../provider.ts';
-import { abortedError, answeredUp, endedEarly, fromStatus, primeStream } from './openai.ts';
+import { abortedError, answeredUp, endedEarly, fromStatus, primeStream, sdkOptions } from './openai.ts';
 
 /** Anthropic requires `max_tokens`; OpenAI's requests may leave it out. */
 export const DEFAULT_MAX_TOKENS = 1024;
@@ -28,14 +28,7 @@ export const DEFAULT_MAX_TOKENS = 1024;
  * embeddings: those answer `unsupported` without a request.
  */
 export function createAnthropicProvider(cfg: ProviderConfig): Provider {
-  const client = new Anthropic({
-    baseURL: cfg.url ?? 'https://api.anthropic.com',
-    apiKey: (cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none',
-    maxRetries: 0,
-    timeout: cfg.timeout_ms ?? 30_000,
-    // Failures reach the router as UpstreamErrors; the SDK must not write to the console.
-    logLevel: 'off',
-  });
+  const client = new Anthropic(sdkOptions(cfg, 'https://api.anthropic.com'));
   const fail = (e: unknown, signal: AbortSignal) => mapAnthropicError(cfg.id, e, signal);
 
   return {

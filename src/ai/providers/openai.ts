@@ -16,14 +16,7 @@ import {
  * job); its timeout covers the wait for the answer's headers.
  */
 export function createOpenAIProvider(cfg: ProviderConfig): Provider {
-  const client = new OpenAI({
-    baseURL: cfg.url ?? 'https://api.openai.com/v1',
-    apiKey: (cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none',
-    maxRetries: 0,
-    timeout: cfg.timeout_ms ?? 30_000,
-    // Failures reach the router as UpstreamErrors; the SDK must not write to the console.
-    logLevel: 'off',
-  });
+  const client = new OpenAI(sdkOptions(cfg, 'https://api.openai.com/v1'));
   const fail = (e: unknown, signal: AbortSignal) => mapOpenAIError(cfg.id, e, signal);
 
   return {
@@ -343,4 +336,19 @@ function checkChunk(provider: string, raw: unknown): ChatChunk {
 export function answeredUp(e: unknown): boolean {
   const status = (e as { status?: unknown }).status;
   return typeof status === 'number' && status >= 400 && status < 500 && status !== 429;
+}
+
+/**
+ * Options shared by the official SDK clients: the key from the named environment variable, no
+ * retries (fallback is the router's job), the provider's timeout, and no console output
+ * (failures reach the router as UpstreamErrors).
+ */
+export function sdkOptions(cfg: ProviderConfig, defaultUrl: string) {
+  return {
+    baseURL: cfg.url ?? defaultUrl,
+    apiKey: (cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none',
+    maxRetries: 0,
+    timeout: cfg.timeout_ms ?? 30_000,
+    logLevel: 'off' as const,
+  };
 }
