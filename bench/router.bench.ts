@@ -76,6 +76,7 @@ const USAGE = `Usage: bun bench/run.ts router [flags]
   --rate <n>          requests per second of the open-loop run (default 500)
   --warmup <s>        seconds of wrk warm-up per target, plus 1 s unrecorded at the rate (default 3)
   --skip-portkey      do not measure @portkey-ai/gateway
+  --skip-proxy        do not measure the bare Bun proxy (quick runs while working on soulfra)
   --out <file>        the JSON results file (default bench/results/router-<timestamp>.json)
 `;
 
@@ -282,6 +283,7 @@ interface Options {
   rate: number;
   warmup: number;
   skipPortkey: boolean;
+  skipProxy: boolean;
   out: string | undefined;
 }
 
@@ -296,6 +298,7 @@ function parseOptions(args: string[]): Options | 'help' {
       rate: { type: 'string' },
       warmup: { type: 'string' },
       'skip-portkey': { type: 'boolean' },
+      'skip-proxy': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -313,6 +316,7 @@ function parseOptions(args: string[]): Options | 'help' {
     rate: int('rate', values.rate, 500, 1),
     warmup: int('warmup', values.warmup, 3, 0),
     skipPortkey: Boolean(values['skip-portkey']),
+    skipProxy: Boolean(values['skip-proxy']),
     out: values.out,
   };
 }
@@ -749,16 +753,18 @@ export async function main(args: string[]): Promise<number> {
     });
 
     // (b) The bare Bun proxy.
-    const proxy = await startRole('proxy', [stubBase]);
-    toStderr(`[b] bare Bun proxy on 127.0.0.1:${proxy.port} (pid ${proxy.proc.pid})`);
-    await measure({
-      id: 'proxy',
-      label: '(b) bare Bun proxy',
-      url: `http://127.0.0.1:${proxy.port}${path}`,
-      headers: baseHeaders,
-      pid: proxy.proc.pid,
-    });
-    await stopProcess(proxy.proc, 5_000);
+    if (!opts.skipProxy) {
+      const proxy = await startRole('proxy', [stubBase]);
+      toStderr(`[b] bare Bun proxy on 127.0.0.1:${proxy.port} (pid ${proxy.proc.pid})`);
+      await measure({
+        id: 'proxy',
+        label: '(b) bare Bun proxy',
+        url: `http://127.0.0.1:${proxy.port}${path}`,
+        headers: baseHeaders,
+        pid: proxy.proc.pid,
+      });
+      await stopProcess(proxy.proc, 5_000);
+    }
 
     // (c) soulfra.
     const { server, key } = await startSoulfra(work, stub.port);
@@ -1022,7 +1028,7 @@ export async function main(args: string[]): Promise<number> {
     '# soulfra router benchmark',
     '',
     `${results.started_at}, ${secs(results.duration_ms as number)}; ${m.nproc} × ${m.cpu}, Bun ${m.bun}, Node ${nodeVersion()}, Linux ${m.kernel}`,
-    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}`,
+    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}${opts.skipProxy ? ' --skip-proxy' : ''}`,
     `load average before: ${lb.join(', ')}; after: ${lf.join(', ')}`,
   ];
   const src = results.source as ReturnType<typeof sourceVersion>;

@@ -64,6 +64,43 @@ describe('metering', () => {
     await meter.close();
   });
 
+  test('a large batch is written whole, in slices that let other work run in between', async () => {
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    const count = () =>
+      inst.app.platformDbs.use(
+        platformId,
+        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+      );
+    const before = await count();
+    await inst.app.platformDbs.use(platformId, (db) => {
+      for (let i = 0; i < 1_000; i++) meter.record(db, rec({ latencyMs: i }));
+    });
+    // Something else scheduled while the flush runs gets its turn before the flush ends.
+    let ranDuringFlush = false;
+    const flushing = meter.flush();
+    setImmediate(() => {
+      ranDuringFlush = true;
+    });
+    let writtenWhenOtherRan = -1;
+    setImmediate(async () => {
+      writtenWhenOtherRan = (await count()) - before;
+    });
+    await flushing;
+    expect(ranDuringFlush).toBe(true);
+    expect(writtenWhenOtherRan).toBeGreaterThan(0);
+    expect(writtenWhenOtherRan).toBeLessThan(1_000);
+    expect(await count()).toBe(before + 1_000);
+    const latencies = await inst.app.platformDbs.use(platformId, (db) =>
+      db
+        .query<{ l: number }, [number]>('SELECT latency_ms AS l FROM usage_events ORDER BY id DESC LIMIT ?')
+        .all(1_000)
+        .map((r) => r.l)
+        .sort((a, b) => a - b),
+    );
+    expect(latencies).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+    await meter.close();
+  });
+
   test('budgets: spend is tracked in memory, the alert fires once per period, and a new period starts at zero', async () => {
     const meter = new Meter(inst.app, { flushMs: 60_000 });
     await inst.app.platformDbs.use(platformId, (db) => {

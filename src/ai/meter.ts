@@ -60,7 +60,7 @@ interface SpendState {
 
 /**
  * Metering without a synchronous disk write per request: records are buffered in memory and
- * written in one transaction per platform every `flushMs` (and at shutdown). Spend per budget
+ * written every `flushMs` in transactions of a few hundred rows per platform (and at shutdown). Spend per budget
  * is kept in memory too (loaded from the platform's usage on first use, then kept up to date as
  * records arrive), so the budget check before each call reads no disk either.
  */
@@ -130,7 +130,7 @@ export class Meter {
     this.#state.delete(platformId);
   }
 
-  /** Writes the buffered records, one transaction per platform. */
+  /** Writes the buffered records: per platform, a transaction per slice of `FLUSH_SLICE` rows. */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     if (this.#buffer.length === 0) return Promise.resolve();
@@ -143,43 +143,23 @@ export class Meter {
         else byPlatform.set(r.platformId, [r]);
       }
       for (const [platformId, records] of byPlatform) {
-        try {
-          await this.#app.platformDbs.use(platformId, (db) => {
-            const q = db.query(
-              `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
-                 counted, latency_ms, cost_minor, markup_minor, currency, status)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-            );
-            db.transaction(() => {
-              for (const r of records) {
-                q.run(
-                  r.ts,
-                  r.userId,
-                  r.keyId,
-                  r.agentId,
-                  r.kind,
-                  r.alias,
-                  r.provider,
-                  r.model,
-                  r.tokensIn,
-                  r.tokensOut,
-                  r.counted ? 1 : 0,
-                  r.latencyMs,
-                  r.costMinor,
-                  r.markupMinor,
-                  r.currency,
-                  r.status,
-                );
-              }
-            }).immediate();
-          });
-        } catch (e) {
-          // The platform may have been archived meanwhile; its usage is logged, not lost silently.
-          this.#app.log.error('usage flush failed', {
-            platform: platformId,
-            records: records.length,
-            err: String(e),
-          });
+        // In slices of a few hundred rows, one transaction each, giving the event loop back in
+        // between: a second's worth of records at full load is thousands of rows, and one long
+        // synchronous write would stall every request in flight for its whole length.
+        for (let i = 0; i < records.length; i += FLUSH_SLICE) {
+          if (i > 0) await new Promise<void>((r) => setImmediate(r));
+          const slice = records.slice(i, i + FLUSH_SLICE);
+          try {
+            await this.#app.platformDbs.use(platformId, (db) => writeUsage(db, slice));
+          } catch (e) {
+            // The platform may have been archived meanwhile; its usage is logged, not lost silently.
+            this.#app.log.error('usage flush failed', {
+              platform: platformId,
+              records: records.length - i,
+              err: String(e),
+            });
+            break;
+          }
         }
       }
     })().finally(() => {
@@ -240,6 +220,40 @@ export class Meter {
     }
     return cur.minor;
   }
+}
+
+/** Rows written per transaction by a flush. */
+const FLUSH_SLICE = 256;
+
+/** Writes usage records in one transaction. */
+function writeUsage(db: Database, records: readonly UsageRecord[]): void {
+  const q = db.query(
+    `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
+       counted, latency_ms, cost_minor, markup_minor, currency, status)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  db.transaction(() => {
+    for (const r of records) {
+      q.run(
+        r.ts,
+        r.userId,
+        r.keyId,
+        r.agentId,
+        r.kind,
+        r.alias,
+        r.provider,
+        r.model,
+        r.tokensIn,
+        r.tokensOut,
+        r.counted ? 1 : 0,
+        r.latencyMs,
+        r.costMinor,
+        r.markupMinor,
+        r.currency,
+        r.status,
+      );
+    }
+  }).immediate();
 }
 
 function keyOf(b: Budget): string {

@@ -110,15 +110,19 @@ export async function runPlan<T>(
       continue;
     }
     // The timeout covers the first byte only: once `call` resolves (a stream's first chunk),
-    // the timer is cleared and the stream lives on under the client's signal alone.
-    const timeout = new AbortController();
-    const timer = setTimeout(
-      () =>
-        timeout.abort(new DOMException(`${c.key} did not answer within ${timeoutMs(c)} ms`, 'TimeoutError')),
-      timeoutMs(c),
-    );
+    // the timer is cleared and the stream lives on under the client's signal alone. One
+    // controller carries both (cheaper than AbortSignal.any on this hot path).
+    const ctrl = new AbortController();
+    let timedOut = false;
+    const ms = timeoutMs(c);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ctrl.abort(new DOMException(`${c.key} did not answer within ${ms} ms`, 'TimeoutError'));
+    }, ms);
+    if (clientSignal.aborted) ctrl.abort(clientSignal.reason);
+    else clientSignal.addEventListener('abort', () => ctrl.abort(clientSignal.reason), { once: true });
     try {
-      const result = await call(c, AbortSignal.any([clientSignal, timeout.signal]));
+      const result = await call(c, ctrl.signal);
       clearTimeout(timer);
       breaker?.success();
       attempts.push({ key: c.key, outcome: 'ok' });
@@ -129,13 +133,10 @@ export async function runPlan<T>(
       const err =
         e instanceof UpstreamError
           ? e
-          : timeout.signal.aborted
-            ? new UpstreamError(
-                c.provider.id,
-                'timeout',
-                `${c.key} did not answer within ${timeoutMs(c)} ms`,
-                { cause: e },
-              )
+          : timedOut
+            ? new UpstreamError(c.provider.id, 'timeout', `${c.key} did not answer within ${ms} ms`, {
+                cause: e,
+              })
             : new UpstreamError(c.provider.id, 'malformed', `${c.key} failed: ${(e as Error).message}`, {
                 cause: e,
               });

@@ -67,6 +67,8 @@ describe('API keys', () => {
     });
     const owner = new PlatformClient(env.s.base, env.host);
     await owner.signIn(env.owner.email, env.owner.password);
+    // Used first, so the server knows the key (it keeps verified keys in memory).
+    expect((await withKey(a.body.key).json('GET', '/api/v1/me')).status).toBe(200);
     expect((await owner.json('DELETE', `/api/v1/api-keys/${a.body.id}`)).status).toBe(200);
     const revoked = await withKey(a.body.key).json<{ error: { code: string; message: string } }>(
       'GET',
@@ -126,6 +128,30 @@ describe('API keys', () => {
     expect((await withKey(k.body.key).json('GET', '/api/v1/me')).status).toBe(401);
     expect((await mia.json('GET', '/api/v1/me')).status).toBe(401);
   });
+
+  test("a user's key follows a role change at once, both ways", async () => {
+    const owner = new PlatformClient(env.s.base, env.host);
+    await owner.signIn(env.owner.email, env.owner.password);
+    const made = await owner.json<{ user: { id: string } }>('POST', '/api/v1/users', {
+      email: 'rae@keys.test',
+      password: 'rae-password-123',
+      role: 'admin',
+    });
+    const rae = new PlatformClient(env.s.base, env.host);
+    await rae.signIn('rae@keys.test', 'rae-password-123');
+    const k = await rae.json<{ key: string }>('POST', '/api/v1/api-keys', { name: 'ops', scopes: ['admin'] });
+    expect(k.status).toBe(201);
+    const key = withKey(k.body.key);
+    expect((await key.json('GET', '/api/v1/users')).status).toBe(200);
+    const setRole = (role: string) =>
+      owner.json('PATCH', `/api/v1/users/${made.body.user.id}`, { role }).then((r) => r.status);
+    expect(await setRole('member')).toBe(200);
+    const demoted = await key.json<{ error: { code: string } }>('GET', '/api/v1/users');
+    expect(demoted.status).toBe(403);
+    expect(demoted.body.error.code).toBe('auth.forbidden');
+    expect(await setRole('admin')).toBe(200);
+    expect((await key.json('GET', '/api/v1/users')).status).toBe(200);
+  });
 });
 
 describe('roles', () => {
@@ -156,12 +182,13 @@ describe('roles', () => {
     expect((await ada.json('PATCH', `/api/v1/users/${bob.body.user.id}`, { role: 'creator' })).status).toBe(
       200,
     );
-    const audit = await owner.json<{ entries: { action: string; details: { to?: string } }[] }>(
-      'GET',
-      '/api/v1/audit?limit=500',
-    );
+    const audit = await owner.json<{
+      entries: { action: string; target: string; details: { to?: string } }[];
+    }>('GET', '/api/v1/audit?limit=500');
     expect(
-      audit.body.entries.filter((e) => e.action === 'user.role_changed').map((e) => e.details.to),
+      audit.body.entries
+        .filter((e) => e.action === 'user.role_changed' && e.target === `user:${bob.body.user.id}`)
+        .map((e) => e.details.to),
     ).toEqual(['creator']);
   });
 

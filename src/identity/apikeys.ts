@@ -4,6 +4,7 @@ import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
+import { forgetApiKeys, KEY_CACHE_TTL_MS, keyCacheOf } from './key-cache.ts';
 import { isScope, type Permission, type Principal, roleCan, SCOPES, type Scope } from './permissions.ts';
 import { readIdentitySettings } from './settings.ts';
 import type { PlatformRole } from './users.repository.ts';
@@ -195,6 +196,7 @@ export function revokeApiKey(
   const now = app.clock.now();
   db.transaction(() => {
     db.query('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(now, id);
+    forgetApiKeys(db);
     app.audit.append(db, {
       actor,
       action: 'apikey.revoked',
@@ -218,33 +220,52 @@ export type KeyCheck =
 export function authenticateApiKey(db: Database, key: string, now: number): KeyCheck {
   const m = /^sf_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$/.exec(key);
   if (!m) return { ok: false, reason: 'unknown' };
-  const row = db
-    .query<KeyRow & { role: PlatformRole | null; status: string | null }, [string]>(
-      `SELECT k.*, u.role, u.status FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.prefix = ?`,
-    )
-    .get(m[1]!);
-  if (!row || !safeEqual(row.secret_hash, sha256Hex(m[2]!))) return { ok: false, reason: 'unknown' };
+  const prefix = m[1]!;
+  const cache = keyCacheOf<CachedKey>(db);
+  let k = cache.get(prefix);
+  if (!k || now - k.readAt >= KEY_CACHE_TTL_MS || now < k.readAt) {
+    const row = db
+      .query<KeyRow & { role: PlatformRole | null; status: string | null }, [string]>(
+        `SELECT k.*, u.role, u.status FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.prefix = ?`,
+      )
+      .get(prefix);
+    if (!row) return { ok: false, reason: 'unknown' };
+    k = {
+      row,
+      readAt: now,
+      // Shared by every request with this key until forgotten: frozen.
+      principal: Object.freeze({
+        kind: 'api_key',
+        keyId: row.id,
+        userId: row.user_id,
+        role: row.user_id === null ? 'admin' : (row.role ?? 'member'),
+        scopes: Object.freeze(JSON.parse(row.scopes)) as Scope[],
+      }),
+    };
+    cache.set(prefix, k);
+  }
+  const row = k.row;
+  if (!safeEqual(row.secret_hash, sha256Hex(m[2]!))) return { ok: false, reason: 'unknown' };
   if (row.revoked_at !== null) return { ok: false, reason: 'revoked' };
   if (row.expires_at !== null && now >= row.expires_at) return { ok: false, reason: 'expired' };
   if (row.user_id !== null && row.status !== 'active') return { ok: false, reason: 'owner_inactive' };
   if (row.last_used_at === null || now - row.last_used_at > 60_000) {
     db.query('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(now, row.id);
+    row.last_used_at = now;
   }
-  return {
-    ok: true,
-    ratePerMin: row.rate_per_min,
-    principal: {
-      kind: 'api_key',
-      keyId: row.id,
-      userId: row.user_id,
-      role: row.user_id === null ? 'admin' : (row.role ?? 'member'),
-      scopes: JSON.parse(row.scopes) as Scope[],
-    },
-  };
+  return { ok: true, ratePerMin: row.rate_per_min, principal: k.principal };
+}
+
+/** A key row as cached (with its owner's role and status) and the principal it acts as. */
+interface CachedKey {
+  row: KeyRow & { role: PlatformRole | null; status: string | null };
+  readAt: number;
+  principal: Principal;
 }
 
 /** Revokes every key of a user (deactivation). */
 export function revokeUserKeys(db: Database, userId: string, now: number): number {
+  forgetApiKeys(db);
   return db
     .query('UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL')
     .run(now, userId).changes;

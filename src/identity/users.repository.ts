@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { forgetApiKeys } from './key-cache.ts';
 
 /** A platform's roles, most powerful first. */
 export const PLATFORM_ROLES = ['owner', 'admin', 'creator', 'member', 'auditor'] as const;
@@ -86,10 +87,13 @@ export function createUserRepository({ db }: { db: Database }) {
         now,
         id,
       );
+      // A key acts with its owner's current role and only while its owner is active.
+      if (change.role !== undefined || change.status !== undefined) forgetApiKeys(db);
     },
     /** Deletes a user (sessions, keys, tokens and memberships go with it by cascade). */
     delete(id: string): void {
       db.query('DELETE FROM users WHERE id = ?').run(id);
+      forgetApiKeys(db);
     },
     /** How many users the platform has. */
     count(): number {

@@ -29,7 +29,7 @@ export interface OpenAIStub {
   /** Every request that reached the stub, in arrival order. */
   readonly requests: RecordedRequest[];
   /** Sets (or clears, with null) the fault every following request meets. */
-  setFault(fault: StubFault | null): void;
+  setFault(fault: OpenAIStubFault | null): void;
   /** Resolves once no answer is in progress (every response finished or its connection closed). */
   idle(): Promise<void>;
   stop(): Promise<void>;
@@ -58,6 +58,18 @@ export type StubFault =
   | 'stallAfterFirstChunk'
   | 'malformed'
   | { delayHeaders: number };
+
+/**
+ * The faults above (shared with the Anthropic stub), and ones of this stub alone:
+ * - `status502Html`: 502 with an HTML body, as a reverse proxy in front of a dead server answers;
+ * - `errorMidStream`: a stream sends its first chunk, then an `{"error":{...}}` event
+ *   (`server_error`, as vLLM does when generation fails), then `data: [DONE]`;
+ * - `splitEvents`: a stream as usual, framed awkwardly yet validly: CRLF line ends, a comment
+ *   first, and each event cut in two writes a few milliseconds apart (the first cut inside a
+ *   multi-byte character when the event has one).
+ * Streaming faults leave whole (non-streamed) answers alone.
+ */
+export type OpenAIStubFault = StubFault | 'status502Html' | 'errorMidStream' | 'splitEvents';
 
 /** The fault that delays the answer's headers by `ms`. */
 export const delayHeaders = (ms: number): StubFault => ({ delayHeaders: ms });
@@ -118,7 +130,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
   const timers = new Set<ReturnType<typeof setTimeout>>();
   const inflight = new Set<ServerResponse>();
   let idleWaiters: (() => void)[] = [];
-  let fault: StubFault | null = null;
+  let fault: OpenAIStubFault | null = null;
   let seq = 0;
   const models = opts.models ?? ['gpt-4o-mini', 'text-embedding-3-small'];
 
@@ -186,6 +198,11 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
           'server_error',
         ),
       );
+    }
+    if (f === 'status502Html') {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>');
+      return;
     }
     if (f === 'status429') {
       return json(
@@ -258,7 +275,11 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
     res.end('<html><body>502 Bad Gateway</body></html> this is not JSON');
   }
 
-  function embeddings(res: ServerResponse, body: Record<string, unknown> | undefined, f: StubFault | null) {
+  function embeddings(
+    res: ServerResponse,
+    body: Record<string, unknown> | undefined,
+    f: OpenAIStubFault | null,
+  ) {
     const input = body?.input;
     const inputs = typeof input === 'string' ? [input] : input;
     if (!body || typeof body.model !== 'string') {
@@ -308,9 +329,9 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
   function chat(
     res: ServerResponse,
     body: Record<string, unknown> | undefined,
-    f: StubFault | null,
+    f: OpenAIStubFault | null,
     n: number,
-  ) {
+  ): void | Promise<void> {
     if (!body || typeof body.model !== 'string') {
       return json(
         res,
@@ -437,8 +458,12 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       connection: 'keep-alive',
       'x-request-id': `req_stub_${n}`,
     });
-    const send = (data: unknown) =>
-      res.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    const frames: string[] = [];
+    const send = (data: unknown) => {
+      const frame = `data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+      if (f === 'splitEvents') frames.push(frame);
+      else res.write(frame);
+    };
     if (f === 'malformed') {
       send(`{"id":"${id}","object":"chat.completion.chunk","choices":[{"delta":{"content":"You`);
       send('[DONE]');
@@ -469,6 +494,12 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       ),
     );
     if (f === 'stallAfterFirstChunk') return;
+    if (f === 'errorMidStream') {
+      send(openAIError('The model failed while generating; retry later', 'server_error'));
+      send('[DONE]');
+      res.end();
+      return;
+    }
     for (const p of pieces) {
       send(chunk(call ? { tool_calls: [{ index: 0, function: { arguments: p } }] } : { content: p }, null));
     }
@@ -485,6 +516,21 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       });
     }
     send('[DONE]');
+    if (f === 'splitEvents') return writeSplit(res, frames);
+    res.end();
+  }
+
+  /** Writes SSE frames with CRLF line ends, a comment first, each frame in two pieces. */
+  async function writeSplit(res: ServerResponse, frames: string[]): Promise<void> {
+    res.write(': the stub frames this stream awkwardly\r\n\r\n');
+    for (const frame of frames) {
+      const bytes = Buffer.from(frame.replace(/\n/g, '\r\n'), 'utf8');
+      const wide = bytes.findIndex((b) => b >= 0x80);
+      const cut = wide >= 0 ? wide + 1 : bytes.length >> 1;
+      res.write(bytes.subarray(0, cut));
+      await sleep(2);
+      res.write(bytes.subarray(cut));
+    }
     res.end();
   }
 

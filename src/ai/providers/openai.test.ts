@@ -29,10 +29,6 @@ afterEach(() => {
   stub.requests.length = 0;
 });
 
-function provider(extra: Partial<ProviderConfig> = {}): Provider {
-  return createOpenAIProvider({ id: 'oai', kind: 'openai', url: stub.url, api_key_env: KEY_ENV, ...extra });
-}
-
 const signal = () => new AbortController().signal;
 
 const hello: ChatRequest = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }] };
@@ -62,355 +58,532 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-describe('openai provider: chat', () => {
-  test('sends the request as is (with the bearer key) and returns the completion in our shape', async () => {
-    const req: ChatRequest = {
-      model: 'gpt-4o-mini',
-      messages: [
-        { role: 'system', content: 'be brief' },
-        { role: 'user', content: 'hello there' },
-      ],
-      temperature: 0.2,
-      max_tokens: 50,
-    };
-    const p = provider();
-    expect(p.kind).toBe('openai');
-    expect(p.location).toBe('cloud');
-    const c = await p.chat(req, signal());
-    expect(c).toEqual({
-      id: 'chatcmpl-stub-1',
-      object: 'chat.completion',
-      created: STUB_CREATED,
-      model: 'gpt-4o-mini',
-      choices: [
-        { index: 0, message: { role: 'assistant', content: 'You said: hello there' }, finish_reason: 'stop' },
-      ],
-      usage: { prompt_tokens: 4, completion_tokens: 4, total_tokens: 8 },
+/**
+ * The whole suite runs against both transports: `location: cloud` (left unset: the default) goes
+ * through the official SDK, `on_prem` through the lean fetch client; both must behave the same.
+ */
+for (const location of ['cloud', 'on_prem'] as const) {
+  const provider = (extra: Partial<ProviderConfig> = {}): Provider =>
+    createOpenAIProvider({
+      id: 'oai',
+      kind: 'openai',
+      url: stub.url,
+      api_key_env: KEY_ENV,
+      ...(location === 'on_prem' ? { location } : {}),
+      ...extra,
     });
-    expect(stub.requests).toHaveLength(1);
-    const r = stub.requests[0]!;
-    expect(r.method).toBe('POST');
-    expect(r.path).toBe('/v1/chat/completions');
-    expect(r.headers.authorization).toBe(`Bearer ${KEY}`);
-    expect(r.body).toEqual({ ...req, stream: false });
-  });
 
-  test('a location from the configuration wins over the default', () => {
-    expect(provider({ location: 'on_prem' }).location).toBe('on_prem');
-  });
-
-  test('max_tokens cuts the answer: finish_reason length', async () => {
-    const c = await provider().chat({ ...hello, max_tokens: 2 }, signal());
-    expect(c.choices[0]!.message.content).toBe('You said: ');
-    expect(c.choices[0]!.finish_reason).toBe('length');
-    expect(c.usage).toEqual({ prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
-  });
-
-  test('content parts pass through untouched', async () => {
-    const req: ChatRequest = {
-      model: 'gpt-4o-mini',
-      messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'parts ' },
-            { type: 'text', text: 'work' },
-          ],
-        },
-      ],
-    };
-    const c = await provider().chat(req, signal());
-    expect(c.choices[0]!.message.content).toBe('You said: parts work');
-    expect((stub.requests[0]!.body as ChatRequest).messages).toEqual(req.messages);
-  });
-});
-
-describe('openai provider: streaming', () => {
-  test('chunks as sent, usage requested and last, the text exact', async () => {
-    const chunks = await collect(await provider().chatStream(hello, signal()));
-    expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('You said: hello there');
-    expect(chunks.map((c) => c.choices[0]?.delta.content).filter(Boolean)).toEqual([
-      'You ',
-      'said: ',
-      'hello ',
-      'there',
-    ]);
-    const finish = chunks.filter((c) => c.choices[0]?.finish_reason);
-    expect(finish.map((c) => c.choices[0]!.finish_reason)).toEqual(['stop']);
-    const last = chunks.at(-1)!;
-    expect(last.choices).toEqual([]);
-    expect(last.usage).toEqual({ prompt_tokens: 2, completion_tokens: 4, total_tokens: 6 });
-    expect(chunks.every((c) => c.id === 'chatcmpl-stub-1' && c.object === 'chat.completion.chunk')).toBe(
-      true,
-    );
-    expect(stub.requests[0]!.body).toEqual({
-      ...hello,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-  });
-
-  test('finish_reason length when max_tokens cuts the stream', async () => {
-    const chunks = await collect(await provider().chatStream({ ...hello, max_tokens: 3 }, signal()));
-    expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('You said: hello ');
-    expect(chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean)).toEqual(['length']);
-    expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
-  });
-
-  test('a consumer that stops early aborts the upstream request', async () => {
-    stub.setFault('stallAfterFirstChunk');
-    const it = await provider().chatStream(hello, signal());
-    for await (const c of it) {
-      expect(c.choices[0]!.delta.role).toBe('assistant');
-      break;
-    }
-    // The stalled answer would stay open forever if the request were not aborted.
-    await stub.idle();
-    expect(stub.requests).toHaveLength(1);
-  });
-
-  test('a consumer that returns before its first next() aborts the upstream request too', async () => {
-    stub.setFault('stallAfterFirstChunk');
-    const it = (await provider().chatStream(hello, signal()))[Symbol.asyncIterator]();
-    await it.return?.();
-    await stub.idle();
-    expect(stub.requests).toHaveLength(1);
-  });
-});
-
-describe('openai provider: tools', () => {
-  test('tools and tool_choice go upstream as is; the tool call comes back', async () => {
-    const req: ChatRequest = {
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'What is the weather in Tallinn?' }],
-      tools: [weatherTool],
-      tool_choice: 'auto',
-    };
-    const c = await provider().chat(req, signal());
-    expect(c.choices[0]).toEqual({
-      index: 0,
-      message: {
-        role: 'assistant',
-        content: null,
-        tool_calls: [
+  describe(`openai provider (${location}): chat`, () => {
+    test('sends the request as is (with the bearer key) and returns the completion in our shape', async () => {
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [
+          { role: 'system', content: 'be brief' },
+          { role: 'user', content: 'hello there' },
+        ],
+        temperature: 0.2,
+        max_tokens: 50,
+      };
+      const p = provider();
+      expect(p.kind).toBe('openai');
+      expect(p.location).toBe(location);
+      const c = await p.chat(req, signal());
+      expect(c).toEqual({
+        id: 'chatcmpl-stub-1',
+        object: 'chat.completion',
+        created: STUB_CREATED,
+        model: 'gpt-4o-mini',
+        choices: [
           {
-            id: 'call_get_weather_0',
-            type: 'function',
-            function: { name: 'get_weather', arguments: '{"location":"Tallinn"}' },
+            index: 0,
+            message: { role: 'assistant', content: 'You said: hello there' },
+            finish_reason: 'stop',
           },
         ],
-      },
-      finish_reason: 'tool_calls',
+        usage: { prompt_tokens: 4, completion_tokens: 4, total_tokens: 8 },
+      });
+      expect(stub.requests).toHaveLength(1);
+      const r = stub.requests[0]!;
+      expect(r.method).toBe('POST');
+      expect(r.path).toBe('/v1/chat/completions');
+      expect(r.headers.authorization).toBe(`Bearer ${KEY}`);
+      expect(r.body).toEqual({ ...req, stream: false });
     });
-    const sent = stub.requests[0]!.body as ChatRequest;
-    expect(sent.tools).toEqual([weatherTool]);
-    expect(sent.tool_choice).toBe('auto');
+
+    test('max_tokens cuts the answer: finish_reason length', async () => {
+      const c = await provider().chat({ ...hello, max_tokens: 2 }, signal());
+      expect(c.choices[0]!.message.content).toBe('You said: ');
+      expect(c.choices[0]!.finish_reason).toBe('length');
+      expect(c.usage).toEqual({ prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
+    });
+
+    test('content parts pass through untouched', async () => {
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'parts ' },
+              { type: 'text', text: 'work' },
+            ],
+          },
+        ],
+      };
+      const c = await provider().chat(req, signal());
+      expect(c.choices[0]!.message.content).toBe('You said: parts work');
+      expect((stub.requests[0]!.body as ChatRequest).messages).toEqual(req.messages);
+    });
   });
 
-  test('the tool result goes back: assistant tool_calls and tool messages as is', async () => {
-    const req: ChatRequest = {
-      model: 'gpt-4o-mini',
-      messages: [
-        { role: 'user', content: 'What is the weather in Tallinn?' },
-        {
+  describe(`openai provider (${location}): streaming`, () => {
+    test('chunks as sent, usage requested and last, the text exact', async () => {
+      const chunks = await collect(await provider().chatStream(hello, signal()));
+      expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+      expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('You said: hello there');
+      expect(chunks.map((c) => c.choices[0]?.delta.content).filter(Boolean)).toEqual([
+        'You ',
+        'said: ',
+        'hello ',
+        'there',
+      ]);
+      const finish = chunks.filter((c) => c.choices[0]?.finish_reason);
+      expect(finish.map((c) => c.choices[0]!.finish_reason)).toEqual(['stop']);
+      const last = chunks.at(-1)!;
+      expect(last.choices).toEqual([]);
+      expect(last.usage).toEqual({ prompt_tokens: 2, completion_tokens: 4, total_tokens: 6 });
+      expect(chunks.every((c) => c.id === 'chatcmpl-stub-1' && c.object === 'chat.completion.chunk')).toBe(
+        true,
+      );
+      expect(stub.requests[0]!.body).toEqual({
+        ...hello,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+    });
+
+    test('finish_reason length when max_tokens cuts the stream', async () => {
+      const chunks = await collect(await provider().chatStream({ ...hello, max_tokens: 3 }, signal()));
+      expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('You said: hello ');
+      expect(chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean)).toEqual([
+        'length',
+      ]);
+      expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+    });
+
+    test('a consumer that stops early aborts the upstream request', async () => {
+      stub.setFault('stallAfterFirstChunk');
+      const it = await provider().chatStream(hello, signal());
+      for await (const c of it) {
+        expect(c.choices[0]!.delta.role).toBe('assistant');
+        break;
+      }
+      // The stalled answer would stay open forever if the request were not aborted.
+      await stub.idle();
+      expect(stub.requests).toHaveLength(1);
+    });
+
+    test('a consumer that returns before its first next() aborts the upstream request too', async () => {
+      stub.setFault('stallAfterFirstChunk');
+      const it = (await provider().chatStream(hello, signal()))[Symbol.asyncIterator]();
+      await it.return?.();
+      await stub.idle();
+      expect(stub.requests).toHaveLength(1);
+    });
+  });
+
+  describe(`openai provider (${location}): tools`, () => {
+    test('tools and tool_choice go upstream as is; the tool call comes back', async () => {
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'What is the weather in Tallinn?' }],
+        tools: [weatherTool],
+        tool_choice: 'auto',
+      };
+      const c = await provider().chat(req, signal());
+      expect(c.choices[0]).toEqual({
+        index: 0,
+        message: {
           role: 'assistant',
           content: null,
           tool_calls: [
             {
-              id: 'call_1',
+              id: 'call_get_weather_0',
               type: 'function',
               function: { name: 'get_weather', arguments: '{"location":"Tallinn"}' },
             },
           ],
         },
-        { role: 'tool', tool_call_id: 'call_1', content: '18C and sunny' },
-      ],
-      tools: [weatherTool],
-    };
-    const c = await provider().chat(req, signal());
-    expect(c.choices[0]!.message).toEqual({ role: 'assistant', content: 'Tool said: 18C and sunny' });
-    expect(c.choices[0]!.finish_reason).toBe('stop');
-    expect((stub.requests[0]!.body as ChatRequest).messages).toEqual(req.messages);
-  });
-
-  test('streamed tool calls: id and name first, then the arguments in pieces', async () => {
-    const req: ChatRequest = {
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'weather for Oslo, please' }],
-      tools: [weatherTool],
-    };
-    const chunks = await collect(await provider().chatStream(req, signal()));
-    const calls = chunks.flatMap((c) => c.choices.flatMap((x) => x.delta.tool_calls ?? []));
-    expect(calls[0]).toEqual({
-      index: 0,
-      id: 'call_get_weather_0',
-      type: 'function',
-      function: { name: 'get_weather', arguments: '' },
+        finish_reason: 'tool_calls',
+      });
+      const sent = stub.requests[0]!.body as ChatRequest;
+      expect(sent.tools).toEqual([weatherTool]);
+      expect(sent.tool_choice).toBe('auto');
     });
-    expect(calls.map((t) => t.function?.arguments ?? '').join('')).toBe('{"location":"Oslo"}');
-    expect(calls.every((t) => t.index === 0)).toBe(true);
-    expect(chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean)).toEqual([
-      'tool_calls',
-    ]);
-  });
-});
 
-describe('openai provider: embeddings and health', () => {
-  test('embeddings: float vectors in input order, with usage', async () => {
-    const r = await provider().embeddings(
-      { model: 'text-embedding-3-small', input: ['alpha beta', 'gamma'] },
-      signal(),
-    );
-    expect(r.vectors).toEqual([stubEmbedding('alpha beta'), stubEmbedding('gamma')]);
-    expect(r.vectors[0]).toHaveLength(8);
-    expect(r.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 });
-    expect(stub.requests[0]!.path).toBe('/v1/embeddings');
-    expect(stub.requests[0]!.body).toEqual({
-      model: 'text-embedding-3-small',
-      input: ['alpha beta', 'gamma'],
-      encoding_format: 'float',
+    test('the tool result goes back: assistant tool_calls and tool messages as is', async () => {
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [
+          { role: 'user', content: 'What is the weather in Tallinn?' },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [
+              {
+                id: 'call_1',
+                type: 'function',
+                function: { name: 'get_weather', arguments: '{"location":"Tallinn"}' },
+              },
+            ],
+          },
+          { role: 'tool', tool_call_id: 'call_1', content: '18C and sunny' },
+        ],
+        tools: [weatherTool],
+      };
+      const c = await provider().chat(req, signal());
+      expect(c.choices[0]!.message).toEqual({ role: 'assistant', content: 'Tool said: 18C and sunny' });
+      expect(c.choices[0]!.finish_reason).toBe('stop');
+      expect((stub.requests[0]!.body as ChatRequest).messages).toEqual(req.messages);
+    });
+
+    test('streamed tool calls: id and name first, then the arguments in pieces', async () => {
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'weather for Oslo, please' }],
+        tools: [weatherTool],
+      };
+      const chunks = await collect(await provider().chatStream(req, signal()));
+      const calls = chunks.flatMap((c) => c.choices.flatMap((x) => x.delta.tool_calls ?? []));
+      expect(calls[0]).toEqual({
+        index: 0,
+        id: 'call_get_weather_0',
+        type: 'function',
+        function: { name: 'get_weather', arguments: '' },
+      });
+      expect(calls.map((t) => t.function?.arguments ?? '').join('')).toBe('{"location":"Oslo"}');
+      expect(calls.every((t) => t.index === 0)).toBe(true);
+      expect(chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean)).toEqual([
+        'tool_calls',
+      ]);
     });
   });
 
-  test('health: models answer → true; a 500 → false', async () => {
-    expect(await provider().health(signal())).toBe(true);
-    expect(stub.requests[0]!.method).toBe('GET');
-    expect(stub.requests[0]!.path).toBe('/v1/models');
-    stub.setFault('status500');
-    expect(await provider().health(signal())).toBe(false);
-  });
-});
-
-describe('openai provider: keys', () => {
-  test('a wrong key: 401 → client (not retryable)', async () => {
-    process.env.SOULFRA_TEST_OPENAI_WRONG_KEY = 'sk-wrong';
-    try {
-      const e = await rejection(
-        provider({ api_key_env: 'SOULFRA_TEST_OPENAI_WRONG_KEY' }).chat(hello, signal()),
+  describe(`openai provider (${location}): embeddings and health`, () => {
+    test('embeddings: float vectors in input order, with usage', async () => {
+      const r = await provider().embeddings(
+        { model: 'text-embedding-3-small', input: ['alpha beta', 'gamma'] },
+        signal(),
       );
-      expect(e).toBeInstanceOf(UpstreamError);
+      expect(r.vectors).toEqual([stubEmbedding('alpha beta'), stubEmbedding('gamma')]);
+      expect(r.vectors[0]).toHaveLength(8);
+      expect(r.usage).toEqual({ prompt_tokens: 3, total_tokens: 3 });
+      expect(stub.requests[0]!.path).toBe('/v1/embeddings');
+      expect(stub.requests[0]!.body).toEqual({
+        model: 'text-embedding-3-small',
+        input: ['alpha beta', 'gamma'],
+        encoding_format: 'float',
+      });
+    });
+
+    test('health: models answer → true; a 500 → false', async () => {
+      expect(await provider().health(signal())).toBe(true);
+      expect(stub.requests[0]!.method).toBe('GET');
+      expect(stub.requests[0]!.path).toBe('/v1/models');
+      stub.setFault('status500');
+      expect(await provider().health(signal())).toBe(false);
+    });
+  });
+
+  describe(`openai provider (${location}): keys`, () => {
+    test('a wrong key: 401 → client (not retryable)', async () => {
+      process.env.SOULFRA_TEST_OPENAI_WRONG_KEY = 'sk-wrong';
+      try {
+        const e = await rejection(
+          provider({ api_key_env: 'SOULFRA_TEST_OPENAI_WRONG_KEY' }).chat(hello, signal()),
+        );
+        expect(e).toBeInstanceOf(UpstreamError);
+        expect((e as UpstreamError).kind).toBe('client');
+        expect((e as UpstreamError).status).toBe(401);
+        expect((e as UpstreamError).retryable).toBe(false);
+        expect((e as UpstreamError).provider).toBe('oai');
+        expect(stub.requests[0]!.headers.authorization).toBe('Bearer sk-wrong');
+      } finally {
+        delete process.env.SOULFRA_TEST_OPENAI_WRONG_KEY;
+      }
+    });
+
+    test('no key in the environment: the placeholder key is sent, 401 → client', async () => {
+      const e = await rejection(
+        provider({ api_key_env: 'SOULFRA_TEST_OPENAI_UNSET_KEY' }).chat(hello, signal()),
+      );
       expect((e as UpstreamError).kind).toBe('client');
-      expect((e as UpstreamError).status).toBe(401);
-      expect((e as UpstreamError).retryable).toBe(false);
-      expect((e as UpstreamError).provider).toBe('oai');
-      expect(stub.requests[0]!.headers.authorization).toBe('Bearer sk-wrong');
-    } finally {
-      delete process.env.SOULFRA_TEST_OPENAI_WRONG_KEY;
+      expect(stub.requests[0]!.headers.authorization).toBe('Bearer none');
+    });
+  });
+
+  describe(`openai provider (${location}): faults → kinds`, () => {
+    const table: [string, StubFault, UpstreamError['kind'], number | undefined][] = [
+      ['refused connection', 'refuse', 'connect', undefined],
+      ['500', 'status500', 'server', 500],
+      ['429', 'status429', 'rate_limited', 429],
+      ['malformed body', 'malformed', 'malformed', undefined],
+    ];
+    for (const [name, fault, kind, status] of table) {
+      test(`${name} → ${kind} (chat, stream and embeddings)`, async () => {
+        stub.setFault(fault);
+        const calls = [
+          () => provider().chat(hello, signal()),
+          () => provider().chatStream(hello, signal()),
+          () => provider().embeddings({ model: 'text-embedding-3-small', input: ['x'] }, signal()),
+        ];
+        for (const call of calls) {
+          const e = await rejection(call());
+          expect(e).toBeInstanceOf(UpstreamError);
+          expect((e as UpstreamError).kind).toBe(kind);
+          expect((e as UpstreamError).status).toBe(status);
+          expect((e as UpstreamError).retryable).toBe(true);
+        }
+        // A refused connection never reaches the server.
+        expect(stub.requests).toHaveLength(fault === 'refuse' ? 0 : 3);
+      });
     }
-  });
 
-  test('no key in the environment: the placeholder key is sent, 401 → client', async () => {
-    const e = await rejection(
-      provider({ api_key_env: 'SOULFRA_TEST_OPENAI_UNSET_KEY' }).chat(hello, signal()),
-    );
-    expect((e as UpstreamError).kind).toBe('client');
-    expect(stub.requests[0]!.headers.authorization).toBe('Bearer none');
-  });
-});
+    test('429 carries retry-after upstream (the error is rate_limited, not retried)', async () => {
+      stub.setFault('status429');
+      const e = await rejection(provider().chat(hello, signal()));
+      expect((e as UpstreamError).kind).toBe('rate_limited');
+      expect(stub.requests).toHaveLength(1);
+    });
 
-describe('openai provider: faults → kinds', () => {
-  const table: [string, StubFault, UpstreamError['kind'], number | undefined][] = [
-    ['refused connection', 'refuse', 'connect', undefined],
-    ['500', 'status500', 'server', 500],
-    ['429', 'status429', 'rate_limited', 429],
-    ['malformed body', 'malformed', 'malformed', undefined],
-  ];
-  for (const [name, fault, kind, status] of table) {
-    test(`${name} → ${kind} (chat, stream and embeddings)`, async () => {
-      stub.setFault(fault);
+    test("headers later than the router's timeout signal → timeout", async () => {
+      stub.setFault(delayHeaders(60_000));
+      const c = new AbortController();
+      const pending = rejection(provider().chat(hello, c.signal));
+      const pendingStream = rejection(provider().chatStream(hello, c.signal));
+      await waitForRequests(2);
+      c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
+      for (const e of [await pending, await pendingStream]) {
+        expect(e).toBeInstanceOf(UpstreamError);
+        expect((e as UpstreamError).kind).toBe('timeout');
+      }
+    });
+
+    test('headers later than a short AbortSignal.timeout → timeout', async () => {
+      stub.setFault(delayHeaders(60_000));
+      const e = await rejection(provider().chat(hello, AbortSignal.timeout(50)));
+      expect((e as UpstreamError).kind).toBe('timeout');
+    });
+
+    test("headers later than the configured timeout_ms (the transport's own timeout) → timeout", async () => {
+      stub.setFault(delayHeaders(60_000));
+      const e = await rejection(provider({ timeout_ms: 50 }).chat(hello, signal()));
+      expect(e).toBeInstanceOf(UpstreamError);
+      expect((e as UpstreamError).kind).toBe('timeout');
+    });
+
+    test('stall after the first chunk: chatStream resolves, next() rejects with timeout once the signal aborts', async () => {
+      stub.setFault('stallAfterFirstChunk');
+      const c = new AbortController();
+      const it = (await provider().chatStream(hello, c.signal))[Symbol.asyncIterator]();
+      const first = await it.next();
+      expect(first.done).toBe(false);
+      expect((first.value as ChatChunk).choices[0]!.delta).toMatchObject({ role: 'assistant', content: '' });
+      const next = rejection(it.next());
+      c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
+      const e = await next;
+      expect(e).toBeInstanceOf(UpstreamError);
+      expect((e as UpstreamError).kind).toBe('timeout');
+      await stub.idle();
+    });
+
+    test('stall after the first bytes of a whole answer: chat rejects with timeout once the signal aborts', async () => {
+      stub.setFault('stallAfterFirstChunk');
+      const c = new AbortController();
+      const pending = rejection(provider().chat(hello, c.signal));
+      await waitForRequests(1);
+      c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
+      expect(((await pending) as UpstreamError).kind).toBe('timeout');
+    });
+
+    test('the client going away is not an upstream failure: the abort surfaces as is', async () => {
+      stub.setFault('stallAfterFirstChunk');
+      const c = new AbortController();
+      const it = (await provider().chatStream(hello, c.signal))[Symbol.asyncIterator]();
+      await it.next();
+      const next = rejection(it.next());
+      c.abort();
+      const e = await next;
+      expect(e).not.toBeInstanceOf(UpstreamError);
+      expect((e as Error).name).toBe('AbortError');
+    });
+
+    test('an already aborted signal sends nothing (chat, stream and embeddings)', async () => {
+      const c = new AbortController();
+      c.abort();
       const calls = [
-        () => provider().chat(hello, signal()),
-        () => provider().chatStream(hello, signal()),
-        () => provider().embeddings({ model: 'text-embedding-3-small', input: ['x'] }, signal()),
+        () => provider().chat(hello, c.signal),
+        () => provider().chatStream(hello, c.signal),
+        () => provider().embeddings({ model: 'text-embedding-3-small', input: ['x'] }, c.signal),
       ];
       for (const call of calls) {
         const e = await rejection(call());
-        expect(e).toBeInstanceOf(UpstreamError);
-        expect((e as UpstreamError).kind).toBe(kind);
-        expect((e as UpstreamError).status).toBe(status);
-        expect((e as UpstreamError).retryable).toBe(true);
+        expect(e).not.toBeInstanceOf(UpstreamError);
+        expect((e as Error).name).toBe('AbortError');
       }
-      // A refused connection never reaches the server.
-      expect(stub.requests).toHaveLength(fault === 'refuse' ? 0 : 3);
+      expect(stub.requests).toHaveLength(0);
     });
-  }
 
-  test('429 carries retry-after upstream (the error is rate_limited, not retried by the SDK)', async () => {
-    stub.setFault('status429');
-    const e = await rejection(provider().chat(hello, signal()));
-    expect((e as UpstreamError).kind).toBe('rate_limited');
-    expect(stub.requests).toHaveLength(1);
+    test('the client going away before the headers: the abort surfaces as is, the request is cut', async () => {
+      stub.setFault(delayHeaders(60_000));
+      const c = new AbortController();
+      const pending = rejection(provider().chat(hello, c.signal));
+      const pendingStream = rejection(provider().chatStream(hello, c.signal));
+      await waitForRequests(2);
+      c.abort();
+      for (const e of [await pending, await pendingStream]) {
+        expect(e).not.toBeInstanceOf(UpstreamError);
+        expect((e as Error).name).toBe('AbortError');
+      }
+    });
+
+    test('502 with an HTML body (a proxy before a dead server) → server, the body in the message', async () => {
+      stub.setFault('status502Html');
+      for (const call of [
+        () => provider().chat(hello, signal()),
+        () => provider().chatStream(hello, signal()),
+      ]) {
+        const e = (await rejection(call())) as UpstreamError;
+        expect(e).toBeInstanceOf(UpstreamError);
+        expect(e.kind).toBe('server');
+        expect(e.status).toBe(502);
+        expect(e.message).toStartWith('oai failed: 502 <html><head><title>502 Bad Gateway</title>');
+      }
+    });
+
+    test("an error event mid-stream → the iterator rejects with server and the server's message", async () => {
+      stub.setFault('errorMidStream');
+      const it = (await provider().chatStream(hello, signal()))[Symbol.asyncIterator]();
+      const first = await it.next();
+      expect((first.value as ChatChunk).choices[0]!.delta.role).toBe('assistant');
+      const e = (await rejection(it.next())) as UpstreamError;
+      expect(e).toBeInstanceOf(UpstreamError);
+      expect(e.kind).toBe('server');
+      expect(e.status).toBeUndefined();
+      expect(e.message).toBe('oai: The model failed while generating; retry later');
+      await stub.idle();
+    });
+
+    test('a 404 (no such path) → client, with the message of the error body', async () => {
+      const e = (await rejection(
+        provider({ url: `${stub.url}/nope` }).chat(hello, signal()),
+      )) as UpstreamError;
+      expect(e.kind).toBe('client');
+      expect(e.status).toBe(404);
+      expect(e.retryable).toBe(false);
+      expect(e.message).toBe('oai refused the request: 404 Invalid URL (POST /v1/nope/chat/completions)');
+    });
   });
 
-  test("headers later than the router's timeout signal → timeout", async () => {
-    stub.setFault(delayHeaders(60_000));
-    const c = new AbortController();
-    const pending = rejection(provider().chat(hello, c.signal));
-    const pendingStream = rejection(provider().chatStream(hello, c.signal));
-    await waitForRequests(2);
-    c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
-    for (const e of [await pending, await pendingStream]) {
-      expect(e).toBeInstanceOf(UpstreamError);
-      expect((e as UpstreamError).kind).toBe('timeout');
+  describe(`openai provider (${location}): wire details`, () => {
+    test('a trailing slash on the url is tolerated', async () => {
+      const p = provider({ url: `${stub.url}/` });
+      expect((await p.chat(hello, signal())).choices[0]!.message.content).toBe('You said: hello there');
+      await collect(await p.chatStream(hello, signal()));
+      await p.embeddings({ model: 'text-embedding-3-small', input: ['x'] }, signal());
+      expect(await p.health(signal())).toBe(true);
+      expect(stub.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+        'POST /v1/chat/completions',
+        'POST /v1/chat/completions',
+        'POST /v1/embeddings',
+        'GET /v1/models',
+      ]);
+    });
+
+    test('awkward but valid SSE framing: CRLF, a comment, events cut across reads and characters', async () => {
+      stub.setFault('splitEvents');
+      const req: ChatRequest = {
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'héllo wörld ✓' }],
+      };
+      const chunks = await collect(await provider().chatStream(req, signal()));
+      expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('You said: héllo wörld ✓');
+      expect(chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean)).toEqual(['stop']);
+      expect(chunks.at(-1)!.usage).toEqual({ prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+    });
+
+    test('health: a server without a model list (404) is up; a proxy 502, a 429 or a garbled list is down', async () => {
+      expect(await provider({ url: `${stub.url}/nope` }).health(signal())).toBe(true);
+      stub.setFault('status502Html');
+      expect(await provider().health(signal())).toBe(false);
+      stub.setFault('status429');
+      expect(await provider().health(signal())).toBe(false);
+      stub.setFault('malformed');
+      expect(await provider().health(signal())).toBe(false);
+      stub.setFault('refuse');
+      expect(await provider().health(signal())).toBe(false);
+    });
+
+    test('health: headers later than timeout_ms → down', async () => {
+      stub.setFault(delayHeaders(60_000));
+      expect(await provider({ timeout_ms: 50 }).health(signal())).toBe(false);
+    });
+  });
+}
+
+describe('openai provider: which transport', () => {
+  /** The requests a chat, a stream, an embeddings call and a health check of `p` send. */
+  async function everyCall(p: Provider) {
+    await p.chat(hello, signal());
+    await collect(await p.chatStream(hello, signal()));
+    await p.embeddings({ model: 'text-embedding-3-small', input: ['x'] }, signal());
+    await p.health(signal());
+    return stub.requests.splice(0);
+  }
+  const cfg = { id: 'oai', kind: 'openai', api_key_env: KEY_ENV } as const;
+  const stainless = (h: Record<string, string>) => Object.keys(h).filter((k) => k.startsWith('x-stainless-'));
+
+  test('location unset or cloud: the official SDK (x-stainless-* headers, OpenAI/JS user agent)', async () => {
+    for (const location of [undefined, 'cloud'] as const) {
+      const p = createOpenAIProvider({ ...cfg, url: stub.url, ...(location ? { location } : {}) });
+      expect(p.location).toBe('cloud');
+      const sent = await everyCall(p);
+      expect(sent).toHaveLength(4);
+      for (const r of sent) {
+        expect(r.headers['user-agent']).toStartWith('OpenAI/JS ');
+        expect(stainless(r.headers)).toContain('x-stainless-lang');
+        expect(r.headers.authorization).toBe(`Bearer ${KEY}`);
+      }
     }
   });
 
-  test('headers later than a short AbortSignal.timeout → timeout', async () => {
-    stub.setFault(delayHeaders(60_000));
-    const e = await rejection(provider().chat(hello, AbortSignal.timeout(50)));
-    expect((e as UpstreamError).kind).toBe('timeout');
-  });
-
-  test("headers later than the configured timeout_ms (the SDK's own timeout) → timeout", async () => {
-    stub.setFault(delayHeaders(60_000));
-    const e = await rejection(provider({ timeout_ms: 50 }).chat(hello, signal()));
-    expect(e).toBeInstanceOf(UpstreamError);
-    expect((e as UpstreamError).kind).toBe('timeout');
-  });
-
-  test('stall after the first chunk: chatStream resolves, next() rejects with timeout once the signal aborts', async () => {
-    stub.setFault('stallAfterFirstChunk');
-    const c = new AbortController();
-    const it = (await provider().chatStream(hello, c.signal))[Symbol.asyncIterator]();
-    const first = await it.next();
-    expect(first.done).toBe(false);
-    expect((first.value as ChatChunk).choices[0]!.delta).toMatchObject({ role: 'assistant', content: '' });
-    const next = rejection(it.next());
-    c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
-    const e = await next;
-    expect(e).toBeInstanceOf(UpstreamError);
-    expect((e as UpstreamError).kind).toBe('timeout');
-    await stub.idle();
-  });
-
-  test('stall after the first bytes of a whole answer: chat rejects with timeout once the signal aborts', async () => {
-    stub.setFault('stallAfterFirstChunk');
-    const c = new AbortController();
-    const pending = rejection(provider().chat(hello, c.signal));
-    await waitForRequests(1);
-    c.abort(new DOMException('The operation timed out.', 'TimeoutError'));
-    expect(((await pending) as UpstreamError).kind).toBe('timeout');
-  });
-
-  test('the client going away is not an upstream failure: the abort surfaces as is', async () => {
-    stub.setFault('stallAfterFirstChunk');
-    const c = new AbortController();
-    const it = (await provider().chatStream(hello, c.signal))[Symbol.asyncIterator]();
-    await it.next();
-    const next = rejection(it.next());
-    c.abort();
-    const e = await next;
-    expect(e).not.toBeInstanceOf(UpstreamError);
-    expect((e as Error).name).toBe('AbortError');
-  });
-
-  test('an already aborted signal sends nothing', async () => {
-    const c = new AbortController();
-    c.abort();
-    const e = await rejection(provider().chat(hello, c.signal));
-    expect((e as Error).name).toBe('AbortError');
-    expect(stub.requests).toHaveLength(0);
+  test('location on_prem: the lean fetch client (no x-stainless-*, its own user agent, the same wire)', async () => {
+    const p = createOpenAIProvider({ ...cfg, url: stub.url, location: 'on_prem' });
+    expect(p.location).toBe('on_prem');
+    const sent = await everyCall(p);
+    expect(sent.map((r) => `${r.method} ${r.path}`)).toEqual([
+      'POST /v1/chat/completions',
+      'POST /v1/chat/completions',
+      'POST /v1/embeddings',
+      'GET /v1/models',
+    ]);
+    for (const r of sent) {
+      expect(r.headers['user-agent']).toBe('soulfra');
+      expect(stainless(r.headers)).toEqual([]);
+      expect(r.headers.authorization).toBe(`Bearer ${KEY}`);
+    }
+    expect(sent.map((r) => r.headers.accept)).toEqual([
+      'application/json',
+      'text/event-stream',
+      'application/json',
+      'application/json',
+    ]);
+    expect(sent.map((r) => r.headers['content-type'])).toEqual([
+      'application/json',
+      'application/json',
+      'application/json',
+      undefined,
+    ]);
   });
 });
 

@@ -1,8 +1,15 @@
+import {
+  createParser,
+  type EventSourceMessage,
+  type EventSourceParser,
+  type ParseError,
+} from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Stream } from 'openai/core/streaming';
 import {
   type ChatChunk,
   type ChatCompletion,
+  type EmbeddingsResult,
   type Provider,
   type ProviderConfig,
   type ToolCall,
@@ -10,13 +17,27 @@ import {
   type Usage,
 } from '../provider.ts';
 
+/** Where the SDK goes when the configuration names no url. */
+const OPENAI_URL = 'https://api.openai.com/v1';
+
 /**
- * An OpenAI-compatible upstream (OpenAI itself, or any server speaking its Chat Completions API)
- * through the official `openai` SDK, unchanged. The SDK never retries (fallback is the router's
- * job); its timeout covers the wait for the answer's headers.
+ * An OpenAI-compatible upstream (OpenAI itself, or any server speaking its Chat Completions API).
+ * `location: cloud` (the default) goes through the official `openai` SDK, unchanged: cloud APIs
+ * use their official client. `location: on_prem` (vLLM, llama.cpp, LocalAI...) uses a lean
+ * `fetch` client of the same wire format, which is the contract of servers that have no client of
+ * their own: the SDK costs about twice the CPU of a plain `fetch` per call. Both behave the same:
+ * same shapes, same UpstreamError kinds, same abort rules.
  */
 export function createOpenAIProvider(cfg: ProviderConfig): Provider {
-  const client = new OpenAI(sdkOptions(cfg, 'https://api.openai.com/v1'));
+  return (cfg.location ?? 'cloud') === 'on_prem' ? createFetchProvider(cfg) : createSdkProvider(cfg);
+}
+
+/**
+ * Through the official `openai` SDK. The SDK never retries (fallback is the router's job); its
+ * timeout covers the wait for the answer's headers.
+ */
+function createSdkProvider(cfg: ProviderConfig): Provider {
+  const client = new OpenAI(sdkOptions(cfg, OPENAI_URL));
   const fail = (e: unknown, signal: AbortSignal) => mapOpenAIError(cfg.id, e, signal);
 
   return {
@@ -92,29 +113,7 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
       } catch (e) {
         throw fail(e, signal);
       }
-      const data = (raw as { data?: unknown })?.data;
-      if (!Array.isArray(data) || data.length !== req.input.length) {
-        throw new UpstreamError(
-          cfg.id,
-          'malformed',
-          `${cfg.id}: the embeddings answer has no vector per input`,
-        );
-      }
-      const sorted = [...(data as { index?: number; embedding?: unknown }[])].sort(
-        (a, b) => (a.index ?? 0) - (b.index ?? 0),
-      );
-      const vectors = sorted.map((d) => d.embedding);
-      if (!vectors.every((v): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
-        throw new UpstreamError(cfg.id, 'malformed', `${cfg.id}: an embedding is not a list of numbers`);
-      }
-      const usage = (raw as { usage?: { prompt_tokens?: number; total_tokens?: number } }).usage;
-      return {
-        vectors,
-        usage: {
-          prompt_tokens: usage?.prompt_tokens ?? 0,
-          total_tokens: usage?.total_tokens ?? usage?.prompt_tokens ?? 0,
-        },
-      };
+      return normalizeEmbeddings(cfg.id, raw, req.input.length);
     },
 
     async health(signal) {
@@ -128,6 +127,323 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
       }
     },
   };
+}
+
+/** The lean transport's user agent (the SDK sends `OpenAI/JS <version>`). */
+const USER_AGENT = 'soulfra';
+
+/** How much of an unfinished server-sent event the lean transport buffers (a runaway server). */
+const SSE_MAX_BUFFER = 16 * 1024 * 1024;
+
+/**
+ * The lean transport for on-prem servers: plain `fetch` on the OpenAI wire format. Everything a
+ * call does not need to make afresh (URLs, headers) is built here, once.
+ */
+function createFetchProvider(cfg: ProviderConfig): Provider {
+  const id = cfg.id;
+  const base = (cfg.url ?? OPENAI_URL).replace(/\/+$/, '');
+  const chatUrl = `${base}/chat/completions`;
+  const embeddingsUrl = `${base}/embeddings`;
+  const modelsUrl = `${base}/models`;
+  const timeoutMs = cfg.timeout_ms ?? 30_000;
+  const auth = `Bearer ${(cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none'}`;
+  const jsonHeaders = {
+    authorization: auth,
+    'content-type': 'application/json',
+    accept: 'application/json',
+    'user-agent': USER_AGENT,
+  };
+  const sseHeaders = { ...jsonHeaders, accept: 'text/event-stream' };
+  const getHeaders = { authorization: auth, accept: 'application/json', 'user-agent': USER_AGENT };
+
+  return {
+    id,
+    kind: 'openai',
+    location: 'on_prem',
+
+    async chat(req, signal) {
+      const call = new FetchCall(id, signal, timeoutMs);
+      let raw: unknown;
+      try {
+        const res = await call.open(chatUrl, 'POST', JSON.stringify({ ...req, stream: false }), jsonHeaders);
+        raw = await res.json();
+      } catch (e) {
+        throw call.fail(e);
+      } finally {
+        call.end();
+      }
+      return normalizeCompletion(id, raw, req.model);
+    },
+
+    async chatStream(req, signal) {
+      const body = JSON.stringify({ ...req, stream: true, stream_options: { include_usage: true } });
+      const call = new FetchCall(id, signal, timeoutMs);
+      async function* chunks(): AsyncGenerator<ChatChunk> {
+        let res: Response;
+        try {
+          res = await call.open(chatUrl, 'POST', body, sseHeaders);
+        } catch (e) {
+          call.end();
+          throw call.fail(e);
+        }
+        const events = new SseEvents(id, res);
+        let ended = false;
+        let finished = false;
+        try {
+          while (true) {
+            let raw: unknown;
+            try {
+              raw = await events.next();
+            } catch (e) {
+              throw call.fail(e);
+            }
+            if (raw === undefined) {
+              ended = true;
+              if (signal.aborted || !finished) {
+                throw endedEarly(id, signal, 'the stream ended before a finish_reason');
+              }
+              return;
+            }
+            const chunk = checkChunk(id, raw);
+            if (chunk.choices.some((c) => c.finish_reason)) finished = true;
+            yield chunk;
+          }
+        } finally {
+          call.end();
+          // The consumer stopped early (or the stream failed): abort the upstream request.
+          if (!ended) call.ctl.abort();
+          await events.close();
+        }
+      }
+      return primeStream(id, chunks(), signal);
+    },
+
+    async embeddings(req, signal) {
+      const call = new FetchCall(id, signal, timeoutMs);
+      let raw: unknown;
+      try {
+        const body = JSON.stringify({ model: req.model, input: req.input, encoding_format: 'float' });
+        const res = await call.open(embeddingsUrl, 'POST', body, jsonHeaders);
+        raw = await res.json();
+      } catch (e) {
+        throw call.fail(e);
+      } finally {
+        call.end();
+      }
+      return normalizeEmbeddings(id, raw, req.input.length);
+    },
+
+    async health(signal) {
+      const call = new FetchCall(id, signal, timeoutMs);
+      try {
+        const res = await call.open(modelsUrl, 'GET', undefined, getHeaders);
+        // As the SDK: a JSON answer must parse (anything else that is 2xx is taken as is).
+        const text = await res.text();
+        if (text && /json/.test(res.headers.get('content-type') ?? '')) JSON.parse(text);
+        return true;
+      } catch (e) {
+        // A 4xx other than 429 means a server answered (some OpenAI-compatible servers have no
+        // model list): it is up. Refused, timed out, 429 and 5xx mean it is not.
+        return answeredUp(e);
+      } finally {
+        call.end();
+      }
+    },
+  };
+}
+
+/**
+ * One request of the lean transport: a single controller aborted by the caller's signal (this
+ * object is its listener, so no closure is made) or by the wait for the headers outlasting the
+ * provider's timeout. `end()` must run once the answer is read or abandoned.
+ */
+class FetchCall {
+  readonly ctl = new AbortController();
+  /** The headers did not come in time (our own abort). */
+  timedOut = false;
+  /** The headers came: a failure now is the answer's, not the connection's. */
+  answered = false;
+  private listening = false;
+
+  constructor(
+    readonly provider: string,
+    readonly signal: AbortSignal,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The caller's signal fired. */
+  handleEvent(): void {
+    this.ctl.abort(this.signal.reason);
+  }
+
+  /** Sends the request; resolves with a 2xx answer whose body is still to read. */
+  async open(url: string, method: string, body: string | undefined, headers: Record<string, string>) {
+    if (this.signal.aborted) throw abortedError(this.provider, this.signal);
+    this.signal.addEventListener('abort', this);
+    this.listening = true;
+    const timer = setTimeout(expire, this.timeoutMs, this);
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body, signal: this.ctl.signal });
+    } finally {
+      clearTimeout(timer);
+    }
+    this.answered = true;
+    if (!res.ok) throw await statusError(this.provider, res);
+    return res;
+  }
+
+  /** What a failure of this call is, as the SDK path words it (see `mapOpenAIError`). */
+  fail(e: unknown): unknown {
+    // As the SDK path: once the signal fired, whatever broke is the abort's doing.
+    if (this.signal.aborted) return abortedError(this.provider, this.signal, e);
+    if (e instanceof UpstreamError) return e;
+    const p = this.provider;
+    if (this.timedOut) return new UpstreamError(p, 'timeout', `${p} did not answer in time`, { cause: e });
+    if (!this.answered) {
+      const why = (e as Error)?.message ?? String(e);
+      return new UpstreamError(p, 'connect', `${p} could not be reached: ${why}`, { cause: e });
+    }
+    return mapOpenAIError(p, e, this.signal);
+  }
+
+  end(): void {
+    if (this.listening) this.signal.removeEventListener('abort', this);
+    this.listening = false;
+  }
+}
+
+/** The wait for a call's headers outlasted the provider's timeout. */
+function expire(call: FetchCall): void {
+  call.timedOut = true;
+  call.ctl.abort(new DOMException('The upstream did not answer in time.', 'TimeoutError'));
+}
+
+/** The UpstreamError for a non-2xx answer (its body read, so the connection is released). */
+async function statusError(provider: string, res: Response): Promise<UpstreamError> {
+  let text: string;
+  try {
+    text = await res.text();
+  } catch (e) {
+    text = (e as Error)?.message ?? '';
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  // OpenAI's `{error:{message,type,code}}`; some servers put the fields at the top level.
+  const err = body && typeof body === 'object' ? ((body as { error?: unknown }).error ?? body) : undefined;
+  const fallback = text.trim().slice(0, 500) || res.statusText;
+  const { message, type } = errorParts(err, fallback);
+  return fromStatus(
+    provider,
+    res.status,
+    message ? `${res.status} ${message}` : `${res.status} status code (no body)`,
+    type,
+    err ?? text,
+  );
+}
+
+/** An OpenAI error object's message and type, worded as the SDK words them (`APIError`). */
+function errorParts(
+  err: unknown,
+  fallback: string | undefined,
+): { message: string | undefined; type: string | null } {
+  const e = err as { message?: unknown; type?: unknown; code?: unknown } | null | undefined;
+  const message = e?.message
+    ? typeof e.message === 'string'
+      ? e.message
+      : JSON.stringify(e.message)
+    : e
+      ? JSON.stringify(e)
+      : fallback;
+  const type = e?.type ?? e?.code ?? null;
+  return { message, type: type === null ? null : String(type) };
+}
+
+/**
+ * The events of a streamed answer, parsed, one at a time: server-sent events through
+ * `eventsource-parser` (CRLF, comments, events split across reads), each `data` as JSON.
+ * `[DONE]` or the end of the body ends them; a malformed event, or an error event, throws as the
+ * SDK's stream throws.
+ */
+class SseEvents {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  private readonly decoder = new TextDecoder();
+  private readonly parser: EventSourceParser;
+  private readonly queue: EventSourceMessage[] = [];
+  private head = 0;
+  private overflow: ParseError | undefined;
+  private done = false;
+
+  constructor(
+    private readonly provider: string,
+    res: Response,
+  ) {
+    this.reader = res.body?.getReader();
+    this.parser = createParser({
+      onEvent: (m) => this.queue.push(m),
+      onError: (e) => {
+        if (e.type === 'max-buffer-size-exceeded') this.overflow = e;
+      },
+      maxBufferSize: SSE_MAX_BUFFER,
+    });
+  }
+
+  /** The next event's JSON, or undefined at the end. */
+  async next(): Promise<unknown> {
+    while (!this.done) {
+      if (this.head < this.queue.length) {
+        const m = this.queue[this.head++]!;
+        if (m.data === '[DONE]') break;
+        return this.parse(m);
+      }
+      this.queue.length = 0;
+      this.head = 0;
+      const r = this.reader ? await this.reader.read() : undefined;
+      if (!r || r.done) break;
+      this.parser.feed(this.decoder.decode(r.value, { stream: true }));
+      if (this.overflow) {
+        const p = this.provider;
+        throw new UpstreamError(p, 'malformed', `${p}: ${this.overflow.message}`, { cause: this.overflow });
+      }
+    }
+    this.done = true;
+    return undefined;
+  }
+
+  /** An event's JSON; an error event (named so, or an `{error}` object) throws. */
+  private parse(m: EventSourceMessage): unknown {
+    const p = this.provider;
+    let v: unknown;
+    try {
+      v = JSON.parse(m.data);
+    } catch (e) {
+      throw new UpstreamError(
+        p,
+        'malformed',
+        `${p} answered something that is not JSON: malformed server-sent event JSON`,
+        {
+          cause: e,
+        },
+      );
+    }
+    const inner = v && typeof v === 'object' ? (v as { error?: unknown }).error : undefined;
+    if (m.event === 'error' || inner) {
+      // No status inside a stream: the kind comes from the error's type.
+      const err = inner ?? v;
+      const { message, type } = errorParts(err, undefined);
+      throw fromStatus(p, undefined, message ?? '(no status code or body)', type, err);
+    }
+    return v;
+  }
+
+  /** Releases the body (a no-op once it was read to its end). */
+  async close(): Promise<void> {
+    await this.reader?.cancel().catch(() => {});
+  }
 }
 
 /** Did the signal fire because of a timeout (the router's per-call deadline)? */
@@ -316,6 +632,33 @@ function normalizeCompletion(provider: string, raw: unknown, model: string): Cha
       };
     }),
     usage: usageOf(c.usage),
+  };
+}
+
+/** An embeddings answer in our shape: one vector of numbers per input, in input order. */
+function normalizeEmbeddings(provider: string, raw: unknown, inputs: number): EmbeddingsResult {
+  const data = (raw as { data?: unknown })?.data;
+  if (!Array.isArray(data) || data.length !== inputs) {
+    throw new UpstreamError(
+      provider,
+      'malformed',
+      `${provider}: the embeddings answer has no vector per input`,
+    );
+  }
+  const sorted = [...(data as { index?: number; embedding?: unknown }[])].sort(
+    (a, b) => (a.index ?? 0) - (b.index ?? 0),
+  );
+  const vectors = sorted.map((d) => d.embedding);
+  if (!vectors.every((v): v is number[] => Array.isArray(v) && v.every((x) => typeof x === 'number'))) {
+    throw new UpstreamError(provider, 'malformed', `${provider}: an embedding is not a list of numbers`);
+  }
+  const usage = (raw as { usage?: { prompt_tokens?: number; total_tokens?: number } }).usage;
+  return {
+    vectors,
+    usage: {
+      prompt_tokens: usage?.prompt_tokens ?? 0,
+      total_tokens: usage?.total_tokens ?? usage?.prompt_tokens ?? 0,
+    },
   };
 }
 
