@@ -164,6 +164,8 @@ interface OpenLoopResult {
   completed: number;
   /** Completion minus the moment the request was handed to fetch, ms. */
   latency_ms: number[];
+  /** When each of those requests was handed to fetch, ms since the schedule's start (tails in time). */
+  sent_at_ms: number[];
   /** The same from the moment it was due (includes the generator's own lateness), ms. */
   latency_from_due_ms: number[];
   /** How late each request left against its schedule, ms. */
@@ -199,6 +201,7 @@ async function openLoopRole(specPath: string): Promise<void> {
     scheduled: total - warm,
     completed: 0,
     latency_ms: [],
+    sent_at_ms: [],
     latency_from_due_ms: [],
     send_lag_ms: [],
     statuses: {},
@@ -229,6 +232,7 @@ async function openLoopRole(specPath: string): Promise<void> {
           if (!recorded) return;
           r.completed++;
           r.latency_ms.push(end - sent);
+          r.sent_at_ms.push(sent - t0);
           r.latency_from_due_ms.push(end - due);
           r.send_lag_ms.push(sent - due);
           r.statuses[res.status] = (r.statuses[res.status] ?? 0) + 1;

@@ -9,6 +9,7 @@ import { PlatformClient } from './platform-client.ts';
 // a protocol-faithful Ollama server (on_prem) and an OpenAI-compatible server (cloud).
 let local: OllamaStub;
 let cloud: OpenAIStub;
+let vllm: OpenAIStub;
 let s: Awaited<ReturnType<typeof startTestServer>>;
 const keys: Record<string, string> = {};
 const owners: Record<string, { email: string; password: string }> = {};
@@ -50,6 +51,8 @@ beforeAll(async () => {
     apiKey: 'sk-cloud-test',
     models: ['gpt-4o-mini', 'text-embedding-3-small'],
   });
+  // An on-prem OpenAI-compatible server (vLLM, llama.cpp): no key, on this network.
+  vllm = await startOpenAIStub({ models: ['llama-3.1-8b'] });
   s = await startTestServer({
     config: {
       providers: [
@@ -62,11 +65,13 @@ beforeAll(async () => {
           location: 'cloud',
           timeout_ms: 2_000,
         },
+        { id: 'vllm', kind: 'openai', url: vllm.url, location: 'on_prem', timeout_ms: 2_000 },
       ],
       models: [
         { alias: 'default', route: ['local/llama3.2', 'cloud/gpt-4o-mini'] },
         { alias: 'embed', route: ['local/nomic-embed-text', 'cloud/text-embedding-3-small'] },
         { alias: 'cloud-only', route: ['cloud/gpt-4o-mini'] },
+        { alias: 'onprem-oai', route: ['vllm/llama-3.1-8b', 'cloud/gpt-4o-mini'] },
       ],
       prices: { 'cloud/gpt-4o-mini': { input: 15_000_000, output: 60_000_000, currency: 'usd' } },
     },
@@ -81,10 +86,12 @@ afterAll(async () => {
   await s?.cleanup();
   await local?.stop();
   await cloud?.stop();
+  await vllm?.stop();
 });
 beforeEach(() => {
   local.setFault(null);
   cloud.setFault(null);
+  vllm.setFault(null);
   // Each case starts with every circuit closed (the breaker itself is tested in router.test.ts).
   for (const b of s.ai.runtime.breakers.values()) b.success();
 });
@@ -92,7 +99,7 @@ beforeEach(() => {
 describe('OpenAI wire format through the official SDK', () => {
   test('models, plain chat, streaming and embeddings, answered on-prem', async () => {
     const models = await sdk('open').models.list();
-    expect(models.data.map((m) => m.id).sort()).toEqual(['cloud-only', 'default', 'embed']);
+    expect(models.data.map((m) => m.id).sort()).toEqual(['cloud-only', 'default', 'embed', 'onprem-oai']);
     const { data, response } = await sdk('open')
       .chat.completions.create({ model: 'default', messages: [{ role: 'user', content: 'hello there' }] })
       .withResponse();
@@ -111,6 +118,40 @@ describe('OpenAI wire format through the official SDK', () => {
     const emb = await sdk('open').embeddings.create({ model: 'embed', input: ['a', 'b', 'c'] });
     expect(emb.data.map((d) => d.index)).toEqual([0, 1, 2]);
     expect(emb.data[0]!.embedding.length).toBe(16);
+  });
+
+  test('an on-prem OpenAI-compatible server answers plain and streamed chat, even where cloud is off', async () => {
+    vllm.requests.length = 0;
+    const { data, response } = await sdk('strict')
+      .chat.completions.create({ model: 'onprem-oai', messages: [{ role: 'user', content: 'hello vllm' }] })
+      .withResponse();
+    expect(data.choices[0]!.message.content).toContain('hello vllm');
+    expect(response.headers.get('x-ai-provider')).toBe('vllm');
+    expect(response.headers.get('x-ai-route')).toStartWith(
+      'onprem-oai; vllm/llama-3.1-8b=ok, cloud/gpt-4o-mini=skipped(',
+    );
+    const stream = await sdk('strict').chat.completions.create({
+      model: 'onprem-oai',
+      messages: [{ role: 'user', content: 'stream from vllm' }],
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toContain('stream from vllm');
+    // Reached by the lean client (no SDK headers), with the provider's own model name.
+    expect(
+      vllm.requests.map((r) => [r.path, r.headers['user-agent'], (r.body as { model: string }).model]),
+    ).toEqual([
+      ['/v1/chat/completions', 'soulfra', 'llama-3.1-8b'],
+      ['/v1/chat/completions', 'soulfra', 'llama-3.1-8b'],
+    ]);
+    // Down, it falls back... but not for a platform whose cloud use is off: a clean 503.
+    vllm.setFault('status500');
+    const err = (await sdk('strict')
+      .chat.completions.create({ model: 'onprem-oai', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e) => e)) as InstanceType<typeof OpenAI.APIError>;
+    expect(err.status).toBe(503);
+    expect(err.code).toBe('ai.no_provider_available');
   });
 
   test('tools pass through: a tool call comes back in OpenAI shape', async () => {
@@ -208,7 +249,11 @@ describe('policy: nothing leaves the box unless allowed', () => {
         .catch((e) => e)) as InstanceType<typeof OpenAI.APIError>;
       expect(direct.status).toBe(503);
       expect(cloud.requests.length).toBe(seen);
-      expect((await sdk(slug).models.list()).data.map((m) => m.id).sort()).toEqual(['default', 'embed']);
+      expect((await sdk(slug).models.list()).data.map((m) => m.id).sort()).toEqual([
+        'default',
+        'embed',
+        'onprem-oai',
+      ]);
     });
   }
 

@@ -9,7 +9,7 @@ import {
 } from '../../../tests/peers/openai-stub.ts';
 import type { ChatChunk, ChatRequest, Provider, ProviderConfig } from '../provider.ts';
 import { UpstreamError } from '../provider.ts';
-import { createOpenAIProvider } from './openai.ts';
+import { createLeanProvider, createOpenAIProvider } from './openai.ts';
 
 const KEY_ENV = 'SOULFRA_TEST_OPENAI_PROVIDER_KEY';
 const KEY = 'sk-test-openai-0123456789';
@@ -59,21 +59,26 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
 }
 
 /**
- * The whole suite runs against both transports: `location: cloud` (left unset: the default) goes
- * through the official SDK, `on_prem` through the lean fetch client; both must behave the same.
+ * The whole suite runs against every transport: `location: cloud` (left unset: the default) goes
+ * through the official SDK; `on_prem` through the lean client, on the JS-thread HTTP/1.1 client
+ * for an `http:` server (`on_prem`) or on Bun's `fetch` (`on_prem+fetch`, as for `https:`). All
+ * must behave the same.
  */
-for (const location of ['cloud', 'on_prem'] as const) {
-  const provider = (extra: Partial<ProviderConfig> = {}): Provider =>
-    createOpenAIProvider({
+for (const variant of ['cloud', 'on_prem', 'on_prem+fetch'] as const) {
+  const location = variant === 'cloud' ? 'cloud' : 'on_prem';
+  const provider = (extra: Partial<ProviderConfig> = {}): Provider => {
+    const cfg: ProviderConfig = {
       id: 'oai',
       kind: 'openai',
       url: stub.url,
       api_key_env: KEY_ENV,
       ...(location === 'on_prem' ? { location } : {}),
       ...extra,
-    });
+    };
+    return variant === 'on_prem+fetch' ? createLeanProvider(cfg, 'fetch') : createOpenAIProvider(cfg);
+  };
 
-  describe(`openai provider (${location}): chat`, () => {
+  describe(`openai provider (${variant}): chat`, () => {
     test('sends the request as is (with the bearer key) and returns the completion in our shape', async () => {
       const req: ChatRequest = {
         model: 'gpt-4o-mini',
@@ -136,7 +141,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): streaming`, () => {
+  describe(`openai provider (${variant}): streaming`, () => {
     test('chunks as sent, usage requested and last, the text exact', async () => {
       const chunks = await collect(await provider().chatStream(hello, signal()));
       expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
@@ -192,7 +197,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): tools`, () => {
+  describe(`openai provider (${variant}): tools`, () => {
     test('tools and tool_choice go upstream as is; the tool call comes back', async () => {
       const req: ChatRequest = {
         model: 'gpt-4o-mini',
@@ -269,7 +274,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): embeddings and health`, () => {
+  describe(`openai provider (${variant}): embeddings and health`, () => {
     test('embeddings: float vectors in input order, with usage', async () => {
       const r = await provider().embeddings(
         { model: 'text-embedding-3-small', input: ['alpha beta', 'gamma'] },
@@ -295,7 +300,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): keys`, () => {
+  describe(`openai provider (${variant}): keys`, () => {
     test('a wrong key: 401 → client (not retryable)', async () => {
       process.env.SOULFRA_TEST_OPENAI_WRONG_KEY = 'sk-wrong';
       try {
@@ -322,7 +327,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): faults → kinds`, () => {
+  describe(`openai provider (${variant}): faults → kinds`, () => {
     const table: [string, StubFault, UpstreamError['kind'], number | undefined][] = [
       ['refused connection', 'refuse', 'connect', undefined],
       ['500', 'status500', 'server', 500],
@@ -485,7 +490,7 @@ for (const location of ['cloud', 'on_prem'] as const) {
     });
   });
 
-  describe(`openai provider (${location}): wire details`, () => {
+  describe(`openai provider (${variant}): wire details`, () => {
     test('a trailing slash on the url is tolerated', async () => {
       const p = provider({ url: `${stub.url}/` });
       expect((await p.chat(hello, signal())).choices[0]!.message.content).toBe('You said: hello there');
@@ -557,7 +562,7 @@ describe('openai provider: which transport', () => {
     }
   });
 
-  test('location on_prem: the lean fetch client (no x-stainless-*, its own user agent, the same wire)', async () => {
+  test('location on_prem: the lean client (no x-stainless-*, its own user agent, the same wire)', async () => {
     const p = createOpenAIProvider({ ...cfg, url: stub.url, location: 'on_prem' });
     expect(p.location).toBe('on_prem');
     const sent = await everyCall(p);
@@ -584,6 +589,20 @@ describe('openai provider: which transport', () => {
       'application/json',
       undefined,
     ]);
+    // An http: server is reached by the JS-thread HTTP/1.1 client: exactly these headers (Bun's
+    // fetch adds accept-encoding and connection of its own).
+    expect(Object.keys(sent[0]!.headers).sort()).toEqual([
+      'accept',
+      'authorization',
+      'content-length',
+      'content-type',
+      'host',
+      'user-agent',
+    ]);
+    const viaFetch = await everyCall(
+      createLeanProvider({ ...cfg, url: stub.url, location: 'on_prem' }, 'fetch'),
+    );
+    expect(Object.keys(viaFetch[0]!.headers)).toContain('accept-encoding');
   });
 });
 

@@ -6,6 +6,7 @@ import {
 } from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Stream } from 'openai/core/streaming';
+import { createHttp1Client } from '../../shared/http1.ts';
 import {
   type ChatChunk,
   type ChatCompletion,
@@ -29,7 +30,19 @@ const OPENAI_URL = 'https://api.openai.com/v1';
  * same shapes, same UpstreamError kinds, same abort rules.
  */
 export function createOpenAIProvider(cfg: ProviderConfig): Provider {
-  return (cfg.location ?? 'cloud') === 'on_prem' ? createFetchProvider(cfg) : createSdkProvider(cfg);
+  return (cfg.location ?? 'cloud') === 'on_prem' ? createLeanProvider(cfg) : createSdkProvider(cfg);
+}
+
+/**
+ * The lean transport with a given HTTP client: by default the JS-thread HTTP/1.1 client for
+ * `http:` servers (see shared/http1.ts for why) and Bun's `fetch` for `https:` ones. Tests pick
+ * `fetch` to prove that path too.
+ */
+export function createLeanProvider(cfg: ProviderConfig, client: 'auto' | 'fetch' = 'auto'): Provider {
+  const base = cfg.url ?? OPENAI_URL;
+  if (client === 'fetch' || !base.startsWith('http://')) return createFetchProvider(cfg, fetch, null);
+  const h1 = createHttp1Client();
+  return createFetchProvider(cfg, h1.fetch, () => h1.close());
 }
 
 /**
@@ -135,11 +148,17 @@ const USER_AGENT = 'soulfra';
 /** How much of an unfinished server-sent event the lean transport buffers (a runaway server). */
 const SSE_MAX_BUFFER = 16 * 1024 * 1024;
 
+/** How the lean transport sends a request (`fetch`, or the HTTP/1.1 client's). */
+type LeanFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<Response>;
+
 /**
- * The lean transport for on-prem servers: plain `fetch` on the OpenAI wire format. Everything a
- * call does not need to make afresh (URLs, headers) is built here, once.
+ * The lean transport for on-prem servers: one HTTP request on the OpenAI wire format, through
+ * `send`. Everything a call does not need to make afresh (URLs, headers) is built here, once.
  */
-function createFetchProvider(cfg: ProviderConfig): Provider {
+function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() => void) | null): Provider {
   const id = cfg.id;
   const base = (cfg.url ?? OPENAI_URL).replace(/\/+$/, '');
   const chatUrl = `${base}/chat/completions`;
@@ -161,8 +180,12 @@ function createFetchProvider(cfg: ProviderConfig): Provider {
     kind: 'openai',
     location: 'on_prem',
 
+    async close() {
+      close?.();
+    },
+
     async chat(req, signal) {
-      const call = new FetchCall(id, signal, timeoutMs);
+      const call = new FetchCall(id, signal, timeoutMs, send);
       let raw: unknown;
       try {
         const res = await call.open(chatUrl, 'POST', JSON.stringify({ ...req, stream: false }), jsonHeaders);
@@ -177,7 +200,7 @@ function createFetchProvider(cfg: ProviderConfig): Provider {
 
     async chatStream(req, signal) {
       const body = JSON.stringify({ ...req, stream: true, stream_options: { include_usage: true } });
-      const call = new FetchCall(id, signal, timeoutMs);
+      const call = new FetchCall(id, signal, timeoutMs, send);
       async function* chunks(): AsyncGenerator<ChatChunk> {
         let res: Response;
         try {
@@ -219,7 +242,7 @@ function createFetchProvider(cfg: ProviderConfig): Provider {
     },
 
     async embeddings(req, signal) {
-      const call = new FetchCall(id, signal, timeoutMs);
+      const call = new FetchCall(id, signal, timeoutMs, send);
       let raw: unknown;
       try {
         const body = JSON.stringify({ model: req.model, input: req.input, encoding_format: 'float' });
@@ -234,7 +257,7 @@ function createFetchProvider(cfg: ProviderConfig): Provider {
     },
 
     async health(signal) {
-      const call = new FetchCall(id, signal, timeoutMs);
+      const call = new FetchCall(id, signal, timeoutMs, send);
       try {
         const res = await call.open(modelsUrl, 'GET', undefined, getHeaders);
         // As the SDK: a JSON answer must parse (anything else that is 2xx is taken as is).
@@ -269,6 +292,7 @@ class FetchCall {
     readonly provider: string,
     readonly signal: AbortSignal,
     private readonly timeoutMs: number,
+    private readonly send: LeanFetch,
   ) {}
 
   /** The caller's signal fired. */
@@ -284,7 +308,7 @@ class FetchCall {
     const timer = setTimeout(expire, this.timeoutMs, this);
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body, signal: this.ctl.signal });
+      res = await this.send(url, { method, headers, body, signal: this.ctl.signal });
     } finally {
       clearTimeout(timer);
     }
