@@ -133,26 +133,29 @@ function checkChatBody(body: unknown): {
     throw new AppError('ai.invalid_request', 'only n = 1 is supported', 400, [
       { path: '/n', reason: 'must be 1' },
     ]);
-  const pick = <K extends keyof ChatRequest>(k: K) => (b[k] === undefined ? {} : { [k]: b[k] });
+  const req: Record<string, unknown> = { messages: b.messages };
+  for (const k of PASSED_THROUGH) if (b[k] !== undefined) req[k] = b[k];
   const maxTokens = b.max_tokens ?? b.max_completion_tokens;
+  if (typeof maxTokens === 'number') req.max_tokens = maxTokens;
   return {
     model: b.model,
     stream: b.stream === true,
     includeUsage: Boolean((b.stream_options as { include_usage?: boolean } | undefined)?.include_usage),
-    req: {
-      messages: b.messages as ChatMessage[],
-      ...pick('temperature'),
-      ...pick('top_p'),
-      ...pick('stop'),
-      ...pick('tools'),
-      ...pick('tool_choice'),
-      ...pick('response_format'),
-      ...pick('seed'),
-      ...pick('user'),
-      ...(typeof maxTokens === 'number' ? { max_tokens: maxTokens } : {}),
-    },
+    req: req as unknown as Omit<ChatRequest, 'model'>,
   };
 }
+
+/** The request fields passed on to providers as sent (besides messages and max_tokens). */
+const PASSED_THROUGH = [
+  'temperature',
+  'top_p',
+  'stop',
+  'tools',
+  'tool_choice',
+  'response_format',
+  'seed',
+  'user',
+] as const satisfies readonly (keyof ChatRequest)[];
 
 /** Every text of a message list (string content and text parts). */
 function textsOf(messages: readonly ChatMessage[]): string[] {
@@ -403,7 +406,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         const { model, req, stream, includeUsage } = checkChatBody(body);
         const bp = c.blueprint();
         const policy = policyOf(bp);
-        const blocked = findBlockedTerm(textsOf(req.messages), bp.ai_settings.safety_filters.blocked_terms);
+        const promptTexts = textsOf(req.messages);
+        const blocked = findBlockedTerm(promptTexts, bp.ai_settings.safety_filters.blocked_terms);
         if (blocked) {
           throw new AppError(
             'ai.blocked_by_policy',
@@ -412,7 +416,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
             [{ path: '/messages', reason: `blocked_term:${blocked}` }],
           );
         }
-        await classify(bp, textsOf(req.messages), request.signal);
+        if (runtime.classifier) await classify(bp, promptTexts, request.signal);
         checkBudgets(c);
         plan = planRoute(model, runtime, policy);
         const redact = bp.ai_settings.safety_filters.redact_pii;
@@ -425,7 +429,6 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           return { ...req, messages: r.messages, model: cand.model };
         };
         const started = performance.now();
-        const promptTexts = textsOf(req.messages);
         if (!stream) {
           const routed = await runPlan(plan, runtime, request.signal, timeoutOf, (cand, signal) =>
             cand.provider.chat(forCandidate(cand), signal),

@@ -30,6 +30,15 @@ describe('password sign-in and sessions', () => {
     expect(me.body.permissions).toContain('users:write');
   });
 
+  test("a session records the client's address (read from the socket)", async () => {
+    const c = client();
+    expect((await c.signIn(env.owner.email, env.owner.password)).status).toBe(200);
+    const ips = await env.s.app.platformDbs.use(env.platformId, (db) =>
+      db.query<{ ip: string | null }, []>('SELECT ip FROM sessions ORDER BY created_at DESC LIMIT 1').all(),
+    );
+    expect(ips.map((r) => r.ip)).toEqual(['127.0.0.1']);
+  });
+
   test('the session id rotates at every sign-in', async () => {
     const c = client();
     await c.signIn(env.owner.email, env.owner.password);

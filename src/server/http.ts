@@ -38,7 +38,8 @@ export function createHttpHandlers(d: {
   const routeOf = new WeakMap<Request, string>();
   const platformOf = new WeakMap<Request, PlatformHead>();
   const dbOf = new WeakMap<Request, () => Database>();
-  const ipOf = new WeakMap<Request, string | null>();
+  const serverOf = new WeakMap<Request, { requestIP(r: Request): { address: string } | null }>();
+  const ipOf = (request: Request) => serverOf.get(request)?.requestIP(request)?.address ?? null;
 
   const readiness = () => {
     const checks: Record<string, string> = {};
@@ -113,7 +114,7 @@ export function createHttpHandlers(d: {
   return {
     async fetch(request, server) {
       const t0 = performance.now();
-      ipOf.set(request, server?.requestIP(request)?.address ?? null);
+      if (server) serverOf.set(request, server);
       let kind = 'unknown';
       let res: Response;
       try {

@@ -31,7 +31,8 @@ export interface PlatformRoutesDeps {
   tenancy: Tenancy;
   platformOf: WeakMap<Request, PlatformHead>;
   dbOf: WeakMap<Request, () => Database>;
-  ipOf: WeakMap<Request, string | null>;
+  /** The client's address (read from the socket when first asked). */
+  ipOf: (request: Request) => string | null;
   routeOf: WeakMap<Request, string>;
   ai: { runtime: AiRuntime; meter: Meter };
 }
@@ -120,7 +121,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           );
         }
       }
-      const host = request.headers.get('host') ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
+      // The client's address and the public origin are worked out only by the routes that use
+      // them (sign-in, SSO, SCIM), not on the path of every AI call.
       setRequestContext(request, {
         app: d.app,
         platform: { id: platform.id, slug: platform.slug, name: platform.name },
@@ -129,9 +131,14 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         },
         principal: a.principal,
         pendingMfa: a.pendingMfa,
-        ip: d.ipOf.get(request) ?? null,
+        get ip() {
+          return d.ipOf(request);
+        },
         blueprint: () => d.tenancy.blueprintOf(platform.id),
-        origin: `${new URL(d.tenancy.settings().public_url).protocol}//${host}`,
+        get origin() {
+          const host = request.headers.get('host') ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
+          return `${new URL(d.tenancy.settings().public_url).protocol}//${host}`;
+        },
       });
     })
     .get('/', ({ request }) =>
