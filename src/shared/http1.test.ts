@@ -182,6 +182,22 @@ describe('the HTTP/1.1 client', () => {
     expect(ports.length).toBe(before);
   });
 
+  test('no headers within timeoutMs: a TimeoutError, and the connection is closed', async () => {
+    client = createHttp1Client();
+    const t0 = performance.now();
+    const e = await client.fetch(`${base}/slow`, { method: 'GET', headers: {}, timeoutMs: 60 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect((e as DOMException).name).toBe('TimeoutError');
+    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(client.openConnections()).toBe(0);
+    // A quick answer is not cut by its deadline afterwards, even while its body streams.
+    const r = await client.fetch(`${base}/chunked`, { method: 'GET', headers: {}, timeoutMs: 40 });
+    await Bun.sleep(60);
+    expect(await r.text()).toBe('part0;part1;part2;');
+  });
+
   test('an abort mid-body errors the body stream with its reason', async () => {
     client = createHttp1Client();
     const ctl = new AbortController();

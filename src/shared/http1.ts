@@ -24,8 +24,10 @@ import { HTTPParser } from 'http-parser-js';
 export interface Http1FetchInit {
   method: string;
   headers: Record<string, string>;
-  body?: string;
+  body?: string | undefined;
   signal?: AbortSignal;
+  /** No answer's headers within this many ms: the request is abandoned with a `TimeoutError`. */
+  timeoutMs?: number;
 }
 
 export type Http1Fetch = (url: string, init: Http1FetchInit) => Promise<Response>;
@@ -303,8 +305,9 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
       let conn: Conn | null = null;
       let settled = false;
       let listening = false;
-      const onAbort = () => {
-        const reason = abortReason(signal!);
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const onAbort = (why?: unknown) => {
+        const reason = why instanceof DOMException ? why : abortReason(signal!);
         ex.done();
         if (!ex.answered) ex.reject(reason);
         else if (ex.stream) {
@@ -320,6 +323,7 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
         resolve(r) {
           if (settled) return;
           settled = true;
+          if (timer) clearTimeout(timer);
           // A whole answer needs the signal no more; a streamed one keeps it until its end.
           if (!ex.stream) ex.done();
           resolve(r);
@@ -338,6 +342,7 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
           return true;
         },
         done() {
+          if (timer) clearTimeout(timer);
           if (listening) signal!.removeEventListener('abort', onAbort);
           listening = false;
         },
@@ -354,6 +359,10 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
       if (signal) {
         signal.addEventListener('abort', onAbort);
         listening = true;
+      }
+      if (init.timeoutMs !== undefined) {
+        const ms = init.timeoutMs;
+        timer = setTimeout(() => onAbort(new DOMException(`no answer within ${ms} ms`, 'TimeoutError')), ms);
       }
 
       // One string, written at once (the socket encodes it; no intermediate buffers).

@@ -40,7 +40,8 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
  */
 export function createLeanProvider(cfg: ProviderConfig, client: 'auto' | 'fetch' = 'auto'): Provider {
   const base = cfg.url ?? OPENAI_URL;
-  if (client === 'fetch' || !base.startsWith('http://')) return createFetchProvider(cfg, fetch, null);
+  if (client === 'fetch' || !base.startsWith('http://'))
+    return createFetchProvider(cfg, fetchWithDeadline, null);
   const h1 = createHttp1Client();
   return createFetchProvider(cfg, h1.fetch, () => h1.close());
 }
@@ -151,7 +152,14 @@ const SSE_MAX_BUFFER = 16 * 1024 * 1024;
 /** How the lean transport sends a request (`fetch`, or the HTTP/1.1 client's). */
 type LeanFetch = (
   url: string,
-  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+  init: {
+    method: string;
+    headers: Record<string, string>;
+    body?: string | undefined;
+    signal: AbortSignal;
+    /** How long to wait for the answer's headers. */
+    timeoutMs: number;
+  },
 ) => Promise<Response>;
 
 /**
@@ -192,8 +200,6 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
         raw = await res.json();
       } catch (e) {
         throw call.fail(e);
-      } finally {
-        call.end();
       }
       return normalizeCompletion(id, raw, req.model);
     },
@@ -206,11 +212,9 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
         try {
           res = await call.open(chatUrl, 'POST', body, sseHeaders);
         } catch (e) {
-          call.end();
           throw call.fail(e);
         }
         const events = new SseEvents(id, res);
-        let ended = false;
         let finished = false;
         try {
           while (true) {
@@ -221,7 +225,6 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
               throw call.fail(e);
             }
             if (raw === undefined) {
-              ended = true;
               if (signal.aborted || !finished) {
                 throw endedEarly(id, signal, 'the stream ended before a finish_reason');
               }
@@ -232,9 +235,8 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
             yield chunk;
           }
         } finally {
-          call.end();
-          // The consumer stopped early (or the stream failed): abort the upstream request.
-          if (!ended) call.ctl.abort();
+          // The consumer stopped early (or the stream failed): cancelling the body closes the
+          // upstream request (a finished one is already closed).
           await events.close();
         }
       }
@@ -250,8 +252,6 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
         raw = await res.json();
       } catch (e) {
         throw call.fail(e);
-      } finally {
-        call.end();
       }
       return normalizeEmbeddings(id, raw, req.input.length);
     },
@@ -268,25 +268,19 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
         // A 4xx other than 429 means a server answered (some OpenAI-compatible servers have no
         // model list): it is up. Refused, timed out, 429 and 5xx mean it is not.
         return answeredUp(e);
-      } finally {
-        call.end();
       }
     },
   };
 }
 
 /**
- * One request of the lean transport: a single controller aborted by the caller's signal (this
- * object is its listener, so no closure is made) or by the wait for the headers outlasting the
- * provider's timeout. `end()` must run once the answer is read or abandoned.
+ * One request of the lean transport. The caller's signal and the provider's timeout (for the
+ * answer's headers) go to the sender as they are: the HTTP/1.1 client handles both itself, and
+ * `fetchWithDeadline` does the same for Bun's fetch; a timeout rejects with a `TimeoutError`.
  */
 class FetchCall {
-  readonly ctl = new AbortController();
-  /** The headers did not come in time (our own abort). */
-  timedOut = false;
   /** The headers came: a failure now is the answer's, not the connection's. */
   answered = false;
-  private listening = false;
 
   constructor(
     readonly provider: string,
@@ -295,23 +289,16 @@ class FetchCall {
     private readonly send: LeanFetch,
   ) {}
 
-  /** The caller's signal fired. */
-  handleEvent(): void {
-    this.ctl.abort(this.signal.reason);
-  }
-
   /** Sends the request; resolves with a 2xx answer whose body is still to read. */
   async open(url: string, method: string, body: string | undefined, headers: Record<string, string>) {
     if (this.signal.aborted) throw abortedError(this.provider, this.signal);
-    this.signal.addEventListener('abort', this);
-    this.listening = true;
-    const timer = setTimeout(expire, this.timeoutMs, this);
-    let res: Response;
-    try {
-      res = await this.send(url, { method, headers, body, signal: this.ctl.signal });
-    } finally {
-      clearTimeout(timer);
-    }
+    const res = await this.send(url, {
+      method,
+      headers,
+      body,
+      signal: this.signal,
+      timeoutMs: this.timeoutMs,
+    });
     this.answered = true;
     if (!res.ok) throw await statusError(this.provider, res);
     return res;
@@ -323,25 +310,50 @@ class FetchCall {
     if (this.signal.aborted) return abortedError(this.provider, this.signal, e);
     if (e instanceof UpstreamError) return e;
     const p = this.provider;
-    if (this.timedOut) return new UpstreamError(p, 'timeout', `${p} did not answer in time`, { cause: e });
+    // With the caller's signal quiet, a TimeoutError is the provider's own header deadline.
+    if (!this.answered && (e as { name?: unknown })?.name === 'TimeoutError') {
+      return new UpstreamError(p, 'timeout', `${p} did not answer in time`, { cause: e });
+    }
     if (!this.answered) {
       const why = (e as Error)?.message ?? String(e);
       return new UpstreamError(p, 'connect', `${p} could not be reached: ${why}`, { cause: e });
     }
     return mapOpenAIError(p, e, this.signal);
   }
+}
 
-  end(): void {
-    if (this.listening) this.signal.removeEventListener('abort', this);
-    this.listening = false;
+/**
+ * Bun's `fetch` with the lean transport's deadline: the caller's signal, or no headers within
+ * `timeoutMs` (then it rejects with a `TimeoutError`), aborts the request.
+ */
+const fetchWithDeadline: LeanFetch = async (url, init) => {
+  const ctl = new AbortController();
+  const onAbort = () => ctl.abort(init.signal.reason);
+  init.signal.addEventListener('abort', onAbort);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, init.timeoutMs);
+  try {
+    return await fetch(url, {
+      method: init.method,
+      headers: init.headers,
+      body: init.body,
+      signal: ctl.signal,
+    });
+  } catch (e) {
+    if (timedOut && !init.signal.aborted) {
+      throw new DOMException(`no answer within ${init.timeoutMs} ms`, 'TimeoutError');
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    // NB! The caller's signal keeps reaching a streamed body: the listener stays until it fires
+    // or the signal is collected with the request.
+    if (timedOut) init.signal.removeEventListener('abort', onAbort);
   }
-}
-
-/** The wait for a call's headers outlasted the provider's timeout. */
-function expire(call: FetchCall): void {
-  call.timedOut = true;
-  call.ctl.abort(new DOMException('The upstream did not answer in time.', 'TimeoutError'));
-}
+};
 
 /** The UpstreamError for a non-2xx answer (its body read, so the connection is released). */
 async function statusError(provider: string, res: Response): Promise<UpstreamError> {
