@@ -223,7 +223,7 @@ export class Meter {
 }
 
 /** Rows written per transaction by a flush. */
-const FLUSH_SLICE = 256;
+const FLUSH_SLICE = 64;
 
 /** Writes usage records in one transaction. */
 function writeUsage(db: Database, records: readonly UsageRecord[]): void {
