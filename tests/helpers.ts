@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG, type InstanceConfig, silentLogger } from '../src/app/index.ts';
+import { createPlatform, type Instance, openInstance } from '../src/flows/index.ts';
 import { type RunningServer, startServer } from '../src/server/start.ts';
 
 /** The repository root. */
@@ -13,6 +14,24 @@ export const BUN = join(ROOT, 'node_modules', '.bin', 'bun');
 export function tempDir(prefix = 'soulfra-test-'): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** An instance in this process (no server) on a fresh data dir, with one platform and a fixed clock. */
+export async function instanceWithPlatform(
+  slug: string,
+  now: () => number,
+): Promise<{ inst: Instance; platformId: string; cleanup(): Promise<void> }> {
+  const t = tempDir();
+  const inst = openInstance({ dataDir: join(t.dir, 'data'), log: silentLogger, clock: { now } });
+  const platformId = (await createPlatform(inst.app, inst.tenancy, { slug }, 'test')).platform.id;
+  return {
+    inst,
+    platformId,
+    async cleanup() {
+      await inst.close();
+      t.cleanup();
+    },
+  };
 }
 
 /** Starts a server in this process on 127.0.0.1 and a free port, on a fresh data dir. */

@@ -1,23 +1,24 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { join } from 'node:path';
-import { tempDir } from '../../tests/helpers.ts';
-import { silentLogger } from '../app/index.ts';
-import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
+import { instanceWithPlatform } from '../../tests/helpers.ts';
+import type { Instance } from '../flows/index.ts';
 import { costOf, Meter, periodStart, type UsageRecord } from './meter.ts';
 
-const t = tempDir();
 let inst: Instance;
 let platformId: string;
+let cleanup: () => Promise<void>;
 const now = Date.UTC(2026, 10, 26, 12);
 
 beforeAll(async () => {
-  inst = openInstance({ dataDir: join(t.dir, 'data'), log: silentLogger, clock: { now: () => now } });
-  platformId = (await createPlatform(inst.app, inst.tenancy, { slug: 'meter' }, 'test')).platform.id;
+  ({ inst, platformId, cleanup } = await instanceWithPlatform('meter', () => now));
 });
-afterAll(async () => {
-  await inst.close();
-  t.cleanup();
-});
+afterAll(() => cleanup());
+
+/** Usage rows written so far. */
+const count = () =>
+  inst.app.platformDbs.use(
+    platformId,
+    (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+  );
 
 const rec = (over: Partial<UsageRecord> = {}): UsageRecord => ({
   platformId,
@@ -49,11 +50,6 @@ describe('metering', () => {
 
   test('records are buffered, then written in one flush; nothing is written per request', async () => {
     const meter = new Meter(inst.app, { flushMs: 60_000 });
-    const count = () =>
-      inst.app.platformDbs.use(
-        platformId,
-        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
-      );
     const before = await count();
     await inst.app.platformDbs.use(platformId, (db) => {
       for (let i = 0; i < 50; i++) meter.record(db, rec());
@@ -66,11 +62,6 @@ describe('metering', () => {
 
   test('a large batch is written whole, in slices that let other work run in between', async () => {
     const meter = new Meter(inst.app, { flushMs: 60_000 });
-    const count = () =>
-      inst.app.platformDbs.use(
-        platformId,
-        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
-      );
     const before = await count();
     await inst.app.platformDbs.use(platformId, (db) => {
       for (let i = 0; i < 1_000; i++) meter.record(db, rec({ latencyMs: i }));

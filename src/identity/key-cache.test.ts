@@ -1,25 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { join } from 'node:path';
-import { tempDir } from '../../tests/helpers.ts';
-import { silentLogger } from '../app/index.ts';
-import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
+import { instanceWithPlatform } from '../../tests/helpers.ts';
+import type { Instance } from '../flows/index.ts';
 import { authenticateApiKey, createApiKey, revokeUserKeys } from './apikeys.ts';
 import { forgetApiKeys, KEY_CACHE_TTL_MS } from './key-cache.ts';
 import { createUserRepository } from './users.repository.ts';
 
-const t = tempDir();
 let inst: Instance;
 let platformId: string;
+let cleanup: () => Promise<void>;
 const now = Date.UTC(2026, 10, 26, 12);
 
 beforeAll(async () => {
-  inst = openInstance({ dataDir: join(t.dir, 'data'), log: silentLogger, clock: { now: () => now } });
-  platformId = (await createPlatform(inst.app, inst.tenancy, { slug: 'keycache' }, 'test')).platform.id;
+  ({ inst, platformId, cleanup } = await instanceWithPlatform('keycache', () => now));
 });
-afterAll(async () => {
-  await inst.close();
-  t.cleanup();
-});
+afterAll(() => cleanup());
 
 const withDb = <T>(fn: (db: import('bun:sqlite').Database) => T) => inst.app.platformDbs.use(platformId, fn);
 
