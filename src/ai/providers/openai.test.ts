@@ -604,6 +604,23 @@ describe('openai provider: which transport', () => {
     );
     expect(Object.keys(viaFetch[0]!.headers)).toContain('accept-encoding');
   });
+
+  test('location on_prem with an HTTP proxy configured: fetch, which honours HTTP_PROXY and NO_PROXY', async () => {
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, NO_PROXY: process.env.NO_PROXY };
+    process.env.HTTP_PROXY = 'http://127.0.0.1:9';
+    process.env.NO_PROXY = '127.0.0.1';
+    try {
+      const p = createOpenAIProvider({ ...cfg, url: stub.url, location: 'on_prem' });
+      const sent = await everyCall(p);
+      expect(sent).toHaveLength(4);
+      expect(Object.keys(sent[0]!.headers)).toContain('accept-encoding');
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
 });
 
 /** Resolves once `n` requests have reached the stub (they are recorded on arrival). */

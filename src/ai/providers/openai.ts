@@ -35,13 +35,16 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
 
 /**
  * The lean transport with a given HTTP client: by default the JS-thread HTTP/1.1 client for
- * `http:` servers (see shared/http1.ts for why) and Bun's `fetch` for `https:` ones. Tests pick
- * `fetch` to prove that path too.
+ * `http:` servers (see shared/http1.ts for why) and Bun's `fetch` for `https:` ones or when an
+ * HTTP proxy is configured. Tests pick `fetch` to prove that path too.
  */
 export function createLeanProvider(cfg: ProviderConfig, client: 'auto' | 'fetch' = 'auto'): Provider {
   const base = cfg.url ?? OPENAI_URL;
-  if (client === 'fetch' || !base.startsWith('http://'))
+  // With an HTTP proxy configured, `fetch` honours it (and NO_PROXY); our client does not.
+  const proxied = Boolean(process.env.HTTP_PROXY || process.env.http_proxy);
+  if (client === 'fetch' || proxied || !base.startsWith('http://')) {
     return createFetchProvider(cfg, fetchWithDeadline, null);
+  }
   const h1 = createHttp1Client();
   return createFetchProvider(cfg, h1.fetch, () => h1.close());
 }
