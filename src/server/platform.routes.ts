@@ -31,7 +31,7 @@ export interface PlatformRoutesDeps {
   tenancy: Tenancy;
   platformOf: WeakMap<Request, PlatformHead>;
   dbOf: WeakMap<Request, () => Database>;
-  /** The client's address (read from the socket when first asked). */
+  /** The client's address, read from the socket when a route asks. */
   ipOf: (request: Request) => string | null;
   routeOf: WeakMap<Request, string>;
   ai: { runtime: AiRuntime; meter: Meter };
