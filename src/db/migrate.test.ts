@@ -32,7 +32,7 @@ describe('migrate', () => {
       const db = openDatabase(path, 'tenant', { create: false });
       const r = migrate(db, TENANT_MIGRATIONS, 'platform');
       expect(r.from).toBe(1);
-      expect(r.applied).toEqual(['0002-users', '0003-identity', '0004-ai']);
+      expect(r.applied).toEqual(['0002-users', '0003-identity', '0004-ai', '0005-security']);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
       );
@@ -47,7 +47,7 @@ describe('migrate', () => {
     const db = new Database(':memory:');
     migrate(db, CONTROL_MIGRATIONS.slice(0, 2), 'control');
     db.query("INSERT INTO settings (key, value) VALUES ('base_domain', 'example.com')").run();
-    expect(migrate(db, CONTROL_MIGRATIONS, 'control').applied).toEqual(['0003-domains', '0004-operator-sso']);
+    expect(migrate(db, CONTROL_MIGRATIONS, 'control').applied).toEqual(['0003-domains', '0004-operator-sso', '0005-security']);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });
 
