@@ -1,8 +1,17 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import OpenAI from 'openai';
+import {
+  costOf,
+  DEFAULT_MAX_TOKENS,
+  estimateCost,
+  planRoute,
+  policyOf,
+  promptTokenBound,
+} from '../src/ai/index.ts';
+import { templateBlueprint } from '../src/tenancy/index.ts';
 import { hostFetch, operatorApi, startTestServer } from './helpers.ts';
 import { type OllamaStub, startOllamaStub } from './peers/ollama-stub.ts';
-import { type OpenAIStub, startOpenAIStub } from './peers/openai-stub.ts';
+import { type OpenAIStub, type OpenAIStubFault, startOpenAIStub } from './peers/openai-stub.ts';
 import { PlatformClient } from './platform-client.ts';
 
 // The router end to end: the official OpenAI SDK → soulfra (auth, policy, safety, metering) →
@@ -305,17 +314,23 @@ describe('metering and budgets', () => {
     expect(row.calls).toBe(1);
     expect(row.tokens_in).toBeGreaterThan(0);
     expect(row.cost_minor).toBe(row.tokens_in * 15 + row.tokens_out * 60);
+    // Room for exactly one more call's worst case: its prompt's bound in, the default maximum out.
+    const oneMore = [{ role: 'user' as const, content: 'one more' }];
+    const worst = costOf(
+      { input: 15_000_000, output: 60_000_000 },
+      promptTokenBound({ messages: oneMore }),
+      DEFAULT_MAX_TOKENS,
+    );
     const set = await owner.json('PUT', '/api/v1/ai/budgets', {
       scope: 'platform',
       period: 'month',
-      limit_minor: row.cost_minor + 1,
+      limit_minor: row.cost_minor + worst,
       currency: 'usd',
     });
     expect(set.status).toBe(200);
-    await sdk('metered').chat.completions.create({
-      model: 'cloud-only',
-      messages: [{ role: 'user', content: 'one more' }],
-    });
+    await sdk('metered').chat.completions.create({ model: 'cloud-only', messages: oneMore });
+    // Sent with the maximum that was reserved, since the request named none.
+    expect((cloud.requests.at(-1)!.body as { max_tokens?: number }).max_tokens).toBe(DEFAULT_MAX_TOKENS);
     const err = (await sdk('metered')
       .chat.completions.create({ model: 'cloud-only', messages: [{ role: 'user', content: 'over' }] })
       .catch((e) => e)) as InstanceType<typeof OpenAI.APIError>;
@@ -334,4 +349,259 @@ describe('metering and budgets', () => {
     });
     expect(res.status).toBe(403);
   });
+});
+
+// Budgets and stream slots under concurrency: a server of their own, an upstream that holds its
+// answers at a gate until the test lets them go (ordered by events, never by sleeps).
+describe('under concurrency: budgets hold the worst case, streams are capped per key', () => {
+  let up: OpenAIStub;
+  let srv: Awaited<ReturnType<typeof startTestServer>>;
+  const price = { input: 1_000_000, output: 10_000_000, currency: 'usd' };
+  const STREAMS = 3;
+  /** A platform with an ai:invoke key, its id and a signed-in owner. */
+  async function tenant(slug: string) {
+    const res = await operatorApi(srv.base, srv.firstRun!.token, 'POST', '/platforms', { slug });
+    const made = (await res.json()) as {
+      platform: { id: string };
+      admin: { email: string; password: string };
+    };
+    const k = await operatorApi(srv.base, srv.firstRun!.token, 'POST', `/platforms/${slug}/api-keys`, {
+      name: 'race',
+      scopes: ['ai:invoke'],
+    });
+    const owner = new PlatformClient(srv.base, `${slug}.localhost`);
+    await owner.signIn(made.admin.email, made.admin.password);
+    return { id: made.platform.id, key: ((await k.json()) as { key: string }).key, owner };
+  }
+  const chat = (slug: string, key: string, body: Record<string, unknown>, signal?: AbortSignal) =>
+    hostFetch(srv.base, `${slug}.localhost`, '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'held', ...body }),
+      signal,
+    });
+  const setBudget = (owner: PlatformClient, limit: number) =>
+    owner.json('PUT', '/api/v1/ai/budgets', {
+      scope: 'platform',
+      period: 'month',
+      limit_minor: limit,
+      currency: 'usd',
+    });
+  /** What the meter recorded for a platform this month (cost plus markup, every row). */
+  async function recorded(owner: PlatformClient): Promise<number> {
+    const u = await owner.json<{ usage: { cost_minor: number; markup_minor: number }[] }>(
+      'GET',
+      '/api/v1/ai/usage',
+    );
+    return u.body.usage.reduce((a, r) => a + r.cost_minor + r.markup_minor, 0);
+  }
+  /** The worst case the router reserves for a chat on 'held' with these messages and maximum. */
+  const worstCase = (messages: { role: 'user'; content: string }[], maxOut: number) =>
+    estimateCost(
+      planRoute('held', srv.ai.runtime, policyOf(templateBlueprint('blank'))),
+      srv.ai.runtime.prices,
+      promptTokenBound({ messages }),
+      maxOut,
+      0,
+    ).get('usd')!;
+
+  beforeAll(async () => {
+    up = await startOpenAIStub({ models: ['m'] });
+    srv = await startTestServer({
+      config: {
+        providers: [{ id: 'held', kind: 'openai', url: up.url, location: 'on_prem', timeout_ms: 60_000 }],
+        models: [{ alias: 'held', route: ['held/m'], max_tokens: 5 }],
+        prices: { 'held/m': price },
+        ai: { max_streams_per_key: STREAMS },
+      },
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await srv?.cleanup();
+    await up?.stop();
+  });
+  beforeEach(() => up.setFault(null));
+
+  test('N concurrent calls against a small budget: only what fits its worst case is let through, and the recorded spend is the actual usage', async () => {
+    const t = await tenant('race');
+    const N = 12;
+    const messages = (i: number) => [{ role: 'user' as const, content: `race ${10 + i}` }];
+    const worst = worstCase(messages(0), 5);
+    const fits = 3;
+    expect((await setBudget(t.owner, fits * worst + Math.floor(worst / 2))).status).toBe(200);
+    const gate = up.hold();
+    let answered = 0;
+    let notify = () => {};
+    const calls = Array.from({ length: N }, (_, i) =>
+      chat('race', t.key, { messages: messages(i) }).then(async (r) => {
+        answered++;
+        notify();
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      }),
+    );
+    // Every call is either held upstream or already answered: all N are in flight at once.
+    await new Promise<void>((resolve) => {
+      notify = () => {
+        if (gate.held + answered === N) resolve();
+      };
+      const onArrival = () => {
+        notify();
+        if (gate.held < N) void gate.whenHeld(gate.held + 1).then(onArrival);
+      };
+      onArrival();
+    });
+    expect(gate.held).toBe(fits);
+    expect(srv.ai.meter.held(t.id)).toBe(fits * worst);
+    gate.release();
+    const results = await Promise.all(calls);
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 429);
+    expect(ok.length).toBe(fits);
+    expect(refused.length).toBe(N - fits);
+    for (const r of refused) expect((r.body.error as { code: string }).code).toBe('ai.budget_exceeded');
+    // The worst case of what was let through stays within the budget...
+    expect(ok.length * worst).toBeLessThanOrEqual(fits * worst + Math.floor(worst / 2));
+    // ...the alias's maximum was sent upstream (the request named none), and the spend recorded
+    // after settlement is the sum of the actual usage, with nothing left held.
+    expect(up.requests.slice(-fits).map((r) => (r.body as { max_tokens: number }).max_tokens)).toEqual(
+      Array(fits).fill(5),
+    );
+    const actual = ok.reduce((a, r) => {
+      const u = r.body.usage as { prompt_tokens: number; completion_tokens: number };
+      return a + costOf(price, u.prompt_tokens, u.completion_tokens);
+    }, 0);
+    expect(actual).toBeGreaterThan(0);
+    expect(await recorded(t.owner)).toBe(actual);
+    expect(srv.ai.meter.held(t.id)).toBe(0);
+  });
+
+  test('a call whose upstream fails gives its reservation back', async () => {
+    const t = await tenant('race-fail');
+    const messages = [{ role: 'user' as const, content: 'fail me' }];
+    const worst = worstCase(messages, 5);
+    expect((await setBudget(t.owner, worst + Math.floor(worst / 2))).status).toBe(200);
+    const gate = up.hold();
+    const first = chat('race-fail', t.key, { messages });
+    await gate.whenHeld(1);
+    // While it is in flight the budget has no room for a second one.
+    const second = await chat('race-fail', t.key, { messages });
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toBe('1');
+    up.setFault('status500');
+    gate.release();
+    expect((await first).status).toBe(503);
+    expect(srv.ai.meter.held(t.id)).toBe(0);
+    up.setFault(null);
+    const third = await chat('race-fail', t.key, { messages });
+    expect(third.status).toBe(200);
+    expect(await recorded(t.owner)).toBeGreaterThan(0);
+  });
+
+  test('a request with a maximum reserves that maximum, and a bad maximum is refused', async () => {
+    const t = await tenant('race-max');
+    const messages = [{ role: 'user' as const, content: 'how long' }];
+    // Room for a call of at most 5 tokens out, not for one of 500.
+    expect((await setBudget(t.owner, worstCase(messages, 5))).status).toBe(200);
+    const big = await chat('race-max', t.key, { messages, max_tokens: 500 });
+    expect(big.status).toBe(429);
+    const small = await chat('race-max', t.key, { messages, max_completion_tokens: 5 });
+    expect(small.status).toBe(200);
+    for (const bad of [-1_000_000, 0, 2.5, 1e12]) {
+      const r = await chat('race-max', t.key, { messages, max_tokens: bad });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { error: { param: string } }).error.param).toBe('max_tokens');
+    }
+  });
+
+  /** Opens a stream; `res` resolves once the router has the first chunk (or refused the call). */
+  const open = (key: string) => {
+    const ctrl = new AbortController();
+    const body = { messages: [{ role: 'user', content: 'stream on' }], stream: true };
+    return { ctrl, res: chat('streams', key, body, ctrl.signal) };
+  };
+  type Stream = ReturnType<typeof open>;
+  /** Ways a stream ends. `released`: the gate lets one held request go first, then `end` sees it. */
+  const ends: {
+    name: string;
+    fault?: OpenAIStubFault;
+    released: boolean;
+    end(s: Stream): Promise<void>;
+  }[] = [
+    {
+      name: 'the stream ends',
+      released: true,
+      async end(s) {
+        expect(await (await s.res).text()).toContain('data: [DONE]');
+      },
+    },
+    {
+      name: 'the upstream fails mid-stream',
+      fault: 'errorMidStream',
+      released: true,
+      async end(s) {
+        expect(await (await s.res).text()).toContain('ai.stream_interrupted');
+      },
+    },
+    {
+      name: 'the upstream fails before the first byte',
+      fault: 'status500',
+      released: true,
+      async end(s) {
+        expect((await s.res).status).toBe(503);
+      },
+    },
+    {
+      name: 'the client goes away before the first byte',
+      released: false,
+      async end(s) {
+        s.ctrl.abort();
+        await s.res.catch(() => null);
+      },
+    },
+    {
+      name: 'the client goes away mid-stream',
+      fault: 'stallAfterFirstChunk',
+      released: true,
+      async end(s) {
+        const reader = (await s.res).body!.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toContain('chat.completion.chunk');
+        s.ctrl.abort();
+        await reader.read().catch(() => null);
+      },
+    },
+  ];
+  let streamsKey = '';
+  for (const c of ends) {
+    test(`streams per key are capped (429 ai.too_many_streams), and a slot comes back when ${c.name}`, async () => {
+      if (!streamsKey) streamsKey = (await tenant('streams')).key;
+      const slots = srv.ai.runtime.streams;
+      const gate = up.hold();
+      const streams = Array.from({ length: STREAMS }, () => open(streamsKey));
+      await gate.whenHeld(STREAMS);
+      expect(slots.open()).toBe(STREAMS);
+      const over = await chat('streams', streamsKey, {
+        messages: [{ role: 'user', content: 'one too many' }],
+        stream: true,
+      });
+      expect(over.status).toBe(429);
+      expect(over.headers.get('retry-after')).toBe('1');
+      expect(((await over.json()) as { error: { code: string } }).error.code).toBe('ai.too_many_streams');
+      up.setFault(c.fault ?? null);
+      let which = 0;
+      if (c.released) {
+        gate.release(1);
+        which = await Promise.race(streams.map((s, i) => s.res.then(() => i)));
+      }
+      await c.end(streams[which]!);
+      await slots.whenOpenAtMost(STREAMS - 1);
+      expect(slots.open()).toBe(STREAMS - 1);
+      // The slot can be taken again; then everything is let go and every slot comes back.
+      up.setFault(null);
+      const rest = [...streams.filter((_, i) => i !== which), open(streamsKey)];
+      await gate.whenHeld(STREAMS);
+      gate.release();
+      for (const s of rest) expect(await (await s.res).text()).toContain('data: [DONE]');
+      await slots.whenOpenAtMost(0);
+    });
+  }
 });

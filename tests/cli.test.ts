@@ -1,6 +1,6 @@
 import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUN, hostFetch, ROOT, runCli, spawnServe, tempDir } from './helpers.ts';
 
@@ -174,6 +174,15 @@ describe('with no server running (the CLI takes the lock)', () => {
     expect(doc.chains.find((c) => c.chain === 'acme')?.ok).toBe(true);
   });
 
+  test('operator tokens work on the files too: none listed before the first serve, none made', async () => {
+    // One at a time: with no server, each command takes the data-dir lock.
+    const list = await sf('operator', 'token', 'list', '--json');
+    const made = await sf('operator', 'token', 'create', '--json');
+    expect({ code: list.code, doc: JSON.parse(list.stdout) }).toEqual({ code: 0, doc: { tokens: [] } });
+    expect(made.code).toBe(1);
+    expect((JSON.parse(made.stdout) as { error: { code: string } }).error.code).toBe('operator.none');
+  });
+
   test('the CLI refuses to work on a data dir another process has locked', async () => {
     const holder = Bun.spawn(
       [
@@ -209,6 +218,96 @@ describe('with a server running (the CLI goes through the control socket)', () =
     expect(server.info.operator?.token).toStartWith('sfo_');
     expect(existsSync(join(data, 'soulfra.sock'))).toBe(true);
   });
+
+  test('with --json the first-run secrets are printed (metrics token too) and no secrets file is written', () => {
+    expect(server.info.metrics_token).toStartWith('sfm_');
+    expect(server.info.operator?.password).toHaveLength(20);
+    expect(existsSync(join(data, 'first-run-secrets.txt'))).toBe(false);
+  });
+
+  test('operator tokens and accounts through the socket: create, list, revoke, disable, remove', async () => {
+    const sf = (...args: string[]) => runCli([...args, '--data', data]);
+    const json = <T>(r: { stdout: string }) => JSON.parse(r.stdout) as T;
+    const made = await sf('operator', 'token', 'create', '--name', 'ci', '--expires', '30d', '--json');
+    expect(made.code).toBe(0);
+    const t = json<{ id: string; token: string; expires_at: string; role: string }>(made);
+    expect(Math.round((Date.parse(t.expires_at) - Date.now()) / 86_400_000)).toBe(30);
+    expect(t.role).toBe('operator_admin');
+    const dated = await sf('operator', 'token', 'create', '--expires', '2027-03-01', '--json');
+    expect(json<{ expires_at: string }>(dated).expires_at).toBe('2027-03-01T00:00:00.000Z');
+
+    const list = await sf('operator', 'token', 'list', '--json');
+    expect(list.code).toBe(0);
+    expect(list.stdout).not.toContain(t.token);
+    const tokens = json<{ tokens: { id: string; name: string; status: string }[] }>(list).tokens;
+    expect(tokens.find((x) => x.id === t.id)).toMatchObject({ name: 'ci', status: 'active' });
+    expect((await sf('operator', 'token', 'list')).stdout).toMatch(
+      new RegExp(`${t.id}\\s+ci\\s+admin@localhost\\s+operator_admin\\s+active`),
+    );
+
+    const use = () =>
+      hostFetch(server.base, 'localhost', '/_operator/api/platforms', {
+        headers: { authorization: `Bearer ${t.token}` },
+      });
+    expect((await use()).status).toBe(200);
+    const revoked = await sf('operator', 'token', 'revoke', t.id, '--json');
+    expect(revoked.code).toBe(0);
+    expect(json<{ token: { status: string } }>(revoked).token.status).toBe('revoked');
+    expect((await use()).status).toBe(401);
+
+    // Another operator, a narrower token for them, then disabled, enabled, removed.
+    expect((await sf('operator', 'create', 'ann@ops.test', '--role', 'operator_viewer')).code).toBe(0);
+    const wide = await sf(
+      'operator',
+      'token',
+      'create',
+      '--operator',
+      'ann@ops.test',
+      '--role',
+      'operator_admin',
+    );
+    expect(wide.code).toBe(2);
+    expect(wide.stderr).toContain('operator_token.role_too_wide');
+    const annTok = json<{ token: string; role: string }>(
+      await sf('operator', 'token', 'create', '--operator', 'ann@ops.test', '--json'),
+    );
+    expect(annTok.role).toBe('operator_viewer');
+    const asAnn = () =>
+      hostFetch(server.base, 'localhost', '/_operator/api/platforms', {
+        headers: { authorization: `Bearer ${annTok.token}` },
+      });
+    expect((await asAnn()).status).toBe(200);
+    expect((await sf('operator', 'disable', 'ann@ops.test')).code).toBe(0);
+    expect((await asAnn()).status).toBe(401);
+    expect((await sf('operator', 'enable', 'ann@ops.test')).code).toBe(0);
+    expect((await asAnn()).status).toBe(200);
+    expect((await sf('operator', 'remove', 'ann@ops.test')).code).toBe(0);
+    expect((await asAnn()).status).toBe(401);
+
+    // Bad input exits 2; the last admin and unknown operators exit 1.
+    // (The CLI processes run at once: each is a second of start-up, the server answers in turn.)
+    const refusals: [string[], number, string][] = [
+      [['operator', 'token', 'create', '--expires', '400d'], 2, 'operator_token.expiry_invalid'],
+      [['operator', 'token', 'create', '--expires', 'tomorrow'], 2, 'operator_token.expiry_invalid'],
+      [['operator', 'disable', 'admin@localhost'], 1, 'operator.last_admin'],
+      [['operator', 'disable', 'ghost@ops.test'], 1, 'operator.not_found'],
+    ];
+    const answers = await Promise.all(refusals.map(([args]) => sf(...args, '--json')));
+    expect(
+      answers.map((r, i) => ({
+        args: refusals[i]![0],
+        code: r.code,
+        error: json<{ error: { code: string } }>(r).error.code,
+      })),
+    ).toEqual(refusals.map(([args, code, error]) => ({ args, code, error })));
+    expect(
+      (
+        await hostFetch(server.base, 'localhost', '/_operator/api/platforms', {
+          headers: { authorization: `Bearer ${server.info.operator!.token}` },
+        })
+      ).status,
+    ).toBe(200);
+  }, 60_000);
 
   test('platform create makes the host answer 200 with its brand at once', async () => {
     const r = await runCli([
@@ -261,6 +360,7 @@ describe('with a server running (the CLI goes through the control socket)', () =
     expect(readdirSync(join(data, 'platforms')).filter((f) => f.endsWith('-wal'))).toEqual([]);
     server = await spawnServe(data);
     expect(server.info.operator).toBeNull();
+    expect(server.info.metrics_token).toBeNull();
     const res = await hostFetch(server.base, 'acme.localhost', '/');
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('<title>Acme Live</title>');
@@ -271,4 +371,71 @@ describe('with a server running (the CLI goes through the control socket)', () =
     expect(list.platforms[0]!.url).toBe(`http://acme.localhost:${new URL(server.base).port}/`);
     expect((await runCli(['audit', 'verify', '--data', data])).code).toBe(0);
   });
+});
+
+describe('first-run secrets when stdout is not a terminal (systemd, docker: the journal keeps stdout)', () => {
+  const t = tempDir();
+  const data = join(t.dir, 'data');
+  afterAll(() => t.cleanup());
+
+  test('stdout and stderr name the owner-only secrets file and hold no secret; the file holds them all', async () => {
+    const proc = Bun.spawn(
+      [
+        BUN,
+        join(ROOT, 'src', 'main.ts'),
+        'serve',
+        '--data',
+        data,
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--demo',
+      ],
+      { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' },
+    );
+    let err = '';
+    void (async () => {
+      for await (const chunk of proc.stderr) err += new TextDecoder().decode(chunk);
+    })();
+    let out = '';
+    const reader = proc.stdout.getReader();
+    try {
+      // The start message ends with this line; nothing is printed after it until stop.
+      while (!out.includes('Stop with Ctrl-C')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`serve exited (${await proc.exited}): ${err}`);
+        out += new TextDecoder().decode(value);
+      }
+      const file = join(data, 'first-run-secrets.txt');
+      expect(out).toContain(file);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      const text = readFileSync(file, 'utf8');
+      const value = (label: string) => new RegExp(`^${label}\\s+(\\S+)$`, 'm').exec(text)?.[1] ?? '';
+      const secrets = {
+        password: value('operator admin password'),
+        token: value('operator API token'),
+        metrics: value('metrics token'),
+        demo: value('demo owner password'),
+      };
+      expect(secrets.password).toHaveLength(20);
+      expect(secrets.token).toStartWith('sfo_');
+      expect(secrets.metrics).toStartWith('sfm_');
+      expect(secrets.demo).toHaveLength(20);
+      for (const v of Object.values(secrets)) {
+        expect(out).not.toContain(v);
+        expect(err).not.toContain(v);
+      }
+      // The filed token is the real one.
+      const base = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+      const api = await hostFetch(base, 'localhost', '/_operator/api/platforms', {
+        headers: { authorization: `Bearer ${secrets.token}` },
+      });
+      expect(api.status).toBe(200);
+    } finally {
+      reader.releaseLock();
+      proc.kill('SIGTERM');
+      await proc.exited;
+    }
+  }, 30_000);
 });

@@ -115,6 +115,8 @@ export interface ServeInfo {
   listening: string;
   console: string;
   operator: { email: string; password: string; token: string } | null;
+  /** The metrics token, when this start made it. */
+  metrics_token: string | null;
   demo: { slug: string; url: string; admin: { email: string; password: string } } | null;
 }
 

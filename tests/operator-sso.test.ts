@@ -20,7 +20,8 @@ async function signIn(login: string) {
 }
 
 beforeAll(async () => {
-  env = await serverWithPlatform('ops');
+  // The test IdP runs on 127.0.0.1, which the outbound guard refuses unless the config opens it.
+  env = await serverWithPlatform('ops', {}, { config: { outbound: { allow: ['127.0.0.1/32'] } } });
   consoleHost = `localhost:${env.s.port}`;
   idp = await startOidcProvider({
     clients: [
@@ -33,6 +34,7 @@ beforeAll(async () => {
     accounts: {
       olga: { email: 'olga@ops.test' },
       vic: { email: 'vic@ops.test' },
+      dora: { email: 'dora@ops.test' },
       stranger: { email: 'stranger@ops.test' },
     },
   });
@@ -45,6 +47,7 @@ beforeAll(async () => {
   for (const [email, role] of [
     ['olga@ops.test', 'operator_admin'],
     ['vic@ops.test', 'operator_viewer'],
+    ['dora@ops.test', 'operator_admin'],
   ]) {
     expect(
       (await operatorApi(env.s.base, env.operatorToken, 'POST', '/operators', { email, role })).status,
@@ -99,6 +102,31 @@ describe('operator console single sign-on', () => {
     expect(JSON.parse(row!.details).reason).toBe('operator_unknown');
   });
 
+  test('anonymous callbacks naming no sign-in of ours write no audit entry (no write amplification)', async () => {
+    const count = () =>
+      Number(
+        env.s.app.control
+          .query<{ n: number }, []>(
+            "SELECT count(*) AS n FROM audit_log WHERE action = 'operator.sign_in_failed'",
+          )
+          .get()?.n,
+      );
+    const before = count();
+    const b = new PlatformClient(env.s.base, consoleHost);
+    for (const q of [
+      '',
+      '?code=x',
+      '?state=forged&code=x',
+      '?state=&code=x',
+      '?error=access_denied&state=nope',
+    ]) {
+      const res = await b.fetch(`/sso/oidc/callback${q}`);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    expect(count()).toBe(before);
+  });
+
   test("a platform's session cookie means nothing to the console", async () => {
     const p = new PlatformClient(env.s.base, env.host);
     await p.signIn(env.owner.email, env.owner.password);
@@ -115,6 +143,30 @@ describe('operator console single sign-on', () => {
     expect((await b.json('GET', '/_operator/api/me')).status).toBe(401);
   });
 
+  test('a console session follows its operator: demoted → read only; disabled → ended, also after enable', async () => {
+    const root = (method: string, path: string, body?: unknown) =>
+      operatorApi(env.s.base, env.operatorToken, method, path, body);
+    const { b } = await signIn('dora');
+    const me = await b.json<{ role: string; csrf_token: string }>('GET', '/_operator/api/me');
+    expect(me.body.role).toBe('operator_admin');
+    b.csrf = me.body.csrf_token;
+    expect((await b.json('POST', '/_operator/api/platforms/ops/suspend', {})).status).toBe(200);
+    expect((await b.json('POST', '/_operator/api/platforms/ops/resume', {})).status).toBe(200);
+    expect((await root('PATCH', '/operators/dora@ops.test', { role: 'operator_viewer' })).status).toBe(200);
+    expect((await b.json('POST', '/_operator/api/platforms/ops/suspend', {})).status).toBe(403);
+    expect((await b.json<{ role: string }>('GET', '/_operator/api/me')).body.role).toBe('operator_viewer');
+    expect((await root('POST', '/operators/dora@ops.test/disable', {})).status).toBe(200);
+    expect((await b.json('GET', '/_operator/api/me')).status).toBe(401);
+    expect((await root('POST', '/operators/dora@ops.test/enable', {})).status).toBe(200);
+    expect((await b.json('GET', '/_operator/api/me')).status).toBe(401);
+    // Signing in again works; removing the operator ends that session too.
+    const again = await signIn('dora');
+    expect((await again.b.json('GET', '/_operator/api/me')).status).toBe(200);
+    expect((await root('DELETE', '/operators/dora@ops.test')).status).toBe(200);
+    expect((await again.b.json('GET', '/_operator/api/me')).status).toBe(401);
+    expect(env.s.tenancy.get('ops').status).toBe('active');
+  });
+
   test('operator invitations are validated and listed', async () => {
     const bad = await operatorApi(env.s.base, env.operatorToken, 'POST', '/operators', {
       email: 'nope',
@@ -129,5 +181,16 @@ describe('operator console single sign-on', () => {
       operators: { email: string; sso_linked: boolean }[];
     };
     expect(list.operators.find((o) => o.email === 'olga@ops.test')?.sso_linked).toBe(true);
+  });
+});
+
+// Last: it spends this address's sign-in starts for the minute.
+describe('operator console sign-in limits', () => {
+  test('console sign-in starts are limited per client address', async () => {
+    const b = new PlatformClient(env.s.base, consoleHost);
+    const statuses: number[] = [];
+    for (let i = 0; i < 80; i++) statuses.push((await b.fetch('/sso/oidc/login?return_to=/')).status);
+    expect(statuses.filter((s) => s === 302).length).toBeLessThanOrEqual(60);
+    expect(statuses.at(-1)).toBe(429);
   });
 });

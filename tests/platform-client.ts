@@ -1,8 +1,17 @@
+import type { InstanceConfig } from '../src/app/index.ts';
 import { hostFetch, operatorApi, startTestServer } from './helpers.ts';
 
-/** A test server with one platform made through the operator API, and its owner's credentials. */
-export async function serverWithPlatform(slug = 'acme', body: Record<string, unknown> = {}) {
-  const s = await startTestServer();
+/**
+ * A test server with one platform made through the operator API, and its owner's credentials.
+ * `config` is merged over the test defaults (e.g. `outbound: { allow: ['127.0.0.1/32'] }` for
+ * tests whose IdP runs on 127.0.0.1).
+ */
+export async function serverWithPlatform(
+  slug = 'acme',
+  body: Record<string, unknown> = {},
+  opts: { config?: Partial<InstanceConfig> } = {},
+) {
+  const s = await startTestServer(opts.config ? { config: opts.config } : {});
   const token = s.firstRun!.token;
   const res = await operatorApi(s.base, token, 'POST', '/platforms', { slug, ...body });
   if (res.status !== 201) throw new Error(`create ${slug}: ${res.status} ${await res.text()}`);

@@ -1,2 +1,53 @@
 -- Security hardening (issue 8). One step for the whole issue; each section names its point.
 SELECT 1;
+
+-- point 11: secrets sealed at rest
+-- Set by this migration; cleared once the values written in clear by older versions are sealed.
+CREATE TABLE secrets_upgrade (pending INTEGER NOT NULL) STRICT;
+INSERT INTO secrets_upgrade (pending) VALUES (1);
+
+-- point 3: sign-in throttle and lock-outs, kept across restarts
+-- One row per (kind, key): an account, an account seen from one address, an address, the reset
+-- requests of an account or an address. `count` counts attempts in the window that began at
+-- `window_start` (an attempt is counted before its password is hashed, and forgiven when it
+-- succeeds); `locked_until` is set when the count reaches the limit. Rows lapse at `expires_at`.
+CREATE TABLE auth_throttle (
+  kind         TEXT NOT NULL,
+  key          TEXT NOT NULL,
+  count        INTEGER NOT NULL,
+  window_start INTEGER NOT NULL,
+  locked_until INTEGER,
+  expires_at   INTEGER NOT NULL,
+  PRIMARY KEY (kind, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX auth_throttle_expires ON auth_throttle(expires_at);
+
+-- point 1: SSO account linking is deliberate
+-- A link belongs to one IdP: (kind, issuer, subject), the issuer being the OIDC issuer or the
+-- SAML IdP entity ID. An admin who points the settings at another IdP reaches no linked account.
+-- Links made before this step take the IdP configured now.
+CREATE TABLE sso_identities_v2 (
+  kind       TEXT NOT NULL,                              -- oidc | saml
+  issuer     TEXT NOT NULL,                              -- OIDC issuer / SAML IdP entity ID
+  subject    TEXT NOT NULL,                              -- sub / NameID
+  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  created_at INTEGER NOT NULL,
+  via        TEXT NOT NULL DEFAULT 'legacy',             -- jit | provisioned | email | signed_in | legacy
+  PRIMARY KEY (kind, issuer, subject)
+) STRICT, WITHOUT ROWID;
+INSERT INTO sso_identities_v2 (kind, issuer, subject, user_id, created_at)
+  SELECT i.kind,
+         coalesce((SELECT json_extract(p.config, CASE i.kind WHEN 'oidc' THEN '$.issuer' ELSE '$.idp_entity_id' END)
+                   FROM sso_providers p WHERE p.kind = i.kind), ''),
+         i.subject, i.user_id, i.created_at
+  FROM sso_identities i;
+DROP TABLE sso_identities;
+ALTER TABLE sso_identities_v2 RENAME TO sso_identities;
+CREATE INDEX sso_identities_user ON sso_identities(user_id);
+-- How an account came to exist when it was made for SSO: 'scim' (a SCIM client) or 'invite'
+-- (added by an owner or admin without a password). Such an account links on its first SSO sign-in
+-- when the IdP's subject or verified email matches; NULL: a password or JIT account.
+ALTER TABLE users ADD COLUMN provisioned_via TEXT;
+
+-- point 9: SSO sign-ins in flight are trimmed by age, never refused by a global cap
+CREATE INDEX sso_requests_kind_expiry ON sso_requests(kind, expires_at);

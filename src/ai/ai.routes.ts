@@ -2,7 +2,14 @@ import { Elysia } from 'elysia';
 import { type Permission, type PlatformRequestContext, requestContext } from '../identity/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import type { PlatformBlueprint } from '../tenancy/index.ts';
-import { costOf, type Meter, periodStart } from './meter.ts';
+import {
+  type CostEstimate,
+  costOf,
+  type Meter,
+  periodStart,
+  type Reservation,
+  type UsageRecord,
+} from './meter.ts';
 import type { ChatChunk, ChatMessage, ChatRequest, Usage } from './provider.ts';
 import { UpstreamError } from './provider.ts';
 import {
@@ -135,6 +142,18 @@ function checkChatBody(body: unknown): {
     ]);
   const req: Record<string, unknown> = { messages: b.messages };
   for (const k of PASSED_THROUGH) if (b[k] !== undefined) req[k] = b[k];
+  for (const k of ['max_tokens', 'max_completion_tokens'] as const) {
+    const v = b[k];
+    // A budget reserves this many tokens: a negative or fractional one would reserve nothing.
+    if (
+      v !== undefined &&
+      v !== null &&
+      !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 10_000_000)
+    )
+      throw new AppError('ai.invalid_request', `${k} must be a whole number from 1 to 10,000,000`, 400, [
+        { path: `/${k}`, reason: 'an integer ≥ 1' },
+      ]);
+  }
   const maxTokens = b.max_tokens ?? b.max_completion_tokens;
   if (typeof maxTokens === 'number') req.max_tokens = maxTokens;
   return {
@@ -195,6 +214,50 @@ export function countTokens(texts: readonly string[]): number {
 }
 
 /**
+ * Tokens a non-text content part (an image, audio) is assumed to cost when reserving budget:
+ * its URL or data says nothing of it. Above what a high-detail image costs at OpenAI or Anthropic.
+ */
+const NON_TEXT_PART_TOKENS = 2_048;
+
+/**
+ * An upper bound of a request's prompt tokens, for budget reservations: the UTF-8 size of what
+ * is sent (messages, tools, response format, as JSON). A byte-level tokenizer (OpenAI's,
+ * Llama's, Anthropic's) never makes more tokens than bytes, and the JSON's quotes and keys
+ * cover the few tokens of each message's chat template. Non-text parts add NON_TEXT_PART_TOKENS.
+ */
+export function promptTokenBound(req: Pick<ChatRequest, 'messages' | 'tools' | 'response_format'>): number {
+  let parts = 0;
+  for (const m of req.messages) {
+    if (Array.isArray(m.content)) for (const p of m.content) if (typeof p.text !== 'string') parts++;
+  }
+  const sent = JSON.stringify([req.messages, req.tools ?? null, req.response_format ?? null]);
+  return Buffer.byteLength(sent) + parts * NON_TEXT_PART_TOKENS;
+}
+
+/**
+ * The most a call on `plan` may cost, per currency: for each candidate that has a price (the
+ * call may fall back to any of them), the cost of `promptTokens` in and `maxOut` out, plus the
+ * platform's markup, rounded as the meter rounds; the dearest candidate per currency.
+ */
+export function estimateCost(
+  plan: RoutePlan,
+  prices: AiRuntime['prices'],
+  promptTokens: number,
+  maxOut: number,
+  markupPercent: number,
+): CostEstimate {
+  const out = new Map<string, number>();
+  for (const cand of plan.candidates) {
+    const price = prices[cand.key];
+    if (!price) continue;
+    const cost = costOf(price, promptTokens, maxOut);
+    const total = cost + Math.ceil((cost * markupPercent) / 100);
+    if (total > (out.get(price.currency) ?? 0)) out.set(price.currency, total);
+  }
+  return out;
+}
+
+/**
  * The OpenAI-compatible API of a platform: /v1/models, /v1/chat/completions (plain and SSE),
  * /v1/embeddings. Policy (allowed providers, cloud off), safety (blocked terms, PII redaction
  * before cloud), budgets (hard stop), routing with fallback, metering and the audit of every
@@ -219,20 +282,51 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     }
   };
 
-  /** Refuses the call (429) when any budget that applies has no room left. */
-  const checkBudgets = (c: PlatformRequestContext) => {
-    const who = whoOf(c);
-    for (const { budget, spent } of meter.budgetsFor(c.db, c.platform.id, who, c.app.clock.now())) {
-      if (spent >= budget.limit_minor) {
-        const e = new AppError(
-          'ai.budget_exceeded',
-          `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
-          429,
-        );
-        e.retryAfter = 3600;
-        throw e;
-      }
+  /**
+   * Holds budget room for a call on `plan` before it is made (429 `ai.budget_exceeded` when
+   * some budget that applies has no room for the call's worst case), or null when no budget
+   * applies. The hold is settled with the actual usage, or released when the call fails.
+   */
+  const reserveBudgets = (
+    c: PlatformRequestContext,
+    plan: RoutePlan,
+    promptTokens: () => number,
+    maxOut: number,
+  ): Reservation | null => {
+    const markup = c.blueprint().monetization.usage_pricing?.markup_percent ?? 0;
+    const r = meter.reserve(c.db, c.platform.id, whoOf(c), c.app.clock.now(), () =>
+      estimateCost(plan, runtime.prices, promptTokens(), maxOut, markup),
+    );
+    if ('refused' in r) {
+      const { budget, spent, reserved, needed } = r.refused;
+      const e = new AppError(
+        'ai.budget_exceeded',
+        needed > 0 && spent < budget.limit_minor
+          ? `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${spent} spent, ${reserved} held by calls in flight, up to ${needed} needed`
+          : `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
+        429,
+      );
+      e.retryAfter = reserved > 0 && spent + needed <= budget.limit_minor ? 1 : 3600;
+      throw e;
     }
+    return r.reservation;
+  };
+
+  /** A slot for one more stream of this caller, or 429 `ai.too_many_streams`. */
+  const streamSlot = (c: PlatformRequestContext): (() => void) => {
+    const who = whoOf(c);
+    const caller = `${c.platform.id} ${who.keyId ? `key:${who.keyId}` : `user:${who.userId ?? ''}`}`;
+    const release = runtime.streams.acquire(caller);
+    if (!release) {
+      const e = new AppError(
+        'ai.too_many_streams',
+        `at most ${runtime.streams.limit} streamed completions may be open at once per API key; wait for one to end`,
+        429,
+      );
+      e.retryAfter = 1;
+      throw e;
+    }
+    return release;
   };
 
   /** Audits a call about to leave the box, with the policy that allowed it. */
@@ -270,13 +364,14 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     counted: boolean,
     latencyMs: number,
     status: 'ok' | 'error',
+    reservation: Reservation | null,
     db = c.db,
   ) => {
     const price = runtime.prices[cand.key];
     const cost = costOf(price, usage.prompt_tokens, usage.completion_tokens);
     const markupPct = c.blueprint().monetization.usage_pricing?.markup_percent ?? 0;
     const who = whoOf(c);
-    const crossed = meter.record(db, {
+    const usageRecord: UsageRecord = {
       platformId: c.platform.id,
       ts: c.app.clock.now(),
       userId: who.userId,
@@ -294,7 +389,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       markupMinor: Math.ceil((cost * markupPct) / 100),
       currency: price?.currency ?? 'usd',
       status,
-    });
+    };
+    const crossed = reservation ? reservation.settle(db, usageRecord) : meter.record(db, usageRecord);
     for (const b of crossed) {
       c.app.log.warn('AI budget alert', {
         platform: c.platform.slug,
@@ -402,6 +498,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     .post('/v1/chat/completions', async ({ request, body }) => {
       const c = requestContext(request);
       let plan: RoutePlan | null = null;
+      let slot: (() => void) | null = null;
+      let reservation: Reservation | null = null;
       try {
         const { model, req, stream, includeUsage } = checkChatBody(body);
         const bp = c.blueprint();
@@ -417,8 +515,16 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           );
         }
         if (runtime.classifier) await classify(bp, promptTexts, request.signal);
-        checkBudgets(c);
         plan = planRoute(model, runtime, policy);
+        const p = plan;
+        // Held from here until the call is metered or fails; the catch below gives back whatever
+        // has not been handed on to the stream.
+        if (stream) slot = streamSlot(c);
+        const maxOut = req.max_tokens ?? runtime.maxTokensFor(model);
+        reservation = reserveBudgets(c, plan, () => promptTokenBound(req), maxOut);
+        // NB! A budget's bound holds only if the provider stops at the reserved length: a request
+        // that names no maximum is sent with the one reserved.
+        if (reservation && req.max_tokens === undefined) req.max_tokens = maxOut;
         const redact = bp.ai_settings.safety_filters.redact_pii;
         const forCandidate = (cand: Candidate): ChatRequest => {
           const r =
@@ -430,37 +536,50 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         };
         const started = performance.now();
         if (!stream) {
-          const routed = await runPlan(plan, runtime, request.signal, timeoutOf, (cand, signal) =>
+          const routed = await runPlan(p, runtime, request.signal, timeoutOf, (cand, signal) =>
             cand.provider.chat(forCandidate(cand), signal),
           );
           const out = routed.result;
-          const counted = !out.usage || !out.usage.total_tokens;
+          const counted = !out.usage?.total_tokens;
           const usage: Usage = counted
             ? (() => {
-                const p = countTokens(promptTexts);
+                const pi = countTokens(promptTexts);
                 const o = countTokens(out.choices.map((ch) => ch.message.content ?? ''));
-                return { prompt_tokens: p, completion_tokens: o, total_tokens: p + o };
+                return { prompt_tokens: pi, completion_tokens: o, total_tokens: pi + o };
               })()
             : out.usage;
-          record(c, routed.candidate, model, 'chat', usage, counted, performance.now() - started, 'ok');
+          record(
+            c,
+            routed.candidate,
+            model,
+            'chat',
+            usage,
+            counted,
+            performance.now() - started,
+            'ok',
+            reservation,
+          );
           return Response.json(
             { ...out, usage },
             {
               headers: {
                 'x-ai-provider': routed.candidate.provider.id,
-                'x-ai-route': routeHeader(plan, routed.attempts),
+                'x-ai-route': routeHeader(p, routed.attempts),
               },
             },
           );
         }
-        const routed = await runPlan(plan, runtime, request.signal, timeoutOf, (cand, signal) =>
+        const routed = await runPlan(p, runtime, request.signal, timeoutOf, (cand, signal) =>
           cand.provider.chatStream(forCandidate(cand), signal),
         );
         const cand = routed.candidate;
-        const p = plan;
         // NB! The request's lease ends when this handler returns; the stream outlives it, so it
         // holds its own lease of the platform's database until it is metered.
         const hold = c.app.platformDbs.acquire(c.platform.id);
+        // The stream owns the slot and the reservation from here: `done` gives both back.
+        const held = { slot, reservation };
+        slot = null;
+        reservation = null;
         return new Response(
           sseStream(routed.result, timeoutOf(cand), request.signal, (usage, counted, outTexts, ok) => {
             const u =
@@ -470,18 +589,24 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
                 const po = countTokens(outTexts);
                 return { prompt_tokens: pi, completion_tokens: po, total_tokens: pi + po };
               })();
-            record(
-              c,
-              cand,
-              model,
-              'chat',
-              u,
-              counted || !usage,
-              performance.now() - started,
-              ok ? 'ok' : 'error',
-              hold.db,
-            );
-            hold.release();
+            try {
+              record(
+                c,
+                cand,
+                model,
+                'chat',
+                u,
+                counted || !usage,
+                performance.now() - started,
+                ok ? 'ok' : 'error',
+                held.reservation,
+                hold.db,
+              );
+            } finally {
+              held.reservation?.release();
+              held.slot?.();
+              hold.release();
+            }
             return includeUsage && !usage ? u : null;
           }),
           {
@@ -494,6 +619,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           },
         );
       } catch (e) {
+        reservation?.release();
+        slot?.();
         // A client that went away is not a server error: nobody reads this answer.
         if (request.signal.aborted) return new Response(null, { status: 499 });
         return toOpenAi(e, plan);
@@ -502,6 +629,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     .post('/v1/embeddings', async ({ request, body }) => {
       const c = requestContext(request);
       let plan: RoutePlan | null = null;
+      let reservation: Reservation | null = null;
       try {
         const b = (body ?? {}) as Record<string, unknown>;
         const input = typeof b.input === 'string' ? [b.input] : b.input;
@@ -534,8 +662,8 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
             [{ path: '/input', reason: `blocked_term:${blocked}` }],
           );
         }
-        checkBudgets(c);
         plan = planRoute(b.model, runtime, policy);
+        reservation = reserveBudgets(c, plan, () => texts.reduce((n, t) => n + Buffer.byteLength(t), 0), 0);
         const started = performance.now();
         const routed = await runPlan(plan, runtime, request.signal, timeoutOf, (cand, signal) => {
           const redact = cand.provider.location === 'cloud' && bp.ai_settings.safety_filters.redact_pii;
@@ -561,6 +689,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           counted,
           performance.now() - started,
           'ok',
+          reservation,
         );
         const base64 = b.encoding_format === 'base64';
         return Response.json(
@@ -582,6 +711,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           },
         );
       } catch (e) {
+        reservation?.release();
         // A client that went away is not a server error: nobody reads this answer.
         if (request.signal.aborted) return new Response(null, { status: 499 });
         return toOpenAi(e, plan);

@@ -1,6 +1,22 @@
-export { AI_ROUTE_PERMISSIONS, aiRoutes, countTokens, policyOf } from './ai.routes.ts';
+export {
+  AI_ROUTE_PERMISSIONS,
+  aiRoutes,
+  countTokens,
+  estimateCost,
+  policyOf,
+  promptTokenBound,
+} from './ai.routes.ts';
 export { CircuitBreaker } from './breaker.ts';
-export { type Budget, costOf, Meter, periodStart, type UsageRecord } from './meter.ts';
+export {
+  type Budget,
+  type BudgetRefusal,
+  type CostEstimate,
+  costOf,
+  Meter,
+  periodStart,
+  type Reservation,
+  type UsageRecord,
+} from './meter.ts';
 export * from './provider.ts';
 export {
   type AiPolicy,
@@ -11,5 +27,6 @@ export {
   routeHeader,
   runPlan,
 } from './router.ts';
-export { type AiRuntime, createAiRuntime } from './runtime.ts';
-export { findBlockedTerm, redactPii, type SafetyClassifier } from './safety.ts';
+export { type AiRuntime, createAiRuntime, DEFAULT_MAX_TOKENS } from './runtime.ts';
+export { findBlockedTerm, foldForMatching, redactPii, type SafetyClassifier } from './safety.ts';
+export { DEFAULT_MAX_STREAMS_PER_KEY, StreamSlots } from './streams.ts';

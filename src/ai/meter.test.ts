@@ -124,3 +124,57 @@ describe('metering', () => {
     await again.close();
   });
 });
+
+describe('budget reservations', () => {
+  test('the check and the hold are one step: holds add up, a refusal names the budget, settle and release happen once', async () => {
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      db.query(
+        "INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES ('rk', 'key', 'key_r', 'day', 100, 'usd', 100, 0)",
+      ).run();
+      meter.invalidate(platformId);
+      const who = { userId: null, keyId: 'key_r' };
+      const est = (n: number) => () => new Map([['usd', n]]);
+      const hold = (n: number) => meter.reserve(db, platformId, who, now, est(n));
+      const a = hold(40);
+      const b = hold(40);
+      expect('reservation' in a && 'reservation' in b).toBe(true);
+      expect(meter.held(platformId)).toBe(80);
+      // 80 held + 40 would pass the limit of 100.
+      const c = hold(40);
+      expect('refused' in c && c.refused).toEqual({
+        budget: expect.objectContaining({ id: 'rk' }),
+        spent: 0,
+        reserved: 80,
+        needed: 40,
+      });
+      // A budget change drops the cached budgets, not what calls in flight hold.
+      meter.invalidate(platformId);
+      expect(meter.held(platformId)).toBe(80);
+      if (!('reservation' in a) || !('reservation' in b)) throw new Error('unreachable');
+      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 25, markupMinor: 0 }));
+      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 25, markupMinor: 0 }));
+      a.reservation!.release();
+      b.reservation!.release();
+      b.reservation!.release();
+      expect(meter.held(platformId)).toBe(0);
+      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(25);
+      // 25 spent: 75 of room; a free call passes until the spend reaches the limit.
+      expect('refused' in hold(76)).toBe(true);
+      expect('reservation' in hold(0)).toBe(true);
+      const d = hold(75);
+      if (!('reservation' in d)) throw new Error('expected room for 75');
+      d.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 75, markupMinor: 0 }));
+      expect('refused' in hold(0)).toBe(true);
+      // No budget applies to another key: nothing to hold, and the estimate is not even computed.
+      let computed = false;
+      const other = meter.reserve(db, platformId, { userId: null, keyId: 'key_other' }, now, () => {
+        computed = true;
+        return new Map();
+      });
+      expect(other).toEqual({ reservation: null });
+      expect(computed).toBe(false);
+    });
+    await meter.close();
+  });
+});

@@ -51,6 +51,31 @@ export function costOf(
   return Math.ceil((tokensIn * price.input + tokensOut * price.output) / 1_000_000);
 }
 
+/**
+ * The most one call may cost, per currency, in minor units (provider cost plus markup): what a
+ * budget reserves for the call while it is in flight.
+ */
+export type CostEstimate = ReadonlyMap<string, number>;
+
+/**
+ * Budget room held for one call in flight. Exactly one of `settle` and `release` takes effect
+ * (later calls do nothing), so every path out of a call may call them without double counting.
+ */
+export interface Reservation {
+  /** Releases the hold and records the actual usage; returns the budgets whose alert threshold it crossed. */
+  settle(db: Database, r: UsageRecord): Budget[];
+  /** Releases the hold, recording nothing (the call failed before any usage). */
+  release(): void;
+}
+
+/** A call refused by a budget: the budget, its spend this period, what calls in flight hold, and what this one needed. */
+export interface BudgetRefusal {
+  budget: Budget;
+  spent: number;
+  reserved: number;
+  needed: number;
+}
+
 interface SpendState {
   /** Per budget key (`scope:subject:period`): period start and the spend in it. */
   spent: Map<string, { start: number; minor: number }>;
@@ -70,6 +95,8 @@ export class Meter {
   readonly #state = new Map<string, SpendState>();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #maxBuffer: number;
+  /** Minor units held by calls in flight, per `platformId budgetKey`; kept apart from #state, which a budget change drops. */
+  readonly #reserved = new Map<string, number>();
   #flushing: Promise<void> | null = null;
 
   constructor(app: App, opts: { flushMs?: number; maxBuffer?: number } = {}) {
@@ -98,12 +125,71 @@ export class Meter {
   }
 
   /**
+   * Checks every budget that applies to a caller and holds room for one call, in one step (no
+   * await in between, and one process owns the data dir, so no other call can slip between the
+   * check and the hold). A budget refuses when its spend plus what calls in flight hold plus
+   * this call's estimate would pass its limit, or, for a call estimated free, when its spend
+   * has reached the limit. `estimate` is computed only when some budget applies. Returns null
+   * when no budget applies (nothing to hold), the refusal, or the reservation to settle.
+   */
+  reserve(
+    db: Database,
+    platformId: string,
+    who: { userId: string | null; keyId: string | null },
+    now: number,
+    estimate: () => CostEstimate,
+  ): { reservation: Reservation | null } | { refused: BudgetRefusal } {
+    const applying = this.budgetsFor(db, platformId, who, now);
+    if (applying.length === 0) return { reservation: null };
+    const est = estimate();
+    const holds: [string, number][] = [];
+    for (const { budget, spent } of applying) {
+      const k = `${platformId} ${keyOf(budget)}`;
+      const reserved = this.#reserved.get(k) ?? 0;
+      const needed = est.get(budget.currency) ?? 0;
+      const full = needed > 0 ? spent + reserved + needed > budget.limit_minor : spent >= budget.limit_minor;
+      if (full) return { refused: { budget, spent, reserved, needed } };
+      if (needed > 0) holds.push([k, needed]);
+    }
+    for (const [k, n] of holds) this.#reserved.set(k, (this.#reserved.get(k) ?? 0) + n);
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      for (const [k, n] of holds) {
+        const left = (this.#reserved.get(k) ?? 0) - n;
+        if (left > 0) this.#reserved.set(k, left);
+        else this.#reserved.delete(k);
+      }
+    };
+    return {
+      reservation: {
+        settle: (sdb, r) => {
+          if (done) return [];
+          release();
+          return this.record(sdb, r);
+        },
+        release,
+      },
+    };
+  }
+
+  /** Minor units that calls in flight hold against a platform's budgets (0 when none is in flight). */
+  held(platformId: string): number {
+    let n = 0;
+    for (const [k, v] of this.#reserved) if (k.startsWith(`${platformId} `)) n += v;
+    return n;
+  }
+
+  /**
    * Records a call: buffered for the next flush, added to the in-memory spend. Returns the
    * budgets whose alert threshold this record crossed (once per budget and period).
    */
   record(db: Database, r: UsageRecord): Budget[] {
-    this.#buffer.push(r);
+    // Loaded before the record joins the buffer: a fresh load counts what is buffered, and this
+    // record is added below (the other order counted it twice after a budget change).
     const st = this.#load(db, r.platformId);
+    this.#buffer.push(r);
     const crossed: Budget[] = [];
     const total = r.costMinor + r.markupMinor;
     for (const b of st.budgets) {

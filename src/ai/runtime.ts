@@ -6,6 +6,10 @@ import { createOllamaProvider } from './providers/ollama.ts';
 import { createOpenAIProvider } from './providers/openai.ts';
 import type { RouterTables } from './router.ts';
 import type { SafetyClassifier } from './safety.ts';
+import { DEFAULT_MAX_STREAMS_PER_KEY, StreamSlots } from './streams.ts';
+
+/** Completion tokens reserved against budgets when neither the request nor its alias names a maximum. */
+export const DEFAULT_MAX_TOKENS = 4096;
 
 /** Prices per 1M tokens in minor units, by `provider/model`. */
 export type PriceTable = InstanceConfig['prices'];
@@ -20,6 +24,14 @@ export interface AiRuntime extends RouterTables {
   configs: ReadonlyMap<string, ProviderConfig>;
   /** The safety classifier, when configured: labels in `block` at `minScore` or above refuse. */
   classifier: { classify: SafetyClassifier; block: readonly string[]; minScore: number } | null;
+  /** Streamed completions open per API key (or signed-in user), capped by `ai.max_streams_per_key`. */
+  streams: StreamSlots;
+  /**
+   * The completion tokens a call to `model` is assumed to produce when the request names no
+   * maximum: its alias's `max_tokens`, else `ai.default_max_tokens`, else 4096. Budgets reserve
+   * this much, and the router sends it as `max_tokens` so the provider keeps to it.
+   */
+  maxTokensFor(model: string): number;
   /** Every alias with its route, for /v1/models. */
   aliases(): { alias: string; route: readonly string[] }[];
   /** Starts checking every provider's health every `everyMs` (stopped by close). */
@@ -65,6 +77,10 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     classifier = { classify: c, block: sc.block, minScore: sc.min_score ?? 0.5 };
     closeClassifier = () => c.close();
   }
+  const aliasMaxTokens = new Map(
+    config.models.flatMap((m) => (m.max_tokens ? [[m.alias, m.max_tokens] as const] : [])),
+  );
+  const defaultMaxTokens = config.ai?.default_max_tokens ?? DEFAULT_MAX_TOKENS;
   let timer: ReturnType<typeof setInterval> | null = null;
   const check = async () => {
     for (const p of providers.values()) {
@@ -84,6 +100,8 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     configs,
     prices: config.prices,
     classifier,
+    streams: new StreamSlots(config.ai?.max_streams_per_key ?? DEFAULT_MAX_STREAMS_PER_KEY),
+    maxTokensFor: (model) => aliasMaxTokens.get(model) ?? defaultMaxTokens,
     aliases: () => config.models.map((m) => ({ alias: m.alias, route: m.route })),
     startHealthLoop(everyMs = 10_000) {
       if (timer || providers.size === 0) return;

@@ -3,10 +3,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONTROL_MIGRATIONS, DbPool, migrate, openDatabase, TENANT_MIGRATIONS } from '../db/index.ts';
 import { wrapError } from '../shared/errors.ts';
+import { createOutboundGuard, type OutboundGuard, type OutboundOptions } from '../shared/outbound.ts';
 import { type Clock, systemClock } from '../shared/time.ts';
 import type { AuditPort } from './audit-port.ts';
 import { DEFAULT_CONFIG, type InstanceConfig } from './config.ts';
 import { EventBus } from './events.ts';
+import { bindSecrets, Keyring, MASTER_KEY_ENV, type SecretBox, type SecretSite } from './keyring.ts';
 import { createLogger, type Logger } from './logger.ts';
 
 /**
@@ -20,6 +22,17 @@ export interface App {
   readonly clock: Clock;
   readonly bus: EventBus;
   readonly audit: AuditPort;
+  /**
+   * The one guard for outbound requests made for a platform (OIDC discovery, JWKS, tokens; later
+   * webhooks and agent tools): refuses non-public addresses unless `outbound.allow` opens them.
+   */
+  readonly outbound: OutboundGuard;
+  /** Seals and opens stored secrets (AES-256-GCM under a data key wrapped by the master key). */
+  readonly secrets: SecretBox;
+  /** The same keyring with what `keys rotate|export` need (data keys, master key). */
+  readonly keyring: Keyring;
+  /** Where stored secrets live (declared by domains), for rotation and upgrades. */
+  readonly secretSites: readonly SecretSite[];
   /** data/control.db: settings, platforms, operators, domains, the control audit chain. */
   readonly control: Database;
   /** Platform databases (data/platforms/<id>.db), opened on demand. Keys are platform ids. */
@@ -37,6 +50,12 @@ export interface OpenAppOptions {
   log?: Logger;
   clock?: Clock;
   audit: (clock: Clock) => AuditPort;
+  /** Where sealed secrets are stored (each domain declares its own); see `SecretSite`. */
+  secretSites?: readonly SecretSite[];
+  /** The master key as text; by default SOULFRA_MASTER_KEY, else the key file. */
+  masterKey?: string;
+  /** Replaces the outbound guard's resolver or connector (tests); the allow list is the config's. */
+  outbound?: Pick<OutboundOptions, 'resolve' | 'connect'>;
 }
 
 /** Opens (creating if new) the data dir: control database migrated, platform pool ready. */
@@ -51,9 +70,23 @@ export function openApp(opts: OpenAppOptions): App {
     throw wrapError(`cannot create data dir ${opts.dataDir}`, e);
   }
   const control = openDatabase(join(opts.dataDir, 'control.db'), 'control');
+  const secretSites = opts.secretSites ?? [];
+  let keyring: Keyring;
   try {
     const r = migrate(control, CONTROL_MIGRATIONS, 'control.db');
     if (r.applied.length) log.debug('control.db migrated', { from: r.from, to: r.to });
+    keyring = Keyring.open({
+      control,
+      dataDir: opts.dataDir,
+      clock,
+      log,
+      keyFile: config.master_key_file,
+      envKey: opts.masterKey ?? process.env[MASTER_KEY_ENV],
+    });
+    // Handles are bound to the keyring, so code holding only a handle seals with its scope.
+    bindSecrets(control, keyring, 'control');
+    // Secrets an older soulfra stored in clear are sealed once, right after the migration.
+    keyring.upgradeLegacy(control, 'control', 'control', secretSites);
   } catch (e) {
     control.close();
     throw e;
@@ -66,6 +99,8 @@ export function openApp(opts: OpenAppOptions): App {
       try {
         // Platforms made by an older soulfra are brought up to date on first open.
         migrate(db, TENANT_MIGRATIONS, `platform database ${id}`);
+        bindSecrets(db, keyring, `platform:${id}`);
+        keyring.upgradeLegacy(db, 'tenant', `platform:${id}`, secretSites);
       } catch (e) {
         db.close();
         throw e;
@@ -80,6 +115,20 @@ export function openApp(opts: OpenAppOptions): App {
     clock,
     bus: new EventBus(log),
     audit: opts.audit(clock),
+    outbound: createOutboundGuard({
+      ...opts.outbound,
+      allow: config.outbound?.allow ?? [],
+      // What went wrong is for the operator only; callers get one generic error.
+      onFailure: (e) =>
+        log.warn('outbound request refused or failed', {
+          target: e.target,
+          reason: e.reason,
+          detail: e.detail,
+        }),
+    }),
+    secrets: keyring,
+    keyring,
+    secretSites,
     control,
     platformDbs,
     platformDbPath,

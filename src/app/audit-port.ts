@@ -32,4 +32,12 @@ export interface AuditEntry {
  */
 export interface AuditPort {
   append(db: Database, input: AuditInput): AuditEntry;
+  /**
+   * Records a platform chain's head in control.db (signed), now, in whatever control
+   * transaction the caller holds: for a chain built in a file the port does not know yet (a new
+   * platform), so its first anchor commits with its control row. A no-op without anchoring.
+   */
+  anchor(platformId: string, head: { seq: number; hash: string }): void;
+  /** Anchors every platform chain appended to and not yet anchored, now (before closing). */
+  flush(): void;
 }

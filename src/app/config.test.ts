@@ -18,6 +18,12 @@ describe('instance configuration', () => {
     expect([c.port, c.base_domain, c.host]).toEqual([9100, 'ai.example.com', '127.0.0.1']);
   });
 
+  test('outbound.allow takes IPv4 and IPv6 CIDRs; without it nothing non-public is open', () => {
+    const c = resolveConfig({ outbound: { allow: ['127.0.0.1/32', '10.20.0.0/16', 'fd00:1::/32'] } }, {});
+    expect(c.outbound?.allow).toEqual(['127.0.0.1/32', '10.20.0.0/16', 'fd00:1::/32']);
+    expect(resolveConfig({}, {}).outbound).toBeUndefined();
+  });
+
   const bad: [string, Record<string, unknown>, string[]][] = [
     ['unknown key', { prot: 1 }, ['/prot']],
     ['bad port', { port: 70000 }, ['/port']],
@@ -39,6 +45,17 @@ describe('instance configuration', () => {
       { prices: { 'zz/m': { input: 1, output: 1, currency: 'usd' } } },
       ['/prices/zz~1m'],
     ],
+    [
+      'outbound.allow: a bare address (no prefix)',
+      { outbound: { allow: ['127.0.0.1'] } },
+      ['/outbound/allow/0'],
+    ],
+    [
+      'outbound.allow: bits past the prefix, a bad prefix, a name, a bad IPv6',
+      { outbound: { allow: ['10.0.0.0/8', '10.1.0.0/8', '::1/129', 'localhost/32', 'fe80::1::2/64'] } },
+      ['/outbound/allow/1', '/outbound/allow/2', '/outbound/allow/3', '/outbound/allow/4'],
+    ],
+    ['outbound: an unknown key', { outbound: { allow: [], deny: [] } }, ['/outbound/deny']],
   ];
   for (const [name, file, paths] of bad) {
     test(`invalid: ${name} → every bad key named`, () => {

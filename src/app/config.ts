@@ -2,6 +2,7 @@ import { type Static, Type as t } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
 import { AppError, type ErrorDetail } from '../shared/errors.ts';
+import { parseCidr } from '../shared/outbound.ts';
 
 /**
  * The instance configuration (`soulfra serve --config soulfra.yaml`). Flags override the file;
@@ -26,6 +27,13 @@ export const InstanceConfig = t.Object(
       }),
     ),
     pool_size: t.Integer({ minimum: 1, maximum: 100_000, description: 'platform databases kept open (LRU)' }),
+    master_key_file: t.Optional(
+      t.String({
+        minLength: 1,
+        description:
+          'file holding the master key that wraps the data keys (default: <data dir>.master.key beside the data dir); SOULFRA_MASTER_KEY wins over it',
+      }),
+    ),
     metrics_token: t.Optional(
       t.String({ minLength: 16, description: 'if set, /metrics needs Authorization: Bearer <token>' }),
     ),
@@ -74,8 +82,39 @@ export const InstanceConfig = t.Object(
         {
           alias: t.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$' }),
           route: t.Array(t.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}/.+$' }), { minItems: 1 }),
+          max_tokens: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 1_000_000,
+              description:
+                'completion tokens reserved against budgets (and sent as max_tokens) when a request names none (default: ai.default_max_tokens)',
+            }),
+          ),
         },
         { additionalProperties: false },
+      ),
+    ),
+    ai: t.Optional(
+      t.Object(
+        {
+          max_streams_per_key: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 10_000,
+              description:
+                'streamed chat completions open at once per API key (or per signed-in user); default 8',
+            }),
+          ),
+          default_max_tokens: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 1_000_000,
+              description:
+                'completion tokens reserved against budgets when neither the request nor its model alias names a maximum; default 4096',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'limits of the OpenAI-compatible API' },
       ),
     ),
     safety_classifier: t.Optional(
@@ -116,6 +155,22 @@ export const InstanceConfig = t.Object(
           currency: t.String({ pattern: '^[a-z]{3}$' }),
         },
         { additionalProperties: false },
+      ),
+    ),
+    outbound: t.Optional(
+      t.Object(
+        {
+          allow: t.Array(t.String({ minLength: 1 }), {
+            maxItems: 1000,
+            description:
+              'CIDRs (IPv4 or IPv6, e.g. 127.0.0.1/32, 10.20.0.0/16) that requests made for a platform may reach although they are loopback, private, link-local or otherwise not public (on-prem IdPs, tests)',
+          }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'the guard on outbound requests made for platforms (OIDC discovery, JWKS, tokens, ...)',
+        },
       ),
     ),
   },
@@ -224,5 +279,9 @@ function crossCheck(c: InstanceConfig): ErrorDetail[] {
         reason: `no provider '${provider}' is configured`,
       });
   }
+  c.outbound?.allow.forEach((cidr, i) => {
+    const r = parseCidr(cidr);
+    if (!r.ok) out.push({ path: `/outbound/allow/${i}`, reason: `'${cidr}': ${r.reason}` });
+  });
   return out;
 }

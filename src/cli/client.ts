@@ -4,11 +4,26 @@ import {
   dataDirPaths,
   type InstanceConfig,
   lockDataDir,
+  type MasterKeyExport,
   silentLogger,
   sweepTemporaryFiles,
 } from '../app/index.ts';
-import { type ChainReport, type CreatePlatformInput, openInstance } from '../flows/index.ts';
-import { LOCAL_ROOT, type OperatorView } from '../identity/index.ts';
+import {
+  type AuditVerifyReport,
+  type CreatePlatformInput,
+  type DataKeyRotation,
+  exportMasterKey,
+  type MasterKeyRotation,
+  openInstance,
+  rotateDataKey,
+  rotateMasterKey,
+} from '../flows/index.ts';
+import {
+  LOCAL_ROOT,
+  type OperatorRole,
+  type OperatorTokenView,
+  type OperatorView,
+} from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView } from '../tenancy/index.ts';
 
@@ -36,14 +51,30 @@ export interface OperatorClient {
   unarchive(slug: string): Promise<PlatformView>;
   addDomain(slug: string, host: string): Promise<PlatformView>;
   removeDomain(slug: string, host: string): Promise<PlatformView>;
-  createToken(name: string): Promise<{ id: string; token: string; operator: string }>;
+  createToken(input: {
+    name: string;
+    operator?: string;
+    role?: string;
+    expires_at?: string;
+    expires_in?: string;
+  }): Promise<{ id: string; token: string; operator: string; role: OperatorRole; expires_at: string }>;
+  listTokens(operator?: string): Promise<{ tokens: OperatorTokenView[] }>;
+  revokeToken(id: string): Promise<{ token: OperatorTokenView }>;
   createOperator(email: string, role: string): Promise<{ operator: OperatorView }>;
   listOperators(): Promise<{ operators: OperatorView[] }>;
+  disableOperator(ref: string): Promise<{ operator: OperatorView }>;
+  enableOperator(ref: string): Promise<{ operator: OperatorView }>;
+  setOperatorRole(ref: string, role: string): Promise<{ operator: OperatorView }>;
+  removeOperator(ref: string): Promise<{ removed: { id: string; email: string } }>;
   createApiKey(
     slug: string,
     input: { name: string; scopes: string[]; expires_at?: string },
   ): Promise<{ id: string; key: string }>;
-  verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }>;
+  verifyAudit(slug?: string): Promise<AuditVerifyReport>;
+  /** A new data key with every secret re-sealed (or, with `master`, a new master key). */
+  rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
+  /** The master key for escrow. */
+  exportKeys(): Promise<MasterKeyExport & { restore: string }>;
   close(): Promise<void>;
 }
 
@@ -145,11 +176,19 @@ function remoteClient(socket: string): OperatorClient {
     unarchive: (slug) => call('POST', `/platforms/${enc(slug)}/unarchive`, {}),
     addDomain: (slug, host) => call('POST', `/platforms/${enc(slug)}/domains`, { host }),
     removeDomain: (slug, host) => call('DELETE', `/platforms/${enc(slug)}/domains/${enc(host)}`),
-    createToken: (name) => call('POST', '/tokens', { name }),
+    createToken: (input) => call('POST', '/tokens', input),
+    listTokens: (operator) => call('GET', `/tokens${operator ? `?operator=${enc(operator)}` : ''}`),
+    revokeToken: (id) => call('DELETE', `/tokens/${enc(id)}`),
     createOperator: (email, role) => call('POST', '/operators', { email, role }),
     listOperators: () => call('GET', '/operators'),
+    disableOperator: (ref) => call('POST', `/operators/${enc(ref)}/disable`, {}),
+    enableOperator: (ref) => call('POST', `/operators/${enc(ref)}/enable`, {}),
+    setOperatorRole: (ref, role) => call('PATCH', `/operators/${enc(ref)}`, { role }),
+    removeOperator: (ref) => call('DELETE', `/operators/${enc(ref)}`),
     createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
+    rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
+    exportKeys: () => call('POST', '/keys/export', {}),
     close: async () => {},
   };
 }
@@ -170,11 +209,20 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     unarchive: async (slug) => a.unarchive(LOCAL_ROOT, slug),
     addDomain: async (slug, host) => a.addDomain(LOCAL_ROOT, slug, { host }),
     removeDomain: async (slug, host) => a.removeDomain(LOCAL_ROOT, slug, host),
-    createToken: async (name) => a.createToken(LOCAL_ROOT, { name }),
+    createToken: async (input) => a.createToken(LOCAL_ROOT, input),
+    listTokens: async (operator) => a.listTokens(LOCAL_ROOT, operator),
+    revokeToken: async (id) => a.revokeToken(LOCAL_ROOT, id),
     createOperator: async (email, role) => ({ operator: a.createOperator(LOCAL_ROOT, { email, role }) }),
     listOperators: async () => ({ operators: a.listOperators() }),
+    disableOperator: async (ref) => a.disableOperator(LOCAL_ROOT, ref),
+    enableOperator: async (ref) => a.enableOperator(LOCAL_ROOT, ref),
+    setOperatorRole: async (ref, role) => a.setOperatorRole(LOCAL_ROOT, ref, { role }),
+    removeOperator: async (ref) => a.removeOperator(LOCAL_ROOT, ref),
     createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
     verifyAudit: (slug) => a.verifyAudit(slug),
+    rotateKeys: async (opts) =>
+      opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),
+    exportKeys: async () => exportMasterKey(inst.app, LOCAL_ROOT),
     close: async () => {
       await inst.close();
       unlock();

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { registerApikey } from './apikey.ts';
 import { registerAudit } from './audit.ts';
+import { registerKeys } from './keys.ts';
 import { registerOperator } from './operator.ts';
 import { createOutput, EXIT, type GlobalFlags, type Output, reportError } from './output.ts';
 import { registerPlatform } from './platform.ts';
@@ -46,6 +47,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerOperator(program, run);
   registerApikey(program, run);
   registerAudit(program, run);
+  registerKeys(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

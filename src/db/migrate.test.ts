@@ -47,7 +47,11 @@ describe('migrate', () => {
     const db = new Database(':memory:');
     migrate(db, CONTROL_MIGRATIONS.slice(0, 2), 'control');
     db.query("INSERT INTO settings (key, value) VALUES ('base_domain', 'example.com')").run();
-    expect(migrate(db, CONTROL_MIGRATIONS, 'control').applied).toEqual(['0003-domains', '0004-operator-sso', '0005-security']);
+    expect(migrate(db, CONTROL_MIGRATIONS, 'control').applied).toEqual([
+      '0003-domains',
+      '0004-operator-sso',
+      '0005-security',
+    ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });
 

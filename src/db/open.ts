@@ -17,6 +17,10 @@ export type DbRole = 'control' | 'tenant';
  * - cache_size: 2 MiB for control, 512 KiB for each platform, so 256 open platforms stay small.
  * - page_size 4096 (set before the first table): matches the OS page; an idle platform with the
  *   issue-2 schema is ~10 pages.
+ * - secure_delete=ON: deleted and overwritten content is zeroed, so a secret removed or
+ *   re-sealed (TOTP seeds, SSO secrets, mail bodies, retired data keys' ciphertext) leaves no
+ *   old copy in free pages or in the WAL's page images. Both roles hold secrets. Its cost is
+ *   writing zeros over freed cells (measured in docs/operations.md: within noise for the test suite).
  * NB! page_size only applies to a new file (or after VACUUM); set it before anything else.
  */
 export function applyPragmas(db: Database, role: DbRole): void {
@@ -25,6 +29,7 @@ export function applyPragmas(db: Database, role: DbRole): void {
   db.exec('PRAGMA journal_mode = WAL');
   db.exec(`PRAGMA synchronous = ${role === 'control' ? 'FULL' : 'NORMAL'}`);
   db.exec('PRAGMA foreign_keys = ON');
+  db.exec('PRAGMA secure_delete = ON');
   db.exec(`PRAGMA cache_size = ${role === 'control' ? -2048 : -512}`);
   db.exec('PRAGMA temp_store = MEMORY');
 }

@@ -85,6 +85,7 @@ export async function createPlatform(
   const finalPath = app.platformDbPath(id);
   const tmpPath = join(dirname(finalPath), `.tmp-${id}.db`);
   const now = app.clock.now();
+  let created: { seq: number; hash: string } | undefined;
   try {
     const db = openDatabase(tmpPath, 'tenant');
     try {
@@ -105,7 +106,7 @@ export async function createPlatform(
           created_at: now,
           updated_at: now,
         });
-        app.audit.append(db, {
+        created = app.audit.append(db, {
           actor,
           action: 'platform.created',
           target: `platform:${slug}`,
@@ -129,7 +130,8 @@ export async function createPlatform(
     throw e;
   }
 
-  // 5. The commit point: the control row, domain and audit entry in one transaction.
+  // 5. The commit point: the control row, domain, audit entry and the new chain's anchor in one
+  //    transaction.
   let platform: PlatformView;
   try {
     platform = tenancy.commitCreate(
@@ -147,6 +149,7 @@ export async function createPlatform(
       },
       domain,
       actor,
+      created,
     );
   } catch (e) {
     rmSync(finalPath, { force: true });

@@ -1,6 +1,13 @@
 import type { Database } from 'bun:sqlite';
+import { join } from 'node:path';
 import { type App, type InstanceConfig, type Logger, openApp } from '../app/index.ts';
-import { createAuditLog } from '../audit/index.ts';
+import {
+  AUDIT_SECRET_SITE,
+  type AuditAnchoring,
+  createAuditLog,
+  openAuditAnchoring,
+} from '../audit/index.ts';
+import { IDENTITY_SECRET_SITES } from '../identity/index.ts';
 import type { Clock } from '../shared/time.ts';
 import { createTenancy, type Tenancy } from '../tenancy/index.ts';
 import { createOperatorActions, type OperatorActions } from './operator-actions.ts';
@@ -24,15 +31,29 @@ export function openInstance(opts: {
   log?: Logger;
   clock?: Clock;
 }): Instance {
-  const app = openApp({ ...opts, audit: createAuditLog });
+  let anchoring: AuditAnchoring | undefined;
+  const app = openApp({
+    ...opts,
+    audit: (clock) => createAuditLog(clock, () => anchoring),
+    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES],
+  });
   try {
     const tenancy = createTenancy(app);
+    // The instance key signs control checkpoints and platform anchors from here on.
+    const opened = openAuditAnchoring(app, () =>
+      tenancy.list().map((v) => ({ id: v.id, path: join(app.dataDir, v.db_file) })),
+    );
+    if (opened.ok) anchoring = opened.anchoring;
     return {
       app,
       tenancy,
       actions: createOperatorActions(app, tenancy),
       control: app.control,
-      close: () => app.close(),
+      close: () => {
+        // Anchors still pending land before the databases close.
+        app.audit.flush();
+        return app.close();
+      },
     };
   } catch (e) {
     void app.close();

@@ -2,15 +2,32 @@ import { Database } from 'bun:sqlite';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { App } from '../app/index.ts';
-import { verifyChain } from '../audit/index.ts';
+import {
+  type AnchoredVerdict,
+  type KeyReport,
+  publicKeyCopyPath,
+  readPublicKeyCopy,
+  type VerifyKey,
+  verifyControlAudit,
+  verifyKey,
+  verifyPlatformAudit,
+} from '../audit/index.ts';
 import {
   type ApiKeyView,
   createApiKey,
   createOperator,
   createOperatorToken,
+  disableOperator,
+  enableOperator,
   listOperators,
+  listOperatorTokens,
   type OperatorPrincipal,
+  type OperatorRole,
+  type OperatorTokenView,
   type OperatorView,
+  removeOperator,
+  revokeOperatorToken,
+  setOperatorRole,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView, Tenancy } from '../tenancy/index.ts';
@@ -22,7 +39,19 @@ export interface ChainReport {
   ok: boolean;
   entries: number;
   head?: string;
+  /** The last entry covered by a signed checkpoint (control) or anchor (platform). */
+  anchored?: number;
+  /** Entries after it: a platform chain's allowed lag (written after its last anchor landed). */
+  unanchored?: number;
   bad?: { seq: number; reason: string };
+}
+
+/** What `audit verify` answers: every chain's verdict and the instance signing key. */
+export interface AuditVerifyReport {
+  ok: boolean;
+  chains: ChainReport[];
+  /** The key's fingerprint (`SHA256:...`), and what is wrong with the key if anything. */
+  signing_key: KeyReport;
 }
 
 /**
@@ -118,24 +147,76 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     listOperators(): OperatorView[] {
       return listOperators(app);
     },
-    /** A new operator API token, shown once. */
-    createToken(p: OperatorPrincipal, body: unknown): { id: string; token: string; operator: string } {
-      const name = (body as { name?: unknown } | null)?.name ?? 'cli';
-      if (typeof name !== 'string') {
+    /**
+     * A new operator API token, shown once: for the caller or another operator (`operator`),
+     * optionally with a narrower `role`, expiring at `expires_at` or after `expires_in`
+     * (default 365 days).
+     */
+    createToken(
+      p: OperatorPrincipal,
+      body: unknown,
+    ): { id: string; token: string; operator: string; role: OperatorRole; expires_at: string } {
+      const b = (body ?? {}) as Record<string, unknown>;
+      if (b.name !== undefined && typeof b.name !== 'string') {
         throw new AppError('request.invalid', 'name must be text', 400, [
           { path: '/name', reason: 'must be text' },
         ]);
       }
-      return createOperatorToken(app, p, name);
+      return createOperatorToken(app, p, {
+        name: b.name,
+        operator: b.operator,
+        role: b.role,
+        expires_at: b.expires_at,
+        expires_in: b.expires_in,
+      });
+    },
+    /** Operator tokens (no secrets): all for an admin, one's own for a viewer. */
+    listTokens(p: OperatorPrincipal, operator?: string): { tokens: OperatorTokenView[] } {
+      return { tokens: listOperatorTokens(app, p, operator === undefined ? {} : { operator }) };
+    },
+    /** Revokes an operator token at once. */
+    revokeToken(p: OperatorPrincipal, id: string): { token: OperatorTokenView } {
+      return { token: revokeOperatorToken(app, p, id) };
+    },
+    /** Disables an operator (by id or email): their tokens and sessions stop working at once. */
+    disableOperator(p: OperatorPrincipal, ref: string): { operator: OperatorView } {
+      return { operator: disableOperator(app, p, ref) };
+    },
+    /** Enables a disabled operator again. */
+    enableOperator(p: OperatorPrincipal, ref: string): { operator: OperatorView } {
+      return { operator: enableOperator(app, p, ref) };
+    },
+    /** Changes an operator's role (the last active admin cannot be demoted). */
+    setOperatorRole(p: OperatorPrincipal, ref: string, body: unknown): { operator: OperatorView } {
+      return { operator: setOperatorRole(app, p, ref, (body as { role?: unknown } | null)?.role) };
+    },
+    /** Removes an operator with their tokens and sessions (the last active admin cannot be removed). */
+    removeOperator(p: OperatorPrincipal, ref: string): { removed: { id: string; email: string } } {
+      return { removed: removeOperator(app, p, ref) };
     },
     /**
      * Verifies hash chains: one platform's (by slug), or the control plane's and every
-     * platform's (archived ones too, read from their archive file).
+     * platform's (archived ones too, read from their archive file), each against what is kept
+     * outside it: the control chain against its signed checkpoints, a platform chain against
+     * its signed anchor in control.db (docs/audit.md). Also reports the signing key's
+     * fingerprint, for comparison with a record kept off the machine.
      */
-    async verifyAudit(slug?: string): Promise<{ ok: boolean; chains: ChainReport[] }> {
+    async verifyAudit(slug?: string): Promise<AuditVerifyReport> {
+      app.audit.flush();
+      const { key, report: signingKey } = verifyKey(app.control, app.secrets);
+      const copy = readPublicKeyCopy(app.dataDir);
+      const checked: VerifyKey =
+        key.ok && copy !== undefined && copy !== key.fingerprint
+          ? {
+              ok: false,
+              fingerprint: key.fingerprint,
+              reason: `the audit public key is not the one recorded beside the data dir (${publicKeyCopyPath(app.dataDir)}: ${copy})`,
+            }
+          : key;
+      if (!checked.ok) signingKey.problem = checked.reason;
       const chains: ChainReport[] = [];
       const targets = slug ? [tenancy.get(slug)] : tenancy.list();
-      if (!slug) chains.push(report('control', verifyChain(app.control)));
+      if (!slug) chains.push(report('control', verifyControlAudit(app.control, checked)));
       for (const v of targets) {
         if (v.status === 'archived') {
           const path = join(app.dataDir, v.db_file);
@@ -150,15 +231,20 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
           }
           const db = new Database(path, { readonly: true });
           try {
-            chains.push(report(v.slug, verifyChain(db)));
+            chains.push(report(v.slug, verifyPlatformAudit(db, app.control, v.id, checked)));
           } finally {
             db.close();
           }
           continue;
         }
-        chains.push(report(v.slug, await app.platformDbs.use(v.id, (db) => verifyChain(db))));
+        chains.push(
+          report(
+            v.slug,
+            await app.platformDbs.use(v.id, (db) => verifyPlatformAudit(db, app.control, v.id, checked)),
+          ),
+        );
       }
-      return { ok: chains.every((c) => c.ok), chains };
+      return { ok: checked.ok && chains.every((c) => c.ok), chains, signing_key: signingKey };
     },
   };
 }
@@ -176,8 +262,8 @@ function hostOf(body: unknown): string {
   return h;
 }
 
-function report(chain: string, v: ReturnType<typeof verifyChain>): ChainReport {
+function report(chain: string, v: AnchoredVerdict): ChainReport {
   return v.ok
-    ? { chain, ok: true, entries: v.entries, head: v.head }
+    ? { chain, ok: true, entries: v.entries, head: v.head, anchored: v.anchored, unanchored: v.unanchored }
     : { chain, ok: false, entries: v.entries, bad: v.bad };
 }

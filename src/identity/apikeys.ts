@@ -5,7 +5,15 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
 import { forgetApiKeys, KEY_CACHE_TTL_MS, keyCacheOf } from './key-cache.ts';
-import { isScope, type Permission, type Principal, roleCan, SCOPES, type Scope } from './permissions.ts';
+import {
+  isScope,
+  keyRole,
+  type Permission,
+  type Principal,
+  roleCan,
+  SCOPES,
+  type Scope,
+} from './permissions.ts';
 import { readIdentitySettings } from './settings.ts';
 import type { PlatformRole } from './users.repository.ts';
 
@@ -215,7 +223,8 @@ export type KeyCheck =
 /**
  * Checks a presented key on this platform's database: the prefix finds the row, the secret's
  * hash must match (constant time), and it must be live. A user key acts with its owner's
- * current role; a platform key (no owner) acts as admin, capped by its scopes either way.
+ * current role, but never above admin unless a scope says owner (`keyRole`); a platform key (no
+ * owner) acts as admin; either way capped by its scopes.
  */
 export function authenticateApiKey(db: Database, key: string, now: number): KeyCheck {
   const m = /^sf_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$/.exec(key);
@@ -230,6 +239,7 @@ export function authenticateApiKey(db: Database, key: string, now: number): KeyC
       )
       .get(prefix);
     if (!row) return { ok: false, reason: 'unknown' };
+    const scopes = Object.freeze(JSON.parse(row.scopes)) as Scope[];
     k = {
       row,
       readAt: now,
@@ -238,8 +248,8 @@ export function authenticateApiKey(db: Database, key: string, now: number): KeyC
         kind: 'api_key',
         keyId: row.id,
         userId: row.user_id,
-        role: row.user_id === null ? 'admin' : (row.role ?? 'member'),
-        scopes: Object.freeze(JSON.parse(row.scopes)) as Scope[],
+        role: keyRole(row.user_id === null ? 'admin' : (row.role ?? 'member'), scopes),
+        scopes,
       }),
     };
     cache.set(prefix, k);

@@ -2,24 +2,50 @@ import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
 import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
-import { newId } from '../shared/ids.ts';
-import { hashPassword, verifyPassword } from './passwords.ts';
+import { revokeUserKeys } from './apikeys.ts';
+import { queueMail } from './outbox.ts';
+import { hashingBusy, hashPassword, LANE_QUEUE_CAP, laneHasRoom, verifyPassword } from './passwords.ts';
 import { createSession, destroyUserSessions } from './sessions.ts';
 import { readIdentitySettings } from './settings.ts';
-import { FailureThrottle } from './throttle.ts';
+import {
+  AUTH_LIMITS,
+  accountAddressKey,
+  addressKey,
+  clearAccount,
+  type Hold,
+  lockWait,
+  release,
+  reserve,
+} from './throttle.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
 import { checkPassword } from './users.service.ts';
-
-/** Per account: 5 failures in 15 minutes, then wait. Per address: 30 in 15 minutes. */
-export const accountThrottle = new FailureThrottle({ limit: 5, windowMs: 15 * 60_000 });
-/** Per client address, across accounts (password spraying). */
-export const addressThrottle = new FailureThrottle({ limit: 30, windowMs: 15 * 60_000 });
 
 // Checked when the email is unknown, so a miss costs the same time as a wrong password.
 let dummyHash: Promise<string> | null = null;
 
 /** The one message for every failed sign-in: it never says whether the account exists. */
 const BAD_CREDENTIALS = () => new AppError('auth.invalid_credentials', 'email or password is incorrect', 401);
+
+/** The refusal while a key is locked (429 with Retry-After); it never says which limit held. */
+export function throttled(wait: number, what = 'failed sign-ins'): AppError {
+  const e = new AppError('auth.throttled', `too many ${what}; try again in ${wait} s`, 429);
+  e.retryAfter = wait;
+  return e;
+}
+
+/**
+ * Refuses an unauthenticated request from an address that is locked for failures (30 in 15
+ * minutes across sign-in, reset and email links), before any work is done for it.
+ */
+export function checkAddress(db: Database, ip: string | null, now: number): void {
+  const wait = lockWait(db, AUTH_LIMITS.address, addressKey(ip), now);
+  if (wait > 0) throw throttled(wait, 'failed requests from this address');
+}
+
+/** Counts one failure of an unauthenticated request (a bad reset or email link) against its address. */
+export function addressFailed(db: Database, ip: string | null, now: number): void {
+  reserve(db, [[AUTH_LIMITS.address, addressKey(ip)]], now);
+}
 
 /** A started session, for the route to set as a cookie. */
 export interface SignedIn {
@@ -31,9 +57,15 @@ export interface SignedIn {
 }
 
 /**
- * Email and password sign-in, throttled per account and per address. Success and failure are
- * audited; the error is the same whether the account is unknown, deactivated or the password
- * wrong. When the user has TOTP, or their role must have MFA, the session starts pending.
+ * Email and password sign-in. Before any hashing, in one synchronous step, the platform's share
+ * of the hashing capacity is checked (full: 429 `auth.busy`) and the attempt is reserved
+ * against the account from this address, the account from anywhere, and the address (any of
+ * them locked: 429 `auth.throttled`, nothing hashed), so a concurrent burst runs at most the
+ * limit's worth of hashes. A success forgives the account's counts (as Keycloak and GitLab
+ * reset them); a failure stays counted, in the platform database, so a restart keeps it.
+ * Success, failure and a lock-out are audited; the error is the same whether the account is
+ * unknown, deactivated or the password wrong. With TOTP, or a role that must have MFA, the
+ * session starts pending.
  */
 export async function passwordSignIn(
   app: App,
@@ -50,6 +82,7 @@ export async function passwordSignIn(
       ...(password ? [] : [{ path: '/password', reason: 'required' }]),
     ]);
   }
+  if (email.length > 320 || password.length > 1024) throw BAD_CREDENTIALS();
   const settings = readIdentitySettings(db);
   if (!settings.password_login)
     throw new AppError(
@@ -57,41 +90,65 @@ export async function passwordSignIn(
       'this platform signs in with single sign-on only',
       403,
     );
-  const now = app.clock.now();
-  const accountKey = `${platformId}:${email}`;
-  const addressKey = `${platformId}:${client.ip ?? '-'}`;
-  const wait = Math.max(
-    accountThrottle.retryAfter(accountKey, now),
-    addressThrottle.retryAfter(addressKey, now),
-  );
-  if (wait > 0) {
-    throw Object.assign(
-      new AppError('auth.throttled', `too many failed sign-ins; try again in ${wait} s`, 429),
-      { retryAfter: wait },
-    );
-  }
-  const user = createUserRepository({ db }).byEmail(email);
   dummyHash ??= hashPassword(randomToken(16));
-  const ok = await verifyPassword(password, user?.password_hash ?? (await dummyHash));
+  const fallback = await dummyHash;
+  // NB! From here to the verify call nothing awaits: the room check, the reservation and the
+  // place in the queue are taken in one step, so concurrent attempts cannot overtake the count.
+  const now = app.clock.now();
+  const address = addressKey(client.ip);
+  const pair = accountAddressKey(email, address);
+  const lane = { lane: platformId, queueCap: LANE_QUEUE_CAP };
+  if (!laneHasRoom(platformId, LANE_QUEUE_CAP)) throw hashingBusy();
+  const holds: Hold[] = [
+    [AUTH_LIMITS.accountAddress, pair],
+    [AUTH_LIMITS.account, email],
+    [AUTH_LIMITS.address, address],
+  ];
+  const r = reserve(db, holds, now);
+  if (!r.ok) throw throttled(r.wait);
+  const user = createUserRepository({ db }).byEmail(email);
+  let ok: boolean;
+  try {
+    ok = await verifyPassword(password, user?.password_hash ?? fallback, lane);
+  } catch (e) {
+    // Not the client's failure (the hash could not run): the attempt is taken back.
+    for (const [l, key] of holds) release(db, l, key, app.clock.now());
+    throw e;
+  }
   if (!user || !ok || user.status !== 'active' || !user.password_hash) {
-    accountThrottle.fail(accountKey, now);
-    addressThrottle.fail(addressKey, now);
-    app.audit.append(db, {
-      actor: user ? `user:${user.id}` : 'anonymous',
-      action: 'user.sign_in_failed',
-      target: user ? `user:${user.id}` : `email:${email}`,
-      details: {
-        ip: client.ip,
-        reason: !user ? 'unknown_email' : user.status !== 'active' ? 'deactivated' : 'bad_password',
-      },
-    });
+    db.transaction(() => {
+      app.audit.append(db, {
+        actor: user ? `user:${user.id}` : 'anonymous',
+        action: 'user.sign_in_failed',
+        target: user ? `user:${user.id}` : `email:${email}`,
+        details: {
+          ip: client.ip,
+          reason: !user ? 'unknown_email' : user.status !== 'active' ? 'deactivated' : 'bad_password',
+        },
+      });
+      const scope = r.lockedNow.find((l) => l !== AUTH_LIMITS.address);
+      if (user && scope) {
+        app.audit.append(db, {
+          actor: 'system',
+          action: 'user.locked_out',
+          target: `user:${user.id}`,
+          details: {
+            scope: scope === AUTH_LIMITS.account ? 'account' : 'account_from_address',
+            ip: client.ip,
+            until: new Date(now + (scope.lockMs ?? scope.windowMs)).toISOString(),
+          },
+        });
+      }
+    }).immediate();
     throw BAD_CREDENTIALS();
   }
-  accountThrottle.reset(accountKey);
+  const done = app.clock.now();
   const mfaPending = Boolean(user.totp_secret) || settings.mfa_required_roles.includes(user.role);
   const s = db
     .transaction(() => {
-      const started = createSession(db, now, settings, {
+      clearAccount(db, email, done, address);
+      release(db, AUTH_LIMITS.address, address, done);
+      const started = createSession(db, done, settings, {
         userId: user.id,
         via: 'password',
         mfaPending,
@@ -108,6 +165,34 @@ export async function passwordSignIn(
     })
     .immediate();
   return { user, ...s, mfaPending };
+}
+
+/**
+ * Lifts a user's sign-in lock-outs (the account's and every address's for it). Only an owner
+ * unlocks an owner. Audited; answers how many locks were in force.
+ */
+export function unlockUser(
+  app: App,
+  db: Database,
+  userId: string,
+  by: { actor: string; role: string | null },
+): { user: UserRow; locksLifted: number } {
+  const user = createUserRepository({ db }).byId(userId);
+  if (!user) throw new AppError('user.not_found', `no user ${userId}`, 404);
+  if (user.role === 'owner' && by.role !== null && by.role !== 'owner')
+    throw new AppError('auth.forbidden', 'only an owner can unlock an owner', 403);
+  return db
+    .transaction(() => {
+      const locksLifted = clearAccount(db, user.email.toLowerCase(), app.clock.now());
+      app.audit.append(db, {
+        actor: by.actor,
+        action: 'user.unlocked',
+        target: `user:${user.id}`,
+        details: { locks_lifted: locksLifted },
+      });
+      return { user, locksLifted };
+    })
+    .immediate();
 }
 
 /** Starts a session for an SSO sign-in (OIDC or SAML) that already proved who the user is. Audited. */
@@ -167,37 +252,53 @@ export function issueEmailToken(
     db.query(
       'INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
     ).run(sha256Hex(token), user.id, purpose, now, now + TOKEN_TTL[purpose]);
-    db.query(
-      'INSERT INTO outbox (id, to_email, template, subject, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    ).run(newId('msg'), user.email, purpose, subject, body, now);
+    // The body holds the live link: queued sealed, wiped on delivery (outbox.ts).
+    queueMail(db, { to_email: user.email, template: purpose, subject, body }, now);
   }).immediate();
 }
 
-/** Redeems a one-time token (unused, unexpired, right purpose) and returns its user, or throws 400. */
-function redeem(app: App, db: Database, token: unknown, purpose: 'verify_email' | 'reset_password'): UserRow {
-  const bad = () =>
-    new AppError('auth.token_invalid', 'this link is invalid or has expired; ask for a new one', 400, [
+type TokenPurpose = 'verify_email' | 'reset_password';
+
+/**
+ * The user a one-time token (unused, unexpired, right purpose) belongs to, or throws 400. With
+ * `spend`, the token is used up. A bad token counts as a failure of the client's address.
+ */
+function redeem(
+  app: App,
+  db: Database,
+  token: unknown,
+  purpose: TokenPurpose,
+  ip: string | null,
+  spend: boolean,
+): UserRow {
+  const now = app.clock.now();
+  const bad = () => {
+    addressFailed(db, ip, now);
+    return new AppError('auth.token_invalid', 'this link is invalid or has expired; ask for a new one', 400, [
       { path: '/token', reason: 'invalid or expired' },
     ]);
+  };
   if (typeof token !== 'string' || token.length < 20 || token.length > 100) throw bad();
-  const now = app.clock.now();
   const row = db
     .query<{ user_id: string; expires_at: number; used_at: number | null; purpose: string }, [string]>(
       'SELECT user_id, expires_at, used_at, purpose FROM email_tokens WHERE token_hash = ?',
     )
     .get(sha256Hex(token));
   if (!row || row.purpose !== purpose || row.used_at !== null || now >= row.expires_at) throw bad();
-  db.query('UPDATE email_tokens SET used_at = ? WHERE token_hash = ?').run(now, sha256Hex(token));
   const user = createUserRepository({ db }).byId(row.user_id);
-  if (!user || user.status !== 'active') throw bad();
+  if (user?.status !== 'active') throw bad();
+  if (spend) db.query('UPDATE email_tokens SET used_at = ? WHERE token_hash = ?').run(now, sha256Hex(token));
   return user;
 }
 
-/** Confirms an email address from its link. Audited. */
-export function verifyEmail(app: App, db: Database, token: unknown): UserRow {
+/** Confirms an email address from its link (a locked address is refused first). Audited. */
+export function verifyEmail(app: App, db: Database, token: unknown, client: { ip: string | null }): UserRow {
+  checkAddress(db, client.ip, app.clock.now());
+  // The bad-token count must survive the refusal, so the check runs outside the write.
+  redeem(app, db, token, 'verify_email', client.ip, false);
   return db
     .transaction(() => {
-      const user = redeem(app, db, token, 'verify_email');
+      const user = redeem(app, db, token, 'verify_email', client.ip, true);
       createUserRepository({ db }).update(user.id, { email_verified_at: app.clock.now() }, app.clock.now());
       app.audit.append(db, {
         actor: `user:${user.id}`,
@@ -210,29 +311,81 @@ export function verifyEmail(app: App, db: Database, token: unknown): UserRow {
     .immediate();
 }
 
-/** Sets a new password from a reset link; every session of the user ends. Audited. */
+/**
+ * Asks for a reset link. The answer is the same whether or not the account exists; limits: a
+ * locked address or one past 10 requests in 15 minutes is refused (429, about the address), and
+ * past 3 requests for one email in 15 minutes (known or not) no further message is queued,
+ * with the same 202, so neither the mailbox nor the answer can be used to probe or flood.
+ */
+export function requestPasswordReset(
+  app: App,
+  db: Database,
+  email: unknown,
+  client: { ip: string | null },
+  origin: string,
+): void {
+  if (typeof email !== 'string' || !email.trim())
+    throw new AppError('auth.invalid_request', 'email is required', 400, [
+      { path: '/email', reason: 'required' },
+    ]);
+  const now = app.clock.now();
+  const address = addressKey(client.ip);
+  checkAddress(db, client.ip, now);
+  const byAddress = reserve(db, [[AUTH_LIMITS.resetAddress, address]], now);
+  if (!byAddress.ok) throw throttled(byAddress.wait, 'reset requests from this address');
+  const key = email.trim().toLowerCase().slice(0, 320);
+  const byAccount = reserve(db, [[AUTH_LIMITS.resetAccount, key]], now);
+  if (!byAccount.ok) return;
+  const user = createUserRepository({ db }).byEmail(key);
+  if (user && user.status === 'active') issueEmailToken(app, db, user, 'reset_password', origin);
+}
+
+/**
+ * Sets a new password from a reset link. The link is checked before the (slow, fairly queued)
+ * hash, so a bad link costs no hashing and counts against the address. Completing it, in one
+ * transaction: spends every outstanding reset link of the user (not only this one), ends every
+ * session, revokes the user's API keys (a reset is how an account is recovered after a
+ * compromise, and keys made meanwhile must not outlive it), and lifts sign-in lock-outs (the
+ * link proved the mailbox, as GitLab's unlock mail does). Audited with the counts.
+ */
 export async function resetPassword(
   app: App,
   db: Database,
+  platformId: string,
   token: unknown,
   password: unknown,
+  client: { ip: string | null },
 ): Promise<void> {
+  checkAddress(db, client.ip, app.clock.now());
   const pw = checkPassword(password);
-  const hash = await hashPassword(pw);
+  redeem(app, db, token, 'reset_password', client.ip, false);
+  const hash = await hashPassword(pw, { lane: platformId, queueCap: LANE_QUEUE_CAP });
   db.transaction(() => {
-    const user = redeem(app, db, token, 'reset_password');
+    const user = redeem(app, db, token, 'reset_password', client.ip, true);
     const now = app.clock.now();
     createUserRepository({ db }).update(
       user.id,
       { password_hash: hash, email_verified_at: user.email_verified_at ?? now },
       now,
     );
+    const spent = db
+      .query(
+        "UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = 'reset_password' AND used_at IS NULL",
+      )
+      .run(now, user.id).changes;
     const ended = destroyUserSessions(db, user.id);
+    const revoked = revokeUserKeys(db, user.id, now);
+    const unlocked = clearAccount(db, user.email.toLowerCase(), now);
     app.audit.append(db, {
       actor: `user:${user.id}`,
       action: 'user.password_reset',
       target: `user:${user.id}`,
-      details: { sessions_ended: ended },
+      details: {
+        sessions_ended: ended,
+        keys_revoked: revoked,
+        other_reset_links_spent: spent,
+        locks_lifted: unlocked,
+      },
     });
   }).immediate();
 }

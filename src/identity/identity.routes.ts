@@ -1,17 +1,16 @@
 import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from './apikeys.ts';
-import { issueEmailToken, passwordSignIn, resetPassword, verifyEmail } from './auth.service.ts';
-import { requestContext } from './context.ts';
 import {
-  actorOf,
-  can,
-  type Permission,
-  type Principal,
-  ROLE_PERMISSIONS,
-  roleOf,
-  userIdOf,
-} from './permissions.ts';
+  issueEmailToken,
+  passwordSignIn,
+  requestPasswordReset,
+  resetPassword,
+  unlockUser,
+  verifyEmail,
+} from './auth.service.ts';
+import { type PlatformRequestContext, requestContext } from './context.ts';
+import { actorOf, can, type Permission, ROLE_PERMISSIONS, roleOf, userIdOf } from './permissions.ts';
 import {
   clearedSessionCookie,
   destroySession,
@@ -20,24 +19,26 @@ import {
   SESSION_COOKIE,
   sessionCookie,
 } from './sessions.ts';
-import { readIdentitySettings, writeIdentitySettings } from './settings.ts';
+import { ownerOnlyChanges, readIdentitySettings, writeIdentitySettings } from './settings.ts';
 import { createUserRepository } from './users.repository.ts';
 import { changeRole, createUser, setUserActive, userView } from './users.service.ts';
 
 /** Every identity route and the permission it needs (merged into the platform's table). */
 export const IDENTITY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'POST /api/v1/auth/login': 'public',
-  'POST /api/v1/auth/logout': 'signed_in',
-  'POST /api/v1/auth/logout-all': 'signed_in',
+  // Session and account management: a session, or a key whose scopes name account:manage.
+  'POST /api/v1/auth/logout': 'account:manage',
+  'POST /api/v1/auth/logout-all': 'account:manage',
   'POST /api/v1/auth/verify-email': 'public',
   'POST /api/v1/auth/password-reset': 'public',
   'POST /api/v1/auth/password-reset/confirm': 'public',
   'GET /api/v1/me': 'signed_in',
-  'POST /api/v1/me/verify-email': 'signed_in',
+  'POST /api/v1/me/verify-email': 'account:manage',
   'GET /api/v1/users': 'users:read',
   'POST /api/v1/users': 'users:write',
   'GET /api/v1/users/:id': 'users:read',
   'PATCH /api/v1/users/:id': 'users:write',
+  'POST /api/v1/users/:id/unlock': 'users:write',
   'GET /api/v1/api-keys': 'apikeys:own',
   'POST /api/v1/api-keys': 'apikeys:own',
   'DELETE /api/v1/api-keys/:id': 'apikeys:own',
@@ -50,6 +51,47 @@ const obj = (b: unknown): Record<string, unknown> =>
   b && typeof b === 'object' && !Array.isArray(b) ? (b as Record<string, unknown>) : {};
 
 /**
+ * Guards the unauthenticated writes (sign-in, reset, email links) against cross-site requests
+ * (login CSRF): the body must be `application/json` (a form or text/plain post, which any site
+ * can make a browser send without a preflight, is refused with 415), `Sec-Fetch-Site` when
+ * sent must be `same-origin` or `none` (`same-site` is refused too: other platforms are sibling
+ * subdomains of the same site), and `Origin` when sent must be this platform's own origin.
+ * Clients other than browsers send neither header and are unaffected.
+ */
+function requireOwnJson(request: Request, c: PlatformRequestContext): void {
+  const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/json') {
+    throw new AppError(
+      'request.unsupported_media_type',
+      'this route takes a JSON body (application/json)',
+      415,
+      [{ path: '', reason: 'content-type must be application/json' }],
+    );
+  }
+  const site = request.headers.get('sec-fetch-site');
+  const origin = request.headers.get('origin');
+  let own = site === null || site === 'same-origin' || site === 'none';
+  if (own && origin !== null) {
+    let host: string | null = null;
+    try {
+      host = origin === 'null' ? null : new URL(origin).host.toLowerCase();
+    } catch {}
+    const mine = new Set([(request.headers.get('host') ?? '').toLowerCase()]);
+    try {
+      mine.add(new URL(c.origin).host.toLowerCase());
+    } catch {}
+    own = host !== null && mine.has(host);
+  }
+  if (!own) {
+    throw new AppError(
+      'auth.cross_origin',
+      "sign-in and account requests are accepted only from this platform's own pages",
+      403,
+    );
+  }
+}
+
+/**
  * A platform's identity API under /api/v1: sign-in and out, email verification and password
  * reset, the signed-in user, users and roles, API keys, identity settings, the audit trail.
  * Handlers read their platform, database and principal from the request context.
@@ -57,6 +99,7 @@ const obj = (b: unknown): Record<string, unknown> =>
 export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/api/v1' })
   .post('/auth/login', async ({ request, body }) => {
     const c = requestContext(request);
+    requireOwnJson(request, c);
     const r = await passwordSignIn(c.app, c.db, c.platform.id, obj(body), {
       ip: c.ip,
       userAgent: request.headers.get('user-agent'),
@@ -117,24 +160,21 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
   })
   .post('/auth/verify-email', ({ request, body }) => {
     const c = requestContext(request);
-    return { user: userView(verifyEmail(c.app, c.db, obj(body).token)) };
+    requireOwnJson(request, c);
+    return { user: userView(verifyEmail(c.app, c.db, obj(body).token, { ip: c.ip })) };
   })
   .post('/auth/password-reset', ({ request, body }) => {
     const c = requestContext(request);
-    const email = obj(body).email;
-    if (typeof email !== 'string')
-      throw new AppError('auth.invalid_request', 'email is required', 400, [
-        { path: '/email', reason: 'required' },
-      ]);
-    const user = createUserRepository({ db: c.db }).byEmail(email.trim().toLowerCase());
-    if (user && user.status === 'active') issueEmailToken(c.app, c.db, user, 'reset_password', c.origin);
-    // The same answer whether or not the account exists.
+    requireOwnJson(request, c);
+    requestPasswordReset(c.app, c.db, obj(body).email, { ip: c.ip }, c.origin);
+    // The same answer whether or not the account exists (and when its requests are used up).
     return Response.json({ status: 'if the account exists, a reset link is on its way' }, { status: 202 });
   })
   .post('/auth/password-reset/confirm', async ({ request, body }) => {
     const c = requestContext(request);
+    requireOwnJson(request, c);
     const b = obj(body);
-    await resetPassword(c.app, c.db, b.token, b.password);
+    await resetPassword(c.app, c.db, c.platform.id, b.token, b.password, { ip: c.ip });
     return { status: 'password changed; sign in again' };
   })
   .get('/me', ({ request }) => {
@@ -210,9 +250,21 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
           { path: '/status', reason: 'must be active or disabled' },
         ]);
       }
-      u = setUserActive(c.app, c.db, params.id, b.status === 'active', actorOf(c.principal));
+      u = setUserActive(
+        c.app,
+        c.db,
+        params.id,
+        b.status === 'active',
+        actorOf(c.principal),
+        roleOf(c.principal),
+      );
     }
     return { user: userView(u) };
+  })
+  .post('/users/:id/unlock', ({ request, params }) => {
+    const c = requestContext(request);
+    const r = unlockUser(c.app, c.db, params.id, { actor: actorOf(c.principal), role: roleOf(c.principal) });
+    return { user: userView(r.user), locks_lifted: r.locksLifted };
   })
   .get('/api-keys', ({ request }) => {
     const c = requestContext(request);
@@ -239,6 +291,16 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
     return c.db
       .transaction(() => {
         const before = readIdentitySettings(c.db);
+        const role = roleOf(c.principal);
+        const owners = ownerOnlyChanges(before, body);
+        // Settings that decide who can reach owner accounts are the owners' to change.
+        if (owners.length && role !== null && role !== 'owner')
+          throw new AppError(
+            'auth.forbidden',
+            `only an owner can change ${owners.join(', ')}`,
+            403,
+            owners.map((k) => ({ path: `/${k}`, reason: 'owner only' })),
+          );
         const next = writeIdentitySettings(c.db, body);
         c.app.audit.append(c.db, {
           actor: actorOf(c.principal),

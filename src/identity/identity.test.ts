@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
+import { readOutbox } from './outbox.ts';
 
 let env: Awaited<ReturnType<typeof serverWithPlatform>>;
 const client = () => new PlatformClient(env.s.base, env.host);
@@ -117,12 +118,9 @@ describe('throttling', () => {
 
 describe('email verification and password reset (messages go to the outbox)', () => {
   const outboxLink = async (to: string, template: string) => {
+    // Bodies are sealed at rest; readOutbox opens them as the mailer would.
     const row = await env.s.app.platformDbs.use(env.platformId, (db) =>
-      db
-        .query<{ body: string }, [string, string]>(
-          'SELECT body FROM outbox WHERE to_email = ? AND template = ? ORDER BY created_at DESC LIMIT 1',
-        )
-        .get(to, template),
+      readOutbox(db, { to, template, includeSent: true }).at(-1),
     );
     return /token=([A-Za-z0-9_-]+)/.exec(row?.body ?? '')?.[1] ?? null;
   };

@@ -6,8 +6,6 @@ export {
   revokeApiKey,
 } from './apikeys.ts';
 export {
-  accountThrottle,
-  addressThrottle,
   issueEmailToken,
   passwordSignIn,
   type SignedIn,
@@ -33,6 +31,7 @@ export {
   saveOidc,
   startOidcLogin,
 } from './oidc.ts';
+export { disableOperator, enableOperator, removeOperator, setOperatorRole } from './operator-accounts.ts';
 export {
   createOperator,
   endOperatorSession,
@@ -47,14 +46,22 @@ export {
   bootstrapOperator,
   createOperatorToken,
   LOCAL_ROOT,
+  listOperatorTokens,
+  OPERATOR_ROLES,
   OPERATOR_TOKEN_PREFIX,
+  OPERATOR_TOKEN_TTL_MS,
   type OperatorPrincipal,
   type OperatorRole,
+  type OperatorTokenInput,
+  type OperatorTokenView,
+  revokeOperatorToken,
 } from './operators.ts';
+export { markMailDelivered, type OutboxMessage, queueMail, readOutbox } from './outbox.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 export {
   can,
   isScope,
+  keyRole,
   type Permission,
   type Principal,
   ROLE_PERMISSIONS,
@@ -65,6 +72,7 @@ export {
 export { SAML_ROUTE_PERMISSIONS, samlRoutes } from './saml.routes.ts';
 export { SCIM_ROUTE_PERMISSIONS, scimRoutes } from './scim.routes.ts';
 export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
+export { IDENTITY_SECRET_SITES } from './secret-sites.ts';
 export {
   clearedSessionCookie,
   completeMfa,

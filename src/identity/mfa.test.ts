@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Secret, TOTP } from 'otpauth';
 import { operatorApi } from '../../tests/helpers.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
-import type { App, AuditInput } from '../app/index.ts';
+import { type App, type AuditInput, bindSecrets, Keyring, secretsOf } from '../app/index.ts';
 import { migrate, TENANT_MIGRATIONS } from '../db/index.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -133,6 +133,7 @@ describe('the MFA service with a pinned clock', () => {
     db = new Database(':memory:', { strict: true });
     db.exec('PRAGMA foreign_keys = ON');
     migrate(db, TENANT_MIGRATIONS, 'mfa unit test');
+    bindSecrets(db, Keyring.ephemeral(), 'platform:plt_unit');
   });
   afterAll(() => db.close());
 
@@ -145,7 +146,11 @@ describe('the MFA service with a pinned clock', () => {
       `otpauth://totp/Unit%20Co:unit${n}%40mfa.test?issuer=Unit%20Co&secret=${r.secret}&algorithm=SHA1&digits=6&period=30`,
     );
     const row = createUserRepository({ db }).byId(id)!;
-    expect(row.totp_pending).toBe(r.secret);
+    // Stored sealed, bound to the user and to "pending".
+    expect(row.totp_pending).toStartWith('sf1.');
+    expect(row.totp_pending).not.toContain(r.secret);
+    expect(secretsOf(db).unseal(row.totp_pending!, `user:${id}:totp_pending`)).toBe(r.secret);
+    expect(() => secretsOf(db).unseal(row.totp_pending!, `user:${id}:totp`)).toThrow();
     expect(row.totp_secret).toBeNull();
   });
 
@@ -173,7 +178,8 @@ describe('the MFA service with a pinned clock', () => {
     expect(new Set(r.recoveryCodes).size).toBe(10);
     for (const c of r.recoveryCodes) expect(c).toMatch(RECOVERY_RE);
     const row = createUserRepository({ db }).byId(id)!;
-    expect(row.totp_secret).toBe(secret);
+    expect(row.totp_secret).toStartWith('sf1.');
+    expect(secretsOf(db).unseal(row.totp_secret!, `user:${id}:totp`)).toBe(secret);
     expect(row.totp_pending).toBeNull();
     expect(row.totp_last_step).toBe(T);
     const stored = db

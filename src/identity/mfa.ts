@@ -1,12 +1,12 @@
 import type { Database } from 'bun:sqlite';
 import { randomBytes } from 'node:crypto';
 import { HOTP, Secret, TOTP } from 'otpauth';
-import type { App } from '../app/index.ts';
+import { type App, type SecretSite, secretContext, secretsOf } from '../app/index.ts';
 import { safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { completeMfa } from './sessions.ts';
 import { readIdentitySettings } from './settings.ts';
-import { FailureThrottle } from './throttle.ts';
+import { AUTH_LIMITS, forget, lockWait, reserve } from './throttle.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
 
 /** TOTP parameters every authenticator app understands (RFC 6238 defaults). */
@@ -20,8 +20,8 @@ export const RECOVERY_CODE_COUNT = 10;
 /** Where a user without an authenticator enrols one (named in errors). */
 export const TOTP_SETUP_ROUTE = 'POST /api/v1/me/mfa/totp/setup';
 
-/** Wrong second factors: 5 failures in 15 minutes per user, then wait. */
-export const mfaThrottle = new FailureThrottle({ limit: 5, windowMs: 15 * 60_000 });
+// Wrong second factors: 5 failures in 15 minutes per user, then wait (AUTH_LIMITS.mfa, kept in
+// the platform database, so a restart does not hand out a fresh budget).
 
 /** A second factor as a client sends it: a TOTP code or a recovery code. */
 export interface SecondFactorInput {
@@ -139,8 +139,8 @@ function readSecondFactor(
 }
 
 /** Fails with 429 while a user is throttled. */
-function checkThrottle(key: string, now: number): void {
-  const wait = mfaThrottle.retryAfter(key, now);
+function checkThrottle(db: Database, userId: string, now: number): void {
+  const wait = lockWait(db, AUTH_LIMITS.mfa, userId, now);
   if (wait > 0) {
     throw Object.assign(new AppError('auth.throttled', `too many wrong codes; try again in ${wait} s`, 429), {
       retryAfter: wait,
@@ -160,7 +160,7 @@ function consumeSecondFactor(
   now: number,
 ): 'totp' | 'recovery_code' | null {
   if (factor.kind === 'totp') {
-    const step = matchTotp(user.totp_secret!, factor.code, now, user.totp_last_step ?? null);
+    const step = matchTotp(openTotp(db, user, 'secret'), factor.code, now, user.totp_last_step ?? null);
     if (step === null) return null;
     createUserRepository({ db }).update(user.id, { totp_last_step: step }, now);
     return 'totp';
@@ -186,7 +186,7 @@ function userOrThrow(db: Database, userId: string): UserRow {
 function withSecondFactor<T>(
   app: App,
   db: Database,
-  platformId: string,
+  _platformId: string,
   userId: string,
   input: SecondFactorInput,
   purpose: 'sign_in' | 'disable' | 'recovery_codes',
@@ -195,8 +195,7 @@ function withSecondFactor<T>(
 ): T {
   const factor = readSecondFactor(input, true);
   const now = app.clock.now();
-  const key = `${platformId}:${userId}`;
-  checkThrottle(key, now);
+  checkThrottle(db, userId, now);
   const r = db
     .transaction((): { ok: true; value: T } | { ok: false } => {
       const user = userOrThrow(db, userId);
@@ -215,12 +214,54 @@ function withSecondFactor<T>(
     })
     .immediate();
   if (!r.ok) {
-    mfaThrottle.fail(key, now);
+    reserve(db, [[AUTH_LIMITS.mfa, userId]], now);
     throw wrong(factor.kind === 'totp' ? '/code' : '/recovery_code');
   }
-  mfaThrottle.reset(key);
+  forget(db, AUTH_LIMITS.mfa, userId);
   return r.value;
 }
+
+/** The field a TOTP seed is sealed under: bound to its user, and to secret or pending. */
+const totpField = (userId: string, which: 'secret' | 'pending') =>
+  `user:${userId}:${which === 'secret' ? 'totp' : 'totp_pending'}`;
+
+/** A TOTP seed sealed for storage in `users.totp_secret` or `users.totp_pending`. */
+function sealTotp(db: Database, userId: string, which: 'secret' | 'pending', seed: string): string {
+  return secretsOf(db).seal(seed, totpField(userId, which));
+}
+
+/** The base32 TOTP seed of a user (stored sealed); throws `keys.unseal_failed` when it does not open. */
+function openTotp(db: Database, user: UserRow, which: 'secret' | 'pending'): string {
+  const v = which === 'secret' ? user.totp_secret : user.totp_pending;
+  if (!v) throw notEnabled();
+  return secretsOf(db).unseal(v, totpField(user.id, which));
+}
+
+/**
+ * Where TOTP seeds are stored (users.totp_secret, users.totp_pending), for `keys rotate` and
+ * the sealing of seeds an older soulfra stored in clear.
+ */
+export const TOTP_SECRET_SITE: SecretSite = {
+  name: 'users.totp',
+  scope: 'tenant',
+  reseal(db, scope, rewrite) {
+    let n = 0;
+    const rows = db
+      .query<{ id: string; totp_secret: string | null; totp_pending: string | null }, []>(
+        'SELECT id, totp_secret, totp_pending FROM users WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL',
+      )
+      .all();
+    const update = db.query('UPDATE users SET totp_secret = ?, totp_pending = ? WHERE id = ?');
+    for (const r of rows) {
+      const secret = r.totp_secret && rewrite(r.totp_secret, secretContext(scope, totpField(r.id, 'secret')));
+      const pending =
+        r.totp_pending && rewrite(r.totp_pending, secretContext(scope, totpField(r.id, 'pending')));
+      update.run(secret, pending, r.id);
+      n += (secret ? 1 : 0) + (pending ? 1 : 0);
+    }
+    return n;
+  },
+};
 
 const notEnabled = () =>
   new AppError('auth.mfa_not_enabled', 'this account has no authenticator set up', 409);
@@ -248,7 +289,11 @@ export function startTotpSetup(
         );
       }
       const secret = new Secret({ size: 20 }).base32;
-      createUserRepository({ db }).update(userId, { totp_pending: secret }, app.clock.now());
+      createUserRepository({ db }).update(
+        userId,
+        { totp_pending: sealTotp(db, userId, 'pending', secret) },
+        app.clock.now(),
+      );
       return { secret, otpauth_url: otpauthUrl(secret, issuer, user.email) };
     })
     .immediate();
@@ -281,7 +326,8 @@ export function enableTotp(
           409,
         );
       }
-      const step = matchTotp(user.totp_pending, factor.code, now, null);
+      const seed = openTotp(db, user, 'pending');
+      const step = matchTotp(seed, factor.code, now, null);
       if (step === null) {
         throw new AppError(
           'auth.mfa_invalid_code',
@@ -291,7 +337,11 @@ export function enableTotp(
         );
       }
       const repo = createUserRepository({ db });
-      repo.update(userId, { totp_secret: user.totp_pending, totp_pending: null, totp_last_step: step }, now);
+      repo.update(
+        userId,
+        { totp_secret: sealTotp(db, userId, 'secret', seed), totp_pending: null, totp_last_step: step },
+        now,
+      );
       const recoveryCodes = replaceRecoveryCodes(db, userId);
       if (pendingSessionIdHash) completeMfa(db, pendingSessionIdHash);
       app.audit.append(db, {

@@ -14,6 +14,7 @@ import {
 } from './oidc.ts';
 import { actorOf, type Permission, roleOf } from './permissions.ts';
 import { readCookie, sessionCookie } from './sessions.ts';
+import { linkingUser } from './sso.ts';
 
 /** The oidc routes and the permission each needs (merged into the platform's table). */
 export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {
@@ -21,6 +22,7 @@ export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'PUT /api/v1/sso/oidc': 'sso:admin',
   'DELETE /api/v1/sso/oidc': 'sso:admin',
   'GET /sso/oidc/login': 'public',
+  'POST /api/v1/sso/oidc/link': 'signed_in',
   'GET /sso/oidc/callback': 'public',
 };
 
@@ -60,6 +62,7 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
       origin: c.origin,
       returnTo: new URL(request.url).searchParams.get('return_to'),
       browserToken: token,
+      client: { scope: c.platform.id, ip: c.ip },
     });
     const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
     headers.append(
@@ -67,6 +70,28 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
       browserCookie(token, c.origin.startsWith('https:'), Math.floor(OIDC_REQUEST_TTL_MS / 1000)),
     );
     return new Response(null, { status: 302, headers });
+  })
+  // Link while signed in: the identity that comes back is linked to this (recently signed-in)
+  // user. A POST with the CSRF token, so no other site can start it; the browser goes to `url`.
+  .post('/api/v1/sso/oidc/link', async ({ request, body }) => {
+    const c = requestContext(request);
+    const userId = linkingUser(c.app, c.db, c.principal);
+    const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
+    const returnTo =
+      body && typeof body === 'object' ? (body as Record<string, unknown>).return_to : undefined;
+    const url = await startOidcLogin(c.app, c.db, {
+      origin: c.origin,
+      returnTo,
+      browserToken: token,
+      client: { scope: c.platform.id, ip: c.ip },
+      linkUserId: userId,
+    });
+    const headers = new Headers({ 'cache-control': 'no-store' });
+    headers.append(
+      'set-cookie',
+      browserCookie(token, c.origin.startsWith('https:'), Math.floor(OIDC_REQUEST_TTL_MS / 1000)),
+    );
+    return Response.json({ url: url.href }, { headers });
   })
   .get('/sso/oidc/callback', async ({ request }) => {
     const c = requestContext(request);
@@ -77,6 +102,7 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
       browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
       ip: c.ip,
       userAgent: request.headers.get('user-agent'),
+      scope: c.platform.id,
     });
     const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
     headers.append(

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { operatorApi } from '../../tests/helpers.ts';
 import { type OidcPeer, startOidcProvider } from '../../tests/peers/oidc-provider.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
-import { mapRole, safeReturnTo } from './oidc.ts';
+import { createOutboundGuard, type OutboundGuard } from '../shared/outbound.ts';
+import { mapRole, readOidc, safeReturnTo } from './oidc.ts';
 
 const SECRET = 'acme-app-secret-0123456789';
 const BETA_SECRET = 'beta-app-secret-0123456789';
@@ -92,7 +93,8 @@ async function signInWithIdp(login: string, returnTo?: string) {
 }
 
 beforeAll(async () => {
-  env = await serverWithPlatform('acme');
+  // The test IdP runs on 127.0.0.1, which the outbound guard refuses unless the config opens it.
+  env = await serverWithPlatform('acme', {}, { config: { outbound: { allow: ['127.0.0.1/32'] } } });
   acmeHost = `acme.localhost:${env.s.port}`;
   betaHost = `beta.localhost:${env.s.port}`;
   const res = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms', { slug: 'beta' });
@@ -173,14 +175,16 @@ describe('OIDC settings (PUT/GET/DELETE /api/v1/sso/oidc)', () => {
     expect(JSON.stringify(audit)).not.toContain(SECRET);
     expect(audit[0]!.details.client_id).toBe('acme-app');
     expect(audit[0]!.details.secret_changed).toBe(true);
-    // The secret stays on the server, in the platform's own database.
+    // The secret stays on the server, in the platform's own database, sealed.
     const stored = withDb(
       env.platformId,
       (db) =>
         db.query<{ config: string }, []>("SELECT config FROM sso_providers WHERE kind = 'oidc'").get()!
           .config,
     );
-    expect(JSON.parse(stored).client_secret).toBe(SECRET);
+    expect(stored).not.toContain(SECRET);
+    expect(JSON.parse(stored).client_secret).toStartWith('sf1.');
+    expect(withDb(env.platformId, (db) => readOidc(db)!.client_secret)).toBe(SECRET);
   });
 
   const bad: { name: string; body: Record<string, unknown>; code: string; paths: string[] }[] = [
@@ -273,19 +277,103 @@ describe('OIDC settings (PUT/GET/DELETE /api/v1/sso/oidc)', () => {
   }
 
   test('a wrong issuer is refused at save time (discovery) and the settings stay as they were', async () => {
-    for (const issuer of [`${idp.issuer}/nowhere`, 'http://127.0.0.1:1']) {
-      const r = await owner.json<{ error: { code: string; message: string; details: { path: string }[] } }>(
-        'PUT',
-        '/api/v1/sso/oidc',
-        { ...settings(), issuer },
-      );
-      expect(r.status).toBe(400);
-      expect(r.body.error.code).toBe('sso.oidc_discovery_failed');
-      expect(r.body.error.message).toContain(issuer);
-      expect(r.body.error.details.map((d) => d.path)).toEqual(['/issuer']);
+    // Canaries on 127.0.0.1 (allowed here): an open port that is no IdP, one that redirects to a
+    // second canary (openid-client asks for no redirects: the second must see nothing), one
+    // whose discovery document names endpoints outside the allow list, and a closed port.
+    let decoyCount = 0;
+    const decoyCounter = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: () => {
+        decoyCount++;
+        return new Response('no');
+      },
+    });
+    const canary = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch(req) {
+        const u = new URL(req.url);
+        const base = `http://127.0.0.1:${u.port}`;
+        if (u.pathname === '/redirect/.well-known/openid-configuration')
+          return new Response(null, {
+            status: 302,
+            headers: { location: `http://127.0.0.1:${decoyCounter.port}/.well-known/openid-configuration` },
+          });
+        if (u.pathname.endsWith('/.well-known/openid-configuration') && u.pathname.startsWith('/inward/')) {
+          const which = u.pathname.split('/')[2]!;
+          const issuer = `${base}/inward/${which}`;
+          return Response.json({
+            issuer,
+            authorization_endpoint: `${issuer}/auth`,
+            token_endpoint: which === 'token' ? 'https://127.0.0.2/token' : `${issuer}/token`,
+            jwks_uri: which === 'jwks' ? 'https://[::ffff:127.0.0.3]/jwks' : `${issuer}/jwks`,
+            userinfo_endpoint: which === 'userinfo' ? 'https://[::1]:1/me' : `${issuer}/me`,
+            response_types_supported: ['code'],
+          });
+        }
+        return new Response('<html>an admin console, not an IdP</html>', {
+          headers: { 'content-type': 'text/html' },
+        });
+      },
+    });
+    const gone = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') });
+    const closed = gone.port;
+    await gone.stop(true);
+    try {
+      const generic = 'the issuer could not be reached, or did not answer as an OpenID provider';
+      const cases: { name: string; issuer: string; reason: string }[] = [
+        { name: 'a path with no discovery document', issuer: `${idp.issuer}/nowhere`, reason: generic },
+        { name: 'a closed port', issuer: `http://127.0.0.1:${closed}`, reason: generic },
+        { name: 'port 1', issuer: 'http://127.0.0.1:1', reason: generic },
+        {
+          name: 'an open port that is no IdP',
+          issuer: `http://127.0.0.1:${canary.port}/plain`,
+          reason: generic,
+        },
+        {
+          name: 'TLS to a plain-http port',
+          issuer: `https://127.0.0.1:${canary.port}/plain`,
+          reason: generic,
+        },
+        { name: 'TLS to the IdP (plain http)', issuer: `https://127.0.0.1:${idp.port}`, reason: generic },
+        {
+          name: 'a redirect (not followed)',
+          issuer: `http://127.0.0.1:${canary.port}/redirect`,
+          reason: generic,
+        },
+        {
+          name: 'a token endpoint outside the allow list',
+          issuer: `http://127.0.0.1:${canary.port}/inward/token`,
+          reason: "the provider's token_endpoint cannot be reached from this server",
+        },
+        {
+          name: 'a JWKS URI outside the allow list (IPv4-mapped)',
+          issuer: `http://127.0.0.1:${canary.port}/inward/jwks`,
+          reason: "the provider's jwks_uri cannot be reached from this server",
+        },
+        {
+          name: 'a userinfo endpoint on IPv6 loopback',
+          issuer: `http://127.0.0.1:${canary.port}/inward/userinfo`,
+          reason: "the provider's userinfo_endpoint cannot be reached from this server",
+        },
+      ];
+      for (const c of cases) {
+        const r = await owner.json<{
+          error: { code: string; message: string; details: { path: string; reason: string }[] };
+        }>('PUT', '/api/v1/sso/oidc', { ...settings(), issuer: c.issuer });
+        expect({ name: c.name, status: r.status }).toEqual({ name: c.name, status: 400 });
+        expect(r.body.error.code).toBe('sso.oidc_discovery_failed');
+        // Open, closed, TLS, redirect: the same words, so the answer maps nothing.
+        expect(r.body.error.message).toBe(`OpenID discovery at ${c.issuer} failed: ${c.reason}`);
+        expect(r.body.error.details).toEqual([{ path: '/issuer', reason: c.reason }]);
+      }
+      expect(decoyCount).toBe(0);
+      const g = await owner.json<{ oidc: { issuer: string } }>('GET', '/api/v1/sso/oidc');
+      expect(g.body.oidc.issuer).toBe(idp.issuer);
+    } finally {
+      await Promise.all([decoyCounter.stop(true), canary.stop(true)]);
     }
-    const g = await owner.json<{ oidc: { issuer: string } }>('GET', '/api/v1/sso/oidc');
-    expect(g.body.oidc.issuer).toBe(idp.issuer);
   });
 
   test('the secret may be left out to keep it, only for the same issuer and client', async () => {
@@ -298,7 +386,8 @@ describe('OIDC settings (PUT/GET/DELETE /api/v1/sso/oidc)', () => {
         db.query<{ config: string }, []>("SELECT config FROM sso_providers WHERE kind = 'oidc'").get()!
           .config,
     );
-    expect(JSON.parse(stored).client_secret).toBe(SECRET);
+    expect(JSON.parse(stored).client_secret).toStartWith('sf1.');
+    expect(withDb(env.platformId, (db) => readOidc(db)!.client_secret)).toBe(SECRET);
     const other = await owner.json<{ error: { details: { path: string }[] } }>('PUT', '/api/v1/sso/oidc', {
       ...rest,
       client_id: 'another-app',
@@ -514,7 +603,13 @@ describe('OIDC sign-in round trip', () => {
 async function expectRefused(
   res: Response,
   seq: number,
-  want: { status: number; code?: string; reason: string; message?: RegExp; platformId?: string },
+  want: {
+    status: number;
+    code?: string;
+    reason: string;
+    message?: RegExp;
+    platformId?: string;
+  },
   sessionsBefore: number,
 ) {
   const platformId = want.platformId ?? env.platformId;
@@ -531,11 +626,32 @@ async function expectRefused(
   return failed[0]!;
 }
 
-describe('refused callbacks: never a session, always an audit entry', () => {
+/**
+ * A refused callback that names no sign-in of ours (no state, or one never made or already
+ * used): no session, and no audit entry, so anonymous requests cannot grow the audit chain
+ * (issue 8, point 12); the server logs it instead.
+ */
+async function expectAnonymousRefusal(
+  res: Response,
+  seq: number,
+  want: { status: number; reason: string; message?: RegExp; platformId?: string },
+  sessionsBefore: number,
+) {
+  const platformId = want.platformId ?? env.platformId;
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  expect(res.status).toBe(want.status);
+  expect(body.error.code).toBe('sso.oidc_failed');
+  if (want.message) expect(body.error.message).toMatch(want.message);
+  expect(res.headers.getSetCookie().some((c) => c.startsWith('sf_session='))).toBe(false);
+  expect(sessions(platformId)).toBe(sessionsBefore);
+  expect(auditSince(platformId, seq).filter((e) => e.action === 'user.sign_in_failed')).toEqual([]);
+}
+
+describe('refused callbacks: never a session; an audit entry when tied to a sign-in of ours', () => {
   test('a forged state', async () => {
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
     const res = await browser().fetch('/sso/oidc/callback?code=abc&state=forged-state');
-    await expectRefused(
+    await expectAnonymousRefusal(
       res,
       seq,
       { status: 400, reason: 'state_unknown', message: /unknown or already used/ },
@@ -546,7 +662,7 @@ describe('refused callbacks: never a session, always an audit entry', () => {
   test('no state at all', async () => {
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
     const res = await browser().fetch('/sso/oidc/callback?code=abc');
-    await expectRefused(res, seq, { status: 400, reason: 'state_missing' }, n);
+    await expectAnonymousRefusal(res, seq, { status: 400, reason: 'state_missing' }, n);
   });
 
   test('a wrong nonce (the stored nonce tampered with): the ID token is refused', async () => {
@@ -572,7 +688,7 @@ describe('refused callbacks: never a session, always an audit entry', () => {
     const { callback: cb } = await throughIdp(b, 'bob');
     expect((await callback(b, cb)).status).toBe(302);
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
-    await expectRefused(await callback(b, cb), seq, { status: 400, reason: 'state_unknown' }, n);
+    await expectAnonymousRefusal(await callback(b, cb), seq, { status: 400, reason: 'state_unknown' }, n);
   });
 
   test('a code used twice (replayed with a fresh state): the IdP refuses it', async () => {
@@ -739,7 +855,7 @@ describe('refused callbacks: never a session, always an audit entry', () => {
     const onBeta = new PlatformClient(env.s.base, betaHost);
     for (const [k, v] of a.jar) onBeta.jar.set(k, v);
     const [seqB, nB, nA] = [lastSeq(beta.id), sessions(beta.id), sessions(env.platformId)];
-    await expectRefused(
+    await expectAnonymousRefusal(
       await callback(onBeta, cb),
       seqB,
       { status: 400, reason: 'state_unknown', platformId: beta.id },
@@ -831,5 +947,59 @@ describe('refused callbacks: never a session, always an audit entry', () => {
       { status: 400, reason: 'not_configured', platformId: beta.id },
       n,
     );
+  });
+});
+
+describe('the IdP is reached only through the outbound guard', () => {
+  /** Swaps the instance's guard for the duration of `fn` (the App's field is read at each call). */
+  async function withGuard<T>(guard: OutboundGuard, fn: () => Promise<T>): Promise<T> {
+    const app = env.s.app as { outbound: OutboundGuard };
+    const real = app.outbound;
+    app.outbound = guard;
+    try {
+      return await fn();
+    } finally {
+      app.outbound = real;
+    }
+  }
+
+  test('discovery, token and userinfo calls all pass the guard', async () => {
+    const real = env.s.app.outbound;
+    const seen: string[] = [];
+    const spy: OutboundGuard = {
+      allow: real.allow,
+      checkTarget: (u, s) => real.checkTarget(u, s),
+      fetch: (u, init) => {
+        seen.push(`${init?.method ?? 'GET'} ${new URL(String(u)).pathname}`);
+        return real.fetch(u, init);
+      },
+    };
+    await withGuard(spy, async () => {
+      // A fresh save: new discovery, and a new client configuration (so the JWKS is fetched again).
+      expect((await owner.json('PUT', '/api/v1/sso/oidc', settings())).status).toBe(200);
+      const { res } = await signInWithIdp('alice');
+      expect(res.status).toBe(302);
+    });
+    // No JWKS fetch: openid-client trusts an ID token that came straight from the token endpoint
+    // over the connection it opened (OIDC Core 3.1.3.7); were keys needed, they would come this way.
+    expect(seen).toEqual(['GET /.well-known/openid-configuration', 'POST /token', 'GET /me']);
+  });
+
+  test('when the IdP stops passing the guard after the save (rebinding), the callback is refused', async () => {
+    expect((await owner.json('PUT', '/api/v1/sso/oidc', settings())).status).toBe(200);
+    // The same instance without its allow list: 127.0.0.1 is now a refused address.
+    const strict = createOutboundGuard({});
+    const b = browser();
+    const { callback: cb } = await throughIdp(b, 'alice');
+    const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
+    const res = await withGuard(strict, () => callback(b, cb));
+    const failed = await expectRefused(
+      res,
+      seq,
+      { status: 401, reason: 'code_exchange_failed', message: /could not be reached/ },
+      n,
+    );
+    // The refusal says nothing of the address or why it was refused.
+    expect(String(failed.details.message)).not.toMatch(new RegExp(`${idp.port}|loopback|forbidden`));
   });
 });

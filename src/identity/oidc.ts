@@ -3,8 +3,19 @@ import * as client from 'openid-client';
 import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
+import { isOutboundError } from '../shared/outbound.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, readSsoSettings, removeSso, safeReturnTo } from './sso.ts';
+import {
+  assertMayChangeIdp,
+  logAnonymousRefusal,
+  mapRoleValues,
+  readSsoSettings,
+  removeSso,
+  safeReturnTo,
+  takeSsoStart,
+  trimSsoRequests,
+  writeSsoSettings,
+} from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -25,6 +36,7 @@ const FIELDS = [
   'role_map',
   'default_role',
   'jit',
+  'link_existing_by_email',
   'enabled',
 ] as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -47,6 +59,11 @@ export interface OidcSettings {
   default_role: PlatformRole;
   /** Create unknown users at their first sign-in. */
   jit: boolean;
+  /**
+   * Link a sign-in to an existing account whose email matches (never an owner's, nor a password
+   * account with an unconfirmed email). Only an owner turns it on; it goes off when the IdP changes.
+   */
+  link_existing_by_email: boolean;
   enabled: boolean;
 }
 
@@ -73,6 +90,8 @@ export function oidcView(s: StoredOidc & { updated_at: number }, origin: string)
   const { client_secret, server_metadata: m, ...rest } = s;
   return {
     ...rest,
+    // Settings saved before this switch existed have it off.
+    link_existing_by_email: rest.link_existing_by_email === true,
     client_secret_set: client_secret.length > 0,
     redirect_uri: `${origin}${OIDC_CALLBACK_PATH}`,
     endpoints: {
@@ -185,7 +204,7 @@ export function validateOidcSettings(body: unknown, previous: OidcSettings | nul
     else default_role = b.default_role as PlatformRole;
   }
 
-  for (const k of ['jit', 'enabled'] as const) {
+  for (const k of ['jit', 'link_existing_by_email', 'enabled'] as const) {
     if (b[k] !== undefined && typeof b[k] !== 'boolean') bad(`/${k}`, 'must be true or false');
   }
 
@@ -206,12 +225,56 @@ export function validateOidcSettings(body: unknown, previous: OidcSettings | nul
     role_map,
     default_role,
     jit: b.jit !== false,
+    link_existing_by_email: b.link_existing_by_email === true,
     enabled: b.enabled !== false,
   };
 }
 
-/** Fetches the issuer's discovery document; a failure is the admin's to fix (400). */
-async function discover(s: OidcSettings): Promise<client.ServerMetadata> {
+/**
+ * Whether the saved settings may have `link_existing_by_email` on: only an owner (or the
+ * system) turns it on, and an admin's save keeps it on only for the same IdP (a new issuer or
+ * client turns it off: the owner agreed to link by email for that IdP, not for any).
+ */
+function linkByEmailAllowed(
+  next: boolean,
+  sameIdp: boolean,
+  previous: boolean,
+  role: PlatformRole | null,
+): boolean {
+  if (!next) return true;
+  if (role === null || role === 'owner') return true;
+  return previous && sameIdp;
+}
+
+/** What an admin is told about any failure to fetch the discovery document: nothing more. */
+const DISCOVERY_UNREACHABLE = 'the issuer could not be reached, or did not answer as an OpenID provider';
+
+/**
+ * openid-client's fetch, through the instance's outbound guard: every request made for the
+ * platform (discovery, JWKS, token, userinfo) is vetted, pinned to the checked address and
+ * bounded in time and size (shared/outbound.ts). openid-client asks for `redirect: 'manual'`.
+ */
+function guardedFetch(app: App): client.CustomFetch {
+  return (url, options) => {
+    if (options.body instanceof ReadableStream)
+      return Promise.reject(new TypeError('outbound: streamed request bodies are not supported'));
+    return app.outbound.fetch(url, {
+      method: options.method,
+      headers: options.headers,
+      body: options.body,
+      redirect: options.redirect,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  };
+}
+
+/**
+ * Fetches the issuer's discovery document through the outbound guard; a failure is the admin's
+ * to fix (400). Whatever went wrong before a valid document arrived (refused address, unknown
+ * name, closed port, TLS, timeout, not a discovery document) is one message, so the answer says
+ * nothing about what listens where; the reason goes to the server log.
+ */
+async function discover(app: App, s: OidcSettings): Promise<client.ServerMetadata> {
   const fail = (reason: string) =>
     new AppError('sso.oidc_discovery_failed', `OpenID discovery at ${s.issuer} failed: ${reason}`, 400, [
       { path: '/issuer', reason },
@@ -222,10 +285,17 @@ async function discover(s: OidcSettings): Promise<client.ServerMetadata> {
     const cfg = await client.discovery(new URL(s.issuer), s.client_id, s.client_secret, undefined, {
       execute: insecure ? [client.allowInsecureRequests] : [],
       timeout: DISCOVERY_TIMEOUT_S,
+      [client.customFetch]: guardedFetch(app),
     });
     meta = cfg.serverMetadata();
   } catch (e) {
-    throw fail(e instanceof Error ? e.message : String(e));
+    // The guard logged its own failures; anything else (status, JSON, issuer mismatch) is logged here.
+    if (!isOutboundError(e))
+      app.log.warn('oidc discovery failed', {
+        issuer: s.issuer,
+        err: e instanceof Error ? e.message.slice(0, 300) : String(e),
+      });
+    throw fail(DISCOVERY_UNREACHABLE);
   }
   if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri)
     throw fail('the document lacks authorization_endpoint, token_endpoint or jwks_uri');
@@ -242,6 +312,19 @@ async function discover(s: OidcSettings): Promise<client.ServerMetadata> {
   }
   if (meta.response_types_supported && !meta.response_types_supported.includes('code'))
     throw fail('the provider does not support the authorization code flow');
+  // The endpoints this server will call must pass the guard too (checked again at each call).
+  for (const [name, ep] of [
+    ['token_endpoint', meta.token_endpoint],
+    ['jwks_uri', meta.jwks_uri],
+    ['userinfo_endpoint', meta.userinfo_endpoint],
+  ] as const) {
+    if (!ep) continue;
+    try {
+      await app.outbound.checkTarget(ep);
+    } catch {
+      throw fail(`the provider's ${name} cannot be reached from this server`);
+    }
+  }
   return meta;
 }
 
@@ -262,15 +345,25 @@ export async function saveOidc(
     throw new AppError('auth.forbidden', 'only an owner can map a claim to the owner role', 403, [
       { path: '/role_map', reason: 'maps to owner' },
     ]);
-  const server_metadata = await discover(s);
+  const sameIdp = previous !== null && previous.issuer === s.issuer && previous.client_id === s.client_id;
+  assertMayChangeIdp(db, 'oidc', previous !== null && previous.issuer === s.issuer, by.role);
+  // Left out: kept for the same IdP, off for another.
+  if ((body as Record<string, unknown>).link_existing_by_email === undefined)
+    s.link_existing_by_email = sameIdp && previous?.link_existing_by_email === true;
+  if (
+    !linkByEmailAllowed(s.link_existing_by_email, sameIdp, previous?.link_existing_by_email === true, by.role)
+  )
+    throw new AppError(
+      'auth.forbidden',
+      'only an owner can turn on linking existing accounts by email (for this identity provider)',
+      403,
+      [{ path: '/link_existing_by_email', reason: 'owner only' }],
+    );
+  const server_metadata = await discover(app, s);
   const stored: StoredOidc = { ...s, server_metadata };
   const now = app.clock.now();
   db.transaction(() => {
-    db.query(
-      `INSERT INTO sso_providers (kind, enabled, config, updated_at) VALUES ('oidc', ?, ?, ?)
-       ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled, config = excluded.config,
-       updated_at = excluded.updated_at`,
-    ).run(s.enabled ? 1 : 0, JSON.stringify(stored), now);
+    writeSsoSettings(db, 'oidc', s.enabled, stored, now);
     const { client_secret: _secret, ...safe } = s;
     app.audit.append(db, {
       actor: by.actor,
@@ -295,7 +388,7 @@ export function removeOidc(app: App, db: Database, actor: string): boolean {
 const configs = new WeakMap<Database, { key: string; config: client.Configuration }>();
 
 /** The openid-client Configuration for stored settings (no network: metadata is stored). */
-function clientConfig(db: Database, s: StoredOidc & { updated_at: number }): client.Configuration {
+function clientConfig(app: App, db: Database, s: StoredOidc & { updated_at: number }): client.Configuration {
   const key = `${s.updated_at}:${sha256Hex(JSON.stringify(s))}`;
   const hit = configs.get(db);
   if (hit?.key === key) return hit.config;
@@ -306,6 +399,7 @@ function clientConfig(db: Database, s: StoredOidc & { updated_at: number }): cli
       : client.ClientSecretPost(s.client_secret);
   const config = new client.Configuration(s.server_metadata, s.client_id, s.client_secret, auth);
   config.timeout = DISCOVERY_TIMEOUT_S;
+  config[client.customFetch] = guardedFetch(app);
   if (new URL(s.issuer).protocol === 'http:') client.allowInsecureRequests(config);
   configs.set(db, { key, config });
   return config;
@@ -320,21 +414,33 @@ interface OidcRequestData {
   redirect_uri: string;
   return_to: string;
   browser: string;
+  /** The signed-in user who asked to link the returning identity to their account. */
+  link_user?: string;
 }
 
 /**
  * Starts an authorization code flow: fresh state, nonce and PKCE verifier (S256), kept for ten
  * minutes and bound to the browser by `browserToken` (its cookie). Returns the IdP URL to go to.
+ * With `client`, one address may start only so many a minute (429 `sso.rate_limited`); the
+ * sign-ins in flight are trimmed by age, never refused for everyone. `linkUserId`: a signed-in
+ * user asks to link the identity that comes back to their own account.
  */
 export async function startOidcLogin(
   app: App,
   db: Database,
-  req: { origin: string; returnTo: unknown; browserToken: string },
+  req: {
+    origin: string;
+    returnTo: unknown;
+    browserToken: string;
+    client?: { scope: string; ip: string | null };
+    linkUserId?: string | null;
+  },
 ): Promise<URL> {
   const s = readOidc(db);
   if (!s?.enabled)
     throw new AppError('sso.oidc_not_configured', 'single sign-on with OIDC is not set up here', 404);
-  const config = clientConfig(db, s);
+  if (req.client) takeSsoStart(req.client.scope, req.client.ip, app.clock.now());
+  const config = clientConfig(app, db, s);
   const state = client.randomState();
   const nonce = client.randomNonce();
   const code_verifier = client.randomPKCECodeVerifier();
@@ -345,10 +451,11 @@ export async function startOidcLogin(
     redirect_uri,
     return_to: safeReturnTo(req.returnTo),
     browser: sha256Hex(req.browserToken),
+    ...(req.linkUserId ? { link_user: req.linkUserId } : {}),
   };
   const now = app.clock.now();
   db.transaction(() => {
-    db.query('DELETE FROM sso_requests WHERE expires_at <= ?').run(now);
+    trimSsoRequests(db, 'oidc', now);
     db.query("INSERT INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'oidc', ?, ?)").run(
       state,
       JSON.stringify(data),
@@ -366,12 +473,23 @@ export async function startOidcLogin(
   });
 }
 
+/** Refusals of account linking the client sees as they are (the rest are `sso.oidc_failed`). */
+const PASSED_THROUGH = new Set([
+  'sso.account_exists',
+  'sso.user_not_provisioned',
+  'sso.identity_linked_elsewhere',
+]);
+
+/** Refusals that name no sign-in of ours (no state, or one we never made or already used). */
+/** Refusals that name no sign-in of ours: anyone can cause them, so they are logged, not audited. */
+export const ANONYMOUS_REASONS: ReadonlySet<string> = new Set(['state_missing', 'state_unknown']);
+
 /** A refused sign-in: the reason goes to the audit log, the message to the client. */
 export class OidcRefusal extends Error {
   constructor(
     readonly reason: string,
     message: string,
-    readonly status: 400 | 401 | 403 = 401,
+    readonly status: 400 | 401 | 403 | 409 = 401,
     readonly code = 'sso.oidc_failed',
   ) {
     super(message);
@@ -410,9 +528,10 @@ function describe(e: unknown): string {
  * Finishes a sign-in at the callback: the state is used up at once (one use), the browser must
  * be the one that started it, the code is exchanged with the PKCE verifier and the ID token's
  * nonce and issuer are checked (openid-client), then the user is found, linked or created (JIT)
- * with the mapped role, and a session starts. Every refusal is audited as
- * `user.sign_in_failed` (via oidc) and answered 400/401 `sso.oidc_failed` (403
- * `sso.user_not_provisioned` when JIT is off); no session is made.
+ * with the mapped role, and a session starts. A refusal is audited as `user.sign_in_failed`
+ * (via oidc), except a callback naming no sign-in of ours (logged at most once a minute per
+ * address), and answered 400/401 `sso.oidc_failed` (403 `sso.user_not_provisioned` when JIT is
+ * off, 409 `sso.account_exists` when linking is refused); no session is made.
  */
 export async function finishOidcLogin(
   app: App,
@@ -423,6 +542,8 @@ export async function finishOidcLogin(
     browserToken: string | null;
     ip: string | null;
     userAgent: string | null;
+    /** The platform, for the rate of logged anonymous refusals. */
+    scope?: string;
   },
 ): Promise<SignedIn & { returnTo: string }> {
   const seen: { email?: string; subject?: string; user?: UserRow } = {};
@@ -432,23 +553,29 @@ export async function finishOidcLogin(
     const r =
       e instanceof OidcRefusal
         ? e
-        : isAppError(e)
-          ? new OidcRefusal(e.code, e.message, e.status === 403 || e.status === 409 ? 401 : 400)
-          : new OidcRefusal('internal', 'the sign-in could not be completed', 400);
+        : isAppError(e) && PASSED_THROUGH.has(e.code)
+          ? new OidcRefusal(e.code.slice(4), e.message, e.status as 403 | 409, e.code)
+          : isAppError(e)
+            ? new OidcRefusal(e.code, e.message, e.status === 403 || e.status === 409 ? 401 : 400)
+            : new OidcRefusal('internal', 'the sign-in could not be completed', 400);
     if (!(e instanceof OidcRefusal) && !isAppError(e))
       app.log.error('oidc callback failed', { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    app.audit.append(db, {
-      actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
-      action: 'user.sign_in_failed',
-      target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:oidc',
-      details: {
-        via: 'oidc',
-        reason: r.reason,
-        message: r.message,
-        ip: req.ip,
-        ...(seen.subject ? { subject: seen.subject } : {}),
-      },
-    });
+    const details = {
+      via: 'oidc',
+      reason: r.reason,
+      message: r.message,
+      ip: req.ip,
+      ...(seen.subject ? { subject: seen.subject } : {}),
+    };
+    // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
+    if (ANONYMOUS_REASONS.has(r.reason)) logAnonymousRefusal(app, req.scope ?? 'oidc', req.ip, details);
+    else
+      app.audit.append(db, {
+        actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
+        action: 'user.sign_in_failed',
+        target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:oidc',
+        details,
+      });
     throw new AppError(r.code, r.message, r.status);
   }
 }
@@ -461,6 +588,8 @@ export interface VerifiedOidc {
   claims: Record<string, unknown>;
   settings: StoredOidc & { updated_at: number };
   returnTo: string;
+  /** The signed-in user who started this sign-in to link the identity, or null. */
+  linkUserId: string | null;
 }
 
 /**
@@ -504,7 +633,7 @@ export async function verifyOidcCallback(
   const s = readOidc(db);
   if (!s?.enabled)
     throw new OidcRefusal('not_configured', 'single sign-on with OIDC is not set up here', 400);
-  const config = clientConfig(db, s);
+  const config = clientConfig(app, db, s);
 
   // The URL the IdP sent the browser to, rebuilt on the redirect URI this sign-in registered.
   const current = new URL(data.redirect_uri);
@@ -541,10 +670,20 @@ export async function verifyOidcCallback(
   if (!EMAIL_RE.test(email))
     throw new OidcRefusal('email_missing', 'the identity provider sent no email address');
   seen.email = email;
-  if (claims.email_verified === false)
+  // A missing claim is no verification: only `email_verified: true` is.
+  if (claims.email_verified !== true)
     throw new OidcRefusal('email_unverified', 'the identity provider has not verified this email address');
   const name = typeof claims.name === 'string' ? claims.name.slice(0, 200) : undefined;
-  return { subject: idClaims.sub, email, name, claims, settings: s, returnTo: data.return_to };
+  return {
+    subject: idClaims.sub,
+    email,
+    name,
+    claims,
+    settings: s,
+    // Checked again on the way out: a row stored by an older version may hold anything.
+    returnTo: safeReturnTo(data.return_to),
+    linkUserId: typeof data.link_user === 'string' ? data.link_user : null,
+  };
 }
 
 async function callback(
@@ -555,25 +694,24 @@ async function callback(
 ): Promise<SignedIn & { returnTo: string }> {
   const v = await verifyOidcCallback(app, db, req, seen);
   const { settings: s, claims, email, name } = v;
-  const linked = db
-    .query<{ user_id: string }, [string]>(
-      "SELECT user_id FROM sso_identities WHERE kind = 'oidc' AND subject = ?",
-    )
-    .get(v.subject);
-  const existing = linked
-    ? db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(linked.user_id)
-    : db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
-  if (existing) seen.user = existing;
-  if (!existing && !s.jit)
-    throw new OidcRefusal(
-      'user_not_provisioned',
-      'there is no account for this user here; ask an administrator to add it',
-      403,
-      'sso.user_not_provisioned',
-    );
-  // Without a role claim, roles are not synced: only a new user gets the default role.
-  const role = s.role_claim !== null ? mapRole(s, claims[s.role_claim]) : existing ? null : s.default_role;
-  const user = await provisionSsoUser(app, db, { kind: 'oidc', subject: v.subject, email, name, role });
+  const { user } = provisionSsoUser(
+    app,
+    db,
+    {
+      kind: 'oidc',
+      issuer: s.issuer,
+      subject: v.subject,
+      email,
+      name,
+      // Without a role claim, roles are not synced: only a new user gets the default role.
+      role: s.role_claim !== null ? mapRole(s, claims[s.role_claim]) : null,
+      defaultRole: s.default_role,
+      jit: s.jit,
+      linkExistingByEmail: s.link_existing_by_email === true,
+      linkUserId: v.linkUserId,
+    },
+    seen,
+  );
   seen.user = user;
   const signed = ssoSignIn(app, db, user, 'oidc', { ip: req.ip, userAgent: req.userAgent });
   return { ...signed, returnTo: v.returnTo };

@@ -4,8 +4,9 @@ import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
-import { OidcRefusal, verifyOidcCallback } from './oidc.ts';
+import { ANONYMOUS_REASONS, OidcRefusal, verifyOidcCallback } from './oidc.ts';
 import type { OperatorPrincipal, OperatorRole } from './operators.ts';
+import { logAnonymousRefusal } from './sso.ts';
 
 /** The operator console's session cookie. */
 export const OPERATOR_SESSION_COOKIE = 'sf_operator_session';
@@ -175,12 +176,16 @@ export async function finishOperatorOidc(
           );
     if (!(e instanceof OidcRefusal) && !isAppError(e))
       app.log.error('operator oidc callback failed', { err: String(e) });
-    app.audit.append(db, {
-      actor: 'anonymous',
-      action: 'operator.sign_in_failed',
-      target: seen.email ? `email:${seen.email}` : 'sso:oidc',
-      details: { via: 'oidc', reason: r.reason, ip: req.ip },
-    });
+    const details = { via: 'oidc', reason: r.reason, ip: req.ip };
+    // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
+    if (ANONYMOUS_REASONS.has(r.reason)) logAnonymousRefusal(app, 'operator', req.ip, details);
+    else
+      app.audit.append(db, {
+        actor: 'anonymous',
+        action: 'operator.sign_in_failed',
+        target: seen.email ? `email:${seen.email}` : 'sso:oidc',
+        details,
+      });
     throw new AppError(r.code, r.message, r.status);
   }
 }

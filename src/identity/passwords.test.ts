@@ -1,5 +1,5 @@
-import { expect, test } from 'bun:test';
-import { hashPassword, verifyPassword } from './passwords.ts';
+import { describe, expect, test } from 'bun:test';
+import { hashPassword, LANE_QUEUE_CAP, laneHasRoom, verifyPassword } from './passwords.ts';
 
 test('argon2id hashes verify, and a burst never runs more than two at once', async () => {
   const real = Bun.password.hash;
@@ -25,4 +25,91 @@ test('argon2id hashes verify, and a burst never runs more than two at once', asy
   } finally {
     Bun.password.hash = real;
   }
+});
+
+describe('fair lanes (one per platform)', () => {
+  /** Gates every verify: the test ends each one and records the order they start. */
+  function gated() {
+    const real = Bun.password.verify;
+    const gates: (() => void)[] = [];
+    const started: string[] = [];
+    Bun.password.verify = ((pw: string) => {
+      started.push(pw);
+      return new Promise<boolean>((r) => gates.push(() => r(true)));
+    }) as typeof real;
+    return {
+      started,
+      /** Checks running now. */
+      pending: () => gates.length,
+      /** Ends the oldest running check; resolves once every microtask it set off has run. */
+      async finishOne() {
+        gates.shift()!();
+        await new Promise((r) => setImmediate(r));
+      },
+      restore: () => {
+        Bun.password.verify = real;
+      },
+    };
+  }
+
+  const cases: { name: string; flood: number; others: string[]; order: string[] }[] = [
+    {
+      name: "a flood on A: B's one check takes the first slot that frees",
+      flood: 8,
+      others: ['b1'],
+      order: ['a0', 'a1', 'b1', 'a2'],
+    },
+    {
+      name: 'two other platforms: each waiting lane is served in turn, A never twice in a row',
+      flood: 8,
+      others: ['b1', 'c1', 'b2'],
+      order: ['a0', 'a1', 'b1', 'a2', 'c1', 'b2', 'a3'],
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const g = gated();
+      try {
+        const all = [
+          ...Array.from({ length: c.flood }, (_, i) =>
+            verifyPassword(`a${i}`, 'h', { lane: 'A', queueCap: LANE_QUEUE_CAP }),
+          ),
+          ...c.others.map((pw) =>
+            verifyPassword(pw, 'h', { lane: pw[0]!.toUpperCase(), queueCap: LANE_QUEUE_CAP }),
+          ),
+        ];
+        while (g.started.length < c.order.length) await g.finishOne();
+        expect(g.started.slice(0, c.order.length)).toEqual(c.order);
+        while (g.pending() > 0) await g.finishOne();
+        expect(await Promise.all(all)).toEqual(all.map(() => true));
+      } finally {
+        g.restore();
+      }
+    });
+  }
+
+  test('a lane past its queue cap is refused at once, before any hashing; other lanes are not', async () => {
+    const g = gated();
+    try {
+      const held = Array.from({ length: 2 + LANE_QUEUE_CAP }, (_, i) =>
+        verifyPassword(`a${i}`, 'h', { lane: 'A', queueCap: LANE_QUEUE_CAP }),
+      );
+      let refused: unknown = null;
+      try {
+        await verifyPassword('a-over', 'h', { lane: 'A', queueCap: LANE_QUEUE_CAP });
+      } catch (e) {
+        refused = e;
+      }
+      expect(refused).toMatchObject({ code: 'auth.busy', status: 429, retryAfter: 1 });
+      expect(g.started).toEqual(['a0', 'a1']);
+      expect(laneHasRoom('B', LANE_QUEUE_CAP)).toBe(true);
+      const b = verifyPassword('b', 'h', { lane: 'B', queueCap: LANE_QUEUE_CAP });
+      while (g.pending() > 0) await g.finishOne();
+      expect(await b).toBe(true);
+      expect(await Promise.all(held)).toEqual(held.map(() => true));
+      expect(g.started).not.toContain('a-over');
+    } finally {
+      g.restore();
+    }
+  });
 });

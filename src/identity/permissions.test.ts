@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { can, type Principal } from './permissions.ts';
+import { can, keyRole, type Principal, type Scope } from './permissions.ts';
 import { FailureThrottle, TokenBuckets } from './throttle.ts';
 
 const user = (role: 'owner' | 'admin' | 'creator' | 'member' | 'auditor'): Principal => ({
@@ -9,10 +9,14 @@ const user = (role: 'owner' | 'admin' | 'creator' | 'member' | 'auditor'): Princ
   sessionId: 's',
   csrfToken: 'c',
 });
-const key = (
-  role: 'owner' | 'admin' | 'member',
-  scopes: ('ai:invoke' | 'admin' | 'agents:read')[],
-): Principal => ({ kind: 'api_key', keyId: 'k', userId: null, role, scopes });
+/** A key as authenticate builds it: the owner's role through keyRole, then its scopes. */
+const key = (role: 'owner' | 'admin' | 'member', scopes: Scope[]): Principal => ({
+  kind: 'api_key',
+  keyId: 'k',
+  userId: null,
+  role: keyRole(role, scopes),
+  scopes,
+});
 
 describe('can()', () => {
   const table: [string, Principal | null, Parameters<typeof can>[1], boolean][] = [
@@ -35,9 +39,46 @@ describe('can()', () => {
     ['scim token: scim', { kind: 'scim', tokenId: 't' }, 'scim:provision', true],
     ['scim token: users:read', { kind: 'scim', tokenId: 't' }, 'users:read', false],
     ['scim token: signed_in', { kind: 'scim', tokenId: 't' }, 'signed_in', false],
+    // Point 5: an owner's key never exceeds admin unless a scope says owner.
+    ["owner's admin key: billing:write", key('owner', ['admin']), 'billing:write', false],
+    [
+      "owner's admin+billing:read key: billing:write",
+      key('owner', ['admin', 'billing:read']),
+      'billing:write',
+      false,
+    ],
+    ["owner's owner key: billing:write", key('owner', ['owner']), 'billing:write', true],
+    [
+      "admin's owner key (never minted, still capped): billing:write",
+      key('admin', ['owner']),
+      'billing:write',
+      false,
+    ],
+    // Point 12: session and account management needs a session or a scope naming it.
+    ['member session: account:manage', user('member'), 'account:manage', true],
+    ['auditor session: account:manage', user('auditor'), 'account:manage', true],
+    ['ai key: account:manage', key('member', ['ai:invoke']), 'account:manage', false],
+    ['admin key: account:manage', key('admin', ['admin']), 'account:manage', false],
+    ["owner's owner key: account:manage", key('owner', ['owner']), 'account:manage', false],
+    ['account key: account:manage', key('member', ['account:manage']), 'account:manage', true],
+    ['ai key: signed_in (reads /me)', key('member', ['ai:invoke']), 'signed_in', true],
   ];
   for (const [name, p, need, want] of table) {
     test(`${name} → ${want}`, () => expect(can(p, need)).toBe(want));
+  }
+});
+
+describe('keyRole: the role a key acts as', () => {
+  const table: [Parameters<typeof keyRole>[0], Scope[], ReturnType<typeof keyRole>][] = [
+    ['owner', ['admin'], 'admin'],
+    ['owner', ['ai:invoke'], 'admin'],
+    ['owner', ['owner'], 'owner'],
+    ['owner', ['admin', 'owner'], 'owner'],
+    ['admin', ['admin'], 'admin'],
+    ['member', ['owner'], 'member'],
+  ];
+  for (const [role, scopes, want] of table) {
+    test(`${role} with ${scopes.join(',')} → ${want}`, () => expect(keyRole(role, scopes)).toBe(want));
   }
 });
 

@@ -2,13 +2,17 @@ import type { PlatformRole } from './users.repository.ts';
 
 /**
  * What a platform route may need. `public` needs nothing; `signed_in` any signed-in user or
- * key; `mfa_pending` a session that has passed its first factor (the server checks it); the rest are checked against the matrix below. The permission matrix is data, here,
- * checked by one function (`can`).
+ * key (read-only introspection such as `GET /me`); `mfa_pending` a session that has passed its
+ * first factor (the server checks it); `account:manage` (signing out, everywhere too, and the
+ * account's own settings) every role has in a session, while a key has it only when a scope
+ * names it, so an `ai:invoke` key cannot sign its owner out. The rest are checked against the
+ * matrix below. The permission matrix is data, here, checked by one function (`can`).
  */
 export type Permission =
   | 'public'
   | 'signed_in'
   | 'mfa_pending'
+  | 'account:manage'
   | 'platform:read'
   | 'users:read'
   | 'users:write'
@@ -30,6 +34,7 @@ export type Permission =
 /** Roles → permissions. Owner and admin run the platform; auditor is read-only audit and compliance. */
 export const ROLE_PERMISSIONS: Readonly<Record<PlatformRole, readonly Permission[]>> = {
   owner: [
+    'account:manage',
     'platform:read',
     'users:read',
     'users:write',
@@ -48,6 +53,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<PlatformRole, readonly Permission
     'billing:write',
   ],
   admin: [
+    'account:manage',
     'platform:read',
     'users:read',
     'users:write',
@@ -64,12 +70,19 @@ export const ROLE_PERMISSIONS: Readonly<Record<PlatformRole, readonly Permission
     'agents:write',
     'billing:read',
   ],
-  creator: ['platform:read', 'apikeys:own', 'ai:invoke', 'agents:read', 'agents:write'],
-  member: ['platform:read', 'apikeys:own', 'ai:invoke', 'agents:read'],
-  auditor: ['platform:read', 'audit:read', 'compliance:read'],
+  creator: ['account:manage', 'platform:read', 'apikeys:own', 'ai:invoke', 'agents:read', 'agents:write'],
+  member: ['account:manage', 'platform:read', 'apikeys:own', 'ai:invoke', 'agents:read'],
+  auditor: ['account:manage', 'platform:read', 'audit:read', 'compliance:read'],
 };
 
-/** API key scopes, and the permissions each one unlocks (still capped by the key's role). */
+/** A role's permissions without session management (what the `admin` and `owner` scopes grant). */
+const withoutAccount = (ps: readonly Permission[]): Permission[] => ps.filter((p) => p !== 'account:manage');
+
+/**
+ * API key scopes, and the permissions each one unlocks (still capped by the key's role). A key
+ * acts at most as admin: only the `owner` scope, which only an owner can grant, lets an owner's
+ * key act as owner (`keyRole`). No scope but `account:manage` reaches session management.
+ */
 export const SCOPES = {
   'ai:invoke': ['ai:invoke'],
   'agents:read': ['agents:read', 'platform:read'],
@@ -77,7 +90,9 @@ export const SCOPES = {
   'billing:read': ['billing:read'],
   'audit:read': ['audit:read', 'compliance:read'],
   'users:read': ['users:read'],
-  admin: ROLE_PERMISSIONS.admin,
+  'account:manage': ['account:manage'],
+  admin: withoutAccount(ROLE_PERMISSIONS.admin),
+  owner: withoutAccount(ROLE_PERMISSIONS.owner),
 } as const satisfies Record<string, readonly Permission[]>;
 
 /** An API key scope. */
@@ -86,6 +101,16 @@ export type Scope = keyof typeof SCOPES;
 /** Whether `s` names a scope. */
 export function isScope(s: string): s is Scope {
   return Object.hasOwn(SCOPES, s);
+}
+
+/**
+ * The role a key acts as: its owner's current role (a platform key's is admin), except that an
+ * owner's key acts as admin unless its scopes include `owner`. Services that compare roles
+ * (only an owner makes or manages owners) see this role, so an admin-scoped key of an owner
+ * can do what an admin can and no more.
+ */
+export function keyRole(ownerRole: PlatformRole, scopes: readonly string[]): PlatformRole {
+  return ownerRole === 'owner' && !scopes.includes('owner') ? 'admin' : ownerRole;
 }
 
 /** Who is asking, on one platform. */

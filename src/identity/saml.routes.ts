@@ -6,12 +6,16 @@ import {
   finishSamlLogin,
   readSaml,
   removeSaml,
+  SAML_BROWSER_COOKIE,
+  SAML_REQUEST_TTL_MS,
+  samlBrowserToken,
   samlMetadata,
   samlView,
   saveSaml,
   startSamlLogin,
 } from './saml.ts';
-import { sessionCookie } from './sessions.ts';
+import { readCookie, sessionCookie } from './sessions.ts';
+import { linkingUser } from './sso.ts';
 
 /** The saml routes and the permission each needs (merged into the platform's table). */
 export const SAML_ROUTE_PERMISSIONS: Record<string, Permission> = {
@@ -20,8 +24,19 @@ export const SAML_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'DELETE /api/v1/sso/saml': 'sso:admin',
   'GET /sso/saml/metadata': 'public',
   'GET /sso/saml/login': 'public',
+  'POST /api/v1/sso/saml/link': 'signed_in',
   'POST /sso/saml/acs': 'public',
 };
+
+/**
+ * The browser-binding cookie of a SAML sign-in in flight, scoped to the SAML paths. The IdP
+ * posts to the ACS from its own site, and a Lax cookie is not sent on a cross-site POST: on
+ * https it is `SameSite=None; Secure`. On http (loopback development, tests) browsers refuse
+ * `None` without Secure, so it is Lax there (an IdP on the same site still works).
+ */
+function browserCookie(token: string, secure: boolean, maxAgeSec: number): string {
+  return `${SAML_BROWSER_COOKIE}=${token}; Path=/sso/saml; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAgeSec}`;
+}
 
 /**
  * SAML 2.0 single sign-on of a platform, the platform being the SP: its settings under
@@ -59,11 +74,41 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
   })
   .get('/sso/saml/login', async ({ request }) => {
     const c = requestContext(request);
+    const token = samlBrowserToken(readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE));
     const url = await startSamlLogin(c.app, c.db, {
       origin: c.origin,
       returnTo: new URL(request.url).searchParams.get('return_to'),
+      browserToken: token,
+      client: { scope: c.platform.id, ip: c.ip },
     });
-    return new Response(null, { status: 302, headers: { location: url, 'cache-control': 'no-store' } });
+    const headers = new Headers({ location: url, 'cache-control': 'no-store' });
+    headers.append(
+      'set-cookie',
+      browserCookie(token, c.origin.startsWith('https:'), Math.floor(SAML_REQUEST_TTL_MS / 1000)),
+    );
+    return new Response(null, { status: 302, headers });
+  })
+  // Link while signed in: the identity that comes back is linked to this (recently signed-in)
+  // user. A POST with the CSRF token, so no other site can start it; the browser goes to `url`.
+  .post('/api/v1/sso/saml/link', async ({ request, body }) => {
+    const c = requestContext(request);
+    const userId = linkingUser(c.app, c.db, c.principal);
+    const token = samlBrowserToken(readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE));
+    const returnTo =
+      body && typeof body === 'object' ? (body as Record<string, unknown>).return_to : undefined;
+    const url = await startSamlLogin(c.app, c.db, {
+      origin: c.origin,
+      returnTo,
+      browserToken: token,
+      client: { scope: c.platform.id, ip: c.ip },
+      linkUserId: userId,
+    });
+    const headers = new Headers({ 'cache-control': 'no-store' });
+    headers.append(
+      'set-cookie',
+      browserCookie(token, c.origin.startsWith('https:'), Math.floor(SAML_REQUEST_TTL_MS / 1000)),
+    );
+    return Response.json({ url }, { headers });
   })
   .post('/sso/saml/acs', async ({ request, body }) => {
     const c = requestContext(request);
@@ -72,14 +117,18 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
       body,
       ip: c.ip,
       userAgent: request.headers.get('user-agent'),
+      browserToken: readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE),
+      scope: c.platform.id,
     });
+    const secure = c.origin.startsWith('https:');
     const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
     headers.append(
       'set-cookie',
       sessionCookie(r.token, {
-        secure: c.origin.startsWith('https:'),
+        secure,
         maxAgeSec: Math.floor((r.expiresAt - c.app.clock.now()) / 1000),
       }),
     );
+    headers.append('set-cookie', browserCookie('', secure, 0));
     return new Response(null, { status: 302, headers });
   });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { X509Certificate } from 'node:crypto';
+import net from 'node:net';
 import type { ServiceProviderInstance } from 'samlify';
 import { hostFetch, operatorApi } from '../../tests/helpers.ts';
 import {
@@ -11,6 +12,7 @@ import {
 } from '../../tests/peers/saml-idp.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
 import { makeSpKeyPair, safeReturnPath } from './saml.ts';
+import { SSO_STARTS_PER_MIN } from './sso.ts';
 
 const IDP_ENTITY = 'https://idp.example.test/saml/metadata';
 const IDP_SSO = 'https://idp.example.test/saml/sso';
@@ -44,6 +46,14 @@ async function configure(c: PlatformClient, body: Record<string, unknown>) {
   return r.body.saml;
 }
 
+/** The `sf_saml` cookie of the browser the tests play (set by each login, sent to the ACS). */
+let browserCookie: string | null = null;
+const cookieOf = (res: Response, name: string) =>
+  res.headers
+    .getSetCookie()
+    .map((c) => c.split(';')[0]!)
+    .find((c) => c.startsWith(`${name}=`)) ?? null;
+
 /** SP-initiated: GET /sso/saml/login on `host`, then the IdP reads the AuthnRequest. */
 async function startLogin(
   returnTo = '/dashboard',
@@ -53,20 +63,31 @@ async function startLogin(
     env.s.base,
     on.host,
     `/sso/saml/login?return_to=${encodeURIComponent(returnTo)}`,
+    browserCookie ? { headers: { cookie: browserCookie } } : {},
   );
   expect(res.status).toBe(302);
+  browserCookie = cookieOf(res, 'sf_saml') ?? browserCookie;
   const location = res.headers.get('location')!;
   expect(location.startsWith(`${IDP_SSO}?SAMLRequest=`)).toBe(true);
   return { ...(await (on.idp ?? idp).parseRedirect(on.sp, location)), location };
 }
 
-/** POSTs the form the IdP's page would auto-submit to the ACS of `host`. */
-function postAcs(samlResponse: string, relayState: string | null = '/dashboard', host = env.host) {
+/** POSTs the form the IdP's page would auto-submit to the ACS of `host`, from the tests' browser. */
+function postAcs(
+  samlResponse: string,
+  relayState: string | null = '/dashboard',
+  host = env.host,
+  cookie: string | null = browserCookie,
+) {
   const form = new URLSearchParams({ SAMLResponse: samlResponse });
   if (relayState !== null) form.set('RelayState', relayState);
   return hostFetch(env.s.base, host, '/sso/saml/acs', {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+      ...(cookie ? { cookie } : {}),
+    },
     body: form.toString(),
   });
 }
@@ -131,12 +152,12 @@ describe('SP metadata and settings', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/samlmetadata+xml; charset=utf-8');
     const xml = await res.text();
-    expect(xml).toContain('entityID="http://samlco.localhost/sso/saml/metadata"');
-    expect(xml).toContain('Location="http://samlco.localhost/sso/saml/acs"');
+    expect(xml).toContain(`entityID="http://samlco.localhost:${env.s.port}/sso/saml/metadata"`);
+    expect(xml).toContain(`Location="http://samlco.localhost:${env.s.port}/sso/saml/acs"`);
     expect(xml).toContain('WantAssertionsSigned="true"');
     expect(xml).toContain('AuthnRequestsSigned="false"');
     expect(xml).not.toContain('X509Certificate');
-    expect(sp.entityMeta.getEntityID()).toBe('http://samlco.localhost/sso/saml/metadata');
+    expect(sp.entityMeta.getEntityID()).toBe(`http://samlco.localhost:${env.s.port}/sso/saml/metadata`);
   });
 
   test('GET shows the settings, the SP entity ID and ACS URL, and certificate fingerprints', async () => {
@@ -144,8 +165,8 @@ describe('SP metadata and settings', () => {
       saml: Record<string, unknown> & { idp_cert: string[]; idp_cert_info: { sha256: string }[] };
     }>('GET', '/api/v1/sso/saml');
     expect(r.status).toBe(200);
-    expect(r.body.saml.sp_entity_id).toBe('http://samlco.localhost/sso/saml/metadata');
-    expect(r.body.saml.acs_url).toBe('http://samlco.localhost/sso/saml/acs');
+    expect(r.body.saml.sp_entity_id).toBe(`http://samlco.localhost:${env.s.port}/sso/saml/metadata`);
+    expect(r.body.saml.acs_url).toBe(`http://samlco.localhost:${env.s.port}/sso/saml/acs`);
     expect(r.body.saml.idp_entity_id).toBe(IDP_ENTITY);
     expect(r.body.saml.allow_idp_initiated).toBe(false);
     expect(r.body.saml.jit).toBe(true);
@@ -290,8 +311,8 @@ describe('sign-in round trip', () => {
     const seq = await lastSeq(owner);
     const req = await startLogin('/dashboard?tab=2');
     expect(req.relayState).toBe('/dashboard?tab=2');
-    expect(req.issuer).toBe('http://samlco.localhost/sso/saml/metadata');
-    expect(req.acsUrl).toBe('http://samlco.localhost/sso/saml/acs');
+    expect(req.issuer).toBe(`http://samlco.localhost:${env.s.port}/sso/saml/metadata`);
+    expect(req.acsUrl).toBe(`http://samlco.localhost:${env.s.port}/sso/saml/acs`);
     const location = new URL(req.location);
     expect(location.searchParams.get('Signature')).toBeNull();
 
@@ -384,18 +405,24 @@ describe('sign-in round trip', () => {
           attributes: { email: 'new@samlco.test' },
         }),
       );
-      expect(refused.status).toBe(401);
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+        'sso.user_not_provisioned',
+      );
       expect(sessionSet(refused)).toBe(false);
       const f = (await auditAfter(owner, seq)).find((e) => e.action === 'user.sign_in_failed')!;
       expect(f.details.reason).toBe('user_not_provisioned');
       expect(f.target).toBe('email:new@samlco.test');
 
+      // An invited account (added without a password) links on its first SSO sign-in.
+      const invited = await owner.json('POST', '/api/v1/users', { email: 'invited@samlco.test' });
+      expect(invited.status).toBe(201);
       const req2 = await startLogin('/');
       const ok = await postAcs(
         await idp.loginResponse(sp, {
           request: req2,
-          nameId: 'plain@samlco.test',
-          attributes: { email: 'plain@samlco.test' },
+          nameId: 'invited@samlco.test',
+          attributes: { email: 'invited@samlco.test' },
         }),
       );
       expect(ok.status).toBe(302);
@@ -474,7 +501,7 @@ describe('sign-in round trip', () => {
 const good = (req: ParsedRequest, nameId = 'mallory@samlco.test') =>
   idp.loginResponse(sp, { request: req, nameId, attributes: { email: nameId } });
 
-describe('attacks: each is refused (4xx, no session, audited with its reason)', () => {
+describe('attacks: each is refused (4xx, no session; audited with its reason when tied to a sign-in of ours)', () => {
   const later = (ms: number) => new Date(Date.now() + ms);
   const cases: {
     name: string;
@@ -483,6 +510,11 @@ describe('attacks: each is refused (4xx, no session, audited with its reason)', 
     status?: number;
     /** What node-saml said (kept in the audit entry as `error`). */
     error?: RegExp;
+    /**
+     * false: anonymous garbage (it answers no request of ours and carries no valid signature):
+     * refused and logged, but no audit entry, so anonymous posts cannot grow the audit chain.
+     */
+    audited?: false;
   }[] = [
     {
       name: 'unsigned response and assertion',
@@ -632,7 +664,7 @@ describe('attacks: each is refused (4xx, no session, audited with its reason)', 
           inResponseTo: '_not_a_request_of_ours',
         }),
       reason: 'in_response_to',
-      error: /InResponseTo is not valid/,
+      audited: false,
     },
     {
       name: 'another issuer, signed with the configured key',
@@ -651,19 +683,21 @@ describe('attacks: each is refused (4xx, no session, audited with its reason)', 
       name: 'an unsolicited response while IdP-initiated sign-in is off',
       build: () => idp.loginResponse(sp, { request: null, nameId: 'x@samlco.test' }),
       reason: 'unsolicited',
-      error: /InResponseTo is missing/,
+      audited: false,
     },
     {
       name: 'not base64 at all',
       build: async () => '<samlp:Response/>',
       reason: 'malformed',
       status: 400,
+      audited: false,
     },
     {
       name: 'base64 of something that is not XML',
       build: async () => Buffer.from('hello, not xml').toString('base64'),
       reason: 'malformed',
       status: 400,
+      audited: false,
     },
   ];
 
@@ -680,6 +714,10 @@ describe('attacks: each is refused (4xx, no session, audited with its reason)', 
       const entries = await auditAfter(owner, seq);
       expect(entries.some((e) => e.action === 'user.signed_in' || e.action === 'user.created')).toBe(false);
       const failed = entries.filter((e) => e.action === 'user.sign_in_failed');
+      if (c.audited === false) {
+        expect(failed).toHaveLength(0);
+        return;
+      }
       expect(failed).toHaveLength(1);
       expect(failed[0]!.details.via).toBe('saml');
       expect(failed[0]!.details.reason).toBe(c.reason);
@@ -835,10 +873,201 @@ describe('isolation between platforms', () => {
     const reasons = (await auditAfter(ownerB, seqB))
       .filter((e) => e.action === 'user.sign_in_failed')
       .map((e) => e.details.reason);
-    expect(reasons).toEqual(['in_response_to', 'audience_mismatch']);
+    // Neither answers a request of B's nor passes B's signature checks: refused, not audited.
+    expect(reasons).toEqual([]);
     // Nobody was created at B.
     const usersB = await ownerB.json<{ users: { email: string }[] }>('GET', '/api/v1/users');
     expect(usersB.body.users.map((u) => u.email)).toEqual([adminB.email]);
+  });
+});
+
+describe('the ACS is bound to the browser that started the sign-in (issue 8, points 9 and 12)', () => {
+  /** A second browser: its own `sf_saml` cookie, from a login of its own. */
+  async function otherBrowserCookie(): Promise<string> {
+    const res = await hostFetch(env.s.base, env.host, '/sso/saml/login?return_to=/');
+    const c = cookieOf(res, 'sf_saml');
+    if (!c) throw new Error('no sf_saml cookie');
+    return c;
+  }
+  const cases: { name: string; cookie: () => Promise<string | null> }[] = [
+    { name: 'no cookie (the response was taken to another browser)', cookie: async () => null },
+    { name: "another browser's cookie", cookie: otherBrowserCookie },
+    { name: 'a forged cookie value', cookie: async () => `sf_saml=${'A'.repeat(43)}` },
+    { name: 'a malformed cookie value', cookie: async () => 'sf_saml=../../x' },
+  ];
+  for (const c of cases) {
+    test(`refused, audited, and the right browser can still finish: ${c.name}`, async () => {
+      const req = await startLogin('/');
+      const mine = browserCookie;
+      const response = await good(req, 'bound@samlco.test');
+      const seq = await lastSeq(owner);
+      const res = await postAcs(response, '/', env.host, await c.cookie());
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('sso.saml_failed');
+      expect(sessionSet(res)).toBe(false);
+      const failed = (await auditAfter(owner, seq)).filter((e) => e.action === 'user.sign_in_failed');
+      expect(failed.map((e) => e.details.reason)).toEqual(['browser_mismatch']);
+      const ok = await postAcs(response, '/', env.host, mine);
+      expect(ok.status).toBe(302);
+      expect(ok.headers.getSetCookie().some((x) => /^sf_saml=; .*Max-Age=0/.test(x))).toBe(true);
+    });
+  }
+
+  test('the login sets the binding cookie on the SAML paths only, HttpOnly', async () => {
+    const res = await hostFetch(env.s.base, env.host, '/sso/saml/login');
+    expect(res.headers.getSetCookie().join('\n')).toMatch(
+      /^sf_saml=[A-Za-z0-9_-]{43}; Path=\/sso\/saml; HttpOnly; SameSite=Lax; Max-Age=600$/m,
+    );
+  });
+
+  test('anonymous garbage at the ACS is refused without writing an audit entry per post', async () => {
+    const req = await startLogin('/');
+    const variants = [
+      '<samlp:Response/>',
+      Buffer.from('hello, not xml').toString('base64'),
+      Buffer.from(
+        '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" InResponseTo="_nope"/>',
+      ).toString('base64'),
+      await idp.loginResponse(sp, { request: req, nameId: 'x@samlco.test', inResponseTo: '_unknown' }),
+      await idp.loginResponse(sp, { request: null, nameId: 'x@samlco.test' }),
+    ];
+    const seq = await lastSeq(owner);
+    for (let i = 0; i < 40; i++) {
+      const res = await postAcs(variants[i % variants.length]!, '/', env.host, null);
+      expect([400, 401]).toContain(res.status);
+      expect(sessionSet(res)).toBe(false);
+    }
+    expect(await auditAfter(owner, seq)).toEqual([]);
+  });
+});
+
+describe('SSO linking through SAML (issue 8, point 1)', () => {
+  const cases: { name: string; nameId: string; email: string }[] = [
+    { name: "the IdP asserts the owner's email", nameId: 'owner-twin', email: '' },
+    { name: "the IdP asserts the owner's email as the NameID", nameId: '', email: '' },
+    { name: "a password account's email", nameId: 'plain-twin', email: 'plain@samlco.test' },
+  ];
+  for (const c of cases) {
+    test(`refused with 409 sso.account_exists, audited: ${c.name}`, async () => {
+      const email = c.email || env.owner.email;
+      const nameId = c.nameId || email;
+      const req = await startLogin('/');
+      const seq = await lastSeq(owner);
+      const res = await postAcs(
+        await idp.loginResponse(sp, { request: req, nameId, attributes: { email: email.toUpperCase() } }),
+      );
+      expect(res.status).toBe(409);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('sso.account_exists');
+      expect(sessionSet(res)).toBe(false);
+      const entries = await auditAfter(owner, seq);
+      expect(entries.some((e) => e.action === 'user.signed_in' || e.action === 'user.sso_linked')).toBe(
+        false,
+      );
+      expect(entries.filter((e) => e.action === 'user.sign_in_failed').map((e) => e.details.reason)).toEqual([
+        'account_exists',
+      ]);
+    });
+  }
+
+  test('an admin cannot swap in their own certificate once an owner signs in through SAML', async () => {
+    const created = await owner.json<{ user: { id: string } }>('POST', '/api/v1/users', {
+      email: 'samladmin@samlco.test',
+      password: 'a-long-password-1',
+      role: 'admin',
+    });
+    expect(created.status).toBe(201);
+    const admin = new PlatformClient(env.s.base, env.host);
+    expect((await admin.signIn('samladmin@samlco.test', 'a-long-password-1')).status).toBe(200);
+    const me = await owner.json<{ user: { id: string } }>('GET', '/api/v1/me');
+    await env.s.app.platformDbs.use(env.platformId, (db) =>
+      db
+        .query(
+          "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at) VALUES ('saml', ?, 'the-owner', ?, 0)",
+        )
+        .run(IDP_ENTITY, me.body.user.id),
+    );
+    try {
+      const swapped = await admin.json<{ error: { code: string } }>('PUT', '/api/v1/sso/saml', {
+        ...baseSettings(),
+        idp_cert: keys.attacker.cert,
+      });
+      expect(swapped.status).toBe(403);
+      expect(swapped.body.error.code).toBe('sso.owner_linked');
+      const renamed = await admin.json('PUT', '/api/v1/sso/saml', {
+        ...baseSettings(),
+        idp_entity_id: 'https://rogue.example/idp',
+      });
+      expect(renamed.status).toBe(403);
+      // Same IdP, same certificate: an admin may still change the rest.
+      expect((await admin.json('PUT', '/api/v1/sso/saml', { ...baseSettings(), jit: true })).status).toBe(
+        200,
+      );
+    } finally {
+      await env.s.app.platformDbs.use(env.platformId, (db) =>
+        db.query("DELETE FROM sso_identities WHERE subject = 'the-owner'").run(),
+      );
+      await configure(owner, baseSettings());
+    }
+  });
+});
+
+describe('SSO starts are limited per address; anonymous traffic cannot lock everyone out (issue 8, point 9)', () => {
+  /** A GET from a chosen local address (127.0.0.x) to the server on 127.0.0.1, over a raw socket. */
+  function getFrom(
+    localAddress: string,
+    host: string,
+    path: string,
+  ): Promise<{ status: number; head: string }> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port: env.s.port, localAddress });
+      let out = '';
+      sock.on('connect', () =>
+        sock.write(
+          `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAccept: application/json\r\nConnection: close\r\n\r\n`,
+        ),
+      );
+      sock.on('data', (d) => {
+        out += d.toString('latin1');
+      });
+      sock.on('close', () => resolve({ status: Number(out.split(' ')[1]), head: out.split('\r\n\r\n')[0]! }));
+      sock.on('error', reject);
+    });
+  }
+
+  test('one address flooding /sso/saml/login gets 429; another address still starts a sign-in', async () => {
+    const created = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms', {
+      slug: 'samlflood',
+    });
+    expect(created.status).toBe(201);
+    const body = (await created.json()) as {
+      admin: { email: string; password: string };
+      platform: { id: string };
+    };
+    const o = new PlatformClient(env.s.base, 'samlflood.localhost');
+    expect((await o.signIn(body.admin.email, body.admin.password)).status).toBe(200);
+    await configure(o, baseSettings());
+    let started = 0;
+    let refused: { status: number; head: string } | null = null;
+    for (let i = 0; i < SSO_STARTS_PER_MIN * 2 && !refused; i++) {
+      const r = await getFrom('127.0.0.1', 'samlflood.localhost', '/sso/saml/login');
+      if (r.status === 302) started++;
+      else refused = r;
+    }
+    expect(refused?.status).toBe(429);
+    expect(refused!.head).toMatch(/\r\nretry-after: \d+/i);
+    expect(started).toBeGreaterThanOrEqual(SSO_STARTS_PER_MIN);
+    expect(started).toBeLessThan(SSO_STARTS_PER_MIN + 10);
+    // A refused start wrote nothing.
+    const rows = await env.s.app.platformDbs.use(
+      body.platform.id,
+      (db) =>
+        db.query<{ n: number }, []>("SELECT count(*) AS n FROM sso_requests WHERE kind = 'saml'").get()!.n,
+    );
+    expect(rows).toBe(started);
+    // Someone else, at another address, signs in as usual.
+    expect((await getFrom('127.0.0.2', 'samlflood.localhost', '/sso/saml/login')).status).toBe(302);
+    // And the flooding address is still welcome on another platform.
+    expect((await getFrom('127.0.0.1', env.host, '/sso/saml/login')).status).toBe(302);
   });
 });
 

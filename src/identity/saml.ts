@@ -10,9 +10,20 @@ import {
 } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../app/index.ts';
+import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
-import { mapRoleValues, readSsoSettings, removeSso, safeReturnTo } from './sso.ts';
+import {
+  assertMayChangeIdp,
+  logAnonymousRefusal,
+  mapRoleValues,
+  readSsoSettings,
+  removeSso,
+  safeReturnTo,
+  takeSsoStart,
+  trimSsoRequests,
+  writeSsoSettings,
+} from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 import { provisionSsoUser } from './users.service.ts';
 
@@ -30,8 +41,8 @@ export const SAML_PATHS = {
 export const SAML_CLOCK_SKEW_MS = 60_000;
 /** How long an AuthnRequest stays answerable (its ID is kept in `sso_requests` this long). */
 export const SAML_REQUEST_TTL_MS = 10 * 60_000;
-/** At most this many AuthnRequests in flight per platform (the login route is public). */
-const MAX_PENDING_REQUESTS = 10_000;
+/** The cookie that ties a SAML sign-in in flight to the browser that started it. */
+export const SAML_BROWSER_COOKIE = 'sf_saml';
 /** A base64 SAMLResponse larger than this is refused unread. */
 const MAX_RESPONSE_CHARS = 512 * 1024;
 /** At most this many IdP signing certificates (rollover needs two; a few more for safety). */
@@ -49,6 +60,7 @@ const FIELDS = [
   'role_map',
   'default_role',
   'jit',
+  'link_existing_by_email',
   'enabled',
 ] as const;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -77,6 +89,11 @@ export interface SamlSettings {
   default_role: PlatformRole;
   /** Create unknown users at their first sign-in. */
   jit: boolean;
+  /**
+   * Link a sign-in to an existing account whose email matches (never an owner's, nor a password
+   * account with an unconfirmed email). Only an owner turns it on; it goes off when the IdP changes.
+   */
+  link_existing_by_email: boolean;
   enabled: boolean;
 }
 
@@ -118,6 +135,8 @@ export function samlView(s: StoredSaml & { updated_at: number }, origin: string)
   const ep = samlEndpoints(origin);
   return {
     ...settings,
+    // Settings saved before this switch existed have it off.
+    link_existing_by_email: settings.link_existing_by_email === true,
     idp_cert_info: s.idp_cert.map((pem) => {
       const x = new X509Certificate(pem);
       return {
@@ -289,7 +308,13 @@ export function validateSamlSettings(body: unknown): SamlSettings {
     else default_role = b.default_role;
   }
 
-  for (const k of ['sign_requests', 'allow_idp_initiated', 'jit', 'enabled'] as const) {
+  for (const k of [
+    'sign_requests',
+    'allow_idp_initiated',
+    'jit',
+    'link_existing_by_email',
+    'enabled',
+  ] as const) {
     if (b[k] !== undefined && typeof b[k] !== 'boolean') bad(`/${k}`, 'must be true or false');
   }
 
@@ -313,6 +338,7 @@ export function validateSamlSettings(body: unknown): SamlSettings {
     role_map,
     default_role,
     jit: b.jit !== false,
+    link_existing_by_email: b.link_existing_by_email === true,
     enabled: b.enabled !== false,
   };
 }
@@ -387,6 +413,28 @@ export function saveSaml(
       { path: '/role_map', reason: 'maps to owner' },
     ]);
   const previous = readSaml(db);
+  // The same IdP: the same entity ID, trusted through no certificate it did not have before.
+  const known = new Set(previous?.idp_cert.map(fingerprint) ?? []);
+  const sameIdp =
+    previous !== null &&
+    previous.idp_entity_id === s.idp_entity_id &&
+    s.idp_cert.every((c) => known.has(fingerprint(c)));
+  assertMayChangeIdp(db, 'saml', sameIdp, by.role);
+  // Left out: kept for the same IdP, off for another.
+  if ((body as Record<string, unknown>).link_existing_by_email === undefined)
+    s.link_existing_by_email = sameIdp && previous?.link_existing_by_email === true;
+  if (
+    s.link_existing_by_email &&
+    by.role !== null &&
+    by.role !== 'owner' &&
+    !(sameIdp && previous?.link_existing_by_email === true)
+  )
+    throw new AppError(
+      'auth.forbidden',
+      'only an owner can turn on linking existing accounts by email (for this identity provider)',
+      403,
+      [{ path: '/link_existing_by_email', reason: 'owner only' }],
+    );
   const stored: StoredSaml = { ...s };
   if (previous?.sp_private_key && previous.sp_cert) {
     stored.sp_private_key = previous.sp_private_key;
@@ -398,11 +446,7 @@ export function saveSaml(
   }
   const now = app.clock.now();
   db.transaction(() => {
-    db.query(
-      `INSERT INTO sso_providers (kind, enabled, config, updated_at) VALUES ('saml', ?, ?, ?)
-       ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled, config = excluded.config,
-       updated_at = excluded.updated_at`,
-    ).run(s.enabled ? 1 : 0, JSON.stringify(stored), now);
+    writeSsoSettings(db, 'saml', s.enabled, stored, now);
     const { idp_cert, ...rest } = s;
     app.audit.append(db, {
       actor: by.actor,
@@ -443,10 +487,6 @@ export function samlMetadata(db: Database, origin: string): string {
   });
 }
 
-/**
- * A same-origin path to return to after sign-in, or '/'. Anything that could leave the origin
- * (`//host`, `/\host`, absolute URLs, control characters) is ignored.
- */
 /** A same-origin relative path from RelayState (at most 512 characters), else '/'. */
 export function safeReturnPath(v: unknown): string {
   return safeReturnTo(v, 512);
@@ -457,13 +497,25 @@ export function safeReturnPath(v: unknown): string {
  * AuthnRequest is made, looked up and removed when its response arrives. Expired rows are
  * invisible; the clock is the app's.
  */
-function requestCache(app: App, db: Database): CacheProvider {
+function requestCache(
+  app: App,
+  db: Database,
+  bound: { browser: string; linkUser: string | null } | null = null,
+): CacheProvider {
   return {
     async saveAsync(key, value) {
       const now = app.clock.now();
-      db.query(
-        "INSERT OR REPLACE INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'saml', ?, ?)",
-      ).run(key, JSON.stringify({ instant: value }), now + SAML_REQUEST_TTL_MS);
+      const data: SamlRequestData = {
+        instant: value,
+        ...(bound ? { browser: bound.browser } : {}),
+        ...(bound?.linkUser ? { link_user: bound.linkUser } : {}),
+      };
+      db.transaction(() => {
+        trimSsoRequests(db, 'saml', now);
+        db.query(
+          "INSERT OR REPLACE INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'saml', ?, ?)",
+        ).run(key, JSON.stringify(data), now + SAML_REQUEST_TTL_MS);
+      }).immediate();
       return { value, createdAt: now };
     },
     async getAsync(key) {
@@ -472,18 +524,48 @@ function requestCache(app: App, db: Database): CacheProvider {
           "SELECT data FROM sso_requests WHERE id = ? AND kind = 'saml' AND expires_at > ?",
         )
         .get(key, app.clock.now());
-      return row ? (JSON.parse(row.data) as { instant: string }).instant : null;
+      const data = row ? (JSON.parse(row.data) as SamlRequestData) : null;
+      return data && !data.answered ? data.instant : null;
     },
     async removeAsync(key) {
       if (!key) return null;
-      const gone = db.query("DELETE FROM sso_requests WHERE id = ? AND kind = 'saml'").run(key).changes;
-      return gone ? key : null;
+      return markAnswered(db, key) ? key : null;
     },
   };
 }
 
+/** What a SAML sign-in in flight keeps in `sso_requests`. */
+interface SamlRequestData {
+  /** The AuthnRequest's IssueInstant (node-saml's cache value). */
+  instant: string;
+  /** SHA-256 of the `sf_saml` cookie of the browser that started it. */
+  browser?: string;
+  /** The signed-in user who asked to link the returning identity to their account. */
+  link_user?: string;
+  /** Answered already: kept until it expires so that a replay is known (and audited). */
+  answered?: 1;
+}
+
+/** Marks a request answered (it cannot be answered again); false when it was not pending. */
+function markAnswered(db: Database, id: string): boolean {
+  return (
+    db
+      .query(
+        `UPDATE sso_requests SET data = json_set(data, '$.answered', 1)
+         WHERE id = ? AND kind = 'saml' AND json_extract(data, '$.answered') IS NULL`,
+      )
+      .run(id).changes > 0
+  );
+}
+
 /** A node-saml SP for one platform and one request: every check this SP relies on is set here. */
-function samlClient(app: App, db: Database, s: StoredSaml, origin: string): SAML {
+function samlClient(
+  app: App,
+  db: Database,
+  s: StoredSaml,
+  origin: string,
+  bound: { browser: string; linkUser: string | null } | null = null,
+): SAML {
   const ep = samlEndpoints(origin);
   return new SAML({
     issuer: ep.entityId,
@@ -499,7 +581,7 @@ function samlClient(app: App, db: Database, s: StoredSaml, origin: string): SAML
       ? ValidateInResponseTo.ifPresent
       : ValidateInResponseTo.always,
     requestIdExpirationPeriodMs: SAML_REQUEST_TTL_MS,
-    cacheProvider: requestCache(app, db),
+    cacheProvider: requestCache(app, db, bound),
     identifierFormat: null,
     disableRequestedAuthnContext: true,
     ...(s.sign_requests && s.sp_private_key
@@ -521,28 +603,39 @@ function purgeExpired(app: App, db: Database): void {
   db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(now);
 }
 
+/** A fresh browser binding token for the `sf_saml` cookie (or the valid one the browser has). */
+export function samlBrowserToken(current: string | null): string {
+  return current && /^[A-Za-z0-9_-]{43}$/.test(current) ? current : randomToken(32);
+}
+
 /**
  * Starts an SP-initiated sign-in: an AuthnRequest for the HTTP-Redirect binding (signed when
- * the settings say so), its ID kept ten minutes for InResponseTo, and the return path (same
- * origin only, else '/') in RelayState. Returns the IdP URL to send the browser to.
+ * the settings say so), its ID kept ten minutes for InResponseTo and bound to the browser by
+ * `browserToken` (its `sf_saml` cookie), and the return path (same origin only, else '/') in
+ * RelayState. With `client`, one address may start only so many a minute (429
+ * `sso.rate_limited`); the requests in flight are trimmed by age, never refused for everyone.
+ * Returns the IdP URL to send the browser to.
  */
 export async function startSamlLogin(
   app: App,
   db: Database,
-  req: { origin: string; returnTo: unknown },
+  req: {
+    origin: string;
+    returnTo: unknown;
+    browserToken: string;
+    client?: { scope: string; ip: string | null };
+    linkUserId?: string | null;
+  },
 ): Promise<string> {
   const s = activeSaml(db);
-  purgeExpired(app, db);
-  const pending = db
-    .query<{ n: number }, []>("SELECT count(*) AS n FROM sso_requests WHERE kind = 'saml'")
-    .get()!.n;
-  if (pending >= MAX_PENDING_REQUESTS) {
-    throw Object.assign(
-      new AppError('sso.saml_busy', 'too many sign-ins in flight; try again in a minute', 429),
-      { retryAfter: 60 },
-    );
-  }
-  return samlClient(app, db, s, req.origin).getAuthorizeUrlAsync(safeReturnPath(req.returnTo), undefined, {});
+  if (req.client) takeSsoStart(req.client.scope, req.client.ip, app.clock.now());
+  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(app.clock.now());
+  const bound = { browser: sha256Hex(req.browserToken), linkUser: req.linkUserId ?? null };
+  return samlClient(app, db, s, req.origin, bound).getAuthorizeUrlAsync(
+    safeReturnPath(req.returnTo),
+    undefined,
+    {},
+  );
 }
 
 /** A refused response: the reason goes to the audit log, the message to the client. */
@@ -692,45 +785,80 @@ function checkResponse(
   return { assertionId, notOnOrAfter: until };
 }
 
+/** Refusals of account linking the client sees as they are (the rest are `sso.saml_failed`). */
+const PASSED_THROUGH = new Set([
+  'sso.account_exists',
+  'sso.user_not_provisioned',
+  'sso.identity_linked_elsewhere',
+]);
+
+/** What the ACS learnt before it refused: whether a sign-in of ours (or the IdP's signature) vouches for the post. */
+interface AcsSeen {
+  subject?: string;
+  email?: string;
+  user?: UserRow;
+  /** The response answers a request this platform made (pending or answered). */
+  known?: boolean;
+  /** node-saml accepted the response's signatures. */
+  validated?: boolean;
+}
+
 /**
- * Finishes a sign-in at the ACS (HTTP-POST binding). node-saml checks the signatures (Response
- * and Assertion, by a configured certificate only; KeyInfo is ignored), InResponseTo against the
- * requests in flight, the time window (±1 min) and the audience; then Destination, Issuer and
- * the bearer Recipient are checked here, the assertion ID is recorded until it expires (a second
- * use is refused), and the user is found, linked or created (JIT) with the mapped role.
- * Every refusal is audited as `user.sign_in_failed` (via saml, with the reason) and answered
- * 400/401 `sso.saml_failed`; no session is made.
+ * Finishes a sign-in at the ACS (HTTP-POST binding). The response must answer a request this
+ * platform made from this very browser (its `sf_saml` cookie); an unsolicited response is
+ * accepted only when IdP-initiated sign-in is on (the documented exception: no browser to bind).
+ * node-saml checks the signatures (Response and Assertion, by a configured certificate only;
+ * KeyInfo is ignored), InResponseTo, the time window (±1 min) and the audience; then
+ * Destination, Issuer and the bearer Recipient are checked here, the assertion ID is recorded
+ * until it expires (a second use is refused), and the account is found, linked or created
+ * (see provisionSsoUser) with the mapped role. A refusal tied to a known request or a signed
+ * response is audited as `user.sign_in_failed` (via saml, with the reason); anonymous garbage
+ * (no request of ours, bad signature without one) is only logged, at most once a minute per
+ * address. Answered 400/401 `sso.saml_failed` (409 `sso.account_exists`, 403
+ * `sso.user_not_provisioned`); no session is made.
  */
 export async function finishSamlLogin(
   app: App,
   db: Database,
-  req: { origin: string; body: unknown; ip: string | null; userAgent: string | null },
+  req: {
+    origin: string;
+    body: unknown;
+    ip: string | null;
+    userAgent: string | null;
+    browserToken: string | null;
+    scope?: string;
+  },
 ): Promise<SignedIn & { returnTo: string }> {
-  const seen: { subject?: string; email?: string; user?: UserRow } = {};
+  const seen: AcsSeen = {};
   try {
     return await acs(app, db, req, seen);
   } catch (e) {
+    const pass = isAppError(e) && PASSED_THROUGH.has(e.code);
     const r =
       e instanceof SamlRefusal
         ? e
         : isAppError(e)
-          ? new SamlRefusal(e.code, e.message, e.status >= 500 ? 400 : 401)
+          ? new SamlRefusal(pass ? e.code.slice(4) : e.code, e.message, e.status >= 500 ? 400 : 401)
           : new SamlRefusal('internal', 'the sign-in could not be completed', 400);
     if (!(e instanceof SamlRefusal) && !isAppError(e))
       app.log.error('saml acs failed', { err: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-    app.audit.append(db, {
-      actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
-      action: 'user.sign_in_failed',
-      target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:saml',
-      details: {
-        via: 'saml',
-        reason: r.reason,
-        message: r.message,
-        ...(r.detail ? { error: r.detail.slice(0, 300) } : {}),
-        ip: req.ip,
-        ...(seen.subject ? { subject: seen.subject } : {}),
-      },
-    });
+    const details = {
+      via: 'saml',
+      reason: r.reason,
+      message: r.message,
+      ...(r.detail ? { error: r.detail.slice(0, 300) } : {}),
+      ip: req.ip,
+      ...(seen.subject ? { subject: seen.subject } : {}),
+    };
+    if (seen.known || seen.validated)
+      app.audit.append(db, {
+        actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
+        action: 'user.sign_in_failed',
+        target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:saml',
+        details,
+      });
+    else logAnonymousRefusal(app, req.scope ?? 'saml', req.ip, details);
+    if (pass && isAppError(e)) throw new AppError(e.code, e.message, e.status);
     throw new AppError('sso.saml_failed', `SAML sign-in refused: ${r.message}`, r.status);
   }
 }
@@ -739,7 +867,7 @@ async function acs(
   app: App,
   db: Database,
   req: Parameters<typeof finishSamlLogin>[2],
-  seen: { subject?: string; email?: string; user?: UserRow },
+  seen: AcsSeen,
 ): Promise<SignedIn & { returnTo: string }> {
   const s = readSaml(db);
   if (!s?.enabled)
@@ -752,6 +880,33 @@ async function acs(
     throw new SamlRefusal('malformed', 'SAMLResponse must be base64 of at most 512 KiB', 400);
   purgeExpired(app, db);
 
+  // Which request it answers is read first, so that nothing costly (or audited) happens for a
+  // post that answers no request of ours from this browser. The signature covers this root.
+  const root = parseRoot(samlResponse);
+  if (!root) throw new SamlRefusal('malformed', 'the response is not a well-formed SAML message', 400);
+  const answered = root.getAttribute('InResponseTo') || null;
+  let linkUserId: string | null = null;
+  if (answered) {
+    const row = db
+      .query<{ data: string }, [string]>("SELECT data FROM sso_requests WHERE id = ? AND kind = 'saml'")
+      .get(answered);
+    if (!row) throw new SamlRefusal('in_response_to', 'the response answers no pending sign-in from here');
+    seen.known = true;
+    const data = JSON.parse(row.data) as SamlRequestData;
+    if (!req.browserToken || !data.browser || !safeEqual(sha256Hex(req.browserToken), data.browser))
+      throw new SamlRefusal(
+        'browser_mismatch',
+        'this sign-in was started in another browser; start again',
+        400,
+      );
+    linkUserId = data.link_user ?? null;
+  } else if (!s.allow_idp_initiated) {
+    throw new SamlRefusal(
+      'unsolicited',
+      'the response answers no sign-in started here (IdP-initiated sign-in is off)',
+    );
+  }
+
   const saml = samlClient(app, db, s, req.origin);
   let profile: Profile | null;
   try {
@@ -759,16 +914,10 @@ async function acs(
   } catch (e) {
     throw classify(e);
   }
+  seen.validated = true;
   if (!profile) throw new SamlRefusal('no_assertion', 'the response carries no assertion');
-  // node-saml parsed this very text and verified the signature over its root element.
-  const root = new DOMParser().parseFromString(
-    Buffer.from(samlResponse, 'base64').toString('utf8'),
-    'text/xml',
-  ).documentElement as unknown as Element | null;
-  if (!root) throw new SamlRefusal('malformed', 'the response is not a well-formed SAML message', 400);
   // The request is answered: it cannot be answered again, whatever follows.
-  const answered = root.getAttribute('InResponseTo');
-  if (answered) db.query("DELETE FROM sso_requests WHERE id = ? AND kind = 'saml'").run(answered);
+  if (answered) markAnswered(db, answered);
   const checked = checkResponse(s, req.origin, root, profile, Date.now());
 
   const subject = typeof profile.nameID === 'string' ? profile.nameID : '';
@@ -792,35 +941,38 @@ async function acs(
   seen.email = email;
   const name = s.name_attribute ? attributeValues(profile, s.name_attribute)[0]?.slice(0, 200) : undefined;
 
-  const linked = db
-    .query<{ user_id: string }, [string]>(
-      "SELECT user_id FROM sso_identities WHERE kind = 'saml' AND subject = ?",
-    )
-    .get(subject);
-  const existing = linked
-    ? db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(linked.user_id)
-    : db.query<UserRow, [string]>('SELECT * FROM users WHERE email = ?').get(email);
-  if (existing) seen.user = existing;
-  if (!existing && !s.jit)
-    throw new SamlRefusal(
-      'user_not_provisioned',
-      'there is no account for this user here; ask an administrator to add it',
-    );
-  // Without a role attribute, roles are not synced: only a new user gets the default role.
-  const role =
-    s.role_attribute !== null
-      ? mapRole(s, attributeValues(profile, s.role_attribute))
-      : existing
-        ? null
-        : s.default_role;
-  const user = await provisionSsoUser(app, db, {
-    kind: 'saml',
-    subject,
-    email,
-    ...(name ? { name } : {}),
-    role,
-  });
+  const { user } = provisionSsoUser(
+    app,
+    db,
+    {
+      kind: 'saml',
+      issuer: s.idp_entity_id,
+      subject,
+      email,
+      ...(name ? { name } : {}),
+      // Without a role attribute, roles are not synced: only a new user gets the default role.
+      role: s.role_attribute !== null ? mapRole(s, attributeValues(profile, s.role_attribute)) : null,
+      defaultRole: s.default_role,
+      jit: s.jit,
+      linkExistingByEmail: s.link_existing_by_email === true,
+      linkUserId,
+    },
+    seen,
+  );
   seen.user = user;
   const signed = ssoSignIn(app, db, user, 'saml', { ip: req.ip, userAgent: req.userAgent });
   return { ...signed, returnTo: safeReturnPath(form.RelayState) };
+}
+
+/** The root element of a base64 SAML response, or null when it is not XML. */
+function parseRoot(samlResponse: string): Element | null {
+  try {
+    const doc = new DOMParser({ errorHandler: { warning: () => {}, error: () => {} } }).parseFromString(
+      Buffer.from(samlResponse, 'base64').toString('utf8'),
+      'text/xml',
+    );
+    return (doc.documentElement as unknown as Element | null) ?? null;
+  } catch {
+    return null;
+  }
 }

@@ -4,6 +4,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
 import { hashPassword } from './passwords.ts';
+import { readIdentitySettings } from './settings.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
 import { checkPassword, setUserActive } from './users.service.ts';
 
@@ -860,9 +861,10 @@ export async function createScimUser(c: ScimContext, input: unknown): Promise<Sc
       assertUnique(c.db, d, null);
       c.db
         .query(
+          // provisioned_via 'scim': the account links on its first SSO sign-in (provisionSsoUser).
           `INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at,
-             updated_at, external_id, given_name, family_name)
-           VALUES (?, ?, ?, ?, 'member', ?, NULL, ?, ?, ?, ?, ?)`,
+             updated_at, external_id, given_name, family_name, provisioned_via)
+           VALUES (?, ?, ?, ?, 'member', ?, NULL, ?, ?, ?, ?, ?, 'scim')`,
         )
         .run(
           id,
@@ -909,6 +911,9 @@ function saveUser(c: ScimContext, u: UserRow, d: UserDraft): ScimResource {
   };
   const changed = (Object.keys(next) as (keyof typeof next)[]).filter((k) => next[k] !== before[k]);
   const wasActive = u.status === 'active';
+  // An IdP re-sending an owner unchanged is fine; changing one needs the owner's grant.
+  if (changed.length || d.active !== wasActive)
+    guardOwner(c, u, d.active !== wasActive ? 'deactivate' : 'change');
   c.db
     .transaction(() => {
       if (changed.length) {
@@ -939,6 +944,20 @@ function saveUser(c: ScimContext, u: UserRow, d: UserDraft): ScimResource {
     })
     .immediate();
   return getUser(c, u.id);
+}
+
+/**
+ * Owners are managed by owners: a SCIM client may not change, deactivate or delete an owner
+ * account (403 `scim.owner_protected`) unless an owner has turned on the identity setting
+ * `scim_manages_owners`. SCIM never grants roles (new users are members; groups map no role).
+ */
+function guardOwner(c: ScimContext, u: UserRow, what: 'change' | 'deactivate' | 'delete'): void {
+  if (u.role !== 'owner' || readIdentitySettings(c.db).scim_manages_owners) return;
+  throw new AppError(
+    'scim.owner_protected',
+    `a SCIM client may not ${what} an owner account; an owner can allow it with the identity setting scim_manages_owners`,
+    403,
+  );
 }
 
 /** PUT /Users/:id: replaces the user's SCIM attributes (externalId and active kept when absent). */
@@ -1008,6 +1027,7 @@ export function deleteUser(c: ScimContext, id: string): void {
   c.db
     .transaction(() => {
       const u = userRowOr404(c.db, id);
+      guardOwner(c, u, 'delete');
       if (u.role === 'owner' && u.status === 'active') {
         const owners = c.db
           .query<{ n: number }, []>(

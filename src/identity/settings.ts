@@ -24,6 +24,10 @@ export const IdentitySettings = t.Object(
       maximum: 1_000_000,
       description: 'default per-key rate limit',
     }),
+    scim_manages_owners: t.Boolean({
+      description:
+        'let SCIM clients change, deactivate and delete owner accounts (only an owner may set this)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -37,7 +41,30 @@ export const DEFAULT_IDENTITY_SETTINGS: IdentitySettings = {
   mfa_required_roles: [],
   password_login: true,
   api_key_rate_per_min: 600,
+  scim_manages_owners: false,
 };
+
+/**
+ * Settings only an owner may change, because they decide who can reach owner accounts:
+ * whether SCIM manages owners, whether owners must use MFA, whether passwords (an owner's own
+ * way in) are accepted. Owners are managed by owners only.
+ */
+export const OWNER_ONLY_SETTINGS = ['scim_manages_owners', 'mfa_required_roles', 'password_login'] as const;
+
+/** The owner-only settings a change would alter (compared with the current settings). */
+export function ownerOnlyChanges(before: IdentitySettings, change: unknown): string[] {
+  if (typeof change !== 'object' || change === null || Array.isArray(change)) return [];
+  const c = change as Record<string, unknown>;
+  return OWNER_ONLY_SETTINGS.filter((k) => {
+    if (!Object.hasOwn(c, k)) return false;
+    if (k === 'mfa_required_roles') {
+      // Only whether owners must use MFA is the owners' to decide.
+      const next = Array.isArray(c[k]) ? (c[k] as unknown[]) : [];
+      return before.mfa_required_roles.includes('owner') !== next.includes('owner');
+    }
+    return JSON.stringify(c[k]) !== JSON.stringify(before[k]);
+  });
+}
 
 const check = TypeCompiler.Compile(IdentitySettings);
 

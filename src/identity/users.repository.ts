@@ -20,9 +20,13 @@ export interface UserRow {
   external_id?: string | null;
   given_name?: string | null;
   family_name?: string | null;
+  /** Sealed (`sf1.…`, see mfa.ts): open it with the database's keyring, never compare it. */
   totp_secret?: string | null;
+  /** Sealed like `totp_secret`, under its own context (pending enrolment). */
   totp_pending?: string | null;
   totp_last_step?: number | null;
+  /** 'scim' or 'invite' when the account was made for SSO (see provisionSsoUser); else null. */
+  provisioned_via?: string | null;
 }
 
 const UPDATABLE = [

@@ -83,7 +83,8 @@ export async function createUser(
   checkUserInput(input, by);
   const password = input.password === undefined ? null : checkPassword(input.password);
   const hash = password ? await hashPassword(password) : null;
-  return insertUser(app, db, input, by, hash);
+  // Without a password the account is an invitation: it links on its first SSO sign-in.
+  return insertUser(app, db, input, by, hash, hash === null ? 'invite' : null);
 }
 
 function checkUserInput(
@@ -128,6 +129,7 @@ export function insertUser(
   },
   by: { actor: string; role: PlatformRole | null },
   passwordHash: string | null,
+  provisionedVia: 'invite' | 'scim' | null = null,
 ): UserRow {
   const { email, role } = checkUserInput(input, by);
   const users = createUserRepository({ db });
@@ -149,6 +151,8 @@ export function insertUser(
   try {
     db.transaction(() => {
       users.insert(row);
+      if (provisionedVia)
+        db.query('UPDATE users SET provisioned_via = ? WHERE id = ?').run(provisionedVia, row.id);
       app.audit.append(db, {
         actor: by.actor,
         action: 'user.created',
@@ -170,6 +174,16 @@ export function insertUser(
     throw e;
   }
   return users.byId(row.id)!;
+}
+
+/**
+ * Refuses (403 `user.owner_protected`) when someone who is not an owner would change an owner
+ * account: owners are managed by owners only, on every path. `byRole` null is the system (the
+ * operator, a CLI on the data dir) and may.
+ */
+export function assertMayManage(u: UserRow, byRole: PlatformRole | null, what: string): void {
+  if (u.role === 'owner' && byRole !== null && byRole !== 'owner')
+    throw new AppError('user.owner_protected', `only an owner can ${what} an owner account`, 403);
 }
 
 /**
@@ -218,7 +232,8 @@ export function changeRole(
 
 /**
  * Activates or deactivates a user. Deactivation ends their sessions and revokes their API keys
- * at once, in the same transaction. Audited.
+ * at once, in the same transaction. Only an owner (or the system: `byRole` null) changes an
+ * owner's status: owners are managed by owners. Audited.
  */
 export function setUserActive(
   app: App,
@@ -226,12 +241,14 @@ export function setUserActive(
   userId: string,
   active: boolean,
   actor: string,
+  byRole: PlatformRole | null = null,
 ): UserRow {
   const users = createUserRepository({ db });
   const u = users.byId(userId);
   if (!u) throw new AppError('user.not_found', `no user ${userId}`, 404);
   const status = active ? 'active' : 'disabled';
   if (u.status === status) return u;
+  assertMayManage(u, byRole, active ? 'activate' : 'deactivate');
   db.transaction(() => {
     if (!active && u.role === 'owner') {
       const owners = db
@@ -260,43 +277,149 @@ export function setUserActive(
   return users.byId(userId)!;
 }
 
+/** What an SSO sign-in proved about a person, and what the platform's settings allow. */
+export interface SsoSignInFacts {
+  kind: 'oidc' | 'saml';
+  /** The IdP: the OIDC issuer or the SAML IdP entity ID (links belong to one IdP). */
+  issuer: string;
+  subject: string;
+  /** Lowercase; the IdP has verified it (OIDC `email_verified: true`, or a signed SAML assertion). */
+  email: string;
+  name?: string | undefined;
+  /** The mapped role (null: roles are not synced; a new user then gets `defaultRole`). */
+  role: PlatformRole | null;
+  defaultRole: PlatformRole;
+  /** Create unknown users at their first sign-in. */
+  jit: boolean;
+  /** The owner-set per-IdP setting: link an existing account whose email matches. */
+  linkExistingByEmail: boolean;
+  /** A signed-in user who asked to link this identity to their account (the link intent). */
+  linkUserId?: string | null;
+}
+
+/** How an SSO identity came to be linked to its account (kept in `sso_identities.via`). */
+export type SsoLinkVia = 'existing' | 'jit' | 'provisioned' | 'email' | 'signed_in';
+
+/** A sign-in whose identity may not be linked to the account that holds its email: 409. */
+function accountExists(email: string, why: string): AppError {
+  return new AppError(
+    'sso.account_exists',
+    `an account with the email ${email} already exists and is not linked to this identity provider (${why}); sign in with its password and link it from there, or ask an owner`,
+    409,
+  );
+}
+
 /**
- * Just-in-time provisioning for SSO: the user linked to (kind, subject), else the user with
- * that email (then linked), else a new one. A mapped role, when given, is applied (audited as
- * a role change). A deactivated user is refused.
+ * Finds, links or creates the account of an SSO sign-in. Linking is deliberate (as Keycloak's
+ * first broker login): the identity (kind, issuer, subject) reaches an existing account only
+ * when (a) it is already linked to it; or the signed-in holder of the account asked for the
+ * link; or (b) the account was provisioned for SSO (by SCIM or an invitation), has no other
+ * identity of this IdP, and the IdP's subject matches its SCIM externalId or its verified
+ * email matches; or (c) the owner turned on `link_existing_by_email` for this IdP and the
+ * account is not a password account whose email is unconfirmed. Never to an owner, except a
+ * link the owner made (a) or asked for while signed in. Otherwise 409 `sso.account_exists`.
+ * An unknown email makes a new account when JIT is on (else 403 `sso.user_not_provisioned`).
+ * A mapped role is applied, but SSO never demotes an owner (owners are managed by owners).
+ * A deactivated user is refused. One transaction; a new link is audited as `user.sso_linked`.
  */
-export async function provisionSsoUser(
+export function provisionSsoUser(
   app: App,
   db: Database,
-  sso: { kind: 'oidc' | 'saml'; subject: string; email: string; name?: string; role?: PlatformRole | null },
-): Promise<UserRow> {
+  sso: SsoSignInFacts,
+  /** Told the account the sign-in is about, before any refusal (for the caller's audit entry). */
+  seen: { user?: UserRow } = {},
+): { user: UserRow; linkedVia: SsoLinkVia } {
   const users = createUserRepository({ db });
   const actor = `sso:${sso.kind}`;
-  // One transaction: the user, its link to the SSO subject and a mapped role commit together.
   return db
     .transaction(() => {
       const link = db
-        .query<{ user_id: string }, [string, string]>(
-          'SELECT user_id FROM sso_identities WHERE kind = ? AND subject = ?',
+        .query<{ user_id: string }, [string, string, string]>(
+          'SELECT user_id FROM sso_identities WHERE kind = ? AND issuer = ? AND subject = ?',
         )
-        .get(sso.kind, sso.subject);
-      let u = link ? users.byId(link.user_id) : users.byEmail(sso.email.toLowerCase());
-      if (!u)
-        u = insertUser(
-          app,
-          db,
-          { email: sso.email, name: sso.name ?? '', role: sso.role ?? 'member' },
-          { actor, role: null },
-          null,
+        .get(sso.kind, sso.issuer, sso.subject);
+      let u: UserRow | null = null;
+      let via: SsoLinkVia = 'existing';
+      if (link && sso.linkUserId && link.user_id !== sso.linkUserId)
+        throw new AppError(
+          'sso.identity_linked_elsewhere',
+          'this identity is already linked to another account here',
+          409,
         );
+      if (link) u = users.byId(link.user_id);
+      else if (sso.linkUserId) {
+        u = users.byId(sso.linkUserId);
+        if (!u) throw new AppError('auth.forbidden', 'the account to link is gone', 403);
+        via = 'signed_in';
+      } else {
+        const byExternal = db
+          .query<UserRow, [string]>("SELECT * FROM users WHERE external_id = ? AND provisioned_via = 'scim'")
+          .get(sso.subject);
+        const byEmail = users.byEmail(sso.email.toLowerCase());
+        const candidate = byExternal ?? byEmail;
+        if (!candidate) {
+          if (!sso.jit)
+            throw new AppError(
+              'sso.user_not_provisioned',
+              'there is no account for this user here; ask an administrator to add it',
+              403,
+            );
+          u = insertUser(
+            app,
+            db,
+            { email: sso.email, name: sso.name ?? '', role: sso.role ?? sso.defaultRole },
+            { actor, role: null },
+            null,
+          );
+          via = 'jit';
+        } else {
+          seen.user = candidate;
+          via = linkableVia(db, candidate, sso);
+          u = candidate;
+        }
+      }
+      if (u) seen.user = u;
+      if (!u) throw new AppError('sso.link_broken', 'the linked account is gone; sign in again', 409);
       if (u.status !== 'active') throw new AppError('auth.user_disabled', 'this account is deactivated', 403);
       if (!link) {
         db.query(
-          'INSERT OR IGNORE INTO sso_identities (kind, subject, user_id, created_at) VALUES (?, ?, ?, ?)',
-        ).run(sso.kind, sso.subject, u.id, app.clock.now());
+          'INSERT OR IGNORE INTO sso_identities (kind, issuer, subject, user_id, created_at, via) VALUES (?, ?, ?, ?, ?, ?)',
+        ).run(sso.kind, sso.issuer, sso.subject, u.id, app.clock.now(), via);
+        if (via !== 'jit')
+          app.audit.append(db, {
+            actor: via === 'signed_in' ? `user:${u.id}` : actor,
+            action: 'user.sso_linked',
+            target: `user:${u.id}`,
+            details: { kind: sso.kind, issuer: sso.issuer, subject: sso.subject, via },
+          });
       }
-      if (sso.role && sso.role !== u.role) u = changeRole(app, db, u.id, sso.role, { actor, role: null });
-      return u;
+      // NB! SSO never demotes an owner: an owner's role is changed by owners only.
+      if (sso.role && sso.role !== u.role && u.role !== 'owner')
+        u = changeRole(app, db, u.id, sso.role, { actor, role: null });
+      return { user: u, linkedVia: via };
     })
     .immediate();
+}
+
+/** Whether an SSO identity may be linked to an existing, unlinked-to-it account, and why; else 409. */
+function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts): SsoLinkVia {
+  if (u.role === 'owner')
+    throw accountExists(u.email, 'an owner account links only when its owner signs in and links it');
+  const other = db
+    .query<{ n: number }, [string, string, string]>(
+      'SELECT count(*) AS n FROM sso_identities WHERE user_id = ? AND kind = ? AND issuer = ?',
+    )
+    .get(u.id, sso.kind, sso.issuer)!.n;
+  if (other > 0) throw accountExists(u.email, 'the account is linked to another identity of this provider');
+  const provisioned = u.provisioned_via ?? null;
+  if (provisioned === 'scim' || provisioned === 'invite') {
+    const subjectMatches = provisioned === 'scim' && u.external_id === sso.subject;
+    if (subjectMatches || u.email === sso.email.toLowerCase()) return 'provisioned';
+  }
+  if (sso.linkExistingByEmail && u.email === sso.email.toLowerCase()) {
+    if (u.password_hash !== null && u.email_verified_at === null)
+      throw accountExists(u.email, 'its email address is not confirmed');
+    return 'email';
+  }
+  throw accountExists(u.email, 'linking by email is off');
 }

@@ -49,3 +49,46 @@ export function objectBody(body: unknown, allowed: readonly string[]): Record<st
   }
   return body as Record<string, unknown>;
 }
+
+/**
+ * What a JSON body that did not parse becomes. Bodies are parsed before Elysia runs the
+ * permission check, so the parse itself must not answer: the check runs first (401/403 for
+ * anyone without the right), and only then does `refuseUnparsed` turn this into a 400.
+ */
+export const UNPARSED_JSON: Readonly<{ unparsed: true }> = Object.freeze({ unparsed: true });
+
+/** Elysia parse hook for JSON bodies: the value, '' for an empty body, or UNPARSED_JSON. */
+export async function parseJsonLenient(request: Request, contentType: string): Promise<unknown> {
+  if (contentType !== 'application/json') return undefined;
+  const text = await request.text();
+  if (text === '') return '';
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return UNPARSED_JSON;
+  }
+}
+
+/** After the permission check: a body that did not parse is the client's error (400). */
+export function refuseUnparsed(body: unknown): void {
+  if (body === UNPARSED_JSON)
+    throw new AppError('request.invalid_json', 'the request body is not valid JSON', 400);
+}
+
+/** The most a request body may hold by default (sign-in, settings, most of the API). */
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+
+/**
+ * The largest body a route takes, by path: larger only where big bodies belong (AI requests,
+ * SCIM, SAML responses, blueprints). Checked before routing, parsing and authentication.
+ */
+export function bodyLimitFor(path: string): number {
+  if (path.startsWith('/v1/')) return 8 * 1024 * 1024;
+  if (path.startsWith('/scim/')) return 1024 * 1024;
+  if (path === '/sso/saml/acs') return 512 * 1024;
+  if (path.startsWith('/_operator/api/platforms')) return 1024 * 1024;
+  return DEFAULT_BODY_LIMIT;
+}
+
+/** The largest of `bodyLimitFor`'s answers: Bun.serve's own cap (`maxRequestBodySize`). */
+export const MAX_BODY_LIMIT = 8 * 1024 * 1024;

@@ -5,7 +5,7 @@ import { CONTROL_MIGRATIONS, isCurrent, type Lease } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
-import { errorResponse, toErrorResponse } from './errors.ts';
+import { bodyLimitFor, errorResponse, toErrorResponse } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { operatorRoutes } from './operator.routes.ts';
 import { htmlResponse, plainPage, platformStatusPage } from './pages.ts';
@@ -37,11 +37,15 @@ export function createHttpHandlers(d: {
   const trusted = new WeakSet<Request>();
   const routeOf = new WeakMap<Request, string>();
   const platformOf = new WeakMap<Request, PlatformHead>();
+  const hostOf = new WeakMap<Request, string>();
   const dbOf = new WeakMap<Request, () => Database>();
   // The one TCP server (the control socket has none), kept from its first request: a WeakMap
   // entry per request for it measured 10–20 µs of the hot path.
   let tcp: { requestIP(r: Request): { address: string } | null } | null = null;
-  const ipOf = (request: Request) => tcp?.requestIP(request)?.address ?? null;
+  // A request whose chunked body was read ahead (to cap it) is a copy; its socket is the original's.
+  const originalOf = new WeakMap<Request, Request>();
+  const copyOf = new WeakMap<Request, Request>();
+  const ipOf = (request: Request) => tcp?.requestIP(originalOf.get(request) ?? request)?.address ?? null;
 
   const readiness = () => {
     const checks: Record<string, string> = {};
@@ -55,13 +59,36 @@ export function createHttpHandlers(d: {
     return { ok: Object.values(checks).every((v) => v === 'ok'), checks };
   };
 
-  const operator = operatorRoutes({ ...d, trusted, routeOf, readiness });
-  const platform = platformRoutes({ app, tenancy, platformOf, dbOf, ipOf, routeOf, ai: d.ai });
+  const operator = operatorRoutes({ ...d, trusted, routeOf, ipOf, readiness });
+  const platform = platformRoutes({ app, tenancy, platformOf, hostOf, dbOf, ipOf, routeOf, ai: d.ai });
 
-  const route = async (request: Request): Promise<{ kind: string; res: Response }> => {
-    const path = pathOf(request.url);
+  const route = async (incoming: Request): Promise<{ kind: string; res: Response }> => {
+    // Before anything else: a Host that is not `name[:digits]` (userinfo, `@`, junk after the
+    // colon) is refused, and so is a body larger than its route takes, unread.
+    const target = tenancy.resolveHost(incoming.headers.get('host'));
+    if (target.kind === 'invalid') {
+      return {
+        kind: 'unknown',
+        res: errorResponse(
+          new AppError(
+            'request.bad_host',
+            'the Host header must be a host name or address with an optional port',
+            400,
+          ),
+          { connection: 'close' },
+        ),
+      };
+    }
+    const path = pathOf(incoming.url);
+    const admitted = await admitBody(incoming, bodyLimitFor(path));
+    if (admitted instanceof Response)
+      return { kind: target.kind === 'operator' ? 'operator' : 'platform', res: admitted };
+    const request = admitted;
+    if (request !== incoming) {
+      originalOf.set(request, incoming);
+      copyOf.set(incoming, request);
+    }
     if (path === '/healthz') return { kind: 'any', res: Response.json({ status: 'ok' }) };
-    const target = tenancy.resolveHost(request.headers.get('host'));
     if (target.kind === 'operator') return { kind: 'operator', res: await operator.handle(request) };
     if (target.kind === 'unknown') {
       return {
@@ -97,6 +124,7 @@ export function createHttpHandlers(d: {
       return { kind: 'platform', res: htmlResponse(page, 503, headers) };
     }
     platformOf.set(request, p);
+    hostOf.set(request, target.host);
     // The platform's database is leased for this request only, and only this platform's, on
     // first use: a public page with no credentials never opens it.
     let lease: Lease | null = null;
@@ -124,7 +152,9 @@ export function createHttpHandlers(d: {
       } catch (e) {
         res = toErrorResponse('UNKNOWN', e, app.log);
       }
-      const r = routeOf.get(request) ?? (pathOf(request.url) === '/healthz' ? '/healthz' : 'unmatched');
+      const r =
+        routeOf.get(copyOf.get(request) ?? request) ??
+        (pathOf(request.url) === '/healthz' ? '/healthz' : 'unmatched');
       // Counted once the answer is on its way (prom-client's label hashing is ~5 µs a call).
       setImmediate(metrics.observe, kind, r, res.status, (performance.now() - t0) / 1000);
       return res;
@@ -139,6 +169,44 @@ export function createHttpHandlers(d: {
     },
     readiness,
   };
+}
+
+/**
+ * A request whose body fits `limit` bytes, or the 413 answer. A declared Content-Length over the
+ * limit is refused before a byte of the body is read; a chunked body is read up to the limit
+ * (then refused) and handed on as a copy. Requests without a body pass through untouched.
+ */
+async function admitBody(request: Request, limit: number): Promise<Request | Response> {
+  const tooLarge = () =>
+    errorResponse(
+      new AppError('request.too_large', `the request body must be at most ${limit} bytes on this route`, 413),
+      { connection: 'close' },
+    );
+  const declared = request.headers.get('content-length');
+  if (declared !== null) {
+    const n = Number(declared);
+    return Number.isSafeInteger(n) && n >= 0 && n <= limit ? request : tooLarge();
+  }
+  if (!request.body || request.method === 'GET' || request.method === 'HEAD') return request;
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+    body: Buffer.concat(chunks),
+    signal: request.signal,
+  });
 }
 
 /** The path of a URL without building a URL object (hot path). */

@@ -1,9 +1,65 @@
+import { isIP } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { App } from '../app/index.ts';
+import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 
-/** The instance's Prometheus metrics (prom-client renders the text format). */
-export function createMetrics(app: App, tenancy: Tenancy) {
+/** Metrics tokens start with this, so secret scanners and people can tell them apart. */
+export const METRICS_TOKEN_PREFIX = 'sfm_';
+const STORED_KEY = 'metrics_token_sha256';
+
+/**
+ * Whether /metrics needs the metrics token when serve listens on `host`: no only for loopback
+ * (127.0.0.0/8, ::1, IPv4-mapped loopback, `localhost`), where only this machine reaches it;
+ * yes for everything else, including the wildcard addresses and any other name.
+ */
+export function metricsNeedToken(host: string): boolean {
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost') return false;
+  if (isIP(h) === 4) return !h.startsWith('127.');
+  if (isIP(h) === 6) {
+    // The URL parser writes IPv6 in canonical form: ::1, and ::ffff:7fxx:xxxx for 127.x.y.z.
+    let canonical = '';
+    try {
+      canonical = new URL(`http://[${h}]/`).hostname;
+    } catch {
+      return true; // with a zone id (fe80::1%eth0): a link, not loopback
+    }
+    return !(canonical === '[::1]' || canonical.startsWith('[::ffff:7f'));
+  }
+  return true;
+}
+
+/**
+ * Makes and stores the instance's metrics token when there is none (first run, or the first
+ * start of a version that has them) and returns it, to be shown once; null when one is stored
+ * already or `metrics_token` is set in the config. Only its SHA-256 is kept.
+ */
+export function ensureMetricsToken(app: App): string | null {
+  if (app.config.metrics_token) return null;
+  const token = METRICS_TOKEN_PREFIX + randomToken(32);
+  const made = app.control
+    .query('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING')
+    .run(STORED_KEY, sha256Hex(token)).changes;
+  if (made === 0) return null;
+  app.audit.append(app.control, {
+    actor: 'system',
+    action: 'metrics_token.created',
+    target: 'instance',
+    details: {},
+  });
+  return token;
+}
+
+/**
+ * The instance's Prometheus metrics (prom-client renders the text format). `needToken` says
+ * whether scrapes must present the metrics token (see `metricsNeedToken`); a `metrics_token`
+ * set in the config is always required.
+ */
+export function createMetrics(app: App, tenancy: Tenancy, opts: { needToken: boolean }) {
   const registry = new Registry();
   const requests = new Counter({
     name: 'soulfra_http_requests_total',
@@ -52,6 +108,18 @@ export function createMetrics(app: App, tenancy: Tenancy) {
     },
   });
   return {
+    /** Whether a scrape with this Authorization header may read the metrics. */
+    admits(authorization: string | null): boolean {
+      const configured = app.config.metrics_token;
+      if (!configured && !opts.needToken) return true;
+      const m = authorization ? /^Bearer\s+(\S{1,200})$/i.exec(authorization) : null;
+      if (!m) return false;
+      if (configured) return safeEqual(m[1]!, configured);
+      const stored = app.control
+        .query<{ value: string }, [string]>('SELECT value FROM settings WHERE key = ?')
+        .get(STORED_KEY)?.value;
+      return stored !== undefined && safeEqual(sha256Hex(m[1]!), stored);
+    },
     /** Records one request. */
     observe(hostKind: string, route: string, status: number, seconds: number): void {
       requests.inc({ host_kind: hostKind, route, status: String(status) });

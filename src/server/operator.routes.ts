@@ -1,6 +1,6 @@
 import { Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
-import type { OperatorActions } from '../flows/index.ts';
+import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
   authenticateOperatorToken,
   browserToken,
@@ -21,7 +21,7 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
-import { objectBody, toErrorResponse } from './errors.ts';
+import { objectBody, parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { htmlResponse, operatorHomePage } from './pages.ts';
 
@@ -33,11 +33,16 @@ export interface OperatorRoutesDeps {
   metrics: Metrics;
   trusted: WeakSet<Request>;
   routeOf: WeakMap<Request, string>;
+  /** The client's address, read from the socket when a route asks. */
+  ipOf: (request: Request) => string | null;
   readiness: () => { ok: boolean; checks: Record<string, string> };
 }
 
-/** The permission a route needs: reading the control plane, or changing it. */
-export type OperatorPermission = 'public' | 'operator:read' | 'operator:write';
+/**
+ * The permission a route needs: reading the control plane, or changing it; `local:root` routes
+ * (the master key) answer only over the control socket, to the machine's owner, never to a token.
+ */
+export type OperatorPermission = 'public' | 'operator:read' | 'operator:write' | 'local:root';
 
 /**
  * The operator host: the console page, /metrics, and the operator API under /_operator/api
@@ -51,7 +56,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
     if (auth) {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);
       p = m ? authenticateOperatorToken(d.app, m[1]!) : null;
-      if (!p) throw new AppError('auth.invalid_token', 'the operator token is unknown or revoked', 401);
+      if (!p)
+        throw new AppError(
+          'auth.invalid_token',
+          'the operator token is unknown, revoked or expired, or its operator is disabled',
+          401,
+        );
     } else {
       // The console's session cookie (after SSO); its writes must carry the CSRF token.
       const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
@@ -67,18 +77,28 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       }
       p = s;
     }
+    if (need === 'local:root') {
+      throw new AppError(
+        'auth.control_socket_only',
+        'this is only answered over the control socket: run `soulfra keys ...` on the server',
+        403,
+      );
+    }
     if (need === 'operator:write' && p.role !== 'operator_admin') {
       throw new AppError('auth.forbidden', 'this needs the operator admin role', 403);
     }
     return p;
   };
-  const originOf = (request: Request) => originOfWith(d.tenancy.settings().public_url, request);
+  // The console's origin is the stored public URL (the bare base domain), never the Host header.
+  const originOf = (_request: Request) => new URL(d.tenancy.settings().public_url).origin;
   const CREATE_FIELDS = ['slug', 'template', 'blueprint', 'name', 'domain', 'owner_email'] as const;
 
   return (
     new Elysia({ name: 'operator.routes' })
       .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
-      .resolve({ as: 'global' }, ({ request, route }) => {
+      // JSON that does not parse is answered after the permission check (401/403 first).
+      .onParse({ as: 'global' }, ({ request, contentType }) => parseJsonLenient(request, contentType))
+      .resolve({ as: 'global' }, ({ request, route, body }) => {
         d.routeOf.set(request, route);
         // Deny by default: a route missing from the permission table cannot be reached.
         const need = OPERATOR_ROUTE_PERMISSIONS[`${request.method} ${route}`];
@@ -88,7 +108,9 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             `route ${route} declares no permission`,
             500,
           );
-        return { principal: need === 'public' ? ANONYMOUS : principalOf(request, need) };
+        const principal = need === 'public' ? ANONYMOUS : principalOf(request, need);
+        refuseUnparsed(body);
+        return { principal };
       })
       .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
       // The console's own single sign-on (same flow as a platform's, over the control plane).
@@ -96,6 +118,8 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
         const url = await startOidcLogin(d.app, d.app.control, {
           origin: originOf(request),
+          // Sign-in starts are limited per address, as on platforms (anonymous traffic fills nothing shared).
+          client: { scope: 'operator', ip: d.ipOf(request) },
           returnTo: new URL(request.url).searchParams.get('return_to'),
           browserToken: token,
         });
@@ -110,7 +134,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         const r = await finishOperatorOidc(d.app, {
           query: new URL(request.url).searchParams,
           browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
-          ip: null,
+          ip: d.ipOf(request),
         });
         const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
         const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
@@ -133,8 +157,8 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         );
       })
       .get('/metrics', async ({ request }) => {
-        const token = d.app.config.metrics_token;
-        if (token && request.headers.get('authorization') !== `Bearer ${token}`) {
+        // Open on a loopback-only listener; otherwise (or with metrics_token set) it needs the token.
+        if (!d.trusted.has(request) && !d.metrics.admits(request.headers.get('authorization'))) {
           throw new AppError('auth.required', 'this needs Authorization: Bearer <metrics token>', 401);
         }
         return new Response(await d.metrics.render(), { headers: { 'content-type': d.metrics.contentType } });
@@ -238,21 +262,52 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             }
             return new Response(null, { status: 204 });
           })
-          .post('/tokens', ({ principal, body }) =>
-            Response.json(d.actions.createToken(principal, objectBody(body, ['name'])), { status: 201 }),
+          .post('/operators/:id/disable', ({ principal, params }) =>
+            d.actions.disableOperator(principal, params.id),
           )
+          .post('/operators/:id/enable', ({ principal, params }) =>
+            d.actions.enableOperator(principal, params.id),
+          )
+          .patch('/operators/:id', ({ principal, params, body }) =>
+            d.actions.setOperatorRole(principal, params.id, objectBody(body, ['role'])),
+          )
+          .delete('/operators/:id', ({ principal, params }) => d.actions.removeOperator(principal, params.id))
+          .post('/tokens', ({ principal, body }) =>
+            Response.json(
+              d.actions.createToken(
+                principal,
+                objectBody(body, ['name', 'operator', 'role', 'expires_at', 'expires_in']),
+              ),
+              { status: 201, headers: { 'cache-control': 'no-store' } },
+            ),
+          )
+          .get('/tokens', ({ principal, query }) =>
+            d.actions.listTokens(
+              principal,
+              typeof query.operator === 'string' && query.operator ? query.operator : undefined,
+            ),
+          )
+          .delete('/tokens/:id', ({ principal, params }) => d.actions.revokeToken(principal, params.id))
           .get('/audit/verify', ({ query }) => {
             const slug = typeof query.platform === 'string' && query.platform ? query.platform : undefined;
             return d.actions.verifyAudit(slug);
-          }),
+          })
+          .post('/keys/rotate', async ({ principal, body }) => {
+            const { master } = objectBody(body, ['master']);
+            if (master !== undefined && typeof master !== 'boolean')
+              throw new AppError('keys.invalid', 'master must be true or false', 400, [
+                { path: '/master', reason: 'must be a boolean' },
+              ]);
+            const r = master
+              ? rotateMasterKey(d.app, principal)
+              : await rotateDataKey(d.app, d.tenancy, principal);
+            return Response.json(r, { headers: { 'cache-control': 'no-store' } });
+          })
+          .post('/keys/export', ({ principal }) =>
+            Response.json(exportMasterKey(d.app, principal), { headers: { 'cache-control': 'no-store' } }),
+          ),
       )
   );
-}
-
-/** The console's public origin as the browser sees it (scheme from the instance settings, the request's Host). */
-function originOfWith(publicUrl: string, request: Request): string {
-  const host = request.headers.get('host') ?? new URL(publicUrl).host;
-  return `${new URL(publicUrl).protocol}//${host}`;
 }
 
 /** The principal of public routes: it may do nothing that needs a permission. */
@@ -277,6 +332,12 @@ export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
   'DELETE /_operator/api/platforms/:slug/domains/:host': 'operator:write',
   'POST /_operator/api/platforms/:slug/api-keys': 'operator:write',
   'POST /_operator/api/tokens': 'operator:write',
+  'GET /_operator/api/tokens': 'operator:read', // a viewer sees only their own tokens
+  'DELETE /_operator/api/tokens/:id': 'operator:read', // anyone may revoke their own; admins any
+  'POST /_operator/api/operators/:id/disable': 'operator:write',
+  'POST /_operator/api/operators/:id/enable': 'operator:write',
+  'PATCH /_operator/api/operators/:id': 'operator:write',
+  'DELETE /_operator/api/operators/:id': 'operator:write',
   'GET /sso/oidc/login': 'public',
   'GET /sso/oidc/callback': 'public',
   'GET /_operator/api/me': 'operator:read',
@@ -287,4 +348,6 @@ export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
   'PUT /_operator/api/sso/oidc': 'operator:write',
   'DELETE /_operator/api/sso/oidc': 'operator:write',
   'GET /_operator/api/audit/verify': 'operator:read',
+  'POST /_operator/api/keys/rotate': 'local:root',
+  'POST /_operator/api/keys/export': 'local:root',
 };

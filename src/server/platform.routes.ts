@@ -21,8 +21,8 @@ import {
   setRequestContext,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
-import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
-import { toErrorResponse } from './errors.ts';
+import { domainUrl, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
 
 /** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
@@ -30,6 +30,8 @@ export interface PlatformRoutesDeps {
   app: App;
   tenancy: Tenancy;
   platformOf: WeakMap<Request, PlatformHead>;
+  /** The stored host the request matched (`<slug>.<base>` or a mapped domain). */
+  hostOf: WeakMap<Request, string>;
   dbOf: WeakMap<Request, () => Database>;
   /** The client's address, read from the socket when a route asks. */
   ipOf: (request: Request) => string | null;
@@ -64,120 +66,133 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * token, and the request context is set for the handlers.
  */
 export function platformRoutes(d: PlatformRoutesDeps) {
-  return new Elysia({ name: 'platform.routes' })
-    .onError(({ code, error, request }) => {
-      const platform = d.platformOf.get(request);
-      if (code === 'NOT_FOUND' && platform && wantsHtml(request)) {
-        const bp = d.tenancy.blueprintOf(platform.id);
-        return htmlResponse(
-          platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'),
-          404,
-        );
-      }
-      return toErrorResponse(code, error, d.app.log);
-    })
-    .onBeforeHandle({ as: 'global' }, ({ request, route }) => {
-      d.routeOf.set(request, route);
-      const platform = d.platformOf.get(request);
-      const db = d.dbOf.get(request);
-      if (!platform || !db)
-        throw new AppError(
-          'internal.no_platform',
-          'request reached a platform route without a platform',
-          500,
-        );
-      const need = PLATFORM_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-      if (!need)
-        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
-      const now = d.app.clock.now();
-      // Credentials are read (and the database opened) only when there are any, or when needed.
-      const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
-      const a =
-        need === 'public' && !hasCredentials
-          ? { principal: null, pendingMfa: null, via: null }
-          : authenticate(request, db(), platform.id, now, need !== 'public');
-      if (need === 'mfa_pending') {
-        if (!a.pendingMfa && a.principal?.kind !== 'user')
-          throw new AppError('auth.required', 'sign in first', 401);
-      } else if (!can(a.principal, need)) {
-        if (!a.principal) {
-          throw new AppError(
-            a.pendingMfa ? 'auth.mfa_required' : 'auth.required',
-            a.pendingMfa ? 'finish signing in with your second factor' : 'sign in or send an API key',
-            401,
+  return (
+    new Elysia({ name: 'platform.routes' })
+      .onError(({ code, error, request }) => {
+        const platform = d.platformOf.get(request);
+        if (code === 'NOT_FOUND' && platform && wantsHtml(request)) {
+          const bp = d.tenancy.blueprintOf(platform.id);
+          return htmlResponse(
+            platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'),
+            404,
           );
         }
-        throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
-      }
-      if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
-        const expected =
-          a.principal?.kind === 'user' ? a.principal.csrfToken : (a.pendingMfa?.csrfToken ?? null);
-        const sent = request.headers.get('x-csrf-token');
-        if (expected !== null && sent !== expected) {
+        return toErrorResponse(code, error, d.app.log);
+      })
+      // JSON that does not parse is answered after the permission check (401/403 first); SCIM
+      // reads its bodies itself.
+      .onParse({ as: 'global' }, ({ request, contentType, path }) =>
+        path.startsWith('/scim/') ? undefined : parseJsonLenient(request, contentType),
+      )
+      .onBeforeHandle({ as: 'global' }, ({ request, route, body }) => {
+        d.routeOf.set(request, route);
+        const platform = d.platformOf.get(request);
+        const db = d.dbOf.get(request);
+        if (!platform || !db)
           throw new AppError(
-            'auth.csrf',
-            'writes made with a session cookie need the x-csrf-token header from sign-in',
-            403,
+            'internal.no_platform',
+            'request reached a platform route without a platform',
+            500,
           );
+        const need = PLATFORM_ROUTE_PERMISSIONS[`${request.method} ${route}`];
+        if (!need)
+          throw new AppError(
+            'internal.route_without_permission',
+            `route ${route} declares no permission`,
+            500,
+          );
+        const now = d.app.clock.now();
+        // Credentials are read (and the database opened) only when there are any, or when needed.
+        const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
+        const a =
+          need === 'public' && !hasCredentials
+            ? { principal: null, pendingMfa: null, via: null }
+            : authenticate(request, db(), platform.id, now, need !== 'public');
+        if (need === 'mfa_pending') {
+          if (!a.pendingMfa && a.principal?.kind !== 'user')
+            throw new AppError('auth.required', 'sign in first', 401);
+        } else if (!can(a.principal, need)) {
+          if (!a.principal) {
+            throw new AppError(
+              a.pendingMfa ? 'auth.mfa_required' : 'auth.required',
+              a.pendingMfa ? 'finish signing in with your second factor' : 'sign in or send an API key',
+              401,
+            );
+          }
+          throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
         }
-      }
-      // The client's address and the public origin are worked out only by the routes that use
-      // them (sign-in, SSO, SCIM), not on the path of every AI call.
-      setRequestContext(request, {
-        app: d.app,
-        platform: { id: platform.id, slug: platform.slug, name: platform.name },
-        get db() {
-          return db();
-        },
-        principal: a.principal,
-        pendingMfa: a.pendingMfa,
-        get ip() {
-          return d.ipOf(request);
-        },
-        blueprint: () => d.tenancy.blueprintOf(platform.id),
-        get origin() {
-          const host = request.headers.get('host') ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
-          return `${new URL(d.tenancy.settings().public_url).protocol}//${host}`;
-        },
-      });
-    })
-    .get('/', ({ request }) =>
-      htmlResponse(platformHomePage(d.tenancy.blueprintOf(requestContext(request).platform.id))),
-    )
-    .get('/readyz', ({ request }) => {
-      // The platform's own database: reachable, current, and really this platform's file.
-      const { db, platform } = requestContext(request);
-      const id = db
-        .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
-        .get()?.value;
-      if (id !== platform.id) {
-        d.app.log.error('platform database holds another platform', {
-          expected: platform.id,
-          found: id ?? null,
+        if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
+          const expected =
+            a.principal?.kind === 'user' ? a.principal.csrfToken : (a.pendingMfa?.csrfToken ?? null);
+          const sent = request.headers.get('x-csrf-token');
+          if (expected !== null && sent !== expected) {
+            throw new AppError(
+              'auth.csrf',
+              'writes made with a session cookie need the x-csrf-token header from sign-in',
+              403,
+            );
+          }
+        }
+        refuseUnparsed(body);
+        // The client's address and the public origin are worked out only by the routes that use
+        // them (sign-in, SSO, SCIM), not on the path of every AI call.
+        setRequestContext(request, {
+          app: d.app,
+          platform: { id: platform.id, slug: platform.slug, name: platform.name },
+          get db() {
+            return db();
+          },
+          principal: a.principal,
+          pendingMfa: a.pendingMfa,
+          get ip() {
+            return d.ipOf(request);
+          },
+          blueprint: () => d.tenancy.blueprintOf(platform.id),
+          // Scheme and port from the stored public URL, the host from storage: never the header.
+          get origin() {
+            const host = d.hostOf.get(request) ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
+            return new URL(domainUrl(d.tenancy.settings(), host)).origin;
+          },
         });
-        throw new AppError(
-          'internal.platform_mismatch',
-          'platform database does not belong to this platform',
-          500,
+      })
+      .get('/', ({ request }) =>
+        htmlResponse(platformHomePage(d.tenancy.blueprintOf(requestContext(request).platform.id))),
+      )
+      .get('/readyz', ({ request }) => {
+        // The platform's own database: reachable, current, and really this platform's file.
+        const { db, platform } = requestContext(request);
+        const id = db
+          .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
+          .get()?.value;
+        if (id !== platform.id) {
+          d.app.log.error('platform database holds another platform', {
+            expected: platform.id,
+            found: id ?? null,
+          });
+          throw new AppError(
+            'internal.platform_mismatch',
+            'platform database does not belong to this platform',
+            500,
+          );
+        }
+        const current = isCurrent(db, TENANT_MIGRATIONS);
+        return Response.json(
+          {
+            status: current ? 'ready' : 'not_ready',
+            platform: platform.slug,
+            id,
+            checks: { database: 'ok', schema: current ? 'ok' : 'behind' },
+          },
+          { status: current ? 200 : 503 },
         );
-      }
-      const current = isCurrent(db, TENANT_MIGRATIONS);
-      return Response.json(
-        {
-          status: current ? 'ready' : 'not_ready',
-          platform: platform.slug,
-          id,
-          checks: { database: 'ok', schema: current ? 'ok' : 'behind' },
-        },
-        { status: current ? 200 : 503 },
-      );
-    })
-    .use(identityRoutes)
-    .use(mfaRoutes)
-    .use(oidcRoutes)
-    .use(samlRoutes)
-    .use(scimRoutes)
-    .use(aiRoutes(d.ai));
+      })
+      .use(identityRoutes)
+      .use(mfaRoutes)
+      .use(oidcRoutes)
+      .use(samlRoutes)
+      .use(scimRoutes)
+      .use(aiRoutes(d.ai))
+  );
 }
 
 /** Whether the client asked for a page rather than JSON. */

@@ -12,8 +12,9 @@ import { type CreatePlatformResult, openInstance } from '../flows/index.ts';
 import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
+import { MAX_BODY_LIMIT } from './errors.ts';
 import { createHttpHandlers } from './http.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, ensureMetricsToken, metricsNeedToken } from './metrics.ts';
 
 /** What `serve` needs. */
 export interface ServeOptions {
@@ -22,6 +23,11 @@ export interface ServeOptions {
   log: Logger;
   /** Create the `demo` platform on first run. */
   demo?: boolean;
+  /**
+   * Whether /metrics needs the metrics token; by default, unless `config.host` is loopback.
+   * Tests set it to check the public-listener behaviour without binding anything but 127.0.0.1.
+   */
+  metricsNeedToken?: boolean;
 }
 
 /** A running server. */
@@ -34,6 +40,8 @@ export interface RunningServer {
   socketPath: string;
   /** Secrets made on first run, to print once. */
   firstRun: { email: string; password: string; token: string } | null;
+  /** The metrics token, when this start made it (first run, or none stored yet), to show once. */
+  metricsToken: string | null;
   demo: CreatePlatformResult | null;
   /** The AI runtime (providers, breakers) and its meter. */
   ai: { runtime: AiRuntime; meter: Meter };
@@ -67,7 +75,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
     inst = openInstance({ dataDir, config, log });
     const { app, tenancy, actions } = inst;
-    const metrics = createMetrics(app, tenancy);
+    const metrics = createMetrics(app, tenancy, {
+      needToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
+    });
     const runtime = await createAiRuntime(config, log);
     const meter = new Meter(app);
     ai = { runtime, meter };
@@ -77,6 +87,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     tcp = Bun.serve({
       hostname: config.host,
       port: config.port,
+      // Bun refuses bodies past the largest any route takes; each route's own cap is checked
+      // before routing (server/errors.ts `bodyLimitFor`).
+      maxRequestBodySize: MAX_BODY_LIMIT,
       fetch: handlers.fetch,
       error: (e) => {
         log.error('request failed', { err: e.message });
@@ -94,6 +107,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     chmodSync(paths.socket, 0o600);
 
     const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
+    const metricsToken = ensureMetricsToken(app);
     let demo: CreatePlatformResult | null = null;
     if (opts.demo && !tenancy.registry.bySlug('demo')) {
       demo = await actions.createPlatform(LOCAL_ROOT, {
@@ -115,6 +129,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       url: `${publicUrl}/`,
       socketPath: paths.socket,
       firstRun,
+      metricsToken,
       demo,
       ai: aiRuntime,
       stop() {

@@ -4,8 +4,10 @@ import { basename, extname, join } from 'node:path';
 import { AppError } from '../shared/errors.ts';
 import type { PartialBlueprint, PlatformBlueprint } from './blueprint.models.ts';
 import {
+  assertBlueprintDepth,
   deepMerge,
   isTemplateName,
+  MAX_BLUEPRINT_DEPTH,
   parseBlueprintText,
   resolveBlueprint,
   TEMPLATES,
@@ -641,4 +643,161 @@ describe('example blueprints', () => {
       expect(b.monetization.creator_revenue_share + b.monetization.marketplace_commission).toBe(100);
     });
   }
+});
+
+describe('attacks: deep, wide and aliased input is refused with 400, never a crash', () => {
+  const deepA = `/a`.repeat(MAX_BLUEPRINT_DEPTH);
+  const deep0 = `/0`.repeat(MAX_BLUEPRINT_DEPTH);
+  const yamlLevels = (n: number) =>
+    `${Array.from({ length: n }, (_, i) => `${'  '.repeat(i)}a:`).join('\n')} 1\n`;
+  const cases: { name: string; parse: () => unknown; code: string; path?: string; message?: string }[] = [
+    {
+      name: 'JSON objects nested 20,000 deep (file)',
+      parse: () => parseBlueprintText(`${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`, 'deep.json'),
+      code: 'blueprint.too_deep',
+      path: deepA,
+    },
+    {
+      name: 'JSON arrays nested 20,000 deep (file of another extension)',
+      parse: () => parseBlueprintText(`${'['.repeat(20_000)}${']'.repeat(20_000)}`, 'deep.txt'),
+      code: 'blueprint.too_deep',
+      path: deep0,
+    },
+    {
+      name: 'YAML flow sequences nested 20,000 deep',
+      parse: () => parseBlueprintText(`${'['.repeat(20_000)}${']'.repeat(20_000)}`, 'deep.yaml'),
+      code: 'blueprint.too_deep',
+      path: deep0,
+      message: 'in deep.yaml at line 1, column 33',
+    },
+    {
+      name: 'YAML flow mappings nested 20,000 deep',
+      parse: () => parseBlueprintText(`${'{a: '.repeat(20_000)}1${'}'.repeat(20_000)}`, 'deep.yml'),
+      code: 'blueprint.too_deep',
+      path: deepA,
+    },
+    {
+      name: 'YAML compact block sequences nested 20,000 deep (- - - ...)',
+      parse: () => parseBlueprintText(`${'- '.repeat(20_000)}x\n`, 'deep.yaml'),
+      code: 'blueprint.too_deep',
+      path: deep0,
+    },
+    {
+      name: 'YAML block mappings one level too deep',
+      parse: () => parseBlueprintText(yamlLevels(MAX_BLUEPRINT_DEPTH + 1), 'deep.yaml'),
+      code: 'blueprint.too_deep',
+      path: deepA,
+      message: 'at line 33, column',
+    },
+    {
+      name: 'YAML aliases stacking anchored collections past the limit',
+      parse: () =>
+        parseBlueprintText(
+          [
+            `x0: &x0 ${'['.repeat(10)}0${']'.repeat(10)}`,
+            `x1: &x1 ${'['.repeat(10)}*x0${']'.repeat(10)}`,
+            `x2: &x2 ${'['.repeat(10)}*x1${']'.repeat(10)}`,
+            `x3: ${'['.repeat(10)}*x2${']'.repeat(10)}`,
+          ].join('\n'),
+          'alias.yaml',
+        ),
+      code: 'blueprint.too_deep',
+    },
+    {
+      name: 'YAML billion laughs (aliases of aliases)',
+      parse: () =>
+        parseBlueprintText(
+          [
+            'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+            ...'bcdefghi'
+              .split('')
+              .map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(',')}]`),
+          ].join('\n'),
+          'laughs.yaml',
+        ),
+      code: 'blueprint.unparseable',
+      message: 'alias',
+    },
+    {
+      name: 'an API body (already parsed) nested 20,000 deep under a section',
+      parse: () => {
+        let v: unknown = 1;
+        for (let i = 0; i < 20_000; i++) v = { a: v };
+        return resolveBlueprint({ slug: 'deep', blueprint: { identity: { branding: v } } });
+      },
+      code: 'blueprint.too_deep',
+      path: `/identity/branding${'/a'.repeat(MAX_BLUEPRINT_DEPTH - 2)}`,
+    },
+    {
+      name: 'an API body of arrays nested 20,000 deep',
+      parse: () => {
+        let v: unknown = [];
+        for (let i = 0; i < 20_000; i++) v = [v];
+        return resolveBlueprint({ slug: 'deep', blueprint: { features: v } });
+      },
+      code: 'blueprint.too_deep',
+      path: `/features${'/0'.repeat(MAX_BLUEPRINT_DEPTH - 1)}`,
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.name} → 400 ${c.code}`, () => {
+      const e = appError(c.parse);
+      expect(e.code).toBe(c.code);
+      expect(e.status).toBe(400);
+      if (c.path !== undefined) expect(e.details?.[0]?.path).toBe(c.path);
+      if (c.message) expect(e.message).toContain(c.message);
+    });
+  }
+
+  test('nesting up to the limit is parsed (and then judged by the schema, not refused as deep)', () => {
+    let v: unknown = 1;
+    for (let i = 0; i < MAX_BLUEPRINT_DEPTH - 1; i++) v = { a: v };
+    expect(() => assertBlueprintDepth(v)).not.toThrow();
+    const e = appError(() => resolveBlueprint({ slug: 'deep', blueprint: { a: 1 } }));
+    expect(e.code).toBe('blueprint.invalid');
+    const yaml = parseBlueprintText(yamlLevels(MAX_BLUEPRINT_DEPTH), 'ok.yaml');
+    expect(() => assertBlueprintDepth(yaml)).not.toThrow();
+  });
+
+  test('YAML with 20,000 keys parses, and the work grows linearly with the number of keys', () => {
+    const yaml = (n: number) => Array.from({ length: n }, (_, i) => `k${i}: ${i}`).join('\n');
+    const big = parseBlueprintText(yaml(20_000), 'wide.yaml') as Record<string, number>;
+    expect(Object.keys(big).length).toBe(20_000);
+    expect(big.k19999).toBe(19_999);
+    // yaml's own unique-key check compared each key with every earlier one (n²/2 callbacks of
+    // Array.prototype.some: 2,000,000 for 2,000 keys). Count them while parsing (synchronously).
+    const some = Array.prototype.some;
+    let calls = 0;
+    const counted = (n: number) => {
+      calls = 0;
+      Array.prototype.some = function (this: unknown[], fn, thisArg) {
+        return some.call(
+          this,
+          (...a) => {
+            calls++;
+            return fn.apply(thisArg, a);
+          },
+          thisArg,
+        );
+      } as typeof some;
+      try {
+        parseBlueprintText(yaml(n), 'wide.yaml');
+      } finally {
+        Array.prototype.some = some;
+      }
+      return calls;
+    };
+    const small = counted(1_000);
+    const twice = counted(2_000);
+    expect(twice).toBeLessThanOrEqual(10 * 2_000);
+    expect(twice).toBeLessThanOrEqual(2 * small + 100);
+    // Duplicates are still found, with their line and column.
+    const e = appError(() => parseBlueprintText(`${yaml(5_000)}\nk42: again\n`, 'dup.yaml'));
+    expect(e.message).toBe('dup.yaml is not valid YAML at line 5001, column 1: Map keys must be unique');
+    expect(parseBlueprintText('a: 1\n"1": x\nb: {1: y}\n', 'ok.yaml')).toEqual({
+      a: 1,
+      1: 'x',
+      b: { 1: 'y' },
+    });
+  });
 });

@@ -5,7 +5,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/value';
-import { parseDocument } from 'yaml';
+import { CST, isMap, isPair, isScalar, isSeq, Parser, parseDocument, type Node as YamlNode } from 'yaml';
 import { AppError, type ErrorDetail } from '../shared/errors.ts';
 import { PlatformBlueprint } from './blueprint.models.ts';
 
@@ -665,10 +665,63 @@ function invalidMessage(details: ErrorDetail[]): string {
 }
 
 /**
+ * How deeply a blueprint's objects and arrays may nest (the root counts as one level). The schema
+ * needs six; the margin leaves room for new sections. Input nested deeper is refused before any
+ * recursive walk (merge, clone, validation), which would otherwise overflow the stack (a 500).
+ */
+export const MAX_BLUEPRINT_DEPTH = 32;
+
+/** JSON Pointer escaping of one path segment. */
+function pointerSegment(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/** The `blueprint.too_deep` error for the container at `path` (a JSON Pointer). */
+function tooDeep(path: string, where = ''): AppError {
+  const shown = path.length > 120 ? `${path.slice(0, 120)}…` : path;
+  return new AppError(
+    'blueprint.too_deep',
+    `the blueprint is nested more than ${MAX_BLUEPRINT_DEPTH} levels deep${where} (at ${shown || '/'})`,
+    400,
+    [{ path, reason: `nested more than ${MAX_BLUEPRINT_DEPTH} levels deep` }],
+  );
+}
+
+/**
+ * Refuses (400 `blueprint.too_deep`, naming the path of the first object or array beyond the
+ * limit) data nested deeper than `MAX_BLUEPRINT_DEPTH`. Iterative, with its own stack, so it is
+ * safe on input nested any depth; every path that accepts a blueprint calls it first (files, the
+ * operator API, the control socket, through `resolveBlueprint`).
+ */
+export function assertBlueprintDepth(value: unknown): void {
+  type Frame = { v: unknown; depth: number; parent: Frame | null; key: string };
+  const stack: Frame[] = [{ v: value, depth: 1, parent: null, key: '' }];
+  while (stack.length > 0) {
+    const f = stack.pop()!;
+    const isArray = Array.isArray(f.v);
+    if (!isArray && !isPlainObject(f.v)) continue;
+    if (f.depth > MAX_BLUEPRINT_DEPTH) {
+      const parts: string[] = [];
+      for (let at: Frame | null = f; at?.parent; at = at.parent) parts.push(pointerSegment(at.key));
+      throw tooDeep(parts.length ? `/${parts.reverse().join('/')}` : '');
+    }
+    const entries: [string, unknown][] = isArray
+      ? (f.v as unknown[]).map((x, i) => [String(i), x])
+      : Object.entries(f.v as Record<string, unknown>);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, v] = entries[i]!;
+      if (typeof v === 'object' && v !== null) stack.push({ v, depth: f.depth + 1, parent: f, key });
+    }
+  }
+}
+
+/**
  * Produces a platform's complete blueprint: template (default 'blank') + partial + name/domain
  * overrides, name defaulting to the title-cased slug; throws AppError with every bad field.
  */
 export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprint {
+  // NB! First: deepMerge and validation recurse, and a partial nested thousands deep overflows them.
+  assertBlueprintDepth(input.blueprint);
   const template = input.template ?? 'blank';
   if (!isTemplateName(template)) {
     const allowed = TEMPLATES.join(', ');
@@ -815,8 +868,9 @@ function jsonErrorOffset(text: string): number | undefined {
 
 /** Parses JSON, throwing `blueprint.unparseable` with the file name and, when found, line and column. */
 function parseJson(text: string, filename: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
     const reason = (e instanceof Error ? e.message : String(e)).replace(/^JSON Parse error:\s*/i, '');
     const offset = jsonErrorOffset(text);
@@ -826,6 +880,67 @@ function parseJson(text: string, filename: string): unknown {
       { path: '', reason: `invalid JSON${at}: ${reason}` },
     ]);
   }
+  assertBlueprintDepth(value);
+  return value;
+}
+
+/**
+ * Refuses YAML nested deeper than `MAX_BLUEPRINT_DEPTH`, on the token tree of yaml's parser
+ * (which keeps its own stack), before the composer and `toJS` (which recurse) see it. The error
+ * names the path of the first collection beyond the limit, and its line and column.
+ */
+function assertYamlDepth(text: string, filename: string): void {
+  type Frame = { token: CST.Token; depth: number; path: string };
+  const stack: Frame[] = [];
+  for (const token of new Parser().parse(text)) {
+    if (token.type === 'document' && token.value) stack.push({ token: token.value, depth: 1, path: '' });
+  }
+  const keyOf = (key: CST.Token | null | undefined, index: number): string => {
+    if (!key || !CST.isScalar(key)) return String(index);
+    return CST.resolveAsScalar(key)?.value ?? key.source;
+  };
+  while (stack.length > 0) {
+    const { token, depth, path } = stack.pop()!;
+    if (!CST.isCollection(token)) continue;
+    if (depth > MAX_BLUEPRINT_DEPTH) {
+      const { line, column } = lineColumn(text, token.offset);
+      throw tooDeep(path, ` in ${filename} at line ${line}, column ${column}`);
+    }
+    const isSeq =
+      token.type === 'block-seq' || (token.type === 'flow-collection' && token.start.source === '[');
+    token.items.forEach((item, i) => {
+      const at = `${path}/${pointerSegment(isSeq ? String(i) : keyOf(item.key, i))}`;
+      if (item.key && CST.isCollection(item.key)) stack.push({ token: item.key, depth: depth + 1, path: at });
+      if (item.value) stack.push({ token: item.value, depth: depth + 1, path: at });
+    });
+  }
+}
+
+/**
+ * Offset of the first key repeated within one mapping, or undefined. yaml's own `uniqueKeys`
+ * check compares each new key with every earlier key of its mapping, quadratic in the number of
+ * keys (16,000 keys took 1.5 s); this one keeps a set per mapping. Keys are equal as yaml's
+ * default decides: scalars of the same value (collections as keys are left alone, as yaml does).
+ */
+function duplicateYamlKey(root: unknown): number | undefined {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        const key = pair.key as YamlNode | null;
+        if (isScalar(key)) {
+          if (seen.has(key.value)) return key.range?.[0];
+          seen.add(key.value);
+        } else if (key) stack.push(key);
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(isPair(item) ? item.value : item);
+    }
+  }
+  return undefined;
 }
 
 /** Parses one YAML document, throwing `blueprint.unparseable` with the file name, line and column. */
@@ -837,15 +952,23 @@ function parseYaml(text: string, filename: string): unknown {
       { path: '', reason: `invalid YAML${at}: ${reason}` },
     ]);
   };
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  assertYamlDepth(text, filename);
+  // NB! uniqueKeys: false: yaml's check is quadratic; duplicateYamlKey does it in linear time.
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   const first = doc.errors[0];
   if (first) throw unparseable(first.message, first.pos[0]);
+  const dup = duplicateYamlKey(doc.contents);
+  if (dup !== undefined) throw unparseable('Map keys must be unique', dup);
+  let value: unknown;
   try {
     // maxAliasCount guards against alias "billion laughs" expansion.
-    return doc.toJS({ maxAliasCount: 100 });
+    value = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw unparseable(e instanceof Error ? e.message : String(e), undefined);
   }
+  // Aliases can nest an anchored collection inside another: the result is checked too.
+  assertBlueprintDepth(value);
+  return value;
 }
 
 /**
@@ -856,9 +979,12 @@ export function parseBlueprintText(text: string, filename: string): unknown {
   const lower = filename.toLowerCase();
   if (lower.endsWith('.json')) return parseJson(text, filename);
   if (lower.endsWith('.yaml') || lower.endsWith('.yml')) return parseYaml(text, filename);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     return parseYaml(text, filename);
   }
+  assertBlueprintDepth(value);
+  return value;
 }

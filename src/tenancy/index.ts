@@ -1,5 +1,7 @@
 export { PlatformBlueprint } from './blueprint.models.ts';
 export {
+  assertBlueprintDepth,
+  MAX_BLUEPRINT_DEPTH,
   parseBlueprintText,
   resolveBlueprint,
   TEMPLATES,
@@ -8,12 +10,11 @@ export {
 } from './blueprint.ts';
 export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
 export { PlatformRegistry } from './registry.ts';
-export { type InstanceSettings, platformUrl } from './settings.ts';
+export { domainUrl, type InstanceSettings, platformUrl } from './settings.ts';
 export { checkDomain, checkSlug, RESERVED_SLUGS } from './slug.ts';
 export {
   createTenancy,
   type HostTarget,
   type PlatformView,
-  stripPort,
   type Tenancy,
 } from './tenancy.service.ts';

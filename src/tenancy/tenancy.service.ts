@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
 import { tx } from '../db/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { isIpHostname, parseHostHeader } from '../shared/host.ts';
 import { iso } from '../shared/time.ts';
 import type { PlatformBlueprint } from './blueprint.models.ts';
 import {
@@ -32,8 +33,10 @@ export interface PlatformView {
 
 /** Where a request's Host header leads. */
 export type HostTarget =
+  | { kind: 'invalid' }
   | { kind: 'operator' }
-  | { kind: 'platform'; platform: PlatformHead }
+  /** `host` is the stored name that matched (`<slug>.<base>` or a mapped domain), never the header. */
+  | { kind: 'platform'; platform: PlatformHead; host: string }
   | { kind: 'unknown'; host: string };
 
 const BLUEPRINT_CACHE = 512;
@@ -100,16 +103,19 @@ export function createTenancy(app: App) {
 
     /** Where a Host header (port allowed) leads: operator host, a platform, or nowhere. */
     resolveHost(hostHeader: string | null): HostTarget {
-      const host = stripPort(hostHeader ?? '').toLowerCase();
+      const parsed = parseHostHeader(hostHeader);
+      if (!parsed) return { kind: 'invalid' };
+      const host = parsed.hostname;
       const base = settings.base_domain;
-      if (host === '' || host === base || isIpAddress(host)) return { kind: 'operator' };
+      if (host === base || isIpHostname(host)) return { kind: 'operator' };
       if (host.endsWith(`.${base}`)) {
         const label = host.slice(0, -base.length - 1);
         const p = label.includes('.') ? undefined : registry.bySlug(label);
-        return p ? { kind: 'platform', platform: p } : { kind: 'unknown', host };
+        return p ? { kind: 'platform', platform: p, host: `${p.slug}.${base}` } : { kind: 'unknown', host };
       }
       const p = registry.byDomain(host);
-      return p ? { kind: 'platform', platform: p } : { kind: 'unknown', host };
+      // The registry's key is the stored domain itself: `host` equals a stored value here.
+      return p ? { kind: 'platform', platform: p, host } : { kind: 'unknown', host };
     },
 
     /** Every platform, oldest first. */
@@ -153,14 +159,22 @@ export function createTenancy(app: App) {
 
     /**
      * Commits a platform whose database file is already in place: its control row, its custom
-     * domain and the control audit entry, in one transaction. A slug or domain taken
+     * domain, the control audit entry and (given `auditHead`) the signed anchor of the platform
+     * chain's head, in one transaction. A slug or domain taken
      * meanwhile fails the transaction (409) and nothing is written.
      */
-    commitCreate(row: PlatformRow, domain: string | undefined, actor: string): PlatformView {
+    commitCreate(
+      row: PlatformRow,
+      domain: string | undefined,
+      actor: string,
+      auditHead?: { seq: number; hash: string },
+    ): PlatformView {
       try {
         tx(app.control, () => {
           repo.insert(row);
           if (domain) repo.insertDomain(domain, row.id, row.created_at);
+          // The new platform chain's first anchor commits with its control row.
+          if (auditHead) app.audit.anchor(row.id, auditHead);
           app.audit.append(app.control, {
             actor,
             action: 'platform.created',
@@ -365,17 +379,3 @@ export function createTenancy(app: App) {
 
 /** The tenancy service's type. */
 export type Tenancy = ReturnType<typeof createTenancy>;
-
-/** `host:port` → `host`; `[::1]:8080` → `::1`. */
-export function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end > 0 ? host.slice(1, end) : host;
-  }
-  const i = host.lastIndexOf(':');
-  return i >= 0 && host.indexOf(':') === i ? host.slice(0, i) : host;
-}
-
-function isIpAddress(host: string): boolean {
-  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(':');
-}

@@ -32,7 +32,23 @@ export interface OpenAIStub {
   setFault(fault: OpenAIStubFault | null): void;
   /** Resolves once no answer is in progress (every response finished or its connection closed). */
   idle(): Promise<void>;
+  /**
+   * Holds every following request (after it is recorded, before its fault or answer) until the
+   * gate releases it: for tests that need many calls in flight at once, ordered by events.
+   * Starting a new gate releases the old one's requests.
+   */
+  hold(): StubGate;
   stop(): Promise<void>;
+}
+
+/** Requests held by `OpenAIStub.hold()`. */
+export interface StubGate {
+  /** Requests waiting at the gate now. */
+  readonly held: number;
+  /** Resolves once `n` requests wait at the gate (at once). */
+  whenHeld(n: number): Promise<void>;
+  /** Lets the first `n` waiting requests go on (all when omitted); with no `n`, the gate opens for good. */
+  release(n?: number): void;
 }
 
 /** One request as the stub received it (header names lower-case; body parsed when JSON). */
@@ -132,6 +148,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
   let idleWaiters: (() => void)[] = [];
   let fault: OpenAIStubFault | null = null;
   let seq = 0;
+  let gate: { wait(): Promise<void>; release(n?: number): void } | null = null;
   const models = opts.models ?? ['gpt-4o-mini', 'text-embedding-3-small'];
 
   const sleep = (ms: number) =>
@@ -187,6 +204,7 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
     seq = requests.length;
     const n = seq;
 
+    if (gate) await gate.wait();
     const f = fault;
     if (f && typeof f === 'object') await sleep(f.delayHeaders);
     if (f === 'status500') {
@@ -569,6 +587,39 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       fault = next;
       // Kept-alive connections would let requests through a refusal.
       if (next === 'refuse') for (const s of sockets) s.destroy();
+    },
+    hold() {
+      gate?.release();
+      const waiting: (() => void)[] = [];
+      let watchers: { n: number; resolve: () => void }[] = [];
+      let open = false;
+      const g = {
+        get held() {
+          return waiting.length;
+        },
+        wait() {
+          if (open) return Promise.resolve();
+          return new Promise<void>((resolve) => {
+            waiting.push(resolve);
+            const ready = watchers.filter((w) => waiting.length >= w.n);
+            watchers = watchers.filter((w) => waiting.length < w.n);
+            for (const w of ready) w.resolve();
+          });
+        },
+        whenHeld(n: number) {
+          if (waiting.length >= n) return Promise.resolve();
+          return new Promise<void>((resolve) => watchers.push({ n, resolve }));
+        },
+        release(n?: number) {
+          if (n === undefined) {
+            open = true;
+            if (gate === g) gate = null;
+          }
+          for (const go of waiting.splice(0, n ?? waiting.length)) go();
+        },
+      };
+      gate = g;
+      return g;
     },
     idle() {
       return inflight.size === 0
