@@ -570,6 +570,32 @@ describe('under concurrency: budgets hold the worst case, streams are capped per
       },
     },
   ];
+  // Red-team variant: the cap was per key, and any member may make keys, so a second key was a
+  // second set of slots. Streams count per user, across all their keys and sessions.
+  test("a user's second API key gets no more streams than the first (429 ai.too_many_streams)", async () => {
+    const t = await tenant('streams-user');
+    const keyOf = async (name: string) => {
+      const r = await t.owner.json<{ key: string }>('POST', '/api/v1/api-keys', {
+        name,
+        scopes: ['ai:invoke'],
+      });
+      expect(r.status).toBe(201);
+      return r.body.key;
+    };
+    const [first, second] = [await keyOf('one'), await keyOf('two')];
+    const slots = srv.ai.runtime.streams;
+    const gate = up.hold();
+    const body = { messages: [{ role: 'user', content: 'stream on' }], stream: true };
+    const streams = Array.from({ length: STREAMS }, () => chat('streams-user', first, body));
+    await gate.whenHeld(STREAMS);
+    const over = await chat('streams-user', second, body);
+    expect(over.status).toBe(429);
+    expect(((await over.json()) as { error: { code: string } }).error.code).toBe('ai.too_many_streams');
+    gate.release();
+    for (const r of streams) expect(await (await r).text()).toContain('data: [DONE]');
+    await slots.whenOpenAtMost(0);
+  });
+
   let streamsKey = '';
   for (const c of ends) {
     test(`streams per key are capped (429 ai.too_many_streams), and a slot comes back when ${c.name}`, async () => {

@@ -12,7 +12,13 @@ import {
   publicKeyCopyPath,
   SIGNING_KEY_CONTEXT,
 } from '../src/audit/index.ts';
-import { anchorPayload, checkpointPayload, fingerprintOf } from '../src/audit/signing.ts';
+import {
+  anchorPayload,
+  checkpointPayload,
+  entryPayload,
+  fingerprintOf,
+  openAuditSigner,
+} from '../src/audit/signing.ts';
 import { createPlatform, openInstance } from '../src/flows/index.ts';
 import { runCli, tempDir } from './helpers.ts';
 
@@ -104,6 +110,23 @@ function rewrite(db: Database, bodies: Body[]): string[] {
     prev = hash;
   });
   return hashes;
+}
+/**
+ * Appends one entry after the head, hash-chained as the port would, with the triggers in place
+ * (appending is allowed), and an entry signature made by `sig` (none when null).
+ */
+function appendForged(db: Database, b: Body, sig: ((payload: string) => string) | null): void {
+  const head = rows(db).at(-1)!;
+  const partial = { ...b, seq: head.seq + 1, prev_hash: head.hash };
+  const hash = entryHash(partial);
+  db.query(
+    'INSERT INTO audit_log (seq, ts, actor, action, target, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  ).run(partial.seq, b.ts, b.actor, b.action, b.target, b.details, head.hash, hash);
+  if (sig)
+    db.query('INSERT INTO audit_entry_sigs (seq, sig) VALUES (?, ?)').run(
+      partial.seq,
+      sig(entryPayload({ platform_id: alphaId, seq: partial.seq, hash })),
+    );
 }
 const bodiesOf = (db: Database): Body[] =>
   rows(db).map(({ ts, actor, action, target, details }) => ({ ts, actor, action, target, details }));
@@ -288,6 +311,54 @@ const platformAttacks: Attack[] = [
       db.close();
     },
     expected: { chain: 'alpha', seq: 0, reason: /no anchor for this chain/ },
+  },
+  // Red-team variants: entries after the anchor (the lag) were taken on trust, so anyone who
+  // could write the file appended forged entries and verify said "ok, N after the last anchor".
+  {
+    name: 'append a forged entry after the anchor, hash-chained (no instance key)',
+    tamper(data) {
+      const db = alphaOf(data);
+      appendForged(db, forged('thing:planted'), null);
+      db.close();
+    },
+    expected: { chain: 'alpha', seq: 6, reason: /not signed by the instance key/ },
+  },
+  {
+    name: 'append a forged entry after the anchor with a made-up entry signature',
+    tamper(data) {
+      const db = alphaOf(data);
+      appendForged(db, forged('thing:planted'), randomSig);
+      db.close();
+    },
+    expected: { chain: 'alpha', seq: 6, reason: /not signed by the instance key/ },
+  },
+  {
+    name: 'append a forged entry after the anchor signed with another key',
+    tamper(data) {
+      const db = alphaOf(data);
+      appendForged(db, forged('thing:planted'), signer(keyPair().privateKey));
+      db.close();
+    },
+    expected: { chain: 'alpha', seq: 6, reason: /not signed by the instance key/ },
+  },
+  {
+    name: "append after the anchor an entry signed for another platform (beta's statement)",
+    tamper(data) {
+      const db = alphaOf(data);
+      // A genuine instance signature, but over another platform's (seq, hash).
+      const head = rows(db).at(-1)!;
+      const body = forged('thing:planted');
+      const hash = entryHash({ ...body, seq: head.seq + 1, prev_hash: head.hash });
+      const control = controlOf(data);
+      const ring = Keyring.open({ control, dataDir: data, clock: { now: () => 0 }, log: silentLogger });
+      const o = openAuditSigner({ control, secrets: ring, clock: { now: () => 0 }, dataDir: data });
+      control.close();
+      if (!o.ok) throw new Error(o.reason);
+      const betaSig = o.signer.sign(entryPayload({ platform_id: 'plt_beta', seq: head.seq + 1, hash }));
+      appendForged(db, body, () => betaSig);
+      db.close();
+    },
+    expected: { chain: 'alpha', seq: 6, reason: /not signed by the instance key/ },
   },
   {
     name: 'roll the anchor back to an older head signed by another key, then cut',
@@ -557,14 +628,31 @@ describe('audit verify against someone who can write the files', () => {
 describe('the lag between a platform commit and its anchor', () => {
   test('a platform chain ahead of its anchor by one unfinished write verifies, and says so', async () => {
     const data = copy();
-    // The write commits in the platform file; the process dies before its anchor lands.
+    // The write commits in the platform file (its entries signed in the same transaction, as
+    // the running server does); the process dies before its anchor lands in control.db (here:
+    // the anchor goes to a scratch database that is thrown away).
     const db = alphaOf(data);
-    const plain = createAuditLog({ now: () => 1_800_000_001_000 });
+    const control = controlOf(data);
+    const ring = Keyring.open({ control, dataDir: data, clock: { now: () => 0 }, log: silentLogger });
+    const o = openAuditSigner({ control, secrets: ring, clock: { now: () => 0 }, dataDir: data });
+    control.close();
+    if (!o.ok) throw new Error(o.reason);
+    const lost = new Database(':memory:');
+    lost.exec(
+      'CREATE TABLE audit_anchors (platform_id TEXT PRIMARY KEY, seq INTEGER, hash TEXT, at INTEGER, sig TEXT)',
+    );
+    const dying = createAuditLog({ now: () => 1_800_000_001_000 }, () => ({
+      control: lost,
+      signer: o.signer,
+      log: silentLogger,
+      platformIdOf: (d) => (d === db ? alphaId : undefined),
+    }));
     db.transaction(() => {
-      plain.append(db, { actor: 'user:u1', action: 'thing.done', target: 'thing:6' });
-      plain.append(db, { actor: 'user:u1', action: 'thing.done', target: 'thing:7' });
+      dying.append(db, { actor: 'user:u1', action: 'thing.done', target: 'thing:6' });
+      dying.append(db, { actor: 'user:u1', action: 'thing.done', target: 'thing:7' });
     })();
     db.close();
+    lost.close();
     const { code, v } = await verify(data);
     expect(code).toBe(0);
     expect(v.chains.find((c) => c.chain === 'alpha')).toMatchObject({

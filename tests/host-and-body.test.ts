@@ -94,6 +94,10 @@ describe('Host header attacks: refused with 400 before routing, nothing written'
     { name: 'a backslash', host: 'alpha.localhost\\evil.example' },
     { name: 'an empty label', host: 'alpha..localhost' },
     { name: 'a label of 64 characters', host: `${'a'.repeat(64)}.localhost` },
+    // Red-team variants: an IPv6 zone id is no part of a Host (RFC 9110 uri-host).
+    { name: 'an IPv6 zone id (percent-encoded)', host: '[fe80::1%25eth0]' },
+    { name: 'an IPv6 zone id', host: '[fe80::1%eth0]:8080' },
+    { name: 'an IPv6 zone id hiding a name', host: '[::1%25@evil.example]' },
   ];
   for (const c of cases) {
     test(`${c.name}: ${JSON.stringify(c.host)}`, async () => {
@@ -216,6 +220,99 @@ describe('body limits: refused before the body is read, parsed or authenticated'
     expect(r.status).toBe(401);
   });
 
+  // Red-team variant: 8 concurrent 120 MB bodies became 64 concurrent 8 MiB ones (+400 MB of
+  // resident memory, all answered 401 after the body was read). A body larger than the default
+  // cap is read only for a caller who is signed in or holds a valid key: anyone else gets 401,
+  // unread, before a byte of the body is sent.
+  const anonymousLarge: { name: string; path: string; headers: string; chunked?: boolean; host?: string }[] =
+    [
+      { name: 'no credentials, AI route', path: '/v1/chat/completions', headers: '' },
+      { name: 'no credentials, embeddings', path: '/v1/embeddings', headers: '' },
+      {
+        name: 'a made-up API key',
+        path: '/v1/chat/completions',
+        headers: `authorization: Bearer sf_abcdefghij_${'A'.repeat(43)}\r\n`,
+      },
+      { name: 'a junk bearer', path: '/v1/chat/completions', headers: 'authorization: Bearer x\r\n' },
+      {
+        name: 'a made-up session cookie',
+        path: '/v1/chat/completions',
+        headers: `cookie: sf_session=${'a'.repeat(43)}\r\n`,
+      },
+      {
+        name: 'a made-up SCIM token',
+        path: '/scim/v2/Users',
+        headers: `authorization: Bearer sfscim_${'a'.repeat(43)}\r\n`,
+      },
+      { name: 'no credentials, chunked', path: '/v1/chat/completions', headers: '', chunked: true },
+      {
+        name: 'operator API without a token',
+        path: '/_operator/api/platforms',
+        headers: '',
+        host: 'localhost',
+      },
+      {
+        name: 'operator API with a made-up token',
+        path: '/_operator/api/platforms',
+        headers: `authorization: Bearer sfo_${'a'.repeat(43)}\r\n`,
+        host: 'localhost',
+      },
+    ];
+  for (const c of anonymousLarge) {
+    test(`a large body without valid credentials is refused unread: ${c.name} → 401`, async () => {
+      const size = c.host ? 512 * 1024 : 4 * 1024 * 1024;
+      const head = c.chunked ? 'transfer-encoding: chunked\r\n' : `content-length: ${size}\r\n`;
+      const chunk = 'a'.repeat(128 * 1024);
+      const r = await raw(
+        `POST ${c.path} HTTP/1.1\r\nHost: ${c.host ?? 'alpha.localhost'}\r\ncontent-type: application/json\r\naccept: application/json\r\n${c.headers}${head}\r\n`,
+        c.chunked ? { body: `${chunk.length.toString(16)}\r\n${chunk}\r\n` } : { body: '', holdBody: true },
+      );
+      expect(r.status).toBe(401);
+      expect(r.headers.connection).toBe('close');
+    });
+  }
+
+  for (const host of ['nosuch.localhost', 'nosuch.localhost:1']) {
+    test(`a chunked body to a host that serves no platform (${host}) is cut at the default cap → 413`, async () => {
+      const chunk = 'a'.repeat(128 * 1024);
+      const r = await raw(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}\r\ncontent-type: application/json\r\naccept: application/json\r\ntransfer-encoding: chunked\r\n\r\n`,
+        { body: `${chunk.length.toString(16)}\r\n${chunk}\r\n` },
+      );
+      expect(r.status).toBe(413);
+      expect(r.headers.connection).toBe('close');
+    });
+  }
+
+  test('the SAML ACS still takes a large anonymous body (an IdP answer with many groups): not 401, not 413', async () => {
+    const form = `SAMLResponse=${'A'.repeat(200 * 1024)}&RelayState=x`;
+    const r = await raw(
+      `POST /sso/saml/acs HTTP/1.1\r\nHost: alpha.localhost\r\ncontent-type: application/x-www-form-urlencoded\r\naccept: application/json\r\ncontent-length: ${form.length}\r\nconnection: close\r\n\r\n`,
+      { body: form },
+    );
+    expect([401, 413]).not.toContain(r.status);
+  });
+
+  test('a large body with a valid API key is read and reaches the route (not 401, not 413)', async () => {
+    const owner = new PlatformClient(env.s.base, 'alpha.localhost');
+    expect((await owner.signIn(env.owner.email, env.owner.password)).status).toBe(200);
+    const made = await owner.json<{ key: string }>('POST', '/api/v1/api-keys', {
+      name: 'big',
+      scopes: ['ai:invoke'],
+    });
+    expect(made.status).toBe(201);
+    const body = JSON.stringify({
+      model: 'no-such-model',
+      messages: [{ role: 'user', content: 'x'.repeat(1024 * 1024) }],
+    });
+    const res = await hostFetch(env.s.base, 'alpha.localhost', '/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${made.body.key}` },
+      body,
+    });
+    expect([401, 413]).not.toContain(res.status);
+  });
+
   const unparsed = '{"email": ';
   const order: {
     name: string;
@@ -275,6 +372,15 @@ describe('body limits: refused before the body is read, parsed or authenticated'
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe(c.code);
     });
   }
+
+  test('media types are case-insensitive: APPLICATION/JSON with charset is parsed as JSON', async () => {
+    const res = await hostFetch(env.s.base, 'alpha.localhost', '/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'APPLICATION/JSON; charset=UTF-8', accept: 'application/json' },
+      body: JSON.stringify({ email: env.owner.email, password: env.owner.password }),
+    });
+    expect(res.status).toBe(200);
+  });
 
   test('operator API: bad JSON without a token is 401, with a token 400', async () => {
     const anon = await hostFetch(env.s.base, 'localhost', '/_operator/api/platforms', {

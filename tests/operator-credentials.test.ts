@@ -30,6 +30,24 @@ async function tokenFor(email: string, extra: Record<string, unknown> = {}) {
     201,
   );
 }
+/**
+ * Admin A (with a token of its own) makes a token for admin B; it works; then the first admin
+ * demotes, disables or removes A. Returns B's token (which A has seen).
+ */
+async function tokenMadeByThenUndo(undo: 'demote' | 'disable' | 'remove') {
+  const a = await newOperator('operator_admin');
+  const b = await newOperator('operator_admin');
+  const aToken = (await tokenFor(a.email)).token;
+  const made = await ok<{ id: string; token: string }>(
+    api(aToken, 'POST', '/tokens', { name: 'for-b', operator: b.email }),
+    201,
+  );
+  expect((await api(made.token, 'GET', '/platforms')).status).toBe(200);
+  if (undo === 'demote') await ok(api(root, 'PATCH', `/operators/${a.id}`, { role: 'operator_viewer' }));
+  else if (undo === 'disable') await ok(api(root, 'POST', `/operators/${a.id}/disable`, {}));
+  else await ok(api(root, 'DELETE', `/operators/${a.id}`));
+  return made;
+}
 const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string } }).error.code;
 const auditActions = () =>
   s.app.control
@@ -161,6 +179,34 @@ describe('attacks: operator credentials that must stop working (refused, nothing
       body: () => ({ email: `planted-${seq}@ops.test`, role: 'operator_admin' }),
       status: 403,
       code: 'auth.forbidden',
+    },
+    // Red-team variants: admin A makes a token for operator B, so A holds B's secret; once A
+    // loses the admin role (or the account), that token must not keep A's old power.
+    {
+      name: 'a token admin A made for admin B, after A is demoted, creates a platform',
+      setup: async () => (await tokenMadeByThenUndo('demote')).token,
+      method: 'POST',
+      path: '/platforms',
+      body: () => ({ slug: `made-by-demoted-maker-${seq}` }),
+      status: 403,
+      code: 'auth.forbidden',
+    },
+    {
+      name: 'a token admin A made for admin B, after A is disabled, reads platforms',
+      setup: async () => (await tokenMadeByThenUndo('disable')).token,
+      method: 'GET',
+      path: '/platforms',
+      status: 401,
+      code: 'auth.invalid_token',
+    },
+    {
+      name: 'a token admin A made for admin B, after A is removed, makes an operator',
+      setup: async () => (await tokenMadeByThenUndo('remove')).token,
+      method: 'POST',
+      path: '/operators',
+      body: () => ({ email: `planted-by-removed-maker-${seq}@ops.test`, role: 'operator_admin' }),
+      status: 401,
+      code: 'auth.invalid_token',
     },
     {
       name: 'a viewer makes themselves a token',

@@ -51,3 +51,16 @@ ALTER TABLE users ADD COLUMN provisioned_via TEXT;
 
 -- point 9: SSO sign-ins in flight are trimmed by age, never refused by a global cap
 CREATE INDEX sso_requests_kind_expiry ON sso_requests(kind, expires_at);
+
+-- point 7: platform audit entries signed with the entry, so the lag after the anchor is no gap
+-- One Ed25519 signature of the instance key per entry (soulfra.audit.entry.v1: platform, seq,
+-- hash), written in the entry's transaction; `audit verify` requires it of every entry after
+-- the platform's anchor. Append-only, as audit_log.
+CREATE TABLE audit_entry_sigs (
+  seq INTEGER PRIMARY KEY,
+  sig TEXT NOT NULL
+);
+CREATE TRIGGER audit_entry_sigs_no_update BEFORE UPDATE ON audit_entry_sigs
+  BEGIN SELECT RAISE(ABORT, 'audit_entry_sigs is append-only'); END;
+CREATE TRIGGER audit_entry_sigs_no_delete BEFORE DELETE ON audit_entry_sigs
+  BEGIN SELECT RAISE(ABORT, 'audit_entry_sigs is append-only'); END;

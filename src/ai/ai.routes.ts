@@ -312,15 +312,19 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     return r.reservation;
   };
 
-  /** A slot for one more stream of this caller, or 429 `ai.too_many_streams`. */
+  /**
+   * A slot for one more stream of this caller, or 429 `ai.too_many_streams`. Counted per user,
+   * across their sessions and all their keys (any member may make keys, so a cap per key alone
+   * is no cap), and per key for a key that belongs to no user.
+   */
   const streamSlot = (c: PlatformRequestContext): (() => void) => {
     const who = whoOf(c);
-    const caller = `${c.platform.id} ${who.keyId ? `key:${who.keyId}` : `user:${who.userId ?? ''}`}`;
+    const caller = `${c.platform.id} ${who.userId ? `user:${who.userId}` : `key:${who.keyId ?? ''}`}`;
     const release = runtime.streams.acquire(caller);
     if (!release) {
       const e = new AppError(
         'ai.too_many_streams',
-        `at most ${runtime.streams.limit} streamed completions may be open at once per API key; wait for one to end`,
+        `at most ${runtime.streams.limit} streamed completions may be open at once per user (all their API keys together) or per platform key; wait for one to end`,
         429,
       );
       e.retryAfter = 1;

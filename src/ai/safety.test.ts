@@ -82,6 +82,24 @@ describe('attacks: look-alike, fullwidth and invisible characters do not slip pa
       counts: { card: 1 },
     },
     {
+      name: 'Arabic-Indic digits in an SSN',
+      text: 'SSN ١٢٣-٤٥-٦٧٨٩!',
+      redacted: 'SSN [NATIONAL_ID]!',
+      counts: { national_id: 1 },
+    },
+    {
+      name: 'Devanagari card digits',
+      text: 'card ४१११ ११११ ११११ ११११.',
+      redacted: 'card [CARD].',
+      counts: { card: 1 },
+    },
+    {
+      name: 'an ideographic full stop in an email',
+      text: 'mail ann@example。com now',
+      redacted: 'mail [EMAIL] now',
+      counts: { email: 1 },
+    },
+    {
       name: 'mathematical bold SSN',
       text: `SSN ${boldDigits('123-45-6789')}!`,
       redacted: 'SSN [NATIONAL_ID]!',

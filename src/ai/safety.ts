@@ -23,7 +23,27 @@ function foldSegment(seg: string): string {
     .replace(DIACRITICS, '')
     .replace(INVISIBLE, '')
     .normalize('NFC')
-    .replace(DASHES, '-');
+    .replace(DASHES, '-')
+    .replace(DECIMAL_DIGIT, asciiDigit)
+    .replace(FULL_STOPS, '.');
+}
+
+/** Decimal digits of any script (Arabic-Indic, Devanagari, Thai...): NFKC leaves them be. */
+const DECIMAL_DIGIT = /(?![0-9])\p{Nd}/gu;
+const IS_DIGIT = /^\p{Nd}$/u;
+/** Ideographic full stops (NFKC makes the halfwidth one U+3002, but not U+3002 a dot). */
+const FULL_STOPS = /[\u3002\uFF61]/g;
+
+/**
+ * A decimal digit's ASCII form. Unicode lays every script's digits out as whole runs of ten,
+ * 0 to 9 (some runs directly follow another), so the value is the distance from the run's
+ * start, modulo ten.
+ */
+function asciiDigit(d: string): string {
+  const cp = d.codePointAt(0)!;
+  let start = cp;
+  while (start > 0 && IS_DIGIT.test(String.fromCodePoint(start - 1))) start--;
+  return String((cp - start) % 10);
 }
 
 /** Cyrillic and Greek letters that look like Latin ones, and the Latin letter each passes for. */

@@ -1,5 +1,6 @@
 /**
- * How many streamed completions each caller (an API key, or a signed-in user) has open at once.
+ * How many streamed completions each caller (a user across their keys and sessions, or a key
+ * with no user) has open at once.
  * A stream holds an upstream connection, a database lease and a budget reservation for as long
  * as it runs, so one key opening hundreds of them would starve everyone else: past the limit a
  * new stream is refused (429 `ai.too_many_streams`) until one ends.

@@ -56,6 +56,11 @@ describe('instance configuration', () => {
       ['/outbound/allow/1', '/outbound/allow/2', '/outbound/allow/3', '/outbound/allow/4'],
     ],
     ['outbound: an unknown key', { outbound: { allow: [], deny: [] } }, ['/outbound/deny']],
+    [
+      'trusted_proxies: a bare address, a name, bits past the prefix',
+      { trusted_proxies: ['127.0.0.1/32', '10.0.0.1', 'proxy.local/32', '10.1.0.0/8'] },
+      ['/trusted_proxies/1', '/trusted_proxies/2', '/trusted_proxies/3'],
+    ],
   ];
   for (const [name, file, paths] of bad) {
     test(`invalid: ${name} → every bad key named`, () => {

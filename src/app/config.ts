@@ -157,6 +157,13 @@ export const InstanceConfig = t.Object(
         { additionalProperties: false },
       ),
     ),
+    trusted_proxies: t.Optional(
+      t.Array(t.String({ minLength: 1 }), {
+        maxItems: 100,
+        description:
+          'CIDRs of the reverse proxies in front of this server (e.g. 127.0.0.1/32): a request from one of them is taken to come from the address its X-Forwarded-For names (read from the right, past trusted hops), for sign-in limits and audit entries; none by default (the header is ignored)',
+      }),
+    ),
     outbound: t.Optional(
       t.Object(
         {
@@ -282,6 +289,10 @@ function crossCheck(c: InstanceConfig): ErrorDetail[] {
   c.outbound?.allow.forEach((cidr, i) => {
     const r = parseCidr(cidr);
     if (!r.ok) out.push({ path: `/outbound/allow/${i}`, reason: `'${cidr}': ${r.reason}` });
+  });
+  c.trusted_proxies?.forEach((cidr, i) => {
+    const r = parseCidr(cidr);
+    if (!r.ok) out.push({ path: `/trusted_proxies/${i}`, reason: `'${cidr}': ${r.reason}` });
   });
   return out;
 }

@@ -98,17 +98,20 @@ describe('anchoring platform chains', () => {
     expect(verifyPlatformAudit(platform, control, 'plt_a', key)).toMatchObject({ ok: true, entries: 1 });
   });
 
-  test('many writes in one turn cost one signature and one UPSERT', async () => {
+  test('many writes in one turn cost one anchor signature and one UPSERT (each entry is signed with itself)', async () => {
     const audit = createAuditLog(clock, () => anchoring);
     let last = audit.append(platform, entry('thing:0'));
     for (let i = 1; i <= 5; i++)
       last = platform.transaction(() => audit.append(platform, entry(`thing:${i}`)))();
+    // Six entry signatures, written with the entries, before any anchor.
+    expect(signatures).toBe(6);
+    expect(platform.query<{ n: number }, []>('SELECT count(*) AS n FROM audit_entry_sigs').get()!.n).toBe(6);
     await turn();
-    expect(signatures).toBe(1);
+    expect(signatures).toBe(7);
     expect(anchorOf()).toEqual({ seq: 6, hash: last.hash });
     // An unchanged head costs nothing on the next flush.
     audit.flush();
-    expect(signatures).toBe(1);
+    expect(signatures).toBe(7);
   });
 
   test('a handle closed before the anchor lands (pool eviction) is read again from its file', async () => {

@@ -4,7 +4,7 @@ import type { AuditEntry, AuditInput, AuditPort } from '../app/audit-port.ts';
 import type { Logger } from '../app/logger.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import type { Clock } from '../shared/time.ts';
-import { type AuditSigner, anchorPayload, checkpointPayload } from './signing.ts';
+import { type AuditSigner, anchorPayload, checkpointPayload, entryPayload } from './signing.ts';
 
 /** The `prev_hash` of a chain's first entry. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -123,6 +123,7 @@ export function createAuditLog(
   return {
     append(db: Database, input: AuditInput): AuditEntry {
       const a = anchoring();
+      const platformId = a && db !== a.control ? a.platformIdOf(db) : undefined;
       const write = (): AuditEntry => {
         const last = db
           .query<{ seq: number; hash: string }, []>(
@@ -160,11 +161,18 @@ export function createAuditLog(
             at,
             a.signer.sign(checkpointPayload({ seq: entry.seq, hash: entry.hash, at })),
           );
+        } else if (a && platformId) {
+          // A platform entry is signed in its own transaction: until the anchor lands (the
+          // lag) this signature is what shows the entry is the instance's, not appended by
+          // whoever can write the file.
+          db.query('INSERT INTO audit_entry_sigs (seq, sig) VALUES (?, ?)').run(
+            entry.seq,
+            a.signer.sign(entryPayload({ platform_id: platformId, seq: entry.seq, hash: entry.hash })),
+          );
         }
         return entry;
       };
       const entry = db.inTransaction ? write() : db.transaction(write).immediate();
-      const platformId = a && db !== a.control ? a.platformIdOf(db) : undefined;
       if (platformId) {
         pending.set(db, platformId);
         if (!scheduled) {

@@ -48,6 +48,17 @@ export function anchorPayload(a: { platform_id: string; seq: number; hash: strin
 }
 
 /**
+ * The signed statement of one platform audit entry (see `checkpointPayload`): written with the
+ * entry, in its transaction, so entries that run ahead of the platform's anchor (the lag) are
+ * still the instance's own. Names the platform, so a statement cannot move to another chain.
+ */
+export function entryPayload(e: { platform_id: string; seq: number; hash: string }): string {
+  return (
+    canonicalize({ t: 'soulfra.audit.entry.v1', platform: e.platform_id, seq: e.seq, hash: e.hash }) ?? ''
+  );
+}
+
+/**
  * The public key's fingerprint as operators write it down: `SHA256:` and the unpadded base64
  * of SHA-256 over the SPKI DER (the style of `ssh-keygen -l`).
  */

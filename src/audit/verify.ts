@@ -4,6 +4,7 @@ import { type ChainVerdict, verifyChain } from './chain.ts';
 import {
   anchorPayload,
   checkpointPayload,
+  entryPayload,
   loadVerifyKey,
   type VerifyKey,
   verifySignature,
@@ -120,5 +121,30 @@ export function verifyPlatformAudit(
       anchor.seq,
       'it is not the entry anchored in control.db (the chain was rewritten and recomputed, renumbered or replaced)',
     );
+  // The lag: entries after the anchor are taken only with their own signature, made with them.
+  if (n > anchor.seq) {
+    const ahead = db
+      .query<{ seq: number; hash: string }, [number]>(
+        'SELECT seq, hash FROM audit_log WHERE seq > ? ORDER BY seq',
+      )
+      .all(anchor.seq);
+    const sigs = new Map<number, string>();
+    try {
+      for (const r of db
+        .query<{ seq: number; sig: string }, [number]>('SELECT seq, sig FROM audit_entry_sigs WHERE seq > ?')
+        .all(anchor.seq))
+        sigs.set(r.seq, r.sig);
+    } catch {
+      // A file without the table (its schema predates it) has no signed entries.
+    }
+    for (const e of ahead) {
+      const sig = sigs.get(e.seq);
+      if (!sig || !verifySignature(key.publicKey, entryPayload({ platform_id: platformId, ...e }), sig))
+        return fail(
+          e.seq,
+          `entry #${e.seq} runs ahead of the anchor and is not signed by the instance key (appended or rewritten by someone without it)`,
+        );
+    }
+  }
   return { ok: true, entries: n, head: chain.head, anchored: anchor.seq, unanchored: n - anchor.seq };
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import net from 'node:net';
 import { join } from 'node:path';
 import { operatorApi, spawnServe, tempDir } from '../../tests/helpers.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
@@ -557,4 +558,109 @@ describe('a restart keeps the lock (a new server process on the same data dir)',
       t.cleanup();
     }
   });
+});
+
+// Red-team (issue 8, point 3): the docs put a reverse proxy in front of Soulfra, and then every
+// client has the proxy's address: 30 failures anywhere locked the platform's sign-in and resets
+// for everyone, and 5 wrong passwords locked an account for everyone. With `trusted_proxies`
+// the proxy's X-Forwarded-For names the client; a peer that is not trusted cannot pick one.
+describe('behind a trusted reverse proxy, limits are per client, and nobody else chooses an address', () => {
+  let px: Awaited<ReturnType<typeof serverWithPlatform>>;
+  beforeAll(async () => {
+    px = await serverWithPlatform('proxied', {}, { config: { trusted_proxies: ['127.0.0.1/32'] } });
+  });
+  afterAll(async () => {
+    await px.s.cleanup();
+  });
+  /** A JSON POST over a raw socket from `from` (127.0.0.x) to the server on 127.0.0.1. */
+  function post(from: string, path: string, body: unknown, xff?: string): Promise<number> {
+    const json = JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port: px.s.port, localAddress: from });
+      let out = '';
+      sock.on('connect', () =>
+        sock.write(
+          `POST ${path} HTTP/1.1\r\nHost: ${px.host}\r\nContent-Type: application/json\r\n` +
+            `${xff === undefined ? '' : `X-Forwarded-For: ${xff}\r\n`}Content-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+        ),
+      );
+      sock.on('data', (d) => {
+        out += d.toString('latin1');
+      });
+      sock.on('close', () => resolve(Number(out.split(' ')[1])));
+      sock.on('error', reject);
+    });
+  }
+  const login = (from: string, email: string, password: string, xff?: string) =>
+    post(from, '/api/v1/auth/login', { email, password }, xff);
+  let n = 0;
+  const cases: {
+    name: string;
+    attack: () => Promise<void>;
+    /** The honest request afterwards, and its expected status. */
+    honest: () => Promise<number>;
+    expected: number;
+  }[] = [
+    {
+      name: "one client's 30 failures through the proxy: another client still signs in",
+      attack: async () => {
+        for (let i = 0; i < 30; i++)
+          await login('127.0.0.1', `nobody${n++}@proxied.test`, 'wrong-password-x', '203.0.113.1');
+      },
+      honest: () => login('127.0.0.1', px.owner.email, px.owner.password, '203.0.113.2'),
+      expected: 200,
+    },
+    {
+      name: "one client's 30 failures through the proxy: another client still asks for a reset",
+      attack: async () => {
+        for (let i = 0; i < 30; i++)
+          await login('127.0.0.1', `nobody${n++}@proxied.test`, 'wrong-password-x', '203.0.113.3');
+      },
+      honest: () =>
+        post('127.0.0.1', '/api/v1/auth/password-reset', { email: px.owner.email }, '203.0.113.4'),
+      expected: 202,
+    },
+    {
+      name: '5 wrong passwords for the owner from one client: the owner signs in from another',
+      attack: async () => {
+        for (let i = 0; i < 5; i++)
+          await login('127.0.0.1', px.owner.email, `wrong-password-${i}`, '203.0.113.5');
+      },
+      honest: () => login('127.0.0.1', px.owner.email, px.owner.password, '203.0.113.6'),
+      expected: 200,
+    },
+    {
+      name: 'the attacking client itself stays locked',
+      attack: async () => {
+        for (let i = 0; i < 5; i++)
+          await login('127.0.0.1', px.owner.email, `wrong-password-${i}`, '203.0.113.7');
+      },
+      honest: () => login('127.0.0.1', px.owner.email, px.owner.password, '203.0.113.7'),
+      expected: 429,
+    },
+    {
+      name: 'a client prepending forged hops through the proxy is limited by the hop the proxy added',
+      attack: async () => {
+        for (let i = 0; i < 5; i++)
+          await login('127.0.0.1', px.owner.email, `wrong-password-${i}`, `198.51.100.${i}, 203.0.113.8`);
+      },
+      honest: () => login('127.0.0.1', px.owner.email, px.owner.password, '198.51.100.99, 203.0.113.8'),
+      expected: 429,
+    },
+    {
+      name: 'a peer that is not a trusted proxy rotating X-Forwarded-For is limited by its own address',
+      attack: async () => {
+        for (let i = 0; i < 5; i++)
+          await login('127.0.0.2', px.owner.email, `wrong-password-${i}`, `203.0.113.${20 + i}`);
+      },
+      honest: () => login('127.0.0.2', px.owner.email, px.owner.password, '203.0.113.99'),
+      expected: 429,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      await c.attack();
+      expect(await c.honest()).toBe(c.expected);
+    });
+  }
 });

@@ -23,7 +23,9 @@ export interface Authenticated {
  * Reads a request's credentials against one platform's database: `Authorization: Bearer`
  * with an API key (`sf_...`, rate limited per key) or a SCIM token (`sfscim_...`), else the
  * session cookie. Credentials of another platform are simply unknown here. With `strict`, bad
- * credentials are an error (401/429); otherwise they count as anonymous.
+ * credentials are an error (401/429); otherwise they count as anonymous. `rateLimit: false`
+ * only checks who is calling, taking nothing from the key's rate (the dispatcher's look before
+ * it reads a large body; the route's own check counts the request).
  */
 export function authenticate(
   request: Request,
@@ -31,6 +33,7 @@ export function authenticate(
   platformId: string,
   now: number,
   strict: boolean,
+  opts: { rateLimit?: boolean } = {},
 ): Authenticated {
   const none: Authenticated = { principal: null, pendingMfa: null, via: null };
   const auth = request.headers.get('authorization');
@@ -53,7 +56,7 @@ export function authenticate(
         401,
       );
     }
-    if (r.principal.kind === 'api_key') {
+    if (r.principal.kind === 'api_key' && opts.rateLimit !== false) {
       const wait = keyBuckets.take(`${platformId}:${r.principal.keyId}`, r.ratePerMin, now);
       if (wait > 0) {
         const e = new AppError(

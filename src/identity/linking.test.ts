@@ -351,6 +351,60 @@ describe('deliberate links still work', () => {
   });
 });
 
+// Red-team (issue 8, point 1): taking the IdP away from an owner who signs in through it is
+// managing the owner too: with password sign-in off (or no password) the owner is locked out.
+describe('once an owner signs in through the IdP, an admin cannot remove or switch it off', () => {
+  const cases: { name: string; send: () => Promise<Response> }[] = [
+    { name: 'DELETE the OIDC settings', send: () => admin.fetch('/api/v1/sso/oidc', { method: 'DELETE' }) },
+    {
+      name: 'save the same IdP with enabled: false',
+      send: () => admin.fetch('/api/v1/sso/oidc', { method: 'PUT', json: settings({ enabled: false }) }),
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      withDb((db) =>
+        db
+          .query(
+            "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at) VALUES ('oidc', ?, 'twin', ?, 0)",
+          )
+          .run(idp.issuer, ids.owner2),
+      );
+      try {
+        const res = await c.send();
+        expect(res.status).toBe(403);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('sso.owner_linked');
+        const now = await owner.json<{ oidc: { enabled: boolean } }>('GET', '/api/v1/sso/oidc');
+        expect(now.status).toBe(200);
+        expect(now.body.oidc.enabled).toBe(true);
+        // The owner still signs in through it.
+        expect((await ssoSignIn('twin')).res.status).toBe(302);
+      } finally {
+        withDb((db) => db.query("DELETE FROM sso_identities WHERE subject = 'twin'").run());
+        await owner.json('PUT', '/api/v1/sso/oidc', settings());
+      }
+    });
+  }
+
+  test('an owner may, and an admin may while no owner signs in through it', async () => {
+    expect((await admin.json('PUT', '/api/v1/sso/oidc', settings({ enabled: false }))).status).toBe(200);
+    expect((await admin.json('PUT', '/api/v1/sso/oidc', settings())).status).toBe(200);
+    withDb((db) =>
+      db
+        .query(
+          "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at) VALUES ('oidc', ?, 'twin', ?, 0)",
+        )
+        .run(idp.issuer, ids.owner2),
+    );
+    try {
+      expect((await owner.json('PUT', '/api/v1/sso/oidc', settings({ enabled: false }))).status).toBe(200);
+    } finally {
+      withDb((db) => db.query("DELETE FROM sso_identities WHERE subject = 'twin'").run());
+      await owner.json('PUT', '/api/v1/sso/oidc', settings());
+    }
+  });
+});
+
 describe('owners are managed by owners: an admin is refused on every path', () => {
   const scim = (method: string, path: string, body?: unknown) =>
     fetch(`${env.s.base}/scim/v2${path}`, {

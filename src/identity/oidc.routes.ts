@@ -51,7 +51,7 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
   })
   .delete('/api/v1/sso/oidc', ({ request }) => {
     const c = requestContext(request);
-    if (!removeOidc(c.app, c.db, actorOf(c.principal)))
+    if (!removeOidc(c.app, c.db, actorOf(c.principal), roleOf(c.principal)))
       throw new AppError('sso.oidc_not_configured', 'OIDC single sign-on is not set up', 404);
     return new Response(null, { status: 204 });
   })

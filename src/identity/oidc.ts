@@ -346,7 +346,9 @@ export async function saveOidc(
       { path: '/role_map', reason: 'maps to owner' },
     ]);
   const sameIdp = previous !== null && previous.issuer === s.issuer && previous.client_id === s.client_id;
-  assertMayChangeIdp(db, 'oidc', previous !== null && previous.issuer === s.issuer, by.role);
+  // Switching the IdP off is taking it away too.
+  const switchedOff = previous?.enabled === true && !s.enabled;
+  assertMayChangeIdp(db, 'oidc', previous !== null && previous.issuer === s.issuer && !switchedOff, by.role);
   // Left out: kept for the same IdP, off for another.
   if ((body as Record<string, unknown>).link_existing_by_email === undefined)
     s.link_existing_by_email = sameIdp && previous?.link_existing_by_email === true;
@@ -378,9 +380,12 @@ export async function saveOidc(
   return { ...stored, updated_at: now };
 }
 
-/** Removes the platform's OIDC settings and its sign-ins in flight; false when none were set. Audited. */
-export function removeOidc(app: App, db: Database, actor: string): boolean {
-  return removeSso(app, db, 'oidc', actor);
+/**
+ * Removes the platform's OIDC settings and its sign-ins in flight; false when none were set.
+ * Only an owner (or the system: `role` null) removes an IdP an owner signs in through. Audited.
+ */
+export function removeOidc(app: App, db: Database, actor: string, role: PlatformRole | null = null): boolean {
+  return removeSso(app, db, 'oidc', actor, role);
 }
 
 // One client Configuration per platform handle, rebuilt when the stored settings change, so the

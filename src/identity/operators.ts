@@ -44,7 +44,8 @@ export interface OperatorTokenView {
   operator_email: string;
   /** The role it acts with at most: its own cap, narrowed by the operator's current role. */
   role: OperatorRole;
-  status: 'active' | 'expired' | 'revoked' | 'operator_disabled';
+  /** `maker_gone`: another operator made it, and that operator is disabled or removed since. */
+  status: 'active' | 'expired' | 'revoked' | 'operator_disabled' | 'maker_gone';
   created_at: string;
   created_by: string | null;
   expires_at: string | null;
@@ -252,17 +253,24 @@ export function authenticateOperatorToken(app: App, token: string): OperatorPrin
         id: string;
         role: OperatorRole;
         status: string;
+        created_by: string | null;
+        maker_role: OperatorRole | null;
+        maker_status: string | null;
       },
       [string]
     >(
-      `SELECT t.id AS tid, t.last_used_at, t.expires_at, t.role AS token_role, o.id, o.role, o.status
+      `SELECT t.id AS tid, t.last_used_at, t.expires_at, t.role AS token_role, o.id, o.role, o.status,
+              t.created_by, m.role AS maker_role, m.status AS maker_status
        FROM operator_tokens t JOIN operators o ON o.id = t.operator_id
+       ${MAKER_JOIN}
        WHERE t.token_hash = ? AND t.revoked_at IS NULL`,
     )
     .get(sha256Hex(token));
   if (row?.status !== 'active') return null;
   const now = app.clock.now();
   if (row.expires_at !== null && now >= row.expires_at) return null;
+  const maker = makerCap(row.created_by, row.id, row.maker_role, row.maker_status);
+  if (maker === 'refused') return null;
   // Last use is recorded at most once a minute, so reads do not turn into writes.
   if (row.last_used_at === null || now - row.last_used_at > 60_000) {
     app.control.query('UPDATE operator_tokens SET last_used_at = ? WHERE id = ?').run(now, row.tid);
@@ -270,8 +278,31 @@ export function authenticateOperatorToken(app: App, token: string): OperatorPrin
   return {
     actor: `operator:${row.id}`,
     operatorId: row.id,
-    role: narrowerRole(row.token_role ?? row.role, row.role),
+    role: narrowerRole(narrowerRole(row.token_role ?? row.role, row.role), maker ?? row.role),
   };
+}
+
+/**
+ * Joins a token's maker (`m`) when another operator made it (`created_by` = `operator:<id>`):
+ * that maker saw the secret, so the token never acts with more than the maker has now.
+ */
+const MAKER_JOIN = `LEFT JOIN operators m ON t.created_by LIKE 'operator:%' AND m.id = substr(t.created_by, 10)`;
+
+/**
+ * What a token's maker allows it: null when the token's own operator, the local root (`cli`)
+ * or the system made it (no cap); the maker's role when another operator did and is active;
+ * 'refused' when that maker is disabled or removed. An admin who made a token for someone else
+ * holds its secret, so demoting, disabling or removing that admin must reach the token too.
+ */
+function makerCap(
+  createdBy: string | null,
+  operatorId: string,
+  makerRole: OperatorRole | null,
+  makerStatus: string | null,
+): OperatorRole | null | 'refused' {
+  if (!createdBy?.startsWith('operator:') || createdBy === `operator:${operatorId}`) return null;
+  if (makerRole === null || makerStatus !== 'active') return 'refused';
+  return makerRole;
 }
 
 interface TokenRow {
@@ -287,13 +318,17 @@ interface TokenRow {
   expires_at: number | null;
   last_used_at: number | null;
   revoked_at: number | null;
+  maker_role: OperatorRole | null;
+  maker_status: string | null;
 }
 
 const TOKEN_SELECT = `SELECT t.id, t.name, t.operator_id, o.email, o.role AS operator_role, o.status AS operator_status,
-  t.role, t.created_at, t.created_by, t.expires_at, t.last_used_at, t.revoked_at
-  FROM operator_tokens t JOIN operators o ON o.id = t.operator_id`;
+  t.role, t.created_at, t.created_by, t.expires_at, t.last_used_at, t.revoked_at,
+  m.role AS maker_role, m.status AS maker_status
+  FROM operator_tokens t JOIN operators o ON o.id = t.operator_id ${MAKER_JOIN}`;
 
 function tokenView(r: TokenRow, now: number): OperatorTokenView {
+  const maker = makerCap(r.created_by, r.operator_id, r.maker_role, r.maker_status);
   const status: OperatorTokenView['status'] =
     r.revoked_at !== null
       ? 'revoked'
@@ -301,13 +336,18 @@ function tokenView(r: TokenRow, now: number): OperatorTokenView {
         ? 'expired'
         : r.operator_status !== 'active'
           ? 'operator_disabled'
-          : 'active';
+          : maker === 'refused'
+            ? 'maker_gone'
+            : 'active';
   return {
     id: r.id,
     name: r.name,
     operator_id: r.operator_id,
     operator_email: r.email,
-    role: narrowerRole(r.role ?? r.operator_role, r.operator_role),
+    role: narrowerRole(
+      narrowerRole(r.role ?? r.operator_role, r.operator_role),
+      maker === null || maker === 'refused' ? r.operator_role : maker,
+    ),
     status,
     created_at: iso(r.created_at),
     created_by: r.created_by,

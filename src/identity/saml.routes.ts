@@ -62,7 +62,7 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
   })
   .delete('/api/v1/sso/saml', ({ request }) => {
     const c = requestContext(request);
-    if (!removeSaml(c.app, c.db, actorOf(c.principal)))
+    if (!removeSaml(c.app, c.db, actorOf(c.principal), roleOf(c.principal)))
       throw new AppError('sso.saml_not_configured', 'SAML single sign-on is not set up', 404);
     return new Response(null, { status: 204 });
   })

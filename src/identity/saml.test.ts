@@ -913,6 +913,55 @@ describe('the ACS is bound to the browser that started the sign-in (issue 8, poi
     });
   }
 
+  // Red-team (issue 8, point 12): request IDs travel in every redirect to the IdP, so anyone who
+  // starts one sign-in (or sees an ID) could re-post garbage naming it. Each started sign-in is
+  // audited at most once for refusals before a valid signature, however often it is re-posted,
+  // and the browser that started it can still finish.
+  const repeated: {
+    name: string;
+    cookie: () => string | null;
+    build: (req: ParsedRequest) => Promise<string>;
+  }[] = [
+    {
+      name: 'unsigned XML naming the request, without the cookie',
+      cookie: () => null,
+      build: async (req) =>
+        Buffer.from(
+          `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" InResponseTo="${req.id}"/>`,
+        ).toString('base64'),
+    },
+    {
+      name: 'a genuine response, from a browser without the cookie',
+      cookie: () => null,
+      build: (req) => good(req, 'amplify@samlco.test'),
+    },
+    {
+      name: 'an unsigned response, from the starting browser',
+      cookie: () => browserCookie,
+      build: async (req) => tamper.stripSignatures(await good(req, 'amplify@samlco.test')),
+    },
+  ];
+  for (const c of repeated) {
+    test(`re-posting against one request writes one audit entry, not one per post: ${c.name}`, async () => {
+      const req = await startLogin('/');
+      const mine = browserCookie;
+      const bad = await c.build(req);
+      const seq = await lastSeq(owner);
+      for (let i = 0; i < 25; i++) {
+        const res = await postAcs(bad, '/', env.host, c.cookie());
+        expect([400, 401]).toContain(res.status);
+        expect(sessionSet(res)).toBe(false);
+      }
+      const failed = (await auditAfter(owner, seq)).filter((e) => e.action === 'user.sign_in_failed');
+      expect(failed.length).toBe(1);
+      // Posts from elsewhere leave the request to its browser; a refused post from that browser
+      // uses it up (node-saml), so that browser starts again.
+      const next = c.cookie() === null ? req : await startLogin('/');
+      const ok = await postAcs(await good(next, 'amplify@samlco.test'), '/', env.host, mine);
+      expect(ok.status).toBe(302);
+    });
+  }
+
   test('the login sets the binding cookie on the SAML paths only, HttpOnly', async () => {
     const res = await hostFetch(env.s.base, env.host, '/sso/saml/login');
     expect(res.headers.getSetCookie().join('\n')).toMatch(
@@ -998,6 +1047,36 @@ describe('SSO linking through SAML (issue 8, point 1)', () => {
         idp_entity_id: 'https://rogue.example/idp',
       });
       expect(renamed.status).toBe(403);
+      // Red-team: the sign-on URL (where the owner types their IdP password), switching the IdP
+      // off and removing it (the owner locked out) are the owner's to decide too.
+      const more: { name: string; send: () => Promise<{ status: number; body: unknown }> }[] = [
+        {
+          name: 'another sign-on URL',
+          send: () =>
+            admin.json('PUT', '/api/v1/sso/saml', {
+              ...baseSettings(),
+              idp_sso_url: 'https://phish.example.test/saml/sso',
+            }),
+        },
+        {
+          name: 'switched off',
+          send: () => admin.json('PUT', '/api/v1/sso/saml', { ...baseSettings(), enabled: false }),
+        },
+        { name: 'removed', send: () => admin.json('DELETE', '/api/v1/sso/saml') },
+      ];
+      for (const m of more) {
+        const r = await m.send();
+        expect({ name: m.name, status: r.status, body: r.body }).toMatchObject({
+          name: m.name,
+          status: 403,
+          body: { error: { code: 'sso.owner_linked' } },
+        });
+      }
+      const still = await owner.json<{ saml: { enabled: boolean; idp_sso_url: string } }>(
+        'GET',
+        '/api/v1/sso/saml',
+      );
+      expect(still.body.saml).toMatchObject({ enabled: true, idp_sso_url: IDP_SSO });
       // Same IdP, same certificate: an admin may still change the rest.
       expect((await admin.json('PUT', '/api/v1/sso/saml', { ...baseSettings(), jit: true })).status).toBe(
         200,

@@ -419,7 +419,10 @@ export function saveSaml(
     previous !== null &&
     previous.idp_entity_id === s.idp_entity_id &&
     s.idp_cert.every((c) => known.has(fingerprint(c)));
-  assertMayChangeIdp(db, 'saml', sameIdp, by.role);
+  // Where browsers are sent to sign in, and whether it is on at all, belong to the IdP too.
+  const sameSignOn =
+    previous !== null && previous.idp_sso_url === s.idp_sso_url && !(previous.enabled && !s.enabled);
+  assertMayChangeIdp(db, 'saml', sameIdp && sameSignOn, by.role);
   // Left out: kept for the same IdP, off for another.
   if ((body as Record<string, unknown>).link_existing_by_email === undefined)
     s.link_existing_by_email = sameIdp && previous?.link_existing_by_email === true;
@@ -462,9 +465,12 @@ export function saveSaml(
   return { ...stored, updated_at: now };
 }
 
-/** Removes the platform's SAML settings and its sign-ins in flight; false when none were set. Audited. */
-export function removeSaml(app: App, db: Database, actor: string): boolean {
-  return removeSso(app, db, 'saml', actor);
+/**
+ * Removes the platform's SAML settings and its sign-ins in flight; false when none were set.
+ * Only an owner (or the system: `role` null) removes an IdP an owner signs in through. Audited.
+ */
+export function removeSaml(app: App, db: Database, actor: string, role: PlatformRole | null = null): boolean {
+  return removeSso(app, db, 'saml', actor, role);
 }
 
 /**
@@ -544,6 +550,8 @@ interface SamlRequestData {
   link_user?: string;
   /** Answered already: kept until it expires so that a replay is known (and audited). */
   answered?: 1;
+  /** A refusal of an unsigned post naming this request has been audited (later ones are logged). */
+  refused?: 1;
 }
 
 /** Marks a request answered (it cannot be answered again); false when it was not pending. */
@@ -553,6 +561,21 @@ function markAnswered(db: Database, id: string): boolean {
       .query(
         `UPDATE sso_requests SET data = json_set(data, '$.answered', 1)
          WHERE id = ? AND kind = 'saml' AND json_extract(data, '$.answered') IS NULL`,
+      )
+      .run(id).changes > 0
+  );
+}
+
+/**
+ * Records that a refusal of a post naming request `id` was audited; true the first time only,
+ * so a request that anyone can name yields at most one unsigned-refusal entry in the chain.
+ */
+function firstRefusal(db: Database, id: string): boolean {
+  return (
+    db
+      .query(
+        `UPDATE sso_requests SET data = json_set(data, '$.refused', 1)
+         WHERE id = ? AND kind = 'saml' AND json_extract(data, '$.refused') IS NULL`,
       )
       .run(id).changes > 0
   );
@@ -801,6 +824,8 @@ interface AcsSeen {
   known?: boolean;
   /** node-saml accepted the response's signatures. */
   validated?: boolean;
+  /** The ID of the request of ours the response names (its InResponseTo). */
+  request?: string;
 }
 
 /**
@@ -811,8 +836,9 @@ interface AcsSeen {
  * KeyInfo is ignored), InResponseTo, the time window (±1 min) and the audience; then
  * Destination, Issuer and the bearer Recipient are checked here, the assertion ID is recorded
  * until it expires (a second use is refused), and the account is found, linked or created
- * (see provisionSsoUser) with the mapped role. A refusal tied to a known request or a signed
- * response is audited as `user.sign_in_failed` (via saml, with the reason); anonymous garbage
+ * (see provisionSsoUser) with the mapped role. A refusal of a signed response is audited as
+ * `user.sign_in_failed` (via saml, with the reason), and so is the first refusal of an unsigned
+ * post naming a request of ours (once per request: its ID is no secret); anonymous garbage
  * (no request of ours, bad signature without one) is only logged, at most once a minute per
  * address. Answered 400/401 `sso.saml_failed` (409 `sso.account_exists`, 403
  * `sso.user_not_provisioned`); no session is made.
@@ -850,7 +876,12 @@ export async function finishSamlLogin(
       ip: req.ip,
       ...(seen.subject ? { subject: seen.subject } : {}),
     };
-    if (seen.known || seen.validated)
+    // A post that names a request of ours but carries no valid signature is audited once per
+    // request: request IDs travel in every redirect to the IdP, so re-posting garbage against
+    // one must not write an entry per post (the rest are logged, rate-limited).
+    const audited =
+      seen.validated || (seen.known && seen.request !== undefined && firstRefusal(db, seen.request));
+    if (audited)
       app.audit.append(db, {
         actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
         action: 'user.sign_in_failed',
@@ -892,6 +923,7 @@ async function acs(
       .get(answered);
     if (!row) throw new SamlRefusal('in_response_to', 'the response answers no pending sign-in from here');
     seen.known = true;
+    seen.request = answered;
     const data = JSON.parse(row.data) as SamlRequestData;
     if (!req.browserToken || !data.browser || !safeEqual(sha256Hex(req.browserToken), data.browser))
       throw new SamlRefusal(

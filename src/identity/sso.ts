@@ -53,10 +53,21 @@ export function mapRoleValues(
   return PLATFORM_ROLES.find((r) => mapped.has(r)) ?? defaultRole;
 }
 
-/** Removes one kind of SSO settings and its sign-ins in flight; false when none were set. Audited. */
-export function removeSso(app: App, db: Database, kind: 'oidc' | 'saml', actor: string): boolean {
+/**
+ * Removes one kind of SSO settings and its sign-ins in flight; false when none were set.
+ * Someone who is not an owner (`role`; null is the system or the operator) may not remove an
+ * IdP an owner signs in through (403 `sso.owner_linked`): it would lock the owner out. Audited.
+ */
+export function removeSso(
+  app: App,
+  db: Database,
+  kind: 'oidc' | 'saml',
+  actor: string,
+  role: PlatformRole | null = null,
+): boolean {
   return db
     .transaction(() => {
+      assertMayChangeIdp(db, kind, false, role);
       const gone = db.query('DELETE FROM sso_providers WHERE kind = ?').run(kind).changes > 0;
       if (!gone) return false;
       db.query('DELETE FROM sso_requests WHERE kind = ?').run(kind);
@@ -252,9 +263,11 @@ export function trimSsoRequests(db: Database, kind: 'oidc' | 'saml', now: number
 
 /**
  * Refuses (403 `sso.owner_linked`) when someone who is not an owner would change the IdP an
- * owner signs in through (`sameIdp` false: another OIDC issuer, another SAML entity ID or
- * signing certificate): whoever sets the IdP's trust anchor could sign in as every linked
- * account. Owners are managed by owners only.
+ * owner signs in through (`sameIdp` false: another OIDC issuer, another SAML entity ID,
+ * signing certificate or sign-on URL, or the IdP switched off or removed): whoever sets the
+ * IdP's trust anchor could sign in as every linked account, whoever points its sign-on URL
+ * elsewhere collects the owner's IdP password, and whoever removes it locks the owner out.
+ * Owners are managed by owners only.
  */
 export function assertMayChangeIdp(
   db: Database,
@@ -271,7 +284,7 @@ export function assertMayChangeIdp(
   if (owners > 0)
     throw new AppError(
       'sso.owner_linked',
-      'an owner signs in through this identity provider; only an owner can replace it',
+      'an owner signs in through this identity provider; only an owner can replace, switch off or remove it',
       403,
     );
 }

@@ -57,9 +57,13 @@ export function objectBody(body: unknown, allowed: readonly string[]): Record<st
  */
 export const UNPARSED_JSON: Readonly<{ unparsed: true }> = Object.freeze({ unparsed: true });
 
-/** Elysia parse hook for JSON bodies: the value, '' for an empty body, or UNPARSED_JSON. */
+/**
+ * Elysia parse hook for JSON bodies: the value, '' for an empty body, or UNPARSED_JSON.
+ * Elysia hands over the media type without parameters but keeps its case (RFC 9110: media
+ * types are case-insensitive), so `APPLICATION/JSON` is JSON too.
+ */
 export async function parseJsonLenient(request: Request, contentType: string): Promise<unknown> {
-  if (contentType !== 'application/json') return undefined;
+  if (contentType.toLowerCase() !== 'application/json') return undefined;
   const text = await request.text();
   if (text === '') return '';
   try {
@@ -88,6 +92,15 @@ export function bodyLimitFor(path: string): number {
   if (path === '/sso/saml/acs') return 512 * 1024;
   if (path.startsWith('/_operator/api/platforms')) return 1024 * 1024;
   return DEFAULT_BODY_LIMIT;
+}
+
+/**
+ * Whether a path's cap above DEFAULT_BODY_LIMIT is for known callers only (credentials valid
+ * on the host): every route with a larger cap but the SAML ACS, which is anonymous by nature
+ * (the IdP's signed answer, posted by the browser) and keeps its own cap for everyone.
+ */
+export function largeBodyNeedsCaller(path: string): boolean {
+  return path !== '/sso/saml/acs';
 }
 
 /** The largest of `bodyLimitFor`'s answers: Bun.serve's own cap (`maxRequestBodySize`). */

@@ -3,9 +3,23 @@ import type { AiRuntime, Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { CONTROL_MIGRATIONS, isCurrent, type Lease } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
+import {
+  authenticate,
+  authenticateOperatorToken,
+  OPERATOR_SESSION_COOKIE,
+  readCookie,
+  resolveOperatorSession,
+} from '../identity/index.ts';
+import { clientAddress, trustedRanges, viaProxy } from '../shared/client-address.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformHead, Tenancy } from '../tenancy/index.ts';
-import { bodyLimitFor, errorResponse, toErrorResponse } from './errors.ts';
+import {
+  bodyLimitFor,
+  DEFAULT_BODY_LIMIT,
+  errorResponse,
+  largeBodyNeedsCaller,
+  toErrorResponse,
+} from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { operatorRoutes } from './operator.routes.ts';
 import { htmlResponse, plainPage, platformStatusPage } from './pages.ts';
@@ -45,7 +59,14 @@ export function createHttpHandlers(d: {
   // A request whose chunked body was read ahead (to cap it) is a copy; its socket is the original's.
   const originalOf = new WeakMap<Request, Request>();
   const copyOf = new WeakMap<Request, Request>();
-  const ipOf = (request: Request) => tcp?.requestIP(originalOf.get(request) ?? request)?.address ?? null;
+  // The client's address: the socket peer's, or, from a trusted proxy, its X-Forwarded-For.
+  const proxies = trustedRanges(app.config.trusted_proxies ?? []);
+  const peerOf = (request: Request) => tcp?.requestIP(originalOf.get(request) ?? request)?.address ?? null;
+  const ipOf = (request: Request) => {
+    const peer = peerOf(request);
+    return proxies.length ? clientAddress(peer, request.headers.get('x-forwarded-for'), proxies) : peer;
+  };
+  const proxied = (request: Request) => viaProxy(peerOf(request), request.headers, proxies);
 
   const readiness = () => {
     const checks: Record<string, string> = {};
@@ -59,8 +80,36 @@ export function createHttpHandlers(d: {
     return { ok: Object.values(checks).every((v) => v === 'ok'), checks };
   };
 
-  const operator = operatorRoutes({ ...d, trusted, routeOf, ipOf, readiness });
+  const operator = operatorRoutes({ ...d, trusted, routeOf, ipOf, proxied, readiness });
   const platform = platformRoutes({ app, tenancy, platformOf, hostOf, dbOf, ipOf, routeOf, ai: d.ai });
+
+  /**
+   * Whether a request to an active platform carries credentials valid on it (a session, an API
+   * key, a SCIM token): read against that platform's database, leased for the check only.
+   */
+  const callerIsKnown = (request: Request, platformId: string): boolean => {
+    if (!request.headers.has('authorization') && !request.headers.has('cookie')) return false;
+    const lease = app.platformDbs.acquire(platformId);
+    try {
+      const a = authenticate(request, lease.db, platformId, app.clock.now(), false, { rateLimit: false });
+      return a.principal !== null;
+    } catch {
+      return false;
+    } finally {
+      lease.release();
+    }
+  };
+
+  /** Whether a request to the operator host carries a valid operator token or console session. */
+  const operatorIsKnown = (request: Request): boolean => {
+    const auth = request.headers.get('authorization');
+    if (auth) {
+      const m = /^Bearer\s+(\S+)$/i.exec(auth);
+      return m ? authenticateOperatorToken(app, m[1]!) !== null : false;
+    }
+    const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
+    return cookie ? resolveOperatorSession(app, cookie) !== null : false;
+  };
 
   const route = async (incoming: Request): Promise<{ kind: string; res: Response }> => {
     // Before anything else: a Host that is not `name[:digits]` (userinfo, `@`, junk after the
@@ -80,7 +129,18 @@ export function createHttpHandlers(d: {
       };
     }
     const path = pathOf(incoming.url);
-    const admitted = await admitBody(incoming, bodyLimitFor(path));
+    const admitted = await admitBody(incoming, bodyLimitFor(path), largeBodyNeedsCaller(path), () =>
+      target.kind === 'platform' && target.platform.status === 'active'
+        ? callerIsKnown(incoming, target.platform.id)
+          ? 'known'
+          : 'anonymous'
+        : target.kind === 'operator'
+          ? operatorIsKnown(incoming)
+            ? 'known'
+            : 'anonymous'
+          : // An unknown host, or a platform that is archived or suspended: no route takes it.
+            'nobody',
+    );
     if (admitted instanceof Response)
       return { kind: target.kind === 'operator' ? 'operator' : 'platform', res: admitted };
     const request = admitted;
@@ -175,14 +235,47 @@ export function createHttpHandlers(d: {
  * A request whose body fits `limit` bytes, or the 413 answer. A declared Content-Length over the
  * limit is refused before a byte of the body is read; a chunked body is read up to the limit
  * (then refused) and handed on as a copy. Requests without a body pass through untouched.
+ * NB! Past DEFAULT_BODY_LIMIT, a body is read only for a known caller (`caller`: valid
+ * credentials, checked once and only then) unless `needsCaller` is false (the SAML ACS); anyone
+ * else gets 401 unread (413 where no platform would take the request at all), so anonymous
+ * clients cannot make the server hold the large bodies of AI and SCIM routes.
  */
-async function admitBody(request: Request, limit: number): Promise<Request | Response> {
+async function admitBody(
+  request: Request,
+  routeLimit: number,
+  needsCaller: boolean,
+  caller: () => 'known' | 'anonymous' | 'nobody',
+): Promise<Request | Response> {
+  let limit = routeLimit;
+  let anonymous = false;
   const tooLarge = () =>
-    errorResponse(
-      new AppError('request.too_large', `the request body must be at most ${limit} bytes on this route`, 413),
-      { connection: 'close' },
-    );
+    anonymous
+      ? errorResponse(
+          new AppError(
+            'auth.required',
+            `sign in or send an API key to send a body over ${limit} bytes on this route`,
+            401,
+          ),
+          { connection: 'close' },
+        )
+      : errorResponse(
+          new AppError(
+            'request.too_large',
+            `the request body must be at most ${limit} bytes on this route`,
+            413,
+          ),
+          { connection: 'close' },
+        );
   const declared = request.headers.get('content-length');
+  const mayBeLarge = declared === null ? Boolean(request.body) : Number(declared) > DEFAULT_BODY_LIMIT;
+  if (routeLimit > DEFAULT_BODY_LIMIT && mayBeLarge) {
+    const who = caller();
+    // Anonymous callers keep the route's cap only where they belong (the SAML ACS).
+    if (who === 'nobody' || (who === 'anonymous' && needsCaller)) {
+      limit = DEFAULT_BODY_LIMIT;
+      anonymous = who === 'anonymous';
+    }
+  }
   if (declared !== null) {
     const n = Number(declared);
     return Number.isSafeInteger(n) && n >= 0 && n <= limit ? request : tooLarge();

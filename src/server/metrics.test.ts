@@ -86,6 +86,44 @@ describe('/metrics on a loopback listener (config host 127.0.0.1)', () => {
   });
 });
 
+describe('attacks: /metrics on a loopback listener reached through a reverse proxy', () => {
+  let env: Awaited<ReturnType<typeof serve>>;
+  let proxied: Awaited<ReturnType<typeof serve>>;
+  beforeAll(async () => {
+    env = await serve({});
+    // The proxy's own socket is trusted: every request from it came from somewhere else.
+    proxied = await serve({ trusted_proxies: ['127.0.0.1/32'] });
+  });
+  afterAll(async () => {
+    await env.cleanup();
+    await proxied.cleanup();
+  });
+
+  const forwarded: { name: string; headers: Record<string, string> }[] = [
+    { name: 'X-Forwarded-For', headers: { 'x-forwarded-for': '203.0.113.9' } },
+    { name: 'Forwarded', headers: { forwarded: 'for=203.0.113.9;proto=https' } },
+    { name: 'X-Real-IP', headers: { 'x-real-ip': '203.0.113.9' } },
+  ];
+  for (const f of forwarded) {
+    test(`a scrape carrying ${f.name} needs the token (401), and passes with it`, async () => {
+      expect((await scrape(env.base, f.headers)).status).toBe(401);
+      const ok = await scrape(env.base, { ...f.headers, authorization: `Bearer ${env.s.metricsToken}` });
+      expect(ok.status).toBe(200);
+    });
+  }
+
+  test('from a trusted proxy, even without forwarding headers, the token is needed', async () => {
+    expect((await scrape(proxied.base)).status).toBe(401);
+    expect((await scrape(proxied.base, { authorization: `Bearer ${proxied.s.metricsToken}` })).status).toBe(
+      200,
+    );
+  });
+
+  test('a direct local scrape with no forwarding header stays open', async () => {
+    expect((await scrape(env.base)).status).toBe(200);
+  });
+});
+
 describe('attacks: /metrics when serve listens on a public address (decision injected)', () => {
   let env: Awaited<ReturnType<typeof serve>>;
   let token: string;

@@ -108,10 +108,13 @@ export function createMetrics(app: App, tenancy: Tenancy, opts: { needToken: boo
     },
   });
   return {
-    /** Whether a scrape with this Authorization header may read the metrics. */
-    admits(authorization: string | null): boolean {
+    /**
+     * Whether a scrape with this Authorization header may read the metrics; `proxied`: it came
+     * through a proxy, so a loopback listener does not make it local.
+     */
+    admits(authorization: string | null, proxied = false): boolean {
       const configured = app.config.metrics_token;
-      if (!configured && !opts.needToken) return true;
+      if (!configured && !opts.needToken && !proxied) return true;
       const m = authorization ? /^Bearer\s+(\S{1,200})$/i.exec(authorization) : null;
       if (!m) return false;
       if (configured) return safeEqual(m[1]!, configured);

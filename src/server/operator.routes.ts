@@ -35,6 +35,8 @@ export interface OperatorRoutesDeps {
   routeOf: WeakMap<Request, string>;
   /** The client's address, read from the socket when a route asks. */
   ipOf: (request: Request) => string | null;
+  /** Whether the request came through a proxy (forwarding headers, or a trusted proxy's socket). */
+  proxied: (request: Request) => boolean;
   readiness: () => { ok: boolean; checks: Record<string, string> };
 }
 
@@ -157,8 +159,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         );
       })
       .get('/metrics', async ({ request }) => {
-        // Open on a loopback-only listener; otherwise (or with metrics_token set) it needs the token.
-        if (!d.trusted.has(request) && !d.metrics.admits(request.headers.get('authorization'))) {
+        // Open on a loopback-only listener reached directly; through a proxy, on any other
+        // address, or with metrics_token set, it needs the token.
+        if (
+          !d.trusted.has(request) &&
+          !d.metrics.admits(request.headers.get('authorization'), d.proxied(request))
+        ) {
           throw new AppError('auth.required', 'this needs Authorization: Bearer <metrics token>', 401);
         }
         return new Response(await d.metrics.render(), { headers: { 'content-type': d.metrics.contentType } });

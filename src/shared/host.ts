@@ -15,7 +15,8 @@ const PORT = /^[0-9]{1,5}$/;
 /**
  * Reads a Host header strictly (RFC 9110 §7.2: `uri-host [ ":" port ]`), or null when it is
  * anything else: empty, userinfo or `@`, a path, a query, spaces, a port that is not 1–5 digits
- * (or above 65535), more than one colon outside brackets, a label that is not a DNS label.
+ * (or above 65535), more than one colon outside brackets, a label that is not a DNS label, an
+ * IPv6 zone id.
  * NB! Callers refuse a null with 400 before routing: links are never built from the header,
  * but a junk Host also makes Bun hand over a relative URL, which shifts the routed path.
  */
@@ -28,7 +29,8 @@ export function parseHostHeader(raw: string | null | undefined): HostParts | nul
     const end = h.indexOf(']');
     if (end < 0) return null;
     hostname = h.slice(1, end);
-    if (!isIPv6(hostname)) return null;
+    // node's isIPv6 takes a zone id (`fe80::1%eth0`); a Host never carries one.
+    if (hostname.includes('%') || !isIPv6(hostname)) return null;
     rest = h.slice(end + 1);
   } else {
     const colon = h.indexOf(':');
