@@ -8,8 +8,10 @@ export interface HostParts {
   port: number | null;
 }
 
-// One DNS label: letters, digits, hyphens inside (underscores too: container service names).
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
+// DNS labels joined by dots: letters, digits, hyphens inside (underscores too: container
+// service names). A dotted IPv4 address is such a name as well. One regex: this is read on
+// every request.
+const NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
 const PORT = /^[0-9]{1,5}$/;
 
 /**
@@ -38,7 +40,7 @@ export function parseHostHeader(raw: string | null | undefined): HostParts | nul
     rest = colon < 0 ? '' : h.slice(colon);
     if (hostname.endsWith('.')) hostname = hostname.slice(0, -1);
     if (hostname.length === 0 || hostname.length > 253) return null;
-    if (!isIPv4(hostname) && !hostname.split('.').every((l) => LABEL.test(l))) return null;
+    if (!NAME.test(hostname)) return null;
   }
   if (rest === '') return { hostname, port: null };
   if (!rest.startsWith(':')) return null;
@@ -48,7 +50,12 @@ export function parseHostHeader(raw: string | null | undefined): HostParts | nul
   return port <= 65535 ? { hostname, port } : null;
 }
 
-/** Whether a parsed hostname is an IP address (IPv4 or IPv6) rather than a name. */
+/**
+ * Whether a parsed hostname is an IP address (IPv4 or IPv6) rather than a name. Cheap for the
+ * common case (a name ending in a letter is no address), since it runs on every request.
+ */
 export function isIpHostname(hostname: string): boolean {
-  return isIPv4(hostname) || isIPv6(hostname);
+  if (hostname.includes(':')) return isIPv6(hostname);
+  const last = hostname.charCodeAt(hostname.length - 1);
+  return last >= 48 && last <= 57 && isIPv4(hostname);
 }
