@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { instanceWithPlatform } from '../../tests/helpers.ts';
 import { secretsOf, silentLogger } from '../app/index.ts';
 import { LOCAL_ROOT, readOidc, readOutbox } from '../identity/index.ts';
+import { createPlatform } from './create-platform.ts';
 import { openInstance } from './instance.ts';
 import { rotateDataKey } from './keys.ts';
 
@@ -118,6 +119,53 @@ describe('keys rotate and archived platforms', () => {
         expect(v.startsWith(`sf1.${r.data_key}.`)).toBe(true);
         expect(secretsOf(db).unseal(v, field)).toBe(PLAIN.totp);
       });
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe('keys rotate while platforms move', () => {
+  test('a platform archived in the middle of the rotation is re-sealed at its new place (nothing left under the retired key)', async () => {
+    const now = () => 1_800_000_000_000;
+    const { inst, platformId, cleanup } = await instanceWithPlatform('first', now);
+    try {
+      const second = (await createPlatform(inst.app, inst.tenancy, { slug: 'second' }, 'test')).platform.id;
+      const fields = new Map<string, string>();
+      for (const id of [platformId, second]) {
+        await inst.app.platformDbs.use(id, (db) => {
+          const uid = db.query<{ id: string }, []>("SELECT id FROM users WHERE role = 'owner'").get()!.id;
+          fields.set(id, `user:${uid}:totp`);
+          db.query('UPDATE users SET totp_secret = ? WHERE id = ?').run(
+            secretsOf(db).seal(PLAIN.totp, fields.get(id)!),
+            uid,
+          );
+        });
+      }
+      // The rotation's first platform re-seal is where `second` gets archived: the snapshot the
+      // rotation started from still names its old file.
+      const use = inst.app.platformDbs.use.bind(inst.app.platformDbs);
+      let archived: Promise<unknown> | null = null;
+      inst.app.platformDbs.use = (async (id: string, fn: (db: never) => unknown) => {
+        const out = await use(id, fn as never);
+        archived ??= inst.tenancy.archive('second', 'test');
+        await archived;
+        return out;
+      }) as typeof inst.app.platformDbs.use;
+      const r = await rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT);
+      inst.app.platformDbs.use = use;
+      expect(archived).not.toBeNull();
+      expect(r.resealed.platforms).toBe(2);
+      inst.tenancy.unarchive('second', 'test');
+      for (const id of [platformId, second]) {
+        await inst.app.platformDbs.use(id, (db) => {
+          const v = db
+            .query<{ t: string }, []>("SELECT totp_secret AS t FROM users WHERE role = 'owner'")
+            .get()!.t;
+          expect(v.startsWith(`sf1.${r.data_key}.`)).toBe(true);
+          expect(secretsOf(db).unseal(v, fields.get(id)!)).toBe(PLAIN.totp);
+        });
+      }
     } finally {
       await cleanup();
     }

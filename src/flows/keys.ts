@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { type App, bindSecrets, type MasterKeyExport, type MasterKeySource } from '../app/index.ts';
 import { migrate, openDatabase, TENANT_MIGRATIONS, tx } from '../db/index.ts';
 import type { OperatorPrincipal } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
+
+/** Passes over the platforms before a rotation whose files keep moving gives up (old key kept). */
+const MAX_PASSES = 100;
 
 /** What `keys rotate` did to the data keys. */
 export interface DataKeyRotation {
@@ -57,25 +61,46 @@ export async function rotateDataKey(
         .filter((s) => s.scope === 'tenant')
         .reduce((n, s) => n + s.reseal(db, `platform:${id}`, rewrite), 0),
     );
-  for (const p of tenancy.list()) {
-    const path = join(app.dataDir, p.db_file);
-    if (!existsSync(path)) continue;
-    if (path === app.platformDbPath(p.id)) {
-      platformSecrets += await app.platformDbs.use(p.id, (db) => resealPlatform(db, p.id));
-    } else {
-      // An archived file (platforms/archive/): the pool does not open it, so it is opened here,
-      // brought to the current schema as the pool would at unarchive, re-sealed and closed.
-      const db = openDatabase(path, 'tenant', { create: false });
-      try {
-        migrate(db, TENANT_MIGRATIONS, `archived platform database ${p.id}`);
-        bindSecrets(db, ring, `platform:${p.id}`);
-        platformSecrets += resealPlatform(db, p.id);
-      } finally {
-        db.close();
-      }
+  // A platform created, archived or unarchived while this runs (each await lets requests and
+  // commands in) may be missed by one pass, or have moved its file: passes go on over the
+  // platforms (by id and file) not yet done, until a pass finds none. From that check to the
+  // retirement below nothing awaits, so no move can slip in between.
+  const done = new Set<string>();
+  const resealedIds = new Set<string>();
+  for (let pass = 0; ; pass++) {
+    const todo = tenancy.list().filter((p) => !done.has(`${p.id} ${p.db_file}`));
+    if (todo.length === 0) break;
+    if (pass >= MAX_PASSES) {
+      throw new AppError(
+        'keys.rotate_incomplete',
+        `platform files kept moving during the rotation (${todo.map((p) => p.slug).join(', ')}); the old data key stays active, run keys rotate again`,
+        409,
+      );
     }
-    platforms++;
+    if (pass > 0) await new Promise<void>((r) => setImmediate(r));
+    for (const p of todo) {
+      const path = join(app.dataDir, p.db_file);
+      // A file being moved right now is looked for again in the next pass.
+      if (!existsSync(path)) continue;
+      if (path === app.platformDbPath(p.id)) {
+        platformSecrets += await app.platformDbs.use(p.id, (db) => resealPlatform(db, p.id));
+      } else {
+        // An archived file (platforms/archive/): the pool does not open it, so it is opened here,
+        // brought to the current schema as the pool would at unarchive, re-sealed and closed.
+        const db = openDatabase(path, 'tenant', { create: false });
+        try {
+          migrate(db, TENANT_MIGRATIONS, `archived platform database ${p.id}`);
+          bindSecrets(db, ring, `platform:${p.id}`);
+          platformSecrets += resealPlatform(db, p.id);
+        } finally {
+          db.close();
+        }
+      }
+      done.add(`${p.id} ${p.db_file}`);
+      resealedIds.add(p.id);
+    }
   }
+  platforms = resealedIds.size;
   // 4. Nothing is sealed under the old keys any more: retire them.
   const retired = ring.retireOthers();
   app.audit.append(app.control, {
