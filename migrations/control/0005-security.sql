@@ -56,3 +56,15 @@ CREATE TABLE audit_anchors (
   at          INTEGER NOT NULL,
   sig         TEXT NOT NULL
 ) STRICT;
+
+-- point 9 (finished): the console's SSO sign-ins in flight live in the browser, sealed
+-- As on platforms: starting a sign-in writes nothing; a proven IdP answer records the state's
+-- SHA-256 until it would have expired (one use); replay_audited: the first replay was audited.
+CREATE TABLE sso_used (
+  kind           TEXT NOT NULL,
+  id_hash        TEXT NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  replay_audited INTEGER,
+  PRIMARY KEY (kind, id_hash)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sso_used_expiry ON sso_used(kind, expires_at);

@@ -64,3 +64,20 @@ CREATE TRIGGER audit_entry_sigs_no_update BEFORE UPDATE ON audit_entry_sigs
   BEGIN SELECT RAISE(ABORT, 'audit_entry_sigs is append-only'); END;
 CREATE TRIGGER audit_entry_sigs_no_delete BEFORE DELETE ON audit_entry_sigs
   BEGIN SELECT RAISE(ABORT, 'audit_entry_sigs is append-only'); END;
+
+-- point 9 (finished): SSO sign-ins in flight live in the browser, sealed; only used ones are kept
+-- A sign-in's state (OIDC) or AuthnRequest ID (SAML) travels sealed in its cookie; starting one
+-- writes nothing here. A row is written only once the IdP's answer is proven (code exchanged and
+-- ID token checked, or the SAML response validly signed): SHA-256 of the state / request ID, kept
+-- until the sign-in would have expired, so a second use is refused. replay_audited: the first
+-- replay was audited (later ones are only logged).
+CREATE TABLE sso_used (
+  kind           TEXT NOT NULL,                          -- oidc | saml
+  id_hash        TEXT NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  replay_audited INTEGER,
+  PRIMARY KEY (kind, id_hash)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sso_used_expiry ON sso_used(kind, expires_at);
+-- A replayed assertion (IdP-initiated ones included) is audited once, then only logged.
+ALTER TABLE saml_assertions_seen ADD COLUMN replay_audited INTEGER;

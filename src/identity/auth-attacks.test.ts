@@ -282,7 +282,7 @@ describe('password reset: links, sessions and keys after a completed reset', () 
     for (const a of attacks)
       expect({ name: a.name, status: await a.run() }).toEqual({ name: a.name, status: a.expected });
     expect((await client(p.host).signIn('rhea@reset.test', 'rhea-new-password-456')).status).toBe(200);
-    const audit = await owner.json<{ entries: { action: string; details: Record<string, number> }[] }>(
+    const audit = await owner.json<{ entries: { action: string; details: Record<string, unknown> }[] }>(
       'GET',
       '/api/v1/audit?limit=500',
     );
@@ -292,6 +292,7 @@ describe('password reset: links, sessions and keys after a completed reset', () 
       keys_revoked: 1,
       other_reset_links_spent: 1,
       locks_lifted: 0,
+      sso_links_removed: [],
     });
   });
 
@@ -311,6 +312,118 @@ describe('password reset: links, sessions and keys after a completed reset', () 
     expect((await client(q.host).signIn(q.owner.email, q.owner.password)).status).toBe(429);
     // Not on another platform's.
     expect((await client(p.host).signIn(p.owner.email, p.owner.password)).status).toBe(200);
+  });
+});
+
+// Issue 8 follow-up (point 3): the address lock must not let one client behind a shared
+// address (a corporate NAT) block everyone's reset and verification links: a link carries its
+// own unguessable token. The lock still holds bad tokens, reset requests and sign-ins.
+describe('a locked address still lets live reset and verification links through', () => {
+  let q: Awaited<ReturnType<typeof platform>>;
+  let owner: PlatformClient;
+  const mailed = (to: string, template: string) =>
+    env.s.app.platformDbs.use(q.id, (db) =>
+      readOutbox(db, { to, template, includeSent: true }).map(
+        (r) => /token=([A-Za-z0-9_-]+)/.exec(r.body)![1]!,
+      ),
+    );
+  beforeAll(async () => {
+    q = await platform('natlock');
+    owner = await ownerOf(q);
+    await addUser(owner, 'colleague@natlock.test', 'member', 'colleague-password-1');
+    await addUser(owner, 'other@natlock.test', 'member', 'other-password-123');
+    // Before the lock: the colleague asks for a reset link and a verification link.
+    expect(
+      (await client(q.host).json('POST', '/api/v1/auth/password-reset', { email: 'colleague@natlock.test' }))
+        .status,
+    ).toBe(202);
+    const other = client(q.host);
+    expect((await other.signIn('other@natlock.test', 'other-password-123')).status).toBe(200);
+    expect((await other.json('POST', '/api/v1/me/verify-email')).status).toBe(202);
+    // One bad actor on the shared address burns the address's 30 failures with made-up links.
+    for (let i = 0; i < 30; i++)
+      await client(q.host).json('POST', '/api/v1/auth/password-reset/confirm', {
+        token: `made-up-token-${i}-${'y'.repeat(30)}`,
+        password: 'a-new-password-123',
+      });
+  });
+  const cases: { name: string; send: () => Promise<Response>; status: number; code?: string }[] = [
+    {
+      name: 'a made-up (well-formed) reset token is still refused by the lock',
+      send: () =>
+        client(q.host).fetch('/api/v1/auth/password-reset/confirm', {
+          method: 'POST',
+          json: { token: 'Zm9vYmFyYmF6cXV4cXV1eGZvb2JhcmJhenF1eHF1dXg', password: 'a-new-password-123' },
+        }),
+      status: 429,
+      code: 'auth.throttled',
+    },
+    {
+      name: 'a made-up verification token is still refused by the lock',
+      send: () =>
+        client(q.host).fetch('/api/v1/auth/verify-email', {
+          method: 'POST',
+          json: { token: 'Zm9vYmFyYmF6cXV4cXV1eGZvb2JhcmJhenF1eHF1dXg' },
+        }),
+      status: 429,
+      code: 'auth.throttled',
+    },
+    {
+      name: 'a sign-in from the address is still refused',
+      send: () =>
+        client(q.host).fetch('/api/v1/auth/login', {
+          method: 'POST',
+          json: { email: 'colleague@natlock.test', password: 'colleague-password-1' },
+        }),
+      status: 429,
+      code: 'auth.throttled',
+    },
+    {
+      name: 'a reset request from the address is still refused',
+      send: () =>
+        client(q.host).fetch('/api/v1/auth/password-reset', {
+          method: 'POST',
+          json: { email: 'colleague@natlock.test' },
+        }),
+      status: 429,
+      code: 'auth.throttled',
+    },
+    {
+      name: "the colleague's live reset link goes through",
+      send: async () =>
+        client(q.host).fetch('/api/v1/auth/password-reset/confirm', {
+          method: 'POST',
+          json: {
+            token: (await mailed('colleague@natlock.test', 'reset_password')).at(-1),
+            password: 'colleague-new-pw-2',
+          },
+        }),
+      status: 200,
+    },
+    {
+      name: "another user's live verification link goes through",
+      send: async () =>
+        client(q.host).fetch('/api/v1/auth/verify-email', {
+          method: 'POST',
+          json: { token: (await mailed('other@natlock.test', 'verify_email')).at(-1) },
+        }),
+      status: 200,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, async () => {
+      const res = await c.send();
+      const body = (await res.json()) as { error?: { code: string } };
+      expect([res.status, body.error?.code]).toEqual([c.status, c.code]);
+    });
+  }
+  test('a used link replayed from the locked address is refused again', async () => {
+    const token = (await mailed('colleague@natlock.test', 'reset_password')).at(-1);
+    const res = await client(q.host).json('POST', '/api/v1/auth/password-reset/confirm', {
+      token,
+      password: 'mallory-password-789',
+    });
+    expect(res.status).toBe(429);
   });
 });
 
@@ -485,6 +598,7 @@ describe('keys on session and account routes: only a session, or a key whose sco
     { method: 'POST', path: '/api/v1/auth/logout-all' },
     { method: 'POST', path: '/api/v1/auth/logout' },
     { method: 'POST', path: '/api/v1/me/verify-email' },
+    { method: 'DELETE', path: '/api/v1/me/sso-identities/oidc/bm9uZQ' },
   ];
   const scopes: { scopes: string[]; expected: number }[] = [
     { scopes: ['ai:invoke'], expected: 403 },

@@ -18,7 +18,7 @@ import {
   reserve,
 } from './throttle.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
-import { checkPassword } from './users.service.ts';
+import { checkPassword, claimInvitation } from './users.service.ts';
 
 // Checked when the email is unknown, so a miss costs the same time as a wrong password.
 let dummyHash: Promise<string> | null = null;
@@ -35,7 +35,8 @@ export function throttled(wait: number, what = 'failed sign-ins'): AppError {
 
 /**
  * Refuses an unauthenticated request from an address that is locked for failures (30 in 15
- * minutes across sign-in, reset and email links), before any work is done for it.
+ * minutes across sign-in, reset and email links), before any work is done for it. Links with a
+ * live token pass (`checkAddressUnlessLive`).
  */
 export function checkAddress(db: Database, ip: string | null, now: number): void {
   const wait = lockWait(db, AUTH_LIMITS.address, addressKey(ip), now);
@@ -260,6 +261,23 @@ export function issueEmailToken(
 type TokenPurpose = 'verify_email' | 'reset_password';
 
 /**
+ * The active user a live one-time token of `purpose` (unused, unexpired) belongs to, or null.
+ * Reads only and counts nothing.
+ */
+function liveTokenUser(app: App, db: Database, token: unknown, purpose: TokenPurpose): UserRow | null {
+  if (typeof token !== 'string' || token.length < 20 || token.length > 100) return null;
+  const row = db
+    .query<{ user_id: string; expires_at: number; used_at: number | null; purpose: string }, [string]>(
+      'SELECT user_id, expires_at, used_at, purpose FROM email_tokens WHERE token_hash = ?',
+    )
+    .get(sha256Hex(token));
+  if (!row || row.purpose !== purpose || row.used_at !== null || app.clock.now() >= row.expires_at)
+    return null;
+  const user = createUserRepository({ db }).byId(row.user_id);
+  return user?.status === 'active' ? user : null;
+}
+
+/**
  * The user a one-time token (unused, unexpired, right purpose) belongs to, or throws 400. With
  * `spend`, the token is used up. A bad token counts as a failure of the client's address.
  */
@@ -272,28 +290,40 @@ function redeem(
   spend: boolean,
 ): UserRow {
   const now = app.clock.now();
-  const bad = () => {
+  const user = liveTokenUser(app, db, token, purpose);
+  if (!user) {
     addressFailed(db, ip, now);
-    return new AppError('auth.token_invalid', 'this link is invalid or has expired; ask for a new one', 400, [
+    throw new AppError('auth.token_invalid', 'this link is invalid or has expired; ask for a new one', 400, [
       { path: '/token', reason: 'invalid or expired' },
     ]);
-  };
-  if (typeof token !== 'string' || token.length < 20 || token.length > 100) throw bad();
-  const row = db
-    .query<{ user_id: string; expires_at: number; used_at: number | null; purpose: string }, [string]>(
-      'SELECT user_id, expires_at, used_at, purpose FROM email_tokens WHERE token_hash = ?',
-    )
-    .get(sha256Hex(token));
-  if (!row || row.purpose !== purpose || row.used_at !== null || now >= row.expires_at) throw bad();
-  const user = createUserRepository({ db }).byId(row.user_id);
-  if (user?.status !== 'active') throw bad();
-  if (spend) db.query('UPDATE email_tokens SET used_at = ? WHERE token_hash = ?').run(now, sha256Hex(token));
+  }
+  if (spend && typeof token === 'string')
+    db.query('UPDATE email_tokens SET used_at = ? WHERE token_hash = ?').run(now, sha256Hex(token));
   return user;
 }
 
-/** Confirms an email address from its link (a locked address is refused first). Audited. */
+/**
+ * The address lock for a token-bearing link (verify-email, reset-confirm): a request with a
+ * live token carries its own unguessable proof and passes a locked address (so one bad actor
+ * behind a shared NAT cannot block everyone's links); any other is refused while the address
+ * is locked, and a bad token still counts against the address (`redeem`).
+ */
+function checkAddressUnlessLive(
+  app: App,
+  db: Database,
+  token: unknown,
+  purpose: TokenPurpose,
+  ip: string | null,
+): void {
+  if (!liveTokenUser(app, db, token, purpose)) checkAddress(db, ip, app.clock.now());
+}
+
+/**
+ * Confirms an email address from its link. A locked address is refused first unless the link
+ * is live (`checkAddressUnlessLive`). Audited.
+ */
 export function verifyEmail(app: App, db: Database, token: unknown, client: { ip: string | null }): UserRow {
-  checkAddress(db, client.ip, app.clock.now());
+  checkAddressUnlessLive(app, db, token, 'verify_email', client.ip);
   // The bad-token count must survive the refusal, so the check runs outside the write.
   redeem(app, db, token, 'verify_email', client.ip, false);
   return db
@@ -346,7 +376,10 @@ export function requestPasswordReset(
  * transaction: spends every outstanding reset link of the user (not only this one), ends every
  * session, revokes the user's API keys (a reset is how an account is recovered after a
  * compromise, and keys made meanwhile must not outlive it), and lifts sign-in lock-outs (the
- * link proved the mailbox, as GitLab's unlock mail does). Audited with the counts.
+ * link proved the mailbox, as GitLab's unlock mail does), removes the SSO links the user made
+ * through the link routes (`via` signed_in: an intruder's among them; SCIM/JIT links stay), and
+ * claims an invitation account (it no longer links by email). A locked address is refused
+ * first unless the link is live. Audited with the counts.
  */
 export async function resetPassword(
   app: App,
@@ -356,7 +389,7 @@ export async function resetPassword(
   password: unknown,
   client: { ip: string | null },
 ): Promise<void> {
-  checkAddress(db, client.ip, app.clock.now());
+  checkAddressUnlessLive(app, db, token, 'reset_password', client.ip);
   const pw = checkPassword(password);
   redeem(app, db, token, 'reset_password', client.ip, false);
   const hash = await hashPassword(pw, { lane: platformId, queueCap: LANE_QUEUE_CAP });
@@ -376,6 +409,15 @@ export async function resetPassword(
     const ended = destroyUserSessions(db, user.id);
     const revoked = revokeUserKeys(db, user.id, now);
     const unlocked = clearAccount(db, user.email.toLowerCase(), now);
+    // Links made through the link routes may be an intruder's: a recovery removes them. Links
+    // from SCIM or JIT provisioning (or by email, set by an owner) stay: the IdP vouches for them.
+    const unlinked = db
+      .query<{ kind: string; issuer: string; subject: string }, [string]>(
+        "DELETE FROM sso_identities WHERE user_id = ? AND via = 'signed_in' RETURNING kind, issuer, subject",
+      )
+      .all(user.id);
+    // A password set claims an invitation: it no longer links by email.
+    claimInvitation(db, user.id);
     app.audit.append(db, {
       actor: `user:${user.id}`,
       action: 'user.password_reset',
@@ -385,6 +427,7 @@ export async function resetPassword(
         keys_revoked: revoked,
         other_reset_links_spent: spent,
         locks_lifted: unlocked,
+        sso_links_removed: unlinked,
       },
     });
   }).immediate();

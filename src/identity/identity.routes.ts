@@ -21,7 +21,15 @@ import {
 } from './sessions.ts';
 import { ownerOnlyChanges, readIdentitySettings, writeIdentitySettings } from './settings.ts';
 import { createUserRepository } from './users.repository.ts';
-import { changeRole, createUser, setUserActive, userView } from './users.service.ts';
+import {
+  changeRole,
+  createUser,
+  listSsoIdentities,
+  parseSsoIdentityId,
+  removeSsoIdentity,
+  setUserActive,
+  userView,
+} from './users.service.ts';
 
 /** Every identity route and the permission it needs (merged into the platform's table). */
 export const IDENTITY_ROUTE_PERMISSIONS: Record<string, Permission> = {
@@ -34,11 +42,15 @@ export const IDENTITY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'POST /api/v1/auth/password-reset/confirm': 'public',
   'GET /api/v1/me': 'signed_in',
   'POST /api/v1/me/verify-email': 'account:manage',
+  'GET /api/v1/me/sso-identities': 'signed_in',
+  'DELETE /api/v1/me/sso-identities/:kind/:link': 'account:manage',
   'GET /api/v1/users': 'users:read',
   'POST /api/v1/users': 'users:write',
   'GET /api/v1/users/:id': 'users:read',
   'PATCH /api/v1/users/:id': 'users:write',
   'POST /api/v1/users/:id/unlock': 'users:write',
+  'GET /api/v1/users/:id/sso-identities': 'users:write',
+  'DELETE /api/v1/users/:id/sso-identities/:kind/:link': 'users:write',
   'GET /api/v1/api-keys': 'apikeys:own',
   'POST /api/v1/api-keys': 'apikeys:own',
   'DELETE /api/v1/api-keys/:id': 'apikeys:own',
@@ -46,6 +58,21 @@ export const IDENTITY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'PATCH /api/v1/settings/identity': 'settings:write',
   'GET /api/v1/audit': 'audit:read',
 };
+
+/** The signed-in user's id (a session, or a key of a user); 403 for any other principal. */
+function ownUserId(c: PlatformRequestContext): string {
+  const uid = userIdOf(c.principal);
+  if (!uid) throw new AppError('auth.forbidden', 'only a user has linked identities', 403);
+  return uid;
+}
+
+/** The link a `:kind/:id` pair of a removal URL names; 404 when it names none. */
+function linkOf(kind: string, id: string): { kind: string; issuer: string; subject: string } {
+  const parsed = parseSsoIdentityId(id);
+  if ((kind !== 'oidc' && kind !== 'saml') || !parsed)
+    throw new AppError('sso.identity_not_found', 'this account has no such linked identity', 404);
+  return { kind, ...parsed };
+}
 
 const obj = (b: unknown): Record<string, unknown> =>
   b && typeof b === 'object' && !Array.isArray(b) ? (b as Record<string, unknown>) : {};
@@ -204,6 +231,18 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
       { status: 202 },
     );
   })
+  .get('/me/sso-identities', ({ request }) => {
+    const c = requestContext(request);
+    return { sso_identities: listSsoIdentities(c.db, ownUserId(c)) };
+  })
+  .delete('/me/sso-identities/:kind/:link', ({ request, params }) => {
+    const c = requestContext(request);
+    removeSsoIdentity(c.app, c.db, ownUserId(c), linkOf(params.kind, params.link), {
+      actor: actorOf(c.principal),
+      role: null,
+    });
+    return new Response(null, { status: 204 });
+  })
   .get('/users', ({ request }) => {
     const c = requestContext(request);
     return { users: createUserRepository({ db: c.db }).all().map(userView) };
@@ -265,6 +304,20 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
     const c = requestContext(request);
     const r = unlockUser(c.app, c.db, params.id, { actor: actorOf(c.principal), role: roleOf(c.principal) });
     return { user: userView(r.user), locks_lifted: r.locksLifted };
+  })
+  .get('/users/:id/sso-identities', ({ request, params }) => {
+    const c = requestContext(request);
+    const u = createUserRepository({ db: c.db }).byId(params.id);
+    if (!u) throw new AppError('user.not_found', `no user ${params.id}`, 404);
+    return { sso_identities: listSsoIdentities(c.db, u.id) };
+  })
+  .delete('/users/:id/sso-identities/:kind/:link', ({ request, params }) => {
+    const c = requestContext(request);
+    removeSsoIdentity(c.app, c.db, params.id, linkOf(params.kind, params.link), {
+      actor: actorOf(c.principal),
+      role: roleOf(c.principal),
+    });
+    return new Response(null, { status: 204 });
   })
   .get('/api-keys', ({ request }) => {
     const c = requestContext(request);

@@ -22,9 +22,10 @@ export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts
 export { MFA_ROUTE_PERMISSIONS, mfaRoutes } from './mfa.routes.ts';
 export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
 export {
-  browserToken,
   OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
+  oidcCookie,
+  oidcCookieName,
   oidcView,
   readOidc,
   removeOidc,

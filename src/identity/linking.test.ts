@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import net from 'node:net';
 import { type OidcPeer, startOidcProvider } from '../../tests/peers/oidc-provider.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
-import { SSO_STARTS_PER_MIN } from './sso.ts';
+import { issueEmailToken } from './auth.service.ts';
+import { readOutbox } from './outbox.ts';
+import { assertMayMapOwner, type OwnerMapping, SSO_STARTS_PER_MIN } from './sso.ts';
+import { createUserRepository } from './users.repository.ts';
 
 // Issue 8, point 1: an admin must not become owner. SSO links an identity to an existing
 // account only deliberately (already linked, provisioned for SSO, or by an owner-set per-IdP
@@ -120,6 +123,11 @@ beforeAll(async () => {
       newbie: { email: 'newbie@linkco.test' },
       invitee: { email: 'invitee@linkco.test' },
       'okta-00u1': { email: 'renamed-at-idp@linkco.test' },
+      invitepw: { email: 'invite-pw@linkco.test' },
+      inviteonce: { email: 'invite-once@linkco.test' },
+      inviteonce2: { email: 'invite-once@linkco.test' },
+      intruder: { email: 'intruder@evil.test' },
+      mine: { email: 'mine-at-idp@linkco.test' },
     },
   });
   // The admin may set up SSO (no owner signs in through it yet).
@@ -591,7 +599,7 @@ describe('OIDC starts are limited per address (issue 8, point 9)', () => {
     });
   }
 
-  test('one address flooding /sso/oidc/login gets 429 and writes no more rows; another address still starts', async () => {
+  test('one address flooding /sso/oidc/login gets 429 and writes no rows; another address still starts', async () => {
     const seq = lastSeq();
     let started = 0;
     let status = 0;
@@ -613,6 +621,8 @@ describe('OIDC starts are limited per address (issue 8, point 9)', () => {
         db.query<{ n: number }, []>("SELECT count(*) AS n FROM sso_requests WHERE kind = 'oidc'").get()!.n,
     );
     expect(after).toBe(before);
+    // Nor did the accepted starts: a sign-in in flight lives sealed in its browser's cookie.
+    expect(before).toBe(0);
     expect(await getFrom('127.0.0.4', host, '/sso/oidc/login')).toBe(302);
     // Starting a sign-in is not an audited event, refused or not.
     expect(auditSince(seq)).toEqual([]);
@@ -707,6 +717,456 @@ describe('link while signed in (re-authenticated)', () => {
       const r = await c.send();
       expect([r.status, r.code]).toEqual([c.status, c.code]);
       expect(linksOf(ids.admin)).toBe(0);
+    });
+  }
+});
+
+// Issue 8 follow-up (points 1 and 3 of the red-team round): account recovery and linking.
+
+/** Issues a one-time email link to `userId` as the server would, and answers its token (from the outbox). */
+function mailLink(userId: string, purpose: 'verify_email' | 'reset_password'): string {
+  return withDb((db) => {
+    const u = createUserRepository({ db }).byId(userId)!;
+    issueEmailToken(env.s.app, db, u, purpose, `http://${host}`);
+    const body = readOutbox(db, { to: u.email, template: purpose, includeSent: true }).at(-1)!.body;
+    return /token=([A-Za-z0-9_-]+)/.exec(body)![1]!;
+  });
+}
+const resetWith = (token: string, password = 'a-brand-new-password-9') =>
+  browser().fetch('/api/v1/auth/password-reset/confirm', { method: 'POST', json: { token, password } });
+const verifyWith = (token: string) =>
+  browser().fetch('/api/v1/auth/verify-email', { method: 'POST', json: { token } });
+const scimCall = (method: string, path: string, body?: unknown) =>
+  fetch(`${env.s.base}/scim/v2${path}`, {
+    method,
+    headers: {
+      host,
+      authorization: `Bearer ${scimToken}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/scim+json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+const patchOps = (...ops: unknown[]) => ({
+  schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+  Operations: ops,
+});
+const userRow = (id: string) => withDb((db) => createUserRepository({ db }).byId(id)!);
+const linkRows = (userId: string) =>
+  withDb((db) =>
+    db
+      .query<{ subject: string; via: string }, [string]>(
+        'SELECT subject, via FROM sso_identities WHERE user_id = ? ORDER BY subject',
+      )
+      .all(userId),
+  );
+
+/** A fresh password sign-in of `email`, then a link of the IdP identity `login` to that account. */
+async function linkWhileSignedIn(email: string, password: string, login: string): Promise<number> {
+  const b = browser();
+  expect((await b.signIn(email, password)).status).toBe(200);
+  const start = await b.json<{ url: string }>('POST', '/api/v1/sso/oidc/link', { return_to: '/settings' });
+  expect(start.status).toBe(200);
+  const r = await idp.authorize(new URL(start.body.url), { login });
+  if (r.kind !== 'redirect') throw new Error(`IdP error ${r.status}`);
+  return (await b.fetch(r.url.pathname + r.url.search)).status;
+}
+
+describe('SCIM email changes: the new address is unconfirmed and old email links are spent', () => {
+  const cases: { name: string; send: (id: string, to: string) => Promise<Response> }[] = [
+    {
+      name: 'PUT with another userName',
+      send: (id, to) => scimCall('PUT', `/Users/${id}`, { userName: to }),
+    },
+    {
+      name: 'PATCH path userName',
+      send: (id, to) =>
+        scimCall('PATCH', `/Users/${id}`, patchOps({ op: 'replace', path: 'userName', value: to })),
+    },
+    {
+      name: 'PATCH a path-less value object { userName }',
+      send: (id, to) =>
+        scimCall('PATCH', `/Users/${id}`, patchOps({ op: 'replace', value: { userName: to } })),
+    },
+    {
+      name: 'PATCH Replace (Entra capitalisation) userName, another case',
+      send: (id, to) =>
+        scimCall(
+          'PATCH',
+          `/Users/${id}`,
+          patchOps({ op: 'Replace', path: 'userName', value: to.toUpperCase() }),
+        ),
+    },
+  ];
+  cases.forEach((c, i) => {
+    test(c.name, async () => {
+      const made = await scimCall('POST', '/Users', { userName: `mail-change-${i}@linkco.test` });
+      expect(made.status).toBe(201);
+      const id = ((await made.json()) as { id: string }).id;
+      withDb((db) => db.query('UPDATE users SET email_verified_at = ? WHERE id = ?').run(Date.now(), id));
+      const reset = mailLink(id, 'reset_password');
+      const verify = mailLink(id, 'verify_email');
+      const seq = lastSeq();
+      const res = await c.send(id, `moved-${i}@linkco.test`);
+      expect(res.status).toBe(200);
+      const u = userRow(id);
+      expect(u.email).toBe(`moved-${i}@linkco.test`);
+      expect(u.email_verified_at).toBeNull();
+      const changed = auditSince(seq).find((e) => e.action === 'user.email_changed');
+      expect(changed?.details).toMatchObject({
+        from: `mail-change-${i}@linkco.test`,
+        to: `moved-${i}@linkco.test`,
+        email_links_spent: 2,
+      });
+      // The links mailed for the old address no longer recover or confirm anything.
+      const r = await resetWith(reset);
+      expect([r.status, ((await r.json()) as { error: { code: string } }).error.code]).toEqual([
+        400,
+        'auth.token_invalid',
+      ]);
+      const v = await verifyWith(verify);
+      expect(v.status).toBe(400);
+      expect(userRow(id).password_hash).toBeNull();
+      expect(userRow(id).email_verified_at).toBeNull();
+    });
+  });
+
+  test('a SCIM update that keeps the email keeps the confirmation and the links', async () => {
+    const made = await scimCall('POST', '/Users', { userName: 'keeps-mail@linkco.test' });
+    const id = ((await made.json()) as { id: string }).id;
+    withDb((db) => db.query('UPDATE users SET email_verified_at = ? WHERE id = ?').run(Date.now(), id));
+    const verify = mailLink(id, 'verify_email');
+    const res = await scimCall(
+      'PATCH',
+      `/Users/${id}`,
+      patchOps({ op: 'replace', path: 'displayName', value: 'K' }),
+    );
+    expect(res.status).toBe(200);
+    expect(userRow(id).email_verified_at).not.toBeNull();
+    expect((await verifyWith(verify)).status).toBe(200);
+  });
+});
+
+describe('an invitation links only until it is claimed', () => {
+  const cases: { name: string; email: string; login: string; claim: (id: string) => Promise<void> }[] = [
+    {
+      name: 'its holder set a password through a reset link',
+      email: 'invite-pw@linkco.test',
+      login: 'invitepw',
+      claim: async (id) => {
+        expect((await resetWith(mailLink(id, 'reset_password'))).status).toBe(200);
+      },
+    },
+    {
+      name: 'its holder signed in through SSO once (that link since removed)',
+      email: 'invite-once@linkco.test',
+      login: 'inviteonce2',
+      claim: async (id) => {
+        expect((await ssoSignIn('inviteonce')).res.status).toBe(302);
+        withDb((db) => db.query('DELETE FROM sso_identities WHERE user_id = ?').run(id));
+      },
+    },
+  ];
+  for (const c of cases) {
+    test(`refused: ${c.name}`, async () => {
+      const id = await makeUser({ email: c.email });
+      await c.claim(id);
+      const seq = lastSeq();
+      const { res, code } = await ssoSignIn(c.login);
+      expect([res.status, code]).toEqual([409, 'sso.account_exists']);
+      expect(sessionSet(res)).toBe(false);
+      expect(linksOf(id)).toBe(0);
+      expect(auditSince(seq).some((e) => e.action === 'user.sso_linked')).toBe(false);
+    });
+  }
+});
+
+describe('linked identities: listed and removed by the holder and by admins; a reset removes self-made links', () => {
+  let victim: string;
+  let member: PlatformClient;
+  const VPW = 'victim-password-123';
+  beforeAll(async () => {
+    victim = await makeUser({ email: 'victim@linkco.test', password: VPW });
+    member = browser();
+    await makeUser({ email: 'plain-member@linkco.test', password: PASSWORD });
+    expect((await member.signIn('plain-member@linkco.test', PASSWORD)).status).toBe(200);
+  });
+
+  test('a completed reset removes the link an intruder made through the link route; IdP-made links stay; audited', async () => {
+    // The intruder knew the password for a while and linked their own IdP identity.
+    expect(await linkWhileSignedIn('victim@linkco.test', VPW, 'intruder')).toBe(302);
+    withDb((db) =>
+      db
+        .query(
+          "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at, via) VALUES ('saml', 'https://idp.example/saml', 'victim-scim', ?, 0, 'provisioned')",
+        )
+        .run(victim),
+    );
+    expect(linkRows(victim)).toEqual([
+      { subject: 'intruder', via: 'signed_in' },
+      { subject: 'victim-scim', via: 'provisioned' },
+    ]);
+    const seq = lastSeq();
+    expect((await resetWith(mailLink(victim, 'reset_password'))).status).toBe(200);
+    expect(linkRows(victim)).toEqual([{ subject: 'victim-scim', via: 'provisioned' }]);
+    const reset = auditSince(seq).find((e) => e.action === 'user.password_reset')!;
+    expect(reset.details.sso_links_removed).toEqual([
+      { kind: 'oidc', issuer: idp.issuer, subject: 'intruder' },
+    ]);
+    // The intruder's identity no longer reaches the account.
+    const back = await ssoSignIn('intruder');
+    if (back.res.status === 302) {
+      const me = await back.b.json<{ user: { id: string } }>('GET', '/api/v1/me');
+      expect(me.body.user.id).not.toBe(victim);
+    }
+    withDb((db) => db.query("DELETE FROM sso_identities WHERE subject = 'victim-scim'").run());
+  });
+
+  test('the holder lists their links and removes one (session + CSRF); audited', async () => {
+    const b = browser();
+    expect((await b.signIn('victim@linkco.test', 'a-brand-new-password-9')).status).toBe(200);
+    expect(await linkWhileSignedIn('victim@linkco.test', 'a-brand-new-password-9', 'mine')).toBe(302);
+    const list = await b.json<{
+      sso_identities: {
+        id: string;
+        kind: string;
+        issuer: string;
+        subject: string;
+        via: string;
+        created_at: string;
+      }[];
+    }>('GET', '/api/v1/me/sso-identities');
+    expect(list.status).toBe(200);
+    expect(list.body.sso_identities).toHaveLength(1);
+    const link = list.body.sso_identities[0]!;
+    expect(link).toMatchObject({ kind: 'oidc', issuer: idp.issuer, subject: 'mine', via: 'signed_in' });
+    expect(Number.isNaN(Date.parse(link.created_at))).toBe(false);
+    const path = `/api/v1/me/sso-identities/oidc/${link.id}`;
+    const noCsrf = browser();
+    expect((await noCsrf.signIn('victim@linkco.test', 'a-brand-new-password-9')).status).toBe(200);
+    noCsrf.csrf = null;
+    expect((await noCsrf.fetch(path, { method: 'DELETE' })).status).toBe(403);
+    expect(linksOf(victim)).toBe(1);
+    const seq = lastSeq();
+    expect((await b.fetch(path, { method: 'DELETE' })).status).toBe(204);
+    expect(linksOf(victim)).toBe(0);
+    const gone = auditSince(seq).find((e) => e.action === 'user.sso_unlinked')!;
+    expect(gone).toMatchObject({ actor: `user:${victim}`, target: `user:${victim}` });
+    expect((await b.fetch(path, { method: 'DELETE' })).status).toBe(404);
+  });
+
+  test('admin routes: an admin lists and removes a member’s link; an owner’s only an owner; a member neither', async () => {
+    expect(await linkWhileSignedIn('victim@linkco.test', 'a-brand-new-password-9', 'mine')).toBe(302);
+    withDb((db) =>
+      db
+        .query(
+          "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at, via) VALUES ('oidc', 'https://other-idp.example', 'owner-sub', ?, 0, 'signed_in')",
+        )
+        .run(ids.owner2),
+    );
+    const ownerBefore = linksOf(ids.owner2);
+    try {
+      const mine = await admin.json<{ sso_identities: { id: string; subject: string }[] }>(
+        'GET',
+        `/api/v1/users/${victim}/sso-identities`,
+      );
+      expect(mine.status).toBe(200);
+      expect(mine.body.sso_identities.map((l) => l.subject)).toEqual(['mine']);
+      const ownerLinks = await owner.json<{ sso_identities: { id: string; subject: string }[] }>(
+        'GET',
+        `/api/v1/users/${ids.owner2}/sso-identities`,
+      );
+      const ownerPath = `/api/v1/users/${ids.owner2}/sso-identities/oidc/${ownerLinks.body.sso_identities.find((l) => l.subject === 'owner-sub')!.id}`;
+      const refusals: {
+        name: string;
+        who: () => PlatformClient;
+        method: string;
+        path: string;
+        status: number;
+      }[] = [
+        {
+          name: 'a member lists',
+          who: () => member,
+          method: 'GET',
+          path: `/api/v1/users/${victim}/sso-identities`,
+          status: 403,
+        },
+        {
+          name: 'a member removes',
+          who: () => member,
+          method: 'DELETE',
+          path: `/api/v1/users/${victim}/sso-identities/oidc/${mine.body.sso_identities[0]!.id}`,
+          status: 403,
+        },
+        {
+          name: "an admin removes an owner's link",
+          who: () => admin,
+          method: 'DELETE',
+          path: ownerPath,
+          status: 403,
+        },
+      ];
+      for (const r of refusals) {
+        const res = await r.who().fetch(r.path, { method: r.method });
+        expect([r.name, res.status]).toEqual([r.name, r.status]);
+      }
+      expect(linksOf(victim)).toBe(1);
+      expect(linksOf(ids.owner2)).toBe(ownerBefore);
+      const del = await admin.fetch(
+        `/api/v1/users/${victim}/sso-identities/oidc/${mine.body.sso_identities[0]!.id}`,
+        {
+          method: 'DELETE',
+        },
+      );
+      expect(del.status).toBe(204);
+      expect(linksOf(victim)).toBe(0);
+      expect((await owner.fetch(ownerPath, { method: 'DELETE' })).status).toBe(204);
+      expect(linksOf(ids.owner2)).toBe(ownerBefore - 1);
+    } finally {
+      withDb((db) => db.query("DELETE FROM sso_identities WHERE subject = 'owner-sub'").run());
+    }
+  });
+});
+
+describe('owner role mappings: an admin may save settings whose owner mapping is unchanged, not change it', () => {
+  const mapped = (extra: Record<string, unknown> = {}) =>
+    settings({
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      role_claim: 'groups',
+      role_map: { 'platform-owners': 'owner', staff: 'admin' },
+      ...extra,
+    });
+  beforeAll(async () => {
+    expect((await owner.json('PUT', '/api/v1/sso/oidc', mapped())).status).toBe(200);
+    withDb((db) =>
+      db
+        .query(
+          "INSERT INTO sso_identities (kind, issuer, subject, user_id, created_at) VALUES ('oidc', ?, 'twin', ?, 0)",
+        )
+        .run(idp.issuer, ids.owner2),
+    );
+  });
+  afterAll(async () => {
+    withDb((db) => db.query("DELETE FROM sso_identities WHERE subject = 'twin'").run());
+    await owner.json('PUT', '/api/v1/sso/oidc', settings());
+  });
+  const cases: { name: string; body: () => Record<string, unknown>; status: number }[] = [
+    { name: 'saved again unchanged', body: () => mapped(), status: 200 },
+    { name: 'another default role', body: () => mapped({ default_role: 'creator' }), status: 200 },
+    {
+      name: 'a non-owner mapping changed',
+      body: () => mapped({ role_map: { 'platform-owners': 'owner', staff: 'creator' } }),
+      status: 200,
+    },
+    {
+      name: 'a second value mapped to owner',
+      body: () => mapped({ role_map: { 'platform-owners': 'owner', staff: 'owner' } }),
+      status: 403,
+    },
+    {
+      name: 'the owner value renamed',
+      body: () => mapped({ role_map: { everyone: 'owner', staff: 'admin' } }),
+      status: 403,
+    },
+    {
+      name: 'the role claim changed under the owner mapping',
+      body: () => mapped({ role_claim: 'nickname' }),
+      status: 403,
+    },
+  ];
+  for (const c of cases) {
+    test(`${c.name} → ${c.status}`, async () => {
+      const res = await admin.json<{ error?: { code: string; details: { path: string }[] } }>(
+        'PUT',
+        '/api/v1/sso/oidc',
+        c.body(),
+      );
+      expect(res.status).toBe(c.status);
+      if (c.status === 403) {
+        expect(res.body.error?.code).toBe('auth.forbidden');
+        expect(res.body.error?.details.map((d) => d.path)).toEqual(['/role_map']);
+        const now = await owner.json<{ oidc: { role_map: Record<string, string>; role_claim: string } }>(
+          'GET',
+          '/api/v1/sso/oidc',
+        );
+        expect(now.body.oidc.role_map['platform-owners']).toBe('owner');
+      }
+      expect((await owner.json('PUT', '/api/v1/sso/oidc', mapped())).status).toBe(200);
+    });
+  }
+});
+
+describe('assertMayMapOwner (OIDC and SAML share it): the change is compared', () => {
+  const was: OwnerMapping = {
+    idp: 'https://idp.example',
+    roleKey: 'groups',
+    roleMap: { a: 'owner', b: 'admin' },
+  };
+  const cases: {
+    name: string;
+    previous: OwnerMapping | null;
+    next: OwnerMapping;
+    role: 'admin' | 'owner' | null;
+    ok: boolean;
+  }[] = [
+    { name: 'admin, unchanged', previous: was, next: was, role: 'admin', ok: true },
+    {
+      name: 'admin, other entries changed',
+      previous: was,
+      next: { ...was, roleMap: { a: 'owner' } },
+      role: 'admin',
+      ok: true,
+    },
+    {
+      name: 'admin, owner mapping removed',
+      previous: was,
+      next: { ...was, roleMap: { b: 'admin' } },
+      role: 'admin',
+      ok: true,
+    },
+    {
+      name: 'admin, a value added to owner',
+      previous: was,
+      next: { ...was, roleMap: { a: 'owner', b: 'owner' } },
+      role: 'admin',
+      ok: false,
+    },
+    { name: 'admin, first settings map to owner', previous: null, next: was, role: 'admin', ok: false },
+    {
+      name: 'admin, another IdP with the same map',
+      previous: was,
+      next: { ...was, idp: 'https://evil.example' },
+      role: 'admin',
+      ok: false,
+    },
+    {
+      name: 'admin, a new signing certificate (SAML) with the same map',
+      previous: { ...was, trust: ['fp-a'] },
+      next: { ...was, trust: ['fp-a', 'fp-b'] },
+      role: 'admin',
+      ok: false,
+    },
+    {
+      name: 'admin, an old signing certificate dropped (SAML)',
+      previous: { ...was, trust: ['fp-a', 'fp-b'] },
+      next: { ...was, trust: ['fp-b'] },
+      role: 'admin',
+      ok: true,
+    },
+    {
+      name: 'admin, another role claim',
+      previous: was,
+      next: { ...was, roleKey: 'nickname' },
+      role: 'admin',
+      ok: false,
+    },
+    { name: 'owner, anything', previous: null, next: was, role: 'owner', ok: true },
+    { name: 'the system, anything', previous: null, next: was, role: null, ok: true },
+  ];
+  for (const c of cases) {
+    test(`${c.name} → ${c.ok ? 'allowed' : 'refused'}`, () => {
+      const run = () => assertMayMapOwner(c.previous, c.next, c.role, 'a claim');
+      if (c.ok) expect(run).not.toThrow();
+      else expect(run).toThrow(/only an owner can map a claim to the owner role/);
     });
   }
 });

@@ -2,10 +2,10 @@ import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
 import { requestContext } from './context.ts';
 import {
-  browserToken,
   finishOidcLogin,
-  OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
+  oidcCookie,
+  oidcCookieName,
   oidcView,
   readOidc,
   removeOidc,
@@ -13,7 +13,7 @@ import {
   startOidcLogin,
 } from './oidc.ts';
 import { actorOf, type Permission, roleOf } from './permissions.ts';
-import { readCookie, sessionCookie } from './sessions.ts';
+import { sessionCookie } from './sessions.ts';
 import { linkingUser } from './sso.ts';
 
 /** The oidc routes and the permission each needs (merged into the platform's table). */
@@ -26,9 +26,9 @@ export const OIDC_ROUTE_PERMISSIONS: Record<string, Permission> = {
   'GET /sso/oidc/callback': 'public',
 };
 
-/** The browser-binding cookie of a sign-in in flight (scoped to the OIDC paths, ten minutes). */
-function browserCookie(token: string, secure: boolean, maxAgeSec: number): string {
-  return `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+/** The Set-Cookie of a started sign-in: its sealed state, on the OIDC paths, ten minutes. */
+function pendingCookie(cookie: { name: string; value: string }, secure: boolean): string {
+  return oidcCookie(cookie.name, cookie.value, secure, Math.floor(OIDC_REQUEST_TTL_MS / 1000));
 }
 
 /**
@@ -57,18 +57,16 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
   })
   .get('/sso/oidc/login', async ({ request }) => {
     const c = requestContext(request);
-    const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
-    const url = await startOidcLogin(c.app, c.db, {
+    const { url, cookie, drop } = await startOidcLogin(c.app, c.db, {
       origin: c.origin,
       returnTo: new URL(request.url).searchParams.get('return_to'),
-      browserToken: token,
       client: { scope: c.platform.id, ip: c.ip },
+      cookies: request.headers.get('cookie'),
     });
     const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
-    headers.append(
-      'set-cookie',
-      browserCookie(token, c.origin.startsWith('https:'), Math.floor(OIDC_REQUEST_TTL_MS / 1000)),
-    );
+    for (const name of drop)
+      headers.append('set-cookie', oidcCookie(name, '', c.origin.startsWith('https:'), 0));
+    headers.append('set-cookie', pendingCookie(cookie, c.origin.startsWith('https:')));
     return new Response(null, { status: 302, headers });
   })
   // Link while signed in: the identity that comes back is linked to this (recently signed-in)
@@ -76,30 +74,26 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
   .post('/api/v1/sso/oidc/link', async ({ request, body }) => {
     const c = requestContext(request);
     const userId = linkingUser(c.app, c.db, c.principal);
-    const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
     const returnTo =
       body && typeof body === 'object' ? (body as Record<string, unknown>).return_to : undefined;
-    const url = await startOidcLogin(c.app, c.db, {
+    const { url, cookie } = await startOidcLogin(c.app, c.db, {
       origin: c.origin,
       returnTo,
-      browserToken: token,
       client: { scope: c.platform.id, ip: c.ip },
       linkUserId: userId,
     });
     const headers = new Headers({ 'cache-control': 'no-store' });
-    headers.append(
-      'set-cookie',
-      browserCookie(token, c.origin.startsWith('https:'), Math.floor(OIDC_REQUEST_TTL_MS / 1000)),
-    );
+    headers.append('set-cookie', pendingCookie(cookie, c.origin.startsWith('https:')));
     return Response.json({ url: url.href }, { headers });
   })
   .get('/sso/oidc/callback', async ({ request }) => {
     const c = requestContext(request);
     const secure = c.origin.startsWith('https:');
+    const query = new URL(request.url).searchParams;
     const r = await finishOidcLogin(c.app, c.db, {
       origin: c.origin,
-      query: new URL(request.url).searchParams,
-      browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
+      query,
+      cookies: request.headers.get('cookie'),
       ip: c.ip,
       userAgent: request.headers.get('user-agent'),
       scope: c.platform.id,
@@ -109,6 +103,6 @@ export const oidcRoutes = new Elysia({ name: 'oidc.routes' })
       'set-cookie',
       sessionCookie(r.token, { secure, maxAgeSec: Math.floor((r.expiresAt - c.app.clock.now()) / 1000) }),
     );
-    headers.append('set-cookie', browserCookie('', secure, 0));
+    headers.append('set-cookie', oidcCookie(oidcCookieName(query.get('state') ?? ''), '', secure, 0));
     return new Response(null, { status: 302, headers });
   });

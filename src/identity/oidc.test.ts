@@ -3,8 +3,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { operatorApi } from '../../tests/helpers.ts';
 import { type OidcPeer, startOidcProvider } from '../../tests/peers/oidc-provider.ts';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
+import { secretsOf } from '../app/index.ts';
 import { createOutboundGuard, type OutboundGuard } from '../shared/outbound.ts';
-import { mapRole, readOidc, safeReturnTo } from './oidc.ts';
+import { mapRole, oidcCookieName, readOidc, safeReturnTo, startOidcLogin } from './oidc.ts';
+import { sealPending } from './sso.ts';
 
 const SECRET = 'acme-app-secret-0123456789';
 const BETA_SECRET = 'beta-app-secret-0123456789';
@@ -53,6 +55,37 @@ const auditSince = (platformId: string, seq: number) =>
       .all(seq)
       .map((e) => ({ ...e, details: JSON.parse(e.details) as Record<string, unknown> })),
   );
+
+/** Rows in every table of a platform's database (name → count). */
+const rowCounts = (platformId: string) =>
+  withDb(platformId, (db) =>
+    Object.fromEntries(
+      db
+        .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .all()
+        .map((t) => [t.name, db.query<{ n: number }, []>(`SELECT count(*) AS n FROM "${t.name}"`).get()!.n]),
+    ),
+  );
+
+/** What the sealed cookie of the sign-in with `state` carries, opened with the platform's keyring. */
+const pendingOf = (b: PlatformClient, state: string, platformId = env.platformId) =>
+  withDb(
+    platformId,
+    (db) =>
+      JSON.parse(secretsOf(db).unseal(b.jar.get(oidcCookieName(state))!, 'sso:oidc:pending')) as Record<
+        string,
+        unknown
+      >,
+  );
+
+/** Replaces the sign-in's cookie in the browser by one sealed (by the platform) with `patch` applied. */
+const resealInJar = (b: PlatformClient, state: string, patch: Record<string, unknown>) => {
+  const next = { ...pendingOf(b, state), ...patch };
+  b.jar.set(
+    oidcCookieName(state),
+    withDb(env.platformId, (db) => sealPending(db, 'oidc', next)),
+  );
+};
 
 /** A browser on the acme (or beta) host. */
 const browser = (host = acmeHost) => new PlatformClient(env.s.base, host);
@@ -458,22 +491,24 @@ describe('OIDC sign-in round trip', () => {
     expect(p.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(p.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(p.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(res.headers.getSetCookie().join('\n')).toMatch(
-      /^sf_oidc=[A-Za-z0-9_-]{43}; Path=\/sso\/oidc; HttpOnly; SameSite=Lax; Max-Age=600$/m,
+    // The sign-in's state travels sealed in its own cookie, on the callback path only.
+    const state = p.get('state')!;
+    const name = oidcCookieName(state);
+    expect(name).toMatch(/^sf_oidc_[0-9a-f]{16}$/);
+    const set = res.headers.getSetCookie().join('\n');
+    expect(set).toMatch(
+      new RegExp(
+        `^${name}=sf1\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=600$`,
+        'm',
+      ),
     );
-    const row = withDb(env.platformId, (db) =>
-      db
-        .query<{ kind: string; data: string; expires_at: number }, [string]>(
-          'SELECT kind, data, expires_at FROM sso_requests WHERE id = ?',
-        )
-        .get(p.get('state')!),
-    )!;
-    expect(row.kind).toBe('oidc');
-    const data = JSON.parse(row.data) as Record<string, string>;
+    expect(set).not.toContain(p.get('nonce')!);
+    const data = pendingOf(b, state);
+    expect(data.state).toBe(state);
     expect(data.nonce).toBe(p.get('nonce')!);
     expect(data.return_to).toBe('/agents');
     expect(data.code_verifier).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const ttl = row.expires_at - Date.now();
+    const ttl = (data.exp as number) - Date.now();
     expect(ttl).toBeGreaterThan(590_000);
     expect(ttl).toBeLessThanOrEqual(600_000);
   });
@@ -486,7 +521,7 @@ describe('OIDC sign-in round trip', () => {
     expect(res.headers.getSetCookie().join('\n')).toMatch(
       /^sf_session=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax/m,
     );
-    expect(b.jar.has('sf_oidc')).toBe(false);
+    expect([...b.jar.keys()].filter((k) => k.startsWith('sf_oidc'))).toEqual([]);
     const me = await b.json<{
       user: { id: string; email: string; name: string; role: string };
       role: string;
@@ -668,11 +703,7 @@ describe('refused callbacks: never a session; an audit entry when tied to a sign
   test('a wrong nonce (the stored nonce tampered with): the ID token is refused', async () => {
     const b = browser();
     const { state, callback: cb } = await throughIdp(b, 'alice');
-    withDb(env.platformId, (db) =>
-      db
-        .query("UPDATE sso_requests SET data = json_set(data, '$.nonce', 'tampered') WHERE id = ?")
-        .run(state),
-    );
+    resealInJar(b, state, { nonce: 'tampered' });
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
     const entry = await expectRefused(
       await callback(b, cb),
@@ -728,11 +759,14 @@ describe('refused callbacks: never a session; an audit entry when tied to a sign
   test('an expired state (older than ten minutes)', async () => {
     const b = browser();
     const { state, callback: cb } = await throughIdp(b, 'bob');
-    withDb(env.platformId, (db) =>
-      db.query('UPDATE sso_requests SET expires_at = ? WHERE id = ?').run(Date.now() - 1, state),
-    );
+    resealInJar(b, state, { exp: Date.now() - 1 });
+    const kept = b.jar.get(oidcCookieName(state))!;
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
     await expectRefused(await callback(b, cb), seq, { status: 400, reason: 'state_expired' }, n);
+    // Its holder may post it again and again: audited once, then only logged.
+    b.jar.set(oidcCookieName(state), kept);
+    const seq2 = lastSeq(env.platformId);
+    await expectAnonymousRefusal(await callback(b, cb), seq2, { status: 400, reason: 'state_expired' }, n);
   });
 
   test('a response from another issuer (mix-up: the code comes from a second provider)', async () => {
@@ -751,7 +785,14 @@ describe('refused callbacks: never a session; an audit entry when tied to a sign
   test('a callback opened in another browser than the one that started the sign-in', async () => {
     const { callback: cb } = await throughIdp(browser(), 'bob');
     const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
-    await expectRefused(await callback(browser(), cb), seq, { status: 400, reason: 'browser_mismatch' }, n);
+    // No cookie of ours for this state: the server cannot tell it from a forged one (it keeps
+    // nothing), so it is refused and logged, not audited.
+    await expectAnonymousRefusal(
+      await callback(browser(), cb),
+      seq,
+      { status: 400, reason: 'state_unknown', message: /started in another browser/ },
+      n,
+    );
   });
 
   test('an error sent back by the IdP', async () => {
@@ -945,6 +986,120 @@ describe('refused callbacks: never a session; an audit entry when tied to a sign
       await b.fetch(r.url.pathname + r.url.search),
       seq,
       { status: 400, reason: 'not_configured', platformId: beta.id },
+      n,
+    );
+  });
+});
+
+describe('sign-ins in flight live in the browser, sealed: anonymous starts write nothing (issue 8, point 9)', () => {
+  test('5,000 starts from 5,000 addresses write no row anywhere; a sign-in started before them finishes', async () => {
+    const honest = browser();
+    const first = await throughIdp(honest, 'bob', { returnTo: '/honest' });
+    const before = rowCounts(env.platformId);
+    const origin = `http://${acmeHost}`;
+    await withDb(env.platformId, async (db) => {
+      for (let i = 0; i < 5_000; i++) {
+        const started = await startOidcLogin(env.s.app, db, {
+          origin,
+          returnTo: '/',
+          client: { scope: env.platformId, ip: `127.${1 + (i >> 8)}.${i & 255}.9` },
+        });
+        expect(started.cookie.name).toMatch(/^sf_oidc_[0-9a-f]{16}$/);
+      }
+    });
+    expect(rowCounts(env.platformId)).toEqual(before);
+    const res = await callback(honest, first.callback);
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('/honest');
+  }, 60_000);
+
+  test('two tabs of one browser: two sign-ins in flight, finished in the other order, both work', async () => {
+    const b = browser();
+    const one = await throughIdp(b, 'bob', { returnTo: '/one' });
+    const two = await throughIdp(b, 'alice', { returnTo: '/two' });
+    expect([...b.jar.keys()].filter((k) => k.startsWith('sf_oidc_')).length).toBe(2);
+    const r2 = await callback(b, two.callback);
+    expect([r2.status, r2.headers.get('location')]).toEqual([302, '/two']);
+    const r1 = await callback(b, one.callback);
+    expect([r1.status, r1.headers.get('location')]).toEqual([302, '/one']);
+  });
+
+  test('a page that makes a browser start many sign-ins plants at most five cookies; the newest works', async () => {
+    const b = browser();
+    for (let i = 0; i < 12; i++) expect((await b.fetch('/sso/oidc/login')).status).toBe(302);
+    expect([...b.jar.keys()].filter((k) => k.startsWith('sf_oidc_')).length).toBe(5);
+    const last = await throughIdp(b, 'bob', { returnTo: '/newest' });
+    expect([...b.jar.keys()].filter((k) => k.startsWith('sf_oidc_')).length).toBe(5);
+    const res = await callback(b, last.callback);
+    expect([res.status, res.headers.get('location')]).toEqual([302, '/newest']);
+  });
+
+  /** Puts a cookie under the sign-in's name in the browser's jar (what an attacker controls). */
+  const attacks: {
+    name: string;
+    cookie: (b: PlatformClient, state: string) => string | null;
+    reason: string;
+  }[] = [
+    { name: 'no cookie (browser binding)', cookie: () => null, reason: 'state_unknown' },
+    {
+      name: 'a tampered cookie',
+      cookie: (b, state) => {
+        const v = b.jar.get(oidcCookieName(state))!;
+        return `${v.slice(0, -4)}${v.at(-4) === 'A' ? 'B' : 'A'}${v.slice(-3)}`;
+      },
+      reason: 'state_unknown',
+    },
+    {
+      name: 'a cookie sealed for another kind (SAML)',
+      cookie: (b, state) => withDb(env.platformId, (db) => sealPending(db, 'saml', pendingOf(b, state))),
+      reason: 'state_unknown',
+    },
+    {
+      name: 'a cookie sealed on platform B',
+      cookie: (b, state) => withDb(beta.id, (db) => sealPending(db, 'oidc', pendingOf(b, state))),
+      reason: 'state_unknown',
+    },
+    {
+      name: "another sign-in's cookie under this state's name",
+      cookie: () =>
+        withDb(env.platformId, (db) => sealPending(db, 'oidc', { state: 'other', exp: Date.now() + 60_000 })),
+      reason: 'state_unknown',
+    },
+  ];
+  for (const c of attacks) {
+    test(`refused, not audited, and the real cookie still works: ${c.name}`, async () => {
+      const b = browser();
+      const { state, callback: cb } = await throughIdp(b, 'bob');
+      const real = b.jar.get(oidcCookieName(state))!;
+      const forged = c.cookie(b, state);
+      const attacker = browser();
+      if (forged !== null) attacker.jar.set(oidcCookieName(state), forged);
+      const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
+      await expectAnonymousRefusal(await callback(attacker, cb), seq, { status: 400, reason: c.reason }, n);
+      expect(b.jar.get(oidcCookieName(state))).toBe(real);
+      expect((await callback(b, cb)).status).toBe(302);
+    });
+  }
+
+  test('a cookie replayed after a successful sign-in: refused, audited once, then only logged', async () => {
+    const b = browser();
+    const { state, callback: cb } = await throughIdp(b, 'bob');
+    const stolen = b.jar.get(oidcCookieName(state))!;
+    expect((await callback(b, cb)).status).toBe(302);
+    const used = withDb(
+      env.platformId,
+      (db) => db.query<{ n: number }, []>("SELECT count(*) AS n FROM sso_used WHERE kind = 'oidc'").get()!.n,
+    );
+    expect(used).toBeGreaterThan(0);
+    const thief = browser();
+    thief.jar.set(oidcCookieName(state), stolen);
+    const [seq, n] = [lastSeq(env.platformId), sessions(env.platformId)];
+    await expectRefused(await callback(thief, cb), seq, { status: 400, reason: 'state_replayed' }, n);
+    const seq2 = lastSeq(env.platformId);
+    await expectAnonymousRefusal(
+      await callback(thief, cb),
+      seq2,
+      { status: 400, reason: 'state_replayed' },
       n,
     );
   });

@@ -1,19 +1,29 @@
 import type { Database } from 'bun:sqlite';
 import * as client from 'openid-client';
 import type { App } from '../app/index.ts';
-import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
+import { safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { isOutboundError } from '../shared/outbound.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
+import { readCookie } from './sessions.ts';
 import {
   assertMayChangeIdp,
+  assertMayMapOwner,
+  firstRefusalOf,
+  firstReplayOf,
   logAnonymousRefusal,
   mapRoleValues,
+  openPending,
+  pendingCookieName,
+  pendingCookiesToDrop,
+  pendingUsed,
   readSsoSettings,
+  recordPendingUsed,
   removeSso,
+  SSO_PENDING_TTL_MS,
   safeReturnTo,
+  sealPending,
   takeSsoStart,
-  trimSsoRequests,
   writeSsoSettings,
 } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
@@ -21,10 +31,14 @@ import { provisionSsoUser } from './users.service.ts';
 
 /** The path of the callback on every platform's origin (register `<origin>` + this at the IdP). */
 export const OIDC_CALLBACK_PATH = '/sso/oidc/callback';
-/** The cookie that ties a sign-in in flight to the browser that started it. */
+/**
+ * The prefix of the cookies that carry sign-ins in flight, sealed: one per sign-in,
+ * `sf_oidc_<16 hex of SHA-256(state)>`, on the OIDC paths only, at most SSO_PENDING_PER_BROWSER. Holding it is the browser
+ * binding; the server keeps nothing until the IdP's answer is proven.
+ */
 export const OIDC_BROWSER_COOKIE = 'sf_oidc';
 /** How long a started sign-in (state, nonce, PKCE verifier) stays usable. */
-export const OIDC_REQUEST_TTL_MS = 10 * 60_000;
+export const OIDC_REQUEST_TTL_MS = SSO_PENDING_TTL_MS;
 
 const DEFAULT_SCOPES = ['openid', 'email', 'profile'];
 const FIELDS = [
@@ -341,10 +355,12 @@ export async function saveOidc(
 ): Promise<StoredOidc & { updated_at: number }> {
   const previous = readOidc(db);
   const s = validateOidcSettings(body, previous);
-  if (Object.values(s.role_map).includes('owner') && by.role !== null && by.role !== 'owner')
-    throw new AppError('auth.forbidden', 'only an owner can map a claim to the owner role', 403, [
-      { path: '/role_map', reason: 'maps to owner' },
-    ]);
+  assertMayMapOwner(
+    previous && { idp: previous.issuer, roleKey: previous.role_claim, roleMap: previous.role_map },
+    { idp: s.issuer, roleKey: s.role_claim, roleMap: s.role_map },
+    by.role,
+    'a claim',
+  );
   const sameIdp = previous !== null && previous.issuer === s.issuer && previous.client_id === s.client_id;
   // Switching the IdP off is taking it away too.
   const switchedOff = previous?.enabled === true && !s.enabled;
@@ -412,23 +428,40 @@ function clientConfig(app: App, db: Database, s: StoredOidc & { updated_at: numb
 
 export { safeReturnTo } from './sso.ts';
 
-/** What a started sign-in keeps in `sso_requests`. */
-interface OidcRequestData {
+/** What a started sign-in carries, sealed, in its cookie (context `sso:oidc:pending`). */
+interface OidcPending {
+  state: string;
   nonce: string;
   code_verifier: string;
   redirect_uri: string;
   return_to: string;
-  browser: string;
   /** The signed-in user who asked to link the returning identity to their account. */
   link_user?: string;
+  /** When it stops being usable (epoch ms). */
+  exp: number;
+}
+
+/** The name of the cookie that carries the sign-in with this state. */
+export function oidcCookieName(state: string): string {
+  return pendingCookieName(OIDC_BROWSER_COOKIE, state);
 }
 
 /**
- * Starts an authorization code flow: fresh state, nonce and PKCE verifier (S256), kept for ten
- * minutes and bound to the browser by `browserToken` (its cookie). Returns the IdP URL to go to.
- * With `client`, one address may start only so many a minute (429 `sso.rate_limited`); the
- * sign-ins in flight are trimmed by age, never refused for everyone. `linkUserId`: a signed-in
- * user asks to link the identity that comes back to their own account.
+ * A Set-Cookie value for a sign-in's sealed cookie (empty `value` and 0 clear it): HttpOnly,
+ * SameSite=Lax (the IdP redirects back with a top-level GET), on the OIDC paths only (the login
+ * sees them too, to keep a browser's count bounded: SSO_PENDING_PER_BROWSER).
+ */
+export function oidcCookie(name: string, value: string, secure: boolean, maxAgeSec: number): string {
+  return `${name}=${value}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Starts an authorization code flow: fresh state, nonce and PKCE verifier (S256), sealed with
+ * the return path, the linking user and a ten-minute expiry into the sign-in's own cookie
+ * (returned as `cookie`; see OIDC_BROWSER_COOKIE). Nothing is written to the database, so
+ * anonymous starts fill and churn nothing shared. With `client`, one address may still start
+ * only so many a minute (429 `sso.rate_limited`; it bounds the CPU spent). `linkUserId`: a
+ * signed-in user asks to link the identity that comes back to their own account.
  */
 export async function startOidcLogin(
   app: App,
@@ -436,11 +469,12 @@ export async function startOidcLogin(
   req: {
     origin: string;
     returnTo: unknown;
-    browserToken: string;
     client?: { scope: string; ip: string | null };
     linkUserId?: string | null;
+    /** The browser's Cookie header: its oldest sign-in cookies beyond the bound are named in `drop`. */
+    cookies?: string | null;
   },
-): Promise<URL> {
+): Promise<{ url: URL; cookie: { name: string; value: string }; drop: string[] }> {
   const s = readOidc(db);
   if (!s?.enabled)
     throw new AppError('sso.oidc_not_configured', 'single sign-on with OIDC is not set up here', 404);
@@ -450,24 +484,16 @@ export async function startOidcLogin(
   const nonce = client.randomNonce();
   const code_verifier = client.randomPKCECodeVerifier();
   const redirect_uri = `${req.origin}${OIDC_CALLBACK_PATH}`;
-  const data: OidcRequestData = {
+  const pending: OidcPending = {
+    state,
     nonce,
     code_verifier,
     redirect_uri,
     return_to: safeReturnTo(req.returnTo),
-    browser: sha256Hex(req.browserToken),
     ...(req.linkUserId ? { link_user: req.linkUserId } : {}),
+    exp: app.clock.now() + OIDC_REQUEST_TTL_MS,
   };
-  const now = app.clock.now();
-  db.transaction(() => {
-    trimSsoRequests(db, 'oidc', now);
-    db.query("INSERT INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'oidc', ?, ?)").run(
-      state,
-      JSON.stringify(data),
-      now + OIDC_REQUEST_TTL_MS,
-    );
-  }).immediate();
-  return client.buildAuthorizationUrl(config, {
+  const url = client.buildAuthorizationUrl(config, {
     redirect_uri,
     scope: s.scopes.join(' '),
     response_type: 'code',
@@ -476,6 +502,11 @@ export async function startOidcLogin(
     state,
     nonce,
   });
+  return {
+    url,
+    cookie: { name: oidcCookieName(state), value: sealPending(db, 'oidc', { ...pending }) },
+    drop: pendingCookiesToDrop(db, 'oidc', OIDC_BROWSER_COOKIE, req.cookies ?? null, app.clock.now()),
+  };
 }
 
 /** Refusals of account linking the client sees as they are (the rest are `sso.oidc_failed`). */
@@ -485,8 +516,10 @@ const PASSED_THROUGH = new Set([
   'sso.identity_linked_elsewhere',
 ]);
 
-/** Refusals that name no sign-in of ours (no state, or one we never made or already used). */
-/** Refusals that name no sign-in of ours: anyone can cause them, so they are logged, not audited. */
+/**
+ * Refusals that name no sign-in of ours (no state, no cookie of ours for it, a cookie that does
+ * not open): anyone can cause them, so they are logged, not audited.
+ */
 export const ANONYMOUS_REASONS: ReadonlySet<string> = new Set(['state_missing', 'state_unknown']);
 
 /** A refused sign-in: the reason goes to the audit log, the message to the client. */
@@ -496,14 +529,32 @@ export class OidcRefusal extends Error {
     message: string,
     readonly status: 400 | 401 | 403 | 409 = 401,
     readonly code = 'sso.oidc_failed',
+    /** Logged, not audited (a repeat that was audited already). */
+    readonly anonymous = false,
   ) {
     super(message);
   }
 }
 
-/** A fresh browser binding token for the `sf_oidc` cookie (or the valid one the browser has). */
-export function browserToken(current: string | null): string {
-  return current && /^[A-Za-z0-9_-]{43}$/.test(current) ? current : randomToken(32);
+/** What a callback learnt before it refused, for deciding whether the refusal is audited. */
+export interface OidcSeen {
+  email?: string;
+  subject?: string;
+  /** The state of a sealed sign-in of ours the callback carried (its cookie opened). */
+  pending?: string;
+  /** The IdP's answer was proven and the state recorded as used. */
+  proven?: boolean;
+}
+
+/**
+ * Whether a refused callback is audited: never for anonymous garbage; once per sign-in (in
+ * memory) for a refusal tied to a sealed sign-in before the IdP's answer was proven, since its
+ * holder may re-post the cookie at will; always once proven (a retry is a replay).
+ */
+export function auditsOidcRefusal(r: OidcRefusal, seen: OidcSeen, scope: string, now: number): boolean {
+  if (r.anonymous || ANONYMOUS_REASONS.has(r.reason)) return false;
+  if (seen.pending !== undefined && !seen.proven) return firstRefusalOf(scope, 'oidc', seen.pending, now);
+  return true;
 }
 
 /** The role the claim maps to: the most powerful match in `role_map`, else the default role. */
@@ -530,8 +581,8 @@ function describe(e: unknown): string {
 }
 
 /**
- * Finishes a sign-in at the callback: the state is used up at once (one use), the browser must
- * be the one that started it, the code is exchanged with the PKCE verifier and the ID token's
+ * Finishes a sign-in at the callback: the browser must hold the sealed cookie of this state
+ * (the browser binding), unexpired and not used by a finished sign-in (one use), the code is exchanged with the PKCE verifier and the ID token's
  * nonce and issuer are checked (openid-client), then the user is found, linked or created (JIT)
  * with the mapped role, and a session starts. A refusal is audited as `user.sign_in_failed`
  * (via oidc), except a callback naming no sign-in of ours (logged at most once a minute per
@@ -544,14 +595,15 @@ export async function finishOidcLogin(
   req: {
     origin: string;
     query: URLSearchParams;
-    browserToken: string | null;
+    /** The request's Cookie header (the sign-in's sealed cookie is read from it). */
+    cookies: string | null;
     ip: string | null;
     userAgent: string | null;
     /** The platform, for the rate of logged anonymous refusals. */
     scope?: string;
   },
 ): Promise<SignedIn & { returnTo: string }> {
-  const seen: { email?: string; subject?: string; user?: UserRow } = {};
+  const seen: OidcSeen & { user?: UserRow } = {};
   try {
     return await callback(app, db, req, seen);
   } catch (e) {
@@ -573,7 +625,8 @@ export async function finishOidcLogin(
       ...(seen.subject ? { subject: seen.subject } : {}),
     };
     // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
-    if (ANONYMOUS_REASONS.has(r.reason)) logAnonymousRefusal(app, req.scope ?? 'oidc', req.ip, details);
+    if (!auditsOidcRefusal(r, seen, req.scope ?? 'oidc', app.clock.now()))
+      logAnonymousRefusal(app, req.scope ?? 'oidc', req.ip, details);
     else
       app.audit.append(db, {
         actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
@@ -598,35 +651,48 @@ export interface VerifiedOidc {
 }
 
 /**
- * The protocol half of a callback, for any database holding `sso_providers` and
- * `sso_requests` (a platform's, or the control plane's for the operator console): the state is
- * used up at once, the browser must match, the code is exchanged with PKCE, the ID token's
- * nonce and issuer are checked, and a verified email is required. Throws `OidcRefusal`.
+ * The protocol half of a callback, for any database holding `sso_providers` and `sso_used`
+ * (a platform's, or the control plane's for the operator console): the sealed cookie named
+ * after the state must be present and open here (this platform or console, kind oidc), carry
+ * that very state and be unexpired; a state used by a finished sign-in is refused (replay, its
+ * first one audited). The code is exchanged with PKCE, the ID token's nonce and issuer are
+ * checked, then the state is recorded as used, and a verified email is required. Throws
+ * `OidcRefusal`.
  */
 export async function verifyOidcCallback(
   app: App,
   db: Database,
-  req: { query: URLSearchParams; browserToken: string | null },
-  seen: { email?: string; subject?: string },
+  req: { query: URLSearchParams; cookies: string | null },
+  seen: OidcSeen,
 ): Promise<VerifiedOidc> {
   const state = req.query.get('state');
   if (!state) throw new OidcRefusal('state_missing', 'the callback has no state', 400);
-  // One use: the row is gone before anything else is checked.
-  const row = db
-    .query<{ data: string; expires_at: number }, [string]>(
-      "DELETE FROM sso_requests WHERE id = ? AND kind = 'oidc' RETURNING data, expires_at",
-    )
-    .get(state);
-  if (!row) throw new OidcRefusal('state_unknown', 'unknown or already used sign-in state; start again', 400);
-  if (row.expires_at <= app.clock.now())
-    throw new OidcRefusal('state_expired', 'the sign-in took too long; start again', 400);
-  const data = JSON.parse(row.data) as OidcRequestData;
-  if (!req.browserToken || !safeEqual(sha256Hex(req.browserToken), data.browser))
-    throw new OidcRefusal(
-      'browser_mismatch',
-      'this sign-in was started in another browser; start again',
+  const unknown = () =>
+    new OidcRefusal(
+      'state_unknown',
+      'unknown or already used sign-in state, or one started in another browser; start again',
       400,
     );
+  if (state.length > 512) throw unknown();
+  const sealed = readCookie(req.cookies, oidcCookieName(state));
+  const opened = openPending(db, 'oidc', sealed) as Partial<OidcPending> | null;
+  // No cookie of ours for this state (another browser, or forged) or one that does not open here.
+  if (!opened || typeof opened.state !== 'string' || !safeEqual(opened.state, state)) throw unknown();
+  const data = opened as OidcPending;
+  seen.pending = state;
+  const now = app.clock.now();
+  if (typeof data.exp !== 'number' || data.exp <= now)
+    throw new OidcRefusal('state_expired', 'the sign-in took too long; start again', 400);
+  if (pendingUsed(db, 'oidc', state)) {
+    seen.proven = true;
+    throw new OidcRefusal(
+      'state_replayed',
+      'this sign-in has been finished already; start again',
+      400,
+      'sso.oidc_failed',
+      !firstReplayOf(db, 'oidc', state),
+    );
+  }
   const idpError = req.query.get('error');
   if (idpError) {
     const d = req.query.get('error_description');
@@ -657,6 +723,16 @@ export async function verifyOidcCallback(
       `the identity provider's answer was refused: ${describe(e)}`,
     );
   }
+  // The IdP's answer is proven: only now is anything written, and the state is used up.
+  seen.proven = true;
+  if (!recordPendingUsed(db, 'oidc', state, data.exp, app.clock.now()))
+    throw new OidcRefusal(
+      'state_replayed',
+      'this sign-in has been finished already; start again',
+      400,
+      'sso.oidc_failed',
+      !firstReplayOf(db, 'oidc', state),
+    );
   const idClaims = tokens.claims();
   if (!idClaims) throw new OidcRefusal('id_token_missing', 'the identity provider sent no ID token');
   seen.subject = idClaims.sub;
@@ -685,7 +761,7 @@ export async function verifyOidcCallback(
     name,
     claims,
     settings: s,
-    // Checked again on the way out: a row stored by an older version may hold anything.
+    // Checked again on the way out.
     returnTo: safeReturnTo(data.return_to),
     linkUserId: typeof data.link_user === 'string' ? data.link_user : null,
   };
@@ -695,7 +771,7 @@ async function callback(
   app: App,
   db: Database,
   req: Parameters<typeof finishOidcLogin>[2],
-  seen: { email?: string; subject?: string; user?: UserRow },
+  seen: OidcSeen & { user?: UserRow },
 ): Promise<SignedIn & { returnTo: string }> {
   const v = await verifyOidcCallback(app, db, req, seen);
   const { settings: s, claims, email, name } = v;

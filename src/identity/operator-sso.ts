@@ -4,7 +4,7 @@ import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
-import { ANONYMOUS_REASONS, OidcRefusal, verifyOidcCallback } from './oidc.ts';
+import { auditsOidcRefusal, OidcRefusal, type OidcSeen, verifyOidcCallback } from './oidc.ts';
 import type { OperatorPrincipal, OperatorRole } from './operators.ts';
 import { logAnonymousRefusal } from './sso.ts';
 
@@ -112,7 +112,7 @@ export function createOperator(
  */
 export async function finishOperatorOidc(
   app: App,
-  req: { query: URLSearchParams; browserToken: string | null; ip: string | null },
+  req: { query: URLSearchParams; cookies: string | null; ip: string | null },
 ): Promise<{
   token: string;
   csrfToken: string;
@@ -121,7 +121,7 @@ export async function finishOperatorOidc(
   operator: OperatorView;
 }> {
   const db = app.control;
-  const seen: { email?: string; subject?: string } = {};
+  const seen: OidcSeen = {};
   try {
     const v = await verifyOidcCallback(app, db, req, seen);
     const op =
@@ -178,7 +178,8 @@ export async function finishOperatorOidc(
       app.log.error('operator oidc callback failed', { err: String(e) });
     const details = { via: 'oidc', reason: r.reason, ip: req.ip };
     // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
-    if (ANONYMOUS_REASONS.has(r.reason)) logAnonymousRefusal(app, 'operator', req.ip, details);
+    if (!auditsOidcRefusal(r, seen, 'operator', app.clock.now()))
+      logAnonymousRefusal(app, 'operator', req.ip, details);
     else
       app.audit.append(db, {
         actor: 'anonymous',

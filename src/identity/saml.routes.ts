@@ -6,15 +6,14 @@ import {
   finishSamlLogin,
   readSaml,
   removeSaml,
-  SAML_BROWSER_COOKIE,
   SAML_REQUEST_TTL_MS,
-  samlBrowserToken,
+  samlCookieName,
   samlMetadata,
   samlView,
   saveSaml,
   startSamlLogin,
 } from './saml.ts';
-import { readCookie, sessionCookie } from './sessions.ts';
+import { sessionCookie } from './sessions.ts';
 import { linkingUser } from './sso.ts';
 
 /** The saml routes and the permission each needs (merged into the platform's table). */
@@ -29,13 +28,14 @@ export const SAML_ROUTE_PERMISSIONS: Record<string, Permission> = {
 };
 
 /**
- * The browser-binding cookie of a SAML sign-in in flight, scoped to the SAML paths. The IdP
- * posts to the ACS from its own site, and a Lax cookie is not sent on a cross-site POST: on
- * https it is `SameSite=None; Secure`. On http (loopback development, tests) browsers refuse
- * `None` without Secure, so it is Lax there (an IdP on the same site still works).
+ * The cookie of a SAML sign-in in flight (its sealed request; see SAML_BROWSER_COOKIE), on the
+ * SAML paths only (the login sees them too, to keep their number bounded). The IdP posts to the ACS from its own site, and a Lax cookie is not sent on a
+ * cross-site POST: on https it is `SameSite=None; Secure`. On http (loopback development,
+ * tests) browsers refuse `None` without Secure, so it is Lax there (an IdP on the same site
+ * still works).
  */
-function browserCookie(token: string, secure: boolean, maxAgeSec: number): string {
-  return `${SAML_BROWSER_COOKIE}=${token}; Path=/sso/saml; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAgeSec}`;
+function pendingCookie(name: string, value: string, secure: boolean, maxAgeSec: number): string {
+  return `${name}=${value}; Path=/sso/saml; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAgeSec}`;
 }
 
 /**
@@ -74,17 +74,23 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
   })
   .get('/sso/saml/login', async ({ request }) => {
     const c = requestContext(request);
-    const token = samlBrowserToken(readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE));
-    const url = await startSamlLogin(c.app, c.db, {
+    const { url, cookie, drop } = await startSamlLogin(c.app, c.db, {
       origin: c.origin,
       returnTo: new URL(request.url).searchParams.get('return_to'),
-      browserToken: token,
       client: { scope: c.platform.id, ip: c.ip },
+      cookies: request.headers.get('cookie'),
     });
     const headers = new Headers({ location: url, 'cache-control': 'no-store' });
+    for (const name of drop)
+      headers.append('set-cookie', pendingCookie(name, '', c.origin.startsWith('https:'), 0));
     headers.append(
       'set-cookie',
-      browserCookie(token, c.origin.startsWith('https:'), Math.floor(SAML_REQUEST_TTL_MS / 1000)),
+      pendingCookie(
+        cookie.name,
+        cookie.value,
+        c.origin.startsWith('https:'),
+        Math.floor(SAML_REQUEST_TTL_MS / 1000),
+      ),
     );
     return new Response(null, { status: 302, headers });
   })
@@ -93,20 +99,23 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
   .post('/api/v1/sso/saml/link', async ({ request, body }) => {
     const c = requestContext(request);
     const userId = linkingUser(c.app, c.db, c.principal);
-    const token = samlBrowserToken(readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE));
     const returnTo =
       body && typeof body === 'object' ? (body as Record<string, unknown>).return_to : undefined;
-    const url = await startSamlLogin(c.app, c.db, {
+    const { url, cookie } = await startSamlLogin(c.app, c.db, {
       origin: c.origin,
       returnTo,
-      browserToken: token,
       client: { scope: c.platform.id, ip: c.ip },
       linkUserId: userId,
     });
     const headers = new Headers({ 'cache-control': 'no-store' });
     headers.append(
       'set-cookie',
-      browserCookie(token, c.origin.startsWith('https:'), Math.floor(SAML_REQUEST_TTL_MS / 1000)),
+      pendingCookie(
+        cookie.name,
+        cookie.value,
+        c.origin.startsWith('https:'),
+        Math.floor(SAML_REQUEST_TTL_MS / 1000),
+      ),
     );
     return Response.json({ url }, { headers });
   })
@@ -117,7 +126,7 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
       body,
       ip: c.ip,
       userAgent: request.headers.get('user-agent'),
-      browserToken: readCookie(request.headers.get('cookie'), SAML_BROWSER_COOKIE),
+      cookies: request.headers.get('cookie'),
       scope: c.platform.id,
     });
     const secure = c.origin.startsWith('https:');
@@ -129,6 +138,6 @@ export const samlRoutes = new Elysia({ name: 'saml.routes' })
         maxAgeSec: Math.floor((r.expiresAt - c.app.clock.now()) / 1000),
       }),
     );
-    headers.append('set-cookie', browserCookie('', secure, 0));
+    if (r.requestId) headers.append('set-cookie', pendingCookie(samlCookieName(r.requestId), '', secure, 0));
     return new Response(null, { status: 302, headers });
   });

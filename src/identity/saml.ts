@@ -10,18 +10,28 @@ import {
 } from '@node-saml/node-saml';
 import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../app/index.ts';
-import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
+import { safeEqual } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { type SignedIn, ssoSignIn } from './auth.service.ts';
+import { readCookie } from './sessions.ts';
 import {
   assertMayChangeIdp,
+  assertMayMapOwner,
+  firstRefusalOf,
+  firstReplayOf,
   logAnonymousRefusal,
   mapRoleValues,
+  openPending,
+  pendingCookieName,
+  pendingCookiesToDrop,
+  pendingUsed,
   readSsoSettings,
+  recordPendingUsed,
   removeSso,
+  SSO_PENDING_TTL_MS,
   safeReturnTo,
+  sealPending,
   takeSsoStart,
-  trimSsoRequests,
   writeSsoSettings,
 } from './sso.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
@@ -39,9 +49,13 @@ export const SAML_PATHS = {
  * Enough for clocks kept by NTP; small enough that an assertion dies soon after its IdP said so.
  */
 export const SAML_CLOCK_SKEW_MS = 60_000;
-/** How long an AuthnRequest stays answerable (its ID is kept in `sso_requests` this long). */
-export const SAML_REQUEST_TTL_MS = 10 * 60_000;
-/** The cookie that ties a SAML sign-in in flight to the browser that started it. */
+/** How long an AuthnRequest stays answerable (its sealed cookie is valid this long). */
+export const SAML_REQUEST_TTL_MS = SSO_PENDING_TTL_MS;
+/**
+ * The prefix of the cookies that carry SAML sign-ins in flight, sealed: one per AuthnRequest,
+ * `sf_saml_<16 hex of SHA-256(request ID)>`, on the SAML paths only, at most SSO_PENDING_PER_BROWSER. Holding it is the browser
+ * binding; the server keeps nothing until a validly signed answer arrives.
+ */
 export const SAML_BROWSER_COOKIE = 'sf_saml';
 /** A base64 SAMLResponse larger than this is refused unread. */
 const MAX_RESPONSE_CHARS = 512 * 1024;
@@ -408,11 +422,23 @@ export function saveSaml(
   by: { actor: string; role: PlatformRole | null; platformSlug: string },
 ): StoredSaml & { updated_at: number } {
   const s = validateSamlSettings(body);
-  if (Object.values(s.role_map).includes('owner') && by.role !== null && by.role !== 'owner')
-    throw new AppError('auth.forbidden', 'only an owner can map an attribute value to the owner role', 403, [
-      { path: '/role_map', reason: 'maps to owner' },
-    ]);
   const previous = readSaml(db);
+  assertMayMapOwner(
+    previous && {
+      idp: previous.idp_entity_id,
+      roleKey: previous.role_attribute,
+      roleMap: previous.role_map,
+      trust: previous.idp_cert.map(fingerprint),
+    },
+    {
+      idp: s.idp_entity_id,
+      roleKey: s.role_attribute,
+      roleMap: s.role_map,
+      trust: s.idp_cert.map(fingerprint),
+    },
+    by.role,
+    'an attribute value',
+  );
   // The same IdP: the same entity ID, trusted through no certificate it did not have before.
   const known = new Set(previous?.idp_cert.map(fingerprint) ?? []);
   const sameIdp =
@@ -498,97 +524,49 @@ export function safeReturnPath(v: unknown): string {
   return safeReturnTo(v, 512);
 }
 
+/** What a started SAML sign-in carries, sealed, in its cookie (context `sso:saml:pending`). */
+interface SamlPending {
+  /** The AuthnRequest's ID (the InResponseTo its answer must carry). */
+  id: string;
+  /** The AuthnRequest's IssueInstant (node-saml's cache value). */
+  instant: string;
+  /** The signed-in user who asked to link the returning identity to their account. */
+  link_user?: string;
+  /** When it stops being answerable (epoch ms). */
+  exp: number;
+}
+
+/** The name of the cookie that carries the SAML sign-in answering to this request ID. */
+export function samlCookieName(requestId: string): string {
+  return pendingCookieName(SAML_BROWSER_COOKIE, requestId);
+}
+
 /**
- * node-saml's request-ID cache over this platform's `sso_requests` (kind 'saml'): saved when an
- * AuthnRequest is made, looked up and removed when its response arrives. Expired rows are
- * invisible; the clock is the app's.
+ * node-saml's request-ID cache for one request, over nothing shared: at a start it hands the
+ * new request's ID and instant to `onSave` (sealed into the cookie by the caller); at the ACS it
+ * knows only the request sealed in this browser's cookie (`known`). Nothing is written.
  */
 function requestCache(
   app: App,
-  db: Database,
-  bound: { browser: string; linkUser: string | null } | null = null,
+  known: { id: string; instant: string } | null,
+  onSave: (id: string, instant: string) => void = () => {},
 ): CacheProvider {
   return {
     async saveAsync(key, value) {
-      const now = app.clock.now();
-      const data: SamlRequestData = {
-        instant: value,
-        ...(bound ? { browser: bound.browser } : {}),
-        ...(bound?.linkUser ? { link_user: bound.linkUser } : {}),
-      };
-      db.transaction(() => {
-        trimSsoRequests(db, 'saml', now);
-        db.query(
-          "INSERT OR REPLACE INTO sso_requests (id, kind, data, expires_at) VALUES (?, 'saml', ?, ?)",
-        ).run(key, JSON.stringify(data), now + SAML_REQUEST_TTL_MS);
-      }).immediate();
-      return { value, createdAt: now };
+      onSave(key, value);
+      return { value, createdAt: app.clock.now() };
     },
     async getAsync(key) {
-      const row = db
-        .query<{ data: string }, [string, number]>(
-          "SELECT data FROM sso_requests WHERE id = ? AND kind = 'saml' AND expires_at > ?",
-        )
-        .get(key, app.clock.now());
-      const data = row ? (JSON.parse(row.data) as SamlRequestData) : null;
-      return data && !data.answered ? data.instant : null;
+      return known && key === known.id ? known.instant : null;
     },
     async removeAsync(key) {
-      if (!key) return null;
-      return markAnswered(db, key) ? key : null;
+      return key;
     },
   };
 }
 
-/** What a SAML sign-in in flight keeps in `sso_requests`. */
-interface SamlRequestData {
-  /** The AuthnRequest's IssueInstant (node-saml's cache value). */
-  instant: string;
-  /** SHA-256 of the `sf_saml` cookie of the browser that started it. */
-  browser?: string;
-  /** The signed-in user who asked to link the returning identity to their account. */
-  link_user?: string;
-  /** Answered already: kept until it expires so that a replay is known (and audited). */
-  answered?: 1;
-  /** A refusal of an unsigned post naming this request has been audited (later ones are logged). */
-  refused?: 1;
-}
-
-/** Marks a request answered (it cannot be answered again); false when it was not pending. */
-function markAnswered(db: Database, id: string): boolean {
-  return (
-    db
-      .query(
-        `UPDATE sso_requests SET data = json_set(data, '$.answered', 1)
-         WHERE id = ? AND kind = 'saml' AND json_extract(data, '$.answered') IS NULL`,
-      )
-      .run(id).changes > 0
-  );
-}
-
-/**
- * Records that a refusal of a post naming request `id` was audited; true the first time only,
- * so a request that anyone can name yields at most one unsigned-refusal entry in the chain.
- */
-function firstRefusal(db: Database, id: string): boolean {
-  return (
-    db
-      .query(
-        `UPDATE sso_requests SET data = json_set(data, '$.refused', 1)
-         WHERE id = ? AND kind = 'saml' AND json_extract(data, '$.refused') IS NULL`,
-      )
-      .run(id).changes > 0
-  );
-}
-
 /** A node-saml SP for one platform and one request: every check this SP relies on is set here. */
-function samlClient(
-  app: App,
-  db: Database,
-  s: StoredSaml,
-  origin: string,
-  bound: { browser: string; linkUser: string | null } | null = null,
-): SAML {
+function samlClient(s: StoredSaml, origin: string, cache: CacheProvider): SAML {
   const ep = samlEndpoints(origin);
   return new SAML({
     issuer: ep.entityId,
@@ -604,7 +582,7 @@ function samlClient(
       ? ValidateInResponseTo.ifPresent
       : ValidateInResponseTo.always,
     requestIdExpirationPeriodMs: SAML_REQUEST_TTL_MS,
-    cacheProvider: requestCache(app, db, bound),
+    cacheProvider: cache,
     identifierFormat: null,
     disableRequestedAuthnContext: true,
     ...(s.sign_requests && s.sp_private_key
@@ -620,24 +598,14 @@ function activeSaml(db: Database): StoredSaml & { updated_at: number } {
   return s;
 }
 
-function purgeExpired(app: App, db: Database): void {
-  const now = app.clock.now();
-  db.query("DELETE FROM sso_requests WHERE kind = 'saml' AND expires_at <= ?").run(now);
-  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(now);
-}
-
-/** A fresh browser binding token for the `sf_saml` cookie (or the valid one the browser has). */
-export function samlBrowserToken(current: string | null): string {
-  return current && /^[A-Za-z0-9_-]{43}$/.test(current) ? current : randomToken(32);
-}
-
 /**
  * Starts an SP-initiated sign-in: an AuthnRequest for the HTTP-Redirect binding (signed when
- * the settings say so), its ID kept ten minutes for InResponseTo and bound to the browser by
- * `browserToken` (its `sf_saml` cookie), and the return path (same origin only, else '/') in
- * RelayState. With `client`, one address may start only so many a minute (429
- * `sso.rate_limited`); the requests in flight are trimmed by age, never refused for everyone.
- * Returns the IdP URL to send the browser to.
+ * the settings say so), the return path (same origin only, else '/') in RelayState, and the
+ * request's ID, instant, linking user and a ten-minute expiry sealed into the sign-in's own
+ * cookie (returned as `cookie`; see SAML_BROWSER_COOKIE). Nothing is written to the database,
+ * so anonymous starts fill and churn nothing shared. With `client`, one address may still
+ * start only so many a minute (429 `sso.rate_limited`; it bounds the CPU spent). Returns the
+ * IdP URL to send the browser to.
  */
 export async function startSamlLogin(
   app: App,
@@ -645,20 +613,36 @@ export async function startSamlLogin(
   req: {
     origin: string;
     returnTo: unknown;
-    browserToken: string;
     client?: { scope: string; ip: string | null };
     linkUserId?: string | null;
+    /** The browser's Cookie header: its oldest sign-in cookies beyond the bound are named in `drop`. */
+    cookies?: string | null;
   },
-): Promise<string> {
+): Promise<{ url: string; cookie: { name: string; value: string }; drop: string[] }> {
   const s = activeSaml(db);
   if (req.client) takeSsoStart(req.client.scope, req.client.ip, app.clock.now());
-  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(app.clock.now());
-  const bound = { browser: sha256Hex(req.browserToken), linkUser: req.linkUserId ?? null };
-  return samlClient(app, db, s, req.origin, bound).getAuthorizeUrlAsync(
+  let made: { id: string; instant: string } | null = null;
+  const cache = requestCache(app, null, (id, instant) => {
+    made = { id, instant };
+  });
+  const url = await samlClient(s, req.origin, cache).getAuthorizeUrlAsync(
     safeReturnPath(req.returnTo),
     undefined,
     {},
   );
+  const request = made as { id: string; instant: string } | null;
+  if (!request) throw new Error('node-saml made an AuthnRequest without an ID');
+  const pending: SamlPending = {
+    id: request.id,
+    instant: request.instant,
+    ...(req.linkUserId ? { link_user: req.linkUserId } : {}),
+    exp: app.clock.now() + SAML_REQUEST_TTL_MS,
+  };
+  return {
+    url,
+    cookie: { name: samlCookieName(request.id), value: sealPending(db, 'saml', { ...pending }) },
+    drop: pendingCookiesToDrop(db, 'saml', SAML_BROWSER_COOKIE, req.cookies ?? null, app.clock.now()),
+  };
 }
 
 /** A refused response: the reason goes to the audit log, the message to the client. */
@@ -668,6 +652,8 @@ class SamlRefusal extends Error {
     message: string,
     readonly status: 400 | 401 = 401,
     readonly detail?: string,
+    /** Logged, not audited (a repeat that was audited already). */
+    readonly anonymous = false,
   ) {
     super(message);
   }
@@ -820,28 +806,32 @@ interface AcsSeen {
   subject?: string;
   email?: string;
   user?: UserRow;
-  /** The response answers a request this platform made (pending or answered). */
+  /** The response answers a request sealed in this browser's cookie (its ID in `request`). */
   known?: boolean;
   /** node-saml accepted the response's signatures. */
   validated?: boolean;
   /** The ID of the request of ours the response names (its InResponseTo). */
   request?: string;
+  /** The answer is recorded (request used, assertion ID seen): a retry is a replay. */
+  recorded?: boolean;
 }
 
 /**
- * Finishes a sign-in at the ACS (HTTP-POST binding). The response must answer a request this
- * platform made from this very browser (its `sf_saml` cookie); an unsolicited response is
- * accepted only when IdP-initiated sign-in is on (the documented exception: no browser to bind).
- * node-saml checks the signatures (Response and Assertion, by a configured certificate only;
- * KeyInfo is ignored), InResponseTo, the time window (±1 min) and the audience; then
- * Destination, Issuer and the bearer Recipient are checked here, the assertion ID is recorded
- * until it expires (a second use is refused), and the account is found, linked or created
- * (see provisionSsoUser) with the mapped role. A refusal of a signed response is audited as
- * `user.sign_in_failed` (via saml, with the reason), and so is the first refusal of an unsigned
- * post naming a request of ours (once per request: its ID is no secret); anonymous garbage
- * (no request of ours, bad signature without one) is only logged, at most once a minute per
- * address. Answered 400/401 `sso.saml_failed` (409 `sso.account_exists`, 403
- * `sso.user_not_provisioned`); no session is made.
+ * Finishes a sign-in at the ACS (HTTP-POST binding). A response naming a request (InResponseTo)
+ * must come with the sealed cookie of that very request (the browser binding: its cookie opens
+ * only on this platform, for SAML, before its expiry) and the request must not have been
+ * answered by a finished sign-in; an unsolicited response is accepted only when IdP-initiated
+ * sign-in is on (the documented exception: no browser to bind). node-saml checks the
+ * signatures (Response and Assertion, by a configured certificate only; KeyInfo is ignored),
+ * InResponseTo, the time window (±1 min) and the audience; then Destination, Issuer and the
+ * bearer Recipient are checked here. Only then is anything written: the request ID's hash and
+ * the assertion ID, until they expire (a second use is refused, its first replay audited and
+ * later ones logged). The account is found, linked or created (see provisionSsoUser) with the
+ * mapped role. A refusal of a signed response is audited as `user.sign_in_failed` (via saml,
+ * with the reason) once; a refusal tied to this browser's sealed request before the signature
+ * is proven is audited once per request (its holder may re-post it); anonymous garbage (no
+ * cookie of ours) is only logged, at most once a minute per address. Answered 400/401
+ * `sso.saml_failed` (409 `sso.account_exists`, 403 `sso.user_not_provisioned`); no session.
  */
 export async function finishSamlLogin(
   app: App,
@@ -851,10 +841,11 @@ export async function finishSamlLogin(
     body: unknown;
     ip: string | null;
     userAgent: string | null;
-    browserToken: string | null;
+    /** The request's Cookie header (the sign-in's sealed cookie is read from it). */
+    cookies: string | null;
     scope?: string;
   },
-): Promise<SignedIn & { returnTo: string }> {
+): Promise<SignedIn & { returnTo: string; requestId: string | null }> {
   const seen: AcsSeen = {};
   try {
     return await acs(app, db, req, seen);
@@ -876,11 +867,19 @@ export async function finishSamlLogin(
       ip: req.ip,
       ...(seen.subject ? { subject: seen.subject } : {}),
     };
-    // A post that names a request of ours but carries no valid signature is audited once per
-    // request: request IDs travel in every redirect to the IdP, so re-posting garbage against
-    // one must not write an entry per post (the rest are logged, rate-limited).
+    // Anyone may re-post what they hold: a refusal is audited once per request of ours (or per
+    // signed response), never an entry per post (the rest are logged, rate-limited).
+    const scope = req.scope ?? 'saml';
+    const now = app.clock.now();
+    const form = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
     const audited =
-      seen.validated || (seen.known && seen.request !== undefined && firstRefusal(db, seen.request));
+      !(e instanceof SamlRefusal && e.anonymous) &&
+      (seen.recorded ||
+        (seen.validated &&
+          firstRefusalOf(scope, 'saml', `response:${String(form.SAMLResponse ?? '')}`, now)) ||
+        (seen.known === true &&
+          seen.request !== undefined &&
+          firstRefusalOf(scope, 'saml', seen.request, now)));
     if (audited)
       app.audit.append(db, {
         actor: seen.user ? `user:${seen.user.id}` : 'anonymous',
@@ -888,7 +887,7 @@ export async function finishSamlLogin(
         target: seen.user ? `user:${seen.user.id}` : seen.email ? `email:${seen.email}` : 'sso:saml',
         details,
       });
-    else logAnonymousRefusal(app, req.scope ?? 'saml', req.ip, details);
+    else logAnonymousRefusal(app, scope, req.ip, details);
     if (pass && isAppError(e)) throw new AppError(e.code, e.message, e.status);
     throw new AppError('sso.saml_failed', `SAML sign-in refused: ${r.message}`, r.status);
   }
@@ -899,7 +898,7 @@ async function acs(
   db: Database,
   req: Parameters<typeof finishSamlLogin>[2],
   seen: AcsSeen,
-): Promise<SignedIn & { returnTo: string }> {
+): Promise<SignedIn & { returnTo: string; requestId: string | null }> {
   const s = readSaml(db);
   if (!s?.enabled)
     throw new SamlRefusal('not_configured', 'single sign-on with SAML is not set up here', 400);
@@ -909,29 +908,49 @@ async function acs(
     throw new SamlRefusal('malformed', 'the form has no SAMLResponse', 400);
   if (samlResponse.length > MAX_RESPONSE_CHARS || !/^[A-Za-z0-9+/=\s]+$/.test(samlResponse))
     throw new SamlRefusal('malformed', 'SAMLResponse must be base64 of at most 512 KiB', 400);
-  purgeExpired(app, db);
 
   // Which request it answers is read first, so that nothing costly (or audited) happens for a
-  // post that answers no request of ours from this browser. The signature covers this root.
+  // post that answers no request sealed in this browser's cookie. The signature covers this root.
   const root = parseRoot(samlResponse);
   if (!root) throw new SamlRefusal('malformed', 'the response is not a well-formed SAML message', 400);
   const answered = root.getAttribute('InResponseTo') || null;
-  let linkUserId: string | null = null;
+  let pending: SamlPending | null = null;
   if (answered) {
-    const row = db
-      .query<{ data: string }, [string]>("SELECT data FROM sso_requests WHERE id = ? AND kind = 'saml'")
-      .get(answered);
-    if (!row) throw new SamlRefusal('in_response_to', 'the response answers no pending sign-in from here');
+    const opened =
+      answered.length > 512
+        ? null
+        : (openPending(
+            db,
+            'saml',
+            readCookie(req.cookies, samlCookieName(answered)),
+          ) as Partial<SamlPending> | null);
+    // No cookie of ours for this request (another browser, forged, another platform): anyone
+    // can post any request ID, so this is anonymous.
+    if (
+      !opened ||
+      typeof opened.id !== 'string' ||
+      !safeEqual(opened.id, answered) ||
+      typeof opened.instant !== 'string'
+    )
+      throw new SamlRefusal(
+        'in_response_to',
+        'the response answers no pending sign-in started from this browser; start again',
+      );
+    pending = opened as SamlPending;
     seen.known = true;
     seen.request = answered;
-    const data = JSON.parse(row.data) as SamlRequestData;
-    if (!req.browserToken || !data.browser || !safeEqual(sha256Hex(req.browserToken), data.browser))
+    if (typeof pending.exp !== 'number' || pending.exp <= app.clock.now())
+      throw new SamlRefusal('in_response_to', 'the sign-in took too long; start again');
+    if (pendingUsed(db, 'saml', answered)) {
+      seen.recorded = true;
       throw new SamlRefusal(
-        'browser_mismatch',
-        'this sign-in was started in another browser; start again',
-        400,
+        'replayed',
+        'this sign-in has been finished already; start again',
+        401,
+        answered,
+        !firstReplayOf(db, 'saml', answered),
       );
-    linkUserId = data.link_user ?? null;
+    }
   } else if (!s.allow_idp_initiated) {
     throw new SamlRefusal(
       'unsolicited',
@@ -939,7 +958,11 @@ async function acs(
     );
   }
 
-  const saml = samlClient(app, db, s, req.origin);
+  const saml = samlClient(
+    s,
+    req.origin,
+    requestCache(app, pending ? { id: pending.id, instant: pending.instant } : null),
+  );
   let profile: Profile | null;
   try {
     ({ profile } = await saml.validatePostResponseAsync({ SAMLResponse: samlResponse }));
@@ -948,8 +971,19 @@ async function acs(
   }
   seen.validated = true;
   if (!profile) throw new SamlRefusal('no_assertion', 'the response carries no assertion');
-  // The request is answered: it cannot be answered again, whatever follows.
-  if (answered) markAnswered(db, answered);
+  // The answer is signed by the IdP: the request is used up, whatever follows.
+  const now = app.clock.now();
+  if (pending && answered) {
+    seen.recorded = true;
+    if (!recordPendingUsed(db, 'saml', answered, pending.exp, now))
+      throw new SamlRefusal(
+        'replayed',
+        'this sign-in has been finished already; start again',
+        401,
+        answered,
+        !firstReplayOf(db, 'saml', answered),
+      );
+  }
   const checked = checkResponse(s, req.origin, root, profile, Date.now());
 
   const subject = typeof profile.nameID === 'string' ? profile.nameID : '';
@@ -958,11 +992,24 @@ async function acs(
   seen.subject = subject;
 
   // One use per assertion, kept until it would have expired anyway (the primary key decides).
+  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(now);
   const fresh = db
     .query('INSERT OR IGNORE INTO saml_assertions_seen (assertion_id, expires_at) VALUES (?, ?)')
     .run(checked.assertionId, checked.notOnOrAfter + SAML_CLOCK_SKEW_MS).changes;
+  seen.recorded = true;
   if (!fresh)
-    throw new SamlRefusal('replayed', 'this assertion has been used already', 401, checked.assertionId);
+    throw new SamlRefusal(
+      'replayed',
+      'this assertion has been used already',
+      401,
+      checked.assertionId,
+      // A replayed assertion (IdP-initiated ones too) is audited once, then only logged.
+      db
+        .query(
+          'UPDATE saml_assertions_seen SET replay_audited = 1 WHERE assertion_id = ? AND replay_audited IS NULL',
+        )
+        .run(checked.assertionId).changes === 0,
+    );
 
   const emailValue = s.email_attribute
     ? attributeValues(profile, s.email_attribute)[0]
@@ -987,13 +1034,13 @@ async function acs(
       defaultRole: s.default_role,
       jit: s.jit,
       linkExistingByEmail: s.link_existing_by_email === true,
-      linkUserId,
+      linkUserId: pending?.link_user ?? null,
     },
     seen,
   );
   seen.user = user;
   const signed = ssoSignIn(app, db, user, 'saml', { ip: req.ip, userAgent: req.userAgent });
-  return { ...signed, returnTo: safeReturnPath(form.RelayState) };
+  return { ...signed, returnTo: safeReturnPath(form.RelayState), requestId: answered };
 }
 
 /** The root element of a base64 SAML response, or null when it is not XML. */

@@ -6,7 +6,7 @@ import { iso } from '../shared/time.ts';
 import { hashPassword } from './passwords.ts';
 import { readIdentitySettings } from './settings.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
-import { checkPassword, setUserActive } from './users.service.ts';
+import { checkPassword, recordEmailChange, setUserActive } from './users.service.ts';
 
 /*
  * SCIM 2.0 (RFC 7643 resources, RFC 7644 protocol) for identity providers such as Okta and
@@ -932,6 +932,9 @@ function saveUser(c: ScimContext, u: UserRow, d: UserDraft): ScimResource {
             ...(changed.includes('email') ? { email: { from: u.email, to: d.email } } : {}),
           },
         });
+        // A new address is unconfirmed, and links sent for the old one are spent (issue 8).
+        if (changed.includes('email'))
+          recordEmailChange(c.app, c.db, u.id, { from: u.email, to: d.email }, c.actor);
       }
       if (d.active !== wasActive) {
         setUserActive(c.app, c.db, u.id, d.active, c.actor);

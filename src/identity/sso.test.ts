@@ -1,13 +1,18 @@
 import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
+import { bindSecrets, Keyring } from '../app/index.ts';
 import { isAppError } from '../shared/errors.ts';
 import {
   addressKey,
-  SSO_MAX_PENDING,
+  firstReplayOf,
+  openPending,
+  pendingCookieName,
+  pendingUsed,
+  recordPendingUsed,
   SSO_STARTS_PER_MIN,
   safeReturnTo,
+  sealPending,
   takeSsoStart,
-  trimSsoRequests,
 } from './sso.ts';
 
 describe('safeReturnTo: what is returned never leaves the origin (issue 8, point 4)', () => {
@@ -83,25 +88,58 @@ describe('SSO start limits (issue 8, point 9)', () => {
     // The budget comes back with time.
     expect(() => takeSsoStart(scope, '203.0.113.9', now + 60_000)).not.toThrow();
   });
+});
 
-  test('a full table of sign-ins in flight drops the oldest; it never refuses the new one', () => {
+describe('sign-ins in flight are sealed into the browser, not kept on the server (issue 8, point 9)', () => {
+  const ring = Keyring.ephemeral();
+  const dbOf = (scope: string) => {
     const db = new Database(':memory:');
     db.exec(
-      'CREATE TABLE sso_requests (id TEXT PRIMARY KEY, kind TEXT NOT NULL, data TEXT NOT NULL, expires_at INTEGER NOT NULL)',
+      'CREATE TABLE sso_used (kind TEXT NOT NULL, id_hash TEXT NOT NULL, expires_at INTEGER NOT NULL, replay_audited INTEGER, PRIMARY KEY (kind, id_hash))',
     );
-    const now = 5_000_000;
-    const insert = db.query("INSERT INTO sso_requests (id, kind, data, expires_at) VALUES (?, ?, '{}', ?)");
-    db.transaction(() => {
-      for (let i = 0; i < SSO_MAX_PENDING; i++) insert.run(`r${i}`, 'saml', now + 1 + i);
-      insert.run('expired', 'saml', now - 1);
-      insert.run('oidc-one', 'oidc', now + 1);
-    })();
-    trimSsoRequests(db, 'saml', now);
-    insert.run('new', 'saml', now + 600_000);
-    const ids = db.query<{ id: string }, []>("SELECT id FROM sso_requests WHERE kind = 'saml'").all();
-    expect(ids.length).toBe(SSO_MAX_PENDING);
-    expect(ids.some((r) => r.id === 'new')).toBe(true);
-    expect(ids.some((r) => r.id === 'r0' || r.id === 'expired')).toBe(false);
-    expect(db.query("SELECT id FROM sso_requests WHERE kind = 'oidc'").all()).toEqual([{ id: 'oidc-one' }]);
+    bindSecrets(db, ring, scope);
+    return db;
+  };
+  const a = dbOf('platform:plt_a');
+  const b = dbOf('platform:plt_b');
+  const control = dbOf('control');
+  const sealed = sealPending(a, 'oidc', { state: 's1', exp: 1 });
+  const flip = (v: string) => `${v.slice(0, -3)}${v.at(-3) === 'A' ? 'B' : 'A'}${v.slice(-2)}`;
+
+  test('the cookie opens where it was sealed, for its kind', () => {
+    expect(openPending(a, 'oidc', sealed)).toEqual({ state: 's1', exp: 1 });
+    expect(sealed).toMatch(/^sf1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+  });
+
+  const attacks: { name: string; open: () => unknown }[] = [
+    { name: "platform A's cookie on platform B", open: () => openPending(b, 'oidc', sealed) },
+    { name: "a platform's cookie on the operator console", open: () => openPending(control, 'oidc', sealed) },
+    { name: 'an OIDC cookie offered as a SAML one', open: () => openPending(a, 'saml', sealed) },
+    { name: 'a tampered cookie (one character changed)', open: () => openPending(a, 'oidc', flip(sealed)) },
+    { name: 'a cookie not sealed at all', open: () => openPending(a, 'oidc', '{"state":"s1","exp":1}') },
+    { name: 'no cookie', open: () => openPending(a, 'oidc', null) },
+    { name: 'an oversized cookie', open: () => openPending(a, 'oidc', `sf1.x.${'A'.repeat(5000)}`) },
+  ];
+  for (const c of attacks) test(`refused (does not open): ${c.name}`, () => expect(c.open()).toBeNull());
+
+  test('one cookie per sign-in: the name is derived from its state, so two tabs do not collide', () => {
+    expect(pendingCookieName('sf_oidc', 'one')).toMatch(/^sf_oidc_[0-9a-f]{16}$/);
+    expect(pendingCookieName('sf_oidc', 'one')).not.toBe(pendingCookieName('sf_oidc', 'two'));
+  });
+
+  test('a used state is recorded once (its hash only), a second use is a replay audited once', () => {
+    const db = dbOf('platform:plt_u');
+    expect(pendingUsed(db, 'oidc', 'st')).toBe(false);
+    expect(recordPendingUsed(db, 'oidc', 'st', 2_000, 1_000)).toBe(true);
+    expect(recordPendingUsed(db, 'oidc', 'st', 2_000, 1_000)).toBe(false);
+    expect(pendingUsed(db, 'oidc', 'st')).toBe(true);
+    expect(pendingUsed(db, 'saml', 'st')).toBe(false);
+    expect(db.query<{ id_hash: string }, []>('SELECT id_hash FROM sso_used').all()).not.toContainEqual({
+      id_hash: 'st',
+    });
+    expect([firstReplayOf(db, 'oidc', 'st'), firstReplayOf(db, 'oidc', 'st')]).toEqual([true, false]);
+    // Purged by expiry when the next one is recorded.
+    expect(recordPendingUsed(db, 'oidc', 'other', 9_000, 2_000)).toBe(true);
+    expect(pendingUsed(db, 'oidc', 'st')).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { type App, type SecretSite, secretContext, secretsOf } from '../app/index.ts';
+import { sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { TokenBuckets } from './throttle.ts';
 import { PLATFORM_ROLES, type PlatformRole } from './users.repository.ts';
@@ -70,6 +71,8 @@ export function removeSso(
       assertMayChangeIdp(db, kind, false, role);
       const gone = db.query('DELETE FROM sso_providers WHERE kind = ?').run(kind).changes > 0;
       if (!gone) return false;
+      // Rows of older versions (sign-ins in flight now live in the browser and fail here once the
+      // settings are gone). The used-state records stay until they expire: no replay after a re-add.
       db.query('DELETE FROM sso_requests WHERE kind = ?').run(kind);
       app.audit.append(db, { actor, action: `sso.${kind}_removed`, target: `sso:${kind}` });
       return true;
@@ -151,12 +154,8 @@ export const SSO_SECRET_SITES: readonly SecretSite[] = [
 
 /** SSO sign-ins one client address may start per minute on one platform (bursts up to this). */
 export const SSO_STARTS_PER_MIN = 60;
-/**
- * Sign-ins in flight (rows of `sso_requests` of one kind) a platform keeps at most. Beyond it
- * the oldest are dropped, never the new one refused: anonymous traffic cannot lock everyone out,
- * and the per-address limit above makes reaching this take many addresses.
- */
-export const SSO_MAX_PENDING = 50_000;
+/** How long a started sign-in (its sealed cookie) stays usable: ten minutes. */
+export const SSO_PENDING_TTL_MS = 10 * 60_000;
 /** Distinct keys the start limiter tracks before it starts a fresh generation (memory bound). */
 const MAX_TRACKED = 100_000;
 
@@ -245,20 +244,143 @@ export function takeSsoStart(scope: string, ip: string | null, now: number): voi
   }
 }
 
+/** The kinds of sign-in in flight a sealed cookie may carry (bound into the sealing context). */
+export type PendingKind = 'oidc' | 'saml';
+
 /**
- * Keeps a platform's sign-ins in flight of one kind within `SSO_MAX_PENDING` by dropping the
- * expired ones and then the oldest (run in the transaction that adds a new one).
+ * The cookie that carries one sign-in in flight: `<prefix>_<16 hex of SHA-256(key)>`, `key`
+ * being the OIDC state or the SAML AuthnRequest ID. One cookie per sign-in, so two tabs of one
+ * browser each have their own, and the callback finds its cookie by the state it was given.
  */
-export function trimSsoRequests(db: Database, kind: 'oidc' | 'saml', now: number): void {
-  db.query('DELETE FROM sso_requests WHERE kind = ? AND expires_at <= ?').run(kind, now);
-  const n = db
-    .query<{ n: number }, [string]>('SELECT count(*) AS n FROM sso_requests WHERE kind = ?')
-    .get(kind)!.n;
-  if (n >= SSO_MAX_PENDING) {
-    db.query(
-      'DELETE FROM sso_requests WHERE id IN (SELECT id FROM sso_requests WHERE kind = ? ORDER BY expires_at LIMIT ?)',
-    ).run(kind, n - SSO_MAX_PENDING + 1);
+export function pendingCookieName(prefix: string, key: string): string {
+  return `${prefix}_${sha256Hex(key).slice(0, 16)}`;
+}
+
+/**
+ * Seals the state of a sign-in in flight for its cookie, so that starting a sign-in writes
+ * nothing shared (anonymous starts cannot fill or churn anything on the server). AES-256-GCM
+ * by the database's keyring, context `<scope>:sso:<kind>:pending`: it opens only on the same
+ * platform (or the console) and for the same kind. Its expiry (`exp`, epoch ms) is sealed in.
+ */
+export function sealPending(db: Database, kind: PendingKind, payload: Record<string, unknown>): string {
+  return secretsOf(db).seal(JSON.stringify(payload), `sso:${kind}:pending`);
+}
+
+/**
+ * Opens a sealed sign-in cookie; null when it does not open (tampered, another platform, the
+ * other kind, a retired key, not sealed at all) or is no object. Expiry is the caller's check.
+ */
+export function openPending(
+  db: Database,
+  kind: PendingKind,
+  sealed: string | null,
+): Record<string, unknown> | null {
+  if (!sealed || sealed.length > 4096) return null;
+  try {
+    const v = JSON.parse(secretsOf(db).unseal(sealed, `sso:${kind}:pending`)) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
   }
+}
+
+/**
+ * Sign-ins in flight one browser keeps at most (tabs). Every start is a public GET that any
+ * site can make a browser load, so without a bound a page could plant enough cookies to make
+ * that browser's callback requests too large to be served.
+ */
+export const SSO_PENDING_PER_BROWSER = 5;
+
+/**
+ * The names of a browser's sign-in cookies (`<prefix>_<hex>`, from its Cookie header) that a new
+ * start must clear so that, with the new one, at most `SSO_PENDING_PER_BROWSER` remain: those that
+ * do not open or have expired first, then the oldest. Nothing is stored: the browser holds them.
+ */
+export function pendingCookiesToDrop(
+  db: Database,
+  kind: PendingKind,
+  prefix: string,
+  cookieHeader: string | null,
+  now: number,
+): string[] {
+  if (!cookieHeader) return [];
+  const name = new RegExp(`^${prefix}_[0-9a-f]{16}$`);
+  const found: { name: string; exp: number }[] = [];
+  for (const part of cookieHeader.split(';')) {
+    const i = part.indexOf('=');
+    const n = i > 0 ? part.slice(0, i).trim() : '';
+    if (!name.test(n) || found.some((f) => f.name === n)) continue;
+    const exp = openPending(db, kind, part.slice(i + 1).trim())?.exp;
+    found.push({ name: n, exp: typeof exp === 'number' && exp > now ? exp : 0 });
+  }
+  const excess = found.length - (SSO_PENDING_PER_BROWSER - 1);
+  if (excess <= 0) return [];
+  return found
+    .sort((a, b) => a.exp - b.exp)
+    .slice(0, excess)
+    .map((f) => f.name);
+}
+
+/** Whether the sign-in keyed `key` (state / request ID) has been used by a finished sign-in. */
+export function pendingUsed(db: Database, kind: PendingKind, key: string): boolean {
+  return (
+    db
+      .query<{ n: number }, [string, string]>('SELECT 1 AS n FROM sso_used WHERE kind = ? AND id_hash = ?')
+      .get(kind, sha256Hex(key)) !== null
+  );
+}
+
+/**
+ * Records that the sign-in keyed `key` has been used, until `expiresAt`; false when it was
+ * already (a replay). Called only once the IdP's answer is proven (code exchanged and ID token
+ * checked, or the SAML response's signatures valid), so anonymous traffic writes no row here.
+ * Purges the expired records of that kind in the same step.
+ */
+export function recordPendingUsed(
+  db: Database,
+  kind: PendingKind,
+  key: string,
+  expiresAt: number,
+  now: number,
+): boolean {
+  return db
+    .transaction(() => {
+      db.query('DELETE FROM sso_used WHERE kind = ? AND expires_at <= ?').run(kind, now);
+      return (
+        db
+          .query('INSERT OR IGNORE INTO sso_used (kind, id_hash, expires_at) VALUES (?, ?, ?)')
+          .run(kind, sha256Hex(key), expiresAt).changes > 0
+      );
+    })
+    .immediate();
+}
+
+/** True the first time a replay of the used sign-in `key` is reported: it is audited once, then logged. */
+export function firstReplayOf(db: Database, kind: PendingKind, key: string): boolean {
+  return (
+    db
+      .query(
+        'UPDATE sso_used SET replay_audited = 1 WHERE kind = ? AND id_hash = ? AND replay_audited IS NULL',
+      )
+      .run(kind, sha256Hex(key)).changes > 0
+  );
+}
+
+let refusedOnce = new Map<string, number>();
+
+/**
+ * True the first time (in this process, within the sign-in's lifetime) a refusal tied to the
+ * sealed sign-in `key` is reported: anyone holding their own cookie may re-post it, so such a
+ * refusal is audited once and then only logged. Kept in memory (bounded), so refusals write
+ * nothing to the database beyond that one entry.
+ */
+export function firstRefusalOf(scope: string, kind: PendingKind, key: string, now: number): boolean {
+  const k = `${scope}|${kind}|${sha256Hex(key)}`;
+  const until = refusedOnce.get(k);
+  if (until !== undefined && until > now) return false;
+  if (refusedOnce.size >= MAX_TRACKED) refusedOnce = new Map();
+  refusedOnce.set(k, now + SSO_PENDING_TTL_MS);
+  return true;
 }
 
 /**
@@ -287,6 +409,50 @@ export function assertMayChangeIdp(
       'an owner signs in through this identity provider; only an owner can replace, switch off or remove it',
       403,
     );
+}
+
+/** The parts of SSO settings that decide who becomes an owner: the IdP, the role claim, the owner values. */
+export interface OwnerMapping {
+  /** The OIDC issuer or the SAML IdP entity ID. */
+  idp: string;
+  /** The role claim (OIDC) or attribute (SAML). */
+  roleKey: string | null;
+  roleMap: Record<string, PlatformRole>;
+  /** SAML: the fingerprints of the trusted signing certificates (a new one is another IdP). */
+  trust?: readonly string[];
+}
+
+/**
+ * Refuses (403 `auth.forbidden`, at `/role_map`) when someone who is not an owner would add or
+ * change a mapping to the owner role. The change is compared, not the whole map: an admin may
+ * save settings that map to owner as long as the owner-relevant parts (the same IdP, trusted
+ * through no new certificate, the same role claim or attribute, the same values mapped to
+ * owner) are as they were, so an owner's
+ * mapping does not freeze the IdP's other settings. Owners are managed by owners only.
+ */
+export function assertMayMapOwner(
+  previous: OwnerMapping | null,
+  next: OwnerMapping,
+  role: PlatformRole | null,
+  what: string,
+): void {
+  if (role === null || role === 'owner') return;
+  const ownerValues = (m: Record<string, PlatformRole>) =>
+    Object.keys(m)
+      .filter((k) => m[k] === 'owner')
+      .sort();
+  const after = ownerValues(next.roleMap);
+  if (after.length === 0) return;
+  const unchanged =
+    previous !== null &&
+    previous.idp === next.idp &&
+    previous.roleKey === next.roleKey &&
+    (next.trust ?? []).every((t) => (previous.trust ?? []).includes(t)) &&
+    JSON.stringify(ownerValues(previous.roleMap)) === JSON.stringify(after);
+  if (!unchanged)
+    throw new AppError('auth.forbidden', `only an owner can map ${what} to the owner role`, 403, [
+      { path: '/role_map', reason: 'maps to owner' },
+    ]);
 }
 
 /** How recent the sign-in of a session must be to link an SSO identity to its account. */

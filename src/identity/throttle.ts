@@ -97,7 +97,8 @@ const MIN15 = 15 * 60_000;
  *   account is locked for everyone for 15 minutes, or until an owner or admin unlocks it or its
  *   holder completes a password reset (Keycloak's temporary lock-out, GitLab's locked user).
  * - `address`: one address across accounts and the unauthenticated routes (sign-in, reset,
- *   email links), 30 failures, then that address waits 15 minutes (password spraying).
+ *   email links), 30 failures, then that address waits 15 minutes (password spraying); a reset
+ *   or email link with a live token still passes (it carries its own unguessable proof).
  * - `resetAccount` / `resetAddress`: reset requests, 3 per account (known or not) and 10 per
  *   address in 15 minutes.
  * - `mfa`: wrong second factors of one user, 5 in 15 minutes.

@@ -313,7 +313,8 @@ function accountExists(email: string, why: string): AppError {
  * Finds, links or creates the account of an SSO sign-in. Linking is deliberate (as Keycloak's
  * first broker login): the identity (kind, issuer, subject) reaches an existing account only
  * when (a) it is already linked to it; or the signed-in holder of the account asked for the
- * link; or (b) the account was provisioned for SSO (by SCIM or an invitation), has no other
+ * link; or (b) the account was provisioned for SSO (by SCIM, or an invitation not yet claimed
+ * by a password or a first sign-in), has no other
  * identity of this IdP, and the IdP's subject matches its SCIM externalId or its verified
  * email matches; or (c) the owner turned on `link_existing_by_email` for this IdP and the
  * account is not a password account whose email is unconfirmed. Never to an owner, except a
@@ -393,12 +394,120 @@ export function provisionSsoUser(
             details: { kind: sso.kind, issuer: sso.issuer, subject: sso.subject, via },
           });
       }
+      // The first sign-in claims an invitation: it no longer links other identities.
+      claimInvitation(db, u.id);
       // NB! SSO never demotes an owner: an owner's role is changed by owners only.
       if (sso.role && sso.role !== u.role && u.role !== 'owner')
         u = changeRole(app, db, u.id, sso.role, { actor, role: null });
       return { user: u, linkedVia: via };
     })
     .immediate();
+}
+
+/**
+ * Marks an invitation account as claimed (its first sign-in of any kind, or a password set), in
+ * the caller's transaction: from then on it no longer links an SSO identity by its email, so a
+ * claimed account is reached only through its own links (issue 8). SCIM accounts are unaffected.
+ */
+export function claimInvitation(db: Database, userId: string): void {
+  db.query("UPDATE users SET provisioned_via = NULL WHERE id = ? AND provisioned_via = 'invite'").run(userId);
+}
+
+/**
+ * Records an email change in the caller's transaction: the new address is unconfirmed
+ * (`email_verified_at` cleared) and every outstanding email link of the user (verification and
+ * reset, sent to the old address or for it) is spent, so a link in the old mailbox cannot
+ * confirm or recover the account. Audited as `user.email_changed`; answers the links spent.
+ */
+export function recordEmailChange(
+  app: App,
+  db: Database,
+  userId: string,
+  change: { from: string; to: string },
+  actor: string,
+): number {
+  const now = app.clock.now();
+  db.query('UPDATE users SET email_verified_at = NULL, updated_at = ? WHERE id = ?').run(now, userId);
+  const spent = db
+    .query('UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL')
+    .run(now, userId).changes;
+  app.audit.append(db, {
+    actor,
+    action: 'user.email_changed',
+    target: `user:${userId}`,
+    details: { from: change.from, to: change.to, verification_cleared: true, email_links_spent: spent },
+  });
+  return spent;
+}
+
+/** One SSO link of a user, as the account pages and admins see it. */
+export interface SsoIdentityView {
+  /** Names the link in the URL of its removal (issuer and subject, base64url-encoded). */
+  id: string;
+  kind: 'oidc' | 'saml';
+  issuer: string;
+  subject: string;
+  created_at: string;
+  /** How it was made: signed_in (the holder linked it), provisioned, email, jit, legacy. */
+  via: string;
+}
+
+/** A user's SSO links, oldest first. */
+export function listSsoIdentities(db: Database, userId: string): SsoIdentityView[] {
+  return db
+    .query<
+      { kind: 'oidc' | 'saml'; issuer: string; subject: string; created_at: number; via: string },
+      [string]
+    >(
+      'SELECT kind, issuer, subject, created_at, via FROM sso_identities WHERE user_id = ? ORDER BY created_at, kind, issuer, subject',
+    )
+    .all(userId)
+    .map((r) => ({ id: ssoIdentityId(r.issuer, r.subject), ...r, created_at: iso(r.created_at) }));
+}
+
+/** The URL-safe id of a link within its kind: its issuer and subject, base64url-encoded. */
+export function ssoIdentityId(issuer: string, subject: string): string {
+  return Buffer.from(JSON.stringify([issuer, subject])).toString('base64url');
+}
+
+/** The issuer and subject an id names, or null when it names none. */
+export function parseSsoIdentityId(id: string): { issuer: string; subject: string } | null {
+  try {
+    const v = JSON.parse(Buffer.from(id, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'string')
+      return { issuer: v[0], subject: v[1] };
+  } catch {}
+  return null;
+}
+
+/**
+ * Removes one SSO link of a user (kind, issuer, subject); 404 `sso.identity_not_found` when the
+ * user has no such link. `by.role` is the remover's role when an admin acts on another user
+ * (owners' links are removed by owners only); null for the holder or the system. Audited as
+ * `user.sso_unlinked`.
+ */
+export function removeSsoIdentity(
+  app: App,
+  db: Database,
+  userId: string,
+  link: { kind: string; issuer: string; subject: string },
+  by: { actor: string; role: PlatformRole | null },
+): void {
+  const u = createUserRepository({ db }).byId(userId);
+  if (!u) throw new AppError('user.not_found', `no user ${userId}`, 404);
+  assertMayManage(u, by.role, 'unlink an identity of');
+  db.transaction(() => {
+    const gone = db
+      .query('DELETE FROM sso_identities WHERE user_id = ? AND kind = ? AND issuer = ? AND subject = ?')
+      .run(userId, link.kind, link.issuer, link.subject).changes;
+    if (!gone) throw new AppError('sso.identity_not_found', 'this account has no such linked identity', 404);
+    app.audit.append(db, {
+      actor: by.actor,
+      action: 'user.sso_unlinked',
+      target: `user:${userId}`,
+      details: { kind: link.kind, issuer: link.issuer, subject: link.subject },
+    });
+  }).immediate();
 }
 
 /** Whether an SSO identity may be linked to an existing, unlinked-to-it account, and why; else 409. */
@@ -412,7 +521,10 @@ function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts): SsoLinkVia 
     .get(u.id, sso.kind, sso.issuer)!.n;
   if (other > 0) throw accountExists(u.email, 'the account is linked to another identity of this provider');
   const provisioned = u.provisioned_via ?? null;
-  if (provisioned === 'scim' || provisioned === 'invite') {
+  // An invitation links only while unclaimed: no password yet and never signed in (the mark is
+  // cleared at the first sign-in and when a password is set); SCIM accounts keep linking.
+  const invitation = provisioned === 'invite' && u.password_hash === null;
+  if (provisioned === 'scim' || invitation) {
     const subjectMatches = provisioned === 'scim' && u.external_id === sso.subject;
     if (subjectMatches || u.email === sso.email.toLowerCase()) return 'provisioned';
   }

@@ -3,14 +3,14 @@ import type { App } from '../app/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
   authenticateOperatorToken,
-  browserToken,
   endOperatorSession,
   finishOperatorOidc,
   LOCAL_ROOT,
-  OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
   OPERATOR_SESSION_COOKIE,
   type OperatorPrincipal,
+  oidcCookie,
+  oidcCookieName,
   oidcView,
   readCookie,
   readOidc,
@@ -117,25 +117,28 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
       // The console's own single sign-on (same flow as a platform's, over the control plane).
       .get('/sso/oidc/login', async ({ request }) => {
-        const token = browserToken(readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE));
-        const url = await startOidcLogin(d.app, d.app.control, {
+        // The sign-in's state travels sealed in its own cookie: a start writes nothing to
+        // control.db; starts are limited per address, as on platforms (it bounds the CPU spent).
+        const secure = originOf(request).startsWith('https:');
+        const { url, cookie, drop } = await startOidcLogin(d.app, d.app.control, {
           origin: originOf(request),
-          // Sign-in starts are limited per address, as on platforms (anonymous traffic fills nothing shared).
           client: { scope: 'operator', ip: d.ipOf(request) },
           returnTo: new URL(request.url).searchParams.get('return_to'),
-          browserToken: token,
+          cookies: request.headers.get('cookie'),
         });
         const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
+        for (const name of drop) headers.append('set-cookie', oidcCookie(name, '', secure, 0));
         headers.append(
           'set-cookie',
-          `${OIDC_BROWSER_COOKIE}=${token}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${OIDC_REQUEST_TTL_MS / 1000}`,
+          oidcCookie(cookie.name, cookie.value, secure, OIDC_REQUEST_TTL_MS / 1000),
         );
         return new Response(null, { status: 302, headers });
       })
       .get('/sso/oidc/callback', async ({ request }) => {
+        const query = new URL(request.url).searchParams;
         const r = await finishOperatorOidc(d.app, {
-          query: new URL(request.url).searchParams,
-          browserToken: readCookie(request.headers.get('cookie'), OIDC_BROWSER_COOKIE),
+          query,
+          cookies: request.headers.get('cookie'),
           ip: d.ipOf(request),
         });
         const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
@@ -147,7 +150,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         );
         headers.append(
           'set-cookie',
-          `${OIDC_BROWSER_COOKIE}=; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=0`,
+          oidcCookie(oidcCookieName(query.get('state') ?? ''), '', secure !== '', 0),
         );
         return new Response(null, { status: 302, headers });
       })
