@@ -1034,6 +1034,21 @@ describe('sign-ins in flight live in the browser, sealed: anonymous starts write
     expect([res.status, res.headers.get('location')]).toEqual([302, '/newest']);
   });
 
+  test('five sign-ins with the longest return paths keep the Cookie header small (return_to over 512 → /)', async () => {
+    const b = browser();
+    const long = `/${'p'.repeat(511)}`;
+    for (let i = 0; i < 5; i++)
+      expect(
+        (await b.fetch(`/sso/oidc/login?return_to=${encodeURIComponent(`${long}${'q'.repeat(1480)}`)}`))
+          .status,
+      ).toBe(302);
+    const header = [...b.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    expect(header.length).toBeLessThan(8 * 1024);
+    const kept = await throughIdp(b, 'bob', { returnTo: long });
+    const res = await callback(b, kept.callback);
+    expect([res.status, res.headers.get('location')]).toEqual([302, long]);
+  });
+
   /** Puts a cookie under the sign-in's name in the browser's jar (what an attacker controls). */
   const attacks: {
     name: string;

@@ -489,7 +489,9 @@ export async function startOidcLogin(
     nonce,
     code_verifier,
     redirect_uri,
-    return_to: safeReturnTo(req.returnTo),
+    // At most 512 characters, as SAML's RelayState: it rides in the sealed sign-in cookie, and
+    // a browser may hold SSO_PENDING_PER_BROWSER of those (headers stay well under Bun's limit).
+    return_to: safeReturnTo(req.returnTo, 512),
     ...(req.linkUserId ? { link_user: req.linkUserId } : {}),
     exp: app.clock.now() + OIDC_REQUEST_TTL_MS,
   };
