@@ -125,6 +125,26 @@ describe('login CSRF: cross-site and form-encoded auth writes are refused, and s
       code: 'auth.cross_origin',
     },
     {
+      name: 'JSON from this host under another scheme (https: the stored origin is http)',
+      path: '/api/v1/auth/login',
+      headers: (self) => ({
+        'content-type': 'application/json',
+        origin: `https://${p.host}:${new URL(self).port}`,
+      }),
+      body: (email, password) => JSON.stringify({ email, password }),
+      status: 403,
+      code: 'auth.cross_origin',
+    },
+    {
+      // The request's Host header (no port here) is not the platform's origin: the stored one is.
+      name: 'JSON whose Origin only echoes the Host header, not the stored origin (port left out)',
+      path: '/api/v1/auth/login',
+      headers: () => ({ 'content-type': 'application/json', origin: `http://${p.host}` }),
+      body: (email, password) => JSON.stringify({ email, password }),
+      status: 403,
+      code: 'auth.cross_origin',
+    },
+    {
       name: 'JSON with Origin: null (a sandboxed frame)',
       path: '/api/v1/auth/login',
       headers: () => ({ 'content-type': 'application/json', origin: 'null' }),

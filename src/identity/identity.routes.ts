@@ -99,15 +99,13 @@ function requireOwnJson(request: Request, c: PlatformRequestContext): void {
   const origin = request.headers.get('origin');
   let own = site === null || site === 'same-origin' || site === 'none';
   if (own && origin !== null) {
-    let host: string | null = null;
+    // The platform's own origin is the stored one (public URL scheme and port, stored host),
+    // never the request's Host header.
+    let sent: string | null = null;
     try {
-      host = origin === 'null' ? null : new URL(origin).host.toLowerCase();
+      sent = origin === 'null' ? null : new URL(origin).origin;
     } catch {}
-    const mine = new Set([(request.headers.get('host') ?? '').toLowerCase()]);
-    try {
-      mine.add(new URL(c.origin).host.toLowerCase());
-    } catch {}
-    own = host !== null && mine.has(host);
+    own = sent !== null && sent === c.origin;
   }
   if (!own) {
     throw new AppError(
