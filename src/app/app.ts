@@ -9,11 +9,15 @@ import type { AuditPort } from './audit-port.ts';
 import { DEFAULT_CONFIG, type InstanceConfig } from './config.ts';
 import { EventBus } from './events.ts';
 import { bindSecrets, Keyring, MASTER_KEY_ENV, type SecretBox, type SecretSite } from './keyring.ts';
+import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { AppState, bindState } from './state.ts';
 
 /**
  * The App container (PocketBase style): everything a service needs, created once per process
  * and passed down. Lifecycle: `openApp` (bootstrap) → serve or run a command → `app.close()`.
+ * What the App owns is torn down by `app.lifecycle`, once, in reverse order of start: components
+ * added after `openApp` (an event dispatcher, the audit anchors' flush) stop before the databases.
  */
 export interface App {
   readonly dataDir: string;
@@ -39,7 +43,14 @@ export interface App {
   readonly platformDbs: DbPool;
   /** Absolute path of a platform's database file. */
   platformDbPath(platformId: string): string;
-  /** Closes every database (leased platform handles when their last request ends). */
+  /**
+   * The App's components, stopped in reverse by `close()`: the databases first of all (so they
+   * close last); whatever needs the databases is added after `openApp` returns.
+   */
+  readonly lifecycle: Lifecycle;
+  /** In-memory state of the domains (throttles, caches, the hash limiter), this App's only. */
+  readonly state: AppState;
+  /** Stops the App's components, then closes every database (leased handles when their last request ends). */
   close(): Promise<void>;
 }
 
@@ -63,6 +74,7 @@ export function openApp(opts: OpenAppOptions): App {
   const config = opts.config ?? DEFAULT_CONFIG;
   const log = opts.log ?? createLogger({ level: config.log_level, json: config.log_format === 'json' });
   const clock = opts.clock ?? systemClock;
+  const state = new AppState();
   const platformsDir = join(opts.dataDir, 'platforms');
   try {
     mkdirSync(platformsDir, { recursive: true, mode: 0o700 });
@@ -85,6 +97,7 @@ export function openApp(opts: OpenAppOptions): App {
     });
     // Handles are bound to the keyring, so code holding only a handle seals with its scope.
     bindSecrets(control, keyring, 'control');
+    bindState(control, state);
     // Secrets an older soulfra stored in clear are sealed once, right after the migration.
     keyring.upgradeLegacy(control, 'control', 'control', secretSites);
   } catch (e) {
@@ -100,6 +113,7 @@ export function openApp(opts: OpenAppOptions): App {
         // Platforms made by an older soulfra are brought up to date on first open.
         migrate(db, TENANT_MIGRATIONS, `platform database ${id}`);
         bindSecrets(db, keyring, `platform:${id}`);
+        bindState(db, state);
         keyring.upgradeLegacy(db, 'tenant', `platform:${id}`, secretSites);
       } catch (e) {
         db.close();
@@ -107,6 +121,12 @@ export function openApp(opts: OpenAppOptions): App {
       }
       return db;
     },
+  });
+  const lifecycle = new Lifecycle(log);
+  lifecycle.adopt('databases', async () => {
+    await platformDbs.closeAll();
+    control.close();
+    state.clear();
   });
   return {
     dataDir: opts.dataDir,
@@ -132,9 +152,11 @@ export function openApp(opts: OpenAppOptions): App {
     control,
     platformDbs,
     platformDbPath,
+    lifecycle,
+    state,
     async close() {
-      await platformDbs.closeAll();
-      control.close();
+      const failed = await lifecycle.stop();
+      if (failed.length) throw failed[0]!.error;
     },
   };
 }

@@ -19,4 +19,6 @@ export {
   secretContext,
   secretsOf,
 } from './keyring.ts';
+export { type Component, Lifecycle, type StopFailure } from './lifecycle.ts';
 export { createLogger, type Logger, type LogLevel, silentLogger } from './logger.ts';
+export { AppState, bindState, type StateKey, stateKey, stateOf } from './state.ts';

@@ -1,3 +1,5 @@
+import { type Clock, systemClock } from '../shared/time.ts';
+
 /** Log levels, least to most severe. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -13,13 +15,14 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 
 /** A logger writing to `write` (stderr by default) at `level` and above; `json` writes one JSON object a line. */
 export function createLogger(
-  opts: { level?: LogLevel; json?: boolean; write?: (line: string) => void } = {},
+  opts: { level?: LogLevel; json?: boolean; write?: (line: string) => void; clock?: Clock } = {},
 ): Logger {
+  const clock = opts.clock ?? systemClock;
   const min = ORDER[opts.level ?? 'info'];
   const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
-    const ts = new Date().toISOString();
+    const ts = new Date(clock.now()).toISOString();
     if (opts.json) {
       write(JSON.stringify({ ts, level, msg, ...fields }));
       return;

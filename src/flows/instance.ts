@@ -44,16 +44,14 @@ export function openInstance(opts: {
       tenancy.list().map((v) => ({ id: v.id, path: join(app.dataDir, v.db_file) })),
     );
     if (opened.ok) anchoring = opened.anchoring;
+    // Anchors still pending land before the databases close (stopped before them: added after).
+    app.lifecycle.adopt('audit anchors', () => app.audit.flush());
     return {
       app,
       tenancy,
       actions: createOperatorActions(app, tenancy),
       control: app.control,
-      close: () => {
-        // Anchors still pending land before the databases close.
-        app.audit.flush();
-        return app.close();
-      },
+      close: () => app.close(),
     };
   } catch (e) {
     void app.close();

@@ -1,6 +1,8 @@
 import { expect, test } from 'bun:test';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFetch, operatorApi, startTestServer, tempDir } from '../../tests/helpers.ts';
+import { dataDirPaths, lockDataDir } from '../app/index.ts';
 
 test('stop() lets an in-flight create finish, then refuses new connections; a restart serves it', async () => {
   const t = tempDir();
@@ -27,6 +29,40 @@ test('stop() lets an in-flight create finish, then refuses new connections; a re
       await again.stop();
     }
   } finally {
+    t.cleanup();
+  }
+});
+
+test('a start that fails half-way (the port is taken) undoes what started: lock released, socket gone', async () => {
+  const t = tempDir();
+  const first = await startTestServer();
+  const dataDir = join(t.dir, 'data');
+  try {
+    // The lock, the databases, the AI runtime and the meter start; the TCP listener cannot.
+    await expect(startTestServer({ dataDir, config: { port: first.port } })).rejects.toThrow();
+    expect(existsSync(dataDirPaths(dataDir).socket)).toBe(false);
+    const held = lockDataDir(dataDir);
+    expect('lock' in held).toBe(true);
+    if ('lock' in held) held.lock.release();
+    // The databases were closed and the data dir is whole: a start on a free port serves it.
+    const again = await startTestServer({ dataDir });
+    try {
+      expect(again.lifecycle.names).toEqual([
+        'data-dir lock',
+        'instance',
+        'AI runtime',
+        'meter',
+        'TCP listener',
+        'control socket',
+        'drain',
+      ]);
+      expect((await hostFetch(again.base, 'localhost', '/readyz')).status).toBe(200);
+    } finally {
+      await again.stop();
+    }
+    expect(again.lifecycle.names).toEqual([]);
+  } finally {
+    await first.cleanup();
     t.cleanup();
   }
 });

@@ -4,6 +4,7 @@ import {
   type App,
   dataDirPaths,
   type InstanceConfig,
+  Lifecycle,
   type Logger,
   lockDataDir,
   sweepTemporaryFiles,
@@ -11,6 +12,7 @@ import {
 import { type CreatePlatformResult, openInstance } from '../flows/index.ts';
 import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import type { Clock } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { MAX_BODY_LIMIT } from './errors.ts';
 import { createHttpHandlers } from './http.ts';
@@ -28,6 +30,8 @@ export interface ServeOptions {
    * Tests set it to check the public-listener behaviour without binding anything but 127.0.0.1.
    */
   metricsNeedToken?: boolean;
+  /** The one clock of this process (tests pin it); the system clock by default. */
+  clock?: Clock;
 }
 
 /** A running server. */
@@ -45,6 +49,8 @@ export interface RunningServer {
   demo: CreatePlatformResult | null;
   /** The AI runtime (providers, breakers) and its meter. */
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The server's components (lock, instance, AI runtime, meter, listeners), stopped in reverse by `stop()`. */
+  lifecycle: Lifecycle;
   /** Graceful stop: no new connections, in-flight requests finish (bounded), databases close. */
   stop(): Promise<void>;
 }
@@ -52,59 +58,99 @@ export interface RunningServer {
 /**
  * Starts soulfra on a data dir: takes the data-dir lock, opens the databases, listens on TCP
  * and on the owner-only control socket, creates the operator admin (first run) and the demo.
+ *
+ * Every resource is a component of one `Lifecycle`, started in the order below and stopped in
+ * reverse from that one place, by `stop()` and by a start that fails half-way alike.
  */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const { dataDir, config, log } = opts;
-  const held = lockDataDir(dataDir);
-  if ('heldBy' in held) {
-    throw new AppError(
-      'datadir.locked',
-      `data dir ${dataDir} is in use by another soulfra process${held.heldBy ? ` (pid ${held.heldBy})` : ''}`,
-      409,
-    );
-  }
-  const lock = held.lock;
   const paths = dataDirPaths(dataDir);
-  let inst: ReturnType<typeof openInstance> | undefined;
-  let tcp: ReturnType<typeof Bun.serve> | undefined;
-  let sock: ReturnType<typeof Bun.serve> | undefined;
-  let ai: { runtime: AiRuntime; meter: Meter } | undefined;
+  const life = new Lifecycle(log);
   try {
+    // Released last: nothing of this process touches the data dir after it.
+    await life.add({
+      name: 'data-dir lock',
+      start: () => {
+        const held = lockDataDir(dataDir);
+        if ('heldBy' in held) {
+          throw new AppError(
+            'datadir.locked',
+            `data dir ${dataDir} is in use by another soulfra process${held.heldBy ? ` (pid ${held.heldBy})` : ''}`,
+            409,
+          );
+        }
+        return held.lock;
+      },
+      stop: (lock) => lock.release(),
+    });
     const swept = sweepTemporaryFiles(dataDir);
     if (swept.length)
       log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
-    inst = openInstance({ dataDir, config, log });
-    const { app, tenancy, actions } = inst;
+    // The App's own components (audit anchors' flush, then the databases) stop inside this one;
+    // a leased platform handle may hold it up to 2 s.
+    const { app, tenancy, actions } = await life.add({
+      name: 'instance',
+      start: () => openInstance({ dataDir, config, log, clock: opts.clock }),
+      stop: (inst) => inst.close(),
+      stopTimeoutMs: 2_000,
+    });
+    // NB! The durable-event dispatcher goes here (issue 9): after the databases, before anything
+    // that writes events, so it stops before the databases close and after the meter's last flush.
     const metrics = createMetrics(app, tenancy, {
       needToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
     });
-    const runtime = await createAiRuntime(config, log);
-    const meter = new Meter(app);
-    ai = { runtime, meter };
-    runtime.startHealthLoop();
+    const runtime = await life.add({
+      name: 'AI runtime',
+      start: () => createAiRuntime(config, log),
+      stop: (r) => r.close(),
+    });
+    await life.add({ name: 'AI health loop', start: () => runtime.startHealthLoop() });
+    // Usage still buffered is written before the databases close (stopped before them).
+    const meter = await life.add({ name: 'meter', start: () => new Meter(app), stop: (m) => m.close() });
+    const ai = { runtime, meter };
     const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
 
-    tcp = Bun.serve({
-      hostname: config.host,
-      port: config.port,
-      // Bun refuses bodies past the largest any route takes; each route's own cap is checked
-      // before routing (server/errors.ts `bodyLimitFor`).
-      maxRequestBodySize: MAX_BODY_LIMIT,
-      fetch: handlers.fetch,
-      error: (e) => {
-        log.error('request failed', { err: e.message });
-        return Response.json({ error: { code: 'internal', message: 'internal error' } }, { status: 500 });
-      },
+    const tcp = await life.add({
+      name: 'TCP listener',
+      start: () =>
+        Bun.serve({
+          hostname: config.host,
+          port: config.port,
+          // Bun refuses bodies past the largest any route takes; each route's own cap is checked
+          // before routing (server/errors.ts `bodyLimitFor`).
+          maxRequestBodySize: MAX_BODY_LIMIT,
+          fetch: handlers.fetch,
+          error: (e) => {
+            log.error('request failed', { err: e.message });
+            return Response.json({ error: { code: 'internal', message: 'internal error' } }, { status: 500 });
+          },
+        }),
+      stop: (server) => server.stop(true),
     });
     const port = tcp.port ?? config.port;
     const publicUrl =
       config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
     tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrl });
 
-    // The control socket: a stale file from a crash is ours to replace (we hold the lock).
-    rmSync(paths.socket, { force: true });
-    sock = Bun.serve({ unix: paths.socket, fetch: handlers.socketFetch });
-    chmodSync(paths.socket, 0o600);
+    const sock = await life.add({
+      name: 'control socket',
+      start: () => {
+        // A stale file from a crash is ours to replace (we hold the lock).
+        rmSync(paths.socket, { force: true });
+        const server = Bun.serve({ unix: paths.socket, fetch: handlers.socketFetch });
+        chmodSync(paths.socket, 0o600);
+        return server;
+      },
+      stop: async (server) => {
+        await server.stop(true);
+        rmSync(paths.socket, { force: true });
+      },
+    });
+    // Stopped first: no new connections, in-flight requests finish (bounded), then the rest.
+    await life.add({
+      name: 'drain',
+      stop: () => drain([tcp, sock], config.shutdown_timeout_ms, log),
+    });
 
     const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
     const metricsToken = ensureMetricsToken(app);
@@ -118,10 +164,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }
 
     let stopping: Promise<void> | null = null;
-    const tcpServer = tcp;
-    const sockServer = sock;
-    const instance = inst;
-    const aiRuntime = ai;
     return {
       app,
       tenancy,
@@ -131,37 +173,33 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       firstRun,
       metricsToken,
       demo,
-      ai: aiRuntime,
+      ai,
+      lifecycle: life,
       stop() {
         stopping ??= (async () => {
           log.info('stopping: finishing in-flight requests', { timeout_ms: config.shutdown_timeout_ms });
-          const graceful = Promise.all([tcpServer.stop(false), sockServer.stop(false)]).then(() => true);
-          const timedOut = new Promise<boolean>((r) =>
-            setTimeout(() => r(false), config.shutdown_timeout_ms).unref(),
-          );
-          if (!(await Promise.race([graceful, timedOut]))) {
-            log.warn('in-flight requests did not finish in time; closing their connections');
-            await Promise.all([tcpServer.stop(true), sockServer.stop(true)]);
-          }
-          // Usage still buffered is written before the databases close.
-          await aiRuntime.meter.close();
-          await aiRuntime.runtime.close();
-          await Promise.race([instance.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-          rmSync(paths.socket, { force: true });
-          lock.release();
+          await life.stop();
           log.info('stopped');
         })();
         return stopping;
       },
     };
   } catch (e) {
-    await tcp?.stop(true);
-    await sock?.stop(true);
-    await ai?.meter.close();
-    await ai?.runtime.close();
-    await inst?.close();
-    rmSync(paths.socket, { force: true });
-    lock.release();
+    await life.stop();
     throw e;
+  }
+}
+
+/** Graceful stop of the listeners, bounded by `timeoutMs`; then their connections are closed. */
+async function drain(servers: ReturnType<typeof Bun.serve>[], timeoutMs: number, log: Logger): Promise<void> {
+  const graceful = Promise.all(servers.map((s) => s.stop(false))).then(() => true);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), timeoutMs).unref();
+  });
+  const finished = await Promise.race([graceful, timedOut]).finally(() => clearTimeout(timer));
+  if (!finished) {
+    log.warn('in-flight requests did not finish in time; closing their connections');
+    await Promise.all(servers.map((s) => s.stop(true)));
   }
 }
