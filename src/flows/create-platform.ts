@@ -77,7 +77,7 @@ export async function createPlatform(
   // 2. The owner's password (argon2id: slow by design, timed apart).
   const password = randomPassword();
   const h0 = performance.now();
-  const passwordHash = await hashPassword(password);
+  const passwordHash = await hashPassword(app, password);
   const argon2Ms = performance.now() - h0;
 
   // 3. Build the platform's database in a temporary file.

@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
+import { stateKey } from '../app/index.ts';
 import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { revokeUserKeys } from './apikeys.ts';
@@ -20,8 +21,9 @@ import {
 import { createUserRepository, type UserRow } from './users.repository.ts';
 import { checkPassword, claimInvitation } from './users.service.ts';
 
-// Checked when the email is unknown, so a miss costs the same time as a wrong password.
-let dummyHash: Promise<string> | null = null;
+// Checked when the email is unknown, so a miss costs the same time as a wrong password (made
+// once per App, on the first sign-in).
+const DUMMY_HASH = stateKey('identity.dummy_hash', (): { hash: Promise<string> | null } => ({ hash: null }));
 
 /** The one message for every failed sign-in: it never says whether the account exists. */
 const BAD_CREDENTIALS = () => new AppError('auth.invalid_credentials', 'email or password is incorrect', 401);
@@ -91,15 +93,16 @@ export async function passwordSignIn(
       'this platform signs in with single sign-on only',
       403,
     );
-  dummyHash ??= hashPassword(randomToken(16));
-  const fallback = await dummyHash;
+  const dummy = app.state.get(DUMMY_HASH);
+  dummy.hash ??= hashPassword(app, randomToken(16));
+  const fallback = await dummy.hash;
   // NB! From here to the verify call nothing awaits: the room check, the reservation and the
   // place in the queue are taken in one step, so concurrent attempts cannot overtake the count.
   const now = app.clock.now();
   const address = addressKey(client.ip);
   const pair = accountAddressKey(email, address);
   const lane = { lane: platformId, queueCap: LANE_QUEUE_CAP };
-  if (!laneHasRoom(platformId, LANE_QUEUE_CAP)) throw hashingBusy();
+  if (!laneHasRoom(app, platformId, LANE_QUEUE_CAP)) throw hashingBusy();
   const holds: Hold[] = [
     [AUTH_LIMITS.accountAddress, pair],
     [AUTH_LIMITS.account, email],
@@ -110,7 +113,7 @@ export async function passwordSignIn(
   const user = createUserRepository({ db }).byEmail(email);
   let ok: boolean;
   try {
-    ok = await verifyPassword(password, user?.password_hash ?? fallback, lane);
+    ok = await verifyPassword(app, password, user?.password_hash ?? fallback, lane);
   } catch (e) {
     // Not the client's failure (the hash could not run): the attempt is taken back.
     for (const [l, key] of holds) release(db, l, key, app.clock.now());
@@ -392,7 +395,7 @@ export async function resetPassword(
   checkAddressUnlessLive(app, db, token, 'reset_password', client.ip);
   const pw = checkPassword(password);
   redeem(app, db, token, 'reset_password', client.ip, false);
-  const hash = await hashPassword(pw, { lane: platformId, queueCap: LANE_QUEUE_CAP });
+  const hash = await hashPassword(app, pw, { lane: platformId, queueCap: LANE_QUEUE_CAP });
   db.transaction(() => {
     const user = redeem(app, db, token, 'reset_password', client.ip, true);
     const now = app.clock.now();

@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { stateKey, stateOf } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { authenticateApiKey } from './apikeys.ts';
 import type { Principal } from './permissions.ts';
@@ -7,8 +8,10 @@ import { readCookie, resolveSession, SESSION_COOKIE } from './sessions.ts';
 import { readIdentitySettings } from './settings.ts';
 import { TokenBuckets } from './throttle.ts';
 
-/** Per-key request buckets (keyed by platform and key id). */
-export const keyBuckets = new TokenBuckets();
+const KEY_BUCKETS = stateKey('identity.key_buckets', () => new TokenBuckets());
+
+/** Per-key request buckets (keyed by platform and key id) of the App that opened `db`. */
+export const keyBucketsOf = (db: Database): TokenBuckets => stateOf(db).get(KEY_BUCKETS);
 
 /** Who a request is, as far as its credentials say. */
 export interface Authenticated {
@@ -57,7 +60,7 @@ export function authenticate(
       );
     }
     if (r.principal.kind === 'api_key' && opts.rateLimit !== false) {
-      const wait = keyBuckets.take(`${platformId}:${r.principal.keyId}`, r.ratePerMin, now);
+      const wait = keyBucketsOf(db).take(`${platformId}:${r.principal.keyId}`, r.ratePerMin, now);
       if (wait > 0) {
         const e = new AppError(
           'auth.rate_limited',

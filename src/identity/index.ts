@@ -11,7 +11,7 @@ export {
   type SignedIn,
   ssoSignIn,
 } from './auth.service.ts';
-export { type Authenticated, authenticate, keyBuckets } from './authenticate.ts';
+export { type Authenticated, authenticate, keyBucketsOf } from './authenticate.ts';
 export {
   type PlatformRef,
   type PlatformRequestContext,

@@ -1,7 +1,10 @@
+import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { instanceWithPlatform } from '../../tests/helpers.ts';
+import { stateOf } from '../app/index.ts';
 import type { Instance } from '../flows/index.ts';
 import { authenticateApiKey, createApiKey, revokeUserKeys } from './apikeys.ts';
+import { keyBucketsOf } from './authenticate.ts';
 import { forgetApiKeys, KEY_CACHE_TTL_MS } from './key-cache.ts';
 import { createUserRepository } from './users.repository.ts';
 
@@ -83,4 +86,29 @@ describe('API keys kept in memory', () => {
       users.delete(uid);
       expect(authenticateApiKey(db, k2.key, now)).toEqual({ ok: false, reason: 'unknown' });
     }));
+});
+
+test("two Apps in one process: handles reach their own App's state, never the other's", async () => {
+  const one = await instanceWithPlatform('one', () => now);
+  const two = await instanceWithPlatform('two', () => now);
+  try {
+    expect(stateOf(one.inst.app.control)).toBe(one.inst.app.state);
+    expect(stateOf(two.inst.app.control)).toBe(two.inst.app.state);
+    const db = one.inst.app.platformDbs.acquire(one.platformId);
+    try {
+      expect(stateOf(db.db)).toBe(one.inst.app.state);
+      // The per-key request buckets of `authenticate`: one App's are not the other's.
+      expect(keyBucketsOf(db.db)).not.toBe(keyBucketsOf(two.inst.app.control));
+    } finally {
+      db.release();
+    }
+    // A handle no App opened has a state of its own.
+    const loose = new Database(':memory:');
+    expect(stateOf(loose)).toBe(stateOf(loose));
+    expect(stateOf(loose)).not.toBe(one.inst.app.state);
+    loose.close();
+  } finally {
+    await one.cleanup();
+    await two.cleanup();
+  }
 });

@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { stateKey, stateOf } from '../app/index.ts';
 
 /**
  * API keys as last read from a platform's database, by prefix, so that a request with a key
@@ -11,10 +12,12 @@ import type { Database } from 'bun:sqlite';
 export const KEY_CACHE_TTL_MS = 60_000;
 const MAX_ENTRIES = 10_000;
 
-const caches = new WeakMap<Database, Map<string, unknown>>();
+/** The caches of one App, per platform handle (the App that opened it: `stateOf(db)`). */
+const KEY_CACHES = stateKey('identity.key_cache', () => new WeakMap<Database, Map<string, unknown>>());
 
 /** This database's cache (created on first use; a reopened database starts empty). */
 export function keyCacheOf<T>(db: Database): Map<string, T> {
+  const caches = stateOf(db).get(KEY_CACHES);
   let m = caches.get(db);
   if (!m) {
     m = new Map();
@@ -26,5 +29,5 @@ export function keyCacheOf<T>(db: Database): Map<string, T> {
 
 /** Drops every cached key of this platform's database (call after a write that changes keys or users). */
 export function forgetApiKeys(db: Database): void {
-  caches.delete(db);
+  stateOf(db).get(KEY_CACHES).delete(db);
 }

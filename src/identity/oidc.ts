@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import * as client from 'openid-client';
-import type { App } from '../app/index.ts';
+import { type App, stateKey } from '../app/index.ts';
 import { safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { isOutboundError } from '../shared/outbound.ts';
@@ -404,13 +404,17 @@ export function removeOidc(app: App, db: Database, actor: string, role: Platform
   return removeSso(app, db, 'oidc', actor, role);
 }
 
-// One client Configuration per platform handle, rebuilt when the stored settings change, so the
-// IdP's signing keys (JWKS) are fetched once rather than at every sign-in.
-const configs = new WeakMap<Database, { key: string; config: client.Configuration }>();
+// One client Configuration per platform handle (in the App's state), rebuilt when the stored
+// settings change, so the IdP's signing keys (JWKS) are fetched once rather than at every sign-in.
+const OIDC_CONFIGS = stateKey(
+  'identity.oidc_configs',
+  () => new WeakMap<Database, { key: string; config: client.Configuration }>(),
+);
 
 /** The openid-client Configuration for stored settings (no network: metadata is stored). */
 function clientConfig(app: App, db: Database, s: StoredOidc & { updated_at: number }): client.Configuration {
   const key = `${s.updated_at}:${sha256Hex(JSON.stringify(s))}`;
+  const configs = app.state.get(OIDC_CONFIGS);
   const hit = configs.get(db);
   if (hit?.key === key) return hit.config;
   const methods = s.server_metadata.token_endpoint_auth_methods_supported;
@@ -478,7 +482,7 @@ export async function startOidcLogin(
   const s = readOidc(db);
   if (!s?.enabled)
     throw new AppError('sso.oidc_not_configured', 'single sign-on with OIDC is not set up here', 404);
-  if (req.client) takeSsoStart(req.client.scope, req.client.ip, app.clock.now());
+  if (req.client) takeSsoStart(app, req.client.scope, req.client.ip, app.clock.now());
   const config = clientConfig(app, db, s);
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -553,9 +557,16 @@ export interface OidcSeen {
  * memory) for a refusal tied to a sealed sign-in before the IdP's answer was proven, since its
  * holder may re-post the cookie at will; always once proven (a retry is a replay).
  */
-export function auditsOidcRefusal(r: OidcRefusal, seen: OidcSeen, scope: string, now: number): boolean {
+export function auditsOidcRefusal(
+  app: App,
+  r: OidcRefusal,
+  seen: OidcSeen,
+  scope: string,
+  now: number,
+): boolean {
   if (r.anonymous || ANONYMOUS_REASONS.has(r.reason)) return false;
-  if (seen.pending !== undefined && !seen.proven) return firstRefusalOf(scope, 'oidc', seen.pending, now);
+  if (seen.pending !== undefined && !seen.proven)
+    return firstRefusalOf(app, scope, 'oidc', seen.pending, now);
   return true;
 }
 
@@ -627,7 +638,7 @@ export async function finishOidcLogin(
       ...(seen.subject ? { subject: seen.subject } : {}),
     };
     // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
-    if (!auditsOidcRefusal(r, seen, req.scope ?? 'oidc', app.clock.now()))
+    if (!auditsOidcRefusal(app, r, seen, req.scope ?? 'oidc', app.clock.now()))
       logAnonymousRefusal(app, req.scope ?? 'oidc', req.ip, details);
     else
       app.audit.append(db, {

@@ -178,7 +178,7 @@ export async function finishOperatorOidc(
       app.log.error('operator oidc callback failed', { err: String(e) });
     const details = { via: 'oidc', reason: r.reason, ip: req.ip };
     // A callback naming no sign-in of ours is anonymous garbage: logged, never an entry each.
-    if (!auditsOidcRefusal(r, seen, 'operator', app.clock.now()))
+    if (!auditsOidcRefusal(app, r, seen, 'operator', app.clock.now()))
       logAnonymousRefusal(app, 'operator', req.ip, details);
     else
       app.audit.append(db, {

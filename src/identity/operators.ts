@@ -65,7 +65,7 @@ export async function bootstrapOperator(
   const has = app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM operators').get();
   if ((has?.n ?? 0) > 0) return null;
   const password = randomPassword();
-  const passwordHash = await hashPassword(password);
+  const passwordHash = await hashPassword(app, password);
   const token = OPERATOR_TOKEN_PREFIX + randomToken(32);
   const now = app.clock.now();
   const id = newId('op');

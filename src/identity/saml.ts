@@ -620,7 +620,7 @@ export async function startSamlLogin(
   },
 ): Promise<{ url: string; cookie: { name: string; value: string }; drop: string[] }> {
   const s = activeSaml(db);
-  if (req.client) takeSsoStart(req.client.scope, req.client.ip, app.clock.now());
+  if (req.client) takeSsoStart(app, req.client.scope, req.client.ip, app.clock.now());
   let made: { id: string; instant: string } | null = null;
   const cache = requestCache(app, null, (id, instant) => {
     made = { id, instant };
@@ -876,10 +876,10 @@ export async function finishSamlLogin(
       !(e instanceof SamlRefusal && e.anonymous) &&
       (seen.recorded ||
         (seen.validated &&
-          firstRefusalOf(scope, 'saml', `response:${String(form.SAMLResponse ?? '')}`, now)) ||
+          firstRefusalOf(app, scope, 'saml', `response:${String(form.SAMLResponse ?? '')}`, now)) ||
         (seen.known === true &&
           seen.request !== undefined &&
-          firstRefusalOf(scope, 'saml', seen.request, now)));
+          firstRefusalOf(app, scope, 'saml', seen.request, now)));
     if (audited)
       app.audit.append(db, {
         actor: seen.user ? `user:${seen.user.id}` : 'anonymous',

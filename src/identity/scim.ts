@@ -849,7 +849,7 @@ export async function createScimUser(c: ScimContext, input: unknown): Promise<Sc
   let hash: string | null = null;
   if (pw !== undefined && pw !== null) {
     try {
-      hash = await hashPassword(checkPassword(pw));
+      hash = await hashPassword(c.app, checkPassword(pw));
     } catch (e) {
       throw scimError(400, 'invalidValue', e instanceof Error ? e.message : 'invalid password');
     }

@@ -1,6 +1,6 @@
 import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
-import { bindSecrets, Keyring } from '../app/index.ts';
+import { AppState, bindSecrets, Keyring } from '../app/index.ts';
 import { isAppError } from '../shared/errors.ts';
 import {
   addressKey,
@@ -71,22 +71,26 @@ describe('SSO start limits (issue 8, point 9)', () => {
   test('one address is refused past its budget; another address and another platform are not', () => {
     const now = 1_000_000;
     const scope = `plt_${crypto.randomUUID()}`;
-    for (let i = 0; i < SSO_STARTS_PER_MIN; i++) takeSsoStart(scope, '203.0.113.9', now);
+    const app = { state: new AppState() };
+    for (let i = 0; i < SSO_STARTS_PER_MIN; i++) takeSsoStart(app, scope, '203.0.113.9', now);
     let refused: unknown = null;
     try {
-      takeSsoStart(scope, '203.0.113.9', now);
+      takeSsoStart(app, scope, '203.0.113.9', now);
     } catch (e) {
       refused = e;
     }
     expect(isAppError(refused) && [refused.code, refused.status]).toEqual(['sso.rate_limited', 429]);
     expect(isAppError(refused) && refused.retryAfter).toBeGreaterThan(0);
     // Rotating within one IPv6 /64 does not help.
-    for (let i = 0; i < SSO_STARTS_PER_MIN; i++) takeSsoStart(scope, `2001:db8:7:7::${i.toString(16)}`, now);
-    expect(() => takeSsoStart(scope, '2001:db8:7:7::ffff', now)).toThrow(/too many sign-ins/);
-    expect(() => takeSsoStart(scope, '198.51.100.7', now)).not.toThrow();
-    expect(() => takeSsoStart(`${scope}-other`, '203.0.113.9', now)).not.toThrow();
+    for (let i = 0; i < SSO_STARTS_PER_MIN; i++)
+      takeSsoStart(app, scope, `2001:db8:7:7::${i.toString(16)}`, now);
+    expect(() => takeSsoStart(app, scope, '2001:db8:7:7::ffff', now)).toThrow(/too many sign-ins/);
+    expect(() => takeSsoStart(app, scope, '198.51.100.7', now)).not.toThrow();
+    expect(() => takeSsoStart(app, `${scope}-other`, '203.0.113.9', now)).not.toThrow();
     // The budget comes back with time.
-    expect(() => takeSsoStart(scope, '203.0.113.9', now + 60_000)).not.toThrow();
+    expect(() => takeSsoStart(app, scope, '203.0.113.9', now + 60_000)).not.toThrow();
+    // Another App in this process keeps its own budget: the same address and scope go ahead.
+    expect(() => takeSsoStart({ state: new AppState() }, scope, '203.0.113.9', now)).not.toThrow();
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import { type App, type SecretSite, secretContext, secretsOf } from '../app/index.ts';
+import { type App, type SecretSite, secretContext, secretsOf, stateKey } from '../app/index.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { TokenBuckets } from './throttle.ts';
@@ -177,8 +177,15 @@ class BoundedBuckets {
   }
 }
 
-const startBuckets = new BoundedBuckets();
-const refusalLog = new BoundedBuckets();
+/** This App's SSO throttles: starts per address, anonymous refusals logged, refusals audited once. */
+const SSO_THROTTLES = stateKey('identity.sso', () => ({
+  starts: new BoundedBuckets(),
+  refusalLog: new BoundedBuckets(),
+  refusedOnce: new Map<string, number>(),
+}));
+
+/** What reaches an App's state: the App, or (tests) a bare `{ state }`. */
+type HasState = Pick<App, 'state'>;
 
 /**
  * Logs an SSO refusal that no known sign-in ties to (anonymous garbage at the ACS), at most
@@ -191,7 +198,8 @@ export function logAnonymousRefusal(
   ip: string | null,
   fields: Record<string, unknown>,
 ): void {
-  if (refusalLog.take(`${scope}|${addressKey(ip)}`, 1, app.clock.now()) > 0) return;
+  if (app.state.get(SSO_THROTTLES).refusalLog.take(`${scope}|${addressKey(ip)}`, 1, app.clock.now()) > 0)
+    return;
   app.log.warn(
     'sso sign-in refused (no sign-in of ours; not audited, logged at most once a minute per address)',
     {
@@ -230,9 +238,9 @@ export function addressKey(ip: string | null): string {
  * row, so one address may start only `SSO_STARTS_PER_MIN` a minute; other addresses are not
  * affected.
  */
-export function takeSsoStart(scope: string, ip: string | null, now: number): void {
+export function takeSsoStart(app: HasState, scope: string, ip: string | null, now: number): void {
   const key = `${scope}|${addressKey(ip)}`;
-  const wait = startBuckets.take(key, SSO_STARTS_PER_MIN, now);
+  const wait = app.state.get(SSO_THROTTLES).starts.take(key, SSO_STARTS_PER_MIN, now);
   if (wait > 0) {
     const e = new AppError(
       'sso.rate_limited',
@@ -366,20 +374,25 @@ export function firstReplayOf(db: Database, kind: PendingKind, key: string): boo
   );
 }
 
-let refusedOnce = new Map<string, number>();
-
 /**
  * True the first time (in this process, within the sign-in's lifetime) a refusal tied to the
  * sealed sign-in `key` is reported: anyone holding their own cookie may re-post it, so such a
  * refusal is audited once and then only logged. Kept in memory (bounded), so refusals write
  * nothing to the database beyond that one entry.
  */
-export function firstRefusalOf(scope: string, kind: PendingKind, key: string, now: number): boolean {
+export function firstRefusalOf(
+  app: HasState,
+  scope: string,
+  kind: PendingKind,
+  key: string,
+  now: number,
+): boolean {
   const k = `${scope}|${kind}|${sha256Hex(key)}`;
-  const until = refusedOnce.get(k);
+  const throttles = app.state.get(SSO_THROTTLES);
+  const until = throttles.refusedOnce.get(k);
   if (until !== undefined && until > now) return false;
-  if (refusedOnce.size >= MAX_TRACKED) refusedOnce = new Map();
-  refusedOnce.set(k, now + SSO_PENDING_TTL_MS);
+  if (throttles.refusedOnce.size >= MAX_TRACKED) throttles.refusedOnce = new Map();
+  throttles.refusedOnce.set(k, now + SSO_PENDING_TTL_MS);
   return true;
 }
 

@@ -82,7 +82,7 @@ export async function createUser(
   // Checked before the (slow) hash, so bad input fails fast.
   checkUserInput(input, by);
   const password = input.password === undefined ? null : checkPassword(input.password);
-  const hash = password ? await hashPassword(password) : null;
+  const hash = password ? await hashPassword(app, password) : null;
   // Without a password the account is an invitation: it links on its first SSO sign-in.
   return insertUser(app, db, input, by, hash, hash === null ? 'invite' : null);
 }
