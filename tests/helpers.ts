@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DEFAULT_CONFIG, type InstanceConfig, silentLogger } from '../src/app/index.ts';
 import { createPlatform, type Instance, openInstance } from '../src/flows/index.ts';
 import { type RunningServer, startServer } from '../src/server/start.ts';
+import type { Clock } from '../src/shared/time.ts';
 
 /** The repository root. */
 export const ROOT = join(import.meta.dir, '..');
@@ -36,7 +37,7 @@ export async function instanceWithPlatform(
 
 /** Starts a server in this process on 127.0.0.1 and a free port, on a fresh data dir. */
 export async function startTestServer(
-  opts: { config?: Partial<InstanceConfig>; demo?: boolean; dataDir?: string } = {},
+  opts: { config?: Partial<InstanceConfig>; demo?: boolean; dataDir?: string; clock?: Clock } = {},
 ): Promise<RunningServer & { dataDir: string; base: string; cleanup(): Promise<void> }> {
   const tmp = opts.dataDir ? null : tempDir();
   const dataDir = opts.dataDir ?? join(tmp!.dir, 'data');
@@ -47,7 +48,7 @@ export async function startTestServer(
     shutdown_timeout_ms: 2_000,
     ...opts.config,
   };
-  const s = await startServer({ dataDir, config, log: silentLogger, demo: opts.demo });
+  const s = await startServer({ dataDir, config, log: silentLogger, demo: opts.demo, clock: opts.clock });
   return {
     ...s,
     dataDir,

@@ -1,4 +1,5 @@
 import type { InstanceConfig } from '../src/app/index.ts';
+import type { Clock } from '../src/shared/time.ts';
 import { hostFetch, operatorApi, startTestServer } from './helpers.ts';
 
 /**
@@ -9,9 +10,9 @@ import { hostFetch, operatorApi, startTestServer } from './helpers.ts';
 export async function serverWithPlatform(
   slug = 'acme',
   body: Record<string, unknown> = {},
-  opts: { config?: Partial<InstanceConfig> } = {},
+  opts: { config?: Partial<InstanceConfig>; clock?: Clock } = {},
 ) {
-  const s = await startTestServer(opts.config ? { config: opts.config } : {});
+  const s = await startTestServer({ config: opts.config, clock: opts.clock });
   const token = s.firstRun!.token;
   const res = await operatorApi(s.base, token, 'POST', '/platforms', { slug, ...body });
   if (res.status !== 201) throw new Error(`create ${slug}: ${res.status} ${await res.text()}`);

@@ -16,7 +16,7 @@ import { dirname, resolve } from 'node:path';
 import { tx } from '../db/index.ts';
 import { aesGcmOpen, aesGcmSeal } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
-import type { Clock } from '../shared/time.ts';
+import { type Clock, systemClock } from '../shared/time.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -254,7 +254,7 @@ export class Keyring implements SecretBox {
    * A keyring held in memory only (random master and data key), for tests and tools that
    * never store what they seal.
    */
-  static ephemeral(clock: Clock = { now: () => Date.now() }): Keyring {
+  static ephemeral(clock: Clock = systemClock): Keyring {
     const control = new Database(':memory:', { strict: true });
     control.exec(
       'CREATE TABLE data_keys (id TEXT PRIMARY KEY, wrapped TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER)',

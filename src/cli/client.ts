@@ -25,6 +25,7 @@ import {
   type OperatorView,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { type Clock, systemClock } from '../shared/time.ts';
 import type { PlatformView } from '../tenancy/index.ts';
 
 /** A created platform as the contract prints it. */
@@ -85,11 +86,12 @@ export interface OperatorClient {
  */
 export async function connect(
   dataDir: string,
-  opts: { create?: boolean; config?: InstanceConfig } = {},
+  opts: { create?: boolean; config?: InstanceConfig; clock?: Clock } = {},
 ): Promise<OperatorClient> {
   const config = opts.config ?? DEFAULT_CONFIG;
+  const clock = opts.clock ?? systemClock;
   const { socket } = dataDirPaths(dataDir);
-  const deadline = Date.now() + 5_000;
+  const deadline = clock.now() + 5_000;
   for (;;) {
     if (existsSync(socket) && (await socketAnswers(socket))) return remoteClient(socket);
     if (!opts.create && !existsSync(dataDir)) {
@@ -103,14 +105,14 @@ export async function connect(
     if ('lock' in held) {
       try {
         sweepTemporaryFiles(dataDir);
-        const inst = openInstance({ dataDir, config, log: silentLogger });
+        const inst = openInstance({ dataDir, config, log: silentLogger, clock });
         return localClient(inst, () => held.lock.release());
       } catch (e) {
         held.lock.release();
         throw e;
       }
     }
-    if (Date.now() > deadline) {
+    if (clock.now() > deadline) {
       throw new AppError(
         'datadir.locked',
         `data dir ${dataDir} is locked by another process${held.heldBy ? ` (pid ${held.heldBy})` : ''} whose control socket does not answer`,

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger, readConfigFile, resolveConfig } from '../app/index.ts';
 import { type RunningServer, startServer } from '../server/start.ts';
+import { iso, systemClock } from '../shared/time.ts';
 import type { GlobalFlags, Output } from './output.ts';
 
 /** The owner-only file in the data dir that takes first-run secrets when stdout is no terminal. */
@@ -41,14 +42,18 @@ export function registerServe(program: Command, run: Run, version: string): void
           },
           flags.config ?? 'flags',
         );
-        const log = createLogger({ level: config.log_level, json: config.log_format === 'json' });
-        const s = await startServer({ dataDir: flags.data, config, log, demo: o.demo });
+        // The one clock of the process: the logger, the App and everything it runs read it.
+        const clock = systemClock;
+        const log = createLogger({ level: config.log_level, json: config.log_format === 'json', clock });
+        const s = await startServer({ dataDir: flags.data, config, log, demo: o.demo, clock });
         const demo = s.demo ?? (o.demo ? null : undefined);
         // NB! Under systemd or docker stdout is a journal that keeps everything: secrets are
         // shown only on a terminal or with --json (the caller asked for them), else filed.
         const secrets = secretsOf(s);
         const secretsFile =
-          !out.json && !process.stdout.isTTY && secrets.length ? writeSecretsFile(flags.data, secrets) : null;
+          !out.json && !process.stdout.isTTY && secrets.length
+            ? writeSecretsFile(flags.data, secrets, clock.now())
+            : null;
         const shown = (v: string) => (secretsFile ? `(in ${secretsFile})` : v);
         out.result(
           {
@@ -142,7 +147,7 @@ function secretsOf(s: RunningServer): [string, string][] {
  * path. Appended, never replaced, so secrets not yet collected from an earlier start survive;
  * a symlink in its place is refused rather than followed.
  */
-function writeSecretsFile(dataDir: string, secrets: [string, string][]): string {
+function writeSecretsFile(dataDir: string, secrets: [string, string][], now: number): string {
   const path = resolve(join(dataDir, SECRETS_FILE));
   const fd = openSync(
     path,
@@ -154,7 +159,7 @@ function writeSecretsFile(dataDir: string, secrets: [string, string][]): string 
     fchmodSync(fd, 0o600);
     const width = Math.max(...secrets.map(([k]) => k.length));
     const body = [
-      `# soulfra serve, ${new Date().toISOString()}: shown once; store these elsewhere, then delete this file`,
+      `# soulfra serve, ${iso(now)}: shown once; store these elsewhere, then delete this file`,
       ...secrets.map(([k, v]) => `${k.padEnd(width)}  ${v}`),
       '',
     ].join('\n');

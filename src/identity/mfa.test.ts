@@ -7,6 +7,7 @@ import { type App, type AuditInput, bindSecrets, Keyring, secretsOf } from '../a
 import { migrate, TENANT_MIGRATIONS } from '../db/index.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
+import { ManualClock } from '../shared/time.ts';
 import { disableTotp, enableTotp, regenerateRecoveryCodes, startTotpSetup, verifySignInMfa } from './mfa.ts';
 import { createSession } from './sessions.ts';
 import { DEFAULT_IDENTITY_SETTINGS, writeIdentitySettings } from './settings.ts';
@@ -30,40 +31,42 @@ function wrongCode(secret: string, step: number): string {
 }
 
 /**
- * An authenticator against the real clock that never offers a time step twice (the server
- * refuses a reused code): it takes the oldest step still safely inside the server's ±1 window,
- * and waits for the next step when it has run ahead.
+ * An authenticator on the server's pinned clock that never offers a time step twice (the server
+ * refuses a reused code): it takes the oldest step inside the server's ±1 window, and when it
+ * has run ahead it lets the clock pass one step (`advance`) instead of sleeping on the wall clock.
  */
 class Authenticator {
   last = Number.NEGATIVE_INFINITY;
-  constructor(readonly secret: string) {}
+  constructor(
+    readonly secret: string,
+    readonly clock: ManualClock,
+  ) {}
   /** The next unused code; the server will remember it as used. */
   async next(): Promise<string> {
-    const { code, step } = await this.#fresh();
+    const { code, step } = this.#fresh();
     this.last = step;
     return code;
   }
   /** The code `next` would give, for a request the server refuses before looking at the code. */
   async peek(): Promise<string> {
-    return (await this.#fresh()).code;
+    return this.#fresh().code;
   }
-  async #fresh(): Promise<{ code: string; step: number }> {
+  #fresh(): { code: string; step: number } {
     for (;;) {
-      const now = Date.now();
-      const cur = Math.floor(now / STEP_MS);
-      const oldestSafe = STEP_MS - (now % STEP_MS) > 3_000 ? cur - 1 : cur;
-      const step = Math.max(this.last + 1, oldestSafe);
+      const cur = Math.floor(this.clock.now() / STEP_MS);
+      const step = Math.max(this.last + 1, cur - 1);
       if (step <= cur + 1) return { code: codeAt(this.secret, step), step };
-      await Bun.sleep(STEP_MS - (now % STEP_MS) + 50);
+      this.clock.advance(STEP_MS);
     }
   }
   wrong(): string {
-    return wrongCode(this.secret, Math.floor(Date.now() / STEP_MS));
+    return wrongCode(this.secret, Math.floor(this.clock.now() / STEP_MS));
   }
 }
 
 type Err = { error: { code: string; message: string; details?: { path: string; reason: string }[] } };
-const TOTP_TIMEOUT = 70_000;
+// Several argon2id sign-ins on a shared machine; no test waits for a TOTP step any more.
+const TOTP_TIMEOUT = 20_000;
 
 // ---------------------------------------------------------------------------------------------
 // The service against one platform's database, with time pinned.
@@ -365,7 +368,10 @@ describe('the MFA service with a pinned clock', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Over HTTP, against a running server and the real clock.
+// Over HTTP, against a running server on a pinned clock.
+
+/** The server's clock: TOTP steps pass when a test's authenticator lets them (no sleeping). */
+const serverClock = new ManualClock(Date.UTC(2026, 10, 26, 12));
 
 let env: Awaited<ReturnType<typeof serverWithPlatform>>;
 const client = (host = env.host) => new PlatformClient(env.s.base, host);
@@ -389,7 +395,7 @@ async function enrolledMember() {
   const m = await newMember();
   const setup = await m.c.json<{ secret: string }>('POST', '/api/v1/me/mfa/totp/setup');
   expect(setup.status).toBe(200);
-  const auth = new Authenticator(setup.body.secret);
+  const auth = new Authenticator(setup.body.secret, serverClock);
   const on = await m.c.json<{ recovery_codes: string[] }>('POST', '/api/v1/me/mfa/totp/enable', {
     code: await auth.next(),
   });
@@ -407,7 +413,7 @@ async function pendingSignIn(email: string, password: string, host = env.host): 
 }
 
 beforeAll(async () => {
-  env = await serverWithPlatform('mfa', { name: 'Mfa Test Co' });
+  env = await serverWithPlatform('mfa', { name: 'Mfa Test Co' }, { clock: serverClock });
   ownerClient = client();
   expect((await ownerClient.signIn(env.owner.email, env.owner.password)).status).toBe(200);
 });
@@ -432,7 +438,7 @@ describe('TOTP enrolment and the second step of sign-in', () => {
       expect(decodeURIComponent(url.pathname)).toBe(`/Mfa Test Co:${m.email}`);
       expect(url.searchParams.get('issuer')).toBe('Mfa Test Co');
       expect(url.searchParams.get('secret')).toBe(setup.body.secret);
-      const auth = new Authenticator(setup.body.secret);
+      const auth = new Authenticator(setup.body.secret, serverClock);
 
       const bad = await m.c.json<Err>('POST', '/api/v1/me/mfa/totp/enable', { code: auth.wrong() });
       expect(bad.status).toBe(400);
@@ -696,7 +702,7 @@ describe('a platform that requires MFA for owners and admins', () => {
       );
       expect(setup.status).toBe(200);
       expect(new URL(setup.body.otpauth_url).searchParams.get('issuer')).toBe('Policy Co');
-      ownerAuth = new Authenticator(setup.body.secret);
+      ownerAuth = new Authenticator(setup.body.secret, serverClock);
       const on = await c.json<{ recovery_codes: string[]; mfa_required: boolean }>(
         'POST',
         '/api/v1/me/mfa/totp/enable',

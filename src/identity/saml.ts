@@ -383,7 +383,7 @@ function derTime(d: Date): Buffer {
  * A fresh RSA-2048 key and a self-signed X.509 v3 certificate for it (SHA-256, ten years),
  * as PEM. SAML peers pin the certificate itself, so no CA is involved.
  */
-export function makeSpKeyPair(commonName: string, now = new Date()): { privateKey: string; cert: string } {
+export function makeSpKeyPair(commonName: string, now: Date): { privateKey: string; cert: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const serial = randomBytes(16);
@@ -469,7 +469,7 @@ export function saveSaml(
     stored.sp_private_key = previous.sp_private_key;
     stored.sp_cert = previous.sp_cert;
   } else if (s.sign_requests) {
-    const pair = makeSpKeyPair(`${by.platformSlug} SAML SP`);
+    const pair = makeSpKeyPair(`${by.platformSlug} SAML SP`, new Date(app.clock.now()));
     stored.sp_private_key = pair.privateKey;
     stored.sp_cert = pair.cert;
   }
@@ -984,7 +984,7 @@ async function acs(
         !firstReplayOf(db, 'saml', answered),
       );
   }
-  const checked = checkResponse(s, req.origin, root, profile, Date.now());
+  const checked = checkResponse(s, req.origin, root, profile, now);
 
   const subject = typeof profile.nameID === 'string' ? profile.nameID : '';
   if (!subject || subject.length > 1024)

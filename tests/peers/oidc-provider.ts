@@ -20,6 +20,8 @@ export interface OidcPeer {
   setAccount(login: string, claims: Record<string, unknown>): void;
   /** The authorization code lifetime in seconds (default 60). */
   setCodeTtl(seconds: number): void;
+  /** Lets every authorization code issued so far expire now (no waiting out their lifetime). */
+  expireCodes(): void;
   /** Drives a browser-less sign-in from an authorization URL. */
   authorize(authorizationUrl: string | URL, opts: { login: string }): Promise<AuthorizeResult>;
   stop(): Promise<void>;
@@ -157,6 +159,9 @@ export async function startOidcProvider(opts: OidcPeerOptions = {}): Promise<Oid
     setAccount: (login, claims) => accounts.set(login, claims),
     setCodeTtl: (s) => {
       codeTtl = s;
+    },
+    expireCodes: () => {
+      for (const [k, e] of store) if (k.startsWith('AuthorizationCode:')) e.expiresAt = 0;
     },
     authorize: (url, { login }) => drive(issuer, new URL(url), login),
     stop: () =>
