@@ -72,8 +72,9 @@ export interface OpenAppOptions {
 /** Opens (creating if new) the data dir: control database migrated, platform pool ready. */
 export function openApp(opts: OpenAppOptions): App {
   const config = opts.config ?? DEFAULT_CONFIG;
-  const log = opts.log ?? createLogger({ level: config.log_level, json: config.log_format === 'json' });
   const clock = opts.clock ?? systemClock;
+  const log =
+    opts.log ?? createLogger({ level: config.log_level, json: config.log_format === 'json', clock });
   const state = new AppState();
   const platformsDir = join(opts.dataDir, 'platforms');
   try {
