@@ -4,6 +4,15 @@ export { DEFAULT_CONFIG, InstanceConfig, readConfigFile, resolveConfig, validate
 export { type DataDirLock, dataDirPaths, lockDataDir, sweepTemporaryFiles } from './datadir.ts';
 export { type DomainEvents, EventBus, type EventName } from './events.ts';
 export {
+  createHttp1Client,
+  HTTP1_DEFAULT_MAX_BODY_BYTES,
+  HTTP1_DEFAULT_MAX_HEADER_BYTES,
+  type Http1Client,
+  type Http1Fetch,
+  type Http1FetchInit,
+  type Http1Options,
+} from './http1.ts';
+export {
   bindSecrets,
   type DbSecrets,
   defaultMasterKeyFile,
