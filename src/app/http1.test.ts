@@ -393,4 +393,25 @@ describe('the HTTP/1.1 client', () => {
     expect(client.openConnections()).toBe(0);
     srv.stop();
   });
+
+  test('a head sent in two writes is capped too (one read or several: both checks name the limit)', async () => {
+    const sockets: Socket<{ n: number }>[] = [];
+    const srv = rawServer((s) => {
+      sockets.push(s);
+      s.write(`HTTP/1.1 200 OK\r\nx-a: ${'h'.repeat(800)}\r\n`);
+    });
+    client = createHttp1Client({ maxHeaderBytes: 1024 });
+    const p = client.fetch(`http://127.0.0.1:${srv.port}/`, { method: 'GET', headers: {} }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    // The rest of the head, once the first part was read (no answer can be out yet).
+    while (sockets.length === 0) await Bun.sleep(1);
+    sockets[0]!.write(`x-b: ${'h'.repeat(800)}\r\ncontent-length: 2\r\n\r\nok`);
+    const e = await p;
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toContain('headers exceed the 1024-byte limit');
+    expect(client.openConnections()).toBe(0);
+    srv.stop();
+  });
 });
