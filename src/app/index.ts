@@ -1,8 +1,28 @@
 export { type App, type OpenAppOptions, openApp } from './app.ts';
 export type { AuditEntry, AuditInput, AuditPort } from './audit-port.ts';
 export { DEFAULT_CONFIG, InstanceConfig, readConfigFile, resolveConfig, validateConfig } from './config.ts';
-export { type DataDirLock, dataDirPaths, lockDataDir, sweepTemporaryFiles } from './datadir.ts';
+export {
+  currentLibcHost,
+  type DataDirLock,
+  dataDirPaths,
+  type FlockFn,
+  type FlockLoader,
+  type LibcHost,
+  libcCandidates,
+  lockDataDir,
+  resolveFlock,
+  sweepTemporaryFiles,
+} from './datadir.ts';
 export { type DomainEvents, EventBus, type EventName } from './events.ts';
+export {
+  createHttp1Client,
+  HTTP1_DEFAULT_MAX_BODY_BYTES,
+  HTTP1_DEFAULT_MAX_HEADER_BYTES,
+  type Http1Client,
+  type Http1Fetch,
+  type Http1FetchInit,
+  type Http1Options,
+} from './http1.ts';
 export {
   bindSecrets,
   type DbSecrets,

@@ -1,3 +1,9 @@
+export {
+  type ConstraintKind,
+  type ConstraintViolation,
+  constraintViolation,
+  isUniqueViolation,
+} from './constraints.ts';
 export { isCurrent, type Migration, type MigrationResult, migrate, schemaVersion } from './migrate.ts';
 export { CONTROL_MIGRATIONS, TENANT_MIGRATIONS } from './migrations.ts';
 export { applyPragmas, type DbRole, openDatabase, tx } from './open.ts';

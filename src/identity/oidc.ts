@@ -1,6 +1,7 @@
 import type { Database } from 'bun:sqlite';
 import * as client from 'openid-client';
 import { type App, stateKey } from '../app/index.ts';
+import { setCookie } from '../shared/cookies.ts';
 import { safeEqual, sha256Hex } from '../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../shared/errors.ts';
 import { isOutboundError } from '../shared/outbound.ts';
@@ -456,7 +457,7 @@ export function oidcCookieName(state: string): string {
  * sees them too, to keep a browser's count bounded: SSO_PENDING_PER_BROWSER).
  */
 export function oidcCookie(name: string, value: string, secure: boolean, maxAgeSec: number): string {
-  return `${name}=${value}; Path=/sso/oidc; HttpOnly; SameSite=Lax; Max-Age=${maxAgeSec}${secure ? '; Secure' : ''}`;
+  return setCookie(name, value, { path: '/sso/oidc', sameSite: 'Lax', maxAgeSec, secure });
 }
 
 /**

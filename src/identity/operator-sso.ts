@@ -1,5 +1,5 @@
 import type { App } from '../app/index.ts';
-import { tx } from '../db/index.ts';
+import { isUniqueViolation, tx } from '../db/index.ts';
 import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
@@ -94,7 +94,7 @@ export function createOperator(
       });
     });
   } catch (e) {
-    if (String(e).includes('UNIQUE constraint failed: operators.email')) {
+    if (isUniqueViolation(e, 'operators', 'email')) {
       throw new AppError('operator.email_taken', `an operator with email ${email} exists`, 409, [
         { path: '/email', reason: 'taken' },
       ]);

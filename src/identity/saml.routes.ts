@@ -1,4 +1,5 @@
 import { Elysia } from 'elysia';
+import { setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
 import { requestContext } from './context.ts';
 import { actorOf, type Permission, roleOf } from './permissions.ts';
@@ -35,7 +36,7 @@ export const SAML_ROUTE_PERMISSIONS: Record<string, Permission> = {
  * still works).
  */
 function pendingCookie(name: string, value: string, secure: boolean, maxAgeSec: number): string {
-  return `${name}=${value}; Path=/sso/saml; HttpOnly; ${secure ? 'SameSite=None; Secure' : 'SameSite=Lax'}; Max-Age=${maxAgeSec}`;
+  return setCookie(name, value, { path: '/sso/saml', sameSite: secure ? 'None' : 'Lax', maxAgeSec, secure });
 }
 
 /**

@@ -508,6 +508,46 @@ describe('sign-in round trip', () => {
   });
 });
 
+describe('the SP certificate (built on @peculiar/asn1-x509)', () => {
+  test('subject, issuer, validity, key type, serial and signature as node:crypto reads them', async () => {
+    const { createPrivateKey, createPublicKey } = await import('node:crypto');
+    const now = new Date('2026-03-04T05:06:07.890Z');
+    const pair = makeSpKeyPair('acme SAML SP', now);
+    const x = new X509Certificate(pair.cert);
+    expect(x.subject).toBe('CN=acme SAML SP');
+    expect(x.issuer).toBe('CN=acme SAML SP');
+    expect(new Date(x.validFrom).toISOString()).toBe('2026-03-04T05:05:07.000Z');
+    expect(new Date(x.validTo).toISOString()).toBe('2036-03-04T05:06:07.000Z');
+    expect(x.ca).toBe(false);
+    expect(x.publicKey.asymmetricKeyType).toBe('rsa');
+    expect(x.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    // The certificate's key is the private key's public half, and it signed the certificate.
+    const pub = createPublicKey(createPrivateKey(pair.privateKey));
+    expect(x.publicKey.export({ type: 'spki', format: 'der' })).toEqual(
+      pub.export({ type: 'spki', format: 'der' }),
+    );
+    expect(x.checkPrivateKey(createPrivateKey(pair.privateKey))).toBe(true);
+    expect(x.verify(x.publicKey)).toBe(true);
+    expect(x.checkIssued(x)).toBe(true);
+    // A positive 128-bit serial, fresh for each certificate.
+    expect(x.serialNumber).toMatch(/^[0-7][0-9A-F]{31}$/);
+    expect(new X509Certificate(makeSpKeyPair('acme SAML SP', now).cert).serialNumber).not.toBe(
+      x.serialNumber,
+    );
+    // A long name is cut to 64 characters (the X.520 upper bound of a common name).
+    expect(new X509Certificate(makeSpKeyPair('n'.repeat(100), now).cert).subject).toBe(
+      `CN=${'n'.repeat(64)}`,
+    );
+  });
+
+  test('a validity ending after 2049 is written as GeneralizedTime and reads back', () => {
+    const x = new X509Certificate(makeSpKeyPair('late SP', new Date('2045-06-01T00:00:00Z')).cert);
+    expect(new Date(x.validTo).toISOString()).toBe('2055-06-01T00:00:00.000Z');
+    // GeneralizedTime (tag 0x18) with its four-digit year in the DER.
+    expect(x.raw.includes(Buffer.from([0x18, 0x0f, ...Buffer.from('20550601000000Z')]))).toBe(true);
+  });
+});
+
 /** A correct, signed answer to `req` for `nameId` (its email attribute the same). */
 const good = (req: ParsedRequest, nameId = 'mallory@samlco.test') =>
   idp.loginResponse(sp, { request: req, nameId, attributes: { email: nameId } });

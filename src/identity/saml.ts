@@ -8,6 +8,19 @@ import {
   SamlStatusError,
   ValidateInResponseTo,
 } from '@node-saml/node-saml';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  Certificate,
+  Name,
+  RelativeDistinguishedName,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+} from '@peculiar/asn1-x509';
 import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../app/index.ts';
 import { safeEqual } from '../shared/crypto.ts';
@@ -359,52 +372,53 @@ export function validateSamlSettings(body: unknown): SamlSettings {
 
 // --- A self-signed certificate for the SP's own key (node:crypto cannot make one) ---
 
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let x = n; x > 0; x >>= 8) bytes.unshift(x & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-function der(tag: number, ...parts: Uint8Array[]): Buffer {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
-}
-const SHA256_WITH_RSA = Buffer.from('06092a864886f70d01010b', 'hex');
-const OID_CN = Buffer.from('0603550403', 'hex');
-function derTime(d: Date): Buffer {
-  const s = d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  // UTCTime (YYMMDDHHMMSSZ) until 2049, GeneralizedTime after (RFC 5280 §4.1.2.5).
-  return d.getUTCFullYear() < 2050
-    ? der(0x17, Buffer.from(`${s.slice(2)}Z`))
-    : der(0x18, Buffer.from(`${s}Z`));
-}
+/** sha256WithRSAEncryption (RFC 4055), its parameters NULL. */
+const SHA256_WITH_RSA = new AlgorithmIdentifier({ algorithm: '1.2.840.113549.1.1.11', parameters: null });
 
 /**
- * A fresh RSA-2048 key and a self-signed X.509 v3 certificate for it (SHA-256, ten years),
- * as PEM. SAML peers pin the certificate itself, so no CA is involved.
+ * A fresh RSA-2048 key and a self-signed X.509 v3 certificate for it (SHA-256, ten years,
+ * subject and issuer `CN=<commonName>` cut to 64 characters), as PEM. SAML peers pin the
+ * certificate itself, so no CA is involved. The certificate's structure is built with
+ * @peculiar/asn1-x509's RFC 5280 schema (DER by @peculiar/asn1-schema) and signed with
+ * node:crypto, so the whole stays synchronous.
  */
 export function makeSpKeyPair(commonName: string, now: Date): { privateKey: string; cert: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and not zero-led
-  const name = der(0x30, der(0x31, der(0x30, OID_CN, der(0x0c, Buffer.from(commonName.slice(0, 64))))));
-  const algorithm = der(0x30, SHA256_WITH_RSA, Buffer.from([0x05, 0x00]));
+  const name = new Name([
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({
+        type: '2.5.4.3', // commonName
+        value: new AttributeValue({ utf8String: commonName.slice(0, 64) }),
+      }),
+    ]),
+  ]);
   const notAfter = new Date(now.getTime());
   notAfter.setUTCFullYear(notAfter.getUTCFullYear() + 10);
-  const tbs = der(
-    0x30,
-    der(0xa0, der(0x02, Buffer.from([0x02]))),
-    der(0x02, serial),
-    algorithm,
-    name,
-    der(0x30, derTime(new Date(now.getTime() - 60_000)), derTime(notAfter)),
-    name,
-    spki,
-  );
-  const signature = sign('sha256', tbs, privateKey);
-  const cert = der(0x30, tbs, algorithm, der(0x03, Buffer.from([0x00]), signature));
-  return { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), cert: toPem(cert) };
+  const tbs = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: new Uint8Array(serial).buffer,
+    signature: SHA256_WITH_RSA,
+    issuer: name,
+    // A minute back, for clocks a little behind ours; UTCTime until 2049, GeneralizedTime after.
+    validity: new Validity({ notBefore: new Date(now.getTime() - 60_000), notAfter }),
+    subject: name,
+    subjectPublicKeyInfo: AsnConvert.parse(
+      publicKey.export({ type: 'spki', format: 'der' }),
+      SubjectPublicKeyInfo,
+    ),
+  });
+  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(tbs)), privateKey);
+  const cert = new Certificate({
+    tbsCertificate: tbs,
+    signatureAlgorithm: SHA256_WITH_RSA,
+    signatureValue: new Uint8Array(signature).buffer,
+  });
+  return {
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    cert: toPem(Buffer.from(AsnConvert.serialize(cert))),
+  };
 }
 
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;

@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { clearCookie, readCookie, setCookie } from '../shared/cookies.ts';
 import { randomToken, sha256Hex } from '../shared/crypto.ts';
 import type { IdentitySettings } from './settings.ts';
 import type { UserRow } from './users.repository.ts';
@@ -101,20 +102,18 @@ export function completeMfa(db: Database, sessionIdHash: string): void {
 
 /** The Set-Cookie value for a session: HttpOnly, SameSite=Lax, Secure under TLS. */
 export function sessionCookie(token: string, opts: { secure: boolean; maxAgeSec: number }): string {
-  return `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${opts.maxAgeSec}${opts.secure ? '; Secure' : ''}`;
+  return setCookie(SESSION_COOKIE, token, {
+    path: '/',
+    sameSite: 'Lax',
+    maxAgeSec: opts.maxAgeSec,
+    secure: opts.secure,
+  });
 }
 
 /** The Set-Cookie value that removes the session cookie. */
 export function clearedSessionCookie(secure: boolean): string {
-  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0${secure ? '; Secure' : ''}`;
+  return clearCookie(SESSION_COOKIE, { path: '/', sameSite: 'Lax', secure });
 }
 
-/** A cookie's value from a Cookie header. */
-export function readCookie(header: string | null, name: string): string | null {
-  if (!header) return null;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return null;
-}
+/** A cookie's value from a Cookie header (shared/cookies.ts). */
+export { readCookie };

@@ -47,11 +47,16 @@ const UPDATABLE = [
 /** SQL over one platform's users table; `db` is that platform's handle. */
 export function createUserRepository({ db }: { db: Database }) {
   return {
-    /** Inserts a user; throws SQLITE_CONSTRAINT_UNIQUE when the email is taken. */
+    /**
+     * Inserts a user, every column of the row (MFA columns start empty); throws
+     * SQLITE_CONSTRAINT_UNIQUE (read it with db's `isUniqueViolation`) when the email or the
+     * external id is taken.
+     */
     insert(u: UserRow): void {
       db.query(
-        `INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at, updated_at,
+           external_id, given_name, family_name, provisioned_via)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         u.id,
         u.email,
@@ -62,6 +67,10 @@ export function createUserRepository({ db }: { db: Database }) {
         u.email_verified_at,
         u.created_at,
         u.updated_at,
+        u.external_id ?? null,
+        u.given_name ?? null,
+        u.family_name ?? null,
+        u.provisioned_via ?? null,
       );
     },
     /** By id. */

@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
+import { isUniqueViolation } from '../db/index.ts';
 import { AppError, type ErrorDetail } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { iso } from '../shared/time.ts';
@@ -147,12 +148,11 @@ export function insertUser(
     external_id: typeof input.external_id === 'string' ? input.external_id : null,
     given_name: typeof input.given_name === 'string' ? input.given_name : null,
     family_name: typeof input.family_name === 'string' ? input.family_name : null,
+    provisioned_via: provisionedVia,
   };
   try {
     db.transaction(() => {
       users.insert(row);
-      if (provisionedVia)
-        db.query('UPDATE users SET provisioned_via = ? WHERE id = ?').run(provisionedVia, row.id);
       app.audit.append(db, {
         actor: by.actor,
         action: 'user.created',
@@ -161,12 +161,12 @@ export function insertUser(
       });
     }).immediate();
   } catch (e) {
-    if (String(e).includes('UNIQUE constraint failed: users.email')) {
+    if (isUniqueViolation(e, 'users', 'email')) {
       throw new AppError('user.email_taken', `a user with email ${email} exists`, 409, [
         { path: '/email', reason: 'taken' },
       ]);
     }
-    if (String(e).includes('UNIQUE constraint failed: users.external_id')) {
+    if (isUniqueViolation(e, 'users', 'external_id')) {
       throw new AppError('user.external_id_taken', 'a user with this externalId exists', 409, [
         { path: '/external_id', reason: 'taken' },
       ]);

@@ -19,6 +19,7 @@ import {
   saveOidc,
   startOidcLogin,
 } from '../identity/index.ts';
+import { clearCookie, setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { objectBody, parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
@@ -141,17 +142,19 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           cookies: request.headers.get('cookie'),
           ip: d.ipOf(request),
         });
-        const secure = originOf(request).startsWith('https:') ? '; Secure' : '';
+        const secure = originOf(request).startsWith('https:');
         const headers = new Headers({ location: r.returnTo, 'cache-control': 'no-store' });
         const maxAge = Math.floor((r.expiresAt - d.app.clock.now()) / 1000);
         headers.append(
           'set-cookie',
-          `${OPERATOR_SESSION_COOKIE}=${r.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`,
+          setCookie(OPERATOR_SESSION_COOKIE, r.token, {
+            path: '/',
+            sameSite: 'Lax',
+            maxAgeSec: maxAge,
+            secure,
+          }),
         );
-        headers.append(
-          'set-cookie',
-          oidcCookie(oidcCookieName(query.get('state') ?? ''), '', secure !== '', 0),
-        );
+        headers.append('set-cookie', oidcCookie(oidcCookieName(query.get('state') ?? ''), '', secure, 0));
         return new Response(null, { status: 302, headers });
       })
       .get('/readyz', () => {
@@ -236,7 +239,11 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             return new Response(null, {
               status: 204,
               headers: {
-                'set-cookie': `${OPERATOR_SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
+                'set-cookie': clearCookie(OPERATOR_SESSION_COOKIE, {
+                  path: '/',
+                  sameSite: 'Lax',
+                  secure: originOf(request).startsWith('https:'),
+                }),
               },
             });
           })

@@ -598,6 +598,45 @@ describe('parseBlueprintText', () => {
     expect(e.message).toStartWith('acme.json is not valid JSON at line 4, column 3');
   });
 
+  test('JSON syntax errors are placed where JSON stops (read on the yaml token tree)', () => {
+    // Positions as the strict JSON scanner this replaced found them: a trailing comma, a doubled
+    // or missing comma or colon, YAML-only syntax (plain or single-quoted keys, comments,
+    // anchors, block collections, a second document), numbers and literals, escapes, the end.
+    const rows: [string, number, number][] = [
+      ['{"identity": {', 1, 15],
+      ['{"a": 01}', 1, 8],
+      ['[1,,2]', 1, 4],
+      ['{"a" 1}', 1, 6],
+      ['{"a":1} x', 1, 9],
+      ['{a: 1}', 1, 2],
+      ['[1,]', 1, 4],
+      ['{"a":1 "b":2}', 1, 8],
+      ['{"a":[1,2],}', 1, 12],
+      ['{"a":\n  # c\n  1}', 2, 3],
+      ['{"a":1}\n---\n{}', 2, 1],
+      ['{"a":tru}', 1, 9],
+      ['{"a":"x\ty"}', 1, 8],
+      ['{"a":"\\x41"}', 1, 8],
+      ["{'a':1}", 1, 2],
+      ['{"a":+1}', 1, 6],
+      ['{"a":1.}', 1, 7],
+      ['{"a":1}}', 1, 8],
+      ['["a":1]', 1, 5],
+      ['- 1', 1, 1],
+      ['{"a":"\\u12"}', 1, 8],
+      ['{"a":&x 1}', 1, 6],
+      ['{"a":["x"y]}', 1, 10],
+      ['"unterminated', 1, 14],
+      ['', 1, 1],
+      ['\uFEFF{}', 1, 1],
+    ];
+    for (const [text, line, column] of rows) {
+      const e = appError(() => parseBlueprintText(text, 'b.json'));
+      expect(e.code, text).toBe('blueprint.unparseable');
+      expect(e.message, text).toStartWith(`b.json is not valid JSON at line ${line}, column ${column}: `);
+    }
+  });
+
   test('a YAML syntax error names the file, line and column', () => {
     const e = appError(() => parseBlueprintText('version: 1\nidentity:\n  name: Acme: Labs\n', 'acme.yaml'));
     expect(e.code).toBe('blueprint.unparseable');

@@ -764,106 +764,132 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
 
 /**
  * Offset of the first JSON syntax error (JavaScriptCore's JSON.parse does not say where), or
- * undefined if this strict scanner finds none. Only used to enrich error messages.
+ * undefined when none is found. Only used to enrich error messages. JSON is YAML, so yaml's
+ * parser reads the text into its token tree (`CST`, with offsets); what is left is to find the
+ * first token JSON does not allow: a YAML-only construct (plain or single-quoted keys, block
+ * collections, comments, anchors, a second document), a missing or doubled comma, a missing
+ * colon, a trailing comma, an unclosed bracket, a scalar that is no JSON number or literal, or a
+ * string with a raw control character or a YAML-only escape. yaml's own errors come last.
  */
 function jsonErrorOffset(text: string): number | undefined {
-  let i = 0;
-  const fail = (): never => {
-    throw i;
-  };
-  const space = () => {
-    while (i < text.length && ' \t\n\r'.includes(text.charAt(i))) i++;
-  };
-  const literal = (word: string) => {
-    for (const ch of word) {
-      if (text.charAt(i) !== ch) fail();
-      i++;
+  type Tok = CST.Token | CST.SourceToken;
+  const TRIVIA = new Set(['space', 'newline']);
+  const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/;
+  /** A plain scalar must be one JSON number or literal: else where it stops being one. */
+  const plain = (t: CST.FlowScalar) => {
+    const s = t.source;
+    const word = ['true', 'false', 'null'].find((w) => w[0] === s[0]);
+    let n: number;
+    if (word) {
+      n = 0;
+      while (n < word.length && s[n] === word[n]) n++;
+      if (n < word.length) fail(t.offset + n);
+    } else {
+      const m = NUMBER.exec(s);
+      if (!m) fail(t.offset);
+      n = m![0].length;
     }
+    if (n < s.length) fail(t.offset + n + (/^\s*/.exec(s.slice(n))?.[0].length ?? 0));
   };
-  const string = () => {
-    i++; // opening quote
-    for (;;) {
-      if (i >= text.length) fail();
-      const ch = text.charAt(i);
-      if (ch === '"') {
-        i++;
-        return;
-      }
-      if (ch < ' ') fail();
-      if (ch === '\\') {
-        i++;
-        const esc = text.charAt(i);
+  class Found {
+    constructor(readonly offset: number | undefined) {}
+  }
+  function fail(offset: number | undefined): never {
+    throw new Found(offset);
+  }
+  /** Tokens that may only be whitespace. */
+  const trivia = (toks: readonly Tok[] | undefined) => {
+    for (const t of toks ?? []) if (!TRIVIA.has(t.type)) fail(t.offset);
+  };
+  const firstOffset = (toks: readonly Tok[] | undefined) => toks?.find((t) => !TRIVIA.has(t.type))?.offset;
+  const quoted = (t: CST.FlowScalar) => {
+    const s = t.source;
+    for (let k = 1; k < s.length - 1; k++) {
+      const ch = s.charCodeAt(k);
+      if (ch < 0x20) fail(t.offset + k);
+      if (ch === 0x5c) {
+        const esc = s.charAt(k + 1);
         if (esc === 'u') {
-          for (let k = 1; k <= 4; k++) if (!/[0-9a-fA-F]/.test(text.charAt(i + k))) fail();
-          i += 5;
-        } else if ('"\\/bfnrt'.includes(esc) && esc !== '') i++;
-        else fail();
-      } else i++;
+          if (!/^[0-9a-fA-F]{4}$/.test(s.slice(k + 2, k + 6))) fail(t.offset + k + 1);
+          k += 5;
+        } else if ('"\\/bfnrt'.includes(esc)) k++;
+        else fail(t.offset + k + 1);
+      }
     }
+    if (s.length < 2 || !s.endsWith('"')) fail(t.offset + s.length);
   };
-  const number = () => {
-    const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
-    if (!match) fail();
-    i += match?.[0].length ?? 0;
-  };
-  const value = (depth: number): void => {
-    if (depth > 512) throw -1;
-    space();
-    const ch = text.charAt(i);
-    if (ch === '{') {
-      i++;
-      space();
-      if (text.charAt(i) === '}') {
-        i++;
-        return;
-      }
-      for (;;) {
-        space();
-        if (text.charAt(i) !== '"') fail();
-        string();
-        space();
-        if (text.charAt(i) !== ':') fail();
-        i++;
-        value(depth + 1);
-        space();
-        if (text.charAt(i) === ',') i++;
-        else if (text.charAt(i) === '}') {
-          i++;
-          return;
-        } else fail();
-      }
+  const value = (t: CST.Token | null | undefined, after: number, depth: number): void => {
+    if (!t) fail(after);
+    if (depth > 512) fail(undefined);
+    if (t.type === 'scalar') {
+      plain(t);
+      trivia(t.end);
+      return;
     }
-    if (ch === '[') {
-      i++;
-      space();
-      if (text.charAt(i) === ']') {
-        i++;
-        return;
-      }
-      for (;;) {
-        value(depth + 1);
-        space();
-        if (text.charAt(i) === ',') i++;
-        else if (text.charAt(i) === ']') {
-          i++;
-          return;
-        } else fail();
-      }
+    if (t.type === 'double-quoted-scalar') {
+      quoted(t);
+      trivia(t.end);
+      return;
     }
-    if (ch === '"') string();
-    else if (ch === 't') literal('true');
-    else if (ch === 'f') literal('false');
-    else if (ch === 'n') literal('null');
-    else if (ch === '-' || (ch >= '0' && ch <= '9')) number();
-    else fail();
+    if (t.type !== 'flow-collection') fail(t.offset);
+    const isMap = t.start.source === '{';
+    const closeOffset = firstOffset(t.end) ?? text.length;
+    t.items.forEach((item, k) => {
+      const next = t.items[k + 1];
+      const nextOffset = next
+        ? (next.start[0]?.offset ?? next.key?.offset ?? next.value?.offset)
+        : closeOffset;
+      let commas = 0;
+      for (const s of item.start) {
+        if (s.type === 'comma') {
+          if (k === 0 || commas > 0) fail(s.offset);
+          commas++;
+        } else if (!TRIVIA.has(s.type)) fail(s.offset);
+      }
+      const first = item.key ?? item.sep?.find((s) => !TRIVIA.has(s.type)) ?? item.value;
+      // `,` then nothing: a trailing comma, where the closing bracket (or the end) is.
+      if (!first) fail(k === 0 ? closeOffset : (nextOffset ?? closeOffset));
+      if (k > 0 && commas === 0) fail(first.offset);
+      let colon = -1;
+      for (const s of item.sep ?? []) {
+        if (s.type === 'map-value-ind' && colon < 0) colon = s.offset;
+        else if (!TRIVIA.has(s.type)) fail(s.offset);
+      }
+      if (isMap) {
+        if (!item.key) fail(first.offset);
+        if (item.key!.type !== 'double-quoted-scalar') fail(item.key!.offset);
+        quoted(item.key as CST.FlowScalar);
+        trivia((item.key as CST.FlowScalar).end);
+        if (colon < 0) fail(item.value?.offset ?? nextOffset ?? closeOffset);
+        value(item.value, nextOffset ?? closeOffset, depth + 1);
+      } else {
+        if (item.key) fail(colon >= 0 ? colon : (item.value?.offset ?? item.key.offset));
+        if (colon >= 0) fail(colon);
+        value(item.value, nextOffset ?? closeOffset, depth + 1);
+      }
+    });
+    const close = t.end.find((s) => !TRIVIA.has(s.type));
+    if (!close || close.type !== (isMap ? 'flow-map-end' : 'flow-seq-end'))
+      fail(close?.offset ?? text.length);
+    trivia(t.end.slice(t.end.indexOf(close!) + 1));
   };
   try {
-    value(0);
-    space();
-    return i < text.length ? i : undefined;
-  } catch (offset) {
-    return typeof offset === 'number' && offset >= 0 ? offset : undefined;
+    let seen = false;
+    for (const tok of new Parser().parse(text)) {
+      if (TRIVIA.has(tok.type)) continue;
+      if (tok.type !== 'document' || seen) fail(tok.offset);
+      const doc = tok as CST.Document;
+      seen = true;
+      trivia(doc.start);
+      value(doc.value, text.length, 0);
+      trivia(doc.end);
+    }
+    if (!seen) fail(text.length);
+  } catch (e) {
+    if (e instanceof Found) return e.offset;
+    throw e;
   }
+  return parseDocument(text).errors[0]?.pos[0];
 }
 
 /** Parses JSON, throwing `blueprint.unparseable` with the file name and, when found, line and column. */

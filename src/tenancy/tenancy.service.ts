@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
-import { tx } from '../db/index.ts';
+import { isUniqueViolation, tx } from '../db/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { isIpHostname, parseHostHeader } from '../shared/host.ts';
 import { iso } from '../shared/time.ts';
@@ -183,12 +183,12 @@ export function createTenancy(app: App) {
           });
         });
       } catch (e) {
-        if (String(e).includes('UNIQUE constraint failed: platforms.slug')) {
+        if (isUniqueViolation(e, 'platforms', 'slug')) {
           throw new AppError('platform.slug_taken', `slug '${row.slug}' is taken`, 409, [
             { path: '/slug', reason: 'taken' },
           ]);
         }
-        if (String(e).includes('UNIQUE constraint failed: domains.host')) {
+        if (isUniqueViolation(e, 'domains', 'host')) {
           throw new AppError(
             'platform.domain_taken',
             `domain '${domain}' is mapped to another platform`,

@@ -6,7 +6,7 @@ import {
 } from 'eventsource-parser';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Stream } from 'openai/core/streaming';
-import { createHttp1Client } from '../../shared/http1.ts';
+import { createHttp1Client } from '../../app/index.ts';
 import {
   type ChatChunk,
   type ChatCompletion,

@@ -286,4 +286,132 @@ describe('the HTTP/1.1 client', () => {
     );
     expect((e as Error).message).toContain('only http: URLs');
   });
+
+  test('CR, LF or another control character in a header, the method or the path: refused before a byte is sent', async () => {
+    const received: string[] = [];
+    const srv = rawServer((s, text) => {
+      received.push(text);
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    client = createHttp1Client();
+    const url = `http://127.0.0.1:${srv.port}/`;
+    const attempts: Array<[string, Parameters<Http1Client['fetch']>[1], string]> = [
+      ['value', { method: 'GET', headers: { 'x-a': 'v\r\nx-injected: 1' } }, 'value of header "x-a"'],
+      ['value LF', { method: 'GET', headers: { 'x-a': 'v\nx-injected: 1' } }, 'value of header "x-a"'],
+      ['value NUL', { method: 'GET', headers: { 'x-a': 'v\u0000' } }, 'value of header "x-a"'],
+      ['name', { method: 'GET', headers: { 'x-a\r\nx-injected': '1' } }, 'header name'],
+      ['name space', { method: 'GET', headers: { 'x a': '1' } }, 'header name'],
+      ['method', { method: 'GET / HTTP/1.1\r\nx-injected: 1\r\n\r\nGET', headers: {} }, 'method'],
+    ];
+    for (const [what, init, says] of attempts) {
+      const e = await client.fetch(url, init).then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(e, what).toBeInstanceOf(TypeError);
+      expect((e as Error).message, what).toContain(says);
+    }
+    const p = await client.fetch(`${url}a\r\nx-injected: 1`, { method: 'GET', headers: {} }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect((p as Error).message).toContain('the path holds');
+    // Nothing reached the server, and no connection was even opened.
+    expect(srv.connections()).toBe(0);
+    expect(received).toEqual([]);
+    // A tab inside a value is allowed (RFC 9110 field-content), and the client still works.
+    const ok = await client.fetch(url, { method: 'GET', headers: { 'x-a': 'one\ttwo' } });
+    expect(await ok.text()).toBe('ok');
+    expect(received[0]).toContain('x-a: one\ttwo\r\n');
+    srv.stop();
+  });
+
+  test('a body over maxBodyBytes fails the call and closes the connection (whole and streamed)', async () => {
+    const srv = rawServer((s, text) => {
+      if (text.startsWith('GET /whole')) {
+        s.write(`HTTP/1.1 200 OK\r\ncontent-length: 2000\r\n\r\n${'x'.repeat(2000)}`);
+      } else if (text.startsWith('GET /fits')) {
+        s.write(`HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n${'y'.repeat(1000)}`);
+      } else {
+        // Chunked: the head and a first small chunk, then, once asked, chunks past the limit.
+        s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nfirs\r\n');
+      }
+    });
+    client = createHttp1Client({ maxBodyBytes: 1000 });
+    const url = `http://127.0.0.1:${srv.port}`;
+    const fits = await client.fetch(`${url}/fits`, { method: 'GET', headers: {} });
+    expect((await fits.text()).length).toBe(1000);
+    expect(client.openConnections()).toBe(1);
+    client.close();
+
+    const e = await client.fetch(`${url}/whole`, { method: 'GET', headers: {} }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toContain('exceeds the 1000-byte limit');
+    expect(client.openConnections()).toBe(0);
+
+    // Streamed: the answer is out, then the body grows past the limit: the stream errors.
+    const sockets: Socket<{ n: number }>[] = [];
+    const streaming = rawServer((s) => {
+      sockets.push(s);
+      s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nfirs\r\n');
+    });
+    const res = await client.fetch(`http://127.0.0.1:${streaming.port}/`, { method: 'GET', headers: {} });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('firs');
+    const chunk = 'z'.repeat(600);
+    sockets[0]!.write(`258\r\n${chunk}\r\n258\r\n${chunk}\r\n`);
+    const err = await (async () => {
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) return null;
+      }
+    })().then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toContain('exceeds the 1000-byte limit');
+    expect(client.openConnections()).toBe(0);
+    streaming.stop();
+    srv.stop();
+  });
+
+  test('headers over maxHeaderBytes fail the call with the limit named', async () => {
+    const srv = rawServer((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nx-big: ${'h'.repeat(5000)}\r\ncontent-length: 2\r\n\r\nok`);
+    });
+    client = createHttp1Client({ maxHeaderBytes: 1024 });
+    const e = await client.fetch(`http://127.0.0.1:${srv.port}/`, { method: 'GET', headers: {} }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toContain('headers exceed the 1024-byte limit');
+    expect(client.openConnections()).toBe(0);
+    srv.stop();
+  });
+
+  test('a head sent in two writes is capped too (one read or several: both checks name the limit)', async () => {
+    const sockets: Socket<{ n: number }>[] = [];
+    const srv = rawServer((s) => {
+      sockets.push(s);
+      s.write(`HTTP/1.1 200 OK\r\nx-a: ${'h'.repeat(800)}\r\n`);
+    });
+    client = createHttp1Client({ maxHeaderBytes: 1024 });
+    const p = client.fetch(`http://127.0.0.1:${srv.port}/`, { method: 'GET', headers: {} }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    // The rest of the head, once the first part was read (no answer can be out yet).
+    while (sockets.length === 0) await Bun.sleep(1);
+    sockets[0]!.write(`x-b: ${'h'.repeat(800)}\r\ncontent-length: 2\r\n\r\nok`);
+    const e = await p;
+    expect(e).toBeInstanceOf(TypeError);
+    expect((e as Error).message).toContain('headers exceed the 1024-byte limit');
+    expect(client.openConnections()).toBe(0);
+    srv.stop();
+  });
 });

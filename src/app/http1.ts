@@ -20,6 +20,16 @@ import { HTTPParser } from 'http-parser-js';
  * the answer has started) and closes the connection. A request on a reused connection that the
  * server had already closed (its keep-alive timeout racing ours) and that got no byte of an
  * answer is sent once more on a new connection, as browsers and Go's client do.
+ *
+ * Two guards, since an upstream is not trusted to be well-behaved: a method, path, header name
+ * or header value holding CR, LF or another control character is refused with a TypeError
+ * before a byte is written (no header injection through a configured header or a forwarded
+ * value); and an answer whose headers exceed `maxHeaderBytes` or whose body exceeds
+ * `maxBodyBytes` fails the call with a TypeError naming the limit, and its connection is closed
+ * (no upstream can make the process buffer without bound).
+ *
+ * It lives in `app/` (not `shared/`) because it does I/O; providers import it from
+ * `app/index.ts`.
  */
 export interface Http1FetchInit {
   method: string;
@@ -38,7 +48,15 @@ export interface Http1Options {
   idleMs?: number;
   /** Idle connections kept per origin at most. */
   maxIdle?: number;
+  /** An answer's status line and headers at most, in bytes (default 64 KiB). */
+  maxHeaderBytes?: number;
+  /** An answer's body at most, in bytes after de-chunking (default 128 MiB: a large embeddings batch). */
+  maxBodyBytes?: number;
 }
+
+/** The defaults of `Http1Options`' size limits. */
+export const HTTP1_DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+export const HTTP1_DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024;
 
 /** A client: `fetch` for `http://host:port/...` URLs, and `close()` for its idle connections. */
 export interface Http1Client {
@@ -70,6 +88,10 @@ interface Exchange {
   keepAlive: boolean;
   /** Any byte of an answer seen (a reused connection's failure before that may be retried). */
   sawBytes: boolean;
+  /** Body bytes received so far (against `maxBodyBytes`). */
+  bodyBytes: number;
+  /** The head went over `maxHeaderBytes` or the body over `maxBodyBytes`: the exchange fails after this read. */
+  tooLarge: 'head' | 'body' | null;
 }
 
 interface Conn {
@@ -90,6 +112,33 @@ function networkError(message: string, cause?: unknown): TypeError {
   return new TypeError(message, cause === undefined ? undefined : { cause });
 }
 
+/** An RFC 9110 token (method, header name). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A control character other than HTAB (CR and LF among them), or DEL. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** A request target or authority: no control characters and no spaces. */
+const BAD_TARGET = /[\x00-\x20\x7f]/;
+
+/** Why the request cannot be written safely, or null: checked before anything reaches a socket. */
+function invalidRequest(
+  method: string,
+  origin: string,
+  path: string,
+  headers: Record<string, string>,
+): string | null {
+  if (!TOKEN.test(method)) return 'the method is not a token';
+  if (BAD_TARGET.test(origin)) return 'the host holds a space or a control character';
+  if (BAD_TARGET.test(path)) return 'the path holds a space or a control character';
+  for (const k in headers) {
+    if (!TOKEN.test(k)) return `the header name ${JSON.stringify(k)} is not a token`;
+    const v = headers[k];
+    if (typeof v !== 'string' || CONTROL.test(v)) {
+      return `the value of header ${JSON.stringify(k)} holds CR, LF or another control character`;
+    }
+  }
+  return null;
+}
+
 function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('The operation was aborted.', 'AbortError');
 }
@@ -97,6 +146,8 @@ function abortReason(signal: AbortSignal): unknown {
 export function createHttp1Client(opts: Http1Options = {}): Http1Client {
   const idleMs = opts.idleMs ?? 2_000;
   const maxIdle = opts.maxIdle ?? 64;
+  const maxHeaderBytes = opts.maxHeaderBytes ?? HTTP1_DEFAULT_MAX_HEADER_BYTES;
+  const maxBodyBytes = opts.maxBodyBytes ?? HTTP1_DEFAULT_MAX_BODY_BYTES;
   const idle = new Map<string, Conn[]>();
   const all = new Set<Conn>();
 
@@ -216,10 +267,15 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
           }
           ex.sawBytes = true;
           const r = c.parser.execute(data as Buffer);
-          if (r instanceof Error) {
+          if (r instanceof Error || ex.tooLarge) {
             c.ex = null;
             destroy(c);
-            const e = networkError(`the upstream sent a bad HTTP answer: ${r.message}`, r);
+            const e =
+              ex.tooLarge === 'head' || (r instanceof Error && r.message === 'max header size exceeded')
+                ? networkError(`the upstream's answer headers exceed the ${maxHeaderBytes}-byte limit`, r)
+                : ex.tooLarge === 'body'
+                  ? networkError(`the upstream's answer body exceeds the ${maxBodyBytes}-byte limit`)
+                  : networkError(`the upstream sent a bad HTTP answer: ${(r as Error).message}`, r);
             ex.done();
             if (!ex.answered) ex.reject(e);
             else ex.stream?.error(e);
@@ -248,6 +304,7 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
     // Requests go out whole in one write: no reason to let Nagle hold a segment back.
     socket.setNoDelay(true);
     const parser = new HTTPParser(HTTPParser.RESPONSE);
+    parser.maxHeaderSize = maxHeaderBytes;
     const c: Conn = {
       socket,
       parser,
@@ -264,6 +321,14 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
       if (!ex) return 1;
       // 1xx (never asked for): skipped; the real answer follows.
       if (info.statusCode < 200) return 1;
+      // The parser's own cap counts only a head split over reads; a head that came in one read is
+      // measured here (status line, and each header as `name: value` CRLF).
+      let size = 15 + info.statusMessage.length;
+      for (const h of info.headers) size += h.length + 2;
+      if (size > maxHeaderBytes) {
+        ex.tooLarge = 'head';
+        return 1;
+      }
       ex.status = info.statusCode;
       ex.statusText = info.statusMessage;
       ex.headers = info.headers;
@@ -273,7 +338,13 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
     };
     parser[HTTPParser.kOnBody] = (chunk, offset, length) => {
       const ex = c.ex;
-      if (!ex) return;
+      if (!ex || ex.tooLarge) return;
+      ex.bodyBytes += length;
+      if (ex.bodyBytes > maxBodyBytes) {
+        // Failed by the data handler once this read is parsed; nothing more is kept.
+        ex.tooLarge = 'body';
+        return;
+      }
       // A copy: the read buffer is not ours to keep.
       const part = new Uint8Array(chunk.buffer, chunk.byteOffset + offset, length).slice();
       if (ex.stream) ex.stream.enqueue(part);
@@ -281,7 +352,7 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
       const ex = c.ex;
-      if (ex && ex.status !== 0) ex.complete = true;
+      if (ex && ex.status !== 0 && !ex.tooLarge) ex.complete = true;
     };
     return c;
   };
@@ -301,6 +372,8 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
       const hasPort = colon > 0 && !origin.endsWith(']');
       const host = (hasPort ? origin.slice(0, colon) : origin).replace(/^\[|\]$/g, '');
       const port = hasPort ? Number(origin.slice(colon + 1)) : 80;
+      const invalid = invalidRequest(init.method, origin, path, init.headers);
+      if (invalid) return reject(new TypeError(`http1: refused to send the request: ${invalid}`));
 
       let conn: Conn | null = null;
       let settled = false;
@@ -355,6 +428,8 @@ export function createHttp1Client(opts: Http1Options = {}): Http1Client {
         complete: false,
         keepAlive: false,
         sawBytes: false,
+        bodyBytes: 0,
+        tooLarge: null,
       };
       if (signal) {
         signal.addEventListener('abort', onAbort);
