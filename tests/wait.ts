@@ -67,6 +67,20 @@ export async function stillPending(p: Promise<unknown>, ms = 20): Promise<boolea
   return !settled;
 }
 
+/**
+ * Whether `cond` stays true for the whole of `ms` milliseconds (checked every `interval`): a
+ * check that something does NOT happen in a window (a stopped loop makes no more calls). The
+ * window is a bound on absence, never a way to order events.
+ */
+export async function holdsFor(cond: () => boolean, ms: number, interval = 5): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (!cond()) return false;
+    await tick(interval);
+  }
+  return cond();
+}
+
 /** An explicit signal: a promise and the function that resolves it. */
 export function signal<T = void>(): { promise: Promise<T>; resolve(v: T): void; fired(): boolean } {
   let resolve!: (v: T) => void;

@@ -5,6 +5,7 @@ import {
   delayHeaders,
   startAnthropicStub,
 } from '../../../tests/peers/anthropic-stub.ts';
+import { waitFor } from '../../../tests/wait.ts';
 import type { ChatChunk, ChatRequest, Provider, ProviderConfig } from '../provider.ts';
 import { UpstreamError } from '../provider.ts';
 import { createAnthropicProvider, DEFAULT_MAX_TOKENS } from './anthropic.ts';
@@ -601,6 +602,6 @@ describe('anthropic provider: faults → kinds', () => {
 });
 
 /** Resolves once `n` requests have reached the stub (they are recorded on arrival). */
-async function waitForRequests(n: number): Promise<void> {
-  while (stub.requests.length < n) await new Promise((r) => setTimeout(r, 5));
+function waitForRequests(n: number): Promise<boolean> {
+  return waitFor(() => stub.requests.length >= n, { interval: 5, what: `${n} requests at the stub` });
 }

@@ -5,6 +5,7 @@ import {
   startOllamaStub,
   stubEmbedding,
 } from '../../../tests/peers/ollama-stub.ts';
+import { deadline, waitFor } from '../../../tests/wait.ts';
 import { type ChatChunk, type ChatRequest, type Provider, UpstreamError } from '../provider.ts';
 import { createOllamaProvider } from './ollama.ts';
 
@@ -56,13 +57,10 @@ async function upstreamError(p: Promise<unknown>): Promise<UpstreamError> {
 }
 
 /** Resolves once `cond` holds (checked every 5 ms); pair it with `guard`. */
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await Bun.sleep(5);
-}
+const until = (cond: () => boolean) => waitFor(cond, { interval: 5, timeout: 10_000 });
 
 /** Rejects after `ms` so that a hang fails the test instead of hitting the runner's timeout. */
-const guard = (ms: number) =>
-  new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms));
+const guard = (ms: number) => deadline(ms);
 
 describe('ollama provider: chat', () => {
   test('a plain chat answers the exact text with usage mapped from the eval counts', async () => {

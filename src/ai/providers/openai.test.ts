@@ -7,6 +7,7 @@ import {
   startOpenAIStub,
   stubEmbedding,
 } from '../../../tests/peers/openai-stub.ts';
+import { waitFor } from '../../../tests/wait.ts';
 import type { ChatChunk, ChatRequest, Provider, ProviderConfig } from '../provider.ts';
 import { UpstreamError } from '../provider.ts';
 import { createLeanProvider, createOpenAIProvider } from './openai.ts';
@@ -624,8 +625,8 @@ describe('openai provider: which transport', () => {
 });
 
 /** Resolves once `n` requests have reached the stub (they are recorded on arrival). */
-async function waitForRequests(n: number): Promise<void> {
-  while (stub.requests.length < n) await new Promise((r) => setTimeout(r, 5));
+function waitForRequests(n: number): Promise<boolean> {
+  return waitFor(() => stub.requests.length >= n, { interval: 5, what: `${n} requests at the stub` });
 }
 
 describe('health of servers without a model list', () => {
