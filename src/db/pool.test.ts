@@ -40,7 +40,7 @@ describe('DbPool', () => {
     const done = p.evict('a').then(() => {
       closed = true;
     });
-    expect(await stillPending(done)).toBe(true);
+    expect(await stillPending(done, 5)).toBe(true);
     expect(closed).toBe(false);
     expect(valueIn(lease.db)).toBe('a');
     lease.release();
