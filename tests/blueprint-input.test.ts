@@ -2,18 +2,21 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_BLUEPRINT_DEPTH } from '../src/tenancy/index.ts';
-import { operatorApi, runCli, startTestServer, tempDir } from './helpers.ts';
+import { runCli, tempDir } from './helpers.ts';
+import { type InProcessServer, inProcessServer } from './inproc.ts';
+import { errorCode, scenarios } from './scenario.ts';
 
 // Every path that accepts a blueprint refuses input nested too deep with 400 blueprint.too_deep
 // (naming the path), never a 500 from a stack overflow: the operator API's JSON body, and the
 // CLI's files (JSON and YAML), which are refused before anything is sent to a server.
-let s: Awaited<ReturnType<typeof startTestServer>>;
+// The API half runs in process (the server's fetch handler): the body's parsing is under test.
+let s: InProcessServer;
 const t = tempDir();
 beforeAll(async () => {
-  s = await startTestServer();
-}, 30_000);
+  s = await inProcessServer();
+});
 afterAll(async () => {
-  await s?.cleanup();
+  await s?.close();
   t.cleanup();
 });
 
@@ -38,25 +41,25 @@ describe('attacks: deeply nested blueprints are refused with 400, on every path'
       path: tooDeepPath,
     },
   ];
-  for (const c of api) {
-    test(`operator API: ${c.name} → 400 blueprint.too_deep at the path, nothing created`, async () => {
-      const res = await fetch(`${s.base}/_operator/api/platforms`, {
-        method: 'POST',
-        headers: {
-          host: 'localhost',
-          authorization: `Bearer ${s.firstRun!.token}`,
-          'content-type': 'application/json',
-        },
-        body: c.body,
-      });
-      expect(res.status).toBe(400);
-      const body = (await res.json()) as { error: { code: string; details: { path: string }[] } };
-      expect(body.error.code).toBe('blueprint.too_deep');
-      expect(body.error.details[0]!.path).toBe(c.path);
-      const slug = /"slug":"([a-z-]+)"/.exec(c.body)![1];
-      expect((await operatorApi(s.base, s.firstRun!.token, 'GET', `/platforms/${slug}`)).status).toBe(404);
-    });
-  }
+  scenarios(
+    () => s,
+    api.map((c) => ({
+      name: `operator API: ${c.name} → 400 blueprint.too_deep at the path, nothing created`,
+      method: 'POST',
+      url: '/_operator/api/platforms',
+      headers: (s) => ({ authorization: `Bearer ${s.operator.token}`, 'content-type': 'application/json' }),
+      body: c.body,
+      expectedStatus: 400,
+      expectedContent: (b) => {
+        expect(errorCode(b)).toBe('blueprint.too_deep');
+        expect((b as { error: { details: { path: string }[] } }).error.details[0]!.path).toBe(c.path);
+      },
+      async after(s) {
+        const slug = /"slug":"([a-z-]+)"/.exec(c.body)![1];
+        expect((await s.operatorApi('GET', `/platforms/${slug}`)).status).toBe(404);
+      },
+    })),
+  );
 
   const files: { name: string; file: string; text: string }[] = [
     { name: 'JSON objects nested 20,000 deep', file: 'deep.json', text: deepJson(20_000) },

@@ -188,14 +188,16 @@ describe('with no server running (the CLI takes the lock)', () => {
       [
         BUN,
         '-e',
-        `const {lockDataDir}=await import(${JSON.stringify(join(ROOT, 'src/app/datadir.ts'))});lockDataDir(${JSON.stringify(data)});console.log('locked');await Bun.sleep(20000)`,
+        `const {lockDataDir}=await import(${JSON.stringify(join(ROOT, 'src/app/datadir.ts'))});lockDataDir(${JSON.stringify(data)});console.log('locked');await Bun.stdin.text()`,
       ],
-      { stdout: 'pipe', stderr: 'inherit' },
+      // The holder keeps the lock until its stdin closes (or it is killed).
+      { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' },
     );
     const reader = holder.stdout.getReader();
     await reader.read();
     const r = await sf('platform', 'list');
-    holder.kill();
+    holder.stdin.end();
+    expect(await holder.exited).toBe(0);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('datadir.locked');
   }, 20_000);

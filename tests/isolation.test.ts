@@ -1,24 +1,25 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { PLATFORM_ROUTE_PERMISSIONS } from '../src/server/platform.routes.ts';
-import { hostFetch, operatorApi } from './helpers.ts';
-import { PlatformClient, serverWithPlatform } from './platform-client.ts';
+import { inProcessWithPlatform } from './inproc.ts';
+import { PlatformClient } from './platform-client.ts';
 
 // Credentials of platform A must be refused on every route of platform B, and on the operator
 // API. The walk covers every route in the platform permission table, whatever issue added it.
-let env: Awaited<ReturnType<typeof serverWithPlatform>>;
+// In process (the server's fetch handler, no socket): what is under test is who is let in.
+let env: Awaited<ReturnType<typeof inProcessWithPlatform>>;
 const creds: { name: string; headers: Record<string, string> }[] = [];
 
 beforeAll(async () => {
-  env = await serverWithPlatform('alpha');
-  const b = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms', { slug: 'beta' });
+  env = await inProcessWithPlatform('alpha');
+  const b = await env.s.operatorApi('POST', '/platforms', { slug: 'beta' });
   expect(b.status).toBe(201);
-  const a = new PlatformClient(env.s.base, env.host);
+  const a = new PlatformClient(env.s.request, env.host);
   expect((await a.signIn(env.owner.email, env.owner.password)).status).toBe(200);
   creds.push({
     name: "A's session cookie",
     headers: { cookie: `sf_session=${a.jar.get('sf_session')}`, 'x-csrf-token': a.csrf! },
   });
-  const key = await operatorApi(env.s.base, env.operatorToken, 'POST', '/platforms/alpha/api-keys', {
+  const key = await env.s.operatorApi('POST', '/platforms/alpha/api-keys', {
     name: 'all',
     scopes: ['admin'],
   });
@@ -31,7 +32,7 @@ beforeAll(async () => {
     creds.push({ name: "A's SCIM token", headers: { authorization: `Bearer ${scim.body.token}` } });
 });
 afterAll(async () => {
-  await env.s.cleanup();
+  await env.s.close();
 });
 
 describe("A's credentials on B", () => {
@@ -43,7 +44,7 @@ describe("A's credentials on B", () => {
       const [method, path] = route.split(' ') as [string, string];
       const url = path.replace(/:(\w+)/g, 'x1');
       for (const c of creds) {
-        const res = await hostFetch(env.s.base, 'beta.localhost', url, {
+        const res = await env.s.request('beta.localhost', url, {
           method,
           headers: { accept: 'application/json', 'content-type': 'application/json', ...c.headers },
           body: method === 'GET' || method === 'HEAD' ? undefined : '{}',
@@ -57,7 +58,7 @@ describe("A's credentials on B", () => {
 
   test('the same credentials work on A (so the walk above tests isolation, not broken credentials)', async () => {
     for (const c of creds.filter((x) => !x.name.includes('SCIM'))) {
-      const res = await hostFetch(env.s.base, 'alpha.localhost', '/api/v1/me', {
+      const res = await env.s.request('alpha.localhost', '/api/v1/me', {
         headers: { accept: 'application/json', ...c.headers },
       });
       expect({ cred: c.name, status: res.status }).toEqual({ cred: c.name, status: 200 });
@@ -66,7 +67,7 @@ describe("A's credentials on B", () => {
 
   test('the operator API refuses platform credentials', async () => {
     for (const c of creds) {
-      const res = await hostFetch(env.s.base, 'localhost', '/_operator/api/platforms', {
+      const res = await env.s.request('localhost', '/_operator/api/platforms', {
         headers: { accept: 'application/json', ...c.headers },
       });
       expect({ cred: c.name, status: res.status }).toEqual({ cred: c.name, status: 401 });

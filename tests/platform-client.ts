@@ -38,8 +38,12 @@ export class PlatformClient {
   csrf: string | null = null;
   bearer: string | null = null;
 
+  /**
+   * `base` is a listening server's URL, or a function that sends the request itself (the
+   * in-process server's `request`, tests/inproc.ts).
+   */
   constructor(
-    readonly base: string,
+    readonly base: string | ((host: string, path: string, init: RequestInit) => Promise<Response>),
     readonly host: string,
   ) {}
 
@@ -56,7 +60,11 @@ export class PlatformClient {
       headers.set('content-type', 'application/json');
       body = JSON.stringify(init.json);
     }
-    const res = await hostFetch(this.base, this.host, path, { ...init, headers, body });
+    const send = { ...init, headers, body };
+    const res =
+      typeof this.base === 'string'
+        ? await hostFetch(this.base, this.host, path, send)
+        : await this.base(this.host, path, { ...send, redirect: 'manual' });
     for (const c of res.headers.getSetCookie()) {
       const [pair] = c.split(';');
       const i = pair!.indexOf('=');

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
+import { holdsFor, waitFor } from '../../tests/wait.ts';
 import { DEFAULT_CONFIG, silentLogger } from '../app/index.ts';
 import { type AiRuntime, createAiRuntime } from './runtime.ts';
 
@@ -24,14 +25,7 @@ afterAll(async () => {
 
 const healthChecks = () => stub.requests.filter((r) => r.method === 'GET' && r.path === '/v1/models').length;
 
-/** Waits until `cond` holds (polling), failing after `ms`. */
-async function until(cond: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await Bun.sleep(10);
-  }
-}
+const until = (cond: () => boolean) => waitFor(cond, { interval: 5 });
 
 describe('the health loop', () => {
   test('failing checks open the circuit before any request has to find out; a passing one closes it', async () => {
@@ -45,10 +39,10 @@ describe('the health loop', () => {
     await until(() => breaker.state(Date.now()) === 'open');
     stub.setFault('refuse');
     const before = healthChecks();
-    await Bun.sleep(150);
-    // Refused connections never reach the stub's log, and the circuit stays open.
-    expect(healthChecks()).toBe(before);
-    expect(breaker.state(Date.now())).toBe('open');
+    // Refused connections never reach the stub's log, and the circuit stays open (six rounds).
+    expect(await holdsFor(() => healthChecks() === before && breaker.state(Date.now()) === 'open', 150)).toBe(
+      true,
+    );
 
     stub.setFault(null);
     await until(() => breaker.state(Date.now()) === 'closed');
@@ -56,9 +50,8 @@ describe('the health loop', () => {
 
   test('close() stops the loop', async () => {
     await runtime.close();
-    await Bun.sleep(60);
+    // A check in flight at close() may still land; no other in eight rounds of the loop.
     const n = healthChecks();
-    await Bun.sleep(150);
-    expect(healthChecks()).toBe(n);
+    expect(await holdsFor(() => healthChecks() <= n + 1, 200)).toBe(true);
   });
 });

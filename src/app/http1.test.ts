@@ -1,9 +1,12 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test';
 import type { Socket, TCPSocketListener } from 'bun';
+import { waitFor } from '../../tests/wait.ts';
 import { createHttp1Client, type Http1Client } from './http1.ts';
 
 /** A Bun.serve upstream on 127.0.0.1 that records the client port of every request. */
 const ports: number[] = [];
+/** How many /slow requests have arrived (each holds until its client goes away). */
+let slowArrived = 0;
 const upstream = Bun.serve({
   hostname: '127.0.0.1',
   port: 0,
@@ -32,7 +35,9 @@ const upstream = Bun.serve({
       return new Response(stream, { headers: { 'content-type': 'text/plain' } });
     }
     if (path === '/slow') {
-      await Bun.sleep(2_000);
+      // Never answers on its own: it holds until the client goes away (abort, timeout).
+      slowArrived++;
+      await new Promise((r) => req.signal.addEventListener('abort', r, { once: true }));
       return new Response('late');
     }
     if (path === '/empty') return new Response(null, { status: 204 });
@@ -160,8 +165,9 @@ describe('the HTTP/1.1 client', () => {
   test('an abort before the answer rejects with its reason and closes the connection', async () => {
     client = createHttp1Client();
     const ctl = new AbortController();
+    const arrived = slowArrived;
     const p = client.fetch(`${base}/slow`, { method: 'GET', headers: {}, signal: ctl.signal });
-    await Bun.sleep(50);
+    await waitFor(() => slowArrived > arrived, { what: 'the request reaching the upstream' });
     expect(client.openConnections()).toBe(1);
     const reason = new DOMException('deadline', 'TimeoutError');
     ctl.abort(reason);
@@ -192,10 +198,12 @@ describe('the HTTP/1.1 client', () => {
     expect((e as DOMException).name).toBe('TimeoutError');
     expect(performance.now() - t0).toBeLessThan(1_000);
     expect(client.openConnections()).toBe(0);
-    // A quick answer is not cut by its deadline afterwards, even while its body streams.
+    // A quick answer is not cut by its deadline afterwards, even while its body streams (the
+    // body takes 60 ms, so the 40 ms deadline passes while it is read).
+    const t1 = performance.now();
     const r = await client.fetch(`${base}/chunked`, { method: 'GET', headers: {}, timeoutMs: 40 });
-    await Bun.sleep(60);
     expect(await r.text()).toBe('part0;part1;part2;');
+    expect(performance.now() - t1).toBeGreaterThan(40);
   });
 
   test('an abort mid-body errors the body stream with its reason', async () => {
@@ -217,8 +225,7 @@ describe('the HTTP/1.1 client', () => {
     client = createHttp1Client({ idleMs: 40 });
     await (await post('/echo', 'a')).text();
     expect(client.openConnections()).toBe(1);
-    await Bun.sleep(120);
-    expect(client.openConnections()).toBe(0);
+    await waitFor(() => client.openConnections() === 0, { what: 'the idle connection closing' });
   });
 
   test('a close-delimited body ends with the connection', async () => {
@@ -406,7 +413,7 @@ describe('the HTTP/1.1 client', () => {
       (x: unknown) => x,
     );
     // The rest of the head, once the first part was read (no answer can be out yet).
-    while (sockets.length === 0) await Bun.sleep(1);
+    await waitFor(() => sockets.length > 0);
     sockets[0]!.write(`x-b: ${'h'.repeat(800)}\r\ncontent-length: 2\r\n\r\nok`);
     const e = await p;
     expect(e).toBeInstanceOf(TypeError);

@@ -1,5 +1,6 @@
 import { Database } from 'bun:sqlite';
 import { describe, expect, test } from 'bun:test';
+import { stillPending } from '../../tests/wait.ts';
 import { DbPool } from './pool.ts';
 
 function pool(max: number) {
@@ -39,7 +40,7 @@ describe('DbPool', () => {
     const done = p.evict('a').then(() => {
       closed = true;
     });
-    await Bun.sleep(5);
+    expect(await stillPending(done, 5)).toBe(true);
     expect(closed).toBe(false);
     expect(valueIn(lease.db)).toBe('a');
     lease.release();

@@ -1,15 +1,20 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hostFetch, operatorApi, startTestServer } from '../../tests/helpers.ts';
+import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
+import { errorCode, scenarios } from '../../tests/scenario.ts';
+import { stillPending, waitFor } from '../../tests/wait.ts';
+import { sha256Hex } from '../shared/crypto.ts';
 
-type Server = Awaited<ReturnType<typeof startTestServer>>;
-let s: Server;
+// In process: the server's fetch handler, a pinned clock, no socket. Host parsing, body framing
+// and the listener itself are tested over real sockets in tests/host-and-body.test.ts and
+// tests/cli.test.ts.
+let s: InProcessServer;
 let token: string;
 
-const api = (method: string, path: string, body?: unknown) => operatorApi(s.base, token, method, path, body);
+const api = (method: string, path: string, body?: unknown) => s.operatorApi(method, path, body);
 const page = (host: string, path = '/', accept = 'text/html') =>
-  hostFetch(s.base, host, path, { headers: { accept } });
+  s.request(host, path, { headers: { accept } });
 const platformFiles = () => readdirSync(join(s.dataDir, 'platforms')).filter((f) => f.endsWith('.db'));
 const auditCount = () =>
   s.app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM audit_log').get()!.n;
@@ -21,47 +26,97 @@ async function create(body: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
-  s = await startTestServer();
-  token = s.firstRun!.token;
+  s = await inProcessServer();
+  token = s.operator.token;
 });
 afterAll(async () => {
-  await s.cleanup();
+  await s.close();
 });
 
+const VIEWER_TOKEN = 'sfo_viewer-token-for-tests';
+const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
 describe('operator API: authentication', () => {
-  test('no token → 401 auth.required; unknown token → 401 auth.invalid_token', async () => {
-    const none = await hostFetch(s.base, 'localhost', '/_operator/api/platforms');
-    expect(none.status).toBe(401);
-    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('auth.required');
-    const bad = await operatorApi(s.base, 'sfo_nope', 'GET', '/platforms');
-    expect(bad.status).toBe(401);
-    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('auth.invalid_token');
-  });
-
-  test('an operator viewer can read but not change', async () => {
-    const { sha256Hex } = await import('../shared/crypto.ts');
-    const viewerToken = 'sfo_viewer-token-for-tests';
-    s.app.control.exec(`INSERT INTO operators (id, email, password_hash, role, created_at, updated_at)
-      VALUES ('op_viewer', 'viewer@localhost', 'x', 'operator_viewer', 0, 0)`);
-    s.app.control
-      .query(
-        "INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES ('opt_v', 'op_viewer', 'v', ?, 0)",
-      )
-      .run(sha256Hex(viewerToken));
-    expect((await operatorApi(s.base, viewerToken, 'GET', '/platforms')).status).toBe(200);
-    const w = await operatorApi(s.base, viewerToken, 'POST', '/platforms', { slug: 'viewer-made' });
-    expect(w.status).toBe(403);
-    expect(((await w.json()) as { error: { code: string } }).error.code).toBe('auth.forbidden');
-    expect(s.tenancy.registry.bySlug('viewer-made')).toBeUndefined();
-  });
-
-  test('a new operator token works and the old one still does', async () => {
-    const res = await api('POST', '/tokens', { name: 'ci' });
-    expect(res.status).toBe(201);
-    const t = (await res.json()) as { token: string };
-    expect(t.token).toStartWith('sfo_');
-    expect((await operatorApi(s.base, t.token, 'GET', '/platforms')).status).toBe(200);
-  });
+  scenarios(
+    () => s,
+    [
+      {
+        name: 'no token → 401 auth.required',
+        url: '/_operator/api/platforms',
+        expectedStatus: 401,
+        expectedContent: (b) => expect(errorCode(b)).toBe('auth.required'),
+      },
+      {
+        name: 'unknown token → 401 auth.invalid_token',
+        url: '/_operator/api/platforms',
+        headers: bearer('sfo_nope'),
+        expectedStatus: 401,
+        expectedContent: (b) => expect(errorCode(b)).toBe('auth.invalid_token'),
+      },
+      {
+        name: 'no token and a body that is not JSON → 401, not 400 (authentication answers first)',
+        method: 'POST',
+        url: '/_operator/api/platforms',
+        headers: { 'content-type': 'application/json' },
+        body: '{"slug": ',
+        expectedStatus: 401,
+        expectedContent: (b) => expect(errorCode(b)).toBe('auth.required'),
+      },
+      {
+        name: 'an operator viewer can read',
+        url: '/_operator/api/platforms',
+        headers: bearer(VIEWER_TOKEN),
+        before(s) {
+          s.app.control.exec(`INSERT INTO operators (id, email, password_hash, role, created_at, updated_at)
+            VALUES ('op_viewer', 'viewer@localhost', 'x', 'operator_viewer', 0, 0)`);
+          s.app.control
+            .query(
+              "INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at) VALUES ('opt_v', 'op_viewer', 'v', ?, 0)",
+            )
+            .run(sha256Hex(VIEWER_TOKEN));
+        },
+        expectedStatus: 200,
+      },
+      {
+        name: 'an operator viewer cannot change: 403, nothing created, no event, no audit entry',
+        method: 'POST',
+        url: '/_operator/api/platforms',
+        headers: bearer(VIEWER_TOKEN),
+        body: { slug: 'viewer-made' },
+        expectedStatus: 403,
+        expectedContent: (b) => expect(errorCode(b)).toBe('auth.forbidden'),
+        after: (s) => expect(s.tenancy.registry.bySlug('viewer-made')).toBeUndefined(),
+      },
+      {
+        name: 'a viewer with a malformed body is refused 403 before the body is read as JSON',
+        method: 'POST',
+        url: '/_operator/api/platforms',
+        headers: { ...bearer(VIEWER_TOKEN), 'content-type': 'application/json' },
+        body: '{"slug": ',
+        expectedStatus: 403,
+      },
+      {
+        name: 'a new operator token works (201, audited)',
+        method: 'POST',
+        url: '/_operator/api/tokens',
+        headers: () => bearer(token),
+        body: { name: 'ci' },
+        expectedStatus: 201,
+        expectedContent: ['"token":"sfo_'],
+        expectedAudit: ['operator_token.created'],
+        async after(s, _res, body) {
+          const made = (body as { token: string }).token;
+          expect((await s.operatorApi('GET', '/platforms', undefined, made)).status).toBe(200);
+        },
+      },
+      {
+        name: 'and the old one still does',
+        url: '/_operator/api/platforms',
+        headers: () => bearer(token),
+        expectedStatus: 200,
+      },
+    ],
+  );
 });
 
 describe('creating platforms', () => {
@@ -243,7 +298,7 @@ describe('creating platforms', () => {
   });
 
   test('malformed JSON → 400 request.invalid_json', async () => {
-    const res = await hostFetch(s.base, 'localhost', '/_operator/api/platforms', {
+    const res = await s.request('localhost', '/_operator/api/platforms', {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: '{"slug": ',
@@ -366,11 +421,117 @@ describe('host routing and isolation', () => {
   });
 
   test('the operator API is not reachable on a platform host', async () => {
-    const res = await hostFetch(s.base, 'iso-a.localhost', '/_operator/api/platforms', {
+    const res = await s.request('iso-a.localhost', '/_operator/api/platforms', {
       headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
     });
     expect(res.status).toBe(404);
   });
+});
+
+describe('operator API scenarios: a platform through its life (events and audit per step)', () => {
+  const op = () => bearer(token);
+  scenarios(
+    () => s,
+    [
+      {
+        name: "create → 201, platform.created published, audited on the control chain and the new platform's",
+        method: 'POST',
+        url: '/_operator/api/platforms',
+        headers: op,
+        body: { slug: 'story', name: 'Story Co' },
+        expectedStatus: 201,
+        expectedContent: ['"slug":"story"', 'story.localhost'],
+        expectedEvents: ['platform.created'],
+        expectedAudit: ['platform.created', 'story:platform.created'],
+      },
+      {
+        name: 'its host serves its brand (no event, no audit)',
+        host: 'story.localhost',
+        url: '/',
+        headers: { accept: 'text/html' },
+        expectedStatus: 200,
+        expectedContent: ['<title>Story Co</title>'],
+        notExpectedContent: ['Soulfra operator'],
+      },
+      {
+        name: 'suspend → 200, status_changed published and audited',
+        method: 'POST',
+        url: '/_operator/api/platforms/story/suspend',
+        headers: op,
+        body: { reason: 'unpaid invoice' },
+        expectedStatus: 200,
+        expectedContent: (b) =>
+          expect(b).toMatchObject({ status: 'suspended', status_reason: 'unpaid invoice' }),
+        expectedEvents: ['platform.status_changed'],
+        expectedAudit: ['platform.suspended'],
+      },
+      {
+        name: 'the suspended host answers 503 platform.suspended to API clients',
+        host: 'story.localhost',
+        url: '/',
+        headers: { accept: 'application/json' },
+        expectedStatus: 503,
+        expectedContent: (b, res) => {
+          expect(errorCode(b)).toBe('platform.suspended');
+          expect(res.headers.get('retry-after')).toBe('3600');
+        },
+      },
+      {
+        name: 'resume → 200, status_changed published and audited',
+        method: 'POST',
+        url: '/_operator/api/platforms/story/resume',
+        headers: op,
+        expectedStatus: 200,
+        expectedEvents: ['platform.status_changed'],
+        expectedAudit: ['platform.resumed'],
+      },
+      {
+        name: 'archive → 200, platform.archived published and audited',
+        method: 'POST',
+        url: '/_operator/api/platforms/story/archive',
+        headers: op,
+        body: {},
+        expectedStatus: 200,
+        expectedContent: ['"status":"archived"'],
+        expectedEvents: ['platform.archived'],
+        expectedAudit: ['platform.archived'],
+      },
+      {
+        name: 'the archived host answers 410',
+        host: 'story.localhost',
+        url: '/',
+        headers: { accept: 'application/json' },
+        expectedStatus: 410,
+        expectedContent: (b) => expect(errorCode(b)).toBe('platform.archived'),
+      },
+      {
+        name: 'a viewer may not unarchive: 403, no event, no audit',
+        method: 'POST',
+        url: '/_operator/api/platforms/story/unarchive',
+        headers: bearer(VIEWER_TOKEN),
+        expectedStatus: 403,
+      },
+      {
+        name: 'unarchive → 200, platform.unarchived published and audited',
+        method: 'POST',
+        url: '/_operator/api/platforms/story/unarchive',
+        headers: op,
+        expectedStatus: 200,
+        expectedEvents: ['platform.unarchived'],
+        expectedAudit: ['platform.unarchived'],
+        after: async (s) => expect((await s.request('story.localhost', '/')).status).toBe(200),
+      },
+      {
+        name: 'an unknown platform → 404 platform.not_found, nothing published',
+        method: 'POST',
+        url: '/_operator/api/platforms/ghost/suspend',
+        headers: op,
+        body: {},
+        expectedStatus: 404,
+        expectedContent: (b) => expect(errorCode(b)).toBe('platform.not_found'),
+      },
+    ],
+  );
 });
 
 describe('suspend, resume, archive, unarchive', () => {
@@ -422,9 +583,9 @@ describe('suspend, resume, archive, unarchive', () => {
     const id = s.tenancy.registry.bySlug('busy')!.id;
     const lease = s.app.platformDbs.acquire(id);
     const archiving = api('POST', '/platforms/busy/archive', {});
-    await Bun.sleep(50);
     // New requests are refused at once; the in-flight one still reads its database.
-    expect((await page('busy.localhost')).status).toBe(410);
+    await waitFor(async () => (await page('busy.localhost')).status === 410, { what: 'busy answering 410' });
+    expect(await stillPending(archiving)).toBe(true);
     expect(
       lease.db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value,
     ).toBe('busy');
@@ -496,7 +657,11 @@ describe('health, readiness, metrics', () => {
 
   test('/metrics: requests by route and status, latency histogram, platforms, open handles', async () => {
     await page('acme.localhost');
-    const text = await (await page('localhost', '/metrics', 'text/plain')).text();
+    // Requests are counted once their answer is on its way (setImmediate).
+    const text = await waitFor(async () => {
+      const t = await (await page('localhost', '/metrics', 'text/plain')).text();
+      return /soulfra_http_requests_total\{host_kind="platform",route="\/",status="200"\} [1-9]/.test(t) && t;
+    });
     expect(text).toMatch(/soulfra_http_requests_total\{host_kind="platform",route="\/",status="200"\} [1-9]/);
     expect(text).toMatch(
       /soulfra_http_request_duration_seconds_bucket\{le="0.005",host_kind="platform",route="\/"\}/,

@@ -2,6 +2,7 @@ import { expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostFetch, operatorApi, startTestServer, tempDir } from '../../tests/helpers.ts';
+import { signal } from '../../tests/wait.ts';
 import { dataDirPaths, lockDataDir } from '../app/index.ts';
 
 test('stop() lets an in-flight create finish, then refuses new connections; a restart serves it', async () => {
@@ -10,9 +11,16 @@ test('stop() lets an in-flight create finish, then refuses new connections; a re
   try {
     const s = await startTestServer({ dataDir });
     const token = s.firstRun!.token;
-    // The create spends tens of milliseconds in argon2id: stop() arrives while it runs.
+    // The create spends tens of milliseconds in argon2id: stop() arrives while it runs, once the
+    // create has checked the slug is free (the step just before the hash) — an explicit signal.
+    const checked = signal();
+    const assertAvailable = s.tenancy.assertAvailable.bind(s.tenancy);
+    s.tenancy.assertAvailable = (...args: Parameters<typeof assertAvailable>) => {
+      assertAvailable(...args);
+      checked.resolve();
+    };
     const inflight = operatorApi(s.base, token, 'POST', '/platforms', { slug: 'late', template: 'creator' });
-    await Bun.sleep(15);
+    await checked.promise;
     const stopping = s.stop();
     const res = await inflight;
     expect(res.status).toBe(201);
