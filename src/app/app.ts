@@ -7,7 +7,7 @@ import { createOutboundGuard, type OutboundGuard, type OutboundOptions } from '.
 import { type Clock, systemClock } from '../shared/time.ts';
 import type { AuditPort } from './audit-port.ts';
 import { DEFAULT_CONFIG, type InstanceConfig } from './config.ts';
-import { EventBus } from './events.ts';
+import { EventBus, EventDispatcher } from './events.ts';
 import { bindSecrets, Keyring, MASTER_KEY_ENV, type SecretBox, type SecretSite } from './keyring.ts';
 import { createLogger, type Logger } from './logger.ts';
 
@@ -20,7 +20,13 @@ export interface App {
   readonly config: InstanceConfig;
   readonly log: Logger;
   readonly clock: Clock;
+  /** @deprecated the in-process bus; append to the durable event log (`events`) instead. */
   readonly bus: EventBus;
+  /**
+   * The durable event log and its dispatcher: `events.append(db, name, payload)` inside a
+   * change's transaction; subscribers register with `events.subscribe`. Started by `serve`.
+   */
+  readonly events: EventDispatcher;
   readonly audit: AuditPort;
   /**
    * The one guard for outbound requests made for a platform (OIDC discovery, JWKS, tokens; later
@@ -101,6 +107,7 @@ export function openApp(opts: OpenAppOptions): App {
         migrate(db, TENANT_MIGRATIONS, `platform database ${id}`);
         bindSecrets(db, keyring, `platform:${id}`);
         keyring.upgradeLegacy(db, 'tenant', `platform:${id}`, secretSites);
+        events.bind(db, id);
       } catch (e) {
         db.close();
         throw e;
@@ -108,12 +115,14 @@ export function openApp(opts: OpenAppOptions): App {
       return db;
     },
   });
+  const events = new EventDispatcher({ control, platformDbs, clock, log });
   return {
     dataDir: opts.dataDir,
     config,
     log,
     clock,
     bus: new EventBus(log),
+    events,
     audit: opts.audit(clock),
     outbound: createOutboundGuard({
       ...opts.outbound,
@@ -133,6 +142,8 @@ export function openApp(opts: OpenAppOptions): App {
     platformDbs,
     platformDbPath,
     async close() {
+      // Delivery halts before the databases close (a no-op when `serve` stopped it already).
+      await events.stop();
       await platformDbs.closeAll();
       control.close();
     },

@@ -2,7 +2,22 @@ export { type App, type OpenAppOptions, openApp } from './app.ts';
 export type { AuditEntry, AuditInput, AuditPort } from './audit-port.ts';
 export { DEFAULT_CONFIG, InstanceConfig, readConfigFile, resolveConfig, validateConfig } from './config.ts';
 export { type DataDirLock, dataDirPaths, lockDataDir, sweepTemporaryFiles } from './datadir.ts';
-export { type DomainEvents, EventBus, type EventName } from './events.ts';
+export {
+  type AnyEvent,
+  appendEvent,
+  type DomainEvents,
+  EVENT_VERSIONS,
+  EventBus,
+  EventDispatcher,
+  type EventHandler,
+  type EventName,
+  type EventOf,
+  type EventSource,
+  type PlatformSource,
+  TEST_EVENT_FILE_ENV,
+  TEST_EXIT_AFTER_COMMIT_ENV,
+  type UsageRecordedV1,
+} from './events.ts';
 export {
   bindSecrets,
   type DbSecrets,

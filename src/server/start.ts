@@ -106,6 +106,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     sock = Bun.serve({ unix: paths.socket, fetch: handlers.socketFetch });
     chmodSync(paths.socket, 0o600);
 
+    app.events.start(); // EVENTS: delivery of the event logs starts once the databases are open.
     const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
     const metricsToken = ensureMetricsToken(app);
     let demo: CreatePlatformResult | null = null;
@@ -145,6 +146,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
           }
           // Usage still buffered is written before the databases close.
           await aiRuntime.meter.close();
+          await instance.app.events.stop(); // EVENTS: after the meter's last flush, before the databases close.
           await aiRuntime.runtime.close();
           await Promise.race([instance.close(), new Promise((r) => setTimeout(r, 2_000).unref())]);
           rmSync(paths.socket, { force: true });
