@@ -1,37 +1,66 @@
 import { Database } from 'bun:sqlite';
 import { expect, test } from 'bun:test';
 import { join } from 'node:path';
-import type { App, EventName } from '../src/app/index.ts';
+import type { EventName } from '../src/app/index.ts';
 import type { InProcessServer } from './inproc.ts';
 
 /**
  * Every domain event name. A `Record` over `EventName`, so a new event fails the typecheck here
- * until it is listed (and so captured by scenarios).
+ * until it is listed (and so considered by scenarios).
  */
-const EVENT_NAMES: Record<EventName, true> = {
+export const EVENT_NAMES: Record<EventName, true> = {
   'platform.created': true,
   'platform.status_changed': true,
   'platform.archived': true,
   'platform.unarchived': true,
   'ai.budget_alert': true,
+  'usage.recorded': true,
 };
 
+/** Reads a platform's database: through the pool, or an archived platform's file directly. */
+function withPlatformDb<T>(
+  s: InProcessServer,
+  p: { id: string; status: string; db_file: string },
+  f: (db: Database) => T,
+): T {
+  if (p.status === 'archived') {
+    const db = new Database(join(s.app.dataDir, p.db_file), { readonly: true });
+    try {
+      return f(db);
+    } finally {
+      db.close();
+    }
+  }
+  const lease = s.app.platformDbs.acquire(p.id);
+  try {
+    return f(lease.db);
+  } finally {
+    lease.release();
+  }
+}
+
+const lastEventId = (db: Database): string =>
+  db.query<{ id: string | null }, []>('SELECT max(id) AS id FROM events').get()?.id ?? '';
+const eventsAfter = (db: Database, id: string): string[] =>
+  db
+    .query<{ name: string }, [string]>('SELECT name FROM events WHERE id > ? ORDER BY id')
+    .all(id)
+    .map((r) => r.name);
+
 /**
- * Records the names of the domain events published from now on, in order.
- * NB! The one place scenarios learn about events: today a subscription to `app.bus`; when events
- * become durable (an `events` table per database), switch this to read the rows appended.
+ * The domain events appended (durably, in the change's own transaction) from now on: `name` for
+ * control.db's log, then `slug:name` for each platform's log (platforms by slug, each in order).
  */
-export function captureEvents(app: App): { names(): string[]; stop(): void } {
-  const seen: string[] = [];
-  const offs = (Object.keys(EVENT_NAMES) as EventName[]).map((name) =>
-    app.bus.subscribe(name, () => {
-      seen.push(name);
-    }),
-  );
+export function captureEvents(s: InProcessServer): { names(): string[] } {
+  const c0 = lastEventId(s.app.control);
+  const p0 = new Map(s.tenancy.list().map((p) => [p.slug, withPlatformDb(s, p, lastEventId)]));
   return {
-    names: () => [...seen],
-    stop: () => {
-      for (const off of offs) off();
+    names() {
+      const names = eventsAfter(s.app.control, c0);
+      for (const p of [...s.tenancy.list()].sort((a, b) => a.slug.localeCompare(b.slug)))
+        for (const n of withPlatformDb(s, p, (db) => eventsAfter(db, p0.get(p.slug) ?? '')))
+          names.push(`${p.slug}:${n}`);
+      return names;
     },
   };
 }
@@ -44,32 +73,14 @@ export function captureEvents(app: App): { names(): string[]; stop(): void } {
 export function auditMark(s: InProcessServer): { since(): string[] } {
   const controlSeq = (): number =>
     s.app.control.query<{ n: number | null }, []>('SELECT max(seq) AS n FROM audit_log').get()?.n ?? 0;
-  // Reads a platform's chain: through the pool, or an archived platform's file directly.
-  const withPlatformDb = <T>(
-    p: { id: string; status: string; db_file: string },
-    f: (db: Database) => T,
-  ): T => {
-    if (p.status === 'archived') {
-      const db = new Database(join(s.app.dataDir, p.db_file), { readonly: true });
-      try {
-        return f(db);
-      } finally {
-        db.close();
-      }
-    }
-    const lease = s.app.platformDbs.acquire(p.id);
-    try {
-      return f(lease.db);
-    } finally {
-      lease.release();
-    }
-  };
+  const withDb = <T>(p: { id: string; status: string; db_file: string }, f: (db: Database) => T): T =>
+    withPlatformDb(s, p, f);
   const platformSeqs = () => {
     const out = new Map<string, number>();
     for (const p of s.tenancy.list())
       out.set(
         p.slug,
-        withPlatformDb(
+        withDb(
           p,
           (db) => db.query<{ n: number | null }, []>('SELECT max(seq) AS n FROM audit_log').get()?.n ?? 0,
         ),
@@ -86,7 +97,7 @@ export function auditMark(s: InProcessServer): { since(): string[] } {
         .map((r) => r.action);
       for (const p of [...s.tenancy.list()].sort((a, b) => a.slug.localeCompare(b.slug))) {
         const from = p0.get(p.slug) ?? 0;
-        const rows = withPlatformDb(p, (db) =>
+        const rows = withDb(p, (db) =>
           db
             .query<{ action: string }, [number]>('SELECT action FROM audit_log WHERE seq > ? ORDER BY seq')
             .all(from),
@@ -145,16 +156,10 @@ export async function runScenario(s: InProcessServer, sc: ApiScenario): Promise<
     body = JSON.stringify(sc.body);
     if (!headers.has('content-type')) headers.set('content-type', 'application/json');
   }
-  const events = captureEvents(s.app);
+  const events = captureEvents(s);
   const audit = auditMark(s);
-  let res: Response;
-  let text: string;
-  try {
-    res = await s.request(sc.host ?? 'localhost', sc.url, { method: sc.method ?? 'GET', headers, body });
-    text = await res.text();
-  } finally {
-    events.stop();
-  }
+  const res = await s.request(sc.host ?? 'localhost', sc.url, { method: sc.method ?? 'GET', headers, body });
+  const text = await res.text();
   let parsed: unknown = text;
   try {
     parsed = JSON.parse(text);

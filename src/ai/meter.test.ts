@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { instanceWithPlatform } from '../../tests/helpers.ts';
-import type { Instance } from '../flows/index.ts';
+import { join } from 'node:path';
+import { BUN, instanceWithPlatform, ROOT, tempDir } from '../../tests/helpers.ts';
+import { silentLogger, type UsageRecordedV1 } from '../app/index.ts';
+import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
 import { costOf, Meter, periodStart, type UsageRecord } from './meter.ts';
 
 let inst: Instance;
@@ -177,4 +179,141 @@ describe('budget reservations', () => {
     });
     await meter.close();
   });
+});
+
+describe('a failed flush loses nothing', () => {
+  /** Makes the platform's usage inserts fail (a temporary trigger on the pooled handle), from row `after` on. */
+  const breakWrites = (after: number) =>
+    inst.app.platformDbs.use(platformId, (db) =>
+      db.exec(
+        `CREATE TEMP TRIGGER usage_fails BEFORE INSERT ON usage_events
+         WHEN (SELECT count(*) FROM usage_events) >= ${after}
+         BEGIN SELECT RAISE(ABORT, 'disk says no'); END`,
+      ),
+    );
+  const mendWrites = () => inst.app.platformDbs.use(platformId, (db) => db.exec('DROP TRIGGER usage_fails'));
+  const usageEvents = () =>
+    inst.app.platformDbs.use(platformId, (db) =>
+      db
+        .query<{ payload: string }, []>(
+          "SELECT payload FROM events WHERE name = 'usage.recorded' ORDER BY id",
+        )
+        .all()
+        .map((r) => JSON.parse(r.payload) as UsageRecordedV1),
+    );
+
+  test('a write failing mid-batch keeps the rest, waits out its backoff, then writes it once, each transaction with its usage.recorded event', async () => {
+    let t = now;
+    const app = { ...inst.app, clock: { now: () => t } };
+    const meter = new Meter(app, { flushMs: 1_000 });
+    const before = await count();
+    const eventsBefore = (await usageEvents()).length;
+    // The first slice (64 rows) goes through, the second fails.
+    await breakWrites(before + 64);
+    await inst.app.platformDbs.use(platformId, (db) => {
+      for (let i = 0; i < 100; i++) meter.record(db, rec({ ts: now + i, tokensIn: i }));
+    });
+    await meter.flush();
+    expect(await count()).toBe(before + 64);
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 36, dropped: 0 });
+    // New records of a platform in backoff wait with the kept ones; nothing is tried before it ends.
+    await inst.app.platformDbs.use(platformId, (db) =>
+      meter.record(db, rec({ ts: now + 100, tokensIn: 100 })),
+    );
+    await mendWrites();
+    await meter.flush();
+    expect(await count()).toBe(before + 64);
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 37, dropped: 0 });
+    t += 1_000;
+    await meter.flush();
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 0, dropped: 0 });
+    expect(await count()).toBe(before + 101);
+    const written = await inst.app.platformDbs.use(platformId, (db) =>
+      db
+        .query<{ tokens_in: number }, [number]>('SELECT tokens_in FROM usage_events WHERE id > ? ORDER BY id')
+        .all(before)
+        .map((r) => r.tokens_in),
+    );
+    expect(written).toEqual(Array.from({ length: 101 }, (_, i) => i));
+    // One event per committed transaction (64, then 37 in slices of 64: 2 in all), covering every row once.
+    const evs = (await usageEvents()).slice(eventsBefore);
+    expect(evs.map((e) => e.records)).toEqual([64, 37]);
+    expect(evs[1]!.firstRowId).toBe(evs[0]!.lastRowId + 1);
+    expect(evs[0]).toMatchObject({
+      platformId,
+      from: now,
+      to: now + 63,
+      totals: [
+        {
+          currency: 'usd',
+          calls: 64,
+          errors: 0,
+          costMinor: 64 * 30,
+          markupMinor: 64 * 6,
+          tokensOut: 64 * 500,
+        },
+      ],
+    });
+    await meter.close();
+  });
+
+  test('past maxPending, the oldest kept records are dropped, counted and logged; close() tries once more', async () => {
+    let t = now;
+    const errors: string[] = [];
+    const log = { ...inst.app.log, error: (m: string) => void errors.push(m) };
+    const app = { ...inst.app, log, clock: { now: () => t } };
+    const meter = new Meter(app, { flushMs: 1_000, maxPending: 10 });
+    const before = await count();
+    await breakWrites(0);
+    await inst.app.platformDbs.use(platformId, (db) => {
+      for (let i = 0; i < 8; i++) meter.record(db, rec());
+    });
+    await meter.flush();
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 8, dropped: 0 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      for (let i = 0; i < 4; i++) meter.record(db, rec());
+    });
+    expect(meter.stats()).toEqual({ buffered: 4, retrying: 6, dropped: 2 });
+    expect(errors).toContain('usage dropped: too many records kept from failed writes');
+    await mendWrites();
+    t += 10;
+    // Still in backoff, but close() does not wait for it.
+    await meter.close();
+    expect(await count()).toBe(before + 10);
+  });
+
+  test('a SIGKILL loses only what was recorded since the last flush', async () => {
+    const t = tempDir('soulfra-meter-kill-');
+    try {
+      const dataDir = join(t.dir, 'data');
+      const setup = openInstance({ dataDir, log: silentLogger });
+      const id = (await createPlatform(setup.app, setup.tenancy, { slug: 'killed' }, 'test')).platform.id;
+      await setup.close();
+      const child = Bun.spawn(
+        [BUN, join(ROOT, 'tests', 'fixtures', 'meter-kill.ts'), dataDir, id, '70', '5'],
+        {
+          stdout: 'ignore',
+          stderr: 'pipe',
+        },
+      );
+      await child.exited;
+      expect(child.signalCode).toBe('SIGKILL');
+      const after = openInstance({ dataDir, log: silentLogger });
+      try {
+        const { rows, recorded } = await after.app.platformDbs.use(id, (db) => ({
+          rows: db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+          recorded: db
+            .query<{ payload: string }, []>("SELECT payload FROM events WHERE name = 'usage.recorded'")
+            .all()
+            .reduce((a, r) => a + (JSON.parse(r.payload) as { records: number }).records, 0),
+        }));
+        expect(rows).toBe(70);
+        expect(recorded).toBe(70);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      t.cleanup();
+    }
+  }, 30_000);
 });

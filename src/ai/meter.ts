@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { App } from '../app/index.ts';
+import type { App, UsageRecordedV1 } from '../app/index.ts';
 
 /** One metered call. Money is integer minor units of `currency`. */
 export interface UsageRecord {
@@ -83,25 +83,55 @@ interface SpendState {
   alerted: Set<string>;
 }
 
+/** A platform whose last write failed: its records wait here until `at`, then are written first. */
+interface Retrying {
+  records: UsageRecord[];
+  failures: number;
+  /** When the next attempt is due (App clock, epoch ms). */
+  at: number;
+}
+
+/** Longest wait between two attempts at a failing platform's usage. */
+const RETRY_MAX_MS = 60_000;
+
 /**
  * Metering without a synchronous disk write per request: records are buffered in memory and
- * written every `flushMs` in transactions of a few hundred rows per platform (and at shutdown). Spend per budget
+ * written every `flushMs` in transactions of a few dozen rows per platform (and at shutdown),
+ * each transaction appending one `usage.recorded` event with its rows. Spend per budget
  * is kept in memory too (loaded from the platform's usage on first use, then kept up to date as
  * records arrive), so the budget check before each call reads no disk either.
+ *
+ * NB! A write that fails keeps its records (and the rest of that platform's batch) in memory
+ * and tries again after a backoff (1 s doubling to 60 s, per platform); records are dropped
+ * only past `maxPending` records held in all (oldest failing ones first, logged and counted in
+ * `stats().dropped`). So what a SIGKILL can lose is what was recorded since the last
+ * successful flush: at most `flushMs` of usage (docs/operations.md).
  */
 export class Meter {
   readonly #app: App;
-  readonly #buffer: UsageRecord[] = [];
+  #buffer: UsageRecord[] = [];
+  readonly #retrying = new Map<string, Retrying>();
+  #retryingCount = 0;
+  #dropped = 0;
   readonly #state = new Map<string, SpendState>();
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #maxBuffer: number;
+  readonly #maxPending: number;
+  readonly #retryBaseMs: number;
   /** Minor units held by calls in flight, per `platformId budgetKey`; kept apart from #state, which a budget change drops. */
   readonly #reserved = new Map<string, number>();
   #flushing: Promise<void> | null = null;
 
-  constructor(app: App, opts: { flushMs?: number; maxBuffer?: number } = {}) {
+  /**
+   * `flushMs`: how often buffered records are written (default 1,000); `maxBuffer`: a flush
+   * starts early at this many buffered records (default 5,000); `maxPending`: the most records
+   * held in memory while writes fail (default 100,000, some 30 MB).
+   */
+  constructor(app: App, opts: { flushMs?: number; maxBuffer?: number; maxPending?: number } = {}) {
     this.#app = app;
     this.#maxBuffer = opts.maxBuffer ?? 5_000;
+    this.#maxPending = opts.maxPending ?? 100_000;
+    this.#retryBaseMs = opts.flushMs ?? 1_000;
     this.#timer = setInterval(() => void this.flush(), opts.flushMs ?? 1_000);
     this.#timer.unref?.();
   }
@@ -208,7 +238,13 @@ export class Meter {
       }
     }
     if (this.#buffer.length >= this.#maxBuffer) void this.flush();
+    if (this.#buffer.length + this.#retryingCount > this.#maxPending) this.#dropOverCap();
     return crossed;
+  }
+
+  /** Records held in memory (buffered, and kept from failed writes) and dropped past the cap. */
+  stats(): { buffered: number; retrying: number; dropped: number } {
+    return { buffered: this.#buffer.length, retrying: this.#retryingCount, dropped: this.#dropped };
   }
 
   /** Forgets a platform's cached budgets (after they change). */
@@ -216,32 +252,62 @@ export class Meter {
     this.#state.delete(platformId);
   }
 
-  /** Writes the buffered records: per platform, a transaction per slice of `FLUSH_SLICE` rows. */
-  flush(): Promise<void> {
+  /**
+   * Writes the buffered records: per platform, a transaction per slice of `FLUSH_SLICE` rows,
+   * records kept from a failed write first. A platform still waiting out its backoff is not
+   * tried (unless `force`, at shutdown): its new records join the ones it keeps.
+   */
+  flush(opts: { force?: boolean } = {}): Promise<void> {
     if (this.#flushing) return this.#flushing;
-    if (this.#buffer.length === 0) return Promise.resolve();
-    const batch = this.#buffer.splice(0);
-    this.#flushing = (async () => {
-      const byPlatform = new Map<string, UsageRecord[]>();
-      for (const r of batch) {
-        const list = byPlatform.get(r.platformId);
-        if (list) list.push(r);
-        else byPlatform.set(r.platformId, [r]);
+    if (this.#buffer.length === 0 && this.#retryingCount === 0) return Promise.resolve();
+    const now = this.#app.clock.now();
+    // What this flush writes, per platform: kept records first (taken out of #retrying while
+    // in flight), then the new ones. Platforms still waiting keep their new records too.
+    const byPlatform = new Map<string, { records: UsageRecord[]; failures: number }>();
+    for (const [platformId, r] of this.#retrying) {
+      if (!opts.force && r.at > now) continue;
+      this.#retrying.delete(platformId);
+      this.#retryingCount -= r.records.length;
+      byPlatform.set(platformId, { records: r.records, failures: r.failures });
+    }
+    const batch = this.#buffer;
+    this.#buffer = [];
+    for (const r of batch) {
+      const waiting = this.#retrying.get(r.platformId);
+      if (waiting) {
+        waiting.records.push(r);
+        this.#retryingCount++;
+        continue;
       }
-      for (const [platformId, records] of byPlatform) {
-        // In slices of a few hundred rows, one transaction each, giving the event loop back in
+      const entry = byPlatform.get(r.platformId);
+      if (entry) entry.records.push(r);
+      else byPlatform.set(r.platformId, { records: [r], failures: 0 });
+    }
+    this.#flushing = (async () => {
+      for (const [platformId, { records, failures }] of byPlatform) {
+        // In slices of a few dozen rows, one transaction each, giving the event loop back in
         // between: a second's worth of records at full load is thousands of rows, and one long
         // synchronous write would stall every request in flight for its whole length.
         for (let i = 0; i < records.length; i += FLUSH_SLICE) {
           if (i > 0) await new Promise<void>((r) => setImmediate(r));
           const slice = records.slice(i, i + FLUSH_SLICE);
           try {
-            await this.#app.platformDbs.use(platformId, (db) => writeUsage(db, slice));
+            await this.#app.platformDbs.use(platformId, (db) => this.#write(db, platformId, slice));
           } catch (e) {
-            // The platform may have been archived meanwhile; its usage is logged, not lost silently.
-            this.#app.log.error('usage flush failed', {
+            // Kept, with the rest of this platform's batch, and tried again after a backoff (the
+            // platform may be archived meanwhile: its usage is written if it comes back).
+            const rest = records.slice(i);
+            const wait = Math.min(this.#retryBaseMs * 2 ** failures, RETRY_MAX_MS);
+            this.#retrying.set(platformId, {
+              records: rest,
+              failures: failures + 1,
+              at: this.#app.clock.now() + wait,
+            });
+            this.#retryingCount += rest.length;
+            this.#app.log.error('usage flush failed; kept for a retry', {
               platform: platformId,
-              records: records.length - i,
+              records: rest.length,
+              retry_ms: wait,
               err: String(e),
             });
             break;
@@ -254,11 +320,41 @@ export class Meter {
     return this.#flushing;
   }
 
-  /** Stops the timer and writes what is buffered. */
+  /** Stops the timer and writes what is buffered (one more try for what failed before; what fails now is logged). */
   async close(): Promise<void> {
     clearInterval(this.#timer);
     await this.#flushing;
-    await this.flush();
+    await this.flush({ force: true });
+    if (this.#retryingCount) {
+      this.#app.log.error('usage lost at shutdown: writes kept failing', { records: this.#retryingCount });
+    }
+  }
+
+  /** Past `maxPending`: drops the oldest records kept from failed writes, logged and counted. */
+  #dropOverCap(): void {
+    let over = this.#buffer.length + this.#retryingCount - this.#maxPending;
+    for (const [platformId, r] of this.#retrying) {
+      if (over <= 0) break;
+      const n = Math.min(over, r.records.length);
+      r.records.splice(0, n);
+      this.#retryingCount -= n;
+      this.#dropped += n;
+      over -= n;
+      this.#app.log.error('usage dropped: too many records kept from failed writes', {
+        platform: platformId,
+        records: n,
+        cap: this.#maxPending,
+      });
+      if (r.records.length === 0) this.#retrying.delete(platformId);
+    }
+  }
+
+  /** One transaction: the usage rows and their `usage.recorded` event. */
+  #write(db: Database, platformId: string, records: readonly UsageRecord[]): void {
+    db.transaction(() => {
+      const payload = writeUsage(db, platformId, records);
+      this.#app.events.append(db, 'usage.recorded', payload);
+    }).immediate();
   }
 
   #load(db: Database, platformId: string): SpendState {
@@ -281,7 +377,7 @@ export class Meter {
             `SELECT sum(cost_minor + markup_minor) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
           )
           .get(...args);
-        const pending = this.#buffer
+        const pending = [...this.#buffer, ...(this.#retrying.get(platformId)?.records ?? [])]
           .filter(
             (r) =>
               r.platformId === platformId &&
@@ -311,16 +407,21 @@ export class Meter {
 /** Rows written per transaction by a flush. */
 const FLUSH_SLICE = 64;
 
-/** Writes usage records in one transaction. */
-function writeUsage(db: Database, records: readonly UsageRecord[]): void {
+/** Writes usage records (in the caller's transaction); returns the `usage.recorded` payload. */
+function writeUsage(db: Database, platformId: string, records: readonly UsageRecord[]): UsageRecordedV1 {
   const q = db.query(
     `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
        counted, latency_ms, cost_minor, markup_minor, currency, status)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  db.transaction(() => {
-    for (const r of records) {
-      q.run(
+  let firstRowId = 0;
+  let lastRowId = 0;
+  let from = Number.POSITIVE_INFINITY;
+  let to = Number.NEGATIVE_INFINITY;
+  const totals = new Map<string, UsageRecordedV1['totals'][number]>();
+  for (const r of records) {
+    {
+      const res = q.run(
         r.ts,
         r.userId,
         r.keyId,
@@ -338,8 +439,40 @@ function writeUsage(db: Database, records: readonly UsageRecord[]): void {
         r.currency,
         r.status,
       );
+      lastRowId = Number(res.lastInsertRowid);
+      if (firstRowId === 0) firstRowId = lastRowId;
     }
-  }).immediate();
+    from = Math.min(from, r.ts);
+    to = Math.max(to, r.ts);
+    let t = totals.get(r.currency);
+    if (!t) {
+      t = {
+        currency: r.currency,
+        calls: 0,
+        errors: 0,
+        tokensIn: 0,
+        tokensOut: 0,
+        costMinor: 0,
+        markupMinor: 0,
+      };
+      totals.set(r.currency, t);
+    }
+    t.calls++;
+    if (r.status === 'error') t.errors++;
+    t.tokensIn += r.tokensIn;
+    t.tokensOut += r.tokensOut;
+    t.costMinor += r.costMinor;
+    t.markupMinor += r.markupMinor;
+  }
+  return {
+    platformId,
+    firstRowId,
+    lastRowId,
+    records: records.length,
+    from,
+    to,
+    totals: [...totals.values()],
+  };
 }
 
 function keyOf(b: Budget): string {

@@ -7,7 +7,7 @@ import { createOutboundGuard, type OutboundGuard, type OutboundOptions } from '.
 import { type Clock, systemClock } from '../shared/time.ts';
 import type { AuditPort } from './audit-port.ts';
 import { DEFAULT_CONFIG, type InstanceConfig } from './config.ts';
-import { EventBus } from './events.ts';
+import { EventBus, EventDispatcher } from './events.ts';
 import { bindSecrets, Keyring, MASTER_KEY_ENV, type SecretBox, type SecretSite } from './keyring.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -24,7 +24,13 @@ export interface App {
   readonly config: InstanceConfig;
   readonly log: Logger;
   readonly clock: Clock;
+  /** @deprecated the in-process bus; append to the durable event log (`events`) instead. */
   readonly bus: EventBus;
+  /**
+   * The durable event log and its dispatcher: `events.append(db, name, payload)` inside a
+   * change's transaction; subscribers register with `events.subscribe`. Started by `serve`.
+   */
+  readonly events: EventDispatcher;
   readonly audit: AuditPort;
   /**
    * The one guard for outbound requests made for a platform (OIDC discovery, JWKS, tokens; later
@@ -116,6 +122,7 @@ export function openApp(opts: OpenAppOptions): App {
         bindSecrets(db, keyring, `platform:${id}`);
         bindState(db, state);
         keyring.upgradeLegacy(db, 'tenant', `platform:${id}`, secretSites);
+        events.bind(db, id);
       } catch (e) {
         db.close();
         throw e;
@@ -123,8 +130,11 @@ export function openApp(opts: OpenAppOptions): App {
       return db;
     },
   });
+  const events = new EventDispatcher({ control, platformDbs, clock, log });
   const lifecycle = new Lifecycle(log);
   lifecycle.adopt('databases', async () => {
+    // Delivery halts before the databases close (a no-op when `serve` stopped it already).
+    await events.stop();
     await platformDbs.closeAll();
     control.close();
     state.clear();
@@ -135,6 +145,7 @@ export function openApp(opts: OpenAppOptions): App {
     log,
     clock,
     bus: new EventBus(log),
+    events,
     audit: opts.audit(clock),
     outbound: createOutboundGuard({
       ...opts.outbound,

@@ -13,7 +13,22 @@ export {
   resolveFlock,
   sweepTemporaryFiles,
 } from './datadir.ts';
-export { type DomainEvents, EventBus, type EventName } from './events.ts';
+export {
+  type AnyEvent,
+  appendEvent,
+  type DomainEvents,
+  EVENT_VERSIONS,
+  EventBus,
+  EventDispatcher,
+  type EventHandler,
+  type EventName,
+  type EventOf,
+  type EventSource,
+  type PlatformSource,
+  TEST_EVENT_FILE_ENV,
+  TEST_EXIT_AFTER_COMMIT_ENV,
+  type UsageRecordedV1,
+} from './events.ts';
 export {
   createHttp1Client,
   HTTP1_DEFAULT_MAX_BODY_BYTES,

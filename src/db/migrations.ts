@@ -3,11 +3,13 @@ import control2 from '../../migrations/control/0002-operators.sql' with { type: 
 import control3 from '../../migrations/control/0003-domains.sql' with { type: 'text' };
 import control4 from '../../migrations/control/0004-operator-sso.sql' with { type: 'text' };
 import control5 from '../../migrations/control/0005-security.sql' with { type: 'text' };
+import control6 from '../../migrations/control/0006-events.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
 import tenant4 from '../../migrations/tenant/0004-ai.sql' with { type: 'text' };
 import tenant5 from '../../migrations/tenant/0005-security.sql' with { type: 'text' };
+import tenant6 from '../../migrations/tenant/0006-events.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -19,6 +21,7 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'domains', sql: control3 },
   { version: 4, name: 'operator-sso', sql: control4 },
   { version: 5, name: 'security', sql: control5 },
+  { version: 6, name: 'events', sql: control6 },
 ];
 
 /** Each platform's schema steps (data/platforms/<id>.db). */
@@ -28,4 +31,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'identity', sql: tenant3 },
   { version: 4, name: 'ai', sql: tenant4 },
   { version: 5, name: 'security', sql: tenant5 },
+  { version: 6, name: 'events', sql: tenant6 },
 ];

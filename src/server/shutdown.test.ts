@@ -58,6 +58,7 @@ test('a start that fails half-way (the port is taken) undoes what started: lock 
       expect(again.lifecycle.names).toEqual([
         'data-dir lock',
         'instance',
+        'events dispatcher',
         'AI runtime',
         'meter',
         'TCP listener',

@@ -94,8 +94,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       stop: (inst) => inst.close(),
       stopTimeoutMs: 2_000,
     });
-    // NB! The durable-event dispatcher goes here (issue 9): after the databases, before anything
-    // that writes events, so it stops before the databases close and after the meter's last flush.
+    // The durable-event dispatcher: after the databases, before anything that writes events, so
+    // it stops after the meter's last flush and before the databases close.
+    await life.add({
+      name: 'events dispatcher',
+      start: () => app.events.start(),
+      stop: () => app.events.stop(),
+    });
     const metrics = createMetrics(app, tenancy, {
       needToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
     });

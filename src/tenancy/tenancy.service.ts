@@ -53,6 +53,19 @@ export function createTenancy(app: App) {
   let settings = readSettings(app.control);
   const blueprints = new Map<string, PlatformBlueprint>();
   const archiveDir = join(app.dataDir, 'platforms', 'archive');
+  // The event dispatcher covers the platforms whose file is in place, and stops opening one as
+  // soon as its archive begins (the registry says 'archived' before the handle is evicted).
+  app.events.usePlatforms({
+    list: () =>
+      repo
+        .allHeads()
+        .filter((h) => registry.byId(h.id)?.status !== 'archived')
+        .map((h) => h.id),
+    live: (id) => {
+      const h = registry.byId(id);
+      return h !== undefined && h.status !== 'archived';
+    },
+  });
 
   const notFound = (slug: string) =>
     new AppError('platform.not_found', `no platform with slug '${slug}'`, 404, [
@@ -181,6 +194,12 @@ export function createTenancy(app: App) {
             target: `platform:${row.slug}`,
             details: { id: row.id, template: row.template, name: row.name, ...(domain ? { domain } : {}) },
           });
+          app.events.append(app.control, 'platform.created', {
+            platformId: row.id,
+            slug: row.slug,
+            template: row.template,
+            actor,
+          });
         });
       } catch (e) {
         if (isUniqueViolation(e, 'platforms', 'slug')) {
@@ -201,12 +220,6 @@ export function createTenancy(app: App) {
       const { blueprint: _b, ...head } = row;
       registry.put(head);
       if (domain) registry.putDomain(domain, row.id);
-      app.bus.publish('platform.created', {
-        platformId: row.id,
-        slug: row.slug,
-        template: row.template,
-        actor,
-      });
       return view(head);
     },
 
@@ -226,9 +239,15 @@ export function createTenancy(app: App) {
           target: `platform:${slug}`,
           details: { id: h.id, from: h.status, ...(reason ? { reason } : {}) },
         });
+        app.events.append(app.control, 'platform.status_changed', {
+          platformId: h.id,
+          slug,
+          from: h.status,
+          to,
+          actor,
+        });
       });
       const next = reload(h.id);
-      app.bus.publish('platform.status_changed', { platformId: h.id, slug, from: h.status, to, actor });
       return view(next);
     },
 
@@ -266,6 +285,12 @@ export function createTenancy(app: App) {
                 ...(reason ? { reason } : {}),
               },
             });
+            app.events.append(app.control, 'platform.archived', {
+              platformId: h.id,
+              slug,
+              file: relative(app.dataDir, to),
+              actor,
+            });
           });
         } catch (e) {
           renameSync(to, from);
@@ -276,7 +301,6 @@ export function createTenancy(app: App) {
         throw e;
       }
       const next = reload(h.id);
-      app.bus.publish('platform.archived', { platformId: h.id, slug, file: next.db_file, actor });
       return view(next);
     },
 
@@ -299,13 +323,15 @@ export function createTenancy(app: App) {
             target: `platform:${slug}`,
             details: { id: h.id },
           });
+          app.events.append(app.control, 'platform.unarchived', { platformId: h.id, slug, actor });
         });
       } catch (e) {
         renameSync(to, from);
         throw e;
       }
       const next = reload(h.id);
-      app.bus.publish('platform.unarchived', { platformId: h.id, slug, actor });
+      // Its database is in place again: deliver what it still holds.
+      app.events.kick(h.id);
       return view(next);
     },
 

@@ -1,0 +1,286 @@
+import type { Database } from 'bun:sqlite';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { instanceWithPlatform } from '../../tests/helpers.ts';
+import { tx } from '../db/index.ts';
+import type { Instance } from '../flows/index.ts';
+import { type AnyEvent, appendEvent, EventDispatcher } from './events.ts';
+import { silentLogger } from './logger.ts';
+
+let inst: Instance;
+let platformId: string;
+let cleanup: () => Promise<void>;
+let t = Date.UTC(2026, 11, 2, 8);
+
+beforeAll(async () => {
+  ({ inst, platformId, cleanup } = await instanceWithPlatform('events', () => t));
+});
+afterAll(() => cleanup());
+
+/** Polls until `cond` holds (no fixed sleep): fails after `ms`. */
+async function until(cond: () => boolean, ms = 5_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** A dispatcher of its own on the instance's databases (fast retries), started. */
+function dispatcher(opts: { retryBaseMs?: number; pruneEveryMs?: number; batch?: number } = {}) {
+  const d = new EventDispatcher({
+    control: inst.app.control,
+    platformDbs: inst.app.platformDbs,
+    clock: inst.app.clock,
+    log: silentLogger,
+    retryBaseMs: opts.retryBaseMs ?? 5,
+    retryMaxMs: 20,
+    pruneEveryMs: opts.pruneEveryMs,
+    batch: opts.batch,
+    env: {},
+  });
+  d.usePlatforms({ list: () => [platformId], live: (id) => id === platformId });
+  return d;
+}
+
+/** Appends `n` budget alerts to the platform's log, one transaction each; returns their ids. */
+function appendToPlatform(n: number, tag: string): Promise<string[]> {
+  return inst.app.platformDbs.use(platformId, (db: Database) => {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++)
+      ids.push(
+        tx(db, () =>
+          appendEvent(
+            db,
+            'ai.budget_alert',
+            { platformId, budgetId: `${tag}${i}`, scope: 'platform', subject: '', percent: 80 },
+            t,
+          ),
+        ),
+      );
+    return ids;
+  });
+}
+
+const platformEvents = (seen: AnyEvent[]) => seen.filter((e) => e.source === platformId);
+
+describe('event log', () => {
+  test('appending outside a transaction is refused; ids increase in a database even when the clock stands still or steps back', async () => {
+    await inst.app.platformDbs.use(platformId, (db) => {
+      expect(() =>
+        appendEvent(
+          db,
+          'ai.budget_alert',
+          { platformId, budgetId: 'b', scope: 'platform', subject: '', percent: 1 },
+          t,
+        ),
+      ).toThrow(expect.objectContaining({ code: 'events.outside_transaction' }));
+      const ids = [t, t, t, t - 60_000, t].map((at) =>
+        tx(db, () =>
+          appendEvent(
+            db,
+            'ai.budget_alert',
+            { platformId, budgetId: 'b', scope: 'platform', subject: '', percent: 1 },
+            at,
+          ),
+        ),
+      );
+      expect(ids.every((id) => /^evt_[0-9a-hjkmnp-tv-z]{26}$/.test(id))).toBe(true);
+      expect([...ids].sort()).toEqual(ids);
+      expect(new Set(ids).size).toBe(ids.length);
+      // Rolled back with its change.
+      expect(() =>
+        tx(db, () => {
+          appendEvent(
+            db,
+            'ai.budget_alert',
+            { platformId, budgetId: 'x', scope: 'platform', subject: '', percent: 1 },
+            t,
+          );
+          throw new Error('change failed');
+        }),
+      ).toThrow('change failed');
+      expect(db.query('SELECT count(*) AS n FROM events WHERE payload LIKE \'%"x"%\'').get()).toEqual({
+        n: 0,
+      });
+    });
+  });
+
+  test('tenancy changes append their events in their transaction; the App dispatcher delivers them after the commit', async () => {
+    const seen: AnyEvent[] = [];
+    const off = inst.app.events.subscribe('test.tenancy', (e) => {
+      seen.push(e);
+    });
+    inst.app.events.start();
+    try {
+      inst.tenancy.setActive('events', false, 'op:test', 'maintenance');
+      inst.tenancy.setActive('events', true, 'op:test');
+      await until(() => seen.filter((e) => e.name === 'platform.status_changed').length === 2);
+      const changes = seen.filter((e) => e.name === 'platform.status_changed');
+      expect(changes.map((e) => e.payload)).toEqual([
+        { platformId, slug: 'events', from: 'active', to: 'suspended', actor: 'op:test' },
+        { platformId, slug: 'events', from: 'suspended', to: 'active', actor: 'op:test' },
+      ]);
+      expect(changes.every((e) => e.source === 'control' && e.version === 1)).toBe(true);
+      // The platform's creation (appended before anything subscribed) came first, from the start sweep.
+      expect(seen[0]).toMatchObject({
+        name: 'platform.created',
+        source: 'control',
+        payload: { slug: 'events' },
+      });
+      // An append on a pool handle wakes its own pass.
+      const [id] = await appendToPlatform(1, 'kick');
+      await until(() => seen.some((e) => e.id === id));
+    } finally {
+      off();
+    }
+  });
+
+  test('order per database; a failing subscriber is retried from the event that failed, and does not hold back the others', async () => {
+    const d = dispatcher();
+    const good: AnyEvent[] = [];
+    const flaky: AnyEvent[] = [];
+    let failures = 0;
+    d.subscribe('test.good', (e) => {
+      good.push(e);
+    });
+    d.subscribe('test.flaky', async (e) => {
+      if (
+        e.source === platformId &&
+        e.name === 'ai.budget_alert' &&
+        e.payload.budgetId === 'o3' &&
+        failures < 3
+      ) {
+        failures++;
+        throw new Error('downstream down');
+      }
+      flaky.push(e);
+    });
+    const ids = await appendToPlatform(6, 'o');
+    d.start();
+    try {
+      await until(() => platformEvents(good).some((e) => e.id === ids[5]));
+      await until(() => platformEvents(flaky).some((e) => e.id === ids[5]));
+      expect(failures).toBe(3);
+      const mine = (seen: AnyEvent[]) => platformEvents(seen).filter((e) => ids.includes(e.id));
+      expect(mine(good).map((e) => e.id)).toEqual(ids);
+      // Delivered in order, each once, the failed one again only until it went through.
+      expect(mine(flaky).map((e) => e.id)).toEqual(ids);
+      const all = platformEvents(good).map((e) => e.id);
+      expect([...all].sort()).toEqual(all);
+      expect(d.stats()).toMatchObject({ failed: 3 });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('at least once: a redelivered event carries its id, so an idempotent subscriber applies it once', async () => {
+    const d = dispatcher();
+    const applied = new Set<string>();
+    let calls = 0;
+    let crashOnce = true;
+    const ids = await appendToPlatform(3, 'i');
+    d.subscribe('test.idem', (e) => {
+      if (!ids.includes(e.id)) return;
+      calls++;
+      applied.add(e.id); // the effect, keyed by event id
+      // Its effect is done, but it fails before returning: the event comes again.
+      if (e.id === ids[1] && crashOnce) {
+        crashOnce = false;
+        throw new Error('crashed after the effect');
+      }
+    });
+    d.start();
+    try {
+      await until(() => applied.has(ids[2]!));
+      expect(calls).toBe(4);
+      expect([...applied]).toEqual(ids);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('stop() waits for the handler in flight, saves its cursor and halts; the next start delivers the rest', async () => {
+    const ids = await appendToPlatform(3, 's');
+    const d1 = dispatcher({ batch: 1 });
+    const got1: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let entered = false;
+    d1.subscribe('test.stop', async (e) => {
+      if (!ids.includes(e.id)) return;
+      got1.push(e.id);
+      if (e.id === ids[0]) {
+        entered = true;
+        await gate;
+      }
+    });
+    d1.start();
+    await until(() => entered);
+    let stopped = false;
+    const stopping = d1.stop().then(() => {
+      stopped = true;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(stopped).toBe(false);
+    release();
+    await stopping;
+    d1.kick(platformId);
+    await d1.idle();
+    expect(got1).toEqual([ids[0]!]);
+
+    const d2 = dispatcher();
+    const got2: string[] = [];
+    d2.subscribe('test.stop', (e) => {
+      if (ids.includes(e.id)) got2.push(e.id);
+    });
+    d2.start();
+    try {
+      await until(() => got2.length === 2);
+      expect(got2).toEqual(ids.slice(1));
+    } finally {
+      await d2.stop();
+    }
+  });
+
+  test('retention: delivered events older than the retention are pruned, undelivered ones kept', async () => {
+    const count = () =>
+      inst.app.platformDbs.use(
+        platformId,
+        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM events').get()!.n,
+      );
+    const d0 = dispatcher({ pruneEveryMs: 0 });
+    const seen: string[] = [];
+    d0.subscribe('test.retain', (e) => {
+      seen.push(e.id);
+    });
+    d0.start();
+    await d0.idle();
+    await d0.stop();
+    const before = await count();
+    expect(before).toBeGreaterThan(0);
+    const [late] = await appendToPlatform(1, 'r');
+    t += 8 * 86_400_000;
+    // `test.lagging` has seen nothing: nothing it has not seen may go.
+    const d1 = dispatcher({ pruneEveryMs: 0 });
+    d1.subscribe('test.lagging', () => {
+      throw new Error('never gets through');
+    });
+    d1.start();
+    await d1.idle();
+    await d1.stop();
+    expect(await count()).toBe(before + 1);
+    // Everyone through: all of it is older than 7 days, and goes.
+    const d2 = dispatcher({ pruneEveryMs: 0 });
+    const retained: string[] = [];
+    d2.subscribe('test.retain', (e) => {
+      retained.push(e.id);
+    });
+    d2.start();
+    await d2.idle();
+    await d2.stop();
+    expect(retained).toEqual([late!]);
+    expect(await count()).toBe(0);
+  });
+});
