@@ -78,7 +78,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const metrics = createMetrics(app, tenancy, {
       needToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
     });
-    const runtime = await createAiRuntime(config, log);
+    const runtime = await createAiRuntime(config, log, app.clock);
     const meter = new Meter(app);
     ai = { runtime, meter };
     runtime.startHealthLoop();
