@@ -71,7 +71,9 @@ export const EmbeddingsBody = t.Object(
   {
     // NB! The model is checked when it is routed, after the input's safety checks (the order
     // clients see errors in).
-    model: t.Unknown({ description: 'A model alias from GET /v1/models, or `provider/model`.' }),
+    model: t.Optional(
+      t.Unknown({ description: 'A model alias from GET /v1/models, or `provider/model` (required).' }),
+    ),
     input: t.Union([t.String(), t.Array(t.String(), { minItems: 1 })], {
       description: 'A text, or a non-empty list of texts.',
     }),

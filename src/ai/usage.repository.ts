@@ -3,7 +3,7 @@ import type { Budget, UsageRecord } from './meter.ts';
 
 /*
  * The SQL of AI budgets and usage in a platform's database (tables `budgets` and
- * `usage_events`, migration 0002). Callers hold the transaction where one is needed.
+ * `usage_events`, migrations/tenant/0004-ai.sql). Callers hold the transaction where one is needed.
  */
 
 /** A stored budget row (what the budget routes answer with). */
