@@ -53,3 +53,18 @@ describe('the AI runtime on a pinned clock', () => {
     expect(toCompletion('anthropic', raw, 'claude', clock).created).toBe(PINNED / 1000);
   });
 });
+
+describe('no wall clock under src/ai', () => {
+  test('Date.now() appears in no source file of the AI domain (the injected clock does)', async () => {
+    const found: string[] = [];
+    let scanned = 0;
+    for await (const f of new Bun.Glob('**/*.ts').scan({ cwd: import.meta.dir })) {
+      if (f.endsWith('.test.ts')) continue;
+      scanned++;
+      const text = await Bun.file(`${import.meta.dir}/${f}`).text();
+      if (/\bDate\.now\b/.test(text)) found.push(f);
+    }
+    expect(scanned).toBeGreaterThan(10);
+    expect(found).toEqual([]);
+  });
+});
