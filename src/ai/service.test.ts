@@ -2,14 +2,23 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { hostFetch, operatorApi, startTestServer } from '../../tests/helpers.ts';
 import { type OllamaStub, startOllamaStub } from '../../tests/peers/ollama-stub.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
-import { parseChatBody } from './ai.models.ts';
+import { parseChatBody, parseEmbeddingsBody } from './ai.models.ts';
 import { costOf } from './meter.ts';
 import { toOpenAiError } from './openai-errors.ts';
 import { resolveAiPolicy } from './policy.ts';
 import type { ChatChunk } from './provider.ts';
 import { NoRouteError, routeHeader } from './router.ts';
 import { DEFAULT_MAX_TOKENS } from './runtime.ts';
-import { type AiCaller, type AiDeps, aiDeps, completeChat, promptTokenBound, setBudget } from './service.ts';
+import {
+  type AiCaller,
+  type AiDeps,
+  aiDeps,
+  completeChat,
+  embed,
+  listModels,
+  promptTokenBound,
+  setBudget,
+} from './service.ts';
 
 // The AI service called directly (no HTTP) on real platform databases, next to the same
 // inputs sent through /v1/chat/completions on a twin platform: policy, safety, budgets and
@@ -133,6 +142,7 @@ beforeAll(async () => {
       models: [
         { alias: 'default', route: ['local/llama3.2', 'cloud/gpt-4o-mini'] },
         { alias: 'cloud-only', route: ['cloud/gpt-4o-mini'] },
+        { alias: 'embed', route: ['local/nomic-embed-text'] },
       ],
       prices: { 'cloud/gpt-4o-mini': { ...PRICE, currency: 'usd' } },
     },
@@ -304,5 +314,41 @@ describe('the AI service without HTTP, against /v1/chat/completions', () => {
       ['chat', 'local', 'ok'],
       ['chat', 'local', 'error'],
     ]);
+  });
+
+  test('embeddings and the model list: the same vectors, usage and models as through HTTP', async () => {
+    const { caller, policy } = onPlatform('svc-open');
+    const body = { model: 'embed', input: ['one text', 'another text'] };
+    const r = await embed(deps, caller, policy, parseEmbeddingsBody(body), new AbortController().signal);
+    const res = await hostFetch(s.base, 'http-open.localhost', '/v1/embeddings', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys['http-open']}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-ai-route')).toBe(routeHeader(r.plan, r.attempts));
+    const http = (await res.json()) as {
+      model: string;
+      data: { embedding: number[] }[];
+      usage: { prompt_tokens: number };
+    };
+    expect(http.model).toBe(r.candidate.model);
+    expect(http.data.map((d) => d.embedding)).toEqual(r.vectors);
+    expect(http.usage.prompt_tokens).toBe(r.promptTokens);
+    const blocked = await embed(
+      deps,
+      caller,
+      policy,
+      parseEmbeddingsBody({ model: 'embed', input: 'about project zeus' }),
+      new AbortController().signal,
+    ).catch((e) => e);
+    expect(blocked).toMatchObject({ code: 'ai.blocked_by_policy', details: [{ path: '/input' }] });
+
+    const models = await hostFetch(s.base, 'http-clinic.localhost', '/v1/models', {
+      headers: { authorization: `Bearer ${keys['http-clinic']}` },
+    });
+    const listed = ((await models.json()) as { data: { id: string }[] }).data.map((m) => m.id);
+    expect(listModels(deps, onPlatform('svc-clinic').policy)).toEqual(listed);
+    expect(listed).toEqual(['default', 'embed']);
   });
 });
