@@ -1,11 +1,18 @@
 export {
-  AI_ROUTE_PERMISSIONS,
-  aiRoutes,
-  countTokens,
-  estimateCost,
-  policyOf,
-  promptTokenBound,
-} from './ai.routes.ts';
+  BudgetBody,
+  type BudgetInput,
+  BudgetParams,
+  ChatCompletionBody,
+  type ChatInput,
+  EmbeddingsBody,
+  type EmbeddingsInput,
+  parseBudgetBody,
+  parseChatBody,
+  parseEmbeddingsBody,
+  parseUsageQuery,
+  UsageQuery,
+} from './ai.models.ts';
+export { AI_ROUTE_PERMISSIONS, aiRoutes } from './ai.routes.ts';
 export { CircuitBreaker } from './breaker.ts';
 export {
   type Budget,
@@ -17,9 +24,12 @@ export {
   type Reservation,
   type UsageRecord,
 } from './meter.ts';
+export { openAiError, toOpenAiError } from './openai-errors.ts';
+export { type PlatformAiPolicy, platformAiPolicy, policyOf, resolveAiPolicy } from './policy.ts';
 export * from './provider.ts';
 export {
   type AiPolicy,
+  type Attempt,
   type Candidate,
   NoRouteError,
   planRoute,
@@ -29,4 +39,24 @@ export {
 } from './router.ts';
 export { type AiRuntime, createAiRuntime, DEFAULT_MAX_TOKENS } from './runtime.ts';
 export { findBlockedTerm, foldForMatching, redactPii, type SafetyClassifier } from './safety.ts';
+export {
+  type AiCaller,
+  type AiDeps,
+  aiDeps,
+  budgets,
+  type ChatAnswer,
+  type ChatStreamAnswer,
+  completeChat,
+  countTokens,
+  type EmbeddingsAnswer,
+  embed,
+  estimateCost,
+  listModels,
+  promptTokenBound,
+  type Routing,
+  removeBudget,
+  setBudget,
+  usageReport,
+} from './service.ts';
+export { SSE_HEADERS, sseStream } from './sse.ts';
 export { DEFAULT_MAX_STREAMS_PER_KEY, StreamSlots } from './streams.ts';

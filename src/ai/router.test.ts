@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { templateBlueprint } from '../tenancy/index.ts';
-import { policyOf } from './ai.routes.ts';
 import { CircuitBreaker } from './breaker.ts';
+import { policyOf } from './policy.ts';
 import type { ChatCompletion, Provider } from './provider.ts';
 import { UpstreamError } from './provider.ts';
 import { NoRouteError, planRoute, routeHeader, runPlan } from './router.ts';

@@ -1,4 +1,5 @@
 import { AppError } from '../shared/errors.ts';
+import { systemClock } from '../shared/time.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { type Provider, UpstreamError } from './provider.ts';
 
@@ -100,7 +101,7 @@ export async function runPlan<T>(
   clientSignal: AbortSignal,
   timeoutMs: (c: Candidate) => number,
   call: (c: Candidate, signal: AbortSignal) => Promise<T>,
-  now: () => number = Date.now,
+  now: () => number = systemClock.now,
 ): Promise<Routed<T>> {
   const attempts: Attempt[] = [];
   for (const c of plan.candidates) {
@@ -143,7 +144,8 @@ export async function runPlan<T>(
       attempts.push({ key: c.key, outcome: err.kind });
       if (!err.retryable) {
         breaker?.success();
-        throw Object.assign(err, { attempts });
+        // The plan and the attempts go with the error, for the client's `x-ai-route`.
+        throw Object.assign(err, { attempts, plan });
       }
       breaker?.failure(now());
     }

@@ -1,4 +1,5 @@
 import type { InstanceConfig, Logger } from '../app/index.ts';
+import { type Clock, systemClock } from '../shared/time.ts';
 import { CircuitBreaker } from './breaker.ts';
 import type { Provider, ProviderConfig } from './provider.ts';
 import { createAnthropicProvider } from './providers/anthropic.ts';
@@ -19,6 +20,8 @@ export type PriceTable = InstanceConfig['prices'];
  * prices, a circuit breaker per provider and the health loop that feeds them.
  */
 export interface AiRuntime extends RouterTables {
+  /** The clock of the breakers and of the providers' `created` stamps. */
+  clock: Clock;
   prices: PriceTable;
   /** Provider configs by id (timeouts, locations). */
   configs: ReadonlyMap<string, ProviderConfig>;
@@ -40,14 +43,14 @@ export interface AiRuntime extends RouterTables {
 }
 
 /** Builds a provider from its configuration. ONNX is imported only when configured. */
-async function buildProvider(cfg: ProviderConfig): Promise<Provider> {
+async function buildProvider(cfg: ProviderConfig, clock: Clock): Promise<Provider> {
   switch (cfg.kind) {
     case 'ollama':
-      return createOllamaProvider(cfg);
+      return createOllamaProvider(cfg, clock);
     case 'openai':
-      return createOpenAIProvider(cfg);
+      return createOpenAIProvider(cfg, clock);
     case 'anthropic':
-      return createAnthropicProvider(cfg);
+      return createAnthropicProvider(cfg, clock);
     case 'onnx': {
       // NB! Lazy: the executable must run without the ONNX library when no ONNX provider is set.
       const { createOnnxProvider } = await import('./providers/onnx.ts');
@@ -56,13 +59,17 @@ async function buildProvider(cfg: ProviderConfig): Promise<Provider> {
   }
 }
 
-/** Builds the runtime from the instance configuration. */
-export async function createAiRuntime(config: InstanceConfig, log: Logger): Promise<AiRuntime> {
+/** Builds the runtime from the instance configuration; `clock` stamps providers' answers and feeds the breakers. */
+export async function createAiRuntime(
+  config: InstanceConfig,
+  log: Logger,
+  clock: Clock = systemClock,
+): Promise<AiRuntime> {
   const providers = new Map<string, Provider>();
   const configs = new Map<string, ProviderConfig>();
   const breakers = new Map<string, CircuitBreaker>();
   for (const p of config.providers) {
-    providers.set(p.id, await buildProvider(p));
+    providers.set(p.id, await buildProvider(p, clock));
     configs.set(p.id, p);
     breakers.set(p.id, new CircuitBreaker());
   }
@@ -87,9 +94,9 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
       const b = breakers.get(p.id)!;
       try {
         if (await p.health(AbortSignal.timeout(2_000))) b.success();
-        else b.failure(Date.now());
+        else b.failure(clock.now());
       } catch {
-        b.failure(Date.now());
+        b.failure(clock.now());
       }
     }
   };
@@ -98,6 +105,7 @@ export async function createAiRuntime(config: InstanceConfig, log: Logger): Prom
     routes,
     breakers,
     configs,
+    clock,
     prices: config.prices,
     classifier,
     streams: new StreamSlots(config.ai?.max_streams_per_key ?? DEFAULT_MAX_STREAMS_PER_KEY),

@@ -7,7 +7,7 @@ import { createOutboundGuard, type OutboundGuard, type OutboundOptions } from '.
 import { type Clock, systemClock } from '../shared/time.ts';
 import type { AuditPort } from './audit-port.ts';
 import { DEFAULT_CONFIG, type InstanceConfig } from './config.ts';
-import { EventBus, EventDispatcher } from './events.ts';
+import { EventDispatcher } from './events.ts';
 import { bindSecrets, Keyring, MASTER_KEY_ENV, type SecretBox, type SecretSite } from './keyring.ts';
 import { Lifecycle } from './lifecycle.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -24,8 +24,6 @@ export interface App {
   readonly config: InstanceConfig;
   readonly log: Logger;
   readonly clock: Clock;
-  /** @deprecated the in-process bus; append to the durable event log (`events`) instead. */
-  readonly bus: EventBus;
   /**
    * The durable event log and its dispatcher: `events.append(db, name, payload)` inside a
    * change's transaction; subscribers register with `events.subscribe`. Started by `serve`.
@@ -144,7 +142,6 @@ export function openApp(opts: OpenAppOptions): App {
     config,
     log,
     clock,
-    bus: new EventBus(log),
     events,
     audit: opts.audit(clock),
     outbound: createOutboundGuard({

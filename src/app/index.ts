@@ -18,7 +18,6 @@ export {
   appendEvent,
   type DomainEvents,
   EVENT_VERSIONS,
-  EventBus,
   EventDispatcher,
   type EventHandler,
   type EventName,

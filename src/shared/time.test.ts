@@ -29,10 +29,11 @@ const ALLOWED: { path: string; what: string; why: string }[] = [
     what: 'performance.now',
     why: "the create's timings (argon2_ms, total_ms) it reports: monotonic durations",
   },
-  // TEMPORARY (issue 9): the AI helper moves src/ai onto the App's clock (runtime breakers,
-  // providers' `created` stamps, route timings); the lead removes these two at merge.
-  { path: 'src/ai/', what: 'Date.now', why: 'TEMPORARY: src/ai is being moved onto the clock' },
-  { path: 'src/ai/', what: 'performance.now', why: 'TEMPORARY: src/ai is being moved onto the clock' },
+  {
+    path: 'src/ai/service.ts',
+    what: 'performance.now',
+    why: "a model call's latency in its usage record: a monotonic duration, not a time of day",
+  },
 ];
 
 /** Code lines only: comment lines (`//`, ` * `, `/*`) are prose. */

@@ -5,6 +5,7 @@ import Anthropic, {
   APIUserAbortError,
 } from '@anthropic-ai/sdk';
 import type { Stream } from '@anthropic-ai/sdk/core/streaming';
+import { type Clock, systemClock } from '../../shared/time.ts';
 import {
   type ChatChunk,
   type ChatCompletion,
@@ -27,7 +28,7 @@ export const DEFAULT_MAX_TOKENS = 1024;
  * chat completions. The SDK never retries (fallback is the router's job). Anthropic has no
  * embeddings: those answer `unsupported` without a request.
  */
-export function createAnthropicProvider(cfg: ProviderConfig): Provider {
+export function createAnthropicProvider(cfg: ProviderConfig, clock: Clock = systemClock): Provider {
   const client = new Anthropic(sdkOptions(cfg, 'https://api.anthropic.com'));
   const fail = (e: unknown, signal: AbortSignal) => mapAnthropicError(cfg.id, e, signal);
 
@@ -44,7 +45,7 @@ export function createAnthropicProvider(cfg: ProviderConfig): Provider {
       } catch (e) {
         throw fail(e, signal);
       }
-      return toCompletion(cfg.id, raw, req.model);
+      return toCompletion(cfg.id, raw, req.model, clock);
     },
 
     async chatStream(req, signal) {
@@ -57,7 +58,7 @@ export function createAnthropicProvider(cfg: ProviderConfig): Provider {
           throw fail(e, signal);
         }
         const it = stream[Symbol.asyncIterator]();
-        const state = newStreamState(req.model);
+        const state = newStreamState(req.model, clock);
         let ended = false;
         try {
           while (true) {
@@ -359,7 +360,12 @@ function usageOf(prompt: number, completion: number): Usage {
 }
 
 /** A Messages answer as a chat completion (anything else is `malformed`). */
-export function toCompletion(provider: string, raw: unknown, model: string): ChatCompletion {
+export function toCompletion(
+  provider: string,
+  raw: unknown,
+  model: string,
+  clock: Clock = systemClock,
+): ChatCompletion {
   const m = raw as Partial<Anthropic.Message> | null;
   if (!m || typeof m !== 'object' || !Array.isArray(m.content)) {
     throw new UpstreamError(provider, 'malformed', `${provider} answered something that is not a message`);
@@ -380,7 +386,7 @@ export function toCompletion(provider: string, raw: unknown, model: string): Cha
   return {
     id: typeof m.id === 'string' ? m.id : '',
     object: 'chat.completion',
-    created: Math.floor(Date.now() / 1000),
+    created: Math.floor(clock.now() / 1000),
     model: typeof m.model === 'string' ? m.model : model,
     choices: [
       {
@@ -409,11 +415,11 @@ interface StreamState {
   stopped: boolean;
 }
 
-function newStreamState(model: string): StreamState {
+function newStreamState(model: string, clock: Clock): StreamState {
   return {
     id: '',
     model,
-    created: Math.floor(Date.now() / 1000),
+    created: Math.floor(clock.now() / 1000),
     prompt: 0,
     completion: 0,
     tools: new Map(),

@@ -18,6 +18,7 @@ import {
   type Options,
   type Tool,
 } from 'ollama';
+import { type Clock, systemClock } from '../../shared/time.ts';
 import {
   type ChatChunk,
   type ChatCompletion,
@@ -52,7 +53,7 @@ type Finish = ChatCompletion['choices'][number]['finish_reason'];
 const rand = (bytes: number) => randomBytes(bytes).toString('hex');
 
 /** Builds the Ollama provider for one `providers:` entry of kind `ollama`. */
-export function createOllamaProvider(cfg: ProviderConfig): Provider {
+export function createOllamaProvider(cfg: ProviderConfig, clock: Clock = systemClock): Provider {
   const host = cfg.url ?? OLLAMA_DEFAULT_URL;
   const id = cfg.id;
   /** Calls in flight, so that `close` can end them. */
@@ -83,7 +84,7 @@ export function createOllamaProvider(cfg: ProviderConfig): Provider {
     async chat(req, signal) {
       const body = toOllamaChat(id, req);
       const res = await call(signal, (c) => c.chat({ ...body, stream: false }));
-      return toCompletion(id, req.model, res);
+      return toCompletion(id, req.model, res, clock);
     },
 
     async chatStream(req, signal) {
@@ -105,7 +106,7 @@ export function createOllamaProvider(cfg: ProviderConfig): Provider {
         throw err;
       }
 
-      const toChunks = chunkMapper(id, req.model);
+      const toChunks = chunkMapper(id, req.model, clock);
       let released = false;
       let finished = false;
       async function* produce(): AsyncGenerator<ChatChunk, void, undefined> {
@@ -474,7 +475,8 @@ function parseArguments(id: string, c: ToolCall, i: number): Record<string, unkn
 // ---------------------------------------------------------------------------------------------
 // Answers: Ollama → OpenAI.
 
-const nowSeconds = () => Math.floor(Date.now() / 1000);
+/** A Unix timestamp in seconds (OpenAI's `created`). */
+const secondsOf = (clock: Clock) => Math.floor(clock.now() / 1000);
 
 function usageOf(r: Partial<ChatResponse>): Usage {
   const prompt = typeof r.prompt_eval_count === 'number' ? r.prompt_eval_count : 0;
@@ -514,7 +516,7 @@ function messageOfResponse(r: unknown): { content: string; tool_calls?: unknown 
   return { content: (m.content as string | undefined) ?? '', tool_calls: m.tool_calls };
 }
 
-function toCompletion(id: string, model: string, r: ChatResponse): ChatCompletion {
+function toCompletion(id: string, model: string, r: ChatResponse, clock: Clock): ChatCompletion {
   try {
     const msg = messageOfResponse(r);
     const calls = toToolCalls(id, msg.tool_calls);
@@ -526,7 +528,7 @@ function toCompletion(id: string, model: string, r: ChatResponse): ChatCompletio
     return {
       id: `chatcmpl-${rand(12)}`,
       object: 'chat.completion',
-      created: nowSeconds(),
+      created: secondsOf(clock),
       model,
       choices: [{ index: 0, message, finish_reason: finishOf(r.done_reason, calls.length > 0) }],
       usage: usageOf(r),
@@ -541,9 +543,9 @@ function toCompletion(id: string, model: string, r: ChatResponse): ChatCompletio
  * and tool calls follow as they come, and the `done` line becomes a last chunk with an empty
  * delta, the finish reason and the usage.
  */
-function chunkMapper(id: string, model: string) {
+function chunkMapper(id: string, model: string, clock: Clock) {
   const chunkId = `chatcmpl-${rand(12)}`;
-  const created = nowSeconds();
+  const created = secondsOf(clock);
   let roleSent = false;
   let toolIndex = 0;
   let ended = false;

@@ -7,6 +7,7 @@ import {
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import type { Stream } from 'openai/core/streaming';
 import { createHttp1Client } from '../../app/index.ts';
+import { type Clock, systemClock } from '../../shared/time.ts';
 import {
   type ChatChunk,
   type ChatCompletion,
@@ -29,8 +30,10 @@ const OPENAI_URL = 'https://api.openai.com/v1';
  * their own: the SDK costs about twice the CPU of a plain `fetch` per call. Both behave the same:
  * same shapes, same UpstreamError kinds, same abort rules.
  */
-export function createOpenAIProvider(cfg: ProviderConfig): Provider {
-  return (cfg.location ?? 'cloud') === 'on_prem' ? createLeanProvider(cfg) : createSdkProvider(cfg);
+export function createOpenAIProvider(cfg: ProviderConfig, clock: Clock = systemClock): Provider {
+  return (cfg.location ?? 'cloud') === 'on_prem'
+    ? createLeanProvider(cfg, 'auto', clock)
+    : createSdkProvider(cfg, clock);
 }
 
 /**
@@ -38,22 +41,26 @@ export function createOpenAIProvider(cfg: ProviderConfig): Provider {
  * `http:` servers (see shared/http1.ts for why) and Bun's `fetch` for `https:` ones or when an
  * HTTP proxy is configured. Tests pick `fetch` to prove that path too.
  */
-export function createLeanProvider(cfg: ProviderConfig, client: 'auto' | 'fetch' = 'auto'): Provider {
+export function createLeanProvider(
+  cfg: ProviderConfig,
+  client: 'auto' | 'fetch' = 'auto',
+  clock: Clock = systemClock,
+): Provider {
   const base = cfg.url ?? OPENAI_URL;
   // With an HTTP proxy configured, `fetch` honours it (and NO_PROXY); our client does not.
   const proxied = Boolean(process.env.HTTP_PROXY || process.env.http_proxy);
   if (client === 'fetch' || proxied || !base.startsWith('http://')) {
-    return createFetchProvider(cfg, fetchWithDeadline, null);
+    return createFetchProvider(cfg, fetchWithDeadline, null, clock);
   }
   const h1 = createHttp1Client();
-  return createFetchProvider(cfg, h1.fetch, () => h1.close());
+  return createFetchProvider(cfg, h1.fetch, () => h1.close(), clock);
 }
 
 /**
  * Through the official `openai` SDK. The SDK never retries (fallback is the router's job); its
  * timeout covers the wait for the answer's headers.
  */
-function createSdkProvider(cfg: ProviderConfig): Provider {
+function createSdkProvider(cfg: ProviderConfig, clock: Clock): Provider {
   const client = new OpenAI(sdkOptions(cfg, OPENAI_URL));
   const fail = (e: unknown, signal: AbortSignal) => mapOpenAIError(cfg.id, e, signal);
 
@@ -70,7 +77,7 @@ function createSdkProvider(cfg: ProviderConfig): Provider {
       } catch (e) {
         throw fail(e, signal);
       }
-      return normalizeCompletion(cfg.id, raw, req.model);
+      return normalizeCompletion(cfg.id, raw, req.model, clock);
     },
 
     async chatStream(req, signal) {
@@ -169,7 +176,12 @@ type LeanFetch = (
  * The lean transport for on-prem servers: one HTTP request on the OpenAI wire format, through
  * `send`. Everything a call does not need to make afresh (URLs, headers) is built here, once.
  */
-function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() => void) | null): Provider {
+function createFetchProvider(
+  cfg: ProviderConfig,
+  send: LeanFetch,
+  close: (() => void) | null,
+  clock: Clock,
+): Provider {
   const id = cfg.id;
   const base = (cfg.url ?? OPENAI_URL).replace(/\/+$/, '');
   const chatUrl = `${base}/chat/completions`;
@@ -204,7 +216,7 @@ function createFetchProvider(cfg: ProviderConfig, send: LeanFetch, close: (() =>
       } catch (e) {
         throw call.fail(e);
       }
-      return normalizeCompletion(id, raw, req.model);
+      return normalizeCompletion(id, raw, req.model, clock);
     },
 
     async chatStream(req, signal) {
@@ -636,7 +648,7 @@ function usageOf(u: unknown): Usage {
 }
 
 /** The SDK's completion in our shape (anything that is not a completion is `malformed`). */
-function normalizeCompletion(provider: string, raw: unknown, model: string): ChatCompletion {
+function normalizeCompletion(provider: string, raw: unknown, model: string, clock: Clock): ChatCompletion {
   const c = raw as Partial<OpenAI.ChatCompletion> | null;
   if (!c || typeof c !== 'object' || !Array.isArray(c.choices)) {
     throw new UpstreamError(
@@ -648,7 +660,7 @@ function normalizeCompletion(provider: string, raw: unknown, model: string): Cha
   return {
     id: typeof c.id === 'string' ? c.id : '',
     object: 'chat.completion',
-    created: typeof c.created === 'number' ? c.created : Math.floor(Date.now() / 1000),
+    created: typeof c.created === 'number' ? c.created : Math.floor(clock.now() / 1000),
     model: typeof c.model === 'string' ? c.model : model,
     choices: c.choices.map((ch, i) => {
       const calls = (ch.message?.tool_calls ?? [])

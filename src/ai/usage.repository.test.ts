@@ -1,0 +1,134 @@
+import type { Database } from 'bun:sqlite';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { instanceWithPlatform } from '../../tests/helpers.ts';
+import type { Instance } from '../flows/index.ts';
+import type { UsageRecord } from './meter.ts';
+import {
+  budgetIdOf,
+  deleteBudget,
+  insertUsage,
+  listBudgets,
+  loadBudgets,
+  spentSince,
+  upsertBudget,
+  usageBetween,
+} from './usage.repository.ts';
+
+let inst: Instance;
+let platformId: string;
+let cleanup: () => Promise<void>;
+const now = Date.UTC(2026, 10, 26, 12);
+
+beforeAll(async () => {
+  ({ inst, platformId, cleanup } = await instanceWithPlatform('usage-repo', () => now));
+});
+afterAll(() => cleanup());
+
+const on = <T>(f: (db: Database) => T) => inst.app.platformDbs.use(platformId, f);
+
+const rec = (over: Partial<UsageRecord>): UsageRecord => ({
+  platformId,
+  ts: now,
+  userId: 'usr_a',
+  keyId: null,
+  agentId: null,
+  kind: 'chat',
+  alias: 'default',
+  provider: 'cloud',
+  model: 'gpt',
+  tokensIn: 100,
+  tokensOut: 50,
+  counted: false,
+  latencyMs: 12,
+  costMinor: 30,
+  markupMinor: 6,
+  currency: 'usd',
+  status: 'ok',
+  ...over,
+});
+
+describe('the budgets and usage repository', () => {
+  test('a budget is created, changed in place (same id) and deleted', async () => {
+    const spec = {
+      scope: 'user' as const,
+      subject: 'usr_a',
+      period: 'day' as const,
+      limit_minor: 100,
+      currency: 'usd',
+      alert_percent: 80,
+    };
+    const row = await on((db) => upsertBudget(db, spec, now));
+    expect(row).toEqual({ id: 'bud_user_usr_a_day', ...spec, created_at: now });
+    expect(budgetIdOf({ scope: 'platform', subject: '', period: 'month' })).toBe('bud_platform_all_month');
+    const changed = await on((db) =>
+      upsertBudget(db, { ...spec, limit_minor: 250, alert_percent: 50 }, now + 1),
+    );
+    expect(changed).toEqual({ ...row, limit_minor: 250, alert_percent: 50 });
+    expect(await on(listBudgets)).toEqual([changed]);
+    expect(await on(loadBudgets)).toEqual([changed]);
+    expect(await on((db) => deleteBudget(db, row.id))).toBe(true);
+    expect(await on((db) => deleteBudget(db, row.id))).toBe(false);
+    expect(await on(listBudgets)).toEqual([]);
+  });
+
+  test('usage is written, summed per budget subject, and reported per provider and model', async () => {
+    await on((db) =>
+      insertUsage(db, [
+        rec({}),
+        rec({ userId: 'usr_b', costMinor: 10, markupMinor: 1 }),
+        rec({ keyId: 'key_1', userId: null, model: 'mini', costMinor: 5, markupMinor: 0 }),
+        rec({ ts: now - 86_400_000, costMinor: 1000 }),
+        rec({ currency: 'eur', costMinor: 7 }),
+      ]),
+    );
+    const b = (scope: 'platform' | 'user' | 'key', subject = '') => ({
+      id: 'b',
+      scope,
+      subject,
+      period: 'day' as const,
+      limit_minor: 1,
+      currency: 'usd',
+      alert_percent: 80,
+    });
+    const today = Date.UTC(2026, 10, 26);
+    expect(await on((db) => spentSince(db, b('platform'), today))).toBe(36 + 11 + 5);
+    expect(await on((db) => spentSince(db, b('user', 'usr_a'), today))).toBe(36);
+    expect(await on((db) => spentSince(db, b('key', 'key_1'), today))).toBe(5);
+    expect(await on((db) => spentSince(db, b('user', 'usr_z'), today))).toBe(0);
+    expect(await on((db) => usageBetween(db, today, now + 1))).toEqual([
+      {
+        provider: 'cloud',
+        model: 'gpt',
+        kind: 'chat',
+        currency: 'eur',
+        calls: 1,
+        tokens_in: 100,
+        tokens_out: 50,
+        cost_minor: 7,
+        markup_minor: 6,
+      },
+      {
+        provider: 'cloud',
+        model: 'gpt',
+        kind: 'chat',
+        currency: 'usd',
+        calls: 2,
+        tokens_in: 200,
+        tokens_out: 100,
+        cost_minor: 40,
+        markup_minor: 7,
+      },
+      {
+        provider: 'cloud',
+        model: 'mini',
+        kind: 'chat',
+        currency: 'usd',
+        calls: 1,
+        tokens_in: 100,
+        tokens_out: 50,
+        cost_minor: 5,
+        markup_minor: 0,
+      },
+    ]);
+  });
+});

@@ -1,0 +1,126 @@
+import type { Database } from 'bun:sqlite';
+import type { Budget, UsageRecord } from './meter.ts';
+
+/*
+ * The SQL of AI budgets and usage in a platform's database (tables `budgets` and
+ * `usage_events`, migrations/tenant/0004-ai.sql). Callers hold the transaction where one is needed.
+ */
+
+/** A stored budget row (what the budget routes answer with). */
+export interface BudgetRow extends Budget {
+  created_at: number;
+}
+
+/** A budget as it is set (the id is derived from scope, subject and period). */
+export interface BudgetSpec {
+  scope: Budget['scope'];
+  subject: string;
+  period: Budget['period'];
+  limit_minor: number;
+  currency: string;
+  alert_percent: number;
+}
+
+/** One line of the usage report: calls, tokens and money per provider, model, kind and currency. */
+export interface UsageLine {
+  provider: string;
+  model: string;
+  kind: string;
+  currency: string;
+  calls: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_minor: number;
+  markup_minor: number;
+}
+
+/** Every budget of the platform, by scope, subject and period. */
+export function listBudgets(db: Database): BudgetRow[] {
+  return db.query<BudgetRow, []>('SELECT * FROM budgets ORDER BY scope, subject, period').all();
+}
+
+/** The id a budget gets: one per scope, subject and period. */
+export function budgetIdOf(b: Pick<BudgetSpec, 'scope' | 'subject' | 'period'>): string {
+  return `bud_${b.scope}_${b.subject || 'all'}_${b.period}`.replace(/[^a-zA-Z0-9_]/g, '_');
+}
+
+/** Creates the budget or changes its limit, currency and alert (keyed by scope, subject, period); returns the row. */
+export function upsertBudget(db: Database, b: BudgetSpec, now: number): BudgetRow {
+  db.query(
+    `INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (scope, subject, period) DO UPDATE SET limit_minor = excluded.limit_minor, currency = excluded.currency, alert_percent = excluded.alert_percent`,
+  ).run(budgetIdOf(b), b.scope, b.subject, b.period, b.limit_minor, b.currency, b.alert_percent, now);
+  return db
+    .query<BudgetRow, [string, string, string]>(
+      'SELECT * FROM budgets WHERE scope = ? AND subject = ? AND period = ?',
+    )
+    .get(b.scope, b.subject, b.period)!;
+}
+
+/** Deletes a budget; whether it existed. */
+export function deleteBudget(db: Database, id: string): boolean {
+  return db.query('DELETE FROM budgets WHERE id = ?').run(id).changes > 0;
+}
+
+/** Usage written in [from, to), grouped by provider, model, kind and currency. */
+export function usageBetween(db: Database, from: number, to: number): UsageLine[] {
+  return db
+    .query<UsageLine, [number, number]>(
+      `SELECT provider, model, kind, currency, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
+              sum(cost_minor) AS cost_minor, sum(markup_minor) AS markup_minor
+       FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY provider, model, kind, currency ORDER BY provider, model`,
+    )
+    .all(from, to);
+}
+
+/*
+ * The meter's SQL (src/ai/meter.ts still holds its own copy; the lead moves it here at merge).
+ */
+
+/** Every budget, as the meter holds them. */
+export function loadBudgets(db: Database): Budget[] {
+  return db.query<Budget, []>('SELECT * FROM budgets').all();
+}
+
+/** What a budget's callers have spent (cost plus markup) since `start`, in its currency. */
+export function spentSince(db: Database, b: Budget, start: number): number {
+  const where = b.scope === 'user' ? 'AND user_id = ?' : b.scope === 'key' ? 'AND key_id = ?' : '';
+  const args: (string | number)[] = [start, b.currency, ...(b.scope === 'platform' ? [] : [b.subject])];
+  const row = db
+    .query<{ s: number | null }, (string | number)[]>(
+      `SELECT sum(cost_minor + markup_minor) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
+    )
+    .get(...args);
+  return row?.s ?? 0;
+}
+
+/** Writes usage records in one transaction. */
+export function insertUsage(db: Database, records: readonly UsageRecord[]): void {
+  const q = db.query(
+    `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
+       counted, latency_ms, cost_minor, markup_minor, currency, status)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  db.transaction(() => {
+    for (const r of records) {
+      q.run(
+        r.ts,
+        r.userId,
+        r.keyId,
+        r.agentId,
+        r.kind,
+        r.alias,
+        r.provider,
+        r.model,
+        r.tokensIn,
+        r.tokensOut,
+        r.counted ? 1 : 0,
+        r.latencyMs,
+        r.costMinor,
+        r.markupMinor,
+        r.currency,
+        r.status,
+      );
+    }
+  }).immediate();
+}
