@@ -127,9 +127,21 @@ describe('event log', () => {
         source: 'control',
         payload: { slug: 'events' },
       });
-      // An append on a pool handle wakes its own pass.
-      const [id] = await appendToPlatform(1, 'kick');
+      // An append through the App on a pool handle wakes its own pass, after the commit.
+      await inst.app.events.idle();
+      const id = await inst.app.platformDbs.use(platformId, (db) =>
+        tx(db, () =>
+          inst.app.events.append(db, 'ai.budget_alert', {
+            platformId,
+            budgetId: 'kick',
+            scope: 'platform',
+            subject: '',
+            percent: 80,
+          }),
+        ),
+      );
       await until(() => seen.some((e) => e.id === id));
+      expect(seen.find((e) => e.id === id)).toMatchObject({ source: platformId, name: 'ai.budget_alert' });
     } finally {
       off();
     }
