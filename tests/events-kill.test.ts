@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TEST_EVENT_FILE_ENV, TEST_EXIT_AFTER_COMMIT_ENV } from '../src/app/index.ts';
 import { BUN, operatorApi, ROOT, type ServeInfo, tempDir } from './helpers.ts';
+import { waitFor } from './wait.ts';
 
 // Acceptance (issue 9, point 2): killing the process between a change's commit and its delivery
 // loses no event. A real `soulfra serve` delivers a platform's creation to a subscriber that
@@ -58,13 +59,8 @@ const delivered = (): { id: string; name: string; source: string }[] =>
         .map((l) => JSON.parse(l))
     : [];
 
-async function until(cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Polls until `cond` holds (the shared `waitFor`: no fixed sleep); fails after `ms`. */
+const until = (cond: () => boolean, ms = 15_000): Promise<unknown> => waitFor(cond, { timeout: ms });
 
 describe('events survive a kill between commit and delivery', () => {
   test('platform.status_changed: committed, process killed before delivery, delivered after restart', async () => {

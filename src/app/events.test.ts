@@ -1,6 +1,7 @@
 import type { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { instanceWithPlatform } from '../../tests/helpers.ts';
+import { waitFor } from '../../tests/wait.ts';
 import { tx } from '../db/index.ts';
 import type { Instance } from '../flows/index.ts';
 import { type AnyEvent, appendEvent, EventDispatcher } from './events.ts';
@@ -16,14 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => cleanup());
 
-/** Polls until `cond` holds (no fixed sleep): fails after `ms`. */
-async function until(cond: () => boolean, ms = 5_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+/** Polls until `cond` holds (the shared `waitFor`: no fixed sleep); fails after `ms`. */
+const until = (cond: () => boolean, ms = 5_000): Promise<unknown> => waitFor(cond, { timeout: ms });
 
 /** A dispatcher of its own on the instance's databases (fast retries), started. */
 function dispatcher(opts: { retryBaseMs?: number; pruneEveryMs?: number; batch?: number } = {}) {
