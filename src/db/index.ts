@@ -1,3 +1,4 @@
+export { BACKSTOP_PAGES, type CheckpointResult, WalCheckpointer } from './checkpointer.ts';
 export { isCurrent, type Migration, type MigrationResult, migrate, schemaVersion } from './migrate.ts';
 export { CONTROL_MIGRATIONS, TENANT_MIGRATIONS } from './migrations.ts';
 export { applyPragmas, type DbRole, openDatabase, tx } from './open.ts';
