@@ -74,7 +74,7 @@ describe('WalCheckpointer', () => {
   });
 
   test('the worker checkpoints on its own every interval', async () => {
-    const c = new WalCheckpointer({ everyMs: 20 });
+    const c = new WalCheckpointer({ everyMs: 20, minFrames: 150 });
     const db = openTenant('c.db');
     try {
       c.watch(db);
@@ -84,6 +84,22 @@ describe('WalCheckpointer', () => {
       for (let i = 0; i < 500 && !copied(); i++) await Bun.sleep(5);
       expect(c.stats.rounds).toBeGreaterThan(0);
       expect(copied()).toBe(true);
+    } finally {
+      await c.stop();
+      db.close();
+    }
+  });
+
+  test('a timed round skips a -wal under minFrames; pending() reads what is left from the wal-index', async () => {
+    const c = new WalCheckpointer({ everyMs: 60_000, minFrames: 10_000 });
+    const db = openTenant('p.db');
+    try {
+      c.watch(db);
+      writePages(db, 200);
+      const before = (await c.pending()).get(join(dir, 'p.db'));
+      expect(before).toBeGreaterThan(200);
+      await c.checkpointNow();
+      expect((await c.pending()).get(join(dir, 'p.db'))).toBe(0);
     } finally {
       await c.stop();
       db.close();
