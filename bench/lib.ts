@@ -243,16 +243,19 @@ export interface ServerProc {
 /**
  * Starts `soulfra serve` on `dataDir`, 127.0.0.1 and a port picked by the OS. `extraArgs` are
  * appended to the command line (for example `['--config', file]`), `bunArgs` go to Bun before the
- * entry point (for example `['--preload', probe]`).
+ * entry point (for example `['--preload', probe]`), `wrap` before Bun itself (for example
+ * `strace ... --`).
  */
 export async function startServer(
   dataDir: string,
   timeoutMs = 60_000,
   extraArgs: readonly string[] = [],
   bunArgs: readonly string[] = [],
+  wrap: readonly string[] = [],
 ): Promise<ServerProc> {
   const t0 = performance.now();
   const proc = spawnTracked([
+    ...wrap,
     BUN,
     ...bunArgs,
     MAIN,

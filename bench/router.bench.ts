@@ -682,6 +682,10 @@ async function startSoulfra(
     60_000,
     ['--config', cfg],
     probeFile ? ['--preload', join(ROOT, 'bench', 'probe.ts')] : [],
+    // An experiment hook: a command soulfra runs under, split on spaces (for example
+    // `strace -f --seccomp-bpf -e trace=fsync -e inject=fsync:delay_enter=200000 -o f --`, which
+    // makes every fsync of soulfra's take 200 ms longer: docs/performance.md, the stall).
+    process.env.BENCH_SOULFRA_WRAP ? process.env.BENCH_SOULFRA_WRAP.split(' ').filter(Boolean) : [],
   );
   delete process.env.BENCH_PROBE;
   const token = server.banner.operator?.token;
