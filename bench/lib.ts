@@ -25,6 +25,8 @@ export interface Summary {
   p50: number;
   p90: number;
   p99: number;
+  /** The 99.9th percentile (nearest rank): with 5,000 samples, the 5th largest. */
+  p999: number;
   max: number;
 }
 
@@ -46,6 +48,7 @@ export function summarize(xs: number[]): Summary {
     p50: percentile(s, 50),
     p90: percentile(s, 90),
     p99: percentile(s, 99),
+    p999: percentile(s, 99.9),
     max: n ? s[n - 1]! : Number.NaN,
   };
 }
@@ -239,16 +242,22 @@ export interface ServerProc {
 
 /**
  * Starts `soulfra serve` on `dataDir`, 127.0.0.1 and a port picked by the OS. `extraArgs` are
- * appended to the command line (for example `['--config', file]`).
+ * appended to the command line (for example `['--config', file]`), `bunArgs` go to Bun before the
+ * entry point (for example `['--preload', probe]`), `wrap` before Bun itself (for example
+ * `strace ... --`).
  */
 export async function startServer(
   dataDir: string,
   timeoutMs = 60_000,
   extraArgs: readonly string[] = [],
+  bunArgs: readonly string[] = [],
+  wrap: readonly string[] = [],
 ): Promise<ServerProc> {
   const t0 = performance.now();
   const proc = spawnTracked([
+    ...wrap,
     BUN,
+    ...bunArgs,
     MAIN,
     'serve',
     '--data',

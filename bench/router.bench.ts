@@ -77,8 +77,13 @@ const USAGE = `Usage: bun bench/run.ts router [flags]
   --warmup <s>        seconds of wrk warm-up per target, plus 1 s unrecorded at the rate (default 3)
   --skip-portkey      do not measure @portkey-ai/gateway
   --skip-proxy        do not measure the bare Bun proxy (quick runs while working on soulfra)
+  --probe             trace soulfra's process (bench/probe.ts: event-loop lag, slow SQLite calls,
+                      commits with their WAL size) and match what it saw with the slow requests
   --out <file>        the JSON results file (default bench/results/router-<timestamp>.json)
 `;
+
+/** A request slower than this at the fixed rate is counted (the issue's tail goal: none at 500 req/s). */
+const SLOW_MS = 20;
 
 const SELF = import.meta.path;
 
@@ -179,6 +184,8 @@ interface OpenLoopResult {
   span_s: number;
   /** CPU time of the generator itself over the whole run, ms. */
   generator_cpu_ms: number;
+  /** The schedule's start (`sent_at_ms` 0) in wall-clock ms (`Date.now()` based), to match with the probe. */
+  t0_epoch_ms: number;
 }
 
 function contentOk(text: string): boolean {
@@ -211,6 +218,7 @@ async function openLoopRole(specPath: string): Promise<void> {
     max_in_flight: 0,
     span_s: 0,
     generator_cpu_ms: 0,
+    t0_epoch_ms: 0,
   };
   const init: RequestInit = { method: 'POST', headers: spec.headers, body: spec.body };
   let inFlight = 0;
@@ -255,6 +263,7 @@ async function openLoopRole(specPath: string): Promise<void> {
       });
   };
   const t0 = performance.now() + 20;
+  r.t0_epoch_ms = Date.now() - performance.now() + t0;
   let i = 0;
   while (i < total) {
     const now = performance.now();
@@ -288,6 +297,7 @@ interface Options {
   warmup: number;
   skipPortkey: boolean;
   skipProxy: boolean;
+  probe: boolean;
   out: string | undefined;
 }
 
@@ -303,6 +313,7 @@ function parseOptions(args: string[]): Options | 'help' {
       warmup: { type: 'string' },
       'skip-portkey': { type: 'boolean' },
       'skip-proxy': { type: 'boolean' },
+      probe: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -321,6 +332,7 @@ function parseOptions(args: string[]): Options | 'help' {
     warmup: int('warmup', values.warmup, 3, 0),
     skipPortkey: Boolean(values['skip-portkey']),
     skipProxy: Boolean(values['skip-proxy']),
+    probe: Boolean(values.probe),
     out: values.out,
   };
 }
@@ -417,7 +429,15 @@ interface WrkResult {
   requests_per_s: number;
   requests: number;
   duration_s: number;
-  latency_ms: { mean: number; p50: number; p75: number; p90: number; p99: number; max: number };
+  latency_ms: {
+    mean: number;
+    p50: number;
+    p75: number;
+    p90: number;
+    p99: number;
+    p999: number;
+    max: number;
+  };
   non_2xx: number;
   socket_errors: { connect: number; read: number; write: number; timeout: number };
   target_cpu_us_per_req: number;
@@ -445,10 +465,10 @@ function wrkScript(t: Target): string {
       : []),
     'done = function(summary, latency, requests)',
     '  local e = summary.errors',
-    '  io.write(string.format(\'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"mean_us":%.1f,"max_us":%d,"p50_us":%d,"p75_us":%d,"p90_us":%d,"p99_us":%d}\\n\',',
+    '  io.write(string.format(\'WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"mean_us":%.1f,"max_us":%d,"p50_us":%d,"p75_us":%d,"p90_us":%d,"p99_us":%d,"p999_us":%d}\\n\',',
     '    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,',
     '    latency.mean, latency.max, latency:percentile(50), latency:percentile(75),',
-    '    latency:percentile(90), latency:percentile(99)))',
+    '    latency:percentile(90), latency:percentile(99), latency:percentile(99.9)))',
     'end',
   ];
   return `${lines.join('\n')}\n`;
@@ -508,6 +528,7 @@ async function runWrk(
       p75: j.p75_us! / 1000,
       p90: j.p90_us! / 1000,
       p99: j.p99_us! / 1000,
+      p999: j.p999_us! / 1000,
       max: j.max_us! / 1000,
     },
     non_2xx: j.status!,
@@ -551,6 +572,7 @@ async function runOpenLoop(
   if (code !== 0) throw new Error(`the open-loop generator exited ${code}: ${out.slice(0, 500)}${err}`);
   const r = JSON.parse(out) as OpenLoopResult;
   const ok = r.statuses['200'] ?? 0;
+  const slow = slowWindows(r);
   const requests = r.scheduled + Math.round(rate * warmupSeconds);
   return {
     rate,
@@ -568,6 +590,9 @@ async function runOpenLoop(
     lost: r.scheduled - r.completed - r.network_errors,
     error_samples: r.error_samples,
     max_in_flight: r.max_in_flight,
+    over_20ms: slow.reduce((a, w) => a + w.n, 0),
+    slow_windows: slow,
+    t0_epoch_ms: r.t0_epoch_ms,
     generator_cpu_ms: r.generator_cpu_ms,
     target_cpu_us_per_req: ((t.id === 'stub' ? cpuS : cpuT) * 1000) / requests,
     stub_cpu_us_per_req: (cpuS * 1000) / requests,
@@ -575,6 +600,46 @@ async function runOpenLoop(
   };
 }
 type OpenLoopStats = Awaited<ReturnType<typeof runOpenLoop>>;
+
+/** Requests over SLOW_MS that left within 100 ms of one another: one stall each. */
+interface SlowWindow {
+  /** When the first of them was sent, s since the recorded schedule's start, and in wall-clock ms. */
+  from_s: number;
+  to_s: number;
+  from_epoch_ms: number;
+  /** The latest answer among them, in wall-clock ms (the stall ended by then). */
+  until_epoch_ms: number;
+  n: number;
+  max_ms: number;
+}
+
+function slowWindows(r: OpenLoopResult): SlowWindow[] {
+  const slow: { sent: number; lat: number }[] = [];
+  for (let i = 0; i < r.latency_ms.length; i++) {
+    if (r.latency_ms[i]! > SLOW_MS) slow.push({ sent: r.sent_at_ms[i]!, lat: r.latency_ms[i]! });
+  }
+  slow.sort((a, b) => a.sent - b.sent);
+  const out: SlowWindow[] = [];
+  for (const x of slow) {
+    const w = out.at(-1);
+    if (w && x.sent / 1000 - w.to_s <= 0.1) {
+      w.to_s = x.sent / 1000;
+      w.n++;
+      w.max_ms = Math.max(w.max_ms, x.lat);
+      w.until_epoch_ms = Math.max(w.until_epoch_ms, r.t0_epoch_ms + x.sent + x.lat);
+    } else {
+      out.push({
+        from_s: x.sent / 1000,
+        to_s: x.sent / 1000,
+        from_epoch_ms: r.t0_epoch_ms + x.sent,
+        until_epoch_ms: r.t0_epoch_ms + x.sent + x.lat,
+        n: 1,
+        max_ms: x.lat,
+      });
+    }
+  }
+  return out;
+}
 
 /** One request, checked: 200 and the stub's content. */
 async function checkOnce(t: Target): Promise<void> {
@@ -592,7 +657,11 @@ async function checkOnce(t: Target): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Soulfra and Portkey
 
-async function startSoulfra(work: string, stubPort: number): Promise<{ server: ServerProc; key: string }> {
+async function startSoulfra(
+  work: string,
+  stubPort: number,
+  probeFile: string | undefined,
+): Promise<{ server: ServerProc; key: string }> {
   const cfg = join(work, 'soulfra.yaml');
   writeFileSync(
     cfg,
@@ -607,7 +676,18 @@ async function startSoulfra(work: string, stubPort: number): Promise<{ server: S
     ].join('\n'),
   );
   process.env.BENCH_UPSTREAM_KEY = UPSTREAM_KEY;
-  const server = await startServer(join(work, 'data'), 60_000, ['--config', cfg]);
+  if (probeFile) process.env.BENCH_PROBE = probeFile;
+  const server = await startServer(
+    join(work, 'data'),
+    60_000,
+    ['--config', cfg],
+    probeFile ? ['--preload', join(ROOT, 'bench', 'probe.ts')] : [],
+    // An experiment hook: a command soulfra runs under, split on spaces (for example
+    // `strace -f --seccomp-bpf -e trace=fsync -e inject=fsync:delay_enter=200000 -o f --`, which
+    // makes every fsync of soulfra's take 200 ms longer: docs/performance.md, the stall).
+    process.env.BENCH_SOULFRA_WRAP ? process.env.BENCH_SOULFRA_WRAP.split(' ').filter(Boolean) : [],
+  );
+  delete process.env.BENCH_PROBE;
   const token = server.banner.operator?.token;
   if (!token) throw new Error('a fresh data dir printed no operator token');
   const op = async (path: string, body: unknown, expect: number) => {
@@ -654,6 +734,105 @@ async function startPortkey(): Promise<{ proc: Subprocess; port: number }> {
       await Bun.sleep(100);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The probe (`--probe`): what ran in soulfra's process while requests were slow
+
+interface ProbeEvent {
+  kind: 'start' | 'heap' | 'lag' | 'sql' | 'totals';
+  at: number;
+  ms: number;
+  [k: string]: unknown;
+}
+
+interface ProbeReport {
+  /** The fixed-rate run's recorded span, wall-clock ms. */
+  window: { from_epoch_ms: number; to_epoch_ms: number } | null;
+  /** Event-loop gaps over SLOW_MS in that span. */
+  long_lags: ProbeEvent[];
+  /** SQLite calls over the probe's threshold in that span. */
+  slow_sql: ProbeEvent[];
+  /** Per slow window of the fixed-rate run: the probe's events that overlap it. */
+  windows: (SlowWindow & { events: ProbeEvent[] })[];
+  /** The 20 slowest SQLite calls and event-loop gaps over soulfra's whole life (warm-up and peak too). */
+  slowest_sql: ProbeEvent[];
+  slowest_lags: ProbeEvent[];
+  /** CLOCK_MONOTONIC minus wall-clock ms in soulfra's process (to match `perf trace -T`). */
+  mono_offset_ms: number | null;
+  /** soulfra's process id (to pick its system calls out of a system-wide trace). */
+  pid: number | null;
+  /** [ms since the fixed-rate start, JS heap bytes], once a second. */
+  heap: [number, number][];
+  /** Per kind of SQLite call over soulfra's whole life: count and total ms. */
+  totals: Record<string, { n: number; ms: number }> | null;
+}
+
+function readProbe(file: string, open: OpenLoopStats | undefined): ProbeReport {
+  let events: ProbeEvent[] = [];
+  try {
+    events = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ProbeEvent);
+  } catch {
+    // No file: the probe saw nothing (or did not load).
+  }
+  const totals = (events.find((e) => e.kind === 'totals')?.totals ?? null) as ProbeReport['totals'];
+  const w = open
+    ? { from_epoch_ms: open.t0_epoch_ms, to_epoch_ms: open.t0_epoch_ms + (open.duration_s + 1) * 1000 }
+    : null;
+  const inWin = (e: ProbeEvent) => !w || (e.at + e.ms >= w.from_epoch_ms && e.at <= w.to_epoch_ms);
+  return {
+    window: w,
+    long_lags: events.filter((e) => e.kind === 'lag' && e.ms > SLOW_MS && inWin(e)),
+    slow_sql: events.filter((e) => e.kind === 'sql' && inWin(e)),
+    windows: (open?.slow_windows ?? []).map((sw) => ({
+      ...sw,
+      events: events.filter(
+        (e) =>
+          (e.kind === 'lag' || e.kind === 'sql') &&
+          e.at + e.ms >= sw.from_epoch_ms - 50 &&
+          e.at <= sw.until_epoch_ms,
+      ),
+    })),
+    slowest_sql: events
+      .filter((e) => e.kind === 'sql')
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 20),
+    slowest_lags: events
+      .filter((e) => e.kind === 'lag' && !e.first)
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 20),
+    mono_offset_ms: (events.find((e) => e.kind === 'start')?.mono_offset_ms as number | undefined) ?? null,
+    pid: (events.find((e) => e.kind === 'start')?.pid as number | undefined) ?? null,
+    heap: events
+      .filter((e) => e.kind === 'heap')
+      .map((e) => [Math.round(e.at - (w?.from_epoch_ms ?? 0)), e.heap as number]),
+    totals,
+  };
+}
+
+function probeLines(p: ProbeReport): string[] {
+  const t0 = p.window?.from_epoch_ms ?? 0;
+  const at = (e: { at: number }) => `${((e.at - t0) / 1000).toFixed(3)} s`;
+  const desc = (e: ProbeEvent) =>
+    e.kind === 'lag'
+      ? `event loop blocked ${e.ms.toFixed(1)} ms at ${at(e)} (heap ${e.heap_before} -> ${e.heap_after})`
+      : `${e.what} ${e.ms.toFixed(1)} ms at ${at(e)}: ${e.sql}${e.wal_before !== undefined ? ` (wal ${e.wal_before} -> ${e.wal_after} bytes)` : ''}`;
+  const lines = [
+    `${p.long_lags.length} event-loop gaps over ${SLOW_MS} ms and ${p.slow_sql.length} slow SQLite calls in the fixed-rate run`,
+  ];
+  for (const e of p.long_lags.slice(0, 10)) lines.push(`  ${desc(e)}`);
+  lines.push('slowest over the whole run (warm-up and peak included; times from the fixed-rate start):');
+  for (const e of [...p.slowest_sql.slice(0, 5), ...p.slowest_lags.slice(0, 5)]) lines.push(`  ${desc(e)}`);
+  for (const sw of p.windows.slice(0, 10)) {
+    lines.push(
+      `slow window ${sw.from_s.toFixed(3)}–${sw.to_s.toFixed(3)} s: ${sw.n} requests over ${SLOW_MS} ms, max ${sw.max_ms.toFixed(1)} ms; probe: ${sw.events.length ? '' : 'nothing'}`,
+    );
+    for (const e of sw.events.slice(0, 8)) lines.push(`  ${desc(e)}`);
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -734,12 +913,12 @@ export async function main(args: string[]): Promise<number> {
       toStderr(`  fixed rate: ${opts.rate} req/s for ${opts.duration} s (+1 s unrecorded)`);
       const open = await runOpenLoop(t, work, opts.rate, opts.duration, 1, stub.proc.pid);
       toStderr(
-        `    p50 ${f2(open.latency.p50)} ms, p99 ${f2(open.latency.p99)} ms, ${open.errors} errors, max in flight ${open.max_in_flight}`,
+        `    p50 ${f2(open.latency.p50)} ms, p99 ${f2(open.latency.p99)} ms, p99.9 ${f2(open.latency.p999)} ms, max ${f2(open.latency.max)} ms, ${open.over_20ms} over ${SLOW_MS} ms, ${open.errors} errors, max in flight ${open.max_in_flight}`,
       );
       toStderr(`  peak: wrk -t1 -c${opts.connections} -d${opts.duration}s`);
       const wrk = await runWrk(t, work, opts.connections, opts.duration, stub.proc.pid);
       toStderr(
-        `    ${f0(wrk.requests_per_s)} req/s, p50 ${f2(wrk.latency_ms.p50)} ms, non-2xx ${wrk.non_2xx}`,
+        `    ${f0(wrk.requests_per_s)} req/s, p50 ${f2(wrk.latency_ms.p50)} ms, p99.9 ${f2(wrk.latency_ms.p999)} ms, max ${f2(wrk.latency_ms.max)} ms, non-2xx ${wrk.non_2xx}`,
       );
       done.push({ id: t.id, label: t.label, open_loop: open, wrk });
     };
@@ -771,7 +950,8 @@ export async function main(args: string[]): Promise<number> {
     }
 
     // (c) soulfra.
-    const { server, key } = await startSoulfra(work, stub.port);
+    const probeFile = opts.probe ? join(work, 'probe.jsonl') : undefined;
+    const { server, key } = await startSoulfra(work, stub.port, probeFile);
     toStderr(
       `[c] soulfra on ${server.base} (pid ${server.pid}, started in ${Math.round(server.startMs)} ms)`,
     );
@@ -788,6 +968,11 @@ export async function main(args: string[]): Promise<number> {
     });
     await Bun.sleep(1_200); // one metering flush
     results.soulfra_stop = await stopProcess(server.proc);
+    if (probeFile) {
+      const soulOpen = done.find((d) => d.id === 'soulfra')?.open_loop;
+      results.probe = readProbe(probeFile, soulOpen);
+      for (const line of probeLines(results.probe as ProbeReport)) toStderr(`  probe: ${line}`);
+    }
     // What the server logged as errors (upstream failures, unhandled errors) during its turn.
     const logged = server
       .stderrTail()
@@ -863,7 +1048,9 @@ export async function main(args: string[]): Promise<number> {
         f2(o.latency.p50),
         f2(o.latency.p90),
         f2(o.latency.p99),
+        f2(o.latency.p999),
         f2(o.latency.max),
+        String(o.over_20ms),
         base && d.id !== 'stub' ? signed(o.latency.p50 - base.open_loop.latency.p50) : '',
         base && d.id !== 'stub' ? signed(o.latency.p99 - base.open_loop.latency.p99) : '',
         String(o.errors),
@@ -880,7 +1067,9 @@ export async function main(args: string[]): Promise<number> {
         f2(o.latency.p50),
         f2(o.latency.p90),
         f2(o.latency.p99),
+        f2(o.latency.p999),
         f2(o.latency.max),
+        String(o.over_20ms),
         base ? signed(o.latency.p50 - base.open_loop.latency.p50) : '',
         base ? signed(o.latency.p99 - base.open_loop.latency.p99) : '',
         String(o.errors),
@@ -898,7 +1087,9 @@ export async function main(args: string[]): Promise<number> {
           'p50',
           'p90',
           'p99',
+          'p99.9',
           'max',
+          `> ${SLOW_MS} ms`,
           'added p50',
           'added p99',
           'errors',
@@ -923,6 +1114,7 @@ export async function main(args: string[]): Promise<number> {
         f2(w.latency_ms.p50),
         f2(w.latency_ms.p90),
         f2(w.latency_ms.p99),
+        f2(w.latency_ms.p999),
         f2(w.latency_ms.max),
         String(w.non_2xx),
         String(sock),
@@ -940,6 +1132,7 @@ export async function main(args: string[]): Promise<number> {
           'p50',
           'p90',
           'p99',
+          'p99.9',
           'max',
           'non-2xx',
           'socket errors',
@@ -1032,7 +1225,7 @@ export async function main(args: string[]): Promise<number> {
     '# soulfra router benchmark',
     '',
     `${results.started_at}, ${secs(results.duration_ms as number)}; ${m.nproc} × ${m.cpu}, Bun ${m.bun}, Node ${nodeVersion()}, Linux ${m.kernel}`,
-    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}${opts.skipProxy ? ' --skip-proxy' : ''}`,
+    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}${opts.skipProxy ? ' --skip-proxy' : ''}${opts.probe ? ' --probe' : ''}`,
     `load average before: ${lb.join(', ')}; after: ${lf.join(', ')}`,
   ];
   const src = results.source as ReturnType<typeof sourceVersion>;

@@ -112,6 +112,8 @@ export function openApp(opts: OpenAppOptions): App {
   const platformDbPath = (id: string) => join(platformsDir, `${id}.db`);
   const platformDbs = new DbPool({
     max: config.pool_size,
+    // WAL checkpoints run on a worker thread, off the request path; a failure is the operator's.
+    onCheckpointError: (r) => log.warn('wal checkpoint failed', { ...r }),
     open: (id) => {
       const db = openDatabase(platformDbPath(id), 'tenant', { create: false });
       try {

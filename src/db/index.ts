@@ -1,3 +1,4 @@
+export { BACKSTOP_PAGES, type CheckpointResult, WalCheckpointer } from './checkpointer.ts';
 export {
   type ConstraintKind,
   type ConstraintViolation,

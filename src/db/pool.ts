@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { type CheckpointResult, WalCheckpointer } from './checkpointer.ts';
 
 /** A borrowed handle: use `db`, then call `release()` exactly once. */
 export interface Lease {
@@ -33,12 +34,33 @@ export class DbPool {
   readonly #draining = new Set<Entry>();
   #opened = 0;
   #closed = 0;
+  readonly #checkpointMs: number | false;
+  readonly #onCheckpointError: (r: CheckpointResult) => void;
+  /** Checkpoints the open handles' -wal off the JS thread (started with the first file handle). */
+  #checkpointer: WalCheckpointer | null = null;
 
-  constructor(opts: { max: number; open: (key: string) => Database }) {
+  /**
+   * `walCheckpointMs`: how often a worker thread checkpoints the open files' -wal (default
+   * 1,000 ms; `false` leaves SQLite's automatic checkpoint in the committing call, on this
+   * thread). See checkpointer.ts for why.
+   */
+  constructor(opts: {
+    max: number;
+    open: (key: string) => Database;
+    walCheckpointMs?: number | false;
+    onCheckpointError?: (r: CheckpointResult) => void;
+  }) {
     if (!Number.isInteger(opts.max) || opts.max < 1)
       throw new Error(`pool size must be a positive integer, got ${opts.max}`);
     this.max = opts.max;
     this.#open = opts.open;
+    this.#checkpointMs = opts.walCheckpointMs ?? 1_000;
+    this.#onCheckpointError = opts.onCheckpointError ?? (() => {});
+  }
+
+  /** The worker checkpointing the handles' -wal files (null until a file handle is opened, or when off). */
+  get checkpointer(): WalCheckpointer | null {
+    return this.#checkpointer;
   }
 
   /** Borrows the handle for `key`, opening it if needed. */
@@ -53,6 +75,7 @@ export class DbPool {
       // Leased before the pool shrinks, so the new handle is never the one evicted.
       e = { key, db: this.#open(key), refs: 1, closing: false, waiters: [] };
       this.#opened++;
+      this.#watch(e.db);
       this.#entries.set(key, e);
       this.#shrink();
     }
@@ -86,22 +109,49 @@ export class DbPool {
    * Closes the handle for `key` now if idle, else as soon as its last lease is released.
    * The returned promise settles when the handle is closed (the file may then be moved).
    */
-  evict(key: string): Promise<void> {
+  async evict(key: string): Promise<void> {
     const e = this.#entries.get(key);
-    if (!e) return Promise.resolve();
+    if (!e) return;
     this.#entries.delete(key);
+    // The checkpointer lets go of the file first, so that this close is the last one and
+    // removes the -wal (the caller may move the file next).
+    await this.#checkpointer?.forget(e.db.filename);
     if (e.refs === 0) {
       this.#close(e);
-      return Promise.resolve();
+      return;
     }
     e.closing = true;
     this.#draining.add(e);
     return new Promise((resolve) => e.waiters.push(resolve));
   }
 
-  /** Closes every handle: idle ones at once, leased ones when released. */
+  /** Closes every handle: idle ones at once, leased ones when released; then stops the checkpointer. */
   async closeAll(): Promise<void> {
     await Promise.all([...this.#entries.keys()].map((k) => this.evict(k)));
+    const c = this.#checkpointer;
+    this.#checkpointer = null;
+    await c?.stop();
+  }
+
+  #watch(db: Database): void {
+    if (this.#checkpointMs === false) return;
+    try {
+      this.#checkpointer ??= new WalCheckpointer({
+        everyMs: this.#checkpointMs,
+        onError: this.#onCheckpointError,
+      });
+      this.#checkpointer.watch(db);
+    } catch (err) {
+      // No worker thread here: SQLite's automatic checkpoint stays as it was.
+      this.#onCheckpointError({
+        path: db.filename,
+        busy: 1,
+        log: -1,
+        checkpointed: -1,
+        ms: 0,
+        error: String(err),
+      });
+    }
   }
 
   /** Whether `key` currently has an open handle. */
@@ -134,6 +184,9 @@ export class DbPool {
 
   #close(e: Entry): void {
     this.#draining.delete(e);
+    // No await here (LRU shrink is synchronous); the file stays where it is, and whichever
+    // connection closes last checkpoints and removes its -wal.
+    void this.#checkpointer?.forget(e.db.filename);
     try {
       e.db.close();
     } finally {
