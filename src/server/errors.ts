@@ -1,5 +1,27 @@
+import type { ValidationError } from 'elysia';
 import type { Logger } from '../app/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
+import { invalidFieldsMessage, validationDetails } from '../shared/validation.ts';
+
+const WHAT: Record<string, string> = {
+  body: 'the request body',
+  query: 'the query string',
+  params: 'the URL path',
+  headers: 'the request headers',
+  cookie: 'the cookies',
+};
+
+/**
+ * Elysia's validation failure (a route's body, query or params schema) as the contract's 400:
+ * `request.invalid` (or the `errorCode` the failing schema names) with one detail per field,
+ * JSON Pointer paths, ranked, did-you-mean for unknown keys (shared/validation.ts).
+ */
+export function validationError(error: ValidationError): AppError {
+  const { details, code } = validationDetails(error.all as never);
+  const what = WHAT[error.type] ?? `the ${error.type}`;
+  const list = details.length ? details : [{ path: '', reason: 'is invalid' }];
+  return new AppError(code ?? 'request.invalid', invalidFieldsMessage(what, list), 400, list);
+}
 
 /** The contract's error body, as a JSON response with the error's status. */
 export function errorResponse(e: AppError, headers: Record<string, string> = {}): Response {
@@ -17,11 +39,7 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
   if (code === 'PARSE')
     return errorResponse(new AppError('request.invalid_json', 'the request body is not valid JSON', 400));
   if (code === 'NOT_FOUND') return errorResponse(new AppError('route.not_found', 'no such route', 404));
-  if (code === 'VALIDATION') {
-    return errorResponse(
-      new AppError('request.invalid', String((error as Error).message).slice(0, 500), 400),
-    );
-  }
+  if (code === 'VALIDATION') return errorResponse(validationError(error as ValidationError));
   log.error('unhandled error', {
     err: error instanceof Error ? (error.stack ?? error.message) : String(error),
   });
