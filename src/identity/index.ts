@@ -19,7 +19,7 @@ export {
   setRequestContext,
 } from './context.ts';
 export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
-export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts';
+export { identityRoutes } from './identity.routes.ts';
 export { mfaRoutes } from './mfa.routes.ts';
 export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
 export {

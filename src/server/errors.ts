@@ -18,9 +18,12 @@ const WHAT: Record<string, string> = {
  */
 export function validationError(error: ValidationError): AppError {
   const { details, code } = validationDetails(error.all as never);
+  // A schema may name the code of the whole (`errorCode` on its root), e.g. `settings.invalid`.
+  const root = (error.validator as { schema?: { errorCode?: unknown } } | undefined)?.schema?.errorCode;
   const what = WHAT[error.type] ?? `the ${error.type}`;
   const list = details.length ? details : [{ path: '', reason: 'is invalid' }];
-  return new AppError(code ?? 'request.invalid', invalidFieldsMessage(what, list), 400, list);
+  const fallback = typeof root === 'string' ? root : 'request.invalid';
+  return new AppError(code ?? fallback, invalidFieldsMessage(what, list), 400, list);
 }
 
 /** The contract's error body, as a JSON response with the error's status. */

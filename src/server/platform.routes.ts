@@ -7,7 +7,6 @@ import {
   authenticate,
   can,
   declaredPermission,
-  IDENTITY_ROUTE_PERMISSIONS,
   identityRoutes,
   mfaRoutes,
   OIDC_ROUTE_PERMISSIONS,
@@ -47,7 +46,6 @@ export interface PlatformRoutesDeps {
  * read through `requestContext(request)`. Only the AI routes, until they move to the guard.
  */
 const LEGACY_ROUTE_PERMISSIONS: Record<string, Permission> = {
-  ...IDENTITY_ROUTE_PERMISSIONS,
   ...OIDC_ROUTE_PERMISSIONS,
   ...SAML_ROUTE_PERMISSIONS,
   ...SCIM_ROUTE_PERMISSIONS,
