@@ -51,26 +51,6 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
   );
 }
 
-/** A body that must be a JSON object whose keys are all in `allowed`. */
-export function objectBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (body === undefined || body === null || body === '') return {};
-  if (typeof body !== 'object' || Array.isArray(body)) {
-    throw new AppError('request.invalid', 'the request body must be a JSON object', 400, [
-      { path: '', reason: 'must be an object' },
-    ]);
-  }
-  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length) {
-    throw new AppError(
-      'request.invalid',
-      `unknown field(s): ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`,
-      400,
-      unknown.map((k) => ({ path: `/${k}`, reason: 'unknown field' })),
-    );
-  }
-  return body as Record<string, unknown>;
-}
-
 /**
  * What a JSON body that did not parse becomes. Bodies are parsed before Elysia runs the
  * permission check, so the parse itself must not answer: the check runs first (401/403 for
