@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { PLATFORM_ROUTE_PERMISSIONS } from '../src/server/platform.routes.ts';
+import { platformRoutes, routePermissions } from '../src/server/platform.routes.ts';
 import { inProcessWithPlatform } from './inproc.ts';
 import { PlatformClient } from './platform-client.ts';
 
 // Credentials of platform A must be refused on every route of platform B, and on the operator
-// API. The walk covers every route in the platform permission table, whatever issue added it.
+// API. The walk covers every route of the platform app's route table, whatever issue added it.
 // In process (the server's fetch handler, no socket): what is under test is who is let in.
 let env: Awaited<ReturnType<typeof inProcessWithPlatform>>;
 const creds: { name: string; headers: Record<string, string> }[] = [];
@@ -37,7 +37,9 @@ afterAll(async () => {
 
 describe("A's credentials on B", () => {
   test('every non-public route of B refuses them with 401', async () => {
-    const routes = Object.entries(PLATFORM_ROUTE_PERMISSIONS).filter(([, perm]) => perm !== 'public');
+    const routes = [...routePermissions(platformRoutes({ ai: {} } as never))].filter(
+      ([, perm]) => perm !== 'public',
+    );
     expect(routes.length).toBeGreaterThan(10);
     const failures: string[] = [];
     for (const [route, perm] of routes) {

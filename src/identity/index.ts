@@ -18,8 +18,9 @@ export {
   requestContext,
   setRequestContext,
 } from './context.ts';
-export { IDENTITY_ROUTE_PERMISSIONS, identityRoutes } from './identity.routes.ts';
-export { MFA_ROUTE_PERMISSIONS, mfaRoutes } from './mfa.routes.ts';
+export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
+export { identityRoutes } from './identity.routes.ts';
+export { mfaRoutes } from './mfa.routes.ts';
 export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
 export {
   OIDC_BROWSER_COOKIE,

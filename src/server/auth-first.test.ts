@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect } from 'bun:test';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type ApiScenario, errorCode, scenarios } from '../../tests/scenario.ts';
 import { LOCAL_ROOT } from '../identity/index.ts';
-import { operatorRoutes } from './operator.routes.ts';
+import { operatorRoutes, routePermissionsOf } from './operator.routes.ts';
 import { platformRoutes } from './platform.routes.ts';
 
 // A walk over Elysia's own route tables (not over a permission list beside them): every
-// operator API route and every AI route refuses a caller without credentials with 401, even
+// operator API route (but the public documentation) and every AI route refuses a caller without credentials with 401, even
 // with a body that is not JSON (authentication answers before the body is looked at), and
 // nothing is published or audited.
 let s: InProcessServer;
@@ -36,7 +36,12 @@ function walk(host: string, routes: { method: string; path: string }[]): ApiScen
   );
 }
 
-const operatorApi = operatorRoutes({} as never).routes.filter((r) => r.path.startsWith('/_operator/api/'));
+// Every operator API route but the public ones (the OpenAPI document and its reference page).
+const operatorApp = operatorRoutes({} as never);
+const operatorNeeds = routePermissionsOf(operatorApp);
+const operatorApi = operatorApp.routes.filter(
+  (r) => r.path.startsWith('/_operator/api/') && operatorNeeds.get(`${r.method} ${r.path}`) !== 'public',
+);
 const aiApi = platformRoutes({ ai: {} } as never).routes.filter((r) => r.path.startsWith('/v1/'));
 
 describe('operator API routes: authentication before anything else', () => {

@@ -1,5 +1,30 @@
+import type { ValidationError } from 'elysia';
 import type { Logger } from '../app/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
+import { invalidFieldsMessage, validationDetails } from '../shared/validation.ts';
+
+const WHAT: Record<string, string> = {
+  body: 'the request body',
+  query: 'the query string',
+  params: 'the URL path',
+  headers: 'the request headers',
+  cookie: 'the cookies',
+};
+
+/**
+ * Elysia's validation failure (a route's body, query or params schema) as the contract's 400:
+ * `request.invalid` (or the `errorCode` the failing schema names) with one detail per field,
+ * JSON Pointer paths, ranked, did-you-mean for unknown keys (shared/validation.ts).
+ */
+export function validationError(error: ValidationError): AppError {
+  const { details, code } = validationDetails(error.all as never);
+  // A schema may name the code of the whole (`errorCode` on its root), e.g. `settings.invalid`.
+  const root = (error.validator as { schema?: { errorCode?: unknown } } | undefined)?.schema?.errorCode;
+  const what = WHAT[error.type] ?? `the ${error.type}`;
+  const list = details.length ? details : [{ path: '', reason: 'is invalid' }];
+  const fallback = typeof root === 'string' ? root : 'request.invalid';
+  return new AppError(code ?? fallback, invalidFieldsMessage(what, list), 400, list);
+}
 
 /** The contract's error body, as a JSON response with the error's status. */
 export function errorResponse(e: AppError, headers: Record<string, string> = {}): Response {
@@ -17,37 +42,13 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
   if (code === 'PARSE')
     return errorResponse(new AppError('request.invalid_json', 'the request body is not valid JSON', 400));
   if (code === 'NOT_FOUND') return errorResponse(new AppError('route.not_found', 'no such route', 404));
-  if (code === 'VALIDATION') {
-    return errorResponse(
-      new AppError('request.invalid', String((error as Error).message).slice(0, 500), 400),
-    );
-  }
+  if (code === 'VALIDATION') return errorResponse(validationError(error as ValidationError));
   log.error('unhandled error', {
     err: error instanceof Error ? (error.stack ?? error.message) : String(error),
   });
   return errorResponse(
     new AppError('internal', 'internal error; the operator can find it in the server log', 500),
   );
-}
-
-/** A body that must be a JSON object whose keys are all in `allowed`. */
-export function objectBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (body === undefined || body === null || body === '') return {};
-  if (typeof body !== 'object' || Array.isArray(body)) {
-    throw new AppError('request.invalid', 'the request body must be a JSON object', 400, [
-      { path: '', reason: 'must be an object' },
-    ]);
-  }
-  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length) {
-    throw new AppError(
-      'request.invalid',
-      `unknown field(s): ${unknown.join(', ')}; allowed: ${allowed.join(', ')}`,
-      400,
-      unknown.map((k) => ({ path: `/${k}`, reason: 'unknown field' })),
-    );
-  }
-  return body as Record<string, unknown>;
 }
 
 /**

@@ -1,8 +1,9 @@
-import { Elysia } from 'elysia';
+import { type DocumentDecoration, Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
   authenticateOperatorToken,
+  declaredPermission,
   endOperatorSession,
   finishOperatorOidc,
   LOCAL_ROOT,
@@ -12,6 +13,7 @@ import {
   oidcCookie,
   oidcCookieName,
   oidcView,
+  PERMISSION_KEY,
   readCookie,
   readOidc,
   removeOidc,
@@ -22,8 +24,27 @@ import {
 import { clearCookie, setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Tenancy } from '../tenancy/index.ts';
-import { objectBody, parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
+import { lazyDocument, OPERATOR_SPEC } from './api-docs.ts';
+import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import type { Metrics } from './metrics.ts';
+import { docsResponse } from './openapi.ts';
+import {
+  AuditVerifyQuery,
+  DomainAdd,
+  IdParams,
+  KeysRotate,
+  OidcSettings as OidcSettingsInput,
+  OperatorCreate,
+  OperatorRole,
+  PlatformApiKeyCreate,
+  PlatformCreate,
+  Reason,
+  ReturnToQuery,
+  SlugHostParams,
+  SlugParams,
+  TokenCreate,
+  TokenListQuery,
+} from './operator.models.ts';
 import { htmlResponse, operatorHomePage } from './pages.ts';
 
 /** What the operator routes need. `trusted` holds requests that came over the control socket. */
@@ -94,37 +115,47 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
   };
   // The console's origin is the stored public URL (the bare base domain), never the Host header.
   const originOf = (_request: Request) => new URL(d.tenancy.settings().public_url).origin;
-  const CREATE_FIELDS = ['slug', 'template', 'blueprint', 'name', 'domain', 'owner_email'] as const;
+  // Filled from the route table once the app is built (the `permission` beside each route).
+  let permissions = new Map<string, string>();
+  const document = lazyDocument(() => app.routes, OPERATOR_SPEC);
 
-  return (
-    new Elysia({ name: 'operator.routes' })
-      .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
-      // JSON that does not parse is answered after the permission check (401/403 first).
-      .onParse({ as: 'global' }, ({ request, contentType }) => parseJsonLenient(request, contentType))
-      .resolve({ as: 'global' }, ({ request, route, body }) => {
-        d.routeOf.set(request, route);
-        // Deny by default: a route missing from the permission table cannot be reached.
-        const need = OPERATOR_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-        if (!need)
-          throw new AppError(
-            'internal.route_without_permission',
-            `route ${route} declares no permission`,
-            500,
-          );
-        const principal = need === 'public' ? ANONYMOUS : principalOf(request, need);
-        refuseUnparsed(body);
-        return { principal };
-      })
-      .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)))
-      // The console's own single sign-on (same flow as a platform's, over the control plane).
-      .get('/sso/oidc/login', async ({ request }) => {
+  const app = new Elysia({ name: 'operator.routes', normalize: false })
+    .macro({
+      /** The permission a route needs, kept in its metadata (`detail['x-permission']`). */
+      permission: (need: OperatorPermission) => ({
+        detail: { [PERMISSION_KEY]: need } as DocumentDecoration,
+      }),
+    })
+    .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
+    // JSON that does not parse is answered after the permission check (401/403 first).
+    .onParse({ as: 'global' }, ({ request, contentType }) => parseJsonLenient(request, contentType))
+    // In the transform phase, so 401/403 answer before Elysia validates body, query and params.
+    .derive({ as: 'global' }, ({ request, route, body }) => {
+      d.routeOf.set(request, route);
+      // Deny by default: a route that declares no permission cannot be reached.
+      const need = permissions.get(`${request.method} ${route}`) as OperatorPermission | undefined;
+      if (!need)
+        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
+      const principal = need === 'public' ? ANONYMOUS : principalOf(request, need);
+      refuseUnparsed(body);
+      // An empty JSON body reads as an empty object, so optional fields stay optional.
+      return body === '' ? { principal, body: {} } : { principal };
+    })
+    .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)), {
+      permission: 'public',
+      detail: { summary: 'The operator console', tags: ['pages'] },
+    })
+    // The console's own single sign-on (same flow as a platform's, over the control plane).
+    .get(
+      '/sso/oidc/login',
+      async ({ request, query }) => {
         // The sign-in's state travels sealed in its own cookie: a start writes nothing to
         // control.db; starts are limited per address, as on platforms (it bounds the CPU spent).
         const secure = originOf(request).startsWith('https:');
         const { url, cookie, drop } = await startOidcLogin(d.app, d.app.control, {
           origin: originOf(request),
           client: { scope: 'operator', ip: d.ipOf(request) },
-          returnTo: new URL(request.url).searchParams.get('return_to'),
+          returnTo: query.return_to ?? null,
           cookies: request.headers.get('cookie'),
         });
         const headers = new Headers({ location: url.href, 'cache-control': 'no-store' });
@@ -134,8 +165,16 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           oidcCookie(cookie.name, cookie.value, secure, OIDC_REQUEST_TTL_MS / 1000),
         );
         return new Response(null, { status: 302, headers });
-      })
-      .get('/sso/oidc/callback', async ({ request }) => {
+      },
+      {
+        permission: 'public',
+        query: ReturnToQuery,
+        detail: { summary: "Start the console's OIDC sign-in (302 to the IdP)", tags: ['sso'] },
+      },
+    )
+    .get(
+      '/sso/oidc/callback',
+      async ({ request }) => {
         const query = new URL(request.url).searchParams;
         const r = await finishOperatorOidc(d.app, {
           query,
@@ -156,15 +195,26 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         );
         headers.append('set-cookie', oidcCookie(oidcCookieName(query.get('state') ?? ''), '', secure, 0));
         return new Response(null, { status: 302, headers });
-      })
-      .get('/readyz', () => {
+      },
+      {
+        permission: 'public',
+        detail: { summary: "Finish the console's OIDC sign-in (sets the session cookie)", tags: ['sso'] },
+      },
+    )
+    .get(
+      '/readyz',
+      () => {
         const r = d.readiness();
         return Response.json(
           { status: r.ok ? 'ready' : 'not_ready', checks: r.checks },
           { status: r.ok ? 200 : 503 },
         );
-      })
-      .get('/metrics', async ({ request }) => {
+      },
+      { permission: 'public', detail: { summary: 'Whether the server is ready', tags: ['health'] } },
+    )
+    .get(
+      '/metrics',
+      async ({ request }) => {
         // Open on a loopback-only listener reached directly; through a proxy, on any other
         // address, or with metrics_token set, it needs the token.
         if (
@@ -173,21 +223,38 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         ) {
           throw new AppError('auth.required', 'this needs Authorization: Bearer <metrics token>', 401);
         }
-        return new Response(await d.metrics.render(), { headers: { 'content-type': d.metrics.contentType } });
-      })
-      .group('/_operator/api', (api) =>
-        api
-          .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }))
-          .post('/platforms', async ({ principal, body }) => {
-            const input = objectBody(body, CREATE_FIELDS);
-            for (const k of ['template', 'name', 'domain', 'owner_email'] as const) {
-              if (input[k] !== undefined && typeof input[k] !== 'string') {
-                throw new AppError('request.invalid', `${k} must be text`, 400, [
-                  { path: `/${k}`, reason: 'must be text' },
-                ]);
-              }
-            }
-            const r = await d.actions.createPlatform(principal, input as never);
+        return new Response(await d.metrics.render(), {
+          headers: { 'content-type': d.metrics.contentType },
+        });
+      },
+      {
+        permission: 'public',
+        detail: {
+          summary: 'Prometheus metrics (the metrics token unless on loopback)',
+          tags: ['health'],
+          security: [{ metricsToken: [] }, {}],
+        },
+      },
+    )
+    .group('/_operator/api', (api) =>
+      api
+        // The operator API's description and its reference page (public, offline).
+        .get('/openapi.json', ({ request }) => ({ ...document(), servers: [{ url: originOf(request) }] }), {
+          permission: 'public',
+          detail: { summary: 'This API, as an OpenAPI 3.1 document', tags: ['docs'] },
+        })
+        .get('/docs', () => docsResponse(document()), {
+          permission: 'public',
+          detail: { summary: "This API's reference page", tags: ['docs'] },
+        })
+        .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }), {
+          permission: 'operator:read',
+          detail: { summary: 'List the platforms', tags: ['platforms'] },
+        })
+        .post(
+          '/platforms',
+          async ({ principal, body }) => {
+            const r = await d.actions.createPlatform(principal, body);
             return Response.json(
               { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform },
               {
@@ -197,43 +264,108 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
                 },
               },
             );
-          })
-          .get('/platforms/:slug', ({ params }) => d.actions.showPlatform(params.slug))
-          .post('/platforms/:slug/suspend', ({ principal, params, body }) =>
-            d.actions.suspend(principal, params.slug, objectBody(body, ['reason'])),
-          )
-          .post('/platforms/:slug/resume', ({ principal, params }) =>
-            d.actions.resume(principal, params.slug),
-          )
-          .post('/platforms/:slug/archive', ({ principal, params, body }) =>
-            d.actions.archive(principal, params.slug, objectBody(body, ['reason'])),
-          )
-          .post('/platforms/:slug/unarchive', ({ principal, params }) =>
-            d.actions.unarchive(principal, params.slug),
-          )
-          .post('/platforms/:slug/domains', ({ principal, params, body }) =>
-            d.actions.addDomain(principal, params.slug, objectBody(body, ['host'])),
-          )
-          .delete('/platforms/:slug/domains/:host', ({ principal, params }) =>
-            d.actions.removeDomain(principal, params.slug, params.host),
-          )
-          .post('/platforms/:slug/api-keys', async ({ principal, params, body }) =>
-            Response.json(
-              await d.actions.createApiKey(
-                principal,
-                params.slug,
-                objectBody(body, ['name', 'scopes', 'expires_at', 'rate_per_min']),
-              ),
-              { status: 201, headers: { 'cache-control': 'no-store' } },
-            ),
-          )
-          .get('/me', ({ principal }) => ({
+          },
+          {
+            permission: 'operator:write',
+            body: PlatformCreate,
+            detail: {
+              summary: 'Create a platform (its database, blueprint and first owner)',
+              tags: ['platforms'],
+            },
+          },
+        )
+        .get('/platforms/:slug', ({ params }) => d.actions.showPlatform(params.slug), {
+          permission: 'operator:read',
+          params: SlugParams,
+          detail: { summary: 'Show a platform', tags: ['platforms'] },
+        })
+        .post(
+          '/platforms/:slug/suspend',
+          ({ principal, params, body }) => d.actions.suspend(principal, params.slug, body),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: Reason,
+            detail: { summary: 'Suspend a platform (its host answers 503)', tags: ['platforms'] },
+          },
+        )
+        .post(
+          '/platforms/:slug/resume',
+          ({ principal, params }) => d.actions.resume(principal, params.slug),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            detail: { summary: 'Resume a suspended platform', tags: ['platforms'] },
+          },
+        )
+        .post(
+          '/platforms/:slug/archive',
+          ({ principal, params, body }) => d.actions.archive(principal, params.slug, body),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: Reason,
+            detail: {
+              summary: 'Archive a platform (its database closed, kept on disk)',
+              tags: ['platforms'],
+            },
+          },
+        )
+        .post(
+          '/platforms/:slug/unarchive',
+          ({ principal, params }) => d.actions.unarchive(principal, params.slug),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            detail: { summary: 'Bring an archived platform back', tags: ['platforms'] },
+          },
+        )
+        .post(
+          '/platforms/:slug/domains',
+          ({ principal, params, body }) => d.actions.addDomain(principal, params.slug, body),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: DomainAdd,
+            detail: { summary: 'Map a custom domain to a platform', tags: ['platforms'] },
+          },
+        )
+        .delete(
+          '/platforms/:slug/domains/:host',
+          ({ principal, params }) => d.actions.removeDomain(principal, params.slug, params.host),
+          {
+            permission: 'operator:write',
+            params: SlugHostParams,
+            detail: { summary: 'Unmap a custom domain', tags: ['platforms'] },
+          },
+        )
+        .post(
+          '/platforms/:slug/api-keys',
+          async ({ principal, params, body }) =>
+            Response.json(await d.actions.createApiKey(principal, params.slug, body), {
+              status: 201,
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: PlatformApiKeyCreate,
+            detail: { summary: 'Make an API key on a platform (its secret shown once)', tags: ['platforms'] },
+          },
+        )
+        .get(
+          '/me',
+          ({ principal }) => ({
             actor: principal.actor,
             operator_id: principal.operatorId,
             role: principal.role,
             csrf_token: (principal as { csrfToken?: string }).csrfToken ?? null,
-          }))
-          .post('/logout', ({ request }) => {
+          }),
+          { permission: 'operator:read', detail: { summary: 'Who is asking', tags: ['operators'] } },
+        )
+        .post(
+          '/logout',
+          ({ request }) => {
             const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
             if (cookie) endOperatorSession(d.app, cookie);
             return new Response(null, {
@@ -246,15 +378,29 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
                 }),
               },
             });
-          })
-          .get('/operators', () => ({ operators: d.actions.listOperators() }))
-          .post('/operators', ({ principal, body }) =>
-            Response.json(
-              { operator: d.actions.createOperator(principal, objectBody(body, ['email', 'role'])) },
-              { status: 201 },
-            ),
-          )
-          .get('/sso/oidc', ({ request }) => {
+          },
+          {
+            permission: 'operator:read',
+            detail: { summary: 'End the console session', tags: ['operators'] },
+          },
+        )
+        .get('/operators', () => ({ operators: d.actions.listOperators() }), {
+          permission: 'operator:read',
+          detail: { summary: 'List the operators', tags: ['operators'] },
+        })
+        .post(
+          '/operators',
+          ({ principal, body }) =>
+            Response.json({ operator: d.actions.createOperator(principal, body) }, { status: 201 }),
+          {
+            permission: 'operator:write',
+            body: OperatorCreate,
+            detail: { summary: 'Invite an operator (they sign in through SSO)', tags: ['operators'] },
+          },
+        )
+        .get(
+          '/sso/oidc',
+          ({ request }) => {
             const s = readOidc(d.app.control);
             if (!s)
               throw new AppError(
@@ -263,12 +409,24 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
                 404,
               );
             return { oidc: oidcView(s, originOf(request)) };
-          })
-          .put('/sso/oidc', async ({ request, principal, body }) => {
+          },
+          { permission: 'operator:read', detail: { summary: "The console's OIDC settings", tags: ['sso'] } },
+        )
+        .put(
+          '/sso/oidc',
+          async ({ request, principal, body }) => {
             const s = await saveOidc(d.app, d.app.control, body, { actor: principal.actor, role: null });
             return { oidc: oidcView(s, originOf(request)) };
-          })
-          .delete('/sso/oidc', ({ principal }) => {
+          },
+          {
+            permission: 'operator:write',
+            body: OidcSettingsInput,
+            detail: { summary: "Set the console's OIDC single sign-on", tags: ['sso'] },
+          },
+        )
+        .delete(
+          '/sso/oidc',
+          ({ principal }) => {
             if (!removeOidc(d.app, d.app.control, principal.actor)) {
               throw new AppError(
                 'sso.oidc_not_configured',
@@ -277,93 +435,118 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
               );
             }
             return new Response(null, { status: 204 });
-          })
-          .post('/operators/:id/disable', ({ principal, params }) =>
-            d.actions.disableOperator(principal, params.id),
-          )
-          .post('/operators/:id/enable', ({ principal, params }) =>
-            d.actions.enableOperator(principal, params.id),
-          )
-          .patch('/operators/:id', ({ principal, params, body }) =>
-            d.actions.setOperatorRole(principal, params.id, objectBody(body, ['role'])),
-          )
-          .delete('/operators/:id', ({ principal, params }) => d.actions.removeOperator(principal, params.id))
-          .post('/tokens', ({ principal, body }) =>
-            Response.json(
-              d.actions.createToken(
-                principal,
-                objectBody(body, ['name', 'operator', 'role', 'expires_at', 'expires_in']),
-              ),
-              { status: 201, headers: { 'cache-control': 'no-store' } },
-            ),
-          )
-          .get('/tokens', ({ principal, query }) =>
-            d.actions.listTokens(
-              principal,
-              typeof query.operator === 'string' && query.operator ? query.operator : undefined,
-            ),
-          )
-          .delete('/tokens/:id', ({ principal, params }) => d.actions.revokeToken(principal, params.id))
-          .get('/audit/verify', ({ query }) => {
-            const slug = typeof query.platform === 'string' && query.platform ? query.platform : undefined;
-            return d.actions.verifyAudit(slug);
-          })
-          .post('/keys/rotate', async ({ principal, body }) => {
-            const { master } = objectBody(body, ['master']);
-            if (master !== undefined && typeof master !== 'boolean')
-              throw new AppError('keys.invalid', 'master must be true or false', 400, [
-                { path: '/master', reason: 'must be a boolean' },
-              ]);
-            const r = master
+          },
+          { permission: 'operator:write', detail: { summary: "Remove the console's OIDC", tags: ['sso'] } },
+        )
+        .post(
+          '/operators/:id/disable',
+          ({ principal, params }) => d.actions.disableOperator(principal, params.id),
+          {
+            permission: 'operator:write',
+            params: IdParams,
+            detail: { summary: 'Disable an operator (their tokens stop working)', tags: ['operators'] },
+          },
+        )
+        .post(
+          '/operators/:id/enable',
+          ({ principal, params }) => d.actions.enableOperator(principal, params.id),
+          {
+            permission: 'operator:write',
+            params: IdParams,
+            detail: { summary: 'Enable an operator again', tags: ['operators'] },
+          },
+        )
+        .patch(
+          '/operators/:id',
+          ({ principal, params, body }) => d.actions.setOperatorRole(principal, params.id, body),
+          {
+            permission: 'operator:write',
+            params: IdParams,
+            body: OperatorRole,
+            detail: { summary: "Change an operator's role", tags: ['operators'] },
+          },
+        )
+        .delete('/operators/:id', ({ principal, params }) => d.actions.removeOperator(principal, params.id), {
+          permission: 'operator:write',
+          params: IdParams,
+          detail: { summary: 'Remove an operator', tags: ['operators'] },
+        })
+        .post(
+          '/tokens',
+          ({ principal, body }) =>
+            Response.json(d.actions.createToken(principal, body), {
+              status: 201,
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:write',
+            body: TokenCreate,
+            detail: { summary: 'Make an operator token (its secret shown once)', tags: ['tokens'] },
+          },
+        )
+        .get(
+          '/tokens',
+          ({ principal, query }) => d.actions.listTokens(principal, query.operator || undefined),
+          {
+            // A viewer sees only their own tokens.
+            permission: 'operator:read',
+            query: TokenListQuery,
+            detail: { summary: 'List operator tokens', tags: ['tokens'] },
+          },
+        )
+        .delete('/tokens/:id', ({ principal, params }) => d.actions.revokeToken(principal, params.id), {
+          // Anyone may revoke their own; admins any.
+          permission: 'operator:read',
+          params: IdParams,
+          detail: { summary: 'Revoke an operator token', tags: ['tokens'] },
+        })
+        .get('/audit/verify', ({ query }) => d.actions.verifyAudit(query.platform || undefined), {
+          permission: 'operator:read',
+          query: AuditVerifyQuery,
+          detail: { summary: "Verify the control plane's and platforms' audit chains", tags: ['audit'] },
+        })
+        .post(
+          '/keys/rotate',
+          async ({ principal, body }) => {
+            const r = body.master
               ? rotateMasterKey(d.app, principal)
               : await rotateDataKey(d.app, d.tenancy, principal);
             return Response.json(r, { headers: { 'cache-control': 'no-store' } });
-          })
-          .post('/keys/export', ({ principal }) =>
+          },
+          {
+            permission: 'local:root',
+            body: KeysRotate,
+            detail: {
+              summary: 'Rotate the data key or the master key (control socket only)',
+              tags: ['keys'],
+            },
+          },
+        )
+        .post(
+          '/keys/export',
+          ({ principal }) =>
             Response.json(exportMasterKey(d.app, principal), { headers: { 'cache-control': 'no-store' } }),
-          ),
-      )
-  );
+          {
+            permission: 'local:root',
+            detail: { summary: 'Export the master key (control socket only)', tags: ['keys'] },
+          },
+        ),
+    );
+  permissions = routePermissionsOf(app);
+  return app;
 }
 
 /** The principal of public routes: it may do nothing that needs a permission. */
 const ANONYMOUS: OperatorPrincipal = { actor: 'anonymous', operatorId: null, role: 'operator_viewer' };
 
-/**
- * The permission of every operator route, checked before its handler runs (deny by default).
- * Tests walk the route table and fail on a route missing here.
- */
-export const OPERATOR_ROUTE_PERMISSIONS: Record<string, OperatorPermission> = {
-  'GET /': 'public',
-  'GET /readyz': 'public',
-  'GET /metrics': 'public',
-  'GET /_operator/api/platforms': 'operator:read',
-  'POST /_operator/api/platforms': 'operator:write',
-  'GET /_operator/api/platforms/:slug': 'operator:read',
-  'POST /_operator/api/platforms/:slug/suspend': 'operator:write',
-  'POST /_operator/api/platforms/:slug/resume': 'operator:write',
-  'POST /_operator/api/platforms/:slug/archive': 'operator:write',
-  'POST /_operator/api/platforms/:slug/unarchive': 'operator:write',
-  'POST /_operator/api/platforms/:slug/domains': 'operator:write',
-  'DELETE /_operator/api/platforms/:slug/domains/:host': 'operator:write',
-  'POST /_operator/api/platforms/:slug/api-keys': 'operator:write',
-  'POST /_operator/api/tokens': 'operator:write',
-  'GET /_operator/api/tokens': 'operator:read', // a viewer sees only their own tokens
-  'DELETE /_operator/api/tokens/:id': 'operator:read', // anyone may revoke their own; admins any
-  'POST /_operator/api/operators/:id/disable': 'operator:write',
-  'POST /_operator/api/operators/:id/enable': 'operator:write',
-  'PATCH /_operator/api/operators/:id': 'operator:write',
-  'DELETE /_operator/api/operators/:id': 'operator:write',
-  'GET /sso/oidc/login': 'public',
-  'GET /sso/oidc/callback': 'public',
-  'GET /_operator/api/me': 'operator:read',
-  'POST /_operator/api/logout': 'operator:read',
-  'GET /_operator/api/operators': 'operator:read',
-  'POST /_operator/api/operators': 'operator:write',
-  'GET /_operator/api/sso/oidc': 'operator:read',
-  'PUT /_operator/api/sso/oidc': 'operator:write',
-  'DELETE /_operator/api/sso/oidc': 'operator:write',
-  'GET /_operator/api/audit/verify': 'operator:read',
-  'POST /_operator/api/keys/rotate': 'local:root',
-  'POST /_operator/api/keys/export': 'local:root',
-};
+/** Every route of an app and the permission its metadata declares (`detail['x-permission']`). */
+export function routePermissionsOf(app: {
+  routes: { method: string; path: string; hooks: unknown }[];
+}): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of app.routes) {
+    const need = declaredPermission(r.hooks);
+    if (need) out.set(`${r.method} ${r.path}`, need);
+  }
+  return out;
+}

@@ -6,14 +6,14 @@ import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   authenticate,
   can,
-  IDENTITY_ROUTE_PERMISSIONS,
+  declaredPermission,
   identityRoutes,
-  MFA_ROUTE_PERMISSIONS,
   mfaRoutes,
   OIDC_ROUTE_PERMISSIONS,
   oidcRoutes,
   type Permission,
-  requestContext,
+  type PlatformRequestContext,
+  platformGuard,
   SAML_ROUTE_PERMISSIONS,
   SCIM_ROUTE_PERMISSIONS,
   samlRoutes,
@@ -22,7 +22,9 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { domainUrl, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
+import { docsResponse } from './openapi.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
 
 /** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
@@ -39,128 +41,149 @@ export interface PlatformRoutesDeps {
   ai: { runtime: AiRuntime; meter: Meter };
 }
 
-/** The server's own platform routes. */
-const SERVER_ROUTE_PERMISSIONS: Record<string, Permission> = {
-  'GET /': 'public',
-  'GET /readyz': 'public',
-};
-
-/** Every platform route's permission, checked before its handler (deny by default). */
-export const PLATFORM_ROUTE_PERMISSIONS: Record<string, Permission> = {
-  ...SERVER_ROUTE_PERMISSIONS,
-  ...IDENTITY_ROUTE_PERMISSIONS,
-  ...MFA_ROUTE_PERMISSIONS,
+/**
+ * Routes still on the old path: their permissions in a `METHOD /path` table and their context
+ * read through `requestContext(request)`. Only the AI routes, until they move to the guard.
+ */
+const LEGACY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   ...OIDC_ROUTE_PERMISSIONS,
   ...SAML_ROUTE_PERMISSIONS,
   ...SCIM_ROUTE_PERMISSIONS,
   ...AI_ROUTE_PERMISSIONS,
 };
 
+/**
+ * Every route of an app and the permission it declares: its metadata (`permission` option,
+ * stored as `detail['x-permission']`) or, for the AI routes, the legacy table. A route with
+ * neither is missing here, and answers 500.
+ */
+export function routePermissions(app: {
+  routes: { method: string; path: string; hooks: unknown }[];
+}): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of app.routes) {
+    const key = `${r.method} ${r.path}`;
+    const need = declaredPermission(r.hooks) ?? LEGACY_ROUTE_PERMISSIONS[key];
+    if (need) out.set(key, need);
+  }
+  return out;
+}
+
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * A platform's own host. The dispatcher only hands this app requests for an active platform,
- * with that platform's database leased; here, before any handler, the route's permission is
- * looked up (none: 500, never reached), the credentials are read against this platform's
- * database only, the permission is checked, cookie-authenticated writes must carry the CSRF
- * token, and the request context is set for the handlers.
+ * with that platform's database leased; here, in the transform phase (before Elysia validates
+ * the body, query and params), the route's declared permission is looked up (none: 500, never
+ * reached), the credentials are read against this platform's database only, the permission is
+ * checked, cookie-authenticated writes must carry the CSRF token, a body that did not parse is
+ * refused, and the request context is handed to the handler (`ctx`).
  */
 export function platformRoutes(d: PlatformRoutesDeps) {
-  return (
-    new Elysia({ name: 'platform.routes' })
-      .onError(({ code, error, request }) => {
-        const platform = d.platformOf.get(request);
-        if (code === 'NOT_FOUND' && platform && wantsHtml(request)) {
-          const bp = d.tenancy.blueprintOf(platform.id);
-          return htmlResponse(
-            platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'),
-            404,
-          );
-        }
-        return toErrorResponse(code, error, d.app.log);
-      })
-      // JSON that does not parse is answered after the permission check (401/403 first); SCIM
-      // reads its bodies itself.
-      .onParse({ as: 'global' }, ({ request, contentType, path }) =>
-        path.startsWith('/scim/') ? undefined : parseJsonLenient(request, contentType),
-      )
-      .onBeforeHandle({ as: 'global' }, ({ request, route, body }) => {
-        d.routeOf.set(request, route);
-        const platform = d.platformOf.get(request);
-        const db = d.dbOf.get(request);
-        if (!platform || !db)
+  // Filled from the route table once the app is built (the metadata beside each route).
+  let permissions = new Map<string, string>();
+  const document = lazyDocument(
+    () => app.routes,
+    PLATFORM_SPEC,
+    (route) => permissions.get(route),
+  );
+  const app = new Elysia({ name: 'platform.routes', normalize: false })
+    .use(platformGuard)
+    .onError(({ code, error, request }) => {
+      const platform = d.platformOf.get(request);
+      if (code === 'NOT_FOUND' && platform && wantsHtml(request)) {
+        const bp = d.tenancy.blueprintOf(platform.id);
+        return htmlResponse(
+          platformStatusPage(bp, 'Page not found', 'There is nothing at this address.'),
+          404,
+        );
+      }
+      return toErrorResponse(code, error, d.app.log);
+    })
+    // JSON that does not parse is answered after the permission check (401/403 first); SCIM
+    // reads its bodies itself.
+    .onParse({ as: 'global' }, ({ request, contentType, path }) =>
+      path.startsWith('/scim/') ? undefined : parseJsonLenient(request, contentType),
+    )
+    .derive({ as: 'global' }, ({ request, route, body }) => {
+      d.routeOf.set(request, route);
+      const platform = d.platformOf.get(request);
+      const db = d.dbOf.get(request);
+      if (!platform || !db)
+        throw new AppError(
+          'internal.no_platform',
+          'request reached a platform route without a platform',
+          500,
+        );
+      const need = permissions.get(`${request.method} ${route}`) as Permission | undefined;
+      if (!need)
+        throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
+      const now = d.app.clock.now();
+      // Credentials are read (and the database opened) only when there are any, or when needed.
+      const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
+      const a =
+        need === 'public' && !hasCredentials
+          ? { principal: null, pendingMfa: null, via: null }
+          : authenticate(request, db(), platform.id, now, need !== 'public');
+      if (need === 'mfa_pending') {
+        if (!a.pendingMfa && a.principal?.kind !== 'user')
+          throw new AppError('auth.required', 'sign in first', 401);
+      } else if (!can(a.principal, need)) {
+        if (!a.principal) {
           throw new AppError(
-            'internal.no_platform',
-            'request reached a platform route without a platform',
-            500,
+            a.pendingMfa ? 'auth.mfa_required' : 'auth.required',
+            a.pendingMfa ? 'finish signing in with your second factor' : 'sign in or send an API key',
+            401,
           );
-        const need = PLATFORM_ROUTE_PERMISSIONS[`${request.method} ${route}`];
-        if (!need)
+        }
+        throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
+      }
+      if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
+        const expected =
+          a.principal?.kind === 'user' ? a.principal.csrfToken : (a.pendingMfa?.csrfToken ?? null);
+        const sent = request.headers.get('x-csrf-token');
+        if (expected !== null && sent !== expected) {
           throw new AppError(
-            'internal.route_without_permission',
-            `route ${route} declares no permission`,
-            500,
+            'auth.csrf',
+            'writes made with a session cookie need the x-csrf-token header from sign-in',
+            403,
           );
-        const now = d.app.clock.now();
-        // Credentials are read (and the database opened) only when there are any, or when needed.
-        const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
-        const a =
-          need === 'public' && !hasCredentials
-            ? { principal: null, pendingMfa: null, via: null }
-            : authenticate(request, db(), platform.id, now, need !== 'public');
-        if (need === 'mfa_pending') {
-          if (!a.pendingMfa && a.principal?.kind !== 'user')
-            throw new AppError('auth.required', 'sign in first', 401);
-        } else if (!can(a.principal, need)) {
-          if (!a.principal) {
-            throw new AppError(
-              a.pendingMfa ? 'auth.mfa_required' : 'auth.required',
-              a.pendingMfa ? 'finish signing in with your second factor' : 'sign in or send an API key',
-              401,
-            );
-          }
-          throw new AppError('auth.forbidden', `this needs the ${need} permission`, 403);
         }
-        if (a.via === 'cookie' && !SAFE_METHODS.has(request.method) && need !== 'public') {
-          const expected =
-            a.principal?.kind === 'user' ? a.principal.csrfToken : (a.pendingMfa?.csrfToken ?? null);
-          const sent = request.headers.get('x-csrf-token');
-          if (expected !== null && sent !== expected) {
-            throw new AppError(
-              'auth.csrf',
-              'writes made with a session cookie need the x-csrf-token header from sign-in',
-              403,
-            );
-          }
-        }
-        refuseUnparsed(body);
-        // The client's address and the public origin are worked out only by the routes that use
-        // them (sign-in, SSO, SCIM), not on the path of every AI call.
-        setRequestContext(request, {
-          app: d.app,
-          platform: { id: platform.id, slug: platform.slug, name: platform.name },
-          get db() {
-            return db();
-          },
-          principal: a.principal,
-          pendingMfa: a.pendingMfa,
-          get ip() {
-            return d.ipOf(request);
-          },
-          blueprint: () => d.tenancy.blueprintOf(platform.id),
-          // Scheme and port from the stored public URL, the host from storage: never the header.
-          get origin() {
-            const host = d.hostOf.get(request) ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
-            return new URL(domainUrl(d.tenancy.settings(), host)).origin;
-          },
-        });
-      })
-      .get('/', ({ request }) =>
-        htmlResponse(platformHomePage(d.tenancy.blueprintOf(requestContext(request).platform.id))),
-      )
-      .get('/readyz', ({ request }) => {
+      }
+      refuseUnparsed(body);
+      // The client's address and the public origin are worked out only by the routes that use
+      // them (sign-in, SSO, SCIM), not on the path of every AI call.
+      const ctx: PlatformRequestContext = {
+        app: d.app,
+        platform: { id: platform.id, slug: platform.slug, name: platform.name },
+        get db() {
+          return db();
+        },
+        principal: a.principal,
+        pendingMfa: a.pendingMfa,
+        get ip() {
+          return d.ipOf(request);
+        },
+        blueprint: () => d.tenancy.blueprintOf(platform.id),
+        // Scheme and port from the stored public URL, the host from storage: never the header.
+        get origin() {
+          const host = d.hostOf.get(request) ?? `${platform.slug}.${d.tenancy.settings().base_domain}`;
+          return new URL(domainUrl(d.tenancy.settings(), host)).origin;
+        },
+      };
+      if (LEGACY_ROUTE_PERMISSIONS[`${request.method} ${route}`]) setRequestContext(request, ctx);
+      // An empty JSON body reads as an empty object, so optional fields stay optional.
+      return body === '' ? { ctx, body: {} } : { ctx };
+    })
+    .get('/', ({ ctx }) => htmlResponse(platformHomePage(d.tenancy.blueprintOf(ctx.platform.id))), {
+      permission: 'public',
+      detail: { summary: "The platform's landing page", tags: ['pages'] },
+    })
+    .get(
+      '/readyz',
+      ({ ctx }) => {
         // The platform's own database: reachable, current, and really this platform's file.
-        const { db, platform } = requestContext(request);
+        const { db, platform } = ctx;
         const id = db
           .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
           .get()?.value;
@@ -185,14 +208,36 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           },
           { status: current ? 200 : 503 },
         );
-      })
-      .use(identityRoutes)
-      .use(mfaRoutes)
-      .use(oidcRoutes)
-      .use(samlRoutes)
-      .use(scimRoutes)
-      .use(aiRoutes(d.ai))
-  );
+      },
+      {
+        permission: 'public',
+        detail: { summary: "Whether the platform's database is ready", tags: ['health'] },
+      },
+    )
+    // The platform API's description and its reference page (public, offline).
+    .get(
+      '/api/v1/openapi.json',
+      ({ ctx }) => ({
+        ...document(),
+        info: { ...document().info, title: `${ctx.platform.name} API` },
+        servers: [{ url: ctx.origin }],
+      }),
+      { permission: 'public', detail: { summary: 'This API, as an OpenAPI 3.1 document', tags: ['docs'] } },
+    )
+    .get(
+      '/api/v1/docs',
+      ({ ctx }) =>
+        docsResponse({ ...document(), info: { ...document().info, title: `${ctx.platform.name} API` } }),
+      { permission: 'public', detail: { summary: "This API's reference page", tags: ['docs'] } },
+    )
+    .use(identityRoutes)
+    .use(mfaRoutes)
+    .use(oidcRoutes)
+    .use(samlRoutes)
+    .use(scimRoutes)
+    .use(aiRoutes(d.ai));
+  permissions = routePermissions(app);
+  return app;
 }
 
 /** Whether the client asked for a page rather than JSON. */

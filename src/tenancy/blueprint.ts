@@ -4,9 +4,10 @@
  */
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { type ValueError, ValueErrorType } from '@sinclair/typebox/value';
+import { ValueErrorType } from '@sinclair/typebox/value';
 import { CST, isMap, isPair, isScalar, isSeq, Parser, parseDocument, type Node as YamlNode } from 'yaml';
 import { AppError, type ErrorDetail } from '../shared/errors.ts';
+import { invalidFieldsMessage, show, validationDetails } from '../shared/validation.ts';
 import { PlatformBlueprint } from './blueprint.models.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -381,138 +382,6 @@ export type BlueprintValidation =
   | { ok: true; value: PlatformBlueprint }
   | { ok: false; details: ErrorDetail[] };
 
-/** Short, readable rendering of a value inside a reason. */
-function show(value: unknown): string {
-  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : typeof value;
-}
-
-/** Levenshtein distance, for "did you mean" hints on unknown fields. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur[j] = Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost);
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
-}
-
-/** The known key closest to an unknown one, if it is close enough to be a typo. */
-function closestKey(unknownKey: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const key of known) {
-    const d = editDistance(unknownKey.toLowerCase(), key);
-    if (d < bestDistance) {
-      best = key;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(unknownKey.length / 4)) ? best : undefined;
-}
-
-/** The allowed values when a schema is a union of literals (an enum), else undefined. */
-function enumValues(schema: TSchema): unknown[] | undefined {
-  const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
-  if (!Array.isArray(anyOf) || !anyOf.every((s) => 'const' in s)) return undefined;
-  return anyOf.map((s) => s.const);
-}
-
-const TYPE_NAMES: Partial<Record<ValueErrorType, string>> = {
-  [ValueErrorType.String]: 'a string',
-  [ValueErrorType.Number]: 'a number',
-  [ValueErrorType.Integer]: 'an integer',
-  [ValueErrorType.Boolean]: 'true or false',
-  [ValueErrorType.Object]: 'an object',
-  [ValueErrorType.Array]: 'an array',
-};
-
-/** How specific an error is; for one path the lowest rank wins. */
-function rank(type: ValueErrorType): number {
-  switch (type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return 0;
-    case ValueErrorType.ObjectAdditionalProperties:
-      return 1;
-    case ValueErrorType.Union:
-    case ValueErrorType.Literal:
-      return 2;
-    default:
-      return TYPE_NAMES[type] ? 3 : 4;
-  }
-}
-
-/** Turns one TypeBox error into a reason a person can act on. */
-function reasonFor(error: ValueError): string {
-  const schema = error.schema as TSchema & Record<string, unknown>;
-  const value = error.value;
-  switch (error.type) {
-    case ValueErrorType.ObjectRequiredProperty:
-      return 'is required';
-    case ValueErrorType.ObjectAdditionalProperties: {
-      const key = error.path
-        .slice(error.path.lastIndexOf('/') + 1)
-        .replace(/~1/g, '/')
-        .replace(/~0/g, '~');
-      const properties = (schema as { properties?: Record<string, unknown> }).properties ?? {};
-      const hint = closestKey(key, Object.keys(properties));
-      return hint ? `unknown field (did you mean '${hint}'?)` : 'unknown field';
-    }
-  }
-  if (value === null) {
-    const expected = enumValues(schema) ? 'one of the allowed values' : (TYPE_NAMES[error.type] ?? 'a value');
-    return `must be ${expected}, not null (omit the field to keep the template's value)`;
-  }
-  if (typeof schema.errorMessage === 'string') return schema.errorMessage;
-  switch (error.type) {
-    case ValueErrorType.Union: {
-      const values = enumValues(schema);
-      return values ? `must be one of: ${values.join(', ')}` : 'does not match any allowed shape';
-    }
-    case ValueErrorType.Literal:
-      return `must be ${JSON.stringify(schema.const)}`;
-    case ValueErrorType.StringMinLength:
-      return schema.minLength === 1 ? 'must not be empty' : `must be at least ${schema.minLength} characters`;
-    case ValueErrorType.StringMaxLength:
-      return `must be at most ${schema.maxLength} characters`;
-    case ValueErrorType.StringPattern:
-      return `must match the pattern ${schema.pattern}`;
-    case ValueErrorType.NumberMinimum:
-    case ValueErrorType.IntegerMinimum:
-      return `must be at least ${schema.minimum}, got ${show(value)}`;
-    case ValueErrorType.NumberMaximum:
-    case ValueErrorType.IntegerMaximum:
-      return `must be at most ${schema.maximum}, got ${show(value)}`;
-    case ValueErrorType.ArrayMaxItems:
-      return `must have at most ${schema.maxItems} items`;
-    case ValueErrorType.ArrayMinItems:
-      return `must have at least ${schema.minItems} items`;
-  }
-  const expected = TYPE_NAMES[error.type];
-  return expected ? `must be ${expected}, got ${show(value)}` : error.message;
-}
-
-/** Compares JSON Pointers segment by segment, numbers numerically, so `/tiers/2` sorts before `/tiers/10`. */
-function comparePaths(a: string, b: string): number {
-  const as = a.split('/');
-  const bs = b.split('/');
-  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
-    const x = as[i] ?? '';
-    const y = bs[i] ?? '';
-    if (x === y) continue;
-    if (/^\d+$/.test(x) && /^\d+$/.test(y)) return Number(x) - Number(y);
-    return x < y ? -1 : 1;
-  }
-  return as.length - bs.length;
-}
-
 const isObj = (v: unknown): v is Record<string, unknown> => isPlainObject(v);
 const isPercent = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 100;
 const isCurrency = (v: unknown): v is string => typeof v === 'string' && /^[a-z]{3}$/.test(v);
@@ -609,23 +478,14 @@ function crossFieldDetails(value: unknown): ErrorDetail[] {
  * field once (JSON Pointer path + reason), sorted by path, so a user can fix them all in one go.
  */
 export function validateBlueprint(value: unknown): BlueprintValidation {
-  const best = new Map<string, { rank: number; reason: string }>();
-  if (!compiled.Check(value)) {
-    for (const error of compiled.Errors(value)) {
-      // Uniqueness is reported by the cross-field rules, at the path of the duplicate itself.
-      if (error.type === ValueErrorType.ArrayUniqueItems) continue;
-      const r = rank(error.type);
-      const current = best.get(error.path);
-      if (!current || r < current.rank) best.set(error.path, { rank: r, reason: reasonFor(error) });
-    }
-  }
-  for (const detail of crossFieldDetails(value)) {
-    if (!best.has(detail.path)) best.set(detail.path, { rank: 5, reason: detail.reason });
-  }
-  if (best.size === 0) return { ok: true, value: value as PlatformBlueprint };
-  const details = [...best.entries()]
-    .map(([path, { reason }]) => ({ path, reason }))
-    .sort((a, b) => comparePaths(a.path, b.path));
+  const errors = compiled.Check(value) ? [] : compiled.Errors(value);
+  const { details } = validationDetails(errors, {
+    // Uniqueness is reported by the cross-field rules, at the path of the duplicate itself.
+    skip: (error) => error.type === ValueErrorType.ArrayUniqueItems,
+    extra: crossFieldDetails(value),
+    nullHint: "omit the field to keep the template's value",
+  });
+  if (details.length === 0) return { ok: true, value: value as PlatformBlueprint };
   return { ok: false, details };
 }
 
@@ -655,13 +515,6 @@ export interface ResolveBlueprintInput {
   domain?: string;
   /** The platform slug; its title case is the name of last resort. */
   slug: string;
-}
-
-/** Builds the final message of a `blueprint.invalid` error, naming the first few paths. */
-function invalidMessage(details: ErrorDetail[]): string {
-  const shown = details.slice(0, 3).map((d) => `${d.path || '/'} (${d.reason})`);
-  const more = details.length > 3 ? `; and ${details.length - 3} more` : '';
-  return `the blueprint has ${details.length} invalid field(s): ${shown.join('; ')}${more}`;
 }
 
 /**
@@ -736,7 +589,7 @@ export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprin
     const details = [
       { path: '', reason: `must be an object with blueprint sections, got ${show(input.blueprint)}` },
     ];
-    throw new AppError('blueprint.invalid', invalidMessage(details), 400, details);
+    throw new AppError('blueprint.invalid', invalidFieldsMessage('the blueprint', details), 400, details);
   }
   const merged = deepMerge(templateBlueprint(template), input.blueprint) as Record<string, unknown>;
   const identity = merged.identity;
@@ -747,7 +600,12 @@ export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprin
   }
   const result = validateBlueprint(merged);
   if (!result.ok)
-    throw new AppError('blueprint.invalid', invalidMessage(result.details), 400, result.details);
+    throw new AppError(
+      'blueprint.invalid',
+      invalidFieldsMessage('the blueprint', result.details),
+      400,
+      result.details,
+    );
   return result.value;
 }
 

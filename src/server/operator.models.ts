@@ -1,0 +1,116 @@
+/**
+ * Request schemas of the operator API (operator.routes.ts). Objects are closed: an unknown
+ * field is a 400 naming it (with a did-you-mean). Fields whose rules live in a service (slugs,
+ * blueprints, expiries, roles, scopes) keep the service's own error code through `errorCode`
+ * (shared/validation.ts), so a wrong type answers as it did before schemas.
+ */
+import { Type } from '@sinclair/typebox';
+
+const closed = { additionalProperties: false } as const;
+const text = (description: string, extra: Record<string, unknown> = {}) =>
+  Type.String({ description, errorMessage: 'must be text', ...extra });
+
+export const SlugParams = Type.Object({ slug: Type.String({ description: 'The platform slug.' }) });
+export const SlugHostParams = Type.Object({
+  slug: Type.String({ description: 'The platform slug.' }),
+  host: Type.String({ description: 'A custom domain mapped to the platform.' }),
+});
+export const IdParams = Type.Object({
+  id: Type.String({ description: 'An id (or, for operators, an email).' }),
+});
+
+export const PlatformCreate = Type.Object(
+  {
+    slug: Type.String({
+      description: 'The platform slug: lowercase letters, digits and dashes.',
+      errorCode: 'platform.slug_invalid',
+    }),
+    template: Type.Optional(text('A built-in template: creator, business, education or blank.')),
+    blueprint: Type.Optional(
+      Type.Unknown({ description: 'A partial PlatformBlueprint merged over the template.' }),
+    ),
+    name: Type.Optional(text("The platform's display name.")),
+    domain: Type.Optional(text('A custom domain for the platform.')),
+    owner_email: Type.Optional(text("The first owner's email.")),
+  },
+  closed,
+);
+
+export const Reason = Type.Object(
+  {
+    reason: Type.Optional(
+      Type.String({
+        maxLength: 500,
+        description: 'Why (kept in the audit trail).',
+        errorMessage: 'must be text of at most 500 characters',
+      }),
+    ),
+  },
+  closed,
+);
+
+export const DomainAdd = Type.Object(
+  { host: Type.String({ description: 'The custom domain to map.' }) },
+  closed,
+);
+
+export const PlatformApiKeyCreate = Type.Object(
+  {
+    name: Type.Optional(Type.Unknown({ description: 'A name for the key.' })),
+    scopes: Type.Optional(Type.Unknown({ description: 'The scopes, e.g. ["ai:invoke"].' })),
+    expires_at: Type.Optional(Type.Unknown({ description: 'When the key expires (ISO 8601).' })),
+    rate_per_min: Type.Optional(Type.Unknown({ description: 'Requests per minute the key may make.' })),
+  },
+  closed,
+);
+
+export const OperatorCreate = Type.Object(
+  {
+    email: Type.Optional(Type.Unknown({ description: "The operator's email." })),
+    role: Type.Optional(Type.Unknown({ description: 'operator_admin or operator_viewer.' })),
+  },
+  closed,
+);
+
+export const OperatorRole = Type.Object(
+  { role: Type.Optional(Type.Unknown({ description: 'operator_admin or operator_viewer.' })) },
+  closed,
+);
+
+export const TokenCreate = Type.Object(
+  {
+    name: Type.Optional(Type.Unknown({ description: 'A name for the token.' })),
+    operator: Type.Optional(Type.Unknown({ description: 'The operator (email or id) it acts for.' })),
+    role: Type.Optional(Type.Unknown({ description: 'A role no wider than the operator’s.' })),
+    expires_at: Type.Optional(Type.Unknown({ description: 'When it expires (ISO 8601), at most 365 days.' })),
+    expires_in: Type.Optional(Type.Unknown({ description: 'Lifetime such as `30d` or `12h`.' })),
+  },
+  closed,
+);
+
+export const TokenListQuery = Type.Object({
+  operator: Type.Optional(Type.String({ description: "Only this operator's tokens (admins)." })),
+});
+
+export const AuditVerifyQuery = Type.Object({
+  platform: Type.Optional(Type.String({ description: "Verify only this platform's chain." })),
+});
+
+export const ReturnToQuery = Type.Object({
+  return_to: Type.Optional(Type.String({ description: 'Where to go after signing in (a path).' })),
+});
+
+export const KeysRotate = Type.Object(
+  {
+    master: Type.Optional(
+      Type.Boolean({
+        description: 'Rotate the master key (else the data key).',
+        errorCode: 'keys.invalid',
+        errorMessage: 'must be a boolean',
+      }),
+    ),
+  },
+  closed,
+);
+
+export const OidcSettings = Type.Unknown({ description: 'OIDC settings (issuer, client id and secret, …).' });
