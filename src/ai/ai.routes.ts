@@ -1,7 +1,17 @@
-import { Elysia } from 'elysia';
+import { type DocumentDecoration, Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
-import { type Permission, type PlatformRequestContext, requestContext } from '../identity/index.ts';
-import { parseBudgetBody, parseChatBody, parseEmbeddingsBody, parseUsageQuery } from './ai.models.ts';
+import { type PlatformRequestContext, platformGuard } from '../identity/index.ts';
+import {
+  BudgetBody,
+  BudgetParams,
+  ChatCompletionBody,
+  EmbeddingsBody,
+  parseBudgetBody,
+  parseChatBody,
+  parseEmbeddingsBody,
+  parseUsageQuery,
+  UsageQuery,
+} from './ai.models.ts';
 import type { Meter } from './meter.ts';
 import { toOpenAiError } from './openai-errors.ts';
 import { platformAiPolicy } from './policy.ts';
@@ -22,16 +32,17 @@ import {
 } from './service.ts';
 import { SSE_HEADERS, sseStream } from './sse.ts';
 
-/** The OpenAI-compatible routes and their permission. */
-export const AI_ROUTE_PERMISSIONS: Record<string, Permission> = {
-  'GET /v1/models': 'ai:invoke',
-  'POST /v1/chat/completions': 'ai:invoke',
-  'POST /v1/embeddings': 'ai:invoke',
-  'GET /api/v1/ai/budgets': 'billing:read',
-  'PUT /api/v1/ai/budgets': 'billing:write',
-  'DELETE /api/v1/ai/budgets/:id': 'billing:write',
-  'GET /api/v1/ai/usage': 'billing:read',
-};
+/**
+ * A route's documented body: the schema goes into the OpenAPI document (route metadata), while
+ * the body is checked by the compiled `parse*` of ai.models.ts, whose OpenAI-compatible errors
+ * (first bad field, in the order OpenAI reads them) the contract pins.
+ */
+const documentedBody = (schema: object, summary: string, tags = ['ai']): DocumentDecoration =>
+  ({
+    summary,
+    tags,
+    requestBody: { required: true, content: { 'application/json': { schema } } },
+  }) as DocumentDecoration;
 
 /** The caller of an AI call from a platform request: its platform, database and principal. */
 function callerOf(c: PlatformRequestContext): AiCaller {
@@ -65,72 +76,119 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
   };
 
   return new Elysia({ name: 'ai.routes' })
-    .get('/api/v1/ai/budgets', ({ request }) => ({ budgets: budgets(requestContext(request)) }))
-    .put('/api/v1/ai/budgets', ({ request, body }) => {
-      const c = requestContext(request);
-      const b = parseBudgetBody(body);
-      return { budget: setBudget(depsOf(c.app), callerOf(c), b) };
+    .use(platformGuard)
+    .get('/api/v1/ai/budgets', ({ ctx }) => ({ budgets: budgets(ctx) }), {
+      permission: 'billing:read',
+      detail: { summary: "The platform's AI budgets", tags: ['ai'] },
     })
-    .delete('/api/v1/ai/budgets/:id', ({ request, params }) => {
-      const c = requestContext(request);
-      removeBudget(depsOf(c.app), callerOf(c), params.id);
-      return new Response(null, { status: 204 });
-    })
-    .get('/api/v1/ai/usage', async ({ request, query }) => {
-      const c = requestContext(request);
-      const range = parseUsageQuery(query);
-      const r = await usageReport(depsOf(c.app), c, range);
-      return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), usage: r.usage };
-    })
-    .get('/v1/models', ({ request }) => {
-      const c = requestContext(request);
-      const data = listModels(d, platformAiPolicy(c.blueprint())).map((id) => ({
-        id,
-        object: 'model',
-        created: 0,
-        owned_by: c.platform.slug,
-      }));
-      return { object: 'list', data };
-    })
-    .post('/v1/chat/completions', async ({ request, body }) => {
-      const c = requestContext(request);
-      try {
-        const input = parseChatBody(body);
-        const policy = platformAiPolicy(c.blueprint());
-        const r = await completeChat(depsOf(c.app), callerOf(c), policy, input, request.signal);
-        if (r.kind === 'completion') return Response.json(r.completion, { headers: routingHeaders(r) });
-        return new Response(sseStream(r.chunks, request.signal), {
-          headers: { ...SSE_HEADERS, ...routingHeaders(r) },
-        });
-      } catch (e) {
-        // A client that went away is not a server error: nobody reads this answer.
-        if (request.signal.aborted) return new Response(null, { status: 499 });
-        return toOpenAiError(e);
-      }
-    })
-    .post('/v1/embeddings', async ({ request, body }) => {
-      const c = requestContext(request);
-      try {
-        const input = parseEmbeddingsBody(body);
-        const policy = platformAiPolicy(c.blueprint());
-        const r = await embed(depsOf(c.app), callerOf(c), policy, input, request.signal);
-        return Response.json(
-          {
-            object: 'list',
-            model: r.candidate.model,
-            data: r.vectors.map((v, index) => ({
-              object: 'embedding',
-              index,
-              embedding: input.base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
-            })),
-            usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
-          },
-          { headers: routingHeaders(r) },
-        );
-      } catch (e) {
-        // A client that went away is not a server error: nobody reads this answer.
-        if (request.signal.aborted) return new Response(null, { status: 499 });
-        return toOpenAiError(e);
-      }
-    });
+    .put(
+      '/api/v1/ai/budgets',
+      ({ ctx: c, body }) => {
+        const b = parseBudgetBody(body);
+        return { budget: setBudget(depsOf(c.app), callerOf(c), b) };
+      },
+      { permission: 'billing:write', detail: documentedBody(BudgetBody, 'Set an AI budget') },
+    )
+    .delete(
+      '/api/v1/ai/budgets/:id',
+      ({ ctx: c, params }) => {
+        removeBudget(depsOf(c.app), callerOf(c), params.id);
+        return new Response(null, { status: 204 });
+      },
+      {
+        permission: 'billing:write',
+        params: BudgetParams,
+        detail: { summary: 'Remove an AI budget', tags: ['ai'] },
+      },
+    )
+    .get(
+      '/api/v1/ai/usage',
+      async ({ ctx: c, query }) => {
+        const range = parseUsageQuery(query);
+        const r = await usageReport(depsOf(c.app), c, range);
+        return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), usage: r.usage };
+      },
+      {
+        permission: 'billing:read',
+        detail: {
+          summary: 'AI usage by day, model and caller',
+          tags: ['ai'],
+          parameters: Object.entries(UsageQuery.properties).map(([name, schema]) => ({
+            name,
+            in: 'query',
+            required: false,
+            schema,
+          })),
+        } as DocumentDecoration,
+      },
+    )
+    .get(
+      '/v1/models',
+      ({ ctx: c }) => {
+        const data = listModels(d, platformAiPolicy(c.blueprint())).map((id) => ({
+          id,
+          object: 'model',
+          created: 0,
+          owned_by: c.platform.slug,
+        }));
+        return { object: 'list', data };
+      },
+      {
+        permission: 'ai:invoke',
+        detail: { summary: 'The models this caller may use (OpenAI-compatible)', tags: ['ai'] },
+      },
+    )
+    .post(
+      '/v1/chat/completions',
+      async ({ ctx: c, request, body }) => {
+        try {
+          const input = parseChatBody(body);
+          const policy = platformAiPolicy(c.blueprint());
+          const r = await completeChat(depsOf(c.app), callerOf(c), policy, input, request.signal);
+          if (r.kind === 'completion') return Response.json(r.completion, { headers: routingHeaders(r) });
+          return new Response(sseStream(r.chunks, request.signal), {
+            headers: { ...SSE_HEADERS, ...routingHeaders(r) },
+          });
+        } catch (e) {
+          // A client that went away is not a server error: nobody reads this answer.
+          if (request.signal.aborted) return new Response(null, { status: 499 });
+          return toOpenAiError(e);
+        }
+      },
+      {
+        permission: 'ai:invoke',
+        detail: documentedBody(
+          ChatCompletionBody,
+          'A chat completion, plain or streamed (OpenAI-compatible)',
+        ),
+      },
+    )
+    .post(
+      '/v1/embeddings',
+      async ({ ctx: c, request, body }) => {
+        try {
+          const input = parseEmbeddingsBody(body);
+          const policy = platformAiPolicy(c.blueprint());
+          const r = await embed(depsOf(c.app), callerOf(c), policy, input, request.signal);
+          return Response.json(
+            {
+              object: 'list',
+              model: r.candidate.model,
+              data: r.vectors.map((v, index) => ({
+                object: 'embedding',
+                index,
+                embedding: input.base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+              })),
+              usage: { prompt_tokens: r.promptTokens, total_tokens: r.promptTokens },
+            },
+            { headers: routingHeaders(r) },
+          );
+        } catch (e) {
+          // A client that went away is not a server error: nobody reads this answer.
+          if (request.signal.aborted) return new Response(null, { status: 499 });
+          return toOpenAiError(e);
+        }
+      },
+      { permission: 'ai:invoke', detail: documentedBody(EmbeddingsBody, 'Embeddings (OpenAI-compatible)') },
+    );
 }

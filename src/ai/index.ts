@@ -12,7 +12,7 @@ export {
   parseUsageQuery,
   UsageQuery,
 } from './ai.models.ts';
-export { AI_ROUTE_PERMISSIONS, aiRoutes } from './ai.routes.ts';
+export { aiRoutes } from './ai.routes.ts';
 export { CircuitBreaker } from './breaker.ts';
 export {
   type Budget,

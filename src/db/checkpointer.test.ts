@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from '../../tests/wait.ts';
 import { BACKSTOP_PAGES, type CheckpointResult, WalCheckpointer } from './checkpointer.ts';
 import { openDatabase } from './open.ts';
 import { DbPool } from './pool.ts';
@@ -81,7 +82,7 @@ describe('WalCheckpointer', () => {
       writePages(db, 200);
       // Poll (no fixed sleep): a timed round that copied every frame of this -wal.
       const copied = () => c.stats.last.some((r) => r.log >= 200 && r.checkpointed === r.log);
-      for (let i = 0; i < 500 && !copied(); i++) await Bun.sleep(5);
+      await waitFor(copied, { timeout: 2_500 });
       expect(c.stats.rounds).toBeGreaterThan(0);
       expect(copied()).toBe(true);
     } finally {

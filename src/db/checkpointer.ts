@@ -188,11 +188,21 @@ export class WalCheckpointer {
     this.#waiting.clear();
   }
 
+  /**
+   * Asks the worker and waits for its ack. The worker is unref'd (it never keeps the process
+   * alive by itself), so it is ref'd while an answer is awaited: otherwise a process whose only
+   * pending work is this answer (a CLI command closing its databases) would end right there,
+   * with exit code 0, before the caller's `process.exit(code)`.
+   */
   #ask(m: Record<string, unknown>): Promise<Reply & { type: 'ack' }> {
     const id = this.#nextId++;
-    return new Promise((resolve) => {
+    const w = this.#worker as Worker & { ref?: () => void; unref?: () => void };
+    if (this.#waiting.size === 0) w.ref?.();
+    return new Promise<Reply & { type: 'ack' }>((resolve) => {
       this.#waiting.set(id, resolve);
-      this.#worker!.postMessage({ ...m, id });
+      w.postMessage({ ...m, id });
+    }).finally(() => {
+      if (this.#waiting.size === 0) w.unref?.();
     });
   }
 

@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { Elysia } from 'elysia';
-import { AI_ROUTE_PERMISSIONS, type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
+import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
@@ -43,18 +43,17 @@ export interface PlatformRoutesDeps {
 
 /**
  * Routes still on the old path: their permissions in a `METHOD /path` table and their context
- * read through `requestContext(request)`. Only the AI routes, until they move to the guard.
+ * read through `requestContext(request)`: OIDC, SAML and SCIM, until they move to the guard.
  */
 const LEGACY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   ...OIDC_ROUTE_PERMISSIONS,
   ...SAML_ROUTE_PERMISSIONS,
   ...SCIM_ROUTE_PERMISSIONS,
-  ...AI_ROUTE_PERMISSIONS,
 };
 
 /**
  * Every route of an app and the permission it declares: its metadata (`permission` option,
- * stored as `detail['x-permission']`) or, for the AI routes, the legacy table. A route with
+ * stored as `detail['x-permission']`) or, for OIDC, SAML and SCIM, the legacy table. A route with
  * neither is missing here, and answers 500.
  */
 export function routePermissions(app: {
