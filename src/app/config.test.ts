@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import { isAppError } from '../shared/errors.ts';
-import { readConfigFile, resolveConfig } from './config.ts';
+import { type AppError, isAppError } from '../shared/errors.ts';
+import { DEFAULT_CONFIG, readConfigFile, resolveConfig, validateConfig } from './config.ts';
 
 describe('instance configuration', () => {
   test('the example file is valid', async () => {
@@ -76,4 +76,25 @@ describe('instance configuration', () => {
       );
     });
   }
+});
+
+test('config errors come from the one validation mapper: JSON Pointer paths, readable reasons, did-you-mean', () => {
+  const errorOf = (v: unknown) => {
+    try {
+      validateConfig(v, 'soulfra.yaml');
+    } catch (e) {
+      return e as AppError;
+    }
+    throw new Error('accepted');
+  };
+  const typo = errorOf({ ...DEFAULT_CONFIG, prot: 1 });
+  expect(typo.code).toBe('config.invalid');
+  expect(typo.details).toEqual([{ path: '/prot', reason: "unknown field (did you mean 'port'?)" }]);
+  expect(typo.message).toBe("soulfra.yaml is invalid: /prot (unknown field (did you mean 'port'?))");
+  expect(errorOf({ ...DEFAULT_CONFIG, port: 'x' }).details).toEqual([
+    { path: '/port', reason: "must be an integer, got 'x'" },
+  ]);
+  expect(errorOf({ ...DEFAULT_CONFIG, outbound: { allow: [3] } }).details).toEqual([
+    { path: '/outbound/allow/0', reason: 'must be a string, got 3' },
+  ]);
 });

@@ -3,6 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parse as parseYaml } from 'yaml';
 import { AppError, type ErrorDetail } from '../shared/errors.ts';
 import { parseCidr } from '../shared/outbound.ts';
+import { validationDetails } from '../shared/validation.ts';
 
 /**
  * The instance configuration (`soulfra serve --config soulfra.yaml`). Flags override the file;
@@ -210,13 +211,8 @@ export function validateConfig(value: unknown, source: string): InstanceConfig {
     const list = cross.map((d) => `${d.path} (${d.reason})`).join('; ');
     throw new AppError('config.invalid', `${source} is invalid: ${list}`, 400, cross);
   }
-  const details: ErrorDetail[] = [];
-  const seen = new Set<string>();
-  for (const e of check.Errors(value)) {
-    if (seen.has(e.path)) continue;
-    seen.add(e.path);
-    details.push({ path: e.path, reason: e.message });
-  }
+  // The one mapper of validation errors (JSON Pointer paths, most specific first, did-you-mean).
+  const { details } = validationDetails(check.Errors(value));
   const list = details.map((d) => `${d.path || '/'} (${d.reason})`).join('; ');
   throw new AppError('config.invalid', `${source} is invalid: ${list}`, 400, details);
 }
