@@ -1,37 +1,9 @@
 import type { Database } from 'bun:sqlite';
 import type { App, UsageRecordedV1 } from '../app/index.ts';
+import type { Budget, UsageRecord } from './usage.models.ts';
+import { insertUsageRows, loadBudgets, spentSince } from './usage.repository.ts';
 
-/** One metered call. Money is integer minor units of `currency`. */
-export interface UsageRecord {
-  platformId: string;
-  ts: number;
-  userId: string | null;
-  keyId: string | null;
-  agentId: string | null;
-  kind: 'chat' | 'embeddings';
-  alias: string;
-  provider: string;
-  model: string;
-  tokensIn: number;
-  tokensOut: number;
-  counted: boolean;
-  latencyMs: number;
-  costMinor: number;
-  markupMinor: number;
-  currency: string;
-  status: 'ok' | 'error';
-}
-
-/** A budget row. */
-export interface Budget {
-  id: string;
-  scope: 'platform' | 'user' | 'key';
-  subject: string;
-  period: 'day' | 'month';
-  limit_minor: number;
-  currency: string;
-  alert_percent: number;
-}
+export type { Budget, UsageRecord } from './usage.models.ts';
 
 /** Start of the budget period containing `ts` (UTC). */
 export function periodStart(period: 'day' | 'month', ts: number): number {
@@ -362,7 +334,7 @@ export class Meter {
     if (!st) {
       st = {
         spent: new Map(),
-        budgets: db.query<Budget, []>('SELECT * FROM budgets').all(),
+        budgets: loadBudgets(db),
         alerted: new Set(),
       };
       this.#state.set(platformId, st);
@@ -370,13 +342,6 @@ export class Meter {
       const now = this.#app.clock.now();
       for (const b of st.budgets) {
         const start = periodStart(b.period, now);
-        const where = b.scope === 'user' ? 'AND user_id = ?' : b.scope === 'key' ? 'AND key_id = ?' : '';
-        const args: (string | number)[] = [start, b.currency, ...(b.scope === 'platform' ? [] : [b.subject])];
-        const row = db
-          .query<{ s: number | null }, (string | number)[]>(
-            `SELECT sum(cost_minor + markup_minor) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
-          )
-          .get(...args);
         const pending = [...this.#buffer, ...(this.#retrying.get(platformId)?.records ?? [])]
           .filter(
             (r) =>
@@ -386,7 +351,7 @@ export class Meter {
               (b.scope === 'platform' || (b.scope === 'user' ? r.userId : r.keyId) === b.subject),
           )
           .reduce((a, r) => a + r.costMinor + r.markupMinor, 0);
-        st.spent.set(keyOf(b), { start, minor: (row?.s ?? 0) + pending });
+        st.spent.set(keyOf(b), { start, minor: spentSince(db, b, start) + pending });
       }
     }
     return st;
@@ -409,39 +374,11 @@ const FLUSH_SLICE = 64;
 
 /** Writes usage records (in the caller's transaction); returns the `usage.recorded` payload. */
 function writeUsage(db: Database, platformId: string, records: readonly UsageRecord[]): UsageRecordedV1 {
-  const q = db.query(
-    `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
-       counted, latency_ms, cost_minor, markup_minor, currency, status)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  let firstRowId = 0;
-  let lastRowId = 0;
+  const { firstRowId, lastRowId } = insertUsageRows(db, records);
   let from = Number.POSITIVE_INFINITY;
   let to = Number.NEGATIVE_INFINITY;
   const totals = new Map<string, UsageRecordedV1['totals'][number]>();
   for (const r of records) {
-    {
-      const res = q.run(
-        r.ts,
-        r.userId,
-        r.keyId,
-        r.agentId,
-        r.kind,
-        r.alias,
-        r.provider,
-        r.model,
-        r.tokensIn,
-        r.tokensOut,
-        r.counted ? 1 : 0,
-        r.latencyMs,
-        r.costMinor,
-        r.markupMinor,
-        r.currency,
-        r.status,
-      );
-      lastRowId = Number(res.lastInsertRowid);
-      if (firstRowId === 0) firstRowId = lastRowId;
-    }
     from = Math.min(from, r.ts);
     to = Math.max(to, r.ts);
     let t = totals.get(r.currency);

@@ -6,7 +6,7 @@ import type { UsageRecord } from './meter.ts';
 import {
   budgetIdOf,
   deleteBudget,
-  insertUsage,
+  insertUsageRows,
   listBudgets,
   loadBudgets,
   spentSince,
@@ -73,13 +73,15 @@ describe('the budgets and usage repository', () => {
 
   test('usage is written, summed per budget subject, and reported per provider and model', async () => {
     await on((db) =>
-      insertUsage(db, [
-        rec({}),
-        rec({ userId: 'usr_b', costMinor: 10, markupMinor: 1 }),
-        rec({ keyId: 'key_1', userId: null, model: 'mini', costMinor: 5, markupMinor: 0 }),
-        rec({ ts: now - 86_400_000, costMinor: 1000 }),
-        rec({ currency: 'eur', costMinor: 7 }),
-      ]),
+      db.transaction(() =>
+        insertUsageRows(db, [
+          rec({}),
+          rec({ userId: 'usr_b', costMinor: 10, markupMinor: 1 }),
+          rec({ keyId: 'key_1', userId: null, model: 'mini', costMinor: 5, markupMinor: 0 }),
+          rec({ ts: now - 86_400_000, costMinor: 1000 }),
+          rec({ currency: 'eur', costMinor: 7 }),
+        ]),
+      )(),
     );
     const b = (scope: 'platform' | 'user' | 'key', subject = '') => ({
       id: 'b',

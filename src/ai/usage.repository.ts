@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { Budget, UsageRecord } from './meter.ts';
+import type { Budget, UsageRecord } from './usage.models.ts';
 
 /*
  * The SQL of AI budgets and usage in a platform's database (tables `budgets` and
@@ -94,33 +94,42 @@ export function spentSince(db: Database, b: Budget, start: number): number {
   return row?.s ?? 0;
 }
 
-/** Writes usage records in one transaction. */
-export function insertUsage(db: Database, records: readonly UsageRecord[]): void {
+/**
+ * Writes usage records in the caller's transaction (the meter's flush, which appends its
+ * `usage.recorded` event in the same one); returns the first and last row ids written.
+ */
+export function insertUsageRows(
+  db: Database,
+  records: readonly UsageRecord[],
+): { firstRowId: number; lastRowId: number } {
   const q = db.query(
     `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
        counted, latency_ms, cost_minor, markup_minor, currency, status)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  db.transaction(() => {
-    for (const r of records) {
-      q.run(
-        r.ts,
-        r.userId,
-        r.keyId,
-        r.agentId,
-        r.kind,
-        r.alias,
-        r.provider,
-        r.model,
-        r.tokensIn,
-        r.tokensOut,
-        r.counted ? 1 : 0,
-        r.latencyMs,
-        r.costMinor,
-        r.markupMinor,
-        r.currency,
-        r.status,
-      );
-    }
-  }).immediate();
+  let firstRowId = 0;
+  let lastRowId = 0;
+  for (const r of records) {
+    const res = q.run(
+      r.ts,
+      r.userId,
+      r.keyId,
+      r.agentId,
+      r.kind,
+      r.alias,
+      r.provider,
+      r.model,
+      r.tokensIn,
+      r.tokensOut,
+      r.counted ? 1 : 0,
+      r.latencyMs,
+      r.costMinor,
+      r.markupMinor,
+      r.currency,
+      r.status,
+    );
+    lastRowId = Number(res.lastInsertRowid);
+    if (firstRowId === 0) firstRowId = lastRowId;
+  }
+  return { firstRowId, lastRowId };
 }

@@ -1,0 +1,33 @@
+// The usage record and budget row shared by the meter and the usage repository.
+
+/** One metered call. Money is integer minor units of `currency`. */
+export interface UsageRecord {
+  platformId: string;
+  ts: number;
+  userId: string | null;
+  keyId: string | null;
+  agentId: string | null;
+  kind: 'chat' | 'embeddings';
+  alias: string;
+  provider: string;
+  model: string;
+  tokensIn: number;
+  tokensOut: number;
+  counted: boolean;
+  latencyMs: number;
+  costMinor: number;
+  markupMinor: number;
+  currency: string;
+  status: 'ok' | 'error';
+}
+
+/** A budget row. */
+export interface Budget {
+  id: string;
+  scope: 'platform' | 'user' | 'key';
+  subject: string;
+  period: 'day' | 'month';
+  limit_minor: number;
+  currency: string;
+  alert_percent: number;
+}
