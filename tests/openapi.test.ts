@@ -179,3 +179,11 @@ describe('typed routes', () => {
     });
   });
 });
+
+test('HEAD needs what GET needs (it was a 500: no permission was found for HEAD)', async () => {
+  const head = (host: string, path: string) => hostFetch(env.s.base, host, path, { method: 'HEAD' });
+  expect((await head('orbit.localhost', '/api/v1/openapi.json')).status).toBe(200);
+  expect((await head('localhost', '/_operator/api/openapi.json')).status).toBe(200);
+  expect((await head('orbit.localhost', '/api/v1/users')).status).toBe(401);
+  expect((await head('localhost', '/_operator/api/platforms')).status).toBe(401);
+});

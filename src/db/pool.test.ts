@@ -20,6 +20,23 @@ function pool(max: number) {
 const valueIn = (db: Database) => db.query<{ v: string }, []>('SELECT v FROM k').get()?.v;
 
 describe('DbPool', () => {
+  test('a key being evicted is not opened again until its handle is closed (found by review: the meter reopened an archiving platform)', async () => {
+    const { p, opened } = pool(4);
+    const lease = p.acquire('a');
+    const evicting = p.evict('a');
+    // While the leased handle drains, a new lease (the meter's flush, say) is refused, not reopened.
+    expect(() => p.acquire('a')).toThrow(
+      expect.objectContaining({ code: 'platform.unavailable', status: 503 }),
+    );
+    expect(opened).toEqual(['a']);
+    lease.release();
+    await evicting;
+    expect(p.has('a')).toBe(false);
+    // Once closed, the key opens again as usual.
+    p.acquire('a').release();
+    expect(opened).toEqual(['a', 'a']);
+  });
+
   test('keeps at most max idle handles, evicting the least recently used', () => {
     const { p, opened } = pool(2);
     for (const k of ['a', 'b']) p.acquire(k).release();

@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { AppError } from '../shared/errors.ts';
 import { type CheckpointResult, WalCheckpointer } from './checkpointer.ts';
 
 /** A borrowed handle: use `db`, then call `release()` exactly once. */
@@ -32,6 +33,8 @@ export class DbPool {
   readonly #entries = new Map<string, Entry>();
   /** Evicted entries still leased. */
   readonly #draining = new Set<Entry>();
+  /** Keys whose handle is being closed by `evict`: not opened again until it is. */
+  readonly #evicting = new Set<string>();
   #opened = 0;
   #closed = 0;
   readonly #checkpointMs: number | false;
@@ -63,8 +66,14 @@ export class DbPool {
     return this.#checkpointer;
   }
 
-  /** Borrows the handle for `key`, opening it if needed. */
+  /**
+   * Borrows the handle for `key`, opening it if needed. While `key` is being evicted (its file
+   * about to be moved, e.g. archived) it is refused: a handle opened then would outlive the
+   * eviction and write to a -wal left behind beside a file that has moved.
+   */
   acquire(key: string): Lease {
+    if (this.#evicting.has(key))
+      throw new AppError('platform.unavailable', `platform database ${key} is being closed`, 503);
     let e = this.#entries.get(key);
     if (e) {
       // Move to the most-recently-used end.
@@ -113,16 +122,22 @@ export class DbPool {
     const e = this.#entries.get(key);
     if (!e) return;
     this.#entries.delete(key);
-    // The checkpointer lets go of the file first, so that this close is the last one and
-    // removes the -wal (the caller may move the file next).
-    await this.#checkpointer?.forget(e.db.filename);
-    if (e.refs === 0) {
-      this.#close(e);
-      return;
+    // No new handle for `key` until this one is closed (see `acquire`).
+    this.#evicting.add(key);
+    try {
+      // The checkpointer lets go of the file first, so that this close is the last one and
+      // removes the -wal (the caller may move the file next).
+      await this.#checkpointer?.forget(e.db.filename);
+      if (e.refs === 0) {
+        this.#close(e);
+        return;
+      }
+      e.closing = true;
+      this.#draining.add(e);
+      await new Promise<void>((resolve) => e.waiters.push(resolve));
+    } finally {
+      this.#evicting.delete(key);
     }
-    e.closing = true;
-    this.#draining.add(e);
-    return new Promise((resolve) => e.waiters.push(resolve));
   }
 
   /** Closes every handle: idle ones at once, leased ones when released; then stops the checkpointer. */

@@ -133,7 +133,9 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
     .derive({ as: 'global' }, ({ request, route, body }) => {
       d.routeOf.set(request, route);
       // Deny by default: a route that declares no permission cannot be reached.
-      const need = permissions.get(`${request.method} ${route}`) as OperatorPermission | undefined;
+      // HEAD is served by the GET route (Elysia), so it needs what GET needs.
+      const method = request.method === 'HEAD' ? 'GET' : request.method;
+      const need = permissions.get(`${method} ${route}`) as OperatorPermission | undefined;
       if (!need)
         throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       const principal = need === 'public' ? ANONYMOUS : principalOf(request, need);

@@ -114,7 +114,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           'request reached a platform route without a platform',
           500,
         );
-      const need = permissions.get(`${request.method} ${route}`) as Permission | undefined;
+      // HEAD is served by the GET route (Elysia), so it needs what GET needs.
+      const method = request.method === 'HEAD' ? 'GET' : request.method;
+      const need = permissions.get(`${method} ${route}`) as Permission | undefined;
       if (!need)
         throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
       const now = d.app.clock.now();
@@ -170,7 +172,7 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           return new URL(domainUrl(d.tenancy.settings(), host)).origin;
         },
       };
-      if (LEGACY_ROUTE_PERMISSIONS[`${request.method} ${route}`]) setRequestContext(request, ctx);
+      if (LEGACY_ROUTE_PERMISSIONS[`${method} ${route}`]) setRequestContext(request, ctx);
       // An empty JSON body reads as an empty object, so optional fields stay optional.
       return body === '' ? { ctx, body: {} } : { ctx };
     })
