@@ -57,6 +57,8 @@ export function toErrorResponse(code: string | number, error: unknown, log: Logg
  * anyone without the right), and only then does `refuseUnparsed` turn this into a 400.
  */
 export const UNPARSED_JSON: Readonly<{ unparsed: true }> = Object.freeze({ unparsed: true });
+/** The marker of a multipart body that did not parse (answered after the permission check). */
+export const UNPARSED_FORM: Readonly<{ unparsed: 'form' }> = Object.freeze({ unparsed: 'form' });
 
 /**
  * Elysia parse hook for JSON bodies: the value, '' for an empty body, or UNPARSED_JSON.
@@ -64,7 +66,19 @@ export const UNPARSED_JSON: Readonly<{ unparsed: true }> = Object.freeze({ unpar
  * types are case-insensitive), so `APPLICATION/JSON` is JSON too.
  */
 export async function parseJsonLenient(request: Request, contentType: string): Promise<unknown> {
-  if (contentType.toLowerCase() !== 'application/json') return undefined;
+  const type = contentType.toLowerCase();
+  // Multipart that does not parse waits for the permission check too (Elysia's own parser
+  // threw first, so an anonymous caller got 400 before 401; found by review).
+  if (type.startsWith('multipart/form-data')) {
+    try {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of await request.formData()) out[k] = v;
+      return out;
+    } catch {
+      return UNPARSED_FORM;
+    }
+  }
+  if (type !== 'application/json') return undefined;
   const text = await request.text();
   if (text === '') return '';
   try {
@@ -78,6 +92,8 @@ export async function parseJsonLenient(request: Request, contentType: string): P
 export function refuseUnparsed(body: unknown): void {
   if (body === UNPARSED_JSON)
     throw new AppError('request.invalid_json', 'the request body is not valid JSON', 400);
+  if (body === UNPARSED_FORM)
+    throw new AppError('request.invalid_body', 'the request body is not valid multipart/form-data', 400);
 }
 
 /** The most a request body may hold by default (sign-in, settings, most of the API). */

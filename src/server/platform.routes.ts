@@ -102,7 +102,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     // JSON that does not parse is answered after the permission check (401/403 first); SCIM
     // reads its bodies itself.
     .onParse({ as: 'global' }, ({ request, contentType, path }) =>
-      path.startsWith('/scim/') ? undefined : parseJsonLenient(request, contentType),
+      path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
+        ? undefined
+        : parseJsonLenient(request, contentType),
     )
     .derive({ as: 'global' }, ({ request, route, body }) => {
       d.routeOf.set(request, route);
