@@ -72,7 +72,7 @@ export {
   type Scope,
 } from './permissions.ts';
 export { SAML_ROUTE_PERMISSIONS, samlRoutes } from './saml.routes.ts';
-export { SCIM_ROUTE_PERMISSIONS, scimRoutes } from './scim.routes.ts';
+export { scimRoutes } from './scim.routes.ts';
 export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
 export { IDENTITY_SECRET_SITES } from './secret-sites.ts';
 export {

@@ -799,6 +799,67 @@ describe('listing', () => {
   });
 });
 
+describe('the SCIM routes in the API description', () => {
+  type Op = {
+    'x-permission'?: string;
+    security?: unknown;
+    parameters?: { name: string; in: string }[];
+    requestBody?: { content: Record<string, { schema: { required?: string[] } }> };
+  };
+  let paths: Record<string, Record<string, Op>>;
+  beforeAll(async () => {
+    const r = await client().json<{ paths: Record<string, Record<string, Op>> }>(
+      'GET',
+      '/api/v1/openapi.json',
+    );
+    expect(r.status).toBe(200);
+    paths = r.body.paths;
+  });
+
+  test('each route carries the permission it declares beside itself', () => {
+    const scimOps = Object.entries(paths).filter(
+      ([p]) => p.startsWith('/scim/v2/') || p.startsWith('/api/v1/scim/'),
+    );
+    // 3 token routes, 17 under /scim/v2, on 11 paths.
+    expect(scimOps.flatMap(([, item]) => Object.keys(item)).length).toBe(20);
+    for (const [path, item] of scimOps) {
+      for (const op of Object.values(item)) {
+        expect(op['x-permission']).toBe(path.startsWith('/scim/') ? 'scim:provision' : 'scim:admin');
+      }
+    }
+    expect(paths['/scim/v2/Users']!.post!.security).toEqual([{ scimToken: [] }]);
+  });
+
+  test('bodies are documented as application/scim+json and application/json', () => {
+    const user = paths['/scim/v2/Users']!.post!.requestBody!.content;
+    expect(Object.keys(user).sort()).toEqual(['application/json', 'application/scim+json']);
+    expect(user['application/scim+json']!.schema.required).toEqual(['userName']);
+    expect(
+      paths['/scim/v2/Groups/{id}']!.patch!.requestBody!.content['application/scim+json']!.schema.required,
+    ).toEqual(['Operations']);
+    expect(Object.keys(paths['/api/v1/scim/tokens']!.post!.requestBody!.content)).toEqual([
+      'application/json',
+    ]);
+  });
+
+  test('queries are documented beside the path parameters', () => {
+    const names = (op: Op) => (op.parameters ?? []).map((p) => `${p.in}:${p.name}`);
+    expect(names(paths['/scim/v2/Users']!.get!)).toEqual([
+      'query:filter',
+      'query:startIndex',
+      'query:count',
+      'query:attributes',
+      'query:excludedAttributes',
+    ]);
+    expect(names(paths['/scim/v2/Groups/{id}']!.get!)).toEqual([
+      'path:id',
+      'query:attributes',
+      'query:excludedAttributes',
+    ]);
+    expect(names(paths['/scim/v2/Users/{id}']!.delete!)).toEqual(['path:id']);
+  });
+});
+
 describe('filter language (unit)', () => {
   const user = {
     userName: 'ada@example.test',

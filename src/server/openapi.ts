@@ -140,7 +140,10 @@ export function openApiDocument(
       tags: (detail.tags as string[] | undefined) ?? [spec.tagOf?.(r.path) ?? 'other'],
       ...detail,
       ...(permission ? { 'x-permission': permission, security: spec.securityOf(permission) } : {}),
-      ...(parameters.length ? { parameters } : {}),
+      // Parameters a route documents itself (a query it reads on its own) follow the computed ones.
+      ...(parameters.length || Array.isArray(detail.parameters)
+        ? { parameters: [...parameters, ...((detail.parameters as OpenAPIV3_1.ParameterObject[]) ?? [])] }
+        : {}),
       ...(hooks.body !== undefined
         ? {
             requestBody: {
