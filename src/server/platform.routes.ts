@@ -15,7 +15,6 @@ import {
   type PlatformRequestContext,
   platformGuard,
   SAML_ROUTE_PERMISSIONS,
-  SCIM_ROUTE_PERMISSIONS,
   samlRoutes,
   scimRoutes,
   setRequestContext,
@@ -43,17 +42,16 @@ export interface PlatformRoutesDeps {
 
 /**
  * Routes still on the old path: their permissions in a `METHOD /path` table and their context
- * read through `requestContext(request)`: OIDC, SAML and SCIM, until they move to the guard.
+ * read through `requestContext(request)`: OIDC and SAML, until they move to the guard.
  */
 const LEGACY_ROUTE_PERMISSIONS: Record<string, Permission> = {
   ...OIDC_ROUTE_PERMISSIONS,
   ...SAML_ROUTE_PERMISSIONS,
-  ...SCIM_ROUTE_PERMISSIONS,
 };
 
 /**
  * Every route of an app and the permission it declares: its metadata (`permission` option,
- * stored as `detail['x-permission']`) or, for OIDC, SAML and SCIM, the legacy table. A route with
+ * stored as `detail['x-permission']`) or, for OIDC and SAML, the legacy table. A route with
  * neither is missing here, and answers 500.
  */
 export function routePermissions(app: {
