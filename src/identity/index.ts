@@ -21,7 +21,7 @@ export {
 export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
 export { identityRoutes } from './identity.routes.ts';
 export { mfaRoutes } from './mfa.routes.ts';
-export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
+export { oidcRoutes } from './oidc.routes.ts';
 export {
   OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
@@ -71,7 +71,7 @@ export {
   SCOPES,
   type Scope,
 } from './permissions.ts';
-export { SAML_ROUTE_PERMISSIONS, samlRoutes } from './saml.routes.ts';
+export { samlRoutes } from './saml.routes.ts';
 export { SCIM_ROUTE_PERMISSIONS, scimRoutes } from './scim.routes.ts';
 export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
 export { IDENTITY_SECRET_SITES } from './secret-sites.ts';
