@@ -28,17 +28,3 @@ export interface PlatformRequestContext {
   /** The public origin of this platform (scheme://host[:port]) for redirects and metadata. */
   origin: string;
 }
-
-const contexts = new WeakMap<Request, PlatformRequestContext>();
-
-/** Attaches the context to a request (server only). */
-export function setRequestContext(request: Request, ctx: PlatformRequestContext): void {
-  contexts.set(request, ctx);
-}
-
-/** The context of a platform request; throws if the server did not set one (a wiring bug). */
-export function requestContext(request: Request): PlatformRequestContext {
-  const c = contexts.get(request);
-  if (!c) throw new Error('no platform request context: route mounted outside the platform app');
-  return c;
-}

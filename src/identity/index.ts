@@ -12,16 +12,14 @@ export {
   ssoSignIn,
 } from './auth.service.ts';
 export { type Authenticated, authenticate, keyBucketsOf } from './authenticate.ts';
-export {
-  type PlatformRef,
-  type PlatformRequestContext,
-  requestContext,
-  setRequestContext,
+export type {
+  PlatformRef,
+  PlatformRequestContext,
 } from './context.ts';
 export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
 export { identityRoutes } from './identity.routes.ts';
 export { mfaRoutes } from './mfa.routes.ts';
-export { OIDC_ROUTE_PERMISSIONS, oidcRoutes } from './oidc.routes.ts';
+export { oidcRoutes } from './oidc.routes.ts';
 export {
   OIDC_BROWSER_COOKIE,
   OIDC_REQUEST_TTL_MS,
@@ -71,7 +69,7 @@ export {
   SCOPES,
   type Scope,
 } from './permissions.ts';
-export { SAML_ROUTE_PERMISSIONS, samlRoutes } from './saml.routes.ts';
+export { samlRoutes } from './saml.routes.ts';
 export { scimRoutes } from './scim.routes.ts';
 export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
 export { IDENTITY_SECRET_SITES } from './secret-sites.ts';

@@ -9,15 +9,12 @@ import {
   declaredPermission,
   identityRoutes,
   mfaRoutes,
-  OIDC_ROUTE_PERMISSIONS,
   oidcRoutes,
   type Permission,
   type PlatformRequestContext,
   platformGuard,
-  SAML_ROUTE_PERMISSIONS,
   samlRoutes,
   scimRoutes,
-  setRequestContext,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { domainUrl, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
@@ -41,18 +38,8 @@ export interface PlatformRoutesDeps {
 }
 
 /**
- * Routes still on the old path: their permissions in a `METHOD /path` table and their context
- * read through `requestContext(request)`: OIDC and SAML, until they move to the guard.
- */
-const LEGACY_ROUTE_PERMISSIONS: Record<string, Permission> = {
-  ...OIDC_ROUTE_PERMISSIONS,
-  ...SAML_ROUTE_PERMISSIONS,
-};
-
-/**
  * Every route of an app and the permission it declares: its metadata (`permission` option,
- * stored as `detail['x-permission']`) or, for OIDC and SAML, the legacy table. A route with
- * neither is missing here, and answers 500.
+ * stored as `detail['x-permission']`). A route without one is missing here, and answers 500.
  */
 export function routePermissions(app: {
   routes: { method: string; path: string; hooks: unknown }[];
@@ -60,7 +47,7 @@ export function routePermissions(app: {
   const out = new Map<string, string>();
   for (const r of app.routes) {
     const key = `${r.method} ${r.path}`;
-    const need = declaredPermission(r.hooks) ?? LEGACY_ROUTE_PERMISSIONS[key];
+    const need = declaredPermission(r.hooks);
     if (need) out.set(key, need);
   }
   return out;
@@ -172,7 +159,6 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           return new URL(domainUrl(d.tenancy.settings(), host)).origin;
         },
       };
-      if (LEGACY_ROUTE_PERMISSIONS[`${method} ${route}`]) setRequestContext(request, ctx);
       // An empty JSON body reads as an empty object, so optional fields stay optional.
       return body === '' ? { ctx, body: {} } : { ctx };
     })
