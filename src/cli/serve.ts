@@ -2,7 +2,7 @@ import { closeSync, constants, fchmodSync, fsyncSync, openSync, writeSync } from
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger, readConfigFile, resolveConfig } from '../app/index.ts';
-import { type RunningServer, startServer } from '../server/start.ts';
+import type { RunningServer } from '../server/start.ts';
 import { iso, systemClock } from '../shared/time.ts';
 import type { GlobalFlags, Output } from './output.ts';
 
@@ -45,6 +45,9 @@ export function registerServe(program: Command, run: Run, version: string): void
         // The one clock of the process: the logger, the App and everything it runs read it.
         const clock = systemClock;
         const log = createLogger({ level: config.log_level, json: config.log_format === 'json', clock });
+        // Loaded here, not at import: the other commands never need the HTTP server's modules
+        // (routes, schemas, OpenAPI), and every CLI call would pay for loading them.
+        const { startServer } = await import('../server/start.ts');
         const s = await startServer({ dataDir: flags.data, config, log, demo: o.demo, clock });
         const demo = s.demo ?? (o.demo ? null : undefined);
         // NB! Under systemd or docker stdout is a journal that keeps everything: secrets are
