@@ -2,6 +2,7 @@ import { type Static, Type as t } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { AppError } from '../shared/errors.ts';
 import type { ChatRequest } from './provider.ts';
+import type { BudgetSpec } from './usage.models.ts';
 
 /*
  * The AI routes' request shapes, as TypeBox schemas (compiled once at load): the body of
@@ -235,14 +236,7 @@ export function parseEmbeddingsBody(body: unknown): EmbeddingsInput {
 }
 
 /** A checked budget. */
-export interface BudgetInput {
-  scope: 'platform' | 'user' | 'key';
-  subject: string;
-  period: 'day' | 'month';
-  limit_minor: number;
-  currency: string;
-  alert_percent: number;
-}
+export type BudgetInput = BudgetSpec;
 
 /** Each budget field with the reason its error gives, in reading order. */
 const BUDGET_FIELDS: readonly (readonly [string, string])[] = [

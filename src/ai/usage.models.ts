@@ -31,3 +31,6 @@ export interface Budget {
   currency: string;
   alert_percent: number;
 }
+
+/** A budget as set (a row without its id): what a checked request body and an upsert carry. */
+export type BudgetSpec = Omit<Budget, 'id'>;

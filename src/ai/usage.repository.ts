@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { Budget, UsageRecord } from './usage.models.ts';
+import type { Budget, BudgetSpec, UsageRecord } from './usage.models.ts';
 
 /*
  * The SQL of AI budgets and usage in a platform's database (tables `budgets` and
@@ -12,14 +12,7 @@ export interface BudgetRow extends Budget {
 }
 
 /** A budget as it is set (the id is derived from scope, subject and period). */
-export interface BudgetSpec {
-  scope: Budget['scope'];
-  subject: string;
-  period: Budget['period'];
-  limit_minor: number;
-  currency: string;
-  alert_percent: number;
-}
+export type { BudgetSpec } from './usage.models.ts';
 
 /** One line of the usage report: calls, tokens and money per provider, model, kind and currency. */
 export interface UsageLine {
