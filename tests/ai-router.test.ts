@@ -373,7 +373,7 @@ describe('metering and budgets', () => {
     const listed = await owner.json<{ budgets: { subject: string }[] }>('GET', '/api/v1/ai/budgets');
     expect(listed.body.budgets.map((b) => b.subject).sort()).toEqual(['', 'usr-1', 'usr_1']);
 
-    const range = await owner.json<{ error: { code: string; details: { path: string }[] } }>(
+    const range = await owner.json<{ error: { code: string; details: { path: string; reason: string }[] } }>(
       'GET',
       '/api/v1/ai/usage?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z',
     );
