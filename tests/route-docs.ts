@@ -114,12 +114,19 @@ if (import.meta.main) {
   for (const doc of ROUTE_DOCS) {
     const path = join(ROOT, doc);
     const text = readFileSync(path, 'utf8');
-    const next = withRouteTable(
-      text,
-      rows.filter((r) => docOf(r) === doc),
-      doc,
-    );
-    if (process.argv.includes('--write')) writeFileSync(path, next);
-    else if (next !== text) console.log(`${doc}: out of date (run with --write)`);
+    const mine = rows.filter((r) => docOf(r) === doc);
+    if (process.argv.includes('--write')) writeFileSync(path, withRouteTable(text, mine, doc));
+    else {
+      const listed = new Set(documentedRows(text).map((r) => `${routeKey(r)} ${r.permission}`));
+      const missing = mine.filter((r) => !listed.has(`${routeKey(r)} ${r.permission}`));
+      if (missing.length) console.log(`${doc}: ${missing.length} routes to add (run with --write)`);
+    }
   }
+  // The tables padded as the formatter keeps every markdown table.
+  if (process.argv.includes('--write'))
+    Bun.spawnSync([join(ROOT, 'node_modules', '.bin', 'biome'), 'format', '--write', ...ROUTE_DOCS], {
+      cwd: ROOT,
+      stdout: 'inherit',
+      stderr: 'inherit',
+    });
 }
