@@ -9,6 +9,15 @@ export {
   templateBlueprint,
 } from './blueprint.ts';
 export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
+export {
+  PLATFORM_DIRS,
+  platformFilePlaces,
+  RECONCILE_RULES,
+  type ReconcileContext,
+  type ReconcileReport,
+  type ReconcileRule,
+  reconcilePlatformFiles,
+} from './reconcile.ts';
 export { PlatformRegistry } from './registry.ts';
 export { domainUrl, type InstanceSettings, platformUrl } from './settings.ts';
 export { checkDomain, checkSlug, RESERVED_SLUGS } from './slug.ts';

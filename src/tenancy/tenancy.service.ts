@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
 import { isUniqueViolation, tx } from '../db/index.ts';
 import { AppError } from '../shared/errors.ts';
@@ -12,6 +12,7 @@ import {
   type PlatformRow,
   type PlatformStatus,
 } from './platforms.repository.ts';
+import { PLATFORM_DIRS, type ReconcileReport, reconcilePlatformFiles } from './reconcile.ts';
 import { PlatformRegistry } from './registry.ts';
 import { domainUrl, type InstanceSettings, platformUrl, readSettings, writeSettings } from './settings.ts';
 import { checkDomain } from './slug.ts';
@@ -52,7 +53,7 @@ export function createTenancy(app: App) {
   registry.load(repo.allHeads(), repo.allDomains());
   let settings = readSettings(app.control);
   const blueprints = new Map<string, PlatformBlueprint>();
-  const archiveDir = join(app.dataDir, 'platforms', 'archive');
+  const archiveDir = join(app.dataDir, PLATFORM_DIRS.archive);
   // The event dispatcher covers the platforms whose file is in place, and stops opening one as
   // soon as its archive begins (the registry says 'archived' before the handle is evicted).
   app.events.usePlatforms({
@@ -253,8 +254,10 @@ export function createTenancy(app: App) {
 
     /**
      * Archives a platform: its host answers 410 at once, its database handle is closed once
-     * in-flight requests finish, and the file moves to platforms/archive/. Nothing is deleted;
-     * the slug stays taken.
+     * in-flight requests finish, the new status commits (with its audit entry and event), and
+     * then the file moves to platforms/archive/. Nothing is deleted; the slug stays taken. The
+     * row is the truth: a stop between the commit and the move is finished at the next boot
+     * (`reconcileFiles`).
      */
     async archive(slug: string, actor: string, reason?: string): Promise<PlatformView> {
       const h = headOf(slug);
@@ -263,76 +266,76 @@ export function createTenancy(app: App) {
       registry.put({ ...h, status: 'archived' });
       const from = join(app.dataDir, h.db_file);
       const to = join(archiveDir, `${h.id}.db`);
+      const file = relative(app.dataDir, to);
       try {
         // 2. Close the handle when its last in-flight request is done.
         await app.platformDbs.evict(h.id);
-        // 3. Move the file aside (rename is atomic on one filesystem).
-        mkdirSync(archiveDir, { recursive: true, mode: 0o700 });
         if (existsSync(to)) throw new Error(`${to} already exists`);
-        renameSync(from, to);
-        // 4. Commit the new status with its audit entry.
-        try {
-          tx(app.control, () => {
-            repo.setStatus(h.id, 'archived', reason ?? null, relative(app.dataDir, to), app.clock.now());
-            app.audit.append(app.control, {
-              actor,
-              action: 'platform.archived',
-              target: `platform:${slug}`,
-              details: {
-                id: h.id,
-                from: h.status,
-                file: relative(app.dataDir, to),
-                ...(reason ? { reason } : {}),
-              },
-            });
-            app.events.append(app.control, 'platform.archived', {
-              platformId: h.id,
-              slug,
-              file: relative(app.dataDir, to),
-              actor,
-            });
+        // 3. Commit the new status with its audit entry.
+        tx(app.control, () => {
+          repo.setStatus(h.id, 'archived', reason ?? null, file, app.clock.now());
+          app.audit.append(app.control, {
+            actor,
+            action: 'platform.archived',
+            target: `platform:${slug}`,
+            details: { id: h.id, from: h.status, file, ...(reason ? { reason } : {}) },
           });
-        } catch (e) {
-          renameSync(to, from);
-          throw e;
-        }
+          app.events.append(app.control, 'platform.archived', { platformId: h.id, slug, file, actor });
+        });
       } catch (e) {
         registry.put(h);
         throw e;
       }
-      const next = reload(h.id);
-      return view(next);
+      // 4. Move the file aside (rename is atomic on one filesystem).
+      moveAfterCommit(slug, from, to);
+      return view(reload(h.id));
     },
 
-    /** Brings an archived platform back (active), its file moved back into place. */
+    /**
+     * Brings an archived platform back (active): the status commits first, then its file moves
+     * back into place, and only then does its host answer. Unarchiving a platform that is not
+     * archived is a no-op, like the other lifecycle verbs.
+     */
     unarchive(slug: string, actor: string): PlatformView {
       const h = headOf(slug);
-      if (h.status !== 'archived') {
-        throw new AppError('platform.not_archived', `platform '${slug}' is not archived`, 409);
-      }
+      if (h.status !== 'archived') return view(h);
       const from = join(app.dataDir, h.db_file);
       const to = app.platformDbPath(h.id);
       if (existsSync(to)) throw new Error(`cannot unarchive ${slug}: ${to} already exists`);
-      renameSync(from, to);
-      try {
-        tx(app.control, () => {
-          repo.setStatus(h.id, 'active', null, relative(app.dataDir, to), app.clock.now());
-          app.audit.append(app.control, {
-            actor,
-            action: 'platform.unarchived',
-            target: `platform:${slug}`,
-            details: { id: h.id },
-          });
-          app.events.append(app.control, 'platform.unarchived', { platformId: h.id, slug, actor });
+      if (!existsSync(from)) throw new Error(`cannot unarchive ${slug}: ${from} is missing`);
+      tx(app.control, () => {
+        repo.setStatus(h.id, 'active', null, relative(app.dataDir, to), app.clock.now());
+        app.audit.append(app.control, {
+          actor,
+          action: 'platform.unarchived',
+          target: `platform:${slug}`,
+          details: { id: h.id },
         });
-      } catch (e) {
-        renameSync(to, from);
-        throw e;
+        app.events.append(app.control, 'platform.unarchived', { platformId: h.id, slug, actor });
+      });
+      if (!moveAfterCommit(slug, from, to)) {
+        // The row says active; the host keeps answering 410 until the file is in place.
+        throw new AppError(
+          'platform.file_move_failed',
+          `platform '${slug}' is unarchived but its file could not be moved back; restart soulfra to finish`,
+          500,
+        );
       }
       const next = reload(h.id);
       // Its database is in place again: deliver what it still holds.
       app.events.kick(h.id);
       return view(next);
+    },
+
+    /**
+     * Puts every platform file where its row says and moves the files no row names to
+     * platforms/quarantine/ (see reconcile.ts); then reloads the registry from the rows. At
+     * boot, before anything opens a platform database.
+     */
+    reconcileFiles(): ReconcileReport {
+      const report = reconcilePlatformFiles(app.dataDir, repo.allHeads(), { log: app.log, clock: app.clock });
+      registry.load(repo.allHeads(), repo.allDomains());
+      return report;
     },
 
     /** Maps another custom domain to a platform (409 when another platform has it). */
@@ -384,6 +387,26 @@ export function createTenancy(app: App) {
     /** The URL of a custom domain. */
     domainUrl: (host: string) => domainUrl(settings, host),
   };
+
+  /**
+   * The file move that follows a committed status change. The row already says where the file
+   * belongs; a move that fails here is logged and finished by the next boot's reconcile.
+   */
+  function moveAfterCommit(slug: string, from: string, to: string): boolean {
+    try {
+      mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+      renameSync(from, to);
+      return true;
+    } catch (e) {
+      app.log.error('platform file not moved after its status committed; the next start moves it', {
+        platform: slug,
+        from: relative(app.dataDir, from),
+        to: relative(app.dataDir, to),
+        err: e instanceof Error ? e.message : String(e),
+      });
+      return false;
+    }
+  }
 
   function assertDomainFree(domain: string): void {
     const base = settings.base_domain;
