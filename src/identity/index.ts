@@ -59,6 +59,7 @@ export {
 export { markMailDelivered, type OutboxMessage, queueMail, readOutbox } from './outbox.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 export {
+  actorOf,
   can,
   isScope,
   keyRole,
