@@ -34,7 +34,7 @@ export const BLUEPRINT_RULES: readonly BlueprintRule[] = [
   {
     path: '/identity/domain',
     who: 'nobody',
-    why: 'custom domains are mapped with `soulfra platform domain add|remove`',
+    why: 'custom domains are mapped with `soulfra platform domain add` and `remove`',
   },
   {
     path: '/monetization',
