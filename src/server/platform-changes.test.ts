@@ -271,13 +271,19 @@ describe('PATCH /api/v1/platform (a platform admin changes its own settings)', (
           },
         },
         expectedStatus: 200,
-        expectedContent: (b) =>
-          expect((b as { changes: string[] }).changes).toEqual([
-            '/ai_settings/safety_filters/blocked_terms',
-            '/features/viral_sharing',
-            '/identity/branding/fonts/heading',
-            '/identity/name',
-          ]),
+        expectedContent: (b) => {
+          const r = b as {
+            platform: { name: string };
+            changes: { path: string; from?: unknown; to?: unknown }[];
+          };
+          expect(r.platform.name).toBe('Acme Learning');
+          expect(r.changes).toEqual([
+            { path: '/ai_settings/safety_filters/blocked_terms', from: [], to: ['forbidden-word'] },
+            { path: '/features/viral_sharing', from: true, to: false },
+            { path: '/identity/branding/fonts/heading', from: 'Poppins', to: 'Lora' },
+            { path: '/identity/name', from: 'Acme', to: 'Acme Learning' },
+          ]);
+        },
         expectedEvents: ['platform.updated'],
         expectedAudit: ['acme:platform.updated'],
         after: async (s) => {
@@ -347,11 +353,11 @@ describe('PATCH /api/v1/platform (a platform admin changes its own settings)', (
   );
 
   test('an owner signed in with a session (cookie + CSRF) changes the name; the actor is the user', async () => {
-    const r = await owner.json<{ changes: string[] }>('PATCH', '/api/v1/platform', {
+    const r = await owner.json<{ changes: { path: string }[] }>('PATCH', '/api/v1/platform', {
       blueprint: { identity: { name: 'Acme by Owner' } },
     });
     expect(r.status).toBe(200);
-    expect(r.body.changes).toEqual(['/identity/name']);
+    expect(r.body.changes.map((c) => c.path)).toEqual(['/identity/name']);
     expect(await home(s)).toContain('<h1>Acme by Owner</h1>');
     const lease = s.app.platformDbs.acquire(s.tenancy.get('acme').id);
     try {

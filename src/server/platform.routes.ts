@@ -242,7 +242,10 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           kind: 'platform',
           actor: actorOf(ctx.principal),
         });
-        return { platform: ctx.platform.slug, blueprint: r.blueprint, changes: r.changes.map((c) => c.path) };
+        // The same answer as the operator's change: the platform (its new name), blueprint, diff.
+        // (Only the platform's own reference: its file and status are the operator's business.)
+        const { id, slug, name } = r.platform;
+        return { platform: { id, slug, name }, blueprint: r.blueprint, changes: r.changes };
       },
       {
         permission: 'settings:write',
