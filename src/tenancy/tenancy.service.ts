@@ -71,8 +71,10 @@ export interface PlatformDeleted {
 
 /**
  * The tenancy service: the platform registry and every change to a platform's life
- * (create commit, suspend, resume, archive, unarchive). Each change writes its control row and
- * a control-plane audit entry in one transaction, then updates the in-memory registry.
+ * (create commit, suspend, resume, archive, unarchive, blueprint update, delete). Each change
+ * writes its control row and a control-plane audit entry in one transaction, then updates the
+ * in-memory registry (and, for a blueprint, the cached blueprint). Each runs synchronously from
+ * the read of the current state to its commit, so two changes in this process never interleave.
  */
 export function createTenancy(app: App) {
   const repo = createPlatformRepository({ db: app.control });
