@@ -216,24 +216,29 @@ export function auditedChanges(changes: readonly BlueprintChange[]): BlueprintCh
   });
 }
 
-/** The rules as a Markdown table (docs/blueprint.md; a test keeps the page in step). */
+/** A Markdown table with its columns padded, as the formatter (biome) writes it. */
+function markdownTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(3, h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+/** The rules as Markdown tables (docs/blueprint.md; a test keeps the page in step). */
 export function blueprintRulesMarkdown(): string {
   const who = {
     platform: 'the platform (owner, admin) and the operator',
     operator: 'the operator only',
     nobody: 'nobody (see why)',
   };
-  const rows = BLUEPRINT_RULES.map((r) => `| \`${r.path}\` | ${who[r.who]} | ${r.why} |`);
-  const packs = (Object.keys(PACK_LOCKS) as CompliancePack[]).map(
-    (p) => `| \`${p}\` | ${PACK_LOCKS[p].paths.map((x) => `\`${x}\``).join(', ')} | ${PACK_LOCKS[p].why} |`,
-  );
+  const rules = BLUEPRINT_RULES.map((r) => [`\`${r.path}\``, who[r.who], r.why]);
+  const packs = (Object.keys(PACK_LOCKS) as CompliancePack[]).map((p) => [
+    `\`${p}\``,
+    PACK_LOCKS[p].paths.map((x) => `\`${x}\``).join(', '),
+    PACK_LOCKS[p].why,
+  ]);
   return [
-    '| Setting (and everything under it) | Who may change it | Why |',
-    '| --- | --- | --- |',
-    ...rows,
+    ...markdownTable(['Setting (and everything under it)', 'Who may change it', 'Why'], rules),
     '',
-    '| Under the pack | These settings become operator-only | Why |',
-    '| --- | --- | --- |',
-    ...packs,
+    ...markdownTable(['Under the pack', 'These settings become operator-only', 'Why'], packs),
   ].join('\n');
 }
