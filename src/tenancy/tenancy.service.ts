@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
 import { isUniqueViolation, tx } from '../db/index.ts';
@@ -6,7 +6,15 @@ import { AppError } from '../shared/errors.ts';
 import { isIpHostname, parseHostHeader } from '../shared/host.ts';
 import { iso } from '../shared/time.ts';
 import type { PlatformBlueprint } from './blueprint.models.ts';
+import { mergeBlueprintUpdate } from './blueprint.ts';
 import {
+  auditedChanges,
+  type BlueprintChange,
+  type BlueprintEditor,
+  checkBlueprintChange,
+} from './blueprint-rules.ts';
+import {
+  createDeletionRepository,
   createPlatformRepository,
   type PlatformHead,
   type PlatformRow,
@@ -42,13 +50,36 @@ export type HostTarget =
 
 const BLUEPRINT_CACHE = 512;
 
+/** How long a deleted platform's slug stays reserved when neither the config nor the call says. */
+export const DEFAULT_SLUG_GRACE_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** What a blueprint change answers: the platform, its blueprint now, and the settings changed. */
+export interface BlueprintUpdate {
+  platform: PlatformView;
+  blueprint: PlatformBlueprint;
+  changes: BlueprintChange[];
+}
+
+/** What a delete answers. */
+export interface PlatformDeleted {
+  id: string;
+  slug: string;
+  name: string;
+  /** When the slug may be used again (ISO-8601 UTC). */
+  slug_free_at: string;
+}
+
 /**
  * The tenancy service: the platform registry and every change to a platform's life
- * (create commit, suspend, resume, archive, unarchive). Each change writes its control row and
- * a control-plane audit entry in one transaction, then updates the in-memory registry.
+ * (create commit, suspend, resume, archive, unarchive, blueprint update, delete). Each change
+ * writes its control row and a control-plane audit entry in one transaction, then updates the
+ * in-memory registry (and, for a blueprint, the cached blueprint). Each runs synchronously from
+ * the read of the current state to its commit, so two changes in this process never interleave.
  */
 export function createTenancy(app: App) {
   const repo = createPlatformRepository({ db: app.control });
+  const deletions = createDeletionRepository({ db: app.control });
   const registry = new PlatformRegistry();
   registry.load(repo.allHeads(), repo.allDomains());
   let settings = readSettings(app.control);
@@ -101,6 +132,22 @@ export function createTenancy(app: App) {
     return head;
   };
 
+  /** A platform's blueprint (cached; blueprints change only through this service). */
+  const blueprintOf = (id: string): PlatformBlueprint => {
+    const hit = blueprints.get(id);
+    if (hit) {
+      blueprints.delete(id);
+      blueprints.set(id, hit);
+      return hit;
+    }
+    const row = repo.byId(id);
+    if (!row) throw new AppError('platform.not_found', `no platform with id '${id}'`, 404);
+    const bp = JSON.parse(row.blueprint) as PlatformBlueprint;
+    blueprints.set(id, bp);
+    if (blueprints.size > BLUEPRINT_CACHE) blueprints.delete(blueprints.keys().next().value as string);
+    return bp;
+  };
+
   return {
     registry,
 
@@ -146,20 +193,7 @@ export function createTenancy(app: App) {
     view,
 
     /** A platform's blueprint (cached; blueprints change only through this service). */
-    blueprintOf(id: string): PlatformBlueprint {
-      const hit = blueprints.get(id);
-      if (hit) {
-        blueprints.delete(id);
-        blueprints.set(id, hit);
-        return hit;
-      }
-      const row = repo.byId(id);
-      if (!row) throw new AppError('platform.not_found', `no platform with id '${id}'`, 404);
-      const bp = JSON.parse(row.blueprint) as PlatformBlueprint;
-      blueprints.set(id, bp);
-      if (blueprints.size > BLUEPRINT_CACHE) blueprints.delete(blueprints.keys().next().value as string);
-      return bp;
-    },
+    blueprintOf,
 
     /** Refuses a create early (409) when the slug or the domain is taken. */
     assertAvailable(slug: string, domain: string | undefined): void {
@@ -168,6 +202,7 @@ export function createTenancy(app: App) {
           { path: '/slug', reason: 'taken' },
         ]);
       }
+      assertSlugNotReserved(slug);
       if (domain) assertDomainFree(domain);
     },
 
@@ -185,6 +220,7 @@ export function createTenancy(app: App) {
     ): PlatformView {
       try {
         tx(app.control, () => {
+          assertSlugNotReserved(row.slug);
           repo.insert(row);
           if (domain) repo.insertDomain(domain, row.id, row.created_at);
           // The new platform chain's first anchor commits with its control row.
@@ -381,6 +417,146 @@ export function createTenancy(app: App) {
       return view(h);
     },
 
+    /**
+     * Changes a platform's blueprint: `partial` deep-merged over the current one and validated as
+     * at create (`mergeBlueprintUpdate`), then checked against who may change what
+     * (`checkBlueprintChange`: 403 `blueprint.operator_only`, 400 `blueprint.not_changeable`).
+     * No change: nothing is written. Otherwise one platform transaction holds the platform
+     * chain's entry (with the diff), and inside it one control transaction writes the blueprint,
+     * the control chain's entry (when the operator did it) and the `platform.updated` event; the
+     * control commit is the commit point (a failure there rolls the platform entry back). The
+     * cached blueprint is replaced after commit, so the next request (pages, AI policy, safety
+     * terms: all keyed by the blueprint object) uses the new one.
+     */
+    updateBlueprint(
+      slug: string,
+      partial: unknown,
+      by: { kind: BlueprintEditor; actor: string },
+    ): BlueprintUpdate {
+      const h = headOf(slug);
+      if (h.status === 'archived') {
+        throw new AppError('platform.archived', `platform '${slug}' is archived; unarchive it first`, 409);
+      }
+      const current = blueprintOf(h.id);
+      const next = mergeBlueprintUpdate(current, partial);
+      const changes = checkBlueprintChange(current, next, by.kind);
+      if (changes.length === 0) return { platform: view(h), blueprint: current, changes };
+      const diff = auditedChanges(changes);
+      const paths = changes.map((c) => c.path);
+      const details = { id: h.id, by: by.kind, changes: diff };
+      const lease = app.platformDbs.acquire(h.id);
+      try {
+        tx(lease.db, () => {
+          app.audit.append(lease.db, {
+            actor: by.actor,
+            action: 'platform.updated',
+            target: `platform:${slug}`,
+            details,
+          });
+          tx(app.control, () => {
+            repo.setBlueprint(h.id, JSON.stringify(next), next.identity.name, app.clock.now());
+            if (by.kind === 'operator') {
+              app.audit.append(app.control, {
+                actor: by.actor,
+                action: 'platform.updated',
+                target: `platform:${slug}`,
+                details,
+              });
+            }
+            app.events.append(app.control, 'platform.updated', {
+              platformId: h.id,
+              slug,
+              by: by.kind,
+              actor: by.actor,
+              paths,
+            });
+          });
+        });
+      } finally {
+        lease.release();
+      }
+      blueprints.delete(h.id);
+      blueprints.set(h.id, next);
+      return { platform: view(reload(h.id)), blueprint: next, changes };
+    },
+
+    /**
+     * Deletes an archived platform for good (`confirm` must repeat the slug). Three explicit
+     * steps, each durable, so a crash leaves a state `reconcileDeletions` finishes at boot:
+     * 1. a `platform_deletions` row in state 'deleting' commits with the control audit entry;
+     * 2. the archive file is removed;
+     * 3. one transaction removes the platform's control row and domains, marks the row 'deleted'
+     *    and appends `platform.deleted`. The slug stays reserved for `graceDays` (the call's, else
+     *    the config's `deleted_slug_grace_days`, else 30): a create with it answers 409
+     *    `platform.slug_reserved` until then.
+     */
+    remove(slug: string, confirm: unknown, actor: string, graceDays?: unknown): PlatformDeleted {
+      const h = headOf(slug);
+      if (confirm !== slug) {
+        throw new AppError(
+          'platform.confirm_mismatch',
+          `to delete platform '${slug}', confirm with its slug (--confirm ${slug})`,
+          400,
+          [{ path: '/confirm', reason: `must equal the slug '${slug}'` }],
+        );
+      }
+      const grace = graceDays ?? app.config.deleted_slug_grace_days ?? DEFAULT_SLUG_GRACE_DAYS;
+      if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0 || grace > 3650) {
+        throw new AppError('platform.grace_invalid', 'the slug grace period must be 0 to 3650 days', 400, [
+          { path: '/slug_grace_days', reason: 'must be an integer from 0 to 3650' },
+        ]);
+      }
+      if (h.status !== 'archived') {
+        throw new AppError(
+          'platform.not_archived',
+          `platform '${slug}' is ${h.status}; only an archived platform can be deleted (archive it first)`,
+          409,
+        );
+      }
+      const now = app.clock.now();
+      const slugFreeAt = now + grace * DAY_MS;
+      if (!deletions.byId(h.id)) {
+        tx(app.control, () => {
+          deletions.insert({
+            platform_id: h.id,
+            slug,
+            name: h.name,
+            state: 'deleting',
+            db_file: h.db_file,
+            actor,
+            requested_at: now,
+            deleted_at: null,
+            slug_free_at: slugFreeAt,
+          });
+          app.audit.append(app.control, {
+            actor,
+            action: 'platform.deleted',
+            target: `platform:${slug}`,
+            details: { id: h.id, file: h.db_file, slug_free_at: iso(slugFreeAt), grace_days: grace },
+          });
+        });
+      }
+      const done = finishDeletion(h.id);
+      return {
+        id: h.id,
+        slug,
+        name: h.name,
+        slug_free_at: iso(done?.slug_free_at ?? slugFreeAt),
+      };
+    },
+
+    /**
+     * Finishes every delete a crash interrupted (state 'deleting': the file removed if it is still
+     * there, then step 3). Idempotent; run at boot before the listener. Returns the slugs finished.
+     */
+    reconcileDeletions(): string[] {
+      return deletions.inState('deleting').map((d) => {
+        finishDeletion(d.platform_id);
+        app.log.warn('finished an interrupted platform delete', { slug: d.slug, id: d.platform_id });
+        return d.slug;
+      });
+    },
+
     /** Counts by status (metrics). */
     countByStatus: () => repo.countByStatus(),
 
@@ -406,6 +582,40 @@ export function createTenancy(app: App) {
       });
       return false;
     }
+  }
+
+  function assertSlugNotReserved(slug: string): void {
+    const until = deletions.reservedUntil(slug, app.clock.now());
+    if (until !== null) {
+      throw new AppError(
+        'platform.slug_reserved',
+        `slug '${slug}' belonged to a deleted platform and is reserved until ${iso(until)}`,
+        409,
+        [{ path: '/slug', reason: `reserved until ${iso(until)}` }],
+      );
+    }
+  }
+
+  /** Steps 2 and 3 of a delete (see `remove`); a no-op once it is finished. */
+  function finishDeletion(platformId: string) {
+    const d = deletions.byId(platformId);
+    if (!d || d.state === 'deleted') return d;
+    // 2. The archive file (and any WAL beside it); a file already gone is step 2 done.
+    const file = join(app.dataDir, d.db_file);
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+    // 3. The control row and domains go; the deletion row becomes the slug's tombstone.
+    tx(app.control, () => {
+      deletions.finalize(platformId, app.clock.now());
+      app.events.append(app.control, 'platform.deleted', {
+        platformId,
+        slug: d.slug,
+        actor: d.actor,
+        slugFreeAt: d.slug_free_at,
+      });
+    });
+    registry.remove(platformId);
+    blueprints.delete(platformId);
+    return { ...d, state: 'deleted' as const };
   }
 
   function assertDomainFree(domain: string): void {
