@@ -71,6 +71,11 @@ export interface OperatorClient {
     slug: string,
     input: { name: string; scopes: string[]; expires_at?: string },
   ): Promise<{ id: string; key: string }>;
+  /** A one-time link for a platform owner to set a new password (audited on both chains). */
+  ownerReset(
+    slug: string,
+    email?: string,
+  ): Promise<{ slug: string; email: string; link: string; expires_at: string }>;
   verifyAudit(slug?: string): Promise<AuditVerifyReport>;
   /** A new data key with every secret re-sealed (or, with `master`, a new master key). */
   rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
@@ -188,6 +193,8 @@ function remoteClient(socket: string): OperatorClient {
     setOperatorRole: (ref, role) => call('PATCH', `/operators/${enc(ref)}`, { role }),
     removeOperator: (ref) => call('DELETE', `/operators/${enc(ref)}`),
     createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
+    ownerReset: (slug, email) =>
+      call('POST', `/platforms/${enc(slug)}/owner-reset`, email === undefined ? {} : { email }),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
     exportKeys: () => call('POST', '/keys/export', {}),
@@ -221,6 +228,7 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     setOperatorRole: async (ref, role) => a.setOperatorRole(LOCAL_ROOT, ref, { role }),
     removeOperator: async (ref) => a.removeOperator(LOCAL_ROOT, ref),
     createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
+    ownerReset: async (slug, email) => a.ownerReset(LOCAL_ROOT, slug, email === undefined ? {} : { email }),
     verifyAudit: (slug) => a.verifyAudit(slug),
     rotateKeys: async (opts) =>
       opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),

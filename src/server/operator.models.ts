@@ -36,6 +36,20 @@ export const PlatformCreate = Type.Object(
   closed,
 );
 
+export const OwnerReset = Type.Object(
+  {
+    email: Type.Optional(
+      Type.String({
+        maxLength: 320,
+        description: 'Which owner (default: the oldest active owner).',
+        errorCode: 'request.invalid',
+        errorMessage: 'must be text',
+      }),
+    ),
+  },
+  closed,
+);
+
 export const Reason = Type.Object(
   {
     reason: Type.Optional(

@@ -36,6 +36,7 @@ import {
   OidcSettings as OidcSettingsInput,
   OperatorCreate,
   OperatorRole,
+  OwnerReset,
   PlatformApiKeyCreate,
   PlatformCreate,
   Reason,
@@ -353,6 +354,22 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             params: SlugParams,
             body: PlatformApiKeyCreate,
             detail: { summary: 'Make an API key on a platform (its secret shown once)', tags: ['platforms'] },
+          },
+        )
+        .post(
+          '/platforms/:slug/owner-reset',
+          async ({ principal, params, body }) =>
+            Response.json(await d.actions.ownerReset(principal, params.slug, body), {
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: OwnerReset,
+            detail: {
+              summary: "A one-time link to reset a platform owner's password (shown once)",
+              tags: ['platforms'],
+            },
           },
         )
         .get(

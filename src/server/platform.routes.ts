@@ -10,6 +10,7 @@ import {
   identityRoutes,
   mfaRoutes,
   oidcRoutes,
+  onboardingRoutes,
   type Permission,
   type PlatformRequestContext,
   platformGuard,
@@ -18,6 +19,7 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { domainUrl, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { accountPages } from './account-pages.ts';
 import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import { docsResponse } from './openapi.ts';
@@ -217,7 +219,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         docsResponse({ ...document(), info: { ...document().info, title: `${ctx.platform.name} API` } }),
       { permission: 'public', detail: { summary: "This API's reference page", tags: ['docs'] } },
     )
+    .use(accountPages)
     .use(identityRoutes)
+    .use(onboardingRoutes)
     .use(mfaRoutes)
     .use(oidcRoutes)
     .use(samlRoutes)
