@@ -493,6 +493,9 @@ describe('password change, MFA reset, owner reset', () => {
     expect((await api('open', 'GET', '/api/v1/me', undefined, b)).status).toBe(401);
     expect((await signIn('open', 'pat@example.test', PW)).status).toBe(401);
     expect((await signIn('open', 'pat@example.test', 'the-new-password-1')).status).toBe(200);
+    // Days later, after another sign-up: an account made where no confirmation is required
+    // is an ordinary one, never lapsed as an unconfirmed sign-up.
+    expect((await signIn('open', 'ann@example.test', PW)).status).toBe(200);
     expect(o.id).toBeTruthy();
   });
 

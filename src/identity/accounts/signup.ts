@@ -64,9 +64,9 @@ export function ageOn(dateOfBirth: string, now: number): number | null {
  * With `email_required` the new account waits for its confirmation link (sign-in answers 403
  * `auth.email_unverified` until then) and the answer is the same 202 whether or not the email
  * is taken: a taken address gets a notice instead (a pending sign-up: a fresh link), at most 3
- * messages an hour per address. Without it the account is active at once (201) and a taken
- * email is 409 `user.email_taken`. The account is marked `provisioned_via = 'signup'`. Audited
- * (`user.signed_up`).
+ * messages an hour per address; the account is marked `provisioned_via = 'signup'` until
+ * then. Without it the account is an ordinary one, active at once (201), and a taken email is
+ * 409 `user.email_taken`. Audited (`user.signed_up`).
  */
 export async function signUp(
   app: App,
@@ -112,7 +112,9 @@ export async function signUp(
       { path: '/date_of_birth', reason: `must be at least ${minimum} years ago` },
     ]);
   const repo = createOnboardingRepository({ db });
+  // Only unconfirmed sign-ups lapse; without email_required a sign-up is an ordinary account.
   db.transaction(() => {
+    if (!v.email_required) return;
     const purged = repo.purgePendingSignups(now - PENDING_SIGNUP_TTL_MS);
     if (purged.length)
       app.audit.append(db, {
@@ -166,7 +168,9 @@ export async function signUp(
     email_verified_at: null,
     created_at: at,
     updated_at: at,
-    provisioned_via: 'signup',
+    // The mark of an account that must confirm its email before it signs in (and lapses if it
+    // never does); without email_required the sign-up is an ordinary password account.
+    provisioned_via: v.email_required ? 'signup' : null,
   };
   try {
     db.transaction(() => {
