@@ -208,6 +208,29 @@ describe('with no server running (the CLI takes the lock)', () => {
     expect((JSON.parse(made.stdout) as { error: { code: string } }).error.code).toBe('operator.none');
   });
 
+  test('platform owner-reset prints a one-time link on the platform host, audited on the control chain', async () => {
+    expect((await sf('platform', 'create', 'ownr')).code).toBe(0);
+    const r = await sf('platform', 'owner-reset', 'ownr', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { slug: string; email: string; link: string };
+    expect(out).toMatchObject({ slug: 'ownr', email: 'owner@ownr.localhost' });
+    expect(out.link).toMatch(/^http:\/\/ownr\.localhost:8080\/reset-password\?token=[A-Za-z0-9_-]{40,}$/);
+    const human = await sf('platform', 'owner-reset', 'ownr');
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('/reset-password?token=');
+    expect(human.stdout).not.toContain(out.link); // a new link each time
+    const control = new Database(join(data, 'control.db'), { readonly: true });
+    try {
+      const n = control
+        .query<{ n: number }, []>("SELECT count(*) AS n FROM audit_log WHERE action = 'platform.owner_reset'")
+        .get()!.n;
+      expect(n).toBe(2);
+    } finally {
+      control.close();
+    }
+    expect((await sf('platform', 'owner-reset', 'nope')).code).toBe(1);
+  });
+
   test('the CLI refuses to work on a data dir another process has locked', async () => {
     const holder = Bun.spawn(
       [

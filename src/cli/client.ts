@@ -81,6 +81,11 @@ export interface OperatorClient {
   ): Promise<{ id: string; key: string }>;
   listApiKeys(slug: string): Promise<{ api_keys: ApiKeyView[] }>;
   revokeApiKey(slug: string, id: string): Promise<{ api_key: ApiKeyView }>;
+  /** A one-time link for a platform owner to set a new password (audited on both chains). */
+  ownerReset(
+    slug: string,
+    email?: string,
+  ): Promise<{ slug: string; email: string; link: string; expires_at: string }>;
   verifyAudit(slug?: string): Promise<AuditVerifyReport>;
   /** A new data key with every secret re-sealed (or, with `master`, a new master key). */
   rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
@@ -206,6 +211,8 @@ function remoteClient(socket: string): OperatorClient {
     createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
     listApiKeys: (slug) => call('GET', `/platforms/${enc(slug)}/api-keys`),
     revokeApiKey: (slug, id) => call('DELETE', `/platforms/${enc(slug)}/api-keys/${enc(id)}`),
+    ownerReset: (slug, email) =>
+      call('POST', `/platforms/${enc(slug)}/owner-reset`, email === undefined ? {} : { email }),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
     exportKeys: () => call('POST', '/keys/export', {}),
@@ -244,6 +251,7 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
     listApiKeys: (slug) => a.listApiKeys(slug),
     revokeApiKey: (slug, id) => a.revokeApiKey(LOCAL_ROOT, slug, id),
+    ownerReset: async (slug, email) => a.ownerReset(LOCAL_ROOT, slug, email === undefined ? {} : { email }),
     verifyAudit: (slug) => a.verifyAudit(slug),
     rotateKeys: async (opts) =>
       opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),

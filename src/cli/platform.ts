@@ -40,7 +40,7 @@ function shown(v: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
-/** `soulfra platform create|list|show|update|delete|suspend|resume|archive|unarchive`. */
+/** `soulfra platform create|list|show|update|delete|suspend|resume|archive|unarchive|domain|owner-reset`. */
 export function registerPlatform(program: Command, run: Run): void {
   const platform = program.command('platform').description('create and manage platforms');
 
@@ -240,6 +240,29 @@ export function registerPlatform(program: Command, run: Run): void {
         }),
       );
   }
+
+  platform
+    .command('owner-reset')
+    .description("print a one-time link (24 h) that lets the platform's owner set a new password")
+    .argument('<slug>')
+    .option('--email <email>', 'which owner (default: the oldest active owner)')
+    .action((slug: string, o: { email?: string }) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const r = await client.ownerReset(slug, o.email);
+          out.result(r, () =>
+            [
+              `One-time password-reset link for ${r.email} on ${r.slug} (valid until ${r.expires_at}):`,
+              `  ${r.link}`,
+              'Hand it to the owner over a trusted channel; it works once. Audited on both chains.',
+            ].join('\n'),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
 
   change('suspend', 'suspend a platform: its host answers 503 until resumed', true);
   change('resume', 'resume a suspended platform', false);

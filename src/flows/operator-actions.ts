@@ -19,6 +19,7 @@ import {
   createOperatorToken,
   disableOperator,
   enableOperator,
+  issueOwnerResetLink,
   listApiKeys,
   listOperators,
   listOperatorTokens,
@@ -32,6 +33,7 @@ import {
   setOperatorRole,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { iso } from '../shared/time.ts';
 import type { BlueprintUpdate, PlatformDeleted, PlatformView, Tenancy } from '../tenancy/index.ts';
 import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
 
@@ -184,6 +186,41 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
         );
         return { id: r.id, key: r.key, api_key: r.view };
       });
+    },
+    /**
+     * A one-time link that lets a platform's owner set a new password (the oldest active owner,
+     * or `email`), for the operator to hand over: printed, not mailed. Valid 24 hours, on the
+     * platform's `/reset-password` page at its stored public URL. Audited on both chains: the
+     * platform's (`user.owner_reset_issued`) and the control plane's (`platform.owner_reset`).
+     */
+    async ownerReset(
+      p: OperatorPrincipal,
+      slug: string,
+      body?: unknown,
+    ): Promise<{ slug: string; email: string; link: string; expires_at: string }> {
+      requireAdmin(p);
+      const email = (body as { email?: unknown } | null)?.email;
+      if (email !== undefined && (typeof email !== 'string' || email.length > 320))
+        throw new AppError('request.invalid', 'email must be text', 400, [
+          { path: '/email', reason: 'must be text' },
+        ]);
+      const v = tenancy.get(slug);
+      if (v.status === 'archived')
+        throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+      const r = await app.platformDbs.use(v.id, (db) =>
+        issueOwnerResetLink(app, db, new URL(v.url).origin, { email, actor: p.actor }),
+      );
+      app.control
+        .transaction(() =>
+          app.audit.append(app.control, {
+            actor: p.actor,
+            action: 'platform.owner_reset',
+            target: `platform:${v.slug}`,
+            details: { user: r.user.id, email: r.user.email, expires_at: iso(r.expiresAt) },
+          }),
+        )
+        .immediate();
+      return { slug: v.slug, email: r.user.email, link: r.link, expires_at: iso(r.expiresAt) };
     },
     /** Invites an operator (they sign in through the console's SSO). */
     createOperator(p: OperatorPrincipal, body: unknown): OperatorView {

@@ -104,7 +104,7 @@ function requireOwnJson(request: Request, c: PlatformRequestContext): void {
  * `requireOwnJson` as a route's transform hook: it runs after the platform app's own (which
  * sets `ctx`) and before the body is validated, so a form post is a 415, not a 400.
  */
-const ownJsonOnly = ({ request, ctx }: Record<string, unknown>): void =>
+export const ownJsonOnly = ({ request, ctx }: Record<string, unknown>): void =>
   requireOwnJson(request as Request, ctx as PlatformRequestContext);
 
 /**
@@ -117,10 +117,14 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
   .post(
     '/auth/login',
     async ({ request, body, ctx: c }) => {
-      const r = await passwordSignIn(c.app, c.db, c.platform.id, body, {
-        ip: c.ip,
-        userAgent: request.headers.get('user-agent'),
-      });
+      const r = await passwordSignIn(
+        c.app,
+        c.db,
+        c.platform.id,
+        body,
+        { ip: c.ip, userAgent: request.headers.get('user-agent') },
+        c.blueprint().governance,
+      );
       const secure = c.origin.startsWith('https:');
       return Response.json(
         {

@@ -1,10 +1,16 @@
 export {
   issueEmailToken,
   passwordSignIn,
+  requestPasswordReset,
+  resetPassword,
   type SignedIn,
   ssoSignIn,
+  verifyEmail,
 } from './accounts/auth.service.ts';
+export { acceptInvitation } from './accounts/invitations.ts';
+export { onboardingRoutes } from './accounts/onboarding.routes.ts';
 export { hashPassword, verifyPassword } from './accounts/passwords.ts';
+export { issueOwnerResetLink } from './accounts/recovery.ts';
 export {
   createUserRepository,
   PLATFORM_ROLES,

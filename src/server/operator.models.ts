@@ -50,6 +50,20 @@ export const PlatformUpdate = Type.Object(
   closed,
 );
 
+export const OwnerReset = Type.Object(
+  {
+    email: Type.Optional(
+      Type.String({
+        maxLength: 320,
+        description: 'Which owner (default: the oldest active owner).',
+        errorCode: 'request.invalid',
+        errorMessage: 'must be text',
+      }),
+    ),
+  },
+  closed,
+);
+
 export const PlatformDeleteQuery = Type.Object({
   confirm: Type.Optional(Type.String({ description: "The platform's slug again, to confirm." })),
   slug_grace_days: Type.Optional(

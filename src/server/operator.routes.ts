@@ -36,6 +36,7 @@ import {
   OidcSettings as OidcSettingsInput,
   OperatorCreate,
   OperatorRole,
+  OwnerReset,
   PlatformApiKeyCreate,
   PlatformCreate,
   PlatformDeleteQuery,
@@ -403,6 +404,22 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             params: SlugIdParams,
             detail: {
               summary: 'Revoke a platform API key (refused from the next request)',
+              tags: ['platforms'],
+            },
+          },
+        )
+        .post(
+          '/platforms/:slug/owner-reset',
+          async ({ principal, params, body }) =>
+            Response.json(await d.actions.ownerReset(principal, params.slug, body), {
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: OwnerReset,
+            detail: {
+              summary: "A one-time link to reset a platform owner's password (shown once)",
               tags: ['platforms'],
             },
           },

@@ -11,6 +11,7 @@ import {
   identityRoutes,
   mfaRoutes,
   oidcRoutes,
+  onboardingRoutes,
   type Permission,
   type PlatformRequestContext,
   platformGuard,
@@ -19,6 +20,7 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { BLUEPRINT_RULES, domainUrl, PACK_LOCKS, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { accountPages } from './account-pages.ts';
 import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import { docsResponse } from './openapi.ts';
@@ -257,7 +259,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         },
       },
     )
+    .use(accountPages)
     .use(identityRoutes)
+    .use(onboardingRoutes)
     .use(mfaRoutes)
     .use(oidcRoutes)
     .use(samlRoutes)

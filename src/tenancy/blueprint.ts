@@ -111,6 +111,7 @@ const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
     governance: {
       agent_approval_process: 'automatic',
       content_moderation: { enabled: true, level: 'moderate', human_review: false },
+      self_signup: true,
       user_verification: { email_required: true, age_verification: false },
       data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
       compliance_packs: [],
@@ -267,7 +268,8 @@ const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
     governance: {
       agent_approval_process: 'manual',
       content_moderation: { enabled: true, level: 'maximum', human_review: true },
-      user_verification: { email_required: true, age_verification: true },
+      self_signup: true,
+      user_verification: { email_required: true, age_verification: true, minimum_age: 13 },
       data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
       compliance_packs: [],
     },

@@ -20,6 +20,7 @@ import {
 import { hashingBusy, hashPassword, LANE_QUEUE_CAP, laneHasRoom, verifyPassword } from './passwords.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
 import { checkPassword, claimInvitation } from './users.service.ts';
+import { mustConfirmEmail, type SignupPolicy } from './verification.ts';
 
 // Checked when the email is unknown, so a miss costs the same time as a wrong password (made
 // once per App, on the first sign-in).
@@ -76,6 +77,8 @@ export async function passwordSignIn(
   platformId: string,
   input: { email?: unknown; password?: unknown },
   client: { ip: string | null; userAgent: string | null },
+  /** The blueprint's sign-up rules: an unconfirmed sign-up account is refused (403). */
+  policy?: SignupPolicy,
 ): Promise<SignedIn> {
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
   const password = typeof input.password === 'string' ? input.password : '';
@@ -145,6 +148,15 @@ export async function passwordSignIn(
       }
     }).immediate();
     throw BAD_CREDENTIALS();
+  }
+  if (policy && mustConfirmEmail(user, policy)) {
+    // The right password: not a failure, but no session until the address is confirmed.
+    for (const [l, key] of holds) release(db, l, key, app.clock.now());
+    throw new AppError(
+      'auth.email_unverified',
+      'confirm your email address first: open the link we sent you (or sign up again for a new one)',
+      403,
+    );
   }
   const done = app.clock.now();
   const mfaPending = Boolean(user.totp_secret) || settings.mfa_required_roles.includes(user.role);

@@ -122,6 +122,7 @@ beforeAll(async () => {
       falsever: { email: 'falsever@linkco.test', email_verified: false },
       newbie: { email: 'newbie@linkco.test' },
       invitee: { email: 'invitee@linkco.test' },
+      mailinvite: { email: 'mail-invite@linkco.test' },
       'okta-00u1': { email: 'renamed-at-idp@linkco.test' },
       invitepw: { email: 'invite-pw@linkco.test' },
       inviteonce: { email: 'invite-once@linkco.test' },
@@ -252,6 +253,33 @@ describe('deliberate links still work', () => {
     expect((await b.json<{ user: { id: string } }>('GET', '/api/v1/me')).body.user.id).toBe(id);
     const linked = auditSince(seq).find((e) => e.action === 'user.sso_linked')!;
     expect(linked.details).toMatchObject({ kind: 'oidc', subject: 'invitee', via: 'provisioned' });
+  });
+
+  test('an invitation (POST /invitations) is accepted by the invitee signing in with SSO: the invite binds the email', async () => {
+    const inv = await owner.json<{ invitation: { id: string; user_id: string } }>(
+      'POST',
+      '/api/v1/invitations',
+      {
+        email: 'mail-invite@linkco.test',
+        role: 'creator',
+      },
+    );
+    expect(inv.status).toBe(201);
+    const { res, b } = await ssoSignIn('mailinvite');
+    expect(res.status).toBe(302);
+    const me = await b.json<{ user: { id: string; role: string } }>('GET', '/api/v1/me');
+    expect(me.body.user).toMatchObject({ id: inv.body.invitation.user_id, role: 'creator' });
+    const list = await owner.json<{ invitations: { id: string; status: string }[] }>(
+      'GET',
+      '/api/v1/invitations',
+    );
+    expect(list.body.invitations.find((i) => i.id === inv.body.invitation.id)?.status).toBe('accepted');
+    // The mailed link no longer works once the account is claimed.
+    const token = withDb((db) => readOutbox(db, { to: 'mail-invite@linkco.test', template: 'invitation' }))
+      .at(-1)!
+      .body.match(/token=([A-Za-z0-9_-]+)/)![1]!;
+    const late = await browser().json('POST', '/api/v1/invitations/accept', { token, password: PASSWORD });
+    expect(late.status).toBe(400);
   });
 
   test("a SCIM-provisioned account links by the IdP's subject (its externalId), whatever the email", async () => {
