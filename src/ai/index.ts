@@ -18,8 +18,10 @@ export {
   type Budget,
   type BudgetRefusal,
   type CostEstimate,
-  costOf,
+  costMicro,
+  describeRefusal,
   Meter,
+  markupMicro,
   periodStart,
   type Reservation,
   type UsageRecord,
@@ -56,6 +58,7 @@ export {
   type Routing,
   removeBudget,
   setBudget,
+  type UsageReportLine,
   usageReport,
 } from './service.ts';
 export { SSE_HEADERS, sseStream } from './sse.ts';

@@ -1,12 +1,15 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { jsonInteger, microOfMinor } from '../shared/money.ts';
 import type { BudgetInput, ChatInput, EmbeddingsInput } from './ai.models.ts';
 import {
   type Budget,
   type CostEstimate,
-  costOf,
+  costMicro,
+  describeRefusal,
   type Meter,
+  markupMicro,
   periodStart,
   type Reservation,
   type UsageRecord,
@@ -134,9 +137,9 @@ export function promptTokenBound(req: Pick<ChatRequest, 'messages' | 'tools' | '
 }
 
 /**
- * The most a call on `plan` may cost, per currency: for each candidate that has a price (the
- * call may fall back to any of them), the cost of `promptTokens` in and `maxOut` out, plus the
- * platform's markup, rounded as the meter rounds; the dearest candidate per currency.
+ * The most a call on `plan` may cost, per currency, in micro-units: for each candidate that has a
+ * price (the call may fall back to any of them), the cost of `promptTokens` in and `maxOut` out,
+ * plus the platform's markup, as the meter computes it; the dearest candidate per currency.
  */
 export function estimateCost(
   plan: RoutePlan,
@@ -149,8 +152,8 @@ export function estimateCost(
   for (const cand of plan.candidates) {
     const price = prices[cand.key];
     if (!price) continue;
-    const cost = costOf(price, promptTokens, maxOut);
-    const total = cost + Math.ceil((cost * markupPercent) / 100);
+    const cost = costMicro(price, promptTokens, maxOut);
+    const total = cost + markupMicro(cost, markupPercent);
     if (total > (out.get(price.currency) ?? 0)) out.set(price.currency, total);
   }
   return out;
@@ -393,17 +396,31 @@ export function removeBudget(deps: AiDeps, caller: AiCaller, id: string): void {
   deps.meter.invalidate(caller.platform.id);
 }
 
+/**
+ * One line of the usage API: a UsageLine whose money (micro-units, exact sums) is written as
+ * exact JSON integers, however large.
+ */
+export type UsageReportLine = Omit<UsageLine, 'cost_micro' | 'markup_micro'> & {
+  cost_micro: number;
+  markup_micro: number;
+};
+
 /** Usage in [from, to) (default: this month so far), with what the meter holds written first. */
 export async function usageReport(
   deps: AiDeps,
   caller: Pick<AiCaller, 'db'>,
   range: { from?: number; to?: number },
-): Promise<{ from: number; to: number; usage: UsageLine[] }> {
+): Promise<{ from: number; to: number; usage: UsageReportLine[] }> {
   await deps.meter.flush();
   const now = deps.clock.now();
   const from = range.from ?? periodStart('month', now);
   const to = range.to ?? now + 1;
-  return { from, to, usage: usageBetween(caller.db, from, to) };
+  const usage = usageBetween(caller.db, from, to).map((l) => ({
+    ...l,
+    cost_micro: jsonInteger(l.cost_micro),
+    markup_micro: jsonInteger(l.markup_micro),
+  }));
+  return { from, to, usage };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,14 +484,20 @@ function reserveBudgets(
   );
   if ('refused' in r) {
     const { budget, spent, reserved, needed } = r.refused;
+    const limit = microOfMinor(budget.limit_minor);
+    const m = describeRefusal(r.refused);
+    const period = budget.period === 'day' ? 'daily' : 'monthly';
     const e = new AppError(
       'ai.budget_exceeded',
-      needed > 0 && spent < budget.limit_minor
-        ? `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${spent} spent, ${reserved} held by calls in flight, up to ${needed} needed`
-        : `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
+      needed > 0n && spent < limit
+        ? `the ${budget.scope} ${period} AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${m.spent} spent, ${m.reserved} held by calls in flight, up to ${m.needed} needed`
+        : `the ${budget.scope} ${period} AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
       429,
     );
-    e.retryAfter = reserved > 0 && spent + needed <= budget.limit_minor ? 1 : 3600;
+    // Worth a retry only when calls in flight hold the room this one needs (they settle within
+    // seconds); a spent budget stays spent until its period ends, so no Retry-After: the
+    // OpenAI route adds `x-should-retry: false` (openai-errors.ts) and the SDKs raise at once.
+    if (reserved > 0n && spent + needed <= limit) e.retryAfter = 1;
     throw e;
   }
   return r.reservation;
@@ -549,7 +572,7 @@ function recordUsage(
   call: MeteredCall,
 ): void {
   const price = deps.runtime.prices[call.candidate.key];
-  const cost = costOf(price, call.usage.prompt_tokens, call.usage.completion_tokens);
+  const cost = costMicro(price, call.usage.prompt_tokens, call.usage.completion_tokens);
   const record: UsageRecord = {
     platformId: caller.platform.id,
     ts: deps.clock.now(),
@@ -564,8 +587,8 @@ function recordUsage(
     tokensOut: call.usage.completion_tokens,
     counted: call.counted,
     latencyMs: Math.round(call.latencyMs),
-    costMinor: cost,
-    markupMinor: Math.ceil((cost * policy.markupPercent) / 100),
+    costMicro: cost,
+    markupMicro: markupMicro(cost, policy.markupPercent),
     currency: price?.currency ?? 'usd',
     status: call.status,
   };
