@@ -14,9 +14,17 @@ import {
   type Reservation,
   type UsageRecord,
 } from './meter.ts';
+import { type CallOutcome, logRouting } from './observe.ts';
 import type { PlatformAiPolicy } from './policy.ts';
-import type { ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Usage } from './provider.ts';
-import { type Attempt, type Candidate, planRoute, type RoutePlan, runPlan } from './router.ts';
+import {
+  type ChatChunk,
+  type ChatCompletion,
+  type ChatMessage,
+  type ChatRequest,
+  UpstreamError,
+  type Usage,
+} from './provider.ts';
+import { type Attempt, type Candidate, NoRouteError, planRoute, type RoutePlan, runPlan } from './router.ts';
 import type { AiRuntime } from './runtime.ts';
 import { findBlockedTerm, redactPii } from './safety.ts';
 import {
@@ -215,6 +223,7 @@ export async function completeChat(
         (cand, s) => cand.provider.chat(forCandidate(cand), s),
         deps.now,
       );
+      firstByte(deps, routed.candidate, started);
       const out = routed.result;
       const counted = !out.usage?.total_tokens;
       const usage: Usage = counted
@@ -232,6 +241,7 @@ export async function completeChat(
         latencyMs: performance.now() - started,
         status: 'ok',
       });
+      observeCall(deps, caller, plan, routed.attempts, 'ok', routed.candidate, usage);
       return {
         kind: 'completion',
         completion: { ...out, usage },
@@ -249,6 +259,8 @@ export async function completeChat(
       deps.now,
     );
     const cand = routed.candidate;
+    firstByte(deps, cand, started);
+    const streamAttempts = routed.attempts;
     // NB! The caller's lease may end before the stream does (a request's ends when its handler
     // returns), so the stream holds its own lease of the platform's database until it is metered.
     const hold = deps.platformDbs.acquire(caller.platform.id);
@@ -272,6 +284,7 @@ export async function completeChat(
             latencyMs: performance.now() - started,
             status: ok ? 'ok' : 'error',
           });
+          observeCall(deps, caller, plan, streamAttempts, ok ? 'ok' : 'error', cand, u);
         } finally {
           held.reservation?.release();
           held.slot?.();
@@ -284,6 +297,7 @@ export async function completeChat(
   } catch (e) {
     reservation?.release();
     slot?.();
+    if (!signal.aborted) observeFailure(deps, caller, e);
     throw e;
   }
 }
@@ -331,6 +345,7 @@ export async function embed(
       },
       deps.now,
     );
+    firstByte(deps, routed.candidate, started);
     const r = routed.result;
     const counted = !r.usage.prompt_tokens;
     const promptTokens = counted ? countTokens(texts) : r.usage.prompt_tokens;
@@ -343,9 +358,15 @@ export async function embed(
       latencyMs: performance.now() - started,
       status: 'ok',
     });
+    observeCall(deps, caller, plan, routed.attempts, 'ok', routed.candidate, {
+      prompt_tokens: promptTokens,
+      completion_tokens: 0,
+      total_tokens: promptTokens,
+    });
     return { vectors: r.vectors, promptTokens, plan, attempts: routed.attempts, candidate: routed.candidate };
   } catch (e) {
     reservation?.release();
+    if (!signal.aborted) observeFailure(deps, caller, e);
     throw e;
   }
 }
@@ -619,6 +640,69 @@ function budgetAlerts(deps: AiDeps, db: Database, caller: AiCaller, crossed: rea
       }),
     )();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observability (observe.ts): series and log lines of each call
+
+/** Time to the first byte of the answer, from the call's start (fallback included). */
+function firstByte(deps: AiDeps, cand: Candidate, started: number): void {
+  deps.runtime.metrics.firstByte(cand.provider.id, cand.model, (performance.now() - started) / 1000);
+}
+
+/** Counts a call that a candidate answered, with its tokens; logs its fallbacks and skips. */
+function observeCall(
+  deps: AiDeps,
+  caller: AiCaller,
+  plan: RoutePlan,
+  attempts: readonly Attempt[],
+  outcome: CallOutcome,
+  cand: Candidate,
+  usage: Usage,
+): void {
+  const platform = caller.platform.slug;
+  const m = deps.runtime.metrics;
+  m.call({ platform, provider: cand.provider.id, model: cand.model, outcome, fallback: attempts.length > 1 });
+  m.tokens(platform, cand.provider.id, cand.model, usage.prompt_tokens, usage.completion_tokens);
+  // The plain path (first candidate answered, nothing skipped) logs nothing.
+  if (attempts.length > 1 || plan.skipped.length > 0) logRouting(deps.log, platform, plan, attempts, true);
+}
+
+/**
+ * Counts a call no candidate answered: refused before routing (budget, policy, safety, the
+ * stream cap: `refused`), no route, or the upstream refusing the request itself. Labels name
+ * no model the client chose (bounded series): the provider that refused, else 'none'.
+ */
+function observeFailure(deps: AiDeps, caller: AiCaller, e: unknown): void {
+  const platform = caller.platform.slug;
+  const m = deps.runtime.metrics;
+  if (e instanceof NoRouteError) {
+    m.call({
+      platform,
+      provider: 'none',
+      model: 'none',
+      outcome: 'no_route',
+      fallback: e.attempts.length > 1,
+    });
+    logRouting(deps.log, platform, e.plan, e.attempts, false);
+    return;
+  }
+  if (e instanceof UpstreamError) {
+    const routed = e as UpstreamError & { plan?: RoutePlan; attempts?: Attempt[] };
+    const last = routed.attempts?.at(-1)?.key;
+    const model = last ? last.slice(last.indexOf('/') + 1) : 'none';
+    m.call({
+      platform,
+      provider: e.provider,
+      model,
+      outcome: 'upstream_rejected',
+      fallback: (routed.attempts?.length ?? 0) > 1,
+    });
+    if (routed.plan) logRouting(deps.log, platform, routed.plan, routed.attempts ?? [], false);
+    return;
+  }
+  if (e instanceof AppError)
+    m.call({ platform, provider: 'none', model: 'none', outcome: 'refused', fallback: false });
 }
 
 /** Every text of a message list (string content and text parts). */
