@@ -66,7 +66,6 @@ export {
   type Routing,
   removeBudget,
   setBudget,
-  type UsageReportLine,
   usageReport,
 } from './service.ts';
 export { SSE_HEADERS, sseStream } from './sse.ts';

@@ -1,7 +1,7 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
-import { jsonInteger, microOfMinor } from '../shared/money.ts';
+import { microOfMinor } from '../shared/money.ts';
 import type { BudgetInput, ChatInput, EmbeddingsInput } from './ai.models.ts';
 import {
   type Budget,
@@ -418,30 +418,19 @@ export function removeBudget(deps: AiDeps, caller: AiCaller, id: string): void {
 }
 
 /**
- * One line of the usage API: a UsageLine whose money (micro-units, exact sums) is written as
- * exact JSON integers, however large.
+ * Usage in [from, to) (default: this month so far), with what the meter holds written first;
+ * money in micro-units, summed exactly (BigInt).
  */
-export type UsageReportLine = Omit<UsageLine, 'cost_micro' | 'markup_micro'> & {
-  cost_micro: number;
-  markup_micro: number;
-};
-
-/** Usage in [from, to) (default: this month so far), with what the meter holds written first. */
 export async function usageReport(
   deps: AiDeps,
   caller: Pick<AiCaller, 'db'>,
   range: { from?: number; to?: number },
-): Promise<{ from: number; to: number; usage: UsageReportLine[] }> {
+): Promise<{ from: number; to: number; usage: UsageLine[] }> {
   await deps.meter.flush();
   const now = deps.clock.now();
   const from = range.from ?? periodStart('month', now);
   const to = range.to ?? now + 1;
-  const usage = usageBetween(caller.db, from, to).map((l) => ({
-    ...l,
-    cost_micro: jsonInteger(l.cost_micro),
-    markup_micro: jsonInteger(l.markup_micro),
-  }));
-  return { from, to, usage };
+  return { from, to, usage: usageBetween(caller.db, from, to) };
 }
 
 // ---------------------------------------------------------------------------------------------
