@@ -32,7 +32,14 @@ describe('migrate', () => {
       const db = openDatabase(path, 'tenant', { create: false });
       const r = migrate(db, TENANT_MIGRATIONS, 'platform');
       expect(r.from).toBe(1);
-      expect(r.applied).toEqual(['0002-users', '0003-identity', '0004-ai', '0005-security', '0006-events', '0007-usage-micro']);
+      expect(r.applied).toEqual([
+        '0002-users',
+        '0003-identity',
+        '0004-ai',
+        '0005-security',
+        '0006-events',
+        '0007-usage-micro',
+      ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
       );
