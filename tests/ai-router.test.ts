@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import OpenAI from 'openai';
 import {
-  costOf,
+  costMicro,
   DEFAULT_MAX_TOKENS,
   estimateCost,
   planRoute,
@@ -308,15 +308,15 @@ describe('metering and budgets', () => {
       messages: [{ role: 'user', content: 'count me' }],
     });
     const usage = await owner.json<{
-      usage: { provider: string; calls: number; tokens_in: number; tokens_out: number; cost_minor: number }[];
+      usage: { provider: string; calls: number; tokens_in: number; tokens_out: number; cost_micro: number }[];
     }>('GET', '/api/v1/ai/usage');
     const row = usage.body.usage.find((u) => u.provider === 'cloud')!;
     expect(row.calls).toBe(1);
     expect(row.tokens_in).toBeGreaterThan(0);
-    expect(row.cost_minor).toBe(row.tokens_in * 15 + row.tokens_out * 60);
+    expect(row.cost_micro).toBe(row.tokens_in * 15_000_000 + row.tokens_out * 60_000_000);
     // Room for exactly one more call's worst case: its prompt's bound in, the default maximum out.
     const oneMore = [{ role: 'user' as const, content: 'one more' }];
-    const worst = costOf(
+    const worst = costMicro(
       { input: 15_000_000, output: 60_000_000 },
       promptTokenBound({ messages: oneMore }),
       DEFAULT_MAX_TOKENS,
@@ -324,7 +324,7 @@ describe('metering and budgets', () => {
     const set = await owner.json('PUT', '/api/v1/ai/budgets', {
       scope: 'platform',
       period: 'month',
-      limit_minor: row.cost_minor + worst,
+      limit_minor: (row.cost_micro + worst) / 1_000_000,
       currency: 'usd',
     });
     expect(set.status).toBe(200);
@@ -429,20 +429,21 @@ describe('under concurrency: budgets hold the worst case, streams are capped per
       body: JSON.stringify({ model: 'held', ...body }),
       signal,
     });
+  /** Sets a monthly budget of `limit` micro-units, rounded down to whole minor units. */
   const setBudget = (owner: PlatformClient, limit: number) =>
     owner.json('PUT', '/api/v1/ai/budgets', {
       scope: 'platform',
       period: 'month',
-      limit_minor: limit,
+      limit_minor: Math.floor(limit / 1_000_000),
       currency: 'usd',
     });
   /** What the meter recorded for a platform this month (cost plus markup, every row). */
   async function recorded(owner: PlatformClient): Promise<number> {
-    const u = await owner.json<{ usage: { cost_minor: number; markup_minor: number }[] }>(
+    const u = await owner.json<{ usage: { cost_micro: number; markup_micro: number }[] }>(
       'GET',
       '/api/v1/ai/usage',
     );
-    return u.body.usage.reduce((a, r) => a + r.cost_minor + r.markup_minor, 0);
+    return u.body.usage.reduce((a, r) => a + r.cost_micro + r.markup_micro, 0);
   }
   /** The worst case the router reserves for a chat on 'held' with these messages and maximum. */
   const worstCase = (messages: { role: 'user'; content: string }[], maxOut: number) =>
@@ -500,7 +501,7 @@ describe('under concurrency: budgets hold the worst case, streams are capped per
       onArrival();
     });
     expect(gate.held).toBe(fits);
-    expect(srv.ai.meter.held(t.id)).toBe(fits * worst);
+    expect(srv.ai.meter.held(t.id)).toBe(BigInt(fits * worst));
     gate.release();
     const results = await Promise.all(calls);
     const ok = results.filter((r) => r.status === 200);
@@ -517,11 +518,11 @@ describe('under concurrency: budgets hold the worst case, streams are capped per
     );
     const actual = ok.reduce((a, r) => {
       const u = r.body.usage as { prompt_tokens: number; completion_tokens: number };
-      return a + costOf(price, u.prompt_tokens, u.completion_tokens);
+      return a + costMicro(price, u.prompt_tokens, u.completion_tokens);
     }, 0);
     expect(actual).toBeGreaterThan(0);
     expect(await recorded(t.owner)).toBe(actual);
-    expect(srv.ai.meter.held(t.id)).toBe(0);
+    expect(srv.ai.meter.held(t.id)).toBe(0n);
   });
 
   test('a call whose upstream fails gives its reservation back', async () => {
@@ -539,7 +540,7 @@ describe('under concurrency: budgets hold the worst case, streams are capped per
     up.setFault('status500');
     gate.release();
     expect((await first).status).toBe(503);
-    expect(srv.ai.meter.held(t.id)).toBe(0);
+    expect(srv.ai.meter.held(t.id)).toBe(0n);
     up.setFault(null);
     const third = await chat('race-fail', t.key, { messages });
     expect(third.status).toBe(200);

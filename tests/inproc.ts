@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { createAiRuntime, Meter } from '../src/ai/index.ts';
-import { DEFAULT_CONFIG, type InstanceConfig, silentLogger } from '../src/app/index.ts';
+import { DEFAULT_CONFIG, type InstanceConfig, type Logger, silentLogger } from '../src/app/index.ts';
 import { type Instance, openInstance } from '../src/flows/index.ts';
 import { bootstrapOperator } from '../src/identity/index.ts';
 import { createHttpHandlers, type HttpHandlers } from '../src/server/http.ts';
@@ -64,15 +64,18 @@ export async function inProcessServer(
     clock?: TestClock;
     peer?: string;
     metricsNeedToken?: boolean;
+    /** The logger of the App and the AI runtime (silent by default). */
+    log?: Logger;
   } = {},
 ): Promise<InProcessServer> {
   const tmp = tempDir('soulfra-inproc-');
   const dataDir = join(tmp.dir, 'data');
   const config: InstanceConfig = { ...DEFAULT_CONFIG, host: '127.0.0.1', port: 0, ...opts.config };
   const clock = opts.clock ?? testClock();
-  const inst = openInstance({ dataDir, config, log: silentLogger, clock });
+  const inst = openInstance({ dataDir, config, log: opts.log ?? silentLogger, clock });
   const metrics = createMetrics(inst.app, inst.tenancy, { needToken: opts.metricsNeedToken ?? false });
-  const runtime = await createAiRuntime(config, silentLogger);
+  // The one clock, as serve passes it: the breakers read the same time as the service.
+  const runtime = await createAiRuntime(config, opts.log ?? silentLogger, clock, metrics.ai);
   const meter = new Meter(inst.app);
   const ai = { runtime, meter };
   const handlers = createHttpHandlers({

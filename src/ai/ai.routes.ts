@@ -1,6 +1,7 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { App } from '../app/index.ts';
 import { type PlatformRequestContext, platformGuard } from '../identity/index.ts';
+import { jsonInteger } from '../shared/money.ts';
 import {
   BudgetBody,
   BudgetParams,
@@ -106,7 +107,13 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       async ({ ctx: c, query }) => {
         const range = parseUsageQuery(query);
         const r = await usageReport(depsOf(c.app), c, range);
-        return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), usage: r.usage };
+        // Money as exact JSON integers of micro-units, however large (never a rounded float).
+        const usage = r.usage.map((l) => ({
+          ...l,
+          cost_micro: jsonInteger(l.cost_micro),
+          markup_micro: jsonInteger(l.markup_micro),
+        }));
+        return { from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), usage };
       },
       {
         permission: 'billing:read',

@@ -13,17 +13,27 @@ export {
   UsageQuery,
 } from './ai.models.ts';
 export { aiRoutes } from './ai.routes.ts';
-export { CircuitBreaker } from './breaker.ts';
+export { CircuitBreaker, type CircuitState } from './breaker.ts';
 export {
   type Budget,
   type BudgetRefusal,
   type CostEstimate,
-  costOf,
+  costMicro,
+  describeRefusal,
   Meter,
+  markupMicro,
   periodStart,
   type Reservation,
   type UsageRecord,
 } from './meter.ts';
+export {
+  type AiMetrics,
+  type CallLabels,
+  type CallOutcome,
+  createAiMetrics,
+  NO_AI_METRICS,
+  type ProviderStatus,
+} from './observe.ts';
 export { openAiError, toOpenAiError } from './openai-errors.ts';
 export { type PlatformAiPolicy, platformAiPolicy, policyOf, resolveAiPolicy } from './policy.ts';
 export * from './provider.ts';

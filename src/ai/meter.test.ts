@@ -1,9 +1,14 @@
+import type { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { BUN, instanceWithPlatform, ROOT, tempDir } from '../../tests/helpers.ts';
-import { silentLogger, type UsageRecordedV1 } from '../app/index.ts';
+import { silentLogger, type UsageRecordedV2 } from '../app/index.ts';
 import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
-import { costOf, Meter, periodStart, type UsageRecord } from './meter.ts';
+import { costMicro, Meter, markupMicro, periodStart, type UsageRecord } from './meter.ts';
+
+/** Micro-units in a minor unit: amounts below are written as minor units × M. */
+const M = 1_000_000;
 
 let inst: Instance;
 let platformId: string;
@@ -36,18 +41,23 @@ const rec = (over: Partial<UsageRecord> = {}): UsageRecord => ({
   tokensOut: 500,
   counted: false,
   latencyMs: 12,
-  costMinor: 30,
-  markupMinor: 6,
+  costMicro: 30 * M,
+  markupMicro: 6 * M,
   currency: 'usd',
   status: 'ok',
   ...over,
 });
 
 describe('metering', () => {
-  test('cost from the price table, rounded up to a whole minor unit', () => {
-    expect(costOf({ input: 15, output: 60 }, 1_000_000, 1_000_000)).toBe(75);
-    expect(costOf({ input: 15, output: 60 }, 10, 10)).toBe(1);
-    expect(costOf(undefined, 10, 10)).toBe(0);
+  test('cost from the price table in micro-units, exact (no rounding per call); markup rounded up to a micro-unit', () => {
+    expect(costMicro({ input: 15, output: 60 }, 1_000_000, 1_000_000)).toBe(75 * M);
+    // 10 × 15 + 10 × 60 micro-units: 0.00075 of a minor unit, not 1.
+    expect(costMicro({ input: 15, output: 60 }, 10, 10)).toBe(750);
+    expect(costMicro({ input: 15, output: 60 }, 12, 12)).toBe(900);
+    expect(costMicro(undefined, 10, 10)).toBe(0);
+    expect(markupMicro(750, 20)).toBe(150);
+    expect(markupMicro(751, 20)).toBe(151);
+    expect(markupMicro(750, 0)).toBe(0);
   });
 
   test('records are buffered, then written in one flush; nothing is written per request', async () => {
@@ -101,26 +111,28 @@ describe('metering', () => {
         "INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES ('b1', 'user', 'usr_b', 'day', 100, 'usd', 50, 0)",
       ).run();
       const who = { userId: 'usr_b', keyId: null };
-      expect(meter.budgetsFor(db, platformId, who, now).map((x) => x.spent)).toEqual([0]);
+      expect(meter.budgetsFor(db, platformId, who, now).map((x) => x.spent)).toEqual([0n]);
       expect(
-        meter.record(db, rec({ userId: 'usr_b', costMinor: 20, markupMinor: 4 })).map((b) => b.id),
+        meter.record(db, rec({ userId: 'usr_b', costMicro: 20 * M, markupMicro: 4 * M })).map((b) => b.id),
       ).toEqual([]);
       expect(
-        meter.record(db, rec({ userId: 'usr_b', costMinor: 30, markupMinor: 0 })).map((b) => b.id),
+        meter.record(db, rec({ userId: 'usr_b', costMicro: 30 * M, markupMicro: 0 * M })).map((b) => b.id),
       ).toEqual(['b1']);
       expect(
-        meter.record(db, rec({ userId: 'usr_b', costMinor: 30, markupMinor: 0 })).map((b) => b.id),
+        meter.record(db, rec({ userId: 'usr_b', costMicro: 30 * M, markupMicro: 0 * M })).map((b) => b.id),
       ).toEqual([]);
-      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(84);
+      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(BigInt(84 * M));
       expect(meter.budgetsFor(db, platformId, { userId: 'usr_other', keyId: null }, now)).toEqual([]);
       const tomorrow = periodStart('day', now) + 86_400_000 + 1;
-      expect(meter.budgetsFor(db, platformId, who, tomorrow)[0]!.spent).toBe(0);
+      expect(meter.budgetsFor(db, platformId, who, tomorrow)[0]!.spent).toBe(0n);
     });
     await meter.flush();
     // A fresh meter (a restart) reloads this period's spend from the written usage.
     const again = new Meter(inst.app, { flushMs: 60_000 });
     await inst.app.platformDbs.use(platformId, (db) => {
-      expect(again.budgetsFor(db, platformId, { userId: 'usr_b', keyId: null }, now)[0]!.spent).toBe(84);
+      expect(again.budgetsFor(db, platformId, { userId: 'usr_b', keyId: null }, now)[0]!.spent).toBe(
+        BigInt(84 * M),
+      );
     });
     await meter.close();
     await again.close();
@@ -136,37 +148,37 @@ describe('budget reservations', () => {
       ).run();
       meter.invalidate(platformId);
       const who = { userId: null, keyId: 'key_r' };
-      const est = (n: number) => () => new Map([['usd', n]]);
+      const est = (n: number) => () => new Map([['usd', n * M]]);
       const hold = (n: number) => meter.reserve(db, platformId, who, now, est(n));
       const a = hold(40);
       const b = hold(40);
       expect('reservation' in a && 'reservation' in b).toBe(true);
-      expect(meter.held(platformId)).toBe(80);
+      expect(meter.held(platformId)).toBe(BigInt(80 * M));
       // 80 held + 40 would pass the limit of 100.
       const c = hold(40);
       expect('refused' in c && c.refused).toEqual({
         budget: expect.objectContaining({ id: 'rk' }),
-        spent: 0,
-        reserved: 80,
-        needed: 40,
+        spent: 0n,
+        reserved: BigInt(80 * M),
+        needed: BigInt(40 * M),
       });
       // A budget change drops the cached budgets, not what calls in flight hold.
       meter.invalidate(platformId);
-      expect(meter.held(platformId)).toBe(80);
+      expect(meter.held(platformId)).toBe(BigInt(80 * M));
       if (!('reservation' in a) || !('reservation' in b)) throw new Error('unreachable');
-      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 25, markupMinor: 0 }));
-      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 25, markupMinor: 0 }));
+      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMicro: 25 * M, markupMicro: 0 * M }));
+      a.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMicro: 25 * M, markupMicro: 0 * M }));
       a.reservation!.release();
       b.reservation!.release();
       b.reservation!.release();
-      expect(meter.held(platformId)).toBe(0);
-      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(25);
+      expect(meter.held(platformId)).toBe(0n);
+      expect(meter.budgetsFor(db, platformId, who, now)[0]!.spent).toBe(BigInt(25 * M));
       // 25 spent: 75 of room; a free call passes until the spend reaches the limit.
       expect('refused' in hold(76)).toBe(true);
       expect('reservation' in hold(0)).toBe(true);
       const d = hold(75);
       if (!('reservation' in d)) throw new Error('expected room for 75');
-      d.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMinor: 75, markupMinor: 0 }));
+      d.reservation!.settle(db, rec({ userId: null, keyId: 'key_r', costMicro: 75 * M, markupMicro: 0 * M }));
       expect('refused' in hold(0)).toBe(true);
       // No budget applies to another key: nothing to hold, and the estimate is not even computed.
       let computed = false;
@@ -199,7 +211,7 @@ describe('a failed flush loses nothing', () => {
           "SELECT payload FROM events WHERE name = 'usage.recorded' ORDER BY id",
         )
         .all()
-        .map((r) => JSON.parse(r.payload) as UsageRecordedV1),
+        .map((r) => JSON.parse(r.payload) as UsageRecordedV2),
     );
 
   test('a write failing mid-batch keeps the rest, waits out its backoff, then writes it once, each transaction with its usage.recorded event', async () => {
@@ -248,8 +260,8 @@ describe('a failed flush loses nothing', () => {
           currency: 'usd',
           calls: 64,
           errors: 0,
-          costMinor: 64 * 30,
-          markupMinor: 64 * 6,
+          costMicro: 64 * 30 * M,
+          markupMicro: 64 * 6 * M,
           tokensOut: 64 * 500,
         },
       ],
@@ -316,4 +328,72 @@ describe('a failed flush loses nothing', () => {
       t.cleanup();
     }
   }, 30_000);
+});
+
+describe('exact money: micro-units summed without rounding', () => {
+  const price = { input: 15, output: 60 };
+  /** A user budget for `userId` (1,000 minor units a day), with the meter's cache dropped. */
+  const budgetFor = (db: Database, meter: Meter, userId: string) => {
+    db.query(
+      `INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES (?, 'user', ?, 'day', 1000, 'usd', 100, 0)`,
+    ).run(`b_${userId}`, userId);
+    meter.invalidate(platformId);
+  };
+  const call = (userId: string, tin: number, tout: number) =>
+    rec({ userId, tokensIn: tin, tokensOut: tout, costMicro: costMicro(price, tin, tout), markupMicro: 0 });
+
+  test('4 calls of 12 + 12 tokens at 15 and 60 per 1M cost 3,600 micro-units in all, in memory and once written', async () => {
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      budgetFor(db, meter, 'usr_four');
+      for (let i = 0; i < 4; i++) meter.record(db, call('usr_four', 12, 12));
+      expect(meter.budgetsFor(db, platformId, { userId: 'usr_four', keyId: null }, now)[0]!.spent).toBe(
+        3_600n,
+      );
+    });
+    await meter.flush();
+    const again = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(platformId, (db) => {
+      expect(again.budgetsFor(db, platformId, { userId: 'usr_four', keyId: null }, now)[0]!.spent).toBe(
+        3_600n,
+      );
+    });
+    await meter.close();
+    await again.close();
+  });
+
+  test('property: thousands of tiny calls add up to exactly the sum of tokens × price (budget spend, written rows, a restart)', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(fc.nat({ max: 40 }), fc.nat({ max: 40 })), { minLength: 1_000, maxLength: 3_000 }),
+        async (calls) => {
+          const userId = `usr_prop_${run++}`;
+          const meter = new Meter(inst.app, { flushMs: 60_000 });
+          let exact = 0n;
+          for (const [tin, tout] of calls) exact += BigInt(tin) * 15n + BigInt(tout) * 60n;
+          await inst.app.platformDbs.use(platformId, (db) => {
+            budgetFor(db, meter, userId);
+            for (const [tin, tout] of calls) meter.record(db, call(userId, tin, tout));
+            expect(meter.budgetsFor(db, platformId, { userId, keyId: null }, now)[0]!.spent).toBe(exact);
+          });
+          await meter.close();
+          // Rounding each call up to a minor unit (the old way) would have counted one per priced call.
+          const again = new Meter(inst.app, { flushMs: 60_000 });
+          await inst.app.platformDbs.use(platformId, (db) => {
+            expect(again.budgetsFor(db, platformId, { userId, keyId: null }, now)[0]!.spent).toBe(exact);
+            const written = db
+              .query<{ s: bigint }, [string]>(
+                'SELECT sum(cost_micro) AS s FROM usage_events WHERE user_id = ?',
+              )
+              .safeIntegers(true)
+              .get(userId)!.s;
+            expect(written).toBe(exact);
+          });
+          await again.close();
+        },
+      ),
+      { numRuns: 5 },
+    );
+  }, 60_000);
 });

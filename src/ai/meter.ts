@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
-import type { App, UsageRecordedV1 } from '../app/index.ts';
+import type { App, UsageRecordedV2 } from '../app/index.ts';
+import { formatMicro, jsonInteger, microOfMinor } from '../shared/money.ts';
 import type { Budget, UsageRecord } from './usage.models.ts';
 import { insertUsageRows, loadBudgets, spentSince } from './usage.repository.ts';
 
@@ -13,18 +14,33 @@ export function periodStart(period: 'day' | 'month', ts: number): number {
     : Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
 }
 
-/** Provider cost of a call from the price table (per 1M tokens), rounded up to a whole minor unit. */
-export function costOf(
+/**
+ * Provider cost of a call in micro-units (millionths of a minor unit), exactly: prices are minor
+ * units per 1M tokens, so a token costs `price` micro-units. Nothing is rounded here; 4 calls
+ * of 12 + 12 tokens at 15 and 60 cost 4 × 900 = 3,600 micro-units, not 4 minor units.
+ */
+export function costMicro(
   price: { input: number; output: number } | undefined,
   tokensIn: number,
   tokensOut: number,
 ): number {
   if (!price) return 0;
-  return Math.ceil((tokensIn * price.input + tokensOut * price.output) / 1_000_000);
+  const c = tokensIn * price.input + tokensOut * price.output;
+  // Integers in, so exact while safe (a call past 2^53 micro-units would be ~$90M).
+  if (!Number.isSafeInteger(c)) throw new RangeError(`a call's cost of ${c} micro-units is not exact`);
+  return c;
 }
 
 /**
- * The most one call may cost, per currency, in minor units (provider cost plus markup): what a
+ * The platform's markup on a call's cost, in micro-units, rounded up to a whole micro-unit (the
+ * one rounding of a call: at most a millionth of a minor unit).
+ */
+export function markupMicro(cost: number, markupPercent: number): number {
+  return Math.ceil((cost * markupPercent) / 100);
+}
+
+/**
+ * The most one call may cost, per currency, in micro-units (provider cost plus markup): what a
  * budget reserves for the call while it is in flight.
  */
 export type CostEstimate = ReadonlyMap<string, number>;
@@ -40,17 +56,25 @@ export interface Reservation {
   release(): void;
 }
 
-/** A call refused by a budget: the budget, its spend this period, what calls in flight hold, and what this one needed. */
+/**
+ * A call refused by a budget: the budget, its spend this period, what calls in flight hold, and
+ * what this one needed, in micro-units.
+ */
 export interface BudgetRefusal {
   budget: Budget;
-  spent: number;
-  reserved: number;
-  needed: number;
+  spent: bigint;
+  reserved: bigint;
+  needed: bigint;
+}
+
+/** A budget refusal's amounts as minor units with their decimals, for messages ("0.0036"). */
+export function describeRefusal(r: BudgetRefusal): { spent: string; reserved: string; needed: string } {
+  return { spent: formatMicro(r.spent), reserved: formatMicro(r.reserved), needed: formatMicro(r.needed) };
 }
 
 interface SpendState {
-  /** Per budget key (`scope:subject:period`): period start and the spend in it. */
-  spent: Map<string, { start: number; minor: number }>;
+  /** Per budget key (`scope:subject:period`): period start and the spend in it (micro-units, exact). */
+  spent: Map<string, { start: number; micro: bigint }>;
   budgets: Budget[];
   alerted: Set<string>;
 }
@@ -90,8 +114,8 @@ export class Meter {
   readonly #maxBuffer: number;
   readonly #maxPending: number;
   readonly #retryBaseMs: number;
-  /** Minor units held by calls in flight, per `platformId budgetKey`; kept apart from #state, which a budget change drops. */
-  readonly #reserved = new Map<string, number>();
+  /** Micro-units held by calls in flight, per `platformId budgetKey`; kept apart from #state, which a budget change drops. */
+  readonly #reserved = new Map<string, bigint>();
   #flushing: Promise<void> | null = null;
 
   /**
@@ -144,23 +168,24 @@ export class Meter {
     const applying = this.budgetsFor(db, platformId, who, now);
     if (applying.length === 0) return { reservation: null };
     const est = estimate();
-    const holds: [string, number][] = [];
+    const holds: [string, bigint][] = [];
     for (const { budget, spent } of applying) {
       const k = `${platformId} ${keyOf(budget)}`;
-      const reserved = this.#reserved.get(k) ?? 0;
-      const needed = est.get(budget.currency) ?? 0;
-      const full = needed > 0 ? spent + reserved + needed > budget.limit_minor : spent >= budget.limit_minor;
+      const reserved = this.#reserved.get(k) ?? 0n;
+      const needed = BigInt(est.get(budget.currency) ?? 0);
+      const limit = microOfMinor(budget.limit_minor);
+      const full = needed > 0n ? spent + reserved + needed > limit : spent >= limit;
       if (full) return { refused: { budget, spent, reserved, needed } };
-      if (needed > 0) holds.push([k, needed]);
+      if (needed > 0n) holds.push([k, needed]);
     }
-    for (const [k, n] of holds) this.#reserved.set(k, (this.#reserved.get(k) ?? 0) + n);
+    for (const [k, n] of holds) this.#reserved.set(k, (this.#reserved.get(k) ?? 0n) + n);
     let done = false;
     const release = () => {
       if (done) return;
       done = true;
       for (const [k, n] of holds) {
-        const left = (this.#reserved.get(k) ?? 0) - n;
-        if (left > 0) this.#reserved.set(k, left);
+        const left = (this.#reserved.get(k) ?? 0n) - n;
+        if (left > 0n) this.#reserved.set(k, left);
         else this.#reserved.delete(k);
       }
     };
@@ -176,9 +201,9 @@ export class Meter {
     };
   }
 
-  /** Minor units that calls in flight hold against a platform's budgets (0 when none is in flight). */
-  held(platformId: string): number {
-    let n = 0;
+  /** Micro-units that calls in flight hold against a platform's budgets (0n when none is in flight). */
+  held(platformId: string): bigint {
+    let n = 0n;
     for (const [k, v] of this.#reserved) if (k.startsWith(`${platformId} `)) n += v;
     return n;
   }
@@ -193,7 +218,7 @@ export class Meter {
     const st = this.#load(db, r.platformId);
     this.#buffer.push(r);
     const crossed: Budget[] = [];
-    const total = r.costMinor + r.markupMinor;
+    const total = BigInt(r.costMicro + r.markupMicro);
     for (const b of st.budgets) {
       const applies =
         b.scope === 'platform' ||
@@ -202,9 +227,13 @@ export class Meter {
       if (!applies || b.currency !== r.currency) continue;
       const before = this.#spent(st, b, r.ts);
       const k = keyOf(b);
-      st.spent.get(k)!.minor = before + total;
+      st.spent.get(k)!.micro = before + total;
       const alertKey = `${k}:${periodStart(b.period, r.ts)}`;
-      if (before + total >= (b.limit_minor * b.alert_percent) / 100 && !st.alerted.has(alertKey)) {
+      // Exact: spent / limit ≥ alert_percent / 100, cross-multiplied in integers.
+      if (
+        (before + total) * 100n >= microOfMinor(b.limit_minor) * BigInt(b.alert_percent) &&
+        !st.alerted.has(alertKey)
+      ) {
         st.alerted.add(alertKey);
         crossed.push(b);
       }
@@ -350,22 +379,22 @@ export class Meter {
               r.currency === b.currency &&
               (b.scope === 'platform' || (b.scope === 'user' ? r.userId : r.keyId) === b.subject),
           )
-          .reduce((a, r) => a + r.costMinor + r.markupMinor, 0);
-        st.spent.set(keyOf(b), { start, minor: spentSince(db, b, start) + pending });
+          .reduce((a, r) => a + BigInt(r.costMicro + r.markupMicro), 0n);
+        st.spent.set(keyOf(b), { start, micro: spentSince(db, b, start) + pending });
       }
     }
     return st;
   }
 
-  #spent(st: SpendState, b: Budget, now: number): number {
+  #spent(st: SpendState, b: Budget, now: number): bigint {
     const k = keyOf(b);
     const start = periodStart(b.period, now);
     const cur = st.spent.get(k);
     if (!cur || cur.start !== start) {
-      st.spent.set(k, { start, minor: 0 });
-      return 0;
+      st.spent.set(k, { start, micro: 0n });
+      return 0n;
     }
-    return cur.minor;
+    return cur.micro;
   }
 }
 
@@ -373,11 +402,12 @@ export class Meter {
 const FLUSH_SLICE = 64;
 
 /** Writes usage records (in the caller's transaction); returns the `usage.recorded` payload. */
-function writeUsage(db: Database, platformId: string, records: readonly UsageRecord[]): UsageRecordedV1 {
+function writeUsage(db: Database, platformId: string, records: readonly UsageRecord[]): UsageRecordedV2 {
   const { firstRowId, lastRowId } = insertUsageRows(db, records);
   let from = Number.POSITIVE_INFINITY;
   let to = Number.NEGATIVE_INFINITY;
-  const totals = new Map<string, UsageRecordedV1['totals'][number]>();
+  const totals = new Map<string, UsageRecordedV2['totals'][number]>();
+  const sums = new Map<string, { cost: bigint; markup: bigint }>();
   for (const r of records) {
     from = Math.min(from, r.ts);
     to = Math.max(to, r.ts);
@@ -389,8 +419,8 @@ function writeUsage(db: Database, platformId: string, records: readonly UsageRec
         errors: 0,
         tokensIn: 0,
         tokensOut: 0,
-        costMinor: 0,
-        markupMinor: 0,
+        costMicro: 0,
+        markupMicro: 0,
       };
       totals.set(r.currency, t);
     }
@@ -398,8 +428,16 @@ function writeUsage(db: Database, platformId: string, records: readonly UsageRec
     if (r.status === 'error') t.errors++;
     t.tokensIn += r.tokensIn;
     t.tokensOut += r.tokensOut;
-    t.costMinor += r.costMinor;
-    t.markupMinor += r.markupMinor;
+    const m = sums.get(r.currency) ?? { cost: 0n, markup: 0n };
+    m.cost += BigInt(r.costMicro);
+    m.markup += BigInt(r.markupMicro);
+    sums.set(r.currency, m);
+  }
+  // Summed as BigInt, written as exact JSON integers (jsonInteger), whatever their size.
+  for (const [currency, m] of sums) {
+    const t = totals.get(currency)!;
+    t.costMicro = jsonInteger(m.cost);
+    t.markupMicro = jsonInteger(m.markup);
   }
   return {
     platformId,

@@ -187,3 +187,34 @@ describe('running a plan', () => {
     expect(local.calls.length).toBe(3);
   });
 });
+
+describe('circuit changes are told', () => {
+  test('closed → open at the threshold, open → half_open on the probe, half_open → open on its failure, then → closed', () => {
+    const changes: string[] = [];
+    const b = new CircuitBreaker({
+      threshold: 2,
+      openMs: 1_000,
+      onChange: (f, t) => changes.push(`${f}>${t}`),
+    });
+    b.failure(0);
+    b.success();
+    b.failure(0);
+    expect(changes).toEqual([]);
+    b.failure(1);
+    expect(changes).toEqual(['closed>open']);
+    expect(b.allow(500)).toBe(false);
+    expect(b.allow(1_001)).toBe(true);
+    b.failure(1_001);
+    expect(b.allow(2_002)).toBe(true);
+    b.success();
+    // A success on a closed circuit tells nothing (the hot path).
+    b.success();
+    expect(changes).toEqual([
+      'closed>open',
+      'open>half_open',
+      'half_open>open',
+      'open>half_open',
+      'half_open>closed',
+    ]);
+  });
+});

@@ -30,6 +30,10 @@ export interface RouterTables {
   providers: ReadonlyMap<string, Provider>;
   routes: ReadonlyMap<string, readonly string[]>;
   breakers: ReadonlyMap<string, CircuitBreaker>;
+  /** Providers that are never called, with why (their API key is not set): planning skips them. */
+  down?: ReadonlyMap<string, string>;
+  /** Hears each failed attempt (the runtime keeps it as the provider's last error). */
+  failed?(c: Candidate, err: UpstreamError): void;
 }
 
 /**
@@ -60,6 +64,11 @@ export function planRoute(model: unknown, t: RouterTables, policy: AiPolicy): Ro
     const provider = t.providers.get(key.slice(0, i));
     if (!provider) {
       plan.skipped.push({ key, reason: 'provider not configured' });
+      continue;
+    }
+    const down = t.down?.get(provider.id);
+    if (down) {
+      plan.skipped.push({ key, reason: `provider down: ${down}` });
       continue;
     }
     if (policy.allowedProviders.length > 0 && !policy.allowedProviders.includes(provider.id)) {
@@ -142,6 +151,7 @@ export async function runPlan<T>(
                 cause: e,
               });
       attempts.push({ key: c.key, outcome: err.kind });
+      t.failed?.(c, err);
       if (!err.retryable) {
         breaker?.success();
         // The plan and the attempts go with the error, for the client's `x-ai-route`.

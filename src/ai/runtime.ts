@@ -1,6 +1,7 @@
 import type { InstanceConfig, Logger } from '../app/index.ts';
 import { type Clock, systemClock } from '../shared/time.ts';
 import { CircuitBreaker } from './breaker.ts';
+import { type AiMetrics, NO_AI_METRICS, type ProviderHealth, type ProviderStatus } from './observe.ts';
 import type { Provider, ProviderConfig } from './provider.ts';
 import { createAnthropicProvider } from './providers/anthropic.ts';
 import { createOllamaProvider } from './providers/ollama.ts';
@@ -37,8 +38,16 @@ export interface AiRuntime extends RouterTables {
   maxTokensFor(model: string): number;
   /** Every alias with its route, for /v1/models. */
   aliases(): { alias: string; route: readonly string[] }[];
+  /** Providers never called, with why (their `api_key_env` names an unset variable). */
+  down: ReadonlyMap<string, string>;
+  /** The router's Prometheus series (nothing is counted without the server's registry). */
+  metrics: AiMetrics;
+  /** Each provider's health, circuit and last error, in configuration order. */
+  statuses(): ProviderStatus[];
   /** Starts checking every provider's health every `everyMs` (stopped by close). */
   startHealthLoop(everyMs?: number): void;
+  /** One round of health checks now (the loop's step; down providers are not asked). */
+  checkHealth(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -59,19 +68,43 @@ async function buildProvider(cfg: ProviderConfig, clock: Clock): Promise<Provide
   }
 }
 
-/** Builds the runtime from the instance configuration; `clock` stamps providers' answers and feeds the breakers. */
+/** Why a provider may not be called: its `api_key_env` names a variable that is unset or empty. */
+function downReason(p: ProviderConfig): string | null {
+  if (!p.api_key_env || process.env[p.api_key_env]) return null;
+  return `its API key variable ${p.api_key_env} is not set`;
+}
+
+/**
+ * Builds the runtime from the instance configuration; `clock` stamps providers' answers and
+ * feeds the breakers; `metrics` counts the router's series (the server's registry). A provider
+ * whose API key variable is unset is logged now and marked down: planning skips it and the
+ * health loop leaves it alone, so it is never sent a request without its key.
+ */
 export async function createAiRuntime(
   config: InstanceConfig,
   log: Logger,
   clock: Clock = systemClock,
+  metrics: AiMetrics = NO_AI_METRICS,
 ): Promise<AiRuntime> {
   const providers = new Map<string, Provider>();
   const configs = new Map<string, ProviderConfig>();
   const breakers = new Map<string, CircuitBreaker>();
+  const down = new Map<string, string>();
+  const health = new Map<string, ProviderHealth>();
   for (const p of config.providers) {
     providers.set(p.id, await buildProvider(p, clock));
     configs.set(p.id, p);
-    breakers.set(p.id, new CircuitBreaker());
+    const onChange = (from: string, to: string) => {
+      if (to === 'closed') log.info('AI provider circuit changed', { provider: p.id, from, to });
+      else log.warn('AI provider circuit changed', { provider: p.id, from, to });
+    };
+    breakers.set(p.id, new CircuitBreaker({ onChange }));
+    health.set(p.id, { health: 'unknown', checkedAt: null, lastError: null });
+    const why = downReason(p);
+    if (why) {
+      down.set(p.id, why);
+      log.warn('AI provider down: it will not be called', { provider: p.id, reason: why });
+    }
   }
   const routes = new Map(config.models.map((m) => [m.alias, m.route] as const));
   let classifier: AiRuntime['classifier'] = null;
@@ -91,15 +124,26 @@ export async function createAiRuntime(
   let timer: ReturnType<typeof setInterval> | null = null;
   const check = async () => {
     for (const p of providers.values()) {
+      if (down.has(p.id)) continue;
       const b = breakers.get(p.id)!;
+      const h = health.get(p.id)!;
+      let failed: string | null = null;
       try {
         if (await p.health(AbortSignal.timeout(2_000))) b.success();
-        else b.failure(clock.now());
-      } catch {
-        b.failure(clock.now());
+        else failed = 'health check failed';
+      } catch (e) {
+        failed = `health check failed: ${(e as Error).message}`;
+      }
+      const at = clock.now();
+      h.checkedAt = at;
+      h.health = failed ? 'down' : 'up';
+      if (failed) {
+        h.lastError = { message: failed, at };
+        b.failure(at);
       }
     }
   };
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     providers,
     routes,
@@ -110,6 +154,31 @@ export async function createAiRuntime(
     classifier,
     streams: new StreamSlots(config.ai?.max_streams_per_key ?? DEFAULT_MAX_STREAMS_PER_KEY),
     maxTokensFor: (model) => aliasMaxTokens.get(model) ?? defaultMaxTokens,
+    down,
+    metrics,
+    failed(c, err) {
+      const h = health.get(c.provider.id);
+      if (h) h.lastError = { message: `${err.kind}: ${err.message}`, at: clock.now() };
+    },
+    statuses() {
+      const now = clock.now();
+      return config.providers.map((p) => {
+        const h = health.get(p.id)!;
+        const b = breakers.get(p.id)!;
+        return {
+          id: p.id,
+          kind: p.kind,
+          location: providers.get(p.id)!.location,
+          health: down.has(p.id) ? 'down' : h.health,
+          checked_at: iso(h.checkedAt),
+          circuit: b.state(now),
+          failures: b.failures,
+          down_reason: down.get(p.id) ?? null,
+          last_error: h.lastError ? { message: h.lastError.message, at: iso(h.lastError.at)! } : null,
+        };
+      });
+    },
+    checkHealth: check,
     aliases: () => config.models.map((m) => ({ alias: m.alias, route: m.route })),
     startHealthLoop(everyMs = 10_000) {
       if (timer || providers.size === 0) return;

@@ -3,7 +3,7 @@ import { hostFetch, operatorApi, startTestServer } from '../../tests/helpers.ts'
 import { type OllamaStub, startOllamaStub } from '../../tests/peers/ollama-stub.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { parseChatBody, parseEmbeddingsBody } from './ai.models.ts';
-import { costOf } from './meter.ts';
+import { costMicro } from './meter.ts';
 import { toOpenAiError } from './openai-errors.ts';
 import { resolveAiPolicy } from './policy.ts';
 import type { ChatChunk } from './provider.ts';
@@ -107,7 +107,7 @@ function usageRows(slug: string) {
   const { caller } = onPlatform(slug);
   return caller.db
     .query(
-      'SELECT kind, alias, provider, model, tokens_in, tokens_out, counted, cost_minor, markup_minor, currency, status FROM usage_events ORDER BY id',
+      'SELECT kind, alias, provider, model, tokens_in, tokens_out, counted, cost_micro, markup_micro, currency, status FROM usage_events ORDER BY id',
     )
     .all();
 }
@@ -239,20 +239,20 @@ describe('the AI service without HTTP, against /v1/chat/completions', () => {
     expect(svc.status).toBe(200);
     expect(comparable(http)).toEqual(comparable(svc));
     await s.ai.meter.flush();
-    const rows = usageRows('svc-metered') as { tokens_in: number; tokens_out: number; cost_minor: number }[];
+    const rows = usageRows('svc-metered') as { tokens_in: number; tokens_out: number; cost_micro: number }[];
     expect(rows).toHaveLength(1);
-    expect(rows[0]!.cost_minor).toBe(rows[0]!.tokens_in * 15 + rows[0]!.tokens_out * 60);
+    expect(rows[0]!.cost_micro).toBe(rows[0]!.tokens_in * 15_000_000 + rows[0]!.tokens_out * 60_000_000);
     expect(usageRows('http-metered')).toEqual(rows);
 
     // Room for exactly one more call's worst case: its prompt's bound in, the default maximum out.
     const oneMore = [{ role: 'user' as const, content: 'one more' }];
-    const worst = costOf(PRICE, promptTokenBound({ messages: oneMore }), DEFAULT_MAX_TOKENS);
+    const worst = costMicro(PRICE, promptTokenBound({ messages: oneMore }), DEFAULT_MAX_TOKENS);
     for (const slug of ['svc-metered', 'http-metered']) {
       setBudget(deps, onPlatform(slug).caller, {
         scope: 'platform',
         subject: '',
         period: 'month',
-        limit_minor: rows[0]!.cost_minor + worst,
+        limit_minor: (rows[0]!.cost_micro + worst) / 1_000_000,
         currency: 'usd',
         alert_percent: 80,
       });
@@ -262,10 +262,10 @@ describe('the AI service without HTTP, against /v1/chat/completions', () => {
     const gate = cloud.hold();
     const pending = viaService('svc-metered', { model: 'cloud-only', messages: oneMore });
     await gate.whenHeld(1);
-    expect(s.ai.meter.held(id)).toBe(worst);
+    expect(s.ai.meter.held(id)).toBe(BigInt(worst));
     gate.release();
     expect((await pending).status).toBe(200);
-    expect(s.ai.meter.held(id)).toBe(0);
+    expect(s.ai.meter.held(id)).toBe(0n);
     // Sent with the maximum that was reserved, since the request named none.
     expect((cloud.requests.at(-1)!.body as { max_tokens?: number }).max_tokens).toBe(DEFAULT_MAX_TOKENS);
     expect((await viaHttp('http-metered', { model: 'cloud-only', messages: oneMore })).status).toBe(200);

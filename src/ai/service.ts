@@ -1,19 +1,30 @@
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { microOfMinor } from '../shared/money.ts';
 import type { BudgetInput, ChatInput, EmbeddingsInput } from './ai.models.ts';
 import {
   type Budget,
   type CostEstimate,
-  costOf,
+  costMicro,
+  describeRefusal,
   type Meter,
+  markupMicro,
   periodStart,
   type Reservation,
   type UsageRecord,
 } from './meter.ts';
+import { type CallOutcome, logRouting } from './observe.ts';
 import type { PlatformAiPolicy } from './policy.ts';
-import type { ChatChunk, ChatCompletion, ChatMessage, ChatRequest, Usage } from './provider.ts';
-import { type Attempt, type Candidate, planRoute, type RoutePlan, runPlan } from './router.ts';
+import {
+  type ChatChunk,
+  type ChatCompletion,
+  type ChatMessage,
+  type ChatRequest,
+  UpstreamError,
+  type Usage,
+} from './provider.ts';
+import { type Attempt, type Candidate, NoRouteError, planRoute, type RoutePlan, runPlan } from './router.ts';
 import type { AiRuntime } from './runtime.ts';
 import { findBlockedTerm, redactPii } from './safety.ts';
 import {
@@ -134,9 +145,9 @@ export function promptTokenBound(req: Pick<ChatRequest, 'messages' | 'tools' | '
 }
 
 /**
- * The most a call on `plan` may cost, per currency: for each candidate that has a price (the
- * call may fall back to any of them), the cost of `promptTokens` in and `maxOut` out, plus the
- * platform's markup, rounded as the meter rounds; the dearest candidate per currency.
+ * The most a call on `plan` may cost, per currency, in micro-units: for each candidate that has a
+ * price (the call may fall back to any of them), the cost of `promptTokens` in and `maxOut` out,
+ * plus the platform's markup, as the meter computes it; the dearest candidate per currency.
  */
 export function estimateCost(
   plan: RoutePlan,
@@ -149,8 +160,8 @@ export function estimateCost(
   for (const cand of plan.candidates) {
     const price = prices[cand.key];
     if (!price) continue;
-    const cost = costOf(price, promptTokens, maxOut);
-    const total = cost + Math.ceil((cost * markupPercent) / 100);
+    const cost = costMicro(price, promptTokens, maxOut);
+    const total = cost + markupMicro(cost, markupPercent);
     if (total > (out.get(price.currency) ?? 0)) out.set(price.currency, total);
   }
   return out;
@@ -212,6 +223,7 @@ export async function completeChat(
         (cand, s) => cand.provider.chat(forCandidate(cand), s),
         deps.now,
       );
+      firstByte(deps, routed.candidate, started);
       const out = routed.result;
       const counted = !out.usage?.total_tokens;
       const usage: Usage = counted
@@ -229,6 +241,7 @@ export async function completeChat(
         latencyMs: performance.now() - started,
         status: 'ok',
       });
+      observeCall(deps, caller, plan, routed.attempts, 'ok', routed.candidate, usage);
       return {
         kind: 'completion',
         completion: { ...out, usage },
@@ -246,6 +259,8 @@ export async function completeChat(
       deps.now,
     );
     const cand = routed.candidate;
+    firstByte(deps, cand, started);
+    const streamAttempts = routed.attempts;
     // NB! The caller's lease may end before the stream does (a request's ends when its handler
     // returns), so the stream holds its own lease of the platform's database until it is metered.
     const hold = deps.platformDbs.acquire(caller.platform.id);
@@ -269,6 +284,7 @@ export async function completeChat(
             latencyMs: performance.now() - started,
             status: ok ? 'ok' : 'error',
           });
+          observeCall(deps, caller, plan, streamAttempts, ok ? 'ok' : 'error', cand, u);
         } finally {
           held.reservation?.release();
           held.slot?.();
@@ -281,6 +297,7 @@ export async function completeChat(
   } catch (e) {
     reservation?.release();
     slot?.();
+    if (!signal.aborted) observeFailure(deps, caller, e);
     throw e;
   }
 }
@@ -328,6 +345,7 @@ export async function embed(
       },
       deps.now,
     );
+    firstByte(deps, routed.candidate, started);
     const r = routed.result;
     const counted = !r.usage.prompt_tokens;
     const promptTokens = counted ? countTokens(texts) : r.usage.prompt_tokens;
@@ -340,9 +358,15 @@ export async function embed(
       latencyMs: performance.now() - started,
       status: 'ok',
     });
+    observeCall(deps, caller, plan, routed.attempts, 'ok', routed.candidate, {
+      prompt_tokens: promptTokens,
+      completion_tokens: 0,
+      total_tokens: promptTokens,
+    });
     return { vectors: r.vectors, promptTokens, plan, attempts: routed.attempts, candidate: routed.candidate };
   } catch (e) {
     reservation?.release();
+    if (!signal.aborted) observeFailure(deps, caller, e);
     throw e;
   }
 }
@@ -393,7 +417,10 @@ export function removeBudget(deps: AiDeps, caller: AiCaller, id: string): void {
   deps.meter.invalidate(caller.platform.id);
 }
 
-/** Usage in [from, to) (default: this month so far), with what the meter holds written first. */
+/**
+ * Usage in [from, to) (default: this month so far), with what the meter holds written first;
+ * money in micro-units, summed exactly (BigInt).
+ */
 export async function usageReport(
   deps: AiDeps,
   caller: Pick<AiCaller, 'db'>,
@@ -470,14 +497,19 @@ function reserveBudgets(
   );
   if ('refused' in r) {
     const { budget, spent, reserved, needed } = r.refused;
+    const limit = microOfMinor(budget.limit_minor);
+    const m = describeRefusal(r.refused);
     const e = new AppError(
       'ai.budget_exceeded',
-      needed > 0 && spent < budget.limit_minor
-        ? `the ${budget.scope} ${PERIOD_WORD[budget.period]} AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${spent} spent, ${reserved} held by calls in flight, up to ${needed} needed`
+      needed > 0n && spent < limit
+        ? `the ${budget.scope} ${PERIOD_WORD[budget.period]} AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${m.spent} spent, ${m.reserved} held by calls in flight, up to ${m.needed} needed`
         : `the ${budget.scope} ${PERIOD_WORD[budget.period]} AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
       429,
     );
-    e.retryAfter = reserved > 0 && spent + needed <= budget.limit_minor ? 1 : 3600;
+    // Worth a retry only when calls in flight hold the room this one needs (they settle within
+    // seconds); a spent budget stays spent until its period ends, so no Retry-After: the
+    // OpenAI route adds `x-should-retry: false` (openai-errors.ts) and the SDKs raise at once.
+    if (reserved > 0n && spent + needed <= limit) e.retryAfter = 1;
     throw e;
   }
   return r.reservation;
@@ -552,7 +584,7 @@ function recordUsage(
   call: MeteredCall,
 ): void {
   const price = deps.runtime.prices[call.candidate.key];
-  const cost = costOf(price, call.usage.prompt_tokens, call.usage.completion_tokens);
+  const cost = costMicro(price, call.usage.prompt_tokens, call.usage.completion_tokens);
   const record: UsageRecord = {
     platformId: caller.platform.id,
     ts: deps.clock.now(),
@@ -567,8 +599,8 @@ function recordUsage(
     tokensOut: call.usage.completion_tokens,
     counted: call.counted,
     latencyMs: Math.round(call.latencyMs),
-    costMinor: cost,
-    markupMinor: Math.ceil((cost * policy.markupPercent) / 100),
+    costMicro: cost,
+    markupMicro: markupMicro(cost, policy.markupPercent),
     currency: price?.currency ?? 'usd',
     status: call.status,
   };
@@ -599,6 +631,69 @@ function budgetAlerts(deps: AiDeps, db: Database, caller: AiCaller, crossed: rea
       }),
     )();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observability (observe.ts): series and log lines of each call
+
+/** Time to the first byte of the answer, from the call's start (fallback included). */
+function firstByte(deps: AiDeps, cand: Candidate, started: number): void {
+  deps.runtime.metrics.firstByte(cand.provider.id, cand.model, (performance.now() - started) / 1000);
+}
+
+/** Counts a call that a candidate answered, with its tokens; logs its fallbacks and skips. */
+function observeCall(
+  deps: AiDeps,
+  caller: AiCaller,
+  plan: RoutePlan,
+  attempts: readonly Attempt[],
+  outcome: CallOutcome,
+  cand: Candidate,
+  usage: Usage,
+): void {
+  const platform = caller.platform.slug;
+  const m = deps.runtime.metrics;
+  m.call({ platform, provider: cand.provider.id, model: cand.model, outcome, fallback: attempts.length > 1 });
+  m.tokens(platform, cand.provider.id, cand.model, usage.prompt_tokens, usage.completion_tokens);
+  // The plain path (first candidate answered, nothing skipped) logs nothing.
+  if (attempts.length > 1 || plan.skipped.length > 0) logRouting(deps.log, platform, plan, attempts, true);
+}
+
+/**
+ * Counts a call no candidate answered: refused before routing (budget, policy, safety, the
+ * stream cap: `refused`), no route, or the upstream refusing the request itself. Labels name
+ * no model the client chose (bounded series): the provider that refused, else 'none'.
+ */
+function observeFailure(deps: AiDeps, caller: AiCaller, e: unknown): void {
+  const platform = caller.platform.slug;
+  const m = deps.runtime.metrics;
+  if (e instanceof NoRouteError) {
+    m.call({
+      platform,
+      provider: 'none',
+      model: 'none',
+      outcome: 'no_route',
+      fallback: e.attempts.length > 1,
+    });
+    logRouting(deps.log, platform, e.plan, e.attempts, false);
+    return;
+  }
+  if (e instanceof UpstreamError) {
+    const routed = e as UpstreamError & { plan?: RoutePlan; attempts?: Attempt[] };
+    const last = routed.attempts?.at(-1)?.key;
+    const model = last ? last.slice(last.indexOf('/') + 1) : 'none';
+    m.call({
+      platform,
+      provider: e.provider,
+      model,
+      outcome: 'upstream_rejected',
+      fallback: (routed.attempts?.length ?? 0) > 1,
+    });
+    if (routed.plan) logRouting(deps.log, platform, routed.plan, routed.attempts ?? [], false);
+    return;
+  }
+  if (e instanceof AppError)
+    m.call({ platform, provider: 'none', model: 'none', outcome: 'refused', fallback: false });
 }
 
 /** Every text of a message list (string content and text parts). */

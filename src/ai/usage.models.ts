@@ -1,6 +1,9 @@
 // The usage record and budget row shared by the meter and the usage repository.
 
-/** One metered call. Money is integer minor units of `currency`. */
+/**
+ * One metered call. Money is integer micro-units (millionths of a minor unit) of `currency`:
+ * exact per call, summed exactly, rounded only where an invoice line charges it.
+ */
 export interface UsageRecord {
   platformId: string;
   ts: number;
@@ -15,8 +18,10 @@ export interface UsageRecord {
   tokensOut: number;
   counted: boolean;
   latencyMs: number;
-  costMinor: number;
-  markupMinor: number;
+  /** Provider cost: tokens × the price per 1M tokens in minor units, exactly. */
+  costMicro: number;
+  /** The platform's markup on the cost (rounded up to a whole micro-unit). */
+  markupMicro: number;
   currency: string;
   status: 'ok' | 'error';
 }

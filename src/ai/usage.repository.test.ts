@@ -1,6 +1,7 @@
-import type { Database } from 'bun:sqlite';
+import { Database as BunDatabase, type Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { instanceWithPlatform } from '../../tests/helpers.ts';
+import { migrate, TENANT_MIGRATIONS } from '../db/index.ts';
 import type { Instance } from '../flows/index.ts';
 import type { UsageRecord } from './meter.ts';
 import {
@@ -40,8 +41,8 @@ const rec = (over: Partial<UsageRecord>): UsageRecord => ({
   tokensOut: 50,
   counted: false,
   latencyMs: 12,
-  costMinor: 30,
-  markupMinor: 6,
+  costMicro: 30,
+  markupMicro: 6,
   currency: 'usd',
   status: 'ok',
   ...over,
@@ -114,10 +115,10 @@ describe('the budgets and usage repository', () => {
       db.transaction(() =>
         insertUsageRows(db, [
           rec({}),
-          rec({ userId: 'usr_b', costMinor: 10, markupMinor: 1 }),
-          rec({ keyId: 'key_1', userId: null, model: 'mini', costMinor: 5, markupMinor: 0 }),
-          rec({ ts: now - 86_400_000, costMinor: 1000 }),
-          rec({ currency: 'eur', costMinor: 7 }),
+          rec({ userId: 'usr_b', costMicro: 10, markupMicro: 1 }),
+          rec({ keyId: 'key_1', userId: null, model: 'mini', costMicro: 5, markupMicro: 0 }),
+          rec({ ts: now - 86_400_000, costMicro: 1000 }),
+          rec({ currency: 'eur', costMicro: 7 }),
         ]),
       )(),
     );
@@ -131,10 +132,10 @@ describe('the budgets and usage repository', () => {
       alert_percent: 80,
     });
     const today = Date.UTC(2026, 10, 26);
-    expect(await on((db) => spentSince(db, b('platform'), today))).toBe(36 + 11 + 5);
-    expect(await on((db) => spentSince(db, b('user', 'usr_a'), today))).toBe(36);
-    expect(await on((db) => spentSince(db, b('key', 'key_1'), today))).toBe(5);
-    expect(await on((db) => spentSince(db, b('user', 'usr_z'), today))).toBe(0);
+    expect(await on((db) => spentSince(db, b('platform'), today))).toBe(BigInt(36 + 11 + 5));
+    expect(await on((db) => spentSince(db, b('user', 'usr_a'), today))).toBe(BigInt(36));
+    expect(await on((db) => spentSince(db, b('key', 'key_1'), today))).toBe(BigInt(5));
+    expect(await on((db) => spentSince(db, b('user', 'usr_z'), today))).toBe(BigInt(0));
     expect(await on((db) => usageBetween(db, today, now + 1))).toEqual([
       {
         provider: 'cloud',
@@ -144,8 +145,8 @@ describe('the budgets and usage repository', () => {
         calls: 1,
         tokens_in: 100,
         tokens_out: 50,
-        cost_minor: 7,
-        markup_minor: 6,
+        cost_micro: 7n,
+        markup_micro: 6n,
       },
       {
         provider: 'cloud',
@@ -155,8 +156,8 @@ describe('the budgets and usage repository', () => {
         calls: 2,
         tokens_in: 200,
         tokens_out: 100,
-        cost_minor: 40,
-        markup_minor: 7,
+        cost_micro: 40n,
+        markup_micro: 7n,
       },
       {
         provider: 'cloud',
@@ -166,9 +167,78 @@ describe('the budgets and usage repository', () => {
         calls: 1,
         tokens_in: 100,
         tokens_out: 50,
-        cost_minor: 5,
-        markup_minor: 0,
+        cost_micro: 5n,
+        markup_micro: 0n,
       },
     ]);
+  });
+});
+
+describe('usage money in micro-units', () => {
+  test('sums are SQL integers read exactly, past 2^53 (a float would round them)', async () => {
+    const big = 2 ** 52; // two of these and one more micro-unit: 2^53 + 1, not a float
+    await on((db) =>
+      db.transaction(() =>
+        insertUsageRows(db, [
+          rec({ provider: 'big', userId: 'usr_big', costMicro: big, markupMicro: 0 }),
+          rec({ provider: 'big', userId: 'usr_big', costMicro: big, markupMicro: 1 }),
+        ]),
+      )(),
+    );
+    const b = {
+      id: 'b',
+      scope: 'user' as const,
+      subject: 'usr_big',
+      period: 'day' as const,
+      limit_minor: 1,
+      currency: 'usd',
+      alert_percent: 80,
+    };
+    const exact = 2n ** 53n + 1n;
+    expect(await on((db) => spentSince(db, b, Date.UTC(2026, 10, 26)))).toBe(exact);
+    const line = (await on((db) => usageBetween(db, Date.UTC(2026, 10, 26), now + 1))).find(
+      (l) => l.provider === 'big',
+    )!;
+    expect(line.cost_micro + line.markup_micro).toBe(exact);
+  });
+
+  test('migration 0009 turns rows written in minor units into micro-units (× 1,000,000), nothing else changes', () => {
+    const db = new BunDatabase(':memory:');
+    try {
+      const before = TENANT_MIGRATIONS.filter((m) => m.name !== 'usage-micro');
+      migrate(db, before, 'test');
+      db.query(
+        `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
+           counted, latency_ms, cost_minor, markup_minor, currency, status)
+         VALUES (1, 'usr_a', NULL, NULL, 'chat', 'default', 'cloud', 'gpt', 12, 12, 0, 5, 1, 0, 'usd', 'ok'),
+                (2, 'usr_a', NULL, NULL, 'chat', 'default', 'cloud', 'gpt', 100, 50, 0, 5, 30, 6, 'eur', 'ok')`,
+      ).run();
+      migrate(db, TENANT_MIGRATIONS, 'test');
+      expect(
+        db
+          .query(
+            'SELECT ts, tokens_in, tokens_out, cost_micro, markup_micro, currency FROM usage_events ORDER BY ts',
+          )
+          .all(),
+      ).toEqual([
+        { ts: 1, tokens_in: 12, tokens_out: 12, cost_micro: 1_000_000, markup_micro: 0, currency: 'usd' },
+        {
+          ts: 2,
+          tokens_in: 100,
+          tokens_out: 50,
+          cost_micro: 30_000_000,
+          markup_micro: 6_000_000,
+          currency: 'eur',
+        },
+      ]);
+      const cols = db
+        .query<{ name: string }, []>('PRAGMA table_info(usage_events)')
+        .all()
+        .map((c) => c.name);
+      expect(cols).not.toContain('cost_minor');
+      expect(cols).not.toContain('markup_minor');
+    } finally {
+      db.close();
+    }
   });
 });

@@ -4,7 +4,8 @@ import type { Budget, BudgetSpec, UsageRecord } from './usage.models.ts';
 
 /*
  * The SQL of AI budgets and usage in a platform's database (tables `budgets` and
- * `usage_events`, migrations/tenant/0004-ai.sql). Callers hold the transaction where one is needed.
+ * `usage_events`, migrations/tenant/0004-ai.sql and 0009-usage-micro.sql). Callers hold the
+ * transaction where one is needed. Money sums are SQL integers read as BigInt: exact past 2^53.
  */
 
 /** A stored budget row (what the budget routes answer with). */
@@ -15,7 +16,10 @@ export interface BudgetRow extends Budget {
 /** A budget as it is set (the id is derived from scope, subject and period). */
 export type { BudgetSpec } from './usage.models.ts';
 
-/** One line of the usage report: calls, tokens and money per provider, model, kind and currency. */
+/**
+ * One line of the usage report: calls, tokens and money per provider, model, kind and currency;
+ * money in micro-units (millionths of a minor unit), summed exactly.
+ */
 export interface UsageLine {
   provider: string;
   model: string;
@@ -24,8 +28,8 @@ export interface UsageLine {
   calls: number;
   tokens_in: number;
   tokens_out: number;
-  cost_minor: number;
-  markup_minor: number;
+  cost_micro: bigint;
+  markup_micro: bigint;
 }
 
 /** Every budget of the platform, by scope, subject and period. */
@@ -90,13 +94,25 @@ export function deleteBudget(db: Database, id: string): boolean {
 
 /** Usage written in [from, to), grouped by provider, model, kind and currency. */
 export function usageBetween(db: Database, from: number, to: number): UsageLine[] {
-  return db
-    .query<UsageLine, [number, number]>(
+  const rows = db
+    .query<Record<keyof UsageLine, string | bigint>, [number, number]>(
       `SELECT provider, model, kind, currency, count(*) AS calls, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,
-              sum(cost_minor) AS cost_minor, sum(markup_minor) AS markup_minor
+              sum(cost_micro) AS cost_micro, sum(markup_micro) AS markup_micro
        FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY provider, model, kind, currency ORDER BY provider, model`,
     )
+    .safeIntegers(true)
     .all(from, to);
+  return rows.map((r) => ({
+    provider: r.provider as string,
+    model: r.model as string,
+    kind: r.kind as string,
+    currency: r.currency as string,
+    calls: Number(r.calls),
+    tokens_in: Number(r.tokens_in),
+    tokens_out: Number(r.tokens_out),
+    cost_micro: r.cost_micro as bigint,
+    markup_micro: r.markup_micro as bigint,
+  }));
 }
 
 /*
@@ -108,16 +124,17 @@ export function loadBudgets(db: Database): Budget[] {
   return db.query<Budget, []>('SELECT * FROM budgets').all();
 }
 
-/** What a budget's callers have spent (cost plus markup) since `start`, in its currency. */
-export function spentSince(db: Database, b: Budget, start: number): number {
+/** What a budget's callers have spent (cost plus markup, micro-units, exact) since `start`, in its currency. */
+export function spentSince(db: Database, b: Budget, start: number): bigint {
   const where = b.scope === 'user' ? 'AND user_id = ?' : b.scope === 'key' ? 'AND key_id = ?' : '';
   const args: (string | number)[] = [start, b.currency, ...(b.scope === 'platform' ? [] : [b.subject])];
   const row = db
-    .query<{ s: number | null }, (string | number)[]>(
-      `SELECT sum(cost_minor + markup_minor) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
+    .query<{ s: bigint | null }, (string | number)[]>(
+      `SELECT sum(cost_micro + markup_micro) AS s FROM usage_events WHERE ts >= ? AND currency = ? ${where}`,
     )
+    .safeIntegers(true)
     .get(...args);
-  return row?.s ?? 0;
+  return row?.s ?? 0n;
 }
 
 /**
@@ -130,7 +147,7 @@ export function insertUsageRows(
 ): { firstRowId: number; lastRowId: number } {
   const q = db.query(
     `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
-       counted, latency_ms, cost_minor, markup_minor, currency, status)
+       counted, latency_ms, cost_micro, markup_micro, currency, status)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   let firstRowId = 0;
@@ -149,8 +166,8 @@ export function insertUsageRows(
       r.tokensOut,
       r.counted ? 1 : 0,
       r.latencyMs,
-      r.costMinor,
-      r.markupMinor,
+      r.costMicro,
+      r.markupMicro,
       r.currency,
       r.status,
     );

@@ -17,8 +17,11 @@ import {
 } from './events.repository.ts';
 import type { Logger } from './logger.ts';
 
-/** What one flush of the meter wrote for a platform: one event per usage transaction. */
-export interface UsageRecordedV1 {
+/**
+ * What one flush of the meter wrote for a platform: one event per usage transaction. Version 2:
+ * money in integer micro-units (`costMicro`, `markupMicro`; v1 had rounded `costMinor`).
+ */
+export interface UsageRecordedV2 {
   platformId: string;
   /** The `usage_events` rows this transaction wrote, by row id (inclusive): the detail, for analytics. */
   firstRowId: number;
@@ -27,15 +30,18 @@ export interface UsageRecordedV1 {
   /** Oldest and newest call in the batch (epoch ms). */
   from: number;
   to: number;
-  /** Per currency: what billing needs without reading the rows. Money in integer minor units. */
+  /**
+   * Per currency: what billing needs without reading the rows. Money in integer micro-units
+   * (millionths of a minor unit), exact JSON integers; billing rounds once per invoice line.
+   */
   totals: {
     currency: string;
     calls: number;
     errors: number;
     tokensIn: number;
     tokensOut: number;
-    costMinor: number;
-    markupMinor: number;
+    costMicro: number;
+    markupMicro: number;
   }[];
 }
 
@@ -69,7 +75,7 @@ export interface DomainEvents {
     subject: string;
     percent: number;
   };
-  'usage.recorded': UsageRecordedV1;
+  'usage.recorded': UsageRecordedV2;
 }
 
 /** An event's name. */
@@ -84,7 +90,7 @@ export const EVENT_VERSIONS: { readonly [K in EventName]: number } = {
   'platform.updated': 1,
   'platform.deleted': 1,
   'ai.budget_alert': 1,
-  'usage.recorded': 1,
+  'usage.recorded': 2,
 };
 
 /** The database an event was appended in: control.db, or a platform's (its id). */

@@ -26,7 +26,7 @@ export {
   type PlatformSource,
   TEST_EVENT_FILE_ENV,
   TEST_EXIT_AFTER_COMMIT_ENV,
-  type UsageRecordedV1,
+  type UsageRecordedV2,
 } from './events.ts';
 export {
   createHttp1Client,

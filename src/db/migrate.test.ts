@@ -40,6 +40,7 @@ describe('migrate', () => {
         '0006-events',
         '0007-reserved-mail',
         '0008-onboarding',
+        '0009-usage-micro',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

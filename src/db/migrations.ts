@@ -12,6 +12,7 @@ import tenant4 from '../../migrations/tenant/0004-ai.sql' with { type: 'text' };
 import tenant5 from '../../migrations/tenant/0005-security.sql' with { type: 'text' };
 import tenant6 from '../../migrations/tenant/0006-events.sql' with { type: 'text' };
 import tenant8 from '../../migrations/tenant/0008-onboarding.sql' with { type: 'text' };
+import tenant9 from '../../migrations/tenant/0009-usage-micro.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -39,4 +40,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   // line with mail's real step at merge (numbering must be 1..N, so 8 cannot stand alone).
   { version: 7, name: 'reserved-mail', sql: 'SELECT 1;' },
   { version: 8, name: 'onboarding', sql: tenant8 },
+  { version: 9, name: 'usage-micro', sql: tenant9 },
 ];

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createAiMetrics } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
 import type { Tenancy } from '../tenancy/index.ts';
@@ -107,7 +108,10 @@ export function createMetrics(app: App, tenancy: Tenancy, opts: { needToken: boo
       this.set(process.memoryUsage().rss);
     },
   });
+  // The router's series (AI calls, time to first byte, tokens), counted by the AI runtime.
+  const ai = createAiMetrics(registry);
   return {
+    ai,
     /**
      * Whether a scrape with this Authorization header may read the metrics; `proxied`: it came
      * through a proxy, so a loopback listener does not make it local.

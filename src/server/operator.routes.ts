@@ -1,4 +1,5 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
+import type { AiRuntime } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -64,6 +65,8 @@ export interface OperatorRoutesDeps {
   /** Whether the request came through a proxy (forwarding headers, or a trusted proxy's socket). */
   proxied: (request: Request) => boolean;
   readiness: () => { ok: boolean; checks: Record<string, string> };
+  /** The AI runtime, for the providers' status. */
+  ai: { runtime: AiRuntime };
 }
 
 /**
@@ -252,6 +255,13 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         .get('/docs', () => docsResponse(document()), {
           permission: 'public',
           detail: { summary: "This API's reference page", tags: ['docs'] },
+        })
+        .get('/providers', () => ({ providers: d.ai.runtime.statuses() }), {
+          permission: 'operator:read',
+          detail: {
+            summary: "The AI providers: each one's health, circuit state, last error, and why it is down",
+            tags: ['ai'],
+          },
         })
         .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }), {
           permission: 'operator:read',

@@ -114,7 +114,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     });
     const runtime = await life.add({
       name: 'AI runtime',
-      start: () => createAiRuntime(config, log, app.clock),
+      start: () => createAiRuntime(config, log, app.clock, metrics.ai),
       stop: (r) => r.close(),
     });
     await life.add({ name: 'AI health loop', start: () => runtime.startHealthLoop() });
