@@ -10,6 +10,7 @@ export {
 } from './blueprint.ts';
 export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
 export { PlatformRegistry } from './registry.ts';
+export { insertSettingOnce, settingValue } from './settings.repository.ts';
 export { domainUrl, type InstanceSettings, platformUrl } from './settings.ts';
 export { checkDomain, checkSlug, RESERVED_SLUGS } from './slug.ts';
 export {
