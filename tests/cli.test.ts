@@ -21,6 +21,31 @@ describe('soulfra --version', () => {
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("unknown option '--colour'");
   });
+
+  test('with --json an argument error is also one JSON document on stdout; the exit code stays 2', async () => {
+    const cases: [string[], { code: string; message: string }][] = [
+      [
+        ['platform', 'list', '--colour', '--json'],
+        { code: 'cli.unknown_option', message: "unknown option '--colour'" },
+      ],
+      [['--json', 'frobnicate'], { code: 'cli.unknown_command', message: "unknown command 'frobnicate'" }],
+      [
+        ['platform', 'show', '--json'],
+        { code: 'cli.missing_argument', message: "missing required argument 'slug'" },
+      ],
+    ];
+    for (const [args, error] of cases) {
+      const r = await runCli(args);
+      expect({ args, code: r.code, stdout: JSON.parse(r.stdout) }).toEqual({
+        args,
+        code: 2,
+        stdout: { error },
+      });
+      expect(r.stderr).toContain(error.message);
+    }
+    // Without --json, stdout stays empty.
+    expect((await runCli(['platform', 'list', '--colour'])).stdout).toBe('');
+  });
 });
 
 describe('with no server running (the CLI takes the lock)', () => {

@@ -52,6 +52,7 @@ describe('migrate', () => {
       '0004-operator-sso',
       '0005-security',
       '0006-events',
+      '0007-platform-deletions',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

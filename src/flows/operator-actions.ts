@@ -19,6 +19,7 @@ import {
   createOperatorToken,
   disableOperator,
   enableOperator,
+  listApiKeys,
   listOperators,
   listOperatorTokens,
   type OperatorPrincipal,
@@ -26,11 +27,12 @@ import {
   type OperatorTokenView,
   type OperatorView,
   removeOperator,
+  revokeApiKey,
   revokeOperatorToken,
   setOperatorRole,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
-import type { PlatformView, Tenancy } from '../tenancy/index.ts';
+import type { BlueprintUpdate, PlatformDeleted, PlatformView, Tenancy } from '../tenancy/index.ts';
 import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
 
 /** One chain's verdict, as the API and CLI report it. */
@@ -74,6 +76,14 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     return r;
   };
 
+  /** A platform whose database is in place (not archived: 409 `platform.archived`). */
+  const livePlatform = (slug: string): PlatformView => {
+    const v = tenancy.get(slug);
+    if (v.status === 'archived')
+      throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+    return v;
+  };
+
   return {
     /** Creates a platform with its owner (see flows/create-platform). */
     createPlatform(p: OperatorPrincipal, input: CreatePlatformInput): Promise<CreatePlatformResult> {
@@ -105,6 +115,44 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       requireAdmin(p);
       return tenancy.unarchive(slug, p.actor);
     },
+    /**
+     * Changes a platform's blueprint: `{ blueprint }` is a partial blueprint merged over the
+     * current one (tenancy.updateBlueprint; the operator may change what the rules allow it).
+     */
+    updatePlatform(p: OperatorPrincipal, slug: string, body: unknown): BlueprintUpdate {
+      requireAdmin(p);
+      const b = body as { blueprint?: unknown } | null;
+      if (b?.blueprint === undefined) {
+        throw new AppError('request.invalid', 'blueprint is required: the settings to change', 400, [
+          { path: '/blueprint', reason: 'required' },
+        ]);
+      }
+      return tenancy.updateBlueprint(slug, b.blueprint, { kind: 'operator', actor: p.actor });
+    },
+    /** Deletes an archived platform (`confirm` repeats the slug); its slug stays reserved a while. */
+    deletePlatform(
+      p: OperatorPrincipal,
+      slug: string,
+      opts: { confirm?: unknown; slug_grace_days?: unknown },
+    ): { deleted: PlatformDeleted } {
+      requireAdmin(p);
+      return { deleted: tenancy.remove(slug, opts.confirm, p.actor, opts.slug_grace_days) };
+    },
+    /** A platform's API keys (no secrets), revoked ones included. */
+    listApiKeys(slug: string): Promise<{ api_keys: ApiKeyView[] }> {
+      const v = livePlatform(slug);
+      return app.platformDbs.use(v.id, (db) => ({ api_keys: listApiKeys(db, null) }));
+    },
+    /**
+     * Revokes a platform API key: refused from the very next request (the platform's key cache
+     * is dropped in the revoking transaction). Audited on the platform's chain; revoking twice
+     * answers the same.
+     */
+    revokeApiKey(p: OperatorPrincipal, slug: string, id: string): Promise<{ api_key: ApiKeyView }> {
+      requireAdmin(p);
+      const v = livePlatform(slug);
+      return app.platformDbs.use(v.id, (db) => ({ api_key: revokeApiKey(app, db, id, null, p.actor) }));
+    },
     /** Maps a custom domain to a platform. */
     addDomain(p: OperatorPrincipal, slug: string, body: unknown): PlatformView {
       requireAdmin(p);
@@ -125,9 +173,7 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       body: unknown,
     ): Promise<{ id: string; key: string; api_key: ApiKeyView }> {
       requireAdmin(p);
-      const v = tenancy.get(slug);
-      if (v.status === 'archived')
-        throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+      const v = livePlatform(slug);
       return app.platformDbs.use(v.id, (db) => {
         const r = createApiKey(
           app,

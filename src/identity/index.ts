@@ -67,6 +67,7 @@ export {
   revokeOperatorToken,
 } from './operators/operators.ts';
 export {
+  actorOf,
   can,
   isScope,
   keyRole,

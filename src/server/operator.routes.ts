@@ -38,9 +38,12 @@ import {
   OperatorRole,
   PlatformApiKeyCreate,
   PlatformCreate,
+  PlatformDeleteQuery,
+  PlatformUpdate,
   Reason,
   ReturnToQuery,
   SlugHostParams,
+  SlugIdParams,
   SlugParams,
   TokenCreate,
   TokenListQuery,
@@ -281,6 +284,38 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           params: SlugParams,
           detail: { summary: 'Show a platform', tags: ['platforms'] },
         })
+        .patch(
+          '/platforms/:slug',
+          ({ principal, params, body }) => d.actions.updatePlatform(principal, params.slug, body),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: PlatformUpdate,
+            detail: {
+              summary: "Change a platform's blueprint (a partial blueprint merged over the current one)",
+              tags: ['platforms'],
+            },
+          },
+        )
+        .delete(
+          '/platforms/:slug',
+          ({ principal, params, query }) =>
+            d.actions.deletePlatform(principal, params.slug, {
+              confirm: query.confirm,
+              slug_grace_days:
+                query.slug_grace_days === undefined ? undefined : Number(query.slug_grace_days),
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            query: PlatformDeleteQuery,
+            detail: {
+              summary:
+                'Delete an archived platform (?confirm=<slug>): its file removed, its slug reserved for a grace period',
+              tags: ['platforms'],
+            },
+          },
+        )
         .post(
           '/platforms/:slug/suspend',
           ({ principal, params, body }) => d.actions.suspend(principal, params.slug, body),
@@ -353,6 +388,23 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             params: SlugParams,
             body: PlatformApiKeyCreate,
             detail: { summary: 'Make an API key on a platform (its secret shown once)', tags: ['platforms'] },
+          },
+        )
+        .get('/platforms/:slug/api-keys', ({ params }) => d.actions.listApiKeys(params.slug), {
+          permission: 'operator:read',
+          params: SlugParams,
+          detail: { summary: "List a platform's API keys (no secrets)", tags: ['platforms'] },
+        })
+        .delete(
+          '/platforms/:slug/api-keys/:id',
+          ({ principal, params }) => d.actions.revokeApiKey(principal, params.slug, params.id),
+          {
+            permission: 'operator:write',
+            params: SlugIdParams,
+            detail: {
+              summary: 'Revoke a platform API key (refused from the next request)',
+              tags: ['platforms'],
+            },
           },
         )
         .get(

@@ -609,6 +609,28 @@ export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprin
   return result.value;
 }
 
+/**
+ * A platform's blueprint after a change: `partial` deep-merged over the `current` blueprint and
+ * validated exactly as at create (the same depth check, merge, validator and error shape:
+ * 400 `blueprint.invalid` with one detail per bad field). Neither input is mutated.
+ */
+export function mergeBlueprintUpdate(current: PlatformBlueprint, partial: unknown): PlatformBlueprint {
+  assertBlueprintDepth(partial);
+  if (!isPlainObject(partial)) {
+    const details = [{ path: '', reason: `must be an object with blueprint sections, got ${show(partial)}` }];
+    throw new AppError('blueprint.invalid', invalidFieldsMessage('the blueprint', details), 400, details);
+  }
+  const result = validateBlueprint(deepMerge(current, partial));
+  if (!result.ok)
+    throw new AppError(
+      'blueprint.invalid',
+      invalidFieldsMessage('the blueprint', result.details),
+      400,
+      result.details,
+    );
+  return result.value;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading blueprint files
 // ---------------------------------------------------------------------------------------------

@@ -41,11 +41,13 @@ export function createScimToken(
   return { id, token };
 }
 
-/** Revokes a SCIM token. Audited. */
+/** Revokes a SCIM token. Audited, in the revocation's own transaction. */
 export function revokeScimToken(app: App, db: Database, id: string, actor: string): void {
-  if (!markScimTokenRevoked(db, id, app.clock.now()))
-    throw new AppError('scim_token.not_found', `no live SCIM token ${id}`, 404);
-  app.audit.append(db, { actor, action: 'scim_token.revoked', target: `scim_token:${id}` });
+  db.transaction(() => {
+    if (!markScimTokenRevoked(db, id, app.clock.now()))
+      throw new AppError('scim_token.not_found', `no live SCIM token ${id}`, 404);
+    app.audit.append(db, { actor, action: 'scim_token.revoked', target: `scim_token:${id}` });
+  }).immediate();
 }
 
 /** The SCIM principal behind a bearer token on this platform, or null. */
