@@ -18,19 +18,18 @@ const OWNERS = [/\.repository\.ts$/, /^src\/db\//, /^src\/audit\//];
  * the list only shrinks.
  */
 const ALLOWED: { path: string; why: string }[] = [
-  {
-    path: 'src/ai/providers/onnx.ts',
-    why: "onnxruntime's InferenceSession.run (a model call), not SQL",
-  },
+  // Empty: every statement outside the owners has moved. onnxruntime's `session.run` and a
+  // reconcile rule's `rule.run` are no SQL and the scan does not take them for it.
 ];
 
 /**
- * A call that runs SQL: `.query(`/`.query<`, `.prepare(`, `.run(` (a Statement's or a
- * Database's), and `.exec(` when it is handed SQL text or called on a database handle
- * (`RegExp.exec(s)` is not).
+ * A call that runs SQL: `.query(`/`.query<` and `.prepare(` (every Statement comes from one of
+ * them, so its `.run`/`.get`/`.all` is caught there), and a Database's own `.exec(`/`.run(`
+ * when handed SQL text or called on a database handle (`RegExp.exec(s)`, onnxruntime's
+ * `session.run(feeds)` or a rule's `rule.run(row)` are not).
  */
 const SQL_CALL =
-  /\.(?:query|prepare|run)\s*[<(]|\.exec\s*\(\s*['"`]|\b(?:db|database|control|tenant|conn|this\.#control|this\.#db)\s*\.exec\s*\(/g;
+  /\.(?:query|prepare)\s*[<(]|\.(?:exec|run)\s*\(\s*['"`]|\b(?:db|database|control|tenant|conn|this\.#control|this\.#db)\s*\.(?:exec|run)\s*\(/g;
 
 /** Code only: `//` comments and block-comment lines become blanks (line numbers kept). */
 function code(text: string): string {
@@ -79,16 +78,16 @@ describe('repositories own the SQL', () => {
       "    .query('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING')",
       '    .run(STORED_KEY, sha256Hex(token)).changes;',
       "  db.exec('PRAGMA wal_checkpoint(TRUNCATE)');",
+      "  db.run('DELETE FROM secrets_upgrade');",
     ].join('\n');
     expect(sqlCalls(before)).toEqual([
       { line: 1, call: '.query<' },
       { line: 2, call: '.query(' },
-      { line: 2, call: '.run(' },
       { line: 3, call: 'control.exec(' },
       { line: 6, call: '.prepare(' },
       { line: 8, call: '.query(' },
-      { line: 9, call: '.run(' },
       { line: 10, call: 'db.exec(' },
+      { line: 11, call: 'db.run(' },
     ]);
     const notSql = [
       'const m = /^Bearer\\s+(\\S+)$/i.exec(auth);',
@@ -97,6 +96,9 @@ describe('repositories own the SQL', () => {
       '// db.query("SELECT 1") in a comment',
       ' * db.query(...) in a doc comment',
       "const url = 'http://x/run(';",
+      'return { out: await m.session.run(feeds), seq };',
+      '      rule.run(row, ctx);',
+      '  const m = DATA_URI.exec(url);',
     ].join('\n');
     expect(sqlCalls(notSql)).toEqual([]);
   });
@@ -106,10 +108,7 @@ describe('repositories own the SQL', () => {
     const old =
       "export function destroySession(db: Database, token: string): void {\n  db.query('DELETE FROM sessions WHERE id_hash = ?').run(sha256Hex(token));\n}";
     expect(owned(path)).toBe(false);
-    expect(sqlCalls(old).map((c) => `${path}:${c.line}: ${c.call}`)).toEqual([
-      `${path}:2: .query(`,
-      `${path}:2: .run(`,
-    ]);
+    expect(sqlCalls(old).map((c) => `${path}:${c.line}: ${c.call}`)).toEqual([`${path}:2: .query(`]);
   });
 
   test('only *.repository.ts, src/db/ and src/audit/ run SQL (and the commented allow-list)', () => {
