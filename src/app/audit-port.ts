@@ -40,4 +40,6 @@ export interface AuditPort {
   anchor(platformId: string, head: { seq: number; hash: string }): void;
   /** Anchors every platform chain appended to and not yet anchored, now (before closing). */
   flush(): void;
+  /** A chain's entries after `after` (a seq), in order, at most `limit`: the audit read API. */
+  entries(db: Database, after: number, limit: number): AuditEntry[];
 }

@@ -17,6 +17,16 @@ import { tx } from '../db/index.ts';
 import { aesGcmOpen, aesGcmSeal } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { type Clock, systemClock } from '../shared/time.ts';
+import {
+  clearSecretsUpgrade,
+  createDataKeysTable,
+  type DataKeyRow,
+  dataKeyRows,
+  insertDataKey,
+  retireDataKey,
+  rewrapDataKey,
+  secretsUpgradePending,
+} from './keyring.repository.ts';
 import type { Logger } from './logger.ts';
 
 /**
@@ -142,13 +152,6 @@ export interface MasterKeyExport {
   data_keys: { id: string; created_at: number; retired_at: number | null }[];
 }
 
-interface DataKeyRow {
-  id: string;
-  wrapped: string;
-  created_at: number;
-  retired_at: number | null;
-}
-
 const wrapAad = (id: string) => `soulfra:data_key:${id}`;
 
 /**
@@ -190,11 +193,7 @@ export class Keyring implements SecretBox {
     keyFile?: string | undefined;
     envKey?: string | undefined;
   }): Keyring {
-    const rows = opts.control
-      .query<DataKeyRow, []>(
-        'SELECT id, wrapped, created_at, retired_at FROM data_keys ORDER BY created_at, rowid',
-      )
-      .all();
+    const rows = dataKeyRows(opts.control);
     const path = opts.keyFile ? resolve(opts.keyFile) : defaultMasterKeyFile(opts.dataDir);
     let master: Buffer;
     let source: MasterKeySource;
@@ -256,9 +255,7 @@ export class Keyring implements SecretBox {
    */
   static ephemeral(clock: Clock = systemClock): Keyring {
     const control = new Database(':memory:', { strict: true });
-    control.exec(
-      'CREATE TABLE data_keys (id TEXT PRIMARY KEY, wrapped TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER)',
-    );
+    createDataKeysTable(control);
     const ring = new Keyring(control, clock, newMasterKey(), { kind: 'env', variable: MASTER_KEY_ENV });
     ring.addDataKey();
     return ring;
@@ -318,9 +315,7 @@ export class Keyring implements SecretBox {
     const id = `dk_${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')}`;
     const key = Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
     const wrapped = aesGcmSeal(this.#master, key, wrapAad(id)).toString('base64url');
-    this.#control
-      .query('INSERT INTO data_keys (id, wrapped, created_at, retired_at) VALUES (?, ?, ?, NULL)')
-      .run(id, wrapped, this.#clock.now());
+    insertDataKey(this.#control, id, wrapped, this.#clock.now());
     this.#active.set(id, key);
     return id;
   }
@@ -331,10 +326,7 @@ export class Keyring implements SecretBox {
     const gone = [...this.#active.keys()].filter((id) => id !== keep);
     const now = this.#clock.now();
     tx(this.#control, () => {
-      for (const id of gone)
-        this.#control
-          .query('UPDATE data_keys SET retired_at = ? WHERE id = ? AND retired_at IS NULL')
-          .run(now, id);
+      for (const id of gone) retireDataKey(this.#control, id, now);
     });
     for (const id of gone) {
       this.#retired.set(id, this.#active.get(id)!);
@@ -345,11 +337,11 @@ export class Keyring implements SecretBox {
 
   /** The data keys in control.db, oldest first. */
   dataKeys(): { id: string; created_at: number; retired_at: number | null }[] {
-    return this.#control
-      .query<{ id: string; created_at: number; retired_at: number | null }, []>(
-        'SELECT id, created_at, retired_at FROM data_keys ORDER BY created_at, rowid',
-      )
-      .all();
+    return dataKeyRows(this.#control).map((r) => ({
+      id: r.id,
+      created_at: r.created_at,
+      retired_at: r.retired_at,
+    }));
   }
 
   /** The master key and what a restore needs with it (for escrow). */
@@ -366,11 +358,7 @@ export class Keyring implements SecretBox {
    */
   rewrapMaster(): string {
     const next = newMasterKey();
-    const rows = this.#control
-      .query<DataKeyRow, []>(
-        'SELECT id, wrapped, created_at, retired_at FROM data_keys ORDER BY created_at, rowid',
-      )
-      .all();
+    const rows = dataKeyRows(this.#control);
     const src = this.#source;
     const pending = src.kind === 'file' ? `${src.path}.new` : null;
     // 1. The new key reaches the disk before anything depends on it.
@@ -386,7 +374,7 @@ export class Keyring implements SecretBox {
             500,
           );
         const wrapped = aesGcmSeal(next, key, wrapAad(r.id)).toString('base64url');
-        this.#control.query('UPDATE data_keys SET wrapped = ? WHERE id = ?').run(wrapped, r.id);
+        rewrapDataKey(this.#control, r.id, wrapped);
       }
     });
     // 3. The new key file replaces the old one.
@@ -408,13 +396,12 @@ export class Keyring implements SecretBox {
     scope: string,
     sites: readonly SecretSite[],
   ): number {
-    const pending = db.query<{ pending: number }, []>('SELECT pending FROM secrets_upgrade LIMIT 1').get();
-    if (!pending) return 0;
+    if (!secretsUpgradePending(db)) return 0;
     return tx(db, () => {
       let n = 0;
       for (const s of sites)
         if (s.scope === kind) n += s.reseal(db, scope, (v, c) => (isSealed(v) ? v : this.seal(v, c)));
-      db.exec('DELETE FROM secrets_upgrade');
+      clearSecretsUpgrade(db);
       return n;
     });
   }

@@ -43,6 +43,19 @@ describe('audit chain', () => {
     expect(verifyChain(db)).toEqual({ ok: true, entries: 5, head: rows[4]!.hash });
   });
 
+  test('entries(after, limit) pages the chain in order: what GET /api/v1/audit reads', () => {
+    const db = chainDb();
+    const audit = createAuditLog(clock);
+    expect(audit.entries(db, 2, 2).map((e) => [e.seq, e.target])).toEqual([
+      [3, 'thing:3'],
+      [4, 'thing:4'],
+    ]);
+    expect(audit.entries(db, 4, 10).map((e) => e.seq)).toEqual([5]);
+    expect(audit.entries(db, 5, 10)).toEqual([]);
+    const all = db.query<AuditEntry, []>('SELECT * FROM audit_log ORDER BY seq').all();
+    expect(audit.entries(db, 0, 500)).toEqual(all);
+  });
+
   test('the table refuses UPDATE and DELETE', () => {
     const db = chainDb();
     expect(() => db.exec("UPDATE audit_log SET actor = 'x' WHERE seq = 1")).toThrow(/append-only/);

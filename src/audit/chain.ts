@@ -187,6 +187,11 @@ export function createAuditLog(
       if (a) upsertAnchor(a, platformId, head);
     },
     flush,
+    entries(db: Database, after: number, limit: number): AuditEntry[] {
+      return db
+        .query<AuditEntry, [number, number]>('SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?')
+        .all(after, limit);
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
-import { migrate, openDatabase, TENANT_MIGRATIONS } from '../db/index.ts';
+import { foldWal, migrate, openDatabase, TENANT_MIGRATIONS, writeMeta } from '../db/index.ts';
 import { createUserRepository, hashPassword } from '../identity/index.ts';
 import { randomPassword } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
@@ -91,10 +91,7 @@ export async function createPlatform(
     try {
       migrate(db, TENANT_MIGRATIONS, `new platform ${slug}`);
       db.transaction(() => {
-        const meta = db.query('INSERT INTO meta (key, value) VALUES (?, ?)');
-        meta.run('platform_id', id);
-        meta.run('slug', slug);
-        meta.run('created_at', String(now));
+        writeMeta(db, { platform_id: id, slug, created_at: String(now) });
         createUserRepository({ db }).insert({
           id: newId('usr'),
           email,
@@ -116,7 +113,7 @@ export async function createPlatform(
         });
       }).immediate();
       // Fold the WAL into the main file so that one file is all there is.
-      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      foldWal(db);
     } finally {
       db.close();
     }

@@ -468,17 +468,11 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
     ({ query, ctx: c }) => {
       const after = Number.parseInt(query.after ?? '0', 10) || 0;
       const limit = Math.min(500, Math.max(1, Number.parseInt(query.limit ?? '100', 10) || 100));
-      const entries = c.db
-        .query<Record<string, unknown>, [number, number]>(
-          'SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
-        )
-        .all(after, limit)
-        .map((e) => ({
-          ...e,
-          seq: e.seq as number,
-          ts: new Date(e.ts as number).toISOString(),
-          details: JSON.parse(e.details as string) as unknown,
-        }));
+      const entries = c.app.audit.entries(c.db, after, limit).map((e) => ({
+        ...e,
+        ts: new Date(e.ts).toISOString(),
+        details: JSON.parse(e.details) as unknown,
+      }));
       return { entries, next_after: entries.length === limit ? (entries.at(-1)?.seq ?? null) : null };
     },
     {

@@ -3,6 +3,7 @@ import { type Static, Type as t } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { AppError } from '../shared/errors.ts';
 import { PLATFORM_ROLES } from './accounts/users.repository.ts';
+import { storedIdentitySettings, storeIdentitySettings } from './settings.repository.ts';
 
 /** A platform's identity settings, changed by its owners and admins. */
 export const IdentitySettings = t.Object(
@@ -70,11 +71,9 @@ const check = TypeCompiler.Compile(IdentitySettings);
 
 /** The platform's settings (defaults for what was never set). */
 export function readIdentitySettings(db: Database): IdentitySettings {
-  const row = db
-    .query<{ value: string }, []>("SELECT value FROM identity_settings WHERE key = 'identity'")
-    .get();
-  return row
-    ? { ...DEFAULT_IDENTITY_SETTINGS, ...(JSON.parse(row.value) as Partial<IdentitySettings>) }
+  const value = storedIdentitySettings(db);
+  return value !== null
+    ? { ...DEFAULT_IDENTITY_SETTINGS, ...(JSON.parse(value) as Partial<IdentitySettings>) }
     : DEFAULT_IDENTITY_SETTINGS;
 }
 
@@ -98,8 +97,6 @@ export function writeIdentitySettings(db: Database, change: unknown): IdentitySe
       details,
     );
   }
-  db.query(
-    "INSERT INTO identity_settings (key, value) VALUES ('identity', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-  ).run(JSON.stringify(next));
+  storeIdentitySettings(db, JSON.stringify(next));
   return next;
 }

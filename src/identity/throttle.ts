@@ -1,4 +1,13 @@
 import type { Database } from 'bun:sqlite';
+import {
+  countLocked,
+  deleteThrottle,
+  storeThrottle,
+  sweepThrottle,
+  type ThrottleKeys,
+  type ThrottleRow,
+  throttleRow,
+} from './throttle.repository.ts';
 
 /**
  * Sign-in throttling: failures are counted per key (an account, an address) in a sliding
@@ -117,19 +126,9 @@ export const AUTH_LIMITS = {
 /** A limit and the key it is applied to. */
 export type Hold = readonly [Limit, string];
 
-interface ThrottleRow {
-  count: number;
-  window_start: number;
-  locked_until: number | null;
-}
-
 /** A key's live state: a lapsed window or a lapsed lock reads as a fresh start. */
 function live(db: Database, l: Limit, key: string, now: number): ThrottleRow {
-  const row = db
-    .query<ThrottleRow, [string, string]>(
-      'SELECT count, window_start, locked_until FROM auth_throttle WHERE kind = ? AND key = ?',
-    )
-    .get(l.kind, key);
+  const row = throttleRow(db, l.kind, key);
   if (!row) return { count: 0, window_start: now, locked_until: null };
   if (row.locked_until !== null && row.locked_until > now) return row;
   if (row.locked_until !== null || row.window_start + l.windowMs <= now || row.window_start > now)
@@ -139,11 +138,7 @@ function live(db: Database, l: Limit, key: string, now: number): ThrottleRow {
 
 function store(db: Database, l: Limit, key: string, r: ThrottleRow): void {
   const expires = Math.max(r.window_start + l.windowMs, r.locked_until ?? 0);
-  db.query(
-    `INSERT INTO auth_throttle (kind, key, count, window_start, locked_until, expires_at) VALUES (?, ?, ?, ?, ?, ?)
-     ON CONFLICT (kind, key) DO UPDATE SET count = excluded.count, window_start = excluded.window_start,
-       locked_until = excluded.locked_until, expires_at = excluded.expires_at`,
-  ).run(l.kind, key, r.count, r.window_start, r.locked_until, expires);
+  storeThrottle(db, l.kind, key, r, expires);
 }
 
 const secondsUntil = (t: number, now: number) => Math.max(1, Math.ceil((t - now) / 1000));
@@ -167,7 +162,7 @@ export type Reservation = { ok: false; wait: number } | { ok: true; lockedNow: L
 export function reserve(db: Database, holds: readonly Hold[], now: number): Reservation {
   return db
     .transaction((): Reservation => {
-      db.query('DELETE FROM auth_throttle WHERE expires_at <= ?').run(now);
+      sweepThrottle(db, now);
       const rows = holds.map(([l, key]) => live(db, l, key, now));
       const wait = Math.max(
         0,
@@ -204,7 +199,7 @@ export function release(db: Database, l: Limit, key: string, now: number): void 
 
 /** Forgets one key's count and lock (a success). */
 export function forget(db: Database, l: Limit, key: string): void {
-  db.query('DELETE FROM auth_throttle WHERE kind = ? AND key = ?').run(l.kind, key);
+  deleteThrottle(db, l.kind, { key });
 }
 
 /**
@@ -214,26 +209,17 @@ export function forget(db: Database, l: Limit, key: string): void {
  */
 export function clearAccount(db: Database, email: string, now: number, onlyAddress?: string): number {
   const sep = '|';
-  const locked = (kind: string, where: string, ...args: string[]) =>
-    db
-      .query<{ n: number }, (string | number)[]>(
-        `SELECT count(*) AS n FROM auth_throttle WHERE kind = ? AND ${where} AND locked_until > ?`,
-      )
-      .get(kind, ...args, now)!.n;
-  const del = (kind: string, where: string, ...args: string[]) =>
-    db.query(`DELETE FROM auth_throttle WHERE kind = ? AND ${where}`).run(kind, ...args);
+  const clear = (kind: string, keys: ThrottleKeys) => {
+    const n = countLocked(db, kind, keys, now);
+    deleteThrottle(db, kind, keys);
+    return n;
+  };
   let n = 0;
   const pair = AUTH_LIMITS.accountAddress.kind;
-  if (onlyAddress !== undefined) {
-    n += locked(pair, 'key = ?', accountAddressKey(email, onlyAddress));
-    del(pair, 'key = ?', accountAddressKey(email, onlyAddress));
-  } else {
-    // Every `email|address` key: the range [email|, email}) ('}' follows '|').
-    n += locked(pair, 'key >= ? AND key < ?', `${email}${sep}`, `${email}}`);
-    del(pair, 'key >= ? AND key < ?', `${email}${sep}`, `${email}}`);
-  }
-  n += locked(AUTH_LIMITS.account.kind, 'key = ?', email);
-  del(AUTH_LIMITS.account.kind, 'key = ?', email);
+  if (onlyAddress !== undefined) n += clear(pair, { key: accountAddressKey(email, onlyAddress) });
+  // Every `email|address` key: the range [email|, email}) ('}' follows '|').
+  else n += clear(pair, { from: `${email}${sep}`, to: `${email}}` });
+  n += clear(AUTH_LIMITS.account.kind, { key: email });
   return n;
 }
 

@@ -1,7 +1,7 @@
 import type { Database } from 'bun:sqlite';
 import type { AiRuntime, Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
-import { CONTROL_MIGRATIONS, isCurrent, type Lease } from '../db/index.ts';
+import { CONTROL_MIGRATIONS, isCurrent, type Lease, ping } from '../db/index.ts';
 import type { OperatorActions } from '../flows/index.ts';
 import {
   authenticate,
@@ -71,7 +71,7 @@ export function createHttpHandlers(d: {
   const readiness = () => {
     const checks: Record<string, string> = {};
     try {
-      app.control.query('SELECT 1').get();
+      ping(app.control);
       checks.control_db = 'ok';
       checks.control_schema = isCurrent(app.control, CONTROL_MIGRATIONS) ? 'ok' : 'behind';
     } catch (e) {

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { createAiMetrics } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { randomToken, safeEqual, sha256Hex } from '../shared/crypto.ts';
-import type { Tenancy } from '../tenancy/index.ts';
+import { insertSettingOnce, settingValue, type Tenancy } from '../tenancy/index.ts';
 
 /** Metrics tokens start with this, so secret scanners and people can tell them apart. */
 export const METRICS_TOKEN_PREFIX = 'sfm_';
@@ -42,10 +42,7 @@ export function metricsNeedToken(host: string): boolean {
 export function ensureMetricsToken(app: App): string | null {
   if (app.config.metrics_token) return null;
   const token = METRICS_TOKEN_PREFIX + randomToken(32);
-  const made = app.control
-    .query('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING')
-    .run(STORED_KEY, sha256Hex(token)).changes;
-  if (made === 0) return null;
+  if (!insertSettingOnce(app.control, STORED_KEY, sha256Hex(token))) return null;
   app.audit.append(app.control, {
     actor: 'system',
     action: 'metrics_token.created',
@@ -122,10 +119,8 @@ export function createMetrics(app: App, tenancy: Tenancy, opts: { needToken: boo
       const m = authorization ? /^Bearer\s+(\S{1,200})$/i.exec(authorization) : null;
       if (!m) return false;
       if (configured) return safeEqual(m[1]!, configured);
-      const stored = app.control
-        .query<{ value: string }, [string]>('SELECT value FROM settings WHERE key = ?')
-        .get(STORED_KEY)?.value;
-      return stored !== undefined && safeEqual(sha256Hex(m[1]!), stored);
+      const stored = settingValue(app.control, STORED_KEY);
+      return stored !== null && safeEqual(sha256Hex(m[1]!), stored);
     },
     /** Records one request. */
     observe(hostKind: string, route: string, status: number, seconds: number): void {

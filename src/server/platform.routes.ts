@@ -2,7 +2,7 @@ import type { Database } from 'bun:sqlite';
 import { Elysia } from 'elysia';
 import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
-import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
+import { isCurrent, readMeta, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   actorOf,
   authenticate,
@@ -175,9 +175,7 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       ({ ctx }) => {
         // The platform's own database: reachable, current, and really this platform's file.
         const { db, platform } = ctx;
-        const id = db
-          .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
-          .get()?.value;
+        const id = readMeta(db, 'platform_id');
         if (id !== platform.id) {
           d.app.log.error('platform database holds another platform', {
             expected: platform.id,

@@ -33,6 +33,7 @@ export {
   reconcilePlatformFiles,
 } from './reconcile.ts';
 export { PlatformRegistry } from './registry.ts';
+export { insertSettingOnce, settingValue } from './settings.repository.ts';
 export { domainUrl, type InstanceSettings, platformUrl } from './settings.ts';
 export { checkDomain, checkSlug, RESERVED_SLUGS } from './slug.ts';
 export {

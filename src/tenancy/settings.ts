@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { settingRows, upsertSettings } from './settings.repository.ts';
 
 /** Instance-wide settings kept in control.db, so every command prints the same URLs. */
 export interface InstanceSettings {
@@ -9,7 +10,7 @@ export interface InstanceSettings {
 
 /** Reads the stored settings (defaults when `serve` never ran). */
 export function readSettings(db: Database): InstanceSettings {
-  const rows = db.query<{ key: string; value: string }, []>('SELECT key, value FROM settings').all();
+  const rows = settingRows(db);
   const m = new Map(rows.map((r) => [r.key, r.value]));
   const base = m.get('base_domain') ?? 'localhost';
   return { base_domain: base, public_url: m.get('public_url') ?? `http://${base}:8080` };
@@ -17,13 +18,7 @@ export function readSettings(db: Database): InstanceSettings {
 
 /** Stores the settings (upsert). */
 export function writeSettings(db: Database, s: InstanceSettings): void {
-  const q = db.query(
-    'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-  );
-  db.transaction(() => {
-    q.run('base_domain', s.base_domain);
-    q.run('public_url', s.public_url);
-  }).immediate();
+  upsertSettings(db, { base_domain: s.base_domain, public_url: s.public_url });
 }
 
 /** The public URL of a platform: the instance's scheme and port, the host `<slug>.<base>`. */

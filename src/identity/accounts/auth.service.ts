@@ -7,6 +7,7 @@ import { revokeUserKeys } from '../apikeys/apikeys.ts';
 import { queueMail } from '../mail/outbox.ts';
 import { createSession, destroyUserSessions } from '../sessions/sessions.ts';
 import { readIdentitySettings } from '../settings.ts';
+import { deleteSignedInLinks } from '../sso/identities.repository.ts';
 import {
   AUTH_LIMITS,
   accountAddressKey,
@@ -17,6 +18,12 @@ import {
   release,
   reserve,
 } from '../throttle.ts';
+import {
+  emailTokenByHash,
+  insertEmailToken,
+  spendEmailToken,
+  spendUserEmailTokens,
+} from './email-tokens.repository.ts';
 import { hashingBusy, hashPassword, LANE_QUEUE_CAP, laneHasRoom, verifyPassword } from './passwords.ts';
 import { createUserRepository, type UserRow } from './users.repository.ts';
 import { checkPassword, claimInvitation } from './users.service.ts';
@@ -265,9 +272,13 @@ export function issueEmailToken(
       ? `Confirm your email address by opening this link within 48 hours:\n\n${link}\n`
       : `Someone asked to reset your password. If it was you, open this link within one hour:\n\n${link}\n\nIf not, ignore this message.`;
   db.transaction(() => {
-    db.query(
-      'INSERT INTO email_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
-    ).run(sha256Hex(token), user.id, purpose, now, now + TOKEN_TTL[purpose]);
+    insertEmailToken(db, {
+      tokenHash: sha256Hex(token),
+      userId: user.id,
+      purpose,
+      now,
+      expiresAt: now + TOKEN_TTL[purpose],
+    });
     // The body holds the live link: queued sealed, wiped on delivery (outbox.ts).
     queueMail(db, { to_email: user.email, template: purpose, subject, body }, now);
   }).immediate();
@@ -281,11 +292,7 @@ type TokenPurpose = 'verify_email' | 'reset_password';
  */
 function liveTokenUser(app: App, db: Database, token: unknown, purpose: TokenPurpose): UserRow | null {
   if (typeof token !== 'string' || token.length < 20 || token.length > 100) return null;
-  const row = db
-    .query<{ user_id: string; expires_at: number; used_at: number | null; purpose: string }, [string]>(
-      'SELECT user_id, expires_at, used_at, purpose FROM email_tokens WHERE token_hash = ?',
-    )
-    .get(sha256Hex(token));
+  const row = emailTokenByHash(db, sha256Hex(token));
   if (!row || row.purpose !== purpose || row.used_at !== null || app.clock.now() >= row.expires_at)
     return null;
   const user = createUserRepository({ db }).byId(row.user_id);
@@ -312,8 +319,7 @@ function redeem(
       { path: '/token', reason: 'invalid or expired' },
     ]);
   }
-  if (spend && typeof token === 'string')
-    db.query('UPDATE email_tokens SET used_at = ? WHERE token_hash = ?').run(now, sha256Hex(token));
+  if (spend && typeof token === 'string') spendEmailToken(db, sha256Hex(token), now);
   return user;
 }
 
@@ -416,21 +422,13 @@ export async function resetPassword(
       { password_hash: hash, email_verified_at: user.email_verified_at ?? now },
       now,
     );
-    const spent = db
-      .query(
-        "UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND purpose = 'reset_password' AND used_at IS NULL",
-      )
-      .run(now, user.id).changes;
+    const spent = spendUserEmailTokens(db, user.id, now, 'reset_password');
     const ended = destroyUserSessions(db, user.id);
     const revoked = revokeUserKeys(db, user.id, now);
     const unlocked = clearAccount(db, user.email.toLowerCase(), now);
     // Links made through the link routes may be an intruder's: a recovery removes them. Links
     // from SCIM or JIT provisioning (or by email, set by an owner) stay: the IdP vouches for them.
-    const unlinked = db
-      .query<{ kind: string; issuer: string; subject: string }, [string]>(
-        "DELETE FROM sso_identities WHERE user_id = ? AND via = 'signed_in' RETURNING kind, issuer, subject",
-      )
-      .all(user.id);
+    const unlinked = deleteSignedInLinks(db, user.id);
     // A password set claims an invitation: it no longer links by email.
     claimInvitation(db, user.id);
     app.audit.append(db, {

@@ -112,5 +112,38 @@ export function createUserRepository({ db }: { db: Database }) {
     count(): number {
       return db.query<{ n: number }, []>('SELECT count(*) AS n FROM users').get()?.n ?? 0;
     },
+    /** How many active owners the platform has (the last one may not go). */
+    activeOwners(): number {
+      return db
+        .query<{ n: number }, []>(
+          "SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'",
+        )
+        .get()!.n;
+    },
+    /** By external id (SCIM's `externalId`), any account. */
+    byExternalId(externalId: string): UserRow | null {
+      return db.query<UserRow, [string]>('SELECT * FROM users WHERE external_id = ?').get(externalId);
+    },
+    /** A SCIM-provisioned account by its external id. */
+    byScimExternalId(externalId: string): UserRow | null {
+      return db
+        .query<UserRow, [string]>("SELECT * FROM users WHERE external_id = ? AND provisioned_via = 'scim'")
+        .get(externalId);
+    },
+    /** The users whose email, external id or id (`col`, from a fixed list) equals `value`. */
+    where(col: 'email' | 'external_id' | 'id', value: string): UserRow[] {
+      // NB! The column comes from the type above, never from input.
+      return db.query<UserRow, [string]>(`SELECT * FROM users WHERE ${col} = ?`).all(value);
+    },
+    /** One page of users, oldest first. */
+    page(limit: number, offset: number): UserRow[] {
+      return db
+        .query<UserRow, [number, number]>('SELECT * FROM users ORDER BY created_at, id LIMIT ? OFFSET ?')
+        .all(limit, offset);
+    },
+    /** Clears an invitation account's mark (claimed); other accounts are left alone. */
+    clearInviteMark(id: string): void {
+      db.query("UPDATE users SET provisioned_via = NULL WHERE id = ? AND provisioned_via = 'invite'").run(id);
+    },
   };
 }

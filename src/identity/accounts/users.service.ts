@@ -6,6 +6,14 @@ import { newId } from '../../shared/ids.ts';
 import { iso } from '../../shared/time.ts';
 import { revokeUserKeys } from '../apikeys/apikeys.ts';
 import { destroyUserSessions } from '../sessions/sessions.ts';
+import {
+  deleteSsoIdentity,
+  insertSsoIdentity,
+  linkedUserId,
+  userLinksTo,
+  userSsoIdentities,
+} from '../sso/identities.repository.ts';
+import { spendUserEmailTokens } from './email-tokens.repository.ts';
 import { hashPassword } from './passwords.ts';
 import { createUserRepository, PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 
@@ -207,12 +215,7 @@ export function changeRole(
   }
   db.transaction(() => {
     if (u.role === 'owner') {
-      const owners = db
-        .query<{ n: number }, []>(
-          "SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'",
-        )
-        .get()!.n;
-      if (owners <= 1)
+      if (users.activeOwners() <= 1)
         throw new AppError(
           'user.last_owner',
           'the last owner cannot be demoted; make another owner first',
@@ -251,12 +254,7 @@ export function setUserActive(
   assertMayManage(u, byRole, active ? 'activate' : 'deactivate');
   db.transaction(() => {
     if (!active && u.role === 'owner') {
-      const owners = db
-        .query<{ n: number }, []>(
-          "SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'",
-        )
-        .get()!.n;
-      if (owners <= 1)
+      if (users.activeOwners() <= 1)
         throw new AppError('user.last_owner', 'the last active owner cannot be deactivated', 409);
     }
     const now = app.clock.now();
@@ -334,11 +332,8 @@ export function provisionSsoUser(
   const actor = `sso:${sso.kind}`;
   return db
     .transaction(() => {
-      const link = db
-        .query<{ user_id: string }, [string, string, string]>(
-          'SELECT user_id FROM sso_identities WHERE kind = ? AND issuer = ? AND subject = ?',
-        )
-        .get(sso.kind, sso.issuer, sso.subject);
+      const linked = linkedUserId(db, sso);
+      const link = linked === null ? null : { user_id: linked };
       let u: UserRow | null = null;
       let via: SsoLinkVia = 'existing';
       if (link && sso.linkUserId && link.user_id !== sso.linkUserId)
@@ -353,9 +348,7 @@ export function provisionSsoUser(
         if (!u) throw new AppError('auth.forbidden', 'the account to link is gone', 403);
         via = 'signed_in';
       } else {
-        const byExternal = db
-          .query<UserRow, [string]>("SELECT * FROM users WHERE external_id = ? AND provisioned_via = 'scim'")
-          .get(sso.subject);
+        const byExternal = users.byScimExternalId(sso.subject);
         const byEmail = users.byEmail(sso.email.toLowerCase());
         const candidate = byExternal ?? byEmail;
         if (!candidate) {
@@ -383,9 +376,7 @@ export function provisionSsoUser(
       if (!u) throw new AppError('sso.link_broken', 'the linked account is gone; sign in again', 409);
       if (u.status !== 'active') throw new AppError('auth.user_disabled', 'this account is deactivated', 403);
       if (!link) {
-        db.query(
-          'INSERT OR IGNORE INTO sso_identities (kind, issuer, subject, user_id, created_at, via) VALUES (?, ?, ?, ?, ?, ?)',
-        ).run(sso.kind, sso.issuer, sso.subject, u.id, app.clock.now(), via);
+        insertSsoIdentity(db, sso, u.id, app.clock.now(), via);
         if (via !== 'jit')
           app.audit.append(db, {
             actor: via === 'signed_in' ? `user:${u.id}` : actor,
@@ -410,7 +401,7 @@ export function provisionSsoUser(
  * claimed account is reached only through its own links (issue 8). SCIM accounts are unaffected.
  */
 export function claimInvitation(db: Database, userId: string): void {
-  db.query("UPDATE users SET provisioned_via = NULL WHERE id = ? AND provisioned_via = 'invite'").run(userId);
+  createUserRepository({ db }).clearInviteMark(userId);
 }
 
 /**
@@ -427,10 +418,8 @@ export function recordEmailChange(
   actor: string,
 ): number {
   const now = app.clock.now();
-  db.query('UPDATE users SET email_verified_at = NULL, updated_at = ? WHERE id = ?').run(now, userId);
-  const spent = db
-    .query('UPDATE email_tokens SET used_at = ? WHERE user_id = ? AND used_at IS NULL')
-    .run(now, userId).changes;
+  createUserRepository({ db }).update(userId, { email_verified_at: null }, now);
+  const spent = spendUserEmailTokens(db, userId, now);
   app.audit.append(db, {
     actor,
     action: 'user.email_changed',
@@ -454,15 +443,11 @@ export interface SsoIdentityView {
 
 /** A user's SSO links, oldest first. */
 export function listSsoIdentities(db: Database, userId: string): SsoIdentityView[] {
-  return db
-    .query<
-      { kind: 'oidc' | 'saml'; issuer: string; subject: string; created_at: number; via: string },
-      [string]
-    >(
-      'SELECT kind, issuer, subject, created_at, via FROM sso_identities WHERE user_id = ? ORDER BY created_at, kind, issuer, subject',
-    )
-    .all(userId)
-    .map((r) => ({ id: ssoIdentityId(r.issuer, r.subject), ...r, created_at: iso(r.created_at) }));
+  return userSsoIdentities(db, userId).map((r) => ({
+    id: ssoIdentityId(r.issuer, r.subject),
+    ...r,
+    created_at: iso(r.created_at),
+  }));
 }
 
 /** The URL-safe id of a link within its kind: its issuer and subject, base64url-encoded. */
@@ -497,10 +482,8 @@ export function removeSsoIdentity(
   if (!u) throw new AppError('user.not_found', `no user ${userId}`, 404);
   assertMayManage(u, by.role, 'unlink an identity of');
   db.transaction(() => {
-    const gone = db
-      .query('DELETE FROM sso_identities WHERE user_id = ? AND kind = ? AND issuer = ? AND subject = ?')
-      .run(userId, link.kind, link.issuer, link.subject).changes;
-    if (!gone) throw new AppError('sso.identity_not_found', 'this account has no such linked identity', 404);
+    if (!deleteSsoIdentity(db, userId, link))
+      throw new AppError('sso.identity_not_found', 'this account has no such linked identity', 404);
     app.audit.append(db, {
       actor: by.actor,
       action: 'user.sso_unlinked',
@@ -514,12 +497,8 @@ export function removeSsoIdentity(
 function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts): SsoLinkVia {
   if (u.role === 'owner')
     throw accountExists(u.email, 'an owner account links only when its owner signs in and links it');
-  const other = db
-    .query<{ n: number }, [string, string, string]>(
-      'SELECT count(*) AS n FROM sso_identities WHERE user_id = ? AND kind = ? AND issuer = ?',
-    )
-    .get(u.id, sso.kind, sso.issuer)!.n;
-  if (other > 0) throw accountExists(u.email, 'the account is linked to another identity of this provider');
+  if (userLinksTo(db, u.id, sso.kind, sso.issuer) > 0)
+    throw accountExists(u.email, 'the account is linked to another identity of this provider');
   const provisioned = u.provisioned_via ?? null;
   // An invitation links only while unclaimed: no password yet and never signed in (the mark is
   // cleared at the first sign-in and when a password is set); SCIM accounts keep linking.

@@ -15,6 +15,17 @@ import {
   type Scope,
 } from '../permissions.ts';
 import { readIdentitySettings } from '../settings.ts';
+import {
+  apiKeyById,
+  apiKeyByPrefix,
+  apiKeyRows,
+  insertApiKey,
+  type KeyRow,
+  type KeyWithOwner,
+  markApiKeyRevoked,
+  revokeUserApiKeys,
+  touchApiKey,
+} from './apikeys.repository.ts';
 import { forgetApiKeys, KEY_CACHE_TTL_MS, keyCacheOf } from './key-cache.ts';
 
 /** What clients see of a key (never its secret, which is shown once at creation). */
@@ -29,20 +40,6 @@ export interface ApiKeyView {
   expires_at: string | null;
   last_used_at: string | null;
   revoked_at: string | null;
-}
-
-interface KeyRow {
-  id: string;
-  prefix: string;
-  secret_hash: string;
-  name: string;
-  user_id: string | null;
-  scopes: string;
-  rate_per_min: number;
-  created_at: number;
-  expires_at: number | null;
-  last_used_at: number | null;
-  revoked_at: number | null;
 }
 
 const PREFIX_ALPHABET = 'abcdefghijkmnpqrstuvwxyz23456789';
@@ -154,20 +151,7 @@ export function createApiKey(
     revoked_at: null,
   };
   db.transaction(() => {
-    db.query(
-      `INSERT INTO api_keys (id, prefix, secret_hash, name, user_id, scopes, rate_per_min, created_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      row.id,
-      row.prefix,
-      row.secret_hash,
-      row.name,
-      row.user_id,
-      row.scopes,
-      row.rate_per_min,
-      row.created_at,
-      row.expires_at,
-    );
+    insertApiKey(db, row);
     app.audit.append(db, {
       actor,
       action: 'apikey.created',
@@ -180,13 +164,7 @@ export function createApiKey(
 
 /** Keys of one user (or every key, for admins). */
 export function listApiKeys(db: Database, userId: string | null): ApiKeyView[] {
-  const rows =
-    userId === null
-      ? db.query<KeyRow, []>('SELECT * FROM api_keys ORDER BY created_at').all()
-      : db
-          .query<KeyRow, [string]>('SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at')
-          .all(userId);
-  return rows.map(view);
+  return apiKeyRows(db, userId).map(view);
 }
 
 /** Revokes a key at once (its next request is refused). `ownerId` limits it to that user's keys. Audited. */
@@ -197,13 +175,13 @@ export function revokeApiKey(
   ownerId: string | null,
   actor: string,
 ): ApiKeyView {
-  const row = db.query<KeyRow, [string]>('SELECT * FROM api_keys WHERE id = ?').get(id);
+  const row = apiKeyById(db, id);
   if (!row || (ownerId !== null && row.user_id !== ownerId))
     throw new AppError('apikey.not_found', `no API key ${id}`, 404);
   if (row.revoked_at !== null) return view(row);
   const now = app.clock.now();
   db.transaction(() => {
-    db.query('UPDATE api_keys SET revoked_at = ? WHERE id = ?').run(now, id);
+    markApiKeyRevoked(db, id, now);
     forgetApiKeys(db);
     app.audit.append(db, {
       actor,
@@ -233,11 +211,7 @@ export function authenticateApiKey(db: Database, key: string, now: number): KeyC
   const cache = keyCacheOf<CachedKey>(db);
   let k = cache.get(prefix);
   if (!k || now - k.readAt >= KEY_CACHE_TTL_MS || now < k.readAt) {
-    const row = db
-      .query<KeyRow & { role: PlatformRole | null; status: string | null }, [string]>(
-        `SELECT k.*, u.role, u.status FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.prefix = ?`,
-      )
-      .get(prefix);
+    const row = apiKeyByPrefix(db, prefix);
     if (!row) return { ok: false, reason: 'unknown' };
     const scopes = Object.freeze(JSON.parse(row.scopes)) as Scope[];
     k = {
@@ -260,7 +234,7 @@ export function authenticateApiKey(db: Database, key: string, now: number): KeyC
   if (row.expires_at !== null && now >= row.expires_at) return { ok: false, reason: 'expired' };
   if (row.user_id !== null && row.status !== 'active') return { ok: false, reason: 'owner_inactive' };
   if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-    db.query('UPDATE api_keys SET last_used_at = ? WHERE id = ?').run(now, row.id);
+    touchApiKey(db, row.id, now);
     row.last_used_at = now;
   }
   return { ok: true, ratePerMin: row.rate_per_min, principal: k.principal };
@@ -268,7 +242,7 @@ export function authenticateApiKey(db: Database, key: string, now: number): KeyC
 
 /** A key row as cached (with its owner's role and status) and the principal it acts as. */
 interface CachedKey {
-  row: KeyRow & { role: PlatformRole | null; status: string | null };
+  row: KeyWithOwner;
   readAt: number;
   principal: Principal;
 }
@@ -276,7 +250,5 @@ interface CachedKey {
 /** Revokes every key of a user (deactivation). */
 export function revokeUserKeys(db: Database, userId: string, now: number): number {
   forgetApiKeys(db);
-  return db
-    .query('UPDATE api_keys SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL')
-    .run(now, userId).changes;
+  return revokeUserApiKeys(db, userId, now);
 }

@@ -1,6 +1,13 @@
 import type { Database } from 'bun:sqlite';
 import { type SecretSite, secretContext, secretsOf } from '../../app/index.ts';
 import { newId } from '../../shared/ids.ts';
+import {
+  insertOutbox,
+  markOutboxSent,
+  outboxRows,
+  sealedOutboxBodies,
+  updateOutboxBody,
+} from './outbox.repository.ts';
 
 /**
  * The mail queue of one platform (table `outbox`). Bodies carry live one-time links (reset,
@@ -29,9 +36,14 @@ export function queueMail(
   now: number,
 ): string {
   const id = newId('msg');
-  db.query(
-    'INSERT INTO outbox (id, to_email, template, subject, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-  ).run(id, msg.to_email, msg.template, msg.subject, secretsOf(db).seal(msg.body, bodyField(id)), now);
+  insertOutbox(db, {
+    id,
+    to_email: msg.to_email,
+    template: msg.template,
+    subject: msg.subject,
+    body: secretsOf(db).seal(msg.body, bodyField(id)),
+    created_at: now,
+  });
   return id;
 }
 
@@ -43,13 +55,7 @@ export function readOutbox(
   db: Database,
   filter: { to?: string; template?: string; includeSent?: boolean } = {},
 ): OutboxMessage[] {
-  const rows = db
-    .query<OutboxMessage, [string | null, string | null, number]>(
-      `SELECT id, to_email, template, subject, body, created_at, sent_at FROM outbox
-       WHERE (?1 IS NULL OR to_email = ?1) AND (?2 IS NULL OR template = ?2) AND (?3 = 1 OR sent_at IS NULL)
-       ORDER BY created_at, rowid`,
-    )
-    .all(filter.to ?? null, filter.template ?? null, filter.includeSent ? 1 : 0);
+  const rows = outboxRows(db, filter);
   const secrets = secretsOf(db);
   return rows.map((r) => ({ ...r, body: r.body === '' ? '' : secrets.unseal(r.body, bodyField(r.id)) }));
 }
@@ -59,10 +65,7 @@ export function readOutbox(
  * and times stay for the record). False when there is no such undelivered message.
  */
 export function markMailDelivered(db: Database, id: string, now: number): boolean {
-  return (
-    db.query("UPDATE outbox SET sent_at = ?, body = '' WHERE id = ? AND sent_at IS NULL").run(now, id)
-      .changes === 1
-  );
+  return markOutboxSent(db, id, now);
 }
 
 /** Where mail bodies are stored, for `keys rotate` and the sealing of older queues. */
@@ -70,11 +73,8 @@ export const OUTBOX_SECRET_SITE: SecretSite = {
   name: 'outbox.body',
   scope: 'tenant',
   reseal(db, scope, rewrite) {
-    const rows = db
-      .query<{ id: string; body: string }, []>("SELECT id, body FROM outbox WHERE body <> ''")
-      .all();
-    const update = db.query('UPDATE outbox SET body = ? WHERE id = ?');
-    for (const r of rows) update.run(rewrite(r.body, secretContext(scope, bodyField(r.id))), r.id);
+    const rows = sealedOutboxBodies(db);
+    for (const r of rows) updateOutboxBody(db, r.id, rewrite(r.body, secretContext(scope, bodyField(r.id))));
     return rows.length;
   },
 };

@@ -8,6 +8,14 @@ import { createUserRepository, type UserRow } from '../accounts/users.repository
 import { completeMfa } from '../sessions/sessions.ts';
 import { readIdentitySettings } from '../settings.ts';
 import { AUTH_LIMITS, forget, lockWait, reserve } from '../throttle.ts';
+import {
+  countUnusedRecoveryCodes,
+  deleteRecoveryCodes,
+  insertRecoveryCodes,
+  updateTotpSeeds,
+  useRecoveryCode,
+  usersWithTotpSeeds,
+} from './mfa.repository.ts';
 
 /** TOTP parameters every authenticator app understands (RFC 6238 defaults). */
 const PERIOD = 30;
@@ -84,22 +92,15 @@ function recoveryCodeHash(code: string): string {
 
 /** Replaces a user's recovery codes with fresh ones; returns them (the only time they are seen). */
 function replaceRecoveryCodes(db: Database, userId: string): string[] {
-  db.query('DELETE FROM recovery_codes WHERE user_id = ?').run(userId);
+  deleteRecoveryCodes(db, userId);
   const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
-  const insert = db.query('INSERT INTO recovery_codes (user_id, code_hash, used_at) VALUES (?, ?, NULL)');
-  for (const c of codes) insert.run(userId, recoveryCodeHash(c));
+  insertRecoveryCodes(db, userId, codes.map(recoveryCodeHash));
   return codes;
 }
 
 /** How many unused recovery codes a user has left. */
 export function recoveryCodesLeft(db: Database, userId: string): number {
-  return (
-    db
-      .query<{ n: number }, [string]>(
-        'SELECT count(*) AS n FROM recovery_codes WHERE user_id = ? AND used_at IS NULL',
-      )
-      .get(userId)?.n ?? 0
-  );
+  return countUnusedRecoveryCodes(db, userId);
 }
 
 /** Reads `{ code }` or `{ recovery_code }` (exactly one); `allowRecovery` false accepts only a code. */
@@ -165,10 +166,7 @@ function consumeSecondFactor(
     createUserRepository({ db }).update(user.id, { totp_last_step: step }, now);
     return 'totp';
   }
-  const used = db
-    .query('UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL')
-    .run(now, user.id, sha256Hex(factor.code)).changes;
-  return used === 1 ? 'recovery_code' : null;
+  return useRecoveryCode(db, user.id, sha256Hex(factor.code), now) ? 'recovery_code' : null;
 }
 
 /** An active user by id, or 404 (the session's user vanished). */
@@ -246,17 +244,12 @@ export const TOTP_SECRET_SITE: SecretSite = {
   scope: 'tenant',
   reseal(db, scope, rewrite) {
     let n = 0;
-    const rows = db
-      .query<{ id: string; totp_secret: string | null; totp_pending: string | null }, []>(
-        'SELECT id, totp_secret, totp_pending FROM users WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL',
-      )
-      .all();
-    const update = db.query('UPDATE users SET totp_secret = ?, totp_pending = ? WHERE id = ?');
+    const rows = usersWithTotpSeeds(db);
     for (const r of rows) {
       const secret = r.totp_secret && rewrite(r.totp_secret, secretContext(scope, totpField(r.id, 'secret')));
       const pending =
         r.totp_pending && rewrite(r.totp_pending, secretContext(scope, totpField(r.id, 'pending')));
-      update.run(secret, pending, r.id);
+      updateTotpSeeds(db, { id: r.id, totp_secret: secret, totp_pending: pending });
       n += (secret ? 1 : 0) + (pending ? 1 : 0);
     }
     return n;
@@ -431,7 +424,7 @@ export function disableTotp(
   return withSecondFactor(app, db, platformId, userId, input, 'disable', wrongForChange, (u, method) => {
     const repo = createUserRepository({ db });
     repo.update(u.id, { totp_secret: null, totp_pending: null, totp_last_step: null }, app.clock.now());
-    db.query('DELETE FROM recovery_codes WHERE user_id = ?').run(u.id);
+    deleteRecoveryCodes(db, u.id);
     app.audit.append(db, {
       actor: `user:${u.id}`,
       action: 'user.mfa_disabled',

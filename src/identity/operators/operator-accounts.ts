@@ -2,14 +2,19 @@ import type { App } from '../../app/index.ts';
 import { tx } from '../../db/index.ts';
 import { AppError } from '../../shared/errors.ts';
 import { listOperators, type OperatorView } from './operator-sso.ts';
+import {
+  deleteOperatorRow,
+  deleteOperatorSessions,
+  deleteOperatorTokens,
+  type OperatorBrief,
+  operatorByRef,
+  otherActiveAdmins,
+  setOperatorRoleRow,
+  setOperatorStatus,
+} from './operators.repository.ts';
 import { OPERATOR_ROLES, type OperatorPrincipal, type OperatorRole } from './operators.ts';
 
-interface Row {
-  id: string;
-  email: string;
-  role: OperatorRole;
-  status: string;
-}
+type Row = OperatorBrief;
 
 /**
  * Runs one change to an operator account in a write transaction: only operator admins may, the
@@ -27,17 +32,10 @@ function change(
     throw new AppError('auth.forbidden', 'only an operator admin may change operators', 403);
   }
   return tx(app.control, () => {
-    const op = app.control
-      .query<Row, [string, string]>('SELECT id, email, role, status FROM operators WHERE id = ? OR email = ?')
-      .get(ref, ref);
+    const op = operatorByRef(app.control, ref);
     if (!op) throw new AppError('operator.not_found', `there is no operator ${ref}`, 404);
     if (op.role === 'operator_admin' && op.status === 'active' && losesAdmin(op)) {
-      const others = app.control
-        .query<{ n: number }, [string]>(
-          "SELECT count(*) AS n FROM operators WHERE role = 'operator_admin' AND status = 'active' AND id <> ?",
-        )
-        .get(op.id)!.n;
-      if (others === 0) {
+      if (otherActiveAdmins(app.control, op.id) === 0) {
         throw new AppError(
           'operator.last_admin',
           `${op.email} is the last active operator admin; make another operator admin first`,
@@ -66,12 +64,8 @@ export function disableOperator(app: App, by: OperatorPrincipal, ref: string): O
     () => true,
     (o, now) => {
       if (o.status === 'disabled') return;
-      app.control
-        .query("UPDATE operators SET status = 'disabled', updated_at = ? WHERE id = ?")
-        .run(now, o.id);
-      const ended = app.control
-        .query('DELETE FROM operator_sessions WHERE operator_id = ?')
-        .run(o.id).changes;
+      setOperatorStatus(app.control, o.id, 'disabled', now);
+      const ended = deleteOperatorSessions(app.control, o.id);
       app.audit.append(app.control, {
         actor: by.actor,
         action: 'operator.disabled',
@@ -92,7 +86,7 @@ export function enableOperator(app: App, by: OperatorPrincipal, ref: string): Op
     () => false,
     (o, now) => {
       if (o.status === 'active') return;
-      app.control.query("UPDATE operators SET status = 'active', updated_at = ? WHERE id = ?").run(now, o.id);
+      setOperatorStatus(app.control, o.id, 'active', now);
       app.audit.append(app.control, {
         actor: by.actor,
         action: 'operator.enabled',
@@ -121,9 +115,7 @@ export function setOperatorRole(app: App, by: OperatorPrincipal, ref: string, ro
     () => role !== 'operator_admin',
     (o, now) => {
       if (o.role === role) return;
-      app.control
-        .query('UPDATE operators SET role = ?, updated_at = ? WHERE id = ?')
-        .run(role as string, now, o.id);
+      setOperatorRoleRow(app.control, o.id, role as OperatorRole, now);
       app.audit.append(app.control, {
         actor: by.actor,
         action: 'operator.role_changed',
@@ -147,9 +139,9 @@ export function removeOperator(app: App, by: OperatorPrincipal, ref: string): { 
     ref,
     () => true,
     (o) => {
-      app.control.query('DELETE FROM operator_sessions WHERE operator_id = ?').run(o.id);
-      const tokens = app.control.query('DELETE FROM operator_tokens WHERE operator_id = ?').run(o.id).changes;
-      app.control.query('DELETE FROM operators WHERE id = ?').run(o.id);
+      deleteOperatorSessions(app.control, o.id);
+      const tokens = deleteOperatorTokens(app.control, o.id);
+      deleteOperatorRow(app.control, o.id);
       app.audit.append(app.control, {
         actor: by.actor,
         action: 'operator.removed',

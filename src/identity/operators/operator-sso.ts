@@ -6,6 +6,19 @@ import { newId } from '../../shared/ids.ts';
 import { iso } from '../../shared/time.ts';
 import { auditsOidcRefusal, OidcRefusal, type OidcSeen, verifyOidcCallback } from '../sso/oidc/oidc.ts';
 import { logAnonymousRefusal } from '../sso/sso.ts';
+import {
+  deleteOperatorSession,
+  insertOperator,
+  insertOperatorSession,
+  type OperatorRow,
+  operatorByEmail,
+  operatorBySsoSubject,
+  operatorRowById,
+  operatorRows,
+  operatorSessionByHash,
+  setOperatorSsoSubject,
+  touchOperatorSession,
+} from './operators.repository.ts';
 import type { OperatorPrincipal, OperatorRole } from './operators.ts';
 
 /** The operator console's session cookie. */
@@ -25,15 +38,6 @@ export interface OperatorView {
   created_at: string;
 }
 
-interface OperatorRow {
-  id: string;
-  email: string;
-  role: OperatorRole;
-  status: string;
-  sso_subject: string | null;
-  created_at: number;
-}
-
 const view = (r: OperatorRow): OperatorView => ({
   id: r.id,
   email: r.email,
@@ -45,7 +49,7 @@ const view = (r: OperatorRow): OperatorView => ({
 
 /** Every operator. */
 export function listOperators(app: App): OperatorView[] {
-  return app.control.query<OperatorRow, []>('SELECT * FROM operators ORDER BY created_at').all().map(view);
+  return operatorRows(app.control).map(view);
 }
 
 /**
@@ -81,11 +85,7 @@ export function createOperator(
   try {
     tx(app.control, () => {
       // '!' is no argon2 hash: nobody can sign in to this account with a password.
-      app.control
-        .query(
-          'INSERT INTO operators (id, email, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-        )
-        .run(id, email, '!', role, now, now);
+      insertOperator(app.control, { id, email, passwordHash: '!', role, now });
       app.audit.append(app.control, {
         actor: by.actor,
         action: 'operator.created',
@@ -101,7 +101,7 @@ export function createOperator(
     }
     throw e;
   }
-  return view(app.control.query<OperatorRow, [string]>('SELECT * FROM operators WHERE id = ?').get(id)!);
+  return view(operatorRowById(app.control, id)!);
 }
 
 /**
@@ -124,9 +124,7 @@ export async function finishOperatorOidc(
   const seen: OidcSeen = {};
   try {
     const v = await verifyOidcCallback(app, db, req, seen);
-    const op =
-      db.query<OperatorRow, [string]>('SELECT * FROM operators WHERE sso_subject = ?').get(v.subject) ??
-      db.query<OperatorRow, [string]>('SELECT * FROM operators WHERE email = ?').get(v.email);
+    const op = operatorBySsoSubject(db, v.subject) ?? operatorByEmail(db, v.email);
     if (!op)
       throw new OidcRefusal(
         'operator_unknown',
@@ -142,15 +140,16 @@ export async function finishOperatorOidc(
     const csrfToken = randomToken(24);
     const now = app.clock.now();
     tx(db, () => {
-      db.query('UPDATE operators SET sso_subject = ?, updated_at = ? WHERE id = ?').run(
-        v.subject,
+      setOperatorSsoSubject(db, op.id, v.subject, now);
+      insertOperatorSession(db, {
+        idHash: sha256Hex(token),
+        operatorId: op.id,
+        csrfToken,
+        via: 'oidc',
         now,
-        op.id,
-      );
-      db.query(
-        `INSERT INTO operator_sessions (id_hash, operator_id, csrf_token, via, created_at, last_seen_at, expires_at, ip)
-         VALUES (?, ?, ?, 'oidc', ?, ?, ?, ?)`,
-      ).run(sha256Hex(token), op.id, csrfToken, now, now, now + ABSOLUTE_MS, req.ip);
+        expiresAt: now + ABSOLUTE_MS,
+        ip: req.ip,
+      });
       app.audit.append(db, {
         actor: `operator:${op.id}`,
         action: 'operator.signed_in',
@@ -199,30 +198,14 @@ export function resolveOperatorSession(
   if (token.length < 20 || token.length > 100) return null;
   const db = app.control;
   const idHash = sha256Hex(token);
-  const row = db
-    .query<
-      {
-        operator_id: string;
-        csrf_token: string;
-        last_seen_at: number;
-        expires_at: number;
-        role: OperatorRole;
-        status: string;
-      },
-      [string]
-    >(
-      `SELECT s.operator_id, s.csrf_token, s.last_seen_at, s.expires_at, o.role, o.status
-       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ?`,
-    )
-    .get(idHash);
+  const row = operatorSessionByHash(db, idHash);
   const now = app.clock.now();
   if (!row || row.status !== 'active') return null;
   if (now >= row.expires_at || now - row.last_seen_at > IDLE_MS) {
-    db.query('DELETE FROM operator_sessions WHERE id_hash = ?').run(idHash);
+    deleteOperatorSession(db, idHash);
     return null;
   }
-  if (now - row.last_seen_at > 60_000)
-    db.query('UPDATE operator_sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, idHash);
+  if (now - row.last_seen_at > 60_000) touchOperatorSession(db, idHash, now);
   return {
     actor: `operator:${row.operator_id}`,
     operatorId: row.operator_id,
@@ -233,5 +216,5 @@ export function resolveOperatorSession(
 
 /** Ends a console session. */
 export function endOperatorSession(app: App, token: string): void {
-  app.control.query('DELETE FROM operator_sessions WHERE id_hash = ?').run(sha256Hex(token));
+  deleteOperatorSession(app.control, sha256Hex(token));
 }

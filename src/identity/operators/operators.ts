@@ -5,9 +5,24 @@ import { AppError } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
 import { iso } from '../../shared/time.ts';
 import { hashPassword } from '../accounts/passwords.ts';
+import {
+  countOperators,
+  firstActiveAdmin,
+  insertOperator,
+  insertOperatorToken,
+  liveOperatorToken,
+  markOperatorTokenRevoked,
+  type OperatorRole,
+  type OperatorTokenRow,
+  operatorBriefById,
+  operatorByRef,
+  operatorTokenById,
+  operatorTokenRows,
+  touchOperatorToken,
+} from './operators.repository.ts';
 
 /** Operator roles on the control plane. */
-export type OperatorRole = 'operator_admin' | 'operator_viewer';
+export type { OperatorRole };
 
 /** Every operator role, narrowest first. */
 export const OPERATOR_ROLES: readonly OperatorRole[] = ['operator_viewer', 'operator_admin'];
@@ -62,8 +77,7 @@ export async function bootstrapOperator(
   app: App,
   email: string,
 ): Promise<{ email: string; password: string; token: string } | null> {
-  const has = app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM operators').get();
-  if ((has?.n ?? 0) > 0) return null;
+  if (countOperators(app.control) > 0) return null;
   const password = randomPassword();
   const passwordHash = await hashPassword(app, password);
   const token = OPERATOR_TOKEN_PREFIX + randomToken(32);
@@ -71,13 +85,8 @@ export async function bootstrapOperator(
   const id = newId('op');
   const made = tx(app.control, () => {
     // Checked again inside the write lock: two first starts cannot both create an admin.
-    const again = app.control.query<{ n: number }, []>('SELECT count(*) AS n FROM operators').get();
-    if ((again?.n ?? 0) > 0) return false;
-    app.control
-      .query(
-        'INSERT INTO operators (id, email, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(id, email, passwordHash, 'operator_admin', now, now);
+    if (countOperators(app.control) > 0) return false;
+    insertOperator(app.control, { id, email, passwordHash, role: 'operator_admin', now });
     const tid = insertToken(app, {
       operatorId: id,
       name: 'initial',
@@ -195,9 +204,7 @@ export function listOperatorTokens(
   principal: OperatorPrincipal,
   filter: { operator?: string } = {},
 ): OperatorTokenView[] {
-  const rows = app.control
-    .query<TokenRow, []>(`${TOKEN_SELECT} ORDER BY t.created_at DESC, t.id DESC`)
-    .all()
+  const rows = operatorTokenRows(app.control)
     .filter((r) => principal.role === 'operator_admin' || r.operator_id === principal.operatorId)
     .filter(
       (r) =>
@@ -215,14 +222,14 @@ export function listOperatorTokens(
  */
 export function revokeOperatorToken(app: App, principal: OperatorPrincipal, id: string): OperatorTokenView {
   return tx(app.control, () => {
-    const row = app.control.query<TokenRow, [string]>(`${TOKEN_SELECT} WHERE t.id = ?`).get(id);
+    const row = operatorTokenById(app.control, id);
     // Someone else's token is "not found" to a viewer, so ids do not leak who holds what.
     if (!row || (principal.role !== 'operator_admin' && row.operator_id !== principal.operatorId)) {
       throw new AppError('operator_token.not_found', `there is no operator token ${id}`, 404);
     }
     const now = app.clock.now();
     if (row.revoked_at === null) {
-      app.control.query('UPDATE operator_tokens SET revoked_at = ? WHERE id = ?').run(now, id);
+      markOperatorTokenRevoked(app.control, id, now);
       app.audit.append(app.control, {
         actor: principal.actor,
         action: 'operator_token.revoked',
@@ -243,29 +250,7 @@ export function revokeOperatorToken(app: App, principal: OperatorPrincipal, id: 
  */
 export function authenticateOperatorToken(app: App, token: string): OperatorPrincipal | null {
   if (!token.startsWith(OPERATOR_TOKEN_PREFIX) || token.length > 200) return null;
-  const row = app.control
-    .query<
-      {
-        tid: string;
-        last_used_at: number | null;
-        expires_at: number | null;
-        token_role: OperatorRole | null;
-        id: string;
-        role: OperatorRole;
-        status: string;
-        created_by: string | null;
-        maker_role: OperatorRole | null;
-        maker_status: string | null;
-      },
-      [string]
-    >(
-      `SELECT t.id AS tid, t.last_used_at, t.expires_at, t.role AS token_role, o.id, o.role, o.status,
-              t.created_by, m.role AS maker_role, m.status AS maker_status
-       FROM operator_tokens t JOIN operators o ON o.id = t.operator_id
-       ${MAKER_JOIN}
-       WHERE t.token_hash = ? AND t.revoked_at IS NULL`,
-    )
-    .get(sha256Hex(token));
+  const row = liveOperatorToken(app.control, sha256Hex(token));
   if (row?.status !== 'active') return null;
   const now = app.clock.now();
   if (row.expires_at !== null && now >= row.expires_at) return null;
@@ -273,7 +258,7 @@ export function authenticateOperatorToken(app: App, token: string): OperatorPrin
   if (maker === 'refused') return null;
   // Last use is recorded at most once a minute, so reads do not turn into writes.
   if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-    app.control.query('UPDATE operator_tokens SET last_used_at = ? WHERE id = ?').run(now, row.tid);
+    touchOperatorToken(app.control, row.tid, now);
   }
   return {
     actor: `operator:${row.id}`,
@@ -281,12 +266,6 @@ export function authenticateOperatorToken(app: App, token: string): OperatorPrin
     role: narrowerRole(narrowerRole(row.token_role ?? row.role, row.role), maker ?? row.role),
   };
 }
-
-/**
- * Joins a token's maker (`m`) when another operator made it (`created_by` = `operator:<id>`):
- * that maker saw the secret, so the token never acts with more than the maker has now.
- */
-const MAKER_JOIN = `LEFT JOIN operators m ON t.created_by LIKE 'operator:%' AND m.id = substr(t.created_by, 10)`;
 
 /**
  * What a token's maker allows it: null when the token's own operator, the local root (`cli`)
@@ -305,27 +284,7 @@ function makerCap(
   return makerRole;
 }
 
-interface TokenRow {
-  id: string;
-  name: string;
-  operator_id: string;
-  email: string;
-  operator_role: OperatorRole;
-  operator_status: string;
-  role: OperatorRole | null;
-  created_at: number;
-  created_by: string | null;
-  expires_at: number | null;
-  last_used_at: number | null;
-  revoked_at: number | null;
-  maker_role: OperatorRole | null;
-  maker_status: string | null;
-}
-
-const TOKEN_SELECT = `SELECT t.id, t.name, t.operator_id, o.email, o.role AS operator_role, o.status AS operator_status,
-  t.role, t.created_at, t.created_by, t.expires_at, t.last_used_at, t.revoked_at,
-  m.role AS maker_role, m.status AS maker_status
-  FROM operator_tokens t JOIN operators o ON o.id = t.operator_id ${MAKER_JOIN}`;
+type TokenRow = OperatorTokenRow;
 
 function tokenView(r: TokenRow, now: number): OperatorTokenView {
   const maker = makerCap(r.created_by, r.operator_id, r.maker_role, r.maker_status);
@@ -371,21 +330,13 @@ function tokenOwner(
         { path: '/operator', reason: 'must be an operator id or email' },
       ]);
     }
-    row = app.control
-      .query<Row, [string, string]>('SELECT id, email, role, status FROM operators WHERE id = ? OR email = ?')
-      .get(ref, ref);
+    row = operatorByRef(app.control, ref);
     if (!row) throw new AppError('operator.not_found', `there is no operator ${ref}`, 404);
   } else if (principal.operatorId !== null) {
-    row = app.control
-      .query<Row, [string]>('SELECT id, email, role, status FROM operators WHERE id = ?')
-      .get(principal.operatorId);
+    row = operatorBriefById(app.control, principal.operatorId);
     if (!row) throw new AppError('operator.not_found', 'the calling operator no longer exists', 404);
   } else {
-    row = app.control
-      .query<Row, []>(
-        "SELECT id, email, role, status FROM operators WHERE role = 'operator_admin' AND status = 'active' ORDER BY created_at LIMIT 1",
-      )
-      .get();
+    row = firstActiveAdmin(app.control);
     if (!row) {
       throw new AppError(
         'operator.none',
@@ -451,11 +402,15 @@ function insertToken(
   },
 ): string {
   const id = newId('opt');
-  app.control
-    .query(
-      `INSERT INTO operator_tokens (id, operator_id, name, token_hash, created_at, expires_at, role, created_by)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .run(id, t.operatorId, t.name, sha256Hex(t.token), t.now, t.expiresAt, t.role, t.createdBy);
+  insertOperatorToken(app.control, {
+    id,
+    operatorId: t.operatorId,
+    name: t.name,
+    tokenHash: sha256Hex(t.token),
+    now: t.now,
+    expiresAt: t.expiresAt,
+    role: t.role,
+    createdBy: t.createdBy,
+  });
   return id;
 }

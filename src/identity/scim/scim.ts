@@ -7,6 +7,19 @@ import { hashPassword } from '../accounts/passwords.ts';
 import { createUserRepository, type UserRow } from '../accounts/users.repository.ts';
 import { checkPassword, recordEmailChange, setUserActive } from '../accounts/users.service.ts';
 import { readIdentitySettings } from '../settings.ts';
+import {
+  allGroups,
+  changeGroupMembers,
+  deleteGroupRow,
+  type GroupRow,
+  groupById,
+  groupIdByName,
+  groupMemberRows,
+  insertGroup,
+  scimTokenRows,
+  updateGroup,
+  userGroupRows,
+} from './scim.repository.ts';
 
 /*
  * SCIM 2.0 (RFC 7643 resources, RFC 7644 protocol) for identity providers such as Okta and
@@ -108,27 +121,13 @@ export interface ScimTokenView {
 
 /** Every SCIM token of the platform, newest first, revoked ones included (with `revoked_at`). */
 export function listScimTokens(db: Database): ScimTokenView[] {
-  return db
-    .query<
-      {
-        id: string;
-        name: string;
-        created_at: number;
-        last_used_at: number | null;
-        revoked_at: number | null;
-      },
-      []
-    >(
-      'SELECT id, name, created_at, last_used_at, revoked_at FROM scim_tokens ORDER BY created_at DESC, id DESC',
-    )
-    .all()
-    .map((r) => ({
-      id: r.id,
-      name: r.name,
-      created_at: iso(r.created_at),
-      last_used_at: r.last_used_at === null ? null : iso(r.last_used_at),
-      revoked_at: r.revoked_at === null ? null : iso(r.revoked_at),
-    }));
+  return scimTokenRows(db).map((r) => ({
+    id: r.id,
+    name: r.name,
+    created_at: iso(r.created_at),
+    last_used_at: r.last_used_at === null ? null : iso(r.last_used_at),
+    revoked_at: r.revoked_at === null ? null : iso(r.revoked_at),
+  }));
 }
 
 /** One SCIM token's view, or null. */
@@ -467,18 +466,12 @@ export function userResource(db: Database, u: UserRow, origin: string, withGroup
     active: u.status === 'active',
   };
   if (withGroups) {
-    r.groups = db
-      .query<{ id: string; display_name: string }, [string]>(
-        `SELECT g.id, g.display_name FROM group_members m JOIN groups g ON g.id = m.group_id
-         WHERE m.user_id = ? ORDER BY g.display_name, g.id`,
-      )
-      .all(u.id)
-      .map((g) => ({
-        value: g.id,
-        display: g.display_name,
-        $ref: locationOf(origin, 'Groups', g.id),
-        type: 'direct',
-      }));
+    r.groups = userGroupRows(db, u.id).map((g) => ({
+      value: g.id,
+      display: g.display_name,
+      $ref: locationOf(origin, 'Groups', g.id),
+      type: 'direct',
+    }));
   }
   r.meta = {
     resourceType: 'User',
@@ -489,21 +482,8 @@ export function userResource(db: Database, u: UserRow, origin: string, withGroup
   return r;
 }
 
-interface GroupRow {
-  id: string;
-  display_name: string;
-  external_id: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
 function groupMembers(db: Database, groupId: string): { id: string; email: string; name: string }[] {
-  return db
-    .query<{ id: string; email: string; name: string }, [string]>(
-      `SELECT u.id, u.email, u.name FROM group_members m JOIN users u ON u.id = m.user_id
-       WHERE m.group_id = ? ORDER BY u.created_at, u.id`,
-    )
-    .all(groupId);
+  return groupMemberRows(db, groupId);
 }
 
 /** A group as a SCIM Group resource; `withMembers` false leaves `members` out. */
@@ -774,13 +754,12 @@ function draftFromResource(body: Json, base: UserDraft | null): UserDraft {
 }
 
 function assertUnique(db: Database, d: UserDraft, selfId: string | null): void {
-  const byEmail = db.query<{ id: string }, [string]>('SELECT id FROM users WHERE email = ?').get(d.email);
+  const users = createUserRepository({ db });
+  const byEmail = users.byEmail(d.email);
   if (byEmail && byEmail.id !== selfId)
     throw scimError(409, 'uniqueness', `a user with userName ${d.email} exists`);
   if (d.externalId !== null) {
-    const byExt = db
-      .query<{ id: string }, [string]>('SELECT id FROM users WHERE external_id = ?')
-      .get(d.externalId);
+    const byExt = users.byExternalId(d.externalId);
     if (byExt && byExt.id !== selfId)
       throw scimError(409, 'uniqueness', 'a user with this externalId exists');
   }
@@ -797,8 +776,8 @@ function userCandidates(db: Database, f: ScimFilter): UserRow[] | null {
   if (f.kind === 'and') return userCandidates(db, f.left) ?? userCandidates(db, f.right);
   if (f.kind !== 'cmp' || f.op !== 'eq' || typeof f.value !== 'string') return null;
   const { attr, sub, where } = f.path;
-  const q = (col: 'email' | 'external_id' | 'id') =>
-    db.query<UserRow, [string]>(`SELECT * FROM users WHERE ${col} = ?`).all(f.value as string);
+  const users = createUserRepository({ db });
+  const q = (col: 'email' | 'external_id' | 'id') => users.where(col, f.value as string);
   if (attr === 'username' && !sub && !where) return q('email');
   if (attr === 'emails' && (!sub || sub === 'value')) return q('email');
   if (attr === 'externalid' && !sub && !where) return q('external_id');
@@ -812,9 +791,7 @@ export function listUsers(c: ScimContext, q: ListQuery): ListResponse {
   const users = createUserRepository({ db: c.db });
   if (!q.filter) {
     const total = users.count();
-    const rows = c.db
-      .query<UserRow, [number, number]>('SELECT * FROM users ORDER BY created_at, id LIMIT ? OFFSET ?')
-      .all(count, start - 1);
+    const rows = users.page(count, start - 1);
     return listResponse(
       rows.map((u) => userResource(c.db, u, c.origin)),
       total,
@@ -859,25 +836,22 @@ export async function createScimUser(c: ScimContext, input: unknown): Promise<Sc
   c.db
     .transaction(() => {
       assertUnique(c.db, d, null);
-      c.db
-        .query(
-          // provisioned_via 'scim': the account links on its first SSO sign-in (provisionSsoUser).
-          `INSERT INTO users (id, email, name, password_hash, role, status, email_verified_at, created_at,
-             updated_at, external_id, given_name, family_name, provisioned_via)
-           VALUES (?, ?, ?, ?, 'member', ?, NULL, ?, ?, ?, ?, ?, 'scim')`,
-        )
-        .run(
-          id,
-          d.email,
-          nameOf(d),
-          hash,
-          d.active ? 'active' : 'disabled',
-          now,
-          now,
-          d.externalId,
-          d.givenName,
-          d.familyName,
-        );
+      createUserRepository({ db: c.db }).insert({
+        id,
+        email: d.email,
+        name: nameOf(d),
+        password_hash: hash,
+        role: 'member',
+        status: d.active ? 'active' : 'disabled',
+        email_verified_at: null,
+        created_at: now,
+        updated_at: now,
+        external_id: d.externalId,
+        given_name: d.givenName,
+        family_name: d.familyName,
+        // The account links on its first SSO sign-in (provisionSsoUser).
+        provisioned_via: 'scim',
+      });
       c.app.audit.append(c.db, {
         actor: c.actor,
         action: 'scim.user_created',
@@ -1032,12 +1006,7 @@ export function deleteUser(c: ScimContext, id: string): void {
       const u = userRowOr404(c.db, id);
       guardOwner(c, u, 'delete');
       if (u.role === 'owner' && u.status === 'active') {
-        const owners = c.db
-          .query<{ n: number }, []>(
-            "SELECT count(*) AS n FROM users WHERE role = 'owner' AND status = 'active'",
-          )
-          .get()!.n;
-        if (owners <= 1)
+        if (createUserRepository({ db: c.db }).activeOwners() <= 1)
           throw new AppError('user.last_owner', 'the last active owner cannot be deleted', 409);
       }
       createUserRepository({ db: c.db }).delete(id);
@@ -1061,7 +1030,7 @@ interface GroupDraft {
 }
 
 function groupRowOr404(db: Database, id: string): GroupRow {
-  const g = db.query<GroupRow, [string]>('SELECT * FROM groups WHERE id = ?').get(id);
+  const g = groupById(db, id);
   if (!g) throw notFound('Group', id);
   return g;
 }
@@ -1155,13 +1124,11 @@ function saveGroup(c: ScimContext, existing: GroupRow | null, d: GroupDraft): st
   const id = existing?.id ?? newId('grp');
   c.db
     .transaction(() => {
-      const clash = c.db
-        .query<{ id: string }, [string]>('SELECT id FROM groups WHERE display_name = ?')
-        .get(d.displayName);
-      if (clash && clash.id !== id)
+      const clash = groupIdByName(c.db, d.displayName);
+      if (clash !== null && clash !== id)
         throw scimError(409, 'uniqueness', `a group named ${JSON.stringify(d.displayName)} exists`);
-      const exists = c.db.query<{ id: string }, [string]>('SELECT id FROM users WHERE id = ?');
-      const unknown = d.members.filter((m) => !exists.get(m));
+      const users = createUserRepository({ db: c.db });
+      const unknown = d.members.filter((m) => !users.byId(m));
       if (unknown.length)
         throw scimError(
           400,
@@ -1175,21 +1142,16 @@ function saveGroup(c: ScimContext, existing: GroupRow | null, d: GroupDraft): st
       const renamed = existing !== null && existing.display_name !== d.displayName;
       const extChanged = existing !== null && (existing.external_id ?? null) !== d.externalId;
       if (existing && !renamed && !extChanged && !added.length && !removed.length) return;
-      if (existing) {
-        c.db
-          .query('UPDATE groups SET display_name = ?, external_id = ?, updated_at = ? WHERE id = ?')
-          .run(d.displayName, d.externalId, now, id);
-      } else {
-        c.db
-          .query(
-            'INSERT INTO groups (id, display_name, external_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)',
-          )
-          .run(id, d.displayName, d.externalId, now, now);
-      }
-      const add = c.db.query('INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)');
-      const del = c.db.query('DELETE FROM group_members WHERE group_id = ? AND user_id = ?');
-      for (const m of added) add.run(id, m);
-      for (const m of removed) del.run(id, m);
+      if (existing) updateGroup(c.db, id, { display_name: d.displayName, external_id: d.externalId }, now);
+      else
+        insertGroup(c.db, {
+          id,
+          display_name: d.displayName,
+          external_id: d.externalId,
+          created_at: now,
+          updated_at: now,
+        });
+      changeGroupMembers(c.db, id, added, removed);
       c.app.audit.append(c.db, {
         actor: c.actor,
         action: existing ? 'scim.group_updated' : 'scim.group_created',
@@ -1211,7 +1173,7 @@ function saveGroup(c: ScimContext, existing: GroupRow | null, d: GroupDraft): st
 export function listGroups(c: ScimContext, q: ListQuery): ListResponse {
   const { start, count } = paging(q);
   const f = q.filter ? parseFilter(q.filter) : null;
-  const rows = c.db.query<GroupRow, []>('SELECT * FROM groups ORDER BY created_at, id').all();
+  const rows = allGroups(c.db);
   const withMembers = f !== null && mentions(f, 'members');
   const hits = f ? rows.filter((g) => matches(f, groupResource(c.db, g, c.origin, withMembers))) : rows;
   const excludesMembers = (q.excludedAttributes ?? '')
@@ -1278,7 +1240,7 @@ export function deleteGroup(c: ScimContext, id: string): void {
   c.db
     .transaction(() => {
       const g = groupRowOr404(c.db, id);
-      c.db.query('DELETE FROM groups WHERE id = ?').run(id);
+      deleteGroupRow(c.db, id);
       c.app.audit.append(c.db, {
         actor: c.actor,
         action: 'scim.group_deleted',

@@ -1,25 +1,22 @@
 import type { Database } from 'bun:sqlite';
 import { clearCookie, readCookie, setCookie } from '../../shared/cookies.ts';
 import { randomToken, sha256Hex } from '../../shared/crypto.ts';
-import type { UserRow } from '../accounts/users.repository.ts';
+import { createUserRepository, type UserRow } from '../accounts/users.repository.ts';
 import type { IdentitySettings } from '../settings.ts';
+import {
+  clearSessionMfaPending,
+  deleteSession,
+  deleteUserSessions,
+  insertSession,
+  type SessionRow,
+  sessionByHash,
+  touchSession,
+} from './sessions.repository.ts';
+
+export type { SessionRow };
 
 /** The session cookie's name (neutral: white-labeled platforms never say Soulfra). */
 export const SESSION_COOKIE = 'sf_session';
-
-/** A session row. */
-export interface SessionRow {
-  id_hash: string;
-  user_id: string;
-  csrf_token: string;
-  mfa_pending: number;
-  via: string;
-  created_at: number;
-  last_seen_at: number;
-  expires_at: number;
-  ip: string | null;
-  user_agent: string | null;
-}
 
 /**
  * Starts a session: a fresh random token (so the id always rotates at sign-in), of which only
@@ -40,21 +37,18 @@ export function createSession(
   const token = randomToken(32);
   const csrfToken = randomToken(24);
   const expiresAt = now + settings.session_absolute_hours * 3_600_000;
-  db.query(
-    `INSERT INTO sessions (id_hash, user_id, csrf_token, mfa_pending, via, created_at, last_seen_at, expires_at, ip, user_agent)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(
-    sha256Hex(token),
-    s.userId,
-    csrfToken,
-    s.mfaPending ? 1 : 0,
-    s.via,
-    now,
-    now,
-    expiresAt,
-    s.ip,
-    s.userAgent?.slice(0, 300) ?? null,
-  );
+  insertSession(db, {
+    id_hash: sha256Hex(token),
+    user_id: s.userId,
+    csrf_token: csrfToken,
+    mfa_pending: s.mfaPending ? 1 : 0,
+    via: s.via,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: expiresAt,
+    ip: s.ip,
+    user_agent: s.userAgent?.slice(0, 300) ?? null,
+  });
   return { token, csrfToken, expiresAt };
 }
 
@@ -71,33 +65,33 @@ export function resolveSession(
 ): { session: SessionRow; user: UserRow } | null {
   if (token.length < 20 || token.length > 100) return null;
   const idHash = sha256Hex(token);
-  const session = db.query<SessionRow, [string]>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
+  const session = sessionByHash(db, idHash);
   if (!session) return null;
   if (now >= session.expires_at || now - session.last_seen_at > settings.session_idle_minutes * 60_000) {
-    db.query('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+    deleteSession(db, idHash);
     return null;
   }
-  const user = db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(session.user_id);
+  const user = createUserRepository({ db }).byId(session.user_id);
   if (!user || user.status !== 'active') return null;
   if (now - session.last_seen_at > 60_000) {
-    db.query('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, idHash);
+    touchSession(db, idHash, now);
   }
   return { session, user };
 }
 
 /** Ends one session. */
 export function destroySession(db: Database, token: string): void {
-  db.query('DELETE FROM sessions WHERE id_hash = ?').run(sha256Hex(token));
+  deleteSession(db, sha256Hex(token));
 }
 
 /** Ends every session of a user ("sign out everywhere", deactivation, password change). */
 export function destroyUserSessions(db: Database, userId: string): number {
-  return db.query('DELETE FROM sessions WHERE user_id = ?').run(userId).changes;
+  return deleteUserSessions(db, userId);
 }
 
 /** Marks a session's second factor as done. */
 export function completeMfa(db: Database, sessionIdHash: string): void {
-  db.query('UPDATE sessions SET mfa_pending = 0 WHERE id_hash = ?').run(sessionIdHash);
+  clearSessionMfaPending(db, sessionIdHash);
 }
 
 /** The Set-Cookie value for a session: HttpOnly, SameSite=Lax, Secure under TLS. */

@@ -3,7 +3,21 @@ import { type App, type SecretSite, secretContext, secretsOf, stateKey } from '.
 import { sha256Hex } from '../../shared/crypto.ts';
 import { AppError } from '../../shared/errors.ts';
 import { PLATFORM_ROLES, type PlatformRole } from '../accounts/users.repository.ts';
+import { sessionByHash } from '../sessions/sessions.repository.ts';
 import { TokenBuckets } from '../throttle.ts';
+import {
+  deleteSsoProvider,
+  deleteSsoRequests,
+  insertSsoUsed,
+  markSsoReplayAudited,
+  ownersLinkedThrough,
+  purgeSsoUsed,
+  ssoProviderConfigs,
+  ssoProviderRow,
+  ssoUsed,
+  updateSsoProviderConfig,
+  upsertSsoProvider,
+} from './sso.repository.ts';
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const BASE = 'http://same.invalid';
@@ -69,11 +83,11 @@ export function removeSso(
   return db
     .transaction(() => {
       assertMayChangeIdp(db, kind, false, role);
-      const gone = db.query('DELETE FROM sso_providers WHERE kind = ?').run(kind).changes > 0;
+      const gone = deleteSsoProvider(db, kind);
       if (!gone) return false;
       // Rows of older versions (sign-ins in flight now live in the browser and fail here once the
       // settings are gone). The used-state records stay until they expire: no replay after a re-add.
-      db.query('DELETE FROM sso_requests WHERE kind = ?').run(kind);
+      deleteSsoRequests(db, kind);
       app.audit.append(db, { actor, action: `sso.${kind}_removed`, target: `sso:${kind}` });
       return true;
     })
@@ -85,11 +99,7 @@ export function readSsoSettings<T extends object>(
   db: Database,
   kind: 'oidc' | 'saml',
 ): (T & { enabled: boolean; updated_at: number }) | null {
-  const row = db
-    .query<{ enabled: number; config: string; updated_at: number }, [string]>(
-      'SELECT enabled, config, updated_at FROM sso_providers WHERE kind = ?',
-    )
-    .get(kind);
+  const row = ssoProviderRow(db, kind);
   if (!row) return null;
   const config = JSON.parse(row.config) as Record<string, unknown>;
   const secrets = secretsOf(db);
@@ -117,19 +127,13 @@ export function writeSsoSettings(
   const secrets = secretsOf(db);
   for (const f of SSO_SECRET_FIELDS[kind])
     if (typeof stored[f] === 'string') stored[f] = secrets.seal(stored[f], `sso:${kind}:${f}`);
-  db.query(
-    `INSERT INTO sso_providers (kind, enabled, config, updated_at) VALUES (?, ?, ?, ?)
-     ON CONFLICT (kind) DO UPDATE SET enabled = excluded.enabled, config = excluded.config,
-     updated_at = excluded.updated_at`,
-  ).run(kind, enabled ? 1 : 0, JSON.stringify(stored), now);
+  upsertSsoProvider(db, kind, enabled, JSON.stringify(stored), now);
 }
 
 /** Re-seals the SSO secrets of one database (`keys rotate`, upgrades of older files). */
 function resealSso(db: Database, scope: string, rewrite: (value: string, context: string) => string): number {
   let n = 0;
-  const rows = db
-    .query<{ kind: 'oidc' | 'saml'; config: string }, []>('SELECT kind, config FROM sso_providers')
-    .all();
+  const rows = ssoProviderConfigs(db);
   for (const r of rows) {
     const config = JSON.parse(r.config) as Record<string, unknown>;
     let changed = false;
@@ -140,8 +144,7 @@ function resealSso(db: Database, scope: string, rewrite: (value: string, context
       changed = true;
       n++;
     }
-    if (changed)
-      db.query('UPDATE sso_providers SET config = ? WHERE kind = ?').run(JSON.stringify(config), r.kind);
+    if (changed) updateSsoProviderConfig(db, r.kind, JSON.stringify(config));
   }
   return n;
 }
@@ -331,11 +334,7 @@ export function pendingCookiesToDrop(
 
 /** Whether the sign-in keyed `key` (state / request ID) has been used by a finished sign-in. */
 export function pendingUsed(db: Database, kind: PendingKind, key: string): boolean {
-  return (
-    db
-      .query<{ n: number }, [string, string]>('SELECT 1 AS n FROM sso_used WHERE kind = ? AND id_hash = ?')
-      .get(kind, sha256Hex(key)) !== null
-  );
+  return ssoUsed(db, kind, sha256Hex(key));
 }
 
 /**
@@ -353,25 +352,15 @@ export function recordPendingUsed(
 ): boolean {
   return db
     .transaction(() => {
-      db.query('DELETE FROM sso_used WHERE kind = ? AND expires_at <= ?').run(kind, now);
-      return (
-        db
-          .query('INSERT OR IGNORE INTO sso_used (kind, id_hash, expires_at) VALUES (?, ?, ?)')
-          .run(kind, sha256Hex(key), expiresAt).changes > 0
-      );
+      purgeSsoUsed(db, kind, now);
+      return insertSsoUsed(db, kind, sha256Hex(key), expiresAt);
     })
     .immediate();
 }
 
 /** True the first time a replay of the used sign-in `key` is reported: it is audited once, then logged. */
 export function firstReplayOf(db: Database, kind: PendingKind, key: string): boolean {
-  return (
-    db
-      .query(
-        'UPDATE sso_used SET replay_audited = 1 WHERE kind = ? AND id_hash = ? AND replay_audited IS NULL',
-      )
-      .run(kind, sha256Hex(key)).changes > 0
-  );
+  return markSsoReplayAudited(db, kind, sha256Hex(key));
 }
 
 /**
@@ -411,12 +400,7 @@ export function assertMayChangeIdp(
   role: PlatformRole | null,
 ): void {
   if (sameIdp || role === null || role === 'owner') return;
-  const owners = db
-    .query<{ n: number }, [string]>(
-      "SELECT count(*) AS n FROM sso_identities i JOIN users u ON u.id = i.user_id WHERE i.kind = ? AND u.role = 'owner'",
-    )
-    .get(kind)!.n;
-  if (owners > 0)
+  if (ownersLinkedThrough(db, kind) > 0)
     throw new AppError(
       'sso.owner_linked',
       'an owner signs in through this identity provider; only an owner can replace, switch off or remove it',
@@ -483,9 +467,7 @@ export function linkingUser(
 ): string {
   if (p?.kind !== 'user' || !p.userId || !p.sessionId)
     throw new AppError('auth.forbidden', 'only a signed-in user can link an identity to their account', 403);
-  const s = db
-    .query<{ created_at: number }, [string]>('SELECT created_at FROM sessions WHERE id_hash = ?')
-    .get(p.sessionId);
+  const s = sessionByHash(db, p.sessionId);
   if (!s || app.clock.now() - s.created_at > LINK_REAUTH_MS)
     throw new AppError(
       'sso.reauth_required',

@@ -5,10 +5,10 @@ import { setCookie } from '../../../shared/cookies.ts';
 import { safeEqual, sha256Hex } from '../../../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../../../shared/errors.ts';
 import { isOutboundError } from '../../../shared/outbound.ts';
-import { type SignedIn, ssoSignIn } from '../../accounts/auth.service.ts';
+import type { SignedIn } from '../../accounts/auth.service.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from '../../accounts/users.repository.ts';
-import { provisionSsoUser } from '../../accounts/users.service.ts';
 import { readCookie } from '../../sessions/sessions.ts';
+import { finishSsoSignIn } from '../finish.ts';
 import {
   assertMayChangeIdp,
   assertMayMapOwner,
@@ -789,7 +789,7 @@ async function callback(
 ): Promise<SignedIn & { returnTo: string }> {
   const v = await verifyOidcCallback(app, db, req, seen);
   const { settings: s, claims, email, name } = v;
-  const { user } = provisionSsoUser(
+  const signed = finishSsoSignIn(
     app,
     db,
     {
@@ -805,9 +805,8 @@ async function callback(
       linkExistingByEmail: s.link_existing_by_email === true,
       linkUserId: v.linkUserId,
     },
+    { ip: req.ip, userAgent: req.userAgent },
     seen,
   );
-  seen.user = user;
-  const signed = ssoSignIn(app, db, user, 'oidc', { ip: req.ip, userAgent: req.userAgent });
   return { ...signed, returnTo: v.returnTo };
 }

@@ -25,10 +25,10 @@ import { DOMParser } from '@xmldom/xmldom';
 import type { App } from '../../../app/index.ts';
 import { safeEqual } from '../../../shared/crypto.ts';
 import { AppError, type ErrorDetail, isAppError } from '../../../shared/errors.ts';
-import { type SignedIn, ssoSignIn } from '../../accounts/auth.service.ts';
+import type { SignedIn } from '../../accounts/auth.service.ts';
 import { PLATFORM_ROLES, type PlatformRole, type UserRow } from '../../accounts/users.repository.ts';
-import { provisionSsoUser } from '../../accounts/users.service.ts';
 import { readCookie } from '../../sessions/sessions.ts';
+import { finishSsoSignIn } from '../finish.ts';
 import {
   assertMayChangeIdp,
   assertMayMapOwner,
@@ -49,6 +49,7 @@ import {
   takeSsoStart,
   writeSsoSettings,
 } from '../sso.ts';
+import { markAssertionReplayAudited, recordAssertionSeen } from './saml.repository.ts';
 
 /** Paths of the SP endpoints on every platform's origin. */
 export const SAML_PATHS = {
@@ -840,7 +841,7 @@ interface AcsSeen {
  * InResponseTo, the time window (±1 min) and the audience; then Destination, Issuer and the
  * bearer Recipient are checked here. Only then is anything written: the request ID's hash and
  * the assertion ID, until they expire (a second use is refused, its first replay audited and
- * later ones logged). The account is found, linked or created (see provisionSsoUser) with the
+ * later ones logged). The account is found, linked or created (see finishSsoSignIn, provisionSsoUser) with the
  * mapped role. A refusal of a signed response is audited as `user.sign_in_failed` (via saml,
  * with the reason) once; a refusal tied to this browser's sealed request before the signature
  * is proven is audited once per request (its holder may re-post it); anonymous garbage (no
@@ -1006,10 +1007,7 @@ async function acs(
   seen.subject = subject;
 
   // One use per assertion, kept until it would have expired anyway (the primary key decides).
-  db.query('DELETE FROM saml_assertions_seen WHERE expires_at <= ?').run(now);
-  const fresh = db
-    .query('INSERT OR IGNORE INTO saml_assertions_seen (assertion_id, expires_at) VALUES (?, ?)')
-    .run(checked.assertionId, checked.notOnOrAfter + SAML_CLOCK_SKEW_MS).changes;
+  const fresh = recordAssertionSeen(db, checked.assertionId, checked.notOnOrAfter + SAML_CLOCK_SKEW_MS, now);
   seen.recorded = true;
   if (!fresh)
     throw new SamlRefusal(
@@ -1018,11 +1016,7 @@ async function acs(
       401,
       checked.assertionId,
       // A replayed assertion (IdP-initiated ones too) is audited once, then only logged.
-      db
-        .query(
-          'UPDATE saml_assertions_seen SET replay_audited = 1 WHERE assertion_id = ? AND replay_audited IS NULL',
-        )
-        .run(checked.assertionId).changes === 0,
+      !markAssertionReplayAudited(db, checked.assertionId),
     );
 
   const emailValue = s.email_attribute
@@ -1034,7 +1028,7 @@ async function acs(
   seen.email = email;
   const name = s.name_attribute ? attributeValues(profile, s.name_attribute)[0]?.slice(0, 200) : undefined;
 
-  const { user } = provisionSsoUser(
+  const signed = finishSsoSignIn(
     app,
     db,
     {
@@ -1050,10 +1044,9 @@ async function acs(
       linkExistingByEmail: s.link_existing_by_email === true,
       linkUserId: pending?.link_user ?? null,
     },
+    { ip: req.ip, userAgent: req.userAgent },
     seen,
   );
-  seen.user = user;
-  const signed = ssoSignIn(app, db, user, 'saml', { ip: req.ip, userAgent: req.userAgent });
   return { ...signed, returnTo: safeReturnPath(form.RelayState), requestId: answered };
 }
 
