@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from './apikeys.ts';
 import {
   issueEmailToken,
   passwordSignIn,
@@ -8,7 +7,18 @@ import {
   resetPassword,
   unlockUser,
   verifyEmail,
-} from './auth.service.ts';
+} from './accounts/auth.service.ts';
+import { createUserRepository } from './accounts/users.repository.ts';
+import {
+  changeRole,
+  createUser,
+  listSsoIdentities,
+  parseSsoIdentityId,
+  removeSsoIdentity,
+  setUserActive,
+  userView,
+} from './accounts/users.service.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from './apikeys/apikeys.ts';
 import type { PlatformRequestContext } from './context.ts';
 import { platformGuard } from './guard.routes.ts';
 import {
@@ -33,18 +43,8 @@ import {
   readCookie,
   SESSION_COOKIE,
   sessionCookie,
-} from './sessions.ts';
+} from './sessions/sessions.ts';
 import { ownerOnlyChanges, readIdentitySettings, writeIdentitySettings } from './settings.ts';
-import { createUserRepository } from './users.repository.ts';
-import {
-  changeRole,
-  createUser,
-  listSsoIdentities,
-  parseSsoIdentityId,
-  removeSsoIdentity,
-  setUserActive,
-  userView,
-} from './users.service.ts';
 
 /** The signed-in user's id (a session, or a key of a user); 403 for any other principal. */
 function ownUserId(c: PlatformRequestContext): string {

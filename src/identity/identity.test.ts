@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { PlatformClient, serverWithPlatform } from '../../tests/platform-client.ts';
-import { readOutbox } from './outbox.ts';
+import { readOutbox } from './mail/outbox.ts';
 
 let env: Awaited<ReturnType<typeof serverWithPlatform>>;
 const client = () => new PlatformClient(env.s.base, env.host);
