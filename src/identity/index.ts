@@ -4,7 +4,7 @@ export {
   type SignedIn,
   ssoSignIn,
 } from './accounts/auth.service.ts';
-export { hashPassword, verifyPassword } from './accounts/passwords.ts';
+export { hashPassword, PASSWORD_COST, passwordCost, verifyPassword } from './accounts/passwords.ts';
 export {
   createUserRepository,
   PLATFORM_ROLES,

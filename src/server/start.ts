@@ -10,7 +10,7 @@ import {
   sweepTemporaryFiles,
 } from '../app/index.ts';
 import { type CreatePlatformResult, type Instance, openInstance } from '../flows/index.ts';
-import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
+import { bootstrapOperator, LOCAL_ROOT, PASSWORD_COST, passwordCost } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
@@ -89,6 +89,8 @@ export interface ServerApp extends Omit<Instance, 'close'> {
  */
 export async function buildServerApp(life: Lifecycle, opts: ServerAppOptions): Promise<ServerApp> {
   const { dataDir, config, log } = opts;
+  if (passwordCost() !== PASSWORD_COST)
+    log.warn('test hook: passwords are hashed at the test cost (SOULFRA_TEST_FAST_HASH=1, NODE_ENV=test)');
   // The App's own components (audit anchors' flush, then the databases) stop inside this one;
   // a leased platform handle may hold it up to 2 s.
   const inst = await life.add({
