@@ -1,10 +1,15 @@
 import { join } from 'node:path';
-import { createAiRuntime, Meter } from '../src/ai/index.ts';
-import { DEFAULT_CONFIG, type InstanceConfig, type Logger, silentLogger } from '../src/app/index.ts';
-import { type Instance, openInstance } from '../src/flows/index.ts';
+import {
+  DEFAULT_CONFIG,
+  type InstanceConfig,
+  Lifecycle,
+  type Logger,
+  silentLogger,
+} from '../src/app/index.ts';
+import type { Instance } from '../src/flows/index.ts';
 import { bootstrapOperator } from '../src/identity/index.ts';
-import { createHttpHandlers, type HttpHandlers } from '../src/server/http.ts';
-import { createMetrics } from '../src/server/metrics.ts';
+import type { HttpHandlers } from '../src/server/http.ts';
+import { buildServerApp, type ServerApp } from '../src/server/start.ts';
 import { tempDir } from './helpers.ts';
 
 /** A clock tests can pin and move. */
@@ -39,7 +44,9 @@ export interface InProcessServer extends Instance {
   operator: { email: string; password: string; token: string };
   /** The client address every request appears to come from (the socket peer's). */
   peer: string;
-  ai: { runtime: Awaited<ReturnType<typeof createAiRuntime>>; meter: Meter };
+  ai: ServerApp['ai'];
+  /** The components `buildServerApp` started (stopped in reverse by `close()`). */
+  lifecycle: Lifecycle;
   /** Sends a request to the public listener's handler (as Bun.serve would, peer = `peer`). */
   fetch(request: Request): Promise<Response>;
   /**
@@ -53,10 +60,11 @@ export interface InProcessServer extends Instance {
 }
 
 /**
- * Builds the HTTP handlers of `serve` over a fresh temporary data dir, with a pinned clock and a
- * fixed client address, and no listener: what `startServer` wires, minus Bun.serve and the
- * control socket (tests that need a socket, the Host header as sent, or HTTP framing use
- * `startTestServer`).
+ * The server of `serve` over a fresh temporary data dir, with a pinned clock and a fixed client
+ * address, and no listener: `buildServerApp`, the wiring `startServer` uses (instance, event
+ * dispatcher, AI runtime, meter, handlers), minus the data-dir lock, Bun.serve, the control
+ * socket and the AI health loop (tests that need a socket, the Host header as sent, or HTTP
+ * framing use `startTestServer`).
  */
 export async function inProcessServer(
   opts: {
@@ -72,25 +80,30 @@ export async function inProcessServer(
   const dataDir = join(tmp.dir, 'data');
   const config: InstanceConfig = { ...DEFAULT_CONFIG, host: '127.0.0.1', port: 0, ...opts.config };
   const clock = opts.clock ?? testClock();
-  const inst = openInstance({ dataDir, config, log: opts.log ?? silentLogger, clock });
-  const metrics = createMetrics(inst.app, inst.tenancy, { needToken: opts.metricsNeedToken ?? false });
-  // The one clock, as serve passes it: the breakers read the same time as the service.
-  const runtime = await createAiRuntime(config, opts.log ?? silentLogger, clock, metrics.ai);
-  const meter = new Meter(inst.app);
-  const ai = { runtime, meter };
-  const handlers = createHttpHandlers({
-    app: inst.app,
-    tenancy: inst.tenancy,
-    actions: inst.actions,
-    metrics,
-    ai,
-  });
-  // As serve does once it listens: the stored public URL that every link is built from.
-  inst.tenancy.updateSettings({
-    base_domain: config.base_domain,
-    public_url: config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}:8080`,
-  });
-  const operator = (await bootstrapOperator(inst.app, `admin@${config.base_domain}`))!;
+  const life = new Lifecycle(silentLogger);
+  let built: ServerApp;
+  let operator: InProcessServer['operator'];
+  try {
+    built = await buildServerApp(life, {
+      dataDir,
+      config,
+      log: opts.log ?? silentLogger,
+      clock,
+      metricsNeedToken: opts.metricsNeedToken ?? false,
+      healthLoop: false,
+    });
+    // As serve does once it listens: the stored public URL that every link is built from.
+    built.tenancy.updateSettings({
+      base_domain: config.base_domain,
+      public_url: config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}:8080`,
+    });
+    operator = (await bootstrapOperator(built.app, `admin@${config.base_domain}`))!;
+  } catch (e) {
+    await life.stop();
+    tmp.cleanup();
+    throw e;
+  }
+  const { handlers, ai } = built;
   const peer = opts.peer ?? '127.0.0.1';
   const socket = { requestIP: () => ({ address: peer }) };
   const fetch = (request: Request) => handlers.fetch(request, socket);
@@ -104,8 +117,12 @@ export async function inProcessServer(
   };
   let closed: Promise<void> | null = null;
   return {
-    ...inst,
+    app: built.app,
+    tenancy: built.tenancy,
+    actions: built.actions,
+    control: built.control,
     handlers,
+    lifecycle: life,
     clock,
     dataDir,
     operator,
@@ -124,9 +141,7 @@ export async function inProcessServer(
       }),
     close() {
       closed ??= (async () => {
-        await meter.close();
-        await runtime.close();
-        await inst.close();
+        await life.stop();
         tmp.cleanup();
       })();
       return closed;

@@ -1,4 +1,4 @@
-import type { Database } from 'bun:sqlite';
+import { Database } from 'bun:sqlite';
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -396,4 +396,72 @@ describe('exact money: micro-units summed without rounding', () => {
       { numRuns: 5 },
     );
   }, 60_000);
+});
+
+describe('usage of a platform being archived', () => {
+  /** Usage rows and the records its `usage.recorded` events cover, read from a file directly. */
+  const readFile = (file: string) => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return {
+        rows: db.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+        recorded: db
+          .query<{ payload: string }, []>("SELECT payload FROM events WHERE name = 'usage.recorded'")
+          .all()
+          .reduce((a, r) => a + (JSON.parse(r.payload) as UsageRecordedV2).records, 0),
+      };
+    } finally {
+      db.close();
+    }
+  };
+  const archived = (id: string) => join(inst.app.dataDir, 'platforms', 'archive', `${id}.db`);
+
+  test('what is buffered when the archive begins is written into the platform file before it moves', async () => {
+    const id = (await createPlatform(inst.app, inst.tenancy, { slug: 'arch-buffered' }, 'test')).platform.id;
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(id, (db) => {
+      for (let i = 0; i < 10; i++) meter.record(db, rec({ platformId: id }));
+    });
+    expect(meter.stats().buffered).toBe(10);
+    await inst.tenancy.archive('arch-buffered', 'test');
+    // Nothing left in memory for a stop to lose: it is in the archived file, with its event.
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 0, dropped: 0 });
+    expect(readFile(archived(id))).toEqual({ rows: 10, recorded: 10 });
+    await meter.close();
+    expect(readFile(archived(id))).toEqual({ rows: 10, recorded: 10 });
+  });
+
+  test('an archive during a flush: the rows the flush had not written yet land in the archived file, each once', async () => {
+    const id = (await createPlatform(inst.app, inst.tenancy, { slug: 'arch-flushing' }, 'test')).platform.id;
+    const meter = new Meter(inst.app, { flushMs: 60_000 });
+    await inst.app.platformDbs.use(id, (db) => {
+      for (let i = 0; i < 300; i++) meter.record(db, rec({ platformId: id, tokensIn: i }));
+    });
+    // The flush writes its first slice, then yields; the archive starts in between.
+    const flushing = meter.flush();
+    const archiving = inst.tenancy.archive('arch-flushing', 'test');
+    await Promise.all([flushing, archiving]);
+    expect(meter.stats()).toEqual({ buffered: 0, retrying: 0, dropped: 0 });
+    const file = archived(id);
+    expect(readFile(file)).toEqual({ rows: 300, recorded: 300 });
+    const db = new Database(file, { readonly: true });
+    try {
+      const tokens = db
+        .query<{ t: number }, []>('SELECT tokens_in AS t FROM usage_events ORDER BY t')
+        .all()
+        .map((r) => r.t);
+      expect(tokens).toEqual(Array.from({ length: 300 }, (_, i) => i));
+    } finally {
+      db.close();
+    }
+    // Brought back, it has them all once; the meter has nothing more to write.
+    inst.tenancy.unarchive('arch-flushing', 'test');
+    await meter.close();
+    expect(
+      await inst.app.platformDbs.use(
+        id,
+        (d) => d.query<{ n: number }, []>('SELECT count(*) AS n FROM usage_events').get()!.n,
+      ),
+    ).toBe(300);
+  });
 });

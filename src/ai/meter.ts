@@ -117,6 +117,9 @@ export class Meter {
   /** Micro-units held by calls in flight, per `platformId budgetKey`; kept apart from #state, which a budget change drops. */
   readonly #reserved = new Map<string, bigint>();
   #flushing: Promise<void> | null = null;
+  /** What the flush in progress has taken and not yet written, per platform (the close hook takes it over). */
+  readonly #inFlight = new Map<string, UsageRecord[]>();
+  readonly #offClose: () => void;
 
   /**
    * `flushMs`: how often buffered records are written (default 1,000); `maxBuffer`: a flush
@@ -130,6 +133,9 @@ export class Meter {
     this.#retryBaseMs = opts.flushMs ?? 1_000;
     this.#timer = setInterval(() => void this.flush(), opts.flushMs ?? 1_000);
     this.#timer.unref?.();
+    // The last chance to write a platform's usage into its own file: the pool closes the handle
+    // (an archive, which moves the file next; an LRU eviction; shutdown).
+    this.#offClose = app.platformDbs.onClose((platformId, db) => this.#writeBeforeClose(platformId, db));
   }
 
   /** The budgets that apply to a caller, with what each has spent this period. */
@@ -284,38 +290,31 @@ export class Meter {
       if (entry) entry.records.push(r);
       else byPlatform.set(r.platformId, { records: [r], failures: 0 });
     }
+    for (const [platformId, { records }] of byPlatform) this.#inFlight.set(platformId, records);
     this.#flushing = (async () => {
-      for (const [platformId, { records, failures }] of byPlatform) {
+      for (const [platformId, { failures }] of byPlatform) {
         // In slices of a few dozen rows, one transaction each, giving the event loop back in
         // between: a second's worth of records at full load is thousands of rows, and one long
-        // synchronous write would stall every request in flight for its whole length.
-        for (let i = 0; i < records.length; i += FLUSH_SLICE) {
-          if (i > 0) await new Promise<void>((r) => setImmediate(r));
-          const slice = records.slice(i, i + FLUSH_SLICE);
+        // synchronous write would stall every request in flight for its whole length. The queue
+        // is read again after each yield: the pool's close hook may have written the rest.
+        for (let first = true; ; first = false) {
+          if (!first) await new Promise<void>((r) => setImmediate(r));
+          const queue = this.#inFlight.get(platformId);
+          if (!queue || queue.length === 0) break;
+          const slice = queue.splice(0, FLUSH_SLICE);
           try {
             await this.#app.platformDbs.use(platformId, (db) => this.#write(db, platformId, slice));
           } catch (e) {
             // Kept, with the rest of this platform's batch, and tried again after a backoff (the
             // platform may be archived meanwhile: its usage is written if it comes back).
-            const rest = records.slice(i);
-            const wait = Math.min(this.#retryBaseMs * 2 ** failures, RETRY_MAX_MS);
-            this.#retrying.set(platformId, {
-              records: rest,
-              failures: failures + 1,
-              at: this.#app.clock.now() + wait,
-            });
-            this.#retryingCount += rest.length;
-            this.#app.log.error('usage flush failed; kept for a retry', {
-              platform: platformId,
-              records: rest.length,
-              retry_ms: wait,
-              err: String(e),
-            });
+            this.#keep(platformId, [...slice, ...queue.splice(0)], failures, e);
             break;
           }
         }
+        this.#inFlight.delete(platformId);
       }
     })().finally(() => {
+      this.#inFlight.clear();
       this.#flushing = null;
     });
     return this.#flushing;
@@ -326,8 +325,57 @@ export class Meter {
     clearInterval(this.#timer);
     await this.#flushing;
     await this.flush({ force: true });
+    this.#offClose();
     if (this.#retryingCount) {
       this.#app.log.error('usage lost at shutdown: writes kept failing', { records: this.#retryingCount });
+    }
+  }
+
+  /** Keeps records a write refused for a retry after a backoff (before any the platform keeps already). */
+  #keep(platformId: string, records: UsageRecord[], failures: number, err: unknown): void {
+    if (records.length === 0) return;
+    const wait = Math.min(this.#retryBaseMs * 2 ** failures, RETRY_MAX_MS);
+    const kept = this.#retrying.get(platformId);
+    this.#retrying.set(platformId, {
+      records: kept ? [...records, ...kept.records] : records,
+      failures: failures + 1,
+      at: this.#app.clock.now() + wait,
+    });
+    this.#retryingCount += records.length;
+    this.#app.log.error('usage flush failed; kept for a retry', {
+      platform: platformId,
+      records: records.length,
+      retry_ms: wait,
+      err: String(err),
+    });
+  }
+
+  /**
+   * The pool is about to close `platformId`'s handle: everything held for it (what a flush in
+   * progress has not written yet, what failed before, what is buffered) is written now, on that
+   * handle. So usage recorded up to an archive ends up in the archived file, not in memory
+   * where a stop would lose it. A write that fails keeps the rest, as a flush does.
+   */
+  #writeBeforeClose(platformId: string, db: Database): void {
+    const records = this.#inFlight.get(platformId)?.splice(0) ?? [];
+    const kept = this.#retrying.get(platformId);
+    if (kept) {
+      this.#retrying.delete(platformId);
+      this.#retryingCount -= kept.records.length;
+      records.push(...kept.records);
+    }
+    if (this.#buffer.some((r) => r.platformId === platformId)) {
+      const others: UsageRecord[] = [];
+      for (const r of this.#buffer) (r.platformId === platformId ? records : others).push(r);
+      this.#buffer = others;
+    }
+    for (let i = 0; i < records.length; i += FLUSH_SLICE) {
+      try {
+        this.#write(db, platformId, records.slice(i, i + FLUSH_SLICE));
+      } catch (e) {
+        this.#keep(platformId, records.slice(i), kept?.failures ?? 0, e);
+        return;
+      }
     }
   }
 
@@ -371,7 +419,11 @@ export class Meter {
       const now = this.#app.clock.now();
       for (const b of st.budgets) {
         const start = periodStart(b.period, now);
-        const pending = [...this.#buffer, ...(this.#retrying.get(platformId)?.records ?? [])]
+        const pending = [
+          ...this.#buffer,
+          ...(this.#retrying.get(platformId)?.records ?? []),
+          ...(this.#inFlight.get(platformId) ?? []),
+        ]
           .filter(
             (r) =>
               r.platformId === platformId &&

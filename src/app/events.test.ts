@@ -21,7 +21,15 @@ afterAll(() => cleanup());
 const until = (cond: () => boolean, ms = 5_000): Promise<unknown> => waitFor(cond, { timeout: ms });
 
 /** A dispatcher of its own on the instance's databases (fast retries), started. */
-function dispatcher(opts: { retryBaseMs?: number; pruneEveryMs?: number; batch?: number } = {}) {
+function dispatcher(
+  opts: {
+    retryBaseMs?: number;
+    pruneEveryMs?: number;
+    batch?: number;
+    handlerTimeoutMs?: number;
+    stopGraceMs?: number;
+  } = {},
+) {
   const d = new EventDispatcher({
     control: inst.app.control,
     platformDbs: inst.app.platformDbs,
@@ -31,6 +39,8 @@ function dispatcher(opts: { retryBaseMs?: number; pruneEveryMs?: number; batch?:
     retryMaxMs: 20,
     pruneEveryMs: opts.pruneEveryMs,
     batch: opts.batch,
+    handlerTimeoutMs: opts.handlerTimeoutMs,
+    stopGraceMs: opts.stopGraceMs,
     env: {},
   });
   d.usePlatforms({ list: () => [platformId], live: (id) => id === platformId });
@@ -246,6 +256,105 @@ describe('event log', () => {
     try {
       await until(() => got2.length === 2);
       expect(got2).toEqual(ids.slice(1));
+    } finally {
+      await d2.stop();
+    }
+  });
+
+  test('a subscriber waiting in a handler holds back only its own cursor: the others, registered after it, get every event meanwhile', async () => {
+    const ids = await appendToPlatform(3, 'w');
+    const d = dispatcher({ handlerTimeoutMs: 600_000, stopGraceMs: 10 });
+    const good: string[] = [];
+    let waiting = false;
+    d.subscribe('test.waits', (e) => {
+      if (!ids.includes(e.id)) return;
+      waiting = true;
+      return new Promise<void>(() => {});
+    });
+    d.subscribe('test.good', (e) => {
+      if (e.source === platformId) good.push(e.id);
+    });
+    d.start();
+    try {
+      await until(() => waiting && ids.every((id) => good.includes(id)));
+      // A later event on the same database reaches the good one too, the other still waiting.
+      const [later] = await appendToPlatform(1, 'w-later');
+      d.kick(platformId);
+      await until(() => good.includes(later!));
+      expect(good.slice(-4)).toEqual([...ids, later!]);
+      expect(d.stats().inFlight).toBe(1);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('a handler that never settles fails at its deadline (signal aborted), is retried with backoff, and holds back neither its source nor the others', async () => {
+    const ids = await appendToPlatform(3, 'h');
+    const d = dispatcher({ handlerTimeoutMs: 25 });
+    const good: string[] = [];
+    const stuckSeen: string[] = [];
+    const signals: AbortSignal[] = [];
+    d.subscribe('test.stuck', (e, { signal }) => {
+      if (!ids.includes(e.id)) return;
+      stuckSeen.push(e.id);
+      // The first two calls for the middle event never settle; the third returns.
+      if (e.id === ids[1] && stuckSeen.filter((id) => id === ids[1]).length <= 2) {
+        signals.push(signal);
+        return new Promise<void>(() => {});
+      }
+    });
+    d.subscribe('test.good', (e) => {
+      if (ids.includes(e.id)) good.push(e.id);
+    });
+    d.start();
+    try {
+      // The good subscriber got every event although the stuck one sat on the second.
+      await until(() => good.length === 3);
+      expect(good).toEqual(ids);
+      await until(() => stuckSeen.includes(ids[2]!));
+      // Retried from the event that hung, in order; nothing after it before it went through.
+      expect(stuckSeen).toEqual([ids[0]!, ids[1]!, ids[1]!, ids[1]!, ids[2]!]);
+      expect(signals.map((s) => s.aborted)).toEqual([true, true]);
+      expect((signals[0]!.reason as { code?: string }).code).toBe('events.handler_timeout');
+      expect(d.stats()).toMatchObject({ failed: 2, timedOut: 2, inFlight: 0 });
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('stop() abandons a handler that never settles after its grace (signal aborted, cursor before it); the next start delivers it again', async () => {
+    const ids = await appendToPlatform(2, 'n');
+    // The deadline is far off: what ends the wait is stop()'s grace, not the handler's deadline.
+    const d1 = dispatcher({ handlerTimeoutMs: 600_000, stopGraceMs: 10 });
+    const got1: string[] = [];
+    let signal: AbortSignal | null = null;
+    d1.subscribe('test.never', (e, ctx) => {
+      if (!ids.includes(e.id)) return;
+      got1.push(e.id);
+      if (e.id === ids[1]) {
+        signal = ctx.signal;
+        return new Promise<void>(() => {});
+      }
+    });
+    d1.start();
+    await until(() => signal !== null);
+    expect(d1.stats().inFlight).toBe(1);
+    await d1.stop();
+    expect(signal!.aborted).toBe(true);
+    expect(d1.stats()).toMatchObject({ inFlight: 0, failed: 0, timedOut: 0 });
+    expect(got1).toEqual(ids);
+
+    const d2 = dispatcher();
+    const got2: string[] = [];
+    d2.subscribe('test.never', (e) => {
+      if (ids.includes(e.id)) got2.push(e.id);
+    });
+    d2.start();
+    try {
+      await until(() => got2.length === 1);
+      await d2.idle();
+      // The first event's cursor was saved; the abandoned one comes again, once.
+      expect(got2).toEqual([ids[1]!]);
     } finally {
       await d2.stop();
     }

@@ -110,12 +110,23 @@ export interface EventOf<K extends EventName> {
 /** Any event, narrowed by `name`. */
 export type AnyEvent = { [K in EventName]: EventOf<K> }[EventName];
 
+/** What a handler is given beside the event. */
+export interface DeliveryContext {
+  /**
+   * Aborted when the dispatcher gives up on this call: its deadline (`handlerTimeoutMs`) passed,
+   * or `stop()` ran out of patience. Pass it to fetches and waits; what the handler does after
+   * it fired is ignored (the event is delivered again).
+   */
+  signal: AbortSignal;
+}
+
 /**
  * A subscriber: called once or more per event (at least once: after a crash, or when its
- * cursor could not be saved, it sees an event again), in id order per database. A throw or a
- * rejection is retried later with backoff, from that event.
+ * cursor could not be saved, it sees an event again), in id order per database. A throw, a
+ * rejection, or not settling within the dispatcher's `handlerTimeoutMs` is a failure, retried
+ * later with backoff, from that event.
  */
-export type EventHandler = (e: AnyEvent) => void | Promise<void>;
+export type EventHandler = (e: AnyEvent, ctx: DeliveryContext) => void | Promise<void>;
 
 const ID_PREFIX = 'evt_';
 
@@ -185,6 +196,17 @@ export interface DispatcherOptions {
   retentionDays?: number;
   /** Pruning runs at most this often per database (ms). Default one hour. */
   pruneEveryMs?: number;
+  /**
+   * How long one handler call may take (ms) before it counts as failed (its signal aborted, the
+   * event retried with backoff), so a subscriber that never settles cannot hold its database's
+   * delivery for good. Default 30,000.
+   */
+  handlerTimeoutMs?: number;
+  /**
+   * How long `stop()` waits for the handlers in flight (ms) before it abandons them (their
+   * signals aborted, their events delivered again after the next start). Default 2,000.
+   */
+  stopGraceMs?: number;
   /** The environment the test hooks are read from (default `process.env`). */
   env?: Record<string, string | undefined>;
 }
@@ -225,14 +247,20 @@ export class EventDispatcher {
   readonly #batch: number;
   readonly #retentionMs: number;
   readonly #pruneEveryMs: number;
+  readonly #handlerTimeoutMs: number;
+  readonly #stopGraceMs: number;
+  /** The handler calls in flight, each with what fails it when `stop()` abandons it. */
+  readonly #calls = new Map<AbortController, (e: AppError) => void>();
+  #timedOut = 0;
   readonly #env: Record<string, string | undefined>;
   readonly #subs = new Map<string, Sub>();
   /** Pool handles → platform id, bound when the pool opens them. */
   readonly #sources = new WeakMap<Database, string>();
   /** Platforms seen (bound, swept or kicked), polled while the pool has them open. */
   readonly #known = new Set<string>();
-  readonly #running = new Map<EventSource, Promise<void>>();
-  readonly #again = new Set<EventSource>();
+  /** Runs in flight per source and subscriber (`#key`); a subscriber's run never waits on another's. */
+  readonly #running = new Map<string, Promise<void>>();
+  readonly #again = new Set<string>();
   readonly #retries = new Map<string, Retry>();
   readonly #pruned = new Map<EventSource, number>();
   #platforms: PlatformSource;
@@ -254,6 +282,8 @@ export class EventDispatcher {
     this.#batch = opts.batch ?? 256;
     this.#retentionMs = (opts.retentionDays ?? 7) * 86_400_000;
     this.#pruneEveryMs = opts.pruneEveryMs ?? 3_600_000;
+    this.#handlerTimeoutMs = opts.handlerTimeoutMs ?? 30_000;
+    this.#stopGraceMs = opts.stopGraceMs ?? 2_000;
     this.#env = opts.env ?? process.env;
     const control = opts.control;
     this.#platforms = {
@@ -352,7 +382,9 @@ export class EventDispatcher {
 
   /**
    * Stops delivery: no pass starts after this; a pass in flight halts after the handler it is
-   * in and saves its cursor. What is left is delivered after the next start. Idempotent.
+   * in and saves its cursor. A handler still running after `stopGraceMs` is abandoned (its
+   * signal aborted, its cursor left before it), so a subscriber that never settles cannot hold
+   * up the shutdown. What is left is delivered after the next start. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.#state === 'stopped') return;
@@ -360,8 +392,25 @@ export class EventDispatcher {
     if (this.#timer) clearInterval(this.#timer);
     for (const r of this.#retries.values()) if (r.timer) clearTimeout(r.timer);
     this.#retries.clear();
-    await this.#sweep;
-    while (this.#running.size) await Promise.all([...this.#running.values()]);
+    const grace = setTimeout(() => {
+      if (this.#calls.size)
+        this.#log.warn(
+          'events: handlers still running at stop, abandoned (delivered again after the next start)',
+          {
+            handlers: this.#calls.size,
+            grace_ms: this.#stopGraceMs,
+          },
+        );
+      for (const fail of this.#calls.values())
+        fail(new AppError('events.abandoned', 'handler abandoned at stop', 500));
+    }, this.#stopGraceMs);
+    grace.unref?.();
+    try {
+      await this.#sweep;
+      while (this.#running.size) await Promise.all([...this.#running.values()]);
+    } finally {
+      clearTimeout(grace);
+    }
   }
 
   /** Resolves once no pass is running or asked for (tests, and `stop`). */
@@ -373,10 +422,24 @@ export class EventDispatcher {
   }
 
   /** Counters for /metrics and tests. */
-  stats(): { subscribers: number; delivered: number; failed: number; retrying: number } {
+  stats(): {
+    subscribers: number;
+    delivered: number;
+    failed: number;
+    timedOut: number;
+    retrying: number;
+    inFlight: number;
+  } {
     let retrying = 0;
     for (const r of this.#retries.values()) if (r.timer) retrying++;
-    return { subscribers: this.#subs.size, delivered: this.#delivered, failed: this.#failed, retrying };
+    return {
+      subscribers: this.#subs.size,
+      delivered: this.#delivered,
+      failed: this.#failed,
+      timedOut: this.#timedOut,
+      retrying,
+      inFlight: this.#calls.size,
+    };
   }
 
   #sweepAll(): Promise<void> {
@@ -392,7 +455,11 @@ export class EventDispatcher {
       for (const id of ids) {
         if (this.#state !== 'started') break;
         this.#known.add(id);
-        await this.#run(id);
+        // Not awaited to the end: a slow handler on one platform must not hold up the others.
+        // One yield lets this platform's reads run before the next is scheduled, so a sweep
+        // over many platforms does not read them all in one turn of the event loop.
+        void this.#run(id);
+        await new Promise<void>((r) => setImmediate(r));
       }
     })().finally(() => {
       this.#sweep = null;
@@ -400,20 +467,36 @@ export class EventDispatcher {
     return this.#sweep;
   }
 
-  /** Runs a pass now, or after the one in flight (which then runs once more). */
+  /**
+   * Runs a pass over `source` for every subscriber, each on its own: a subscriber whose handler
+   * is slow (or hangs until its deadline) holds back only its own cursor, never another's.
+   * With no subscriber, a pass still prunes.
+   */
   #run(source: EventSource): Promise<void> {
-    const cur = this.#running.get(source);
+    const subs = [...this.#subs.values()];
+    if (subs.length === 0) return this.#runOne(source, null);
+    return Promise.all(subs.map((sub) => this.#runOne(source, sub))).then(() => {});
+  }
+
+  /** One subscriber's pass over `source` now, or after the one in flight (which then runs once more). */
+  #runOne(source: EventSource, sub: Sub | null): Promise<void> {
+    const key = `${source}\u0000${sub?.id ?? ''}`;
+    const cur = this.#running.get(key);
     if (cur) {
-      this.#again.add(source);
+      this.#again.add(key);
       return cur;
     }
-    const p = this.#pass(source)
-      .catch((e) => this.#log.warn('events: delivery pass failed', { source, err: String(e) }))
+    const p = this.#pass(source, sub, key)
+      .catch((e) =>
+        this.#log.warn('events: delivery pass failed', { source, subscriber: sub?.id, err: String(e) }),
+      )
       .finally(() => {
-        this.#running.delete(source);
-        if (this.#again.delete(source) && this.#state === 'started') void this.#run(source);
+        this.#running.delete(key);
+        if (!this.#again.delete(key) || this.#state !== 'started') return;
+        // Still registered (and the same registration) before it runs again.
+        if (sub === null || this.#subs.get(sub.id) === sub) void this.#runOne(source, sub);
       });
-    this.#running.set(source, p);
+    this.#running.set(key, p);
     return p;
   }
 
@@ -439,15 +522,11 @@ export class EventDispatcher {
     }
   }
 
-  async #pass(source: EventSource): Promise<void> {
+  async #pass(source: EventSource, sub: Sub | null, rk: string): Promise<void> {
     // Yield first: the request that appended answers before delivery begins.
     await new Promise<void>((r) => setImmediate(r));
-    for (const sub of [...this.#subs.values()]) {
-      if (this.#state !== 'started') return;
-      const rk = `${source}\u0000${sub.id}`;
-      if (this.#retries.get(rk)?.timer) continue;
-      await this.#deliver(source, sub, rk);
-    }
+    if (this.#state !== 'started') return;
+    if (sub && !this.#retries.get(rk)?.timer) await this.#deliver(source, sub, rk);
     if (this.#state === 'started') this.#prune(source);
   }
 
@@ -467,11 +546,13 @@ export class EventDispatcher {
           continue;
         }
         try {
-          await sub.handler(toEvent(row, source));
+          await this.#call(sub, toEvent(row, source));
           this.#delivered++;
           done = row.id;
           this.#retries.delete(rk);
         } catch (e) {
+          // Abandoned by stop(): not a failure of the subscriber; delivered after the next start.
+          if (e instanceof AppError && e.code === 'events.abandoned') break;
           failed = true;
           this.#failed++;
           this.#retryLater(source, sub.id, rk, row, e);
@@ -483,6 +564,45 @@ export class EventDispatcher {
         this.#withDb(source, (db) => advanceCursor(db, sub.id, last, this.#clock.now()));
       }
       if (failed || this.#state !== 'started' || read.rows.length < this.#batch) return;
+    }
+  }
+
+  /**
+   * One handler call, bounded: it fails when the handler throws or rejects, when it has not
+   * settled within `handlerTimeoutMs` (`events.handler_timeout`), and when `stop()` abandons it
+   * (`events.abandoned`). Either way its signal is aborted and a late settlement is ignored.
+   */
+  async #call(sub: Sub, event: AnyEvent): Promise<void> {
+    const ac = new AbortController();
+    const abandoned = new Promise<never>((_, reject) => {
+      this.#calls.set(ac, reject);
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#timedOut++;
+        reject(
+          new AppError(
+            'events.handler_timeout',
+            `subscriber '${sub.id}' did not settle within ${this.#handlerTimeoutMs} ms`,
+            500,
+          ),
+        );
+      }, this.#handlerTimeoutMs);
+      timer.unref?.();
+    });
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => sub.handler(event, { signal: ac.signal })),
+        expired,
+        abandoned,
+      ]);
+    } catch (e) {
+      ac.abort(e);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.#calls.delete(ac);
     }
   }
 

@@ -37,6 +37,32 @@ describe('DbPool', () => {
     expect(opened).toEqual(['a', 'a']);
   });
 
+  test('onClose hooks see each handle once, still open, after its last lease (LRU, evict, closeAll); a throwing hook does not stop the close', async () => {
+    const { p } = pool(1);
+    const seen: string[] = [];
+    p.onClose(() => {
+      throw new Error('hook failed');
+    });
+    const off = p.onClose((key, db) => seen.push(`${key}=${valueIn(db)}`));
+    p.acquire('a').release();
+    p.acquire('b').release(); // LRU: a closes
+    expect(seen).toEqual(['a=a']);
+    const lease = p.acquire('b');
+    const evicting = p.evict('b');
+    await Promise.resolve();
+    expect(seen).toEqual(['a=a']); // b is leased: not yet
+    lease.release();
+    await evicting;
+    expect(seen).toEqual(['a=a', 'b=b']);
+    p.acquire('c').release();
+    await p.closeAll();
+    expect(seen).toEqual(['a=a', 'b=b', 'c=c']);
+    off();
+    p.acquire('d').release();
+    await p.closeAll();
+    expect(seen).toHaveLength(3);
+  });
+
   test('keeps at most max idle handles, evicting the least recently used', () => {
     const { p, opened } = pool(2);
     for (const k of ['a', 'b']) p.acquire(k).release();

@@ -41,6 +41,7 @@ export class DbPool {
   readonly #onCheckpointError: (r: CheckpointResult) => void;
   /** Checkpoints the open handles' -wal off the JS thread (started with the first file handle). */
   #checkpointer: WalCheckpointer | null = null;
+  readonly #onClose = new Set<(key: string, db: Database) => void>();
 
   /**
    * `walCheckpointMs`: how often a worker thread checkpoints the open files' -wal (default
@@ -169,6 +170,19 @@ export class DbPool {
     }
   }
 
+  /**
+   * Registers `fn`, called with a handle just before the pool closes it (LRU overflow, evict,
+   * closeAll), once its last lease is released: the last moment to write to that file before it
+   * may be moved (an archive). Synchronous; a throw is the hook's own (caught and ignored).
+   * Returns a function that unregisters it.
+   */
+  onClose(fn: (key: string, db: Database) => void): () => void {
+    this.#onClose.add(fn);
+    return () => {
+      this.#onClose.delete(fn);
+    };
+  }
+
   /** Whether `key` currently has an open handle. */
   has(key: string): boolean {
     return this.#entries.has(key);
@@ -202,6 +216,13 @@ export class DbPool {
     // No await here (LRU shrink is synchronous); the file stays where it is, and whichever
     // connection closes last checkpoints and removes its -wal.
     void this.#checkpointer?.forget(e.db.filename);
+    for (const fn of this.#onClose) {
+      try {
+        fn(e.key, e.db);
+      } catch {
+        // The hook logs its own failures; the handle closes regardless.
+      }
+    }
     try {
       e.db.close();
     } finally {

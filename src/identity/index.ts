@@ -9,7 +9,7 @@ export {
 } from './accounts/auth.service.ts';
 export { acceptInvitation } from './accounts/invitations.ts';
 export { onboardingRoutes } from './accounts/onboarding.routes.ts';
-export { hashPassword, verifyPassword } from './accounts/passwords.ts';
+export { hashPassword, PASSWORD_COST, passwordCost, verifyPassword } from './accounts/passwords.ts';
 export { issueOwnerResetLink } from './accounts/recovery.ts';
 export {
   createUserRepository,

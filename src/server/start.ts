@@ -9,14 +9,14 @@ import {
   lockDataDir,
   sweepTemporaryFiles,
 } from '../app/index.ts';
-import { type CreatePlatformResult, openInstance } from '../flows/index.ts';
-import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
+import { type CreatePlatformResult, type Instance, openInstance } from '../flows/index.ts';
+import { bootstrapOperator, LOCAL_ROOT, PASSWORD_COST, passwordCost } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { MAX_BODY_LIMIT } from './errors.ts';
-import { createHttpHandlers } from './http.ts';
-import { createMetrics, ensureMetricsToken, metricsNeedToken } from './metrics.ts';
+import { createHttpHandlers, type HttpHandlers } from './http.ts';
+import { createMetrics, ensureMetricsToken, type Metrics, metricsNeedToken } from './metrics.ts';
 
 /** What `serve` needs. */
 export interface ServeOptions {
@@ -55,6 +55,86 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** What `buildServerApp` needs: the data dir (locked by the caller), the config, a log and the clock. */
+export interface ServerAppOptions {
+  dataDir: string;
+  config: InstanceConfig;
+  log: Logger;
+  clock?: Clock;
+  /** Whether /metrics needs the metrics token (see `ServeOptions.metricsNeedToken`). */
+  metricsNeedToken: boolean;
+  /** Probe the AI providers every 10 s (default true; in-process tests that count calls turn it off). */
+  healthLoop?: boolean;
+}
+
+/** The server without its listeners: what `startServer` and the in-process test server share. */
+export interface ServerApp extends Omit<Instance, 'close'> {
+  metrics: Metrics;
+  ai: { runtime: AiRuntime; meter: Meter };
+  /** The fetch handlers of the public listener and of the control socket. */
+  handlers: HttpHandlers;
+}
+
+/**
+ * Opens the instance and starts everything of the server but its listeners, each a component of
+ * `life` (stopped in reverse with it): the instance (databases), the event dispatcher, the AI
+ * runtime and its health loop, the meter; then builds the HTTP handlers on them. `startServer`
+ * calls it after taking the data-dir lock and adds the listeners; `tests/inproc.ts` calls it
+ * and sends requests to `handlers` directly.
+ *
+ * NB! A new component of the server (a mailer, a reconciler) goes here, in its place in the
+ * order, so that the in-process tests run it too: `await life.add({ name, start, stop })`.
+ * What the handlers need from it goes into `createHttpHandlers`' deps; what tests need, into
+ * `ServerApp`.
+ */
+export async function buildServerApp(life: Lifecycle, opts: ServerAppOptions): Promise<ServerApp> {
+  const { dataDir, config, log } = opts;
+  if (passwordCost() !== PASSWORD_COST)
+    log.warn('test hook: passwords are hashed at the test cost (SOULFRA_TEST_FAST_HASH=1, NODE_ENV=test)');
+  // The App's own components (audit anchors' flush, then the databases) stop inside this one;
+  // a leased platform handle may hold it up to 2 s.
+  const inst = await life.add({
+    name: 'instance',
+    start: () => openInstance({ dataDir, config, log, clock: opts.clock }),
+    stop: (i) => i.close(),
+    stopTimeoutMs: 2_000,
+  });
+  const { app, tenancy, actions } = inst;
+  // Platform files where their rows say, orphans quarantined: before anything opens a
+  // platform database (the dispatcher, the meter, a request).
+  await life.add({
+    name: 'platform files reconciler',
+    start: () => {
+      tenancy.reconcileFiles();
+    },
+  });
+  // The durable-event dispatcher: after the databases, before anything that writes events, so
+  // it stops after the meter's last flush and before the databases close. A subscriber that
+  // never settles is abandoned after the dispatcher's grace (2 s); the timeout is the backstop.
+  await life.add({
+    name: 'events dispatcher',
+    start: () => app.events.start(),
+    stop: () => app.events.stop(),
+    stopTimeoutMs: EVENTS_STOP_TIMEOUT_MS,
+  });
+  const metrics = createMetrics(app, tenancy, { needToken: opts.metricsNeedToken });
+  const runtime = await life.add({
+    name: 'AI runtime',
+    start: () => createAiRuntime(config, log, app.clock, metrics.ai),
+    stop: (r) => r.close(),
+  });
+  if (opts.healthLoop !== false)
+    await life.add({ name: 'AI health loop', start: () => runtime.startHealthLoop() });
+  // Usage still buffered is written before the databases close (stopped before them).
+  const meter = await life.add({ name: 'meter', start: () => new Meter(app), stop: (m) => m.close() });
+  const ai = { runtime, meter };
+  const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
+  return { app, tenancy, actions, control: inst.control, metrics, ai, handlers };
+}
+
+/** How long stopping the event dispatcher may take before teardown goes on without it. */
+export const EVENTS_STOP_TIMEOUT_MS = 5_000;
+
 /**
  * Starts soulfra on a data dir: takes the data-dir lock, opens the databases, listens on TCP
  * and on the owner-only control socket, creates the operator admin (first run) and the demo.
@@ -86,42 +166,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const swept = sweepTemporaryFiles(dataDir);
     if (swept.length)
       log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
-    // The App's own components (audit anchors' flush, then the databases) stop inside this one;
-    // a leased platform handle may hold it up to 2 s.
-    const { app, tenancy, actions } = await life.add({
-      name: 'instance',
-      start: () => openInstance({ dataDir, config, log, clock: opts.clock }),
-      stop: (inst) => inst.close(),
-      stopTimeoutMs: 2_000,
+    const { app, tenancy, actions, ai, handlers } = await buildServerApp(life, {
+      dataDir,
+      config,
+      log,
+      clock: opts.clock,
+      metricsNeedToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
     });
-    // Platform files where their rows say, orphans quarantined: before anything opens a
-    // platform database (the dispatcher, the meter, a request).
-    await life.add({
-      name: 'platform files reconciler',
-      start: () => {
-        tenancy.reconcileFiles();
-      },
-    });
-    // The durable-event dispatcher: after the databases, before anything that writes events, so
-    // it stops after the meter's last flush and before the databases close.
-    await life.add({
-      name: 'events dispatcher',
-      start: () => app.events.start(),
-      stop: () => app.events.stop(),
-    });
-    const metrics = createMetrics(app, tenancy, {
-      needToken: opts.metricsNeedToken ?? metricsNeedToken(config.host),
-    });
-    const runtime = await life.add({
-      name: 'AI runtime',
-      start: () => createAiRuntime(config, log, app.clock, metrics.ai),
-      stop: (r) => r.close(),
-    });
-    await life.add({ name: 'AI health loop', start: () => runtime.startHealthLoop() });
-    // Usage still buffered is written before the databases close (stopped before them).
-    const meter = await life.add({ name: 'meter', start: () => new Meter(app), stop: (m) => m.close() });
-    const ai = { runtime, meter };
-    const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
 
     // The links every page and mail carries come from the stored public URL: the configured
     // port until the listener says which one it bound (port 0), then that one.

@@ -1,6 +1,15 @@
 import { describe, expect, test } from 'bun:test';
 import { AppState } from '../../app/index.ts';
-import { hashPassword, LANE_QUEUE_CAP, laneHasRoom, verifyPassword } from './passwords.ts';
+import {
+  hashPassword,
+  LANE_QUEUE_CAP,
+  laneHasRoom,
+  PASSWORD_COST,
+  PasswordHasher,
+  passwordCost,
+  TEST_FAST_HASH_ENV,
+  verifyPassword,
+} from './passwords.ts';
 
 /** A bare App (its state only): each test's limiter is its own. */
 const anApp = () => ({ state: new AppState() });
@@ -30,6 +39,22 @@ test('argon2id hashes verify, and a burst never runs more than two at once', asy
   } finally {
     Bun.password.hash = real;
   }
+});
+
+test('production hashes are argon2id at 64 MiB, t=2; the cheap test cost needs both the test hook and NODE_ENV=test, and each cost verifies the other', async () => {
+  expect(passwordCost({})).toBe(PASSWORD_COST);
+  expect(passwordCost({ [TEST_FAST_HASH_ENV]: '1' })).toBe(PASSWORD_COST);
+  expect(passwordCost({ [TEST_FAST_HASH_ENV]: '1', NODE_ENV: 'production' })).toBe(PASSWORD_COST);
+  expect(passwordCost({ [TEST_FAST_HASH_ENV]: '0', NODE_ENV: 'test' })).toBe(PASSWORD_COST);
+  const cheap = passwordCost({ [TEST_FAST_HASH_ENV]: '1', NODE_ENV: 'test' });
+  expect(cheap.memoryCost).toBeLessThan(PASSWORD_COST.memoryCost);
+  const real = await new PasswordHasher(PASSWORD_COST).hash('correct horse battery');
+  expect(real).toStartWith('$argon2id$v=19$m=65536,t=2,');
+  const fast = await new PasswordHasher(cheap).hash('correct horse battery');
+  expect(fast).toStartWith(`$argon2id$v=19$m=${cheap.memoryCost},t=${cheap.timeCost},`);
+  expect(await new PasswordHasher(cheap).verify('correct horse battery', real)).toBe(true);
+  expect(await new PasswordHasher(PASSWORD_COST).verify('correct horse battery', fast)).toBe(true);
+  expect(await new PasswordHasher(PASSWORD_COST).verify('wrong horse battery', fast)).toBe(false);
 });
 
 describe('fair lanes (one per platform)', () => {

@@ -18,6 +18,25 @@ import { AppError } from '../../shared/errors.ts';
  * waiting hashes refuses the next at once (429) rather than queueing it for seconds.
  */
 const MAX_CONCURRENT = 2;
+
+/** The argon2id cost of every hash: Bun's defaults, 64 MiB and two passes. */
+export const PASSWORD_COST = { memoryCost: 65_536, timeCost: 2 } as const;
+/** The test suite's cost (tests/preload.ts): 1 MiB, one pass, some 40x cheaper. */
+const TEST_COST = { memoryCost: 1_024, timeCost: 1 } as const;
+/**
+ * Test runs only: set to `1` under `bun test` (which sets NODE_ENV=test), hashes are made at
+ * `TEST_COST`. Both are needed, so a stray variable in production changes nothing. Hashes
+ * carry their parameters, so either cost verifies the other's.
+ */
+export const TEST_FAST_HASH_ENV = 'SOULFRA_TEST_FAST_HASH';
+
+/** The cost new hashes are made with in this process (see `TEST_FAST_HASH_ENV`). */
+export function passwordCost(env: Record<string, string | undefined> = process.env): {
+  readonly memoryCost: number;
+  readonly timeCost: number;
+} {
+  return env[TEST_FAST_HASH_ENV] === '1' && env.NODE_ENV === 'test' ? TEST_COST : PASSWORD_COST;
+}
 /** Waiting hashes a lane may hold when the caller asks for a cap (sign-in, reset). */
 export const LANE_QUEUE_CAP = 8;
 /** The lane of callers that name none (operators, the CLI, platform creation). */
@@ -49,10 +68,15 @@ export class PasswordHasher {
   readonly #lanes = new Map<string, (() => void)[]>();
   /** Lanes with waiting work, in the order they are served. */
   readonly #turn: string[] = [];
+  readonly #cost: { readonly memoryCost: number; readonly timeCost: number };
+
+  constructor(cost = passwordCost()) {
+    this.#cost = cost;
+  }
 
   /** Hashes a password with argon2id (in `lane`'s turn). */
   hash(password: string, lane?: HashLane): Promise<string> {
-    return this.#limited(() => Bun.password.hash(password, { algorithm: 'argon2id' }), lane);
+    return this.#limited(() => Bun.password.hash(password, { algorithm: 'argon2id', ...this.#cost }), lane);
   }
 
   /** Checks a password against a stored argon2id hash (in `lane`'s turn). */
