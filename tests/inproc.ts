@@ -2,9 +2,10 @@ import { join } from 'node:path';
 import { createAiRuntime, Meter } from '../src/ai/index.ts';
 import { DEFAULT_CONFIG, type InstanceConfig, silentLogger } from '../src/app/index.ts';
 import { type Instance, openInstance } from '../src/flows/index.ts';
-import { bootstrapOperator } from '../src/identity/index.ts';
+import { bootstrapOperator, Mailer } from '../src/identity/index.ts';
 import { createHttpHandlers, type HttpHandlers } from '../src/server/http.ts';
 import { createMetrics } from '../src/server/metrics.ts';
+import { mailPlatformsOf } from '../src/server/start.ts';
 import { tempDir } from './helpers.ts';
 
 /** A clock tests can pin and move. */
@@ -40,6 +41,8 @@ export interface InProcessServer extends Instance {
   /** The client address every request appears to come from (the socket peer's). */
   peer: string;
   ai: { runtime: Awaited<ReturnType<typeof createAiRuntime>>; meter: Meter };
+  /** The mail queues' delivery (SMTP when `config.mail.smtp` names a server). */
+  mailer: Mailer;
   /** Sends a request to the public listener's handler (as Bun.serve would, peer = `peer`). */
   fetch(request: Request): Promise<Response>;
   /**
@@ -64,6 +67,8 @@ export async function inProcessServer(
     clock?: TestClock;
     peer?: string;
     metricsNeedToken?: boolean;
+    /** The environment the mailer reads `mail.smtp.auth.pass_env` from (process.env by default). */
+    env?: Record<string, string | undefined>;
   } = {},
 ): Promise<InProcessServer> {
   const tmp = tempDir('soulfra-inproc-');
@@ -75,12 +80,16 @@ export async function inProcessServer(
   const runtime = await createAiRuntime(config, silentLogger);
   const meter = new Meter(inst.app);
   const ai = { runtime, meter };
+  // As serve does: the mail queues are delivered when the config names an SMTP server.
+  const mailer = new Mailer(inst.app, mailPlatformsOf(inst.tenancy), { env: opts.env });
+  mailer.start();
   const handlers = createHttpHandlers({
     app: inst.app,
     tenancy: inst.tenancy,
     actions: inst.actions,
     metrics,
     ai,
+    mailer,
   });
   // As serve does once it listens: the stored public URL that every link is built from.
   inst.tenancy.updateSettings({
@@ -108,6 +117,7 @@ export async function inProcessServer(
     operator,
     peer,
     ai,
+    mailer,
     fetch,
     request,
     operatorApi: (method, path, body, token = operator.token) =>
@@ -121,6 +131,7 @@ export async function inProcessServer(
       }),
     close() {
       closed ??= (async () => {
+        await mailer.stop();
         await meter.close();
         await runtime.close();
         await inst.close();

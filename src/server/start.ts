@@ -10,7 +10,7 @@ import {
   sweepTemporaryFiles,
 } from '../app/index.ts';
 import { type CreatePlatformResult, openInstance } from '../flows/index.ts';
-import { bootstrapOperator, LOCAL_ROOT } from '../identity/index.ts';
+import { bootstrapOperator, LOCAL_ROOT, Mailer, type MailPlatforms } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
@@ -49,6 +49,8 @@ export interface RunningServer {
   demo: CreatePlatformResult | null;
   /** The AI runtime (providers, breakers) and its meter. */
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The mail queues' delivery. */
+  mailer: Mailer;
   /** The server's components (lock, instance, AI runtime, meter, listeners), stopped in reverse by `stop()`. */
   lifecycle: Lifecycle;
   /** Graceful stop: no new connections, in-flight requests finish (bounded), databases close. */
@@ -113,7 +115,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // Usage still buffered is written before the databases close (stopped before them).
     const meter = await life.add({ name: 'meter', start: () => new Meter(app), stop: (m) => m.close() });
     const ai = { runtime, meter };
-    const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
+    // Delivers the platforms' mail queues (or says at start that nothing is delivered); stopped
+    // before the meter and the databases, after the listeners.
+    const mailer = await life.add({
+      name: 'mailer',
+      start: () => {
+        const m = new Mailer(app, mailPlatformsOf(tenancy));
+        m.start();
+        return m;
+      },
+      stop: (m) => m.stop(),
+    });
+    const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai, mailer });
 
     const tcp = await life.add({
       name: 'TCP listener',
@@ -179,6 +192,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       metricsToken,
       demo,
       ai,
+      mailer,
       lifecycle: life,
       stop() {
         stopping ??= (async () => {
@@ -193,6 +207,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await life.stop();
     throw e;
   }
+}
+
+/** The platforms whose mail the mailer delivers: every one not archived. */
+export function mailPlatformsOf(tenancy: Tenancy): MailPlatforms {
+  return {
+    ids: () =>
+      tenancy
+        .list()
+        .filter((p) => p.status !== 'archived')
+        .map((p) => p.id),
+    live: (id) => {
+      const h = tenancy.registry.byId(id);
+      return h !== undefined && h.status !== 'archived';
+    },
+    blueprintOf: (id) => tenancy.blueprintOf(id),
+  };
 }
 
 /** Graceful stop of the listeners, bounded by `timeoutMs`; then their connections are closed. */

@@ -191,7 +191,10 @@ export async function finishOperatorOidc(
   }
 }
 
-/** The operator behind a console session cookie, or null (unknown, idle, expired, deactivated). */
+/**
+ * The operator behind a console session cookie, or null (unknown, idle, expired, deactivated,
+ * or still owing its second factor: `finishOperatorMfa`).
+ */
 export function resolveOperatorSession(
   app: App,
   token: string,
@@ -212,7 +215,7 @@ export function resolveOperatorSession(
       [string]
     >(
       `SELECT s.operator_id, s.csrf_token, s.last_seen_at, s.expires_at, o.role, o.status
-       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ?`,
+       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ? AND s.mfa_pending = 0`,
     )
     .get(idHash);
   const now = app.clock.now();
