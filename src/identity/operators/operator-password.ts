@@ -196,7 +196,7 @@ export function finishOperatorMfa(
   if (wait > 0) throw throttled(wait, 'wrong codes');
   const ok = tx(db, () => {
     const op = db.query<Row, [string]>('SELECT * FROM operators WHERE id = ?').get(s.operator_id);
-    if (!op || op.status !== 'active' || !op.totp_secret) return false;
+    if (op?.status !== 'active' || !op.totp_secret) return false;
     const seed = secretsOf(db).unseal(op.totp_secret, totpField(op.id, 'secret'));
     const step = matchTotp(seed, code, now, op.totp_last_step);
     if (step === null) {
