@@ -398,6 +398,24 @@ describe('with a server running (the CLI goes through the control socket)', () =
     expect((await sf('audit', 'verify')).code).toBe(0);
   });
 
+  test('soulfra mail list|test go through the socket: with no SMTP configured, nothing is delivered, and it says why', async () => {
+    const sf = (...args: string[]) => runCli([...args, '--data', data]);
+    const list = await sf('mail', 'list', '--json');
+    expect(list.code).toBe(0);
+    const r = JSON.parse(list.stdout) as {
+      delivery: { smtp: boolean; problem: string };
+      messages: unknown[];
+    };
+    expect(r.delivery).toEqual({
+      smtp: false,
+      problem: 'no SMTP server is configured (mail.smtp in soulfra.yaml)',
+    });
+    expect(Array.isArray(r.messages)).toBe(true);
+    const t = await sf('mail', 'test', '--to', 'ops@example.test', '--json');
+    expect(t.code).toBe(1);
+    expect(t.stdout + t.stderr).toContain('mail.not_configured');
+  });
+
   test('a second server on the same data dir is refused', async () => {
     const r = await runCli(['serve', '--data', data, '--port', '0']);
     expect(r.code).toBe(1);

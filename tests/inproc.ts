@@ -47,6 +47,8 @@ export interface InProcessServer extends Instance {
   ai: ServerApp['ai'];
   /** The components `buildServerApp` started (stopped in reverse by `close()`). */
   lifecycle: Lifecycle;
+  /** The mail queues' delivery (SMTP when `config.mail.smtp` names a server). */
+  mailer: ServerApp['mailer'];
   /** Sends a request to the public listener's handler (as Bun.serve would, peer = `peer`). */
   fetch(request: Request): Promise<Response>;
   /**
@@ -74,6 +76,8 @@ export async function inProcessServer(
     metricsNeedToken?: boolean;
     /** The logger of the App and the AI runtime (silent by default). */
     log?: Logger;
+    /** The environment the mailer reads `mail.smtp.auth.pass_env` from (process.env by default). */
+    env?: Record<string, string | undefined>;
   } = {},
 ): Promise<InProcessServer> {
   const tmp = tempDir('soulfra-inproc-');
@@ -91,6 +95,7 @@ export async function inProcessServer(
       clock,
       metricsNeedToken: opts.metricsNeedToken ?? false,
       healthLoop: false,
+      env: opts.env,
     });
     // As serve does once it listens: the stored public URL that every link is built from.
     built.tenancy.updateSettings({
@@ -103,7 +108,7 @@ export async function inProcessServer(
     tmp.cleanup();
     throw e;
   }
-  const { handlers, ai } = built;
+  const { handlers, ai, mailer } = built;
   const peer = opts.peer ?? '127.0.0.1';
   const socket = { requestIP: () => ({ address: peer }) };
   const fetch = (request: Request) => handlers.fetch(request, socket);
@@ -128,6 +133,7 @@ export async function inProcessServer(
     operator,
     peer,
     ai,
+    mailer,
     fetch,
     request,
     operatorApi: (method, path, body, token = operator.token) =>

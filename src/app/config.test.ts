@@ -24,8 +24,33 @@ describe('instance configuration', () => {
     expect(resolveConfig({}, {}).outbound).toBeUndefined();
   });
 
+  test('mail: SMTP settings with the password named by an environment variable, never in the file', () => {
+    const c = resolveConfig(
+      {
+        mail: {
+          from: 'noreply@ai.example.com',
+          smtp: {
+            host: 'smtp.example.com',
+            port: 587,
+            starttls: 'required',
+            auth: { user: 'u', pass_env: 'SMTP_PASSWORD' },
+          },
+        },
+      },
+      {},
+    );
+    expect(c.mail?.smtp?.auth).toEqual({ user: 'u', pass_env: 'SMTP_PASSWORD' });
+    expect(resolveConfig({}, {}).mail).toBeUndefined();
+  });
+
   const bad: [string, Record<string, unknown>, string[]][] = [
     ['unknown key', { prot: 1 }, ['/prot']],
+    [
+      'an SMTP password in the file',
+      { mail: { smtp: { host: 'h', port: 25, auth: { user: 'u', pass: 'secret' } } } },
+      ['/mail/smtp/auth/pass', '/mail/smtp/auth/pass_env'],
+    ],
+    ['bad starttls', { mail: { smtp: { host: 'h', port: 25, starttls: 'yes' } } }, ['/mail/smtp/starttls']],
     ['bad port', { port: 70000 }, ['/port']],
     ['bad provider kind', { providers: [{ id: 'x', kind: 'gemini' }] }, ['/providers/0/kind']],
     [

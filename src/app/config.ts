@@ -173,6 +173,84 @@ export const InstanceConfig = t.Object(
           'CIDRs of the reverse proxies in front of this server (e.g. 127.0.0.1/32): a request from one of them is taken to come from the address its X-Forwarded-For names (read from the right, past trusted hops), for sign-in limits and audit entries; none by default (the header is ignored)',
       }),
     ),
+    mail: t.Optional(
+      t.Object(
+        {
+          from: t.Optional(
+            t.String({
+              maxLength: 254,
+              pattern: '^[^\\s@<>"]+@[^\\s@<>"]+$',
+              description:
+                "the sender address of every platform's mail (default noreply@<base_domain>); the display name is the platform's, and a platform's blueprint may name its own (identity.email_from)",
+            }),
+          ),
+          smtp: t.Optional(
+            t.Object(
+              {
+                host: t.String({
+                  minLength: 1,
+                  maxLength: 253,
+                  description: 'the SMTP server (relay) to hand mail to',
+                }),
+                port: t.Integer({ minimum: 1, maximum: 65535, description: '587 (STARTTLS), 465 (TLS), 25' }),
+                secure: t.Optional(
+                  t.Boolean({
+                    description: 'TLS from the first byte (implicit TLS, port 465); default false',
+                  }),
+                ),
+                starttls: t.Optional(
+                  t.Union([t.Literal('required'), t.Literal('opportunistic'), t.Literal('never')], {
+                    description:
+                      'when secure is false: required (default: refuse to send in clear), opportunistic (upgrade when offered), never (a plain relay on loopback)',
+                  }),
+                ),
+                auth: t.Optional(
+                  t.Object(
+                    {
+                      user: t.String({ minLength: 1, maxLength: 320 }),
+                      pass_env: t.String({
+                        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+                        description: 'environment variable holding the password (never written in the file)',
+                      }),
+                    },
+                    { additionalProperties: false },
+                  ),
+                ),
+                helo: t.Optional(
+                  t.String({
+                    minLength: 1,
+                    maxLength: 253,
+                    description: "the name given in EHLO (default: the from address's domain)",
+                  }),
+                ),
+                timeout_ms: t.Optional(
+                  t.Integer({ minimum: 1_000, maximum: 300_000, description: 'default 30,000' }),
+                ),
+              },
+              {
+                additionalProperties: false,
+                description: 'where mail is delivered; none: mail stays queued',
+              },
+            ),
+          ),
+          max_attempts: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 100,
+              description: 'attempts before a message is failed after temporary errors (default 8)',
+            }),
+          ),
+          retry_base_ms: t.Optional(
+            t.Integer({
+              minimum: 1_000,
+              maximum: 86_400_000,
+              description: 'first retry delay, doubled per attempt up to 6 h (default 60,000)',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: "mail delivery of the platforms' mail queues" },
+      ),
+    ),
     outbound: t.Optional(
       t.Object(
         {

@@ -87,6 +87,13 @@ export interface OperatorClient {
     email?: string,
   ): Promise<{ slug: string; email: string; link: string; expires_at: string }>;
   verifyAudit(slug?: string): Promise<AuditVerifyReport>;
+  /** The platforms' mail by state (default: undelivered); needs the running server. */
+  listMail(q: { status?: string; platform?: string }): Promise<MailReport>;
+  /** Sends a test message through the server's SMTP settings; needs the running server. */
+  testMail(input: {
+    to: string;
+    platform?: string;
+  }): Promise<{ message_id: string; response: string; from: string }>;
   /** A new data key with every secret re-sealed (or, with `master`, a new master key). */
   rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
   /** The master key for escrow. */
@@ -214,11 +221,41 @@ function remoteClient(socket: string): OperatorClient {
     ownerReset: (slug, email) =>
       call('POST', `/platforms/${enc(slug)}/owner-reset`, email === undefined ? {} : { email }),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
+    listMail: (q) => {
+      const qs = new URLSearchParams(Object.entries(q).filter((e): e is [string, string] => Boolean(e[1])));
+      return call('GET', `/mail${qs.size ? `?${qs}` : ''}`);
+    },
+    testMail: (input) => call('POST', '/mail/test', input),
     rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
     exportKeys: () => call('POST', '/keys/export', {}),
     close: async () => {},
   };
 }
+
+/** What `soulfra mail list` shows. */
+export interface MailReport {
+  delivery: { smtp: boolean; problem: string | null };
+  messages: {
+    platform: string;
+    id: string;
+    to: string;
+    template: string;
+    subject: string;
+    status: string;
+    attempts: number;
+    last_error: string | null;
+    created_at: string;
+    next_attempt_at: string | null;
+  }[];
+}
+
+// Mail is delivered by the running server (its SMTP settings, its mailer): no local mode.
+const mailNeedsServer = () =>
+  new AppError(
+    'mail.server_required',
+    'mail commands talk to the running server: start `soulfra serve` first',
+    409,
+  );
 
 function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void): OperatorClient {
   const a = inst.actions;
@@ -253,6 +290,12 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     revokeApiKey: (slug, id) => a.revokeApiKey(LOCAL_ROOT, slug, id),
     ownerReset: async (slug, email) => a.ownerReset(LOCAL_ROOT, slug, email === undefined ? {} : { email }),
     verifyAudit: (slug) => a.verifyAudit(slug),
+    listMail: async () => {
+      throw mailNeedsServer();
+    },
+    testMail: async () => {
+      throw mailNeedsServer();
+    },
     rotateKeys: async (opts) =>
       opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),
     exportKeys: async () => exportMasterKey(inst.app, LOCAL_ROOT),

@@ -3,6 +3,7 @@ import pkg from '../../package.json' with { type: 'json' };
 import { registerApikey } from './apikey.ts';
 import { registerAudit } from './audit.ts';
 import { registerKeys } from './keys.ts';
+import { registerMail } from './mail.ts';
 import { registerOperator } from './operator.ts';
 import { createOutput, EXIT, type GlobalFlags, type Output, reportError } from './output.ts';
 import { registerPlatform } from './platform.ts';
@@ -48,6 +49,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerApikey(program, run);
   registerAudit(program, run);
   registerKeys(program, run);
+  registerMail(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

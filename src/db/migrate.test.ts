@@ -38,7 +38,7 @@ describe('migrate', () => {
         '0004-ai',
         '0005-security',
         '0006-events',
-        '0007-reserved-mail',
+        '0007-mail',
         '0008-onboarding',
         '0009-usage-micro',
       ]);
@@ -62,6 +62,7 @@ describe('migrate', () => {
       '0005-security',
       '0006-events',
       '0007-platform-deletions',
+      '0008-operator-password',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

@@ -40,7 +40,18 @@ export type {
 } from './context.ts';
 export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
 export { identityRoutes } from './identity.routes.ts';
-export { markMailDelivered, type OutboxMessage, queueMail, readOutbox } from './mail/outbox.ts';
+export { MAIL_DEFAULTS, Mailer, type MailPlatforms, smtpProblem } from './mail/mailer.ts';
+export {
+  listOutbox,
+  MAIL_STATUSES,
+  type MailStatus,
+  markMailDelivered,
+  type OutboxEntry,
+  type OutboxMessage,
+  queueMail,
+  readOutbox,
+} from './mail/outbox.ts';
+export { brandOf, type MailBrand, renderMail } from './mail/templates.ts';
 export { mfaRoutes } from './mfa/mfa.routes.ts';
 export {
   disableOperator,
@@ -48,6 +59,14 @@ export {
   removeOperator,
   setOperatorRole,
 } from './operators/operator-accounts.ts';
+export {
+  enableOperatorTotp,
+  finishOperatorMfa,
+  type OperatorSignIn,
+  operatorPasswordSignIn,
+  resetOperatorTotp,
+  startOperatorTotp,
+} from './operators/operator-password.ts';
 export {
   createOperator,
   endOperatorSession,

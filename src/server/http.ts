@@ -6,6 +6,7 @@ import type { OperatorActions } from '../flows/index.ts';
 import {
   authenticate,
   authenticateOperatorToken,
+  type Mailer,
   OPERATOR_SESSION_COOKIE,
   readCookie,
   resolveOperatorSession,
@@ -46,6 +47,8 @@ export function createHttpHandlers(d: {
   actions: OperatorActions;
   metrics: Metrics;
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The mail queues' delivery (the operator's mail routes); none: mail is reported undelivered. */
+  mailer?: Mailer;
 }): HttpHandlers {
   const { app, tenancy, metrics } = d;
   const trusted = new WeakSet<Request>();

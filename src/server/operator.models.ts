@@ -154,3 +154,31 @@ export const KeysRotate = Type.Object(
 );
 
 export const OidcSettings = Type.Unknown({ description: 'OIDC settings (issuer, client id and secret, …).' });
+
+export const MailListQuery = Type.Object({
+  status: Type.Optional(
+    Type.String({
+      description:
+        'Comma-separated states: queued, sending, sent, failed, bounced, or `undelivered` (every state but sent; the default).',
+    }),
+  ),
+  platform: Type.Optional(Type.String({ description: "Only this platform's mail (slug)." })),
+});
+
+export const MailTest = Type.Object(
+  {
+    to: text('The address to send the test message to.'),
+    platform: Type.Optional(text("Send it in this platform's brand, from its address (slug).")),
+  },
+  closed,
+);
+
+export const OperatorSignInBody = Type.Object(
+  {
+    email: text("The operator's email."),
+    password: text("The operator's password (the one printed at first run, for the first admin)."),
+  },
+  closed,
+);
+
+export const MfaCode = Type.Object({ code: text('The 6 digits the authenticator shows.') }, closed);

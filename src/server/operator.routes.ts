@@ -1,29 +1,40 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { AiRuntime } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
+import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
   authenticateOperatorToken,
   declaredPermission,
+  enableOperatorTotp,
   endOperatorSession,
+  finishOperatorMfa,
   finishOperatorOidc,
   LOCAL_ROOT,
+  listOutbox,
+  MAIL_STATUSES,
+  type Mailer,
+  type MailStatus,
   OIDC_REQUEST_TTL_MS,
   OPERATOR_SESSION_COOKIE,
   type OperatorPrincipal,
   oidcCookie,
   oidcCookieName,
   oidcView,
+  operatorPasswordSignIn,
   PERMISSION_KEY,
   readCookie,
   readOidc,
   removeOidc,
+  resetOperatorTotp,
   resolveOperatorSession,
   saveOidc,
   startOidcLogin,
+  startOperatorTotp,
 } from '../identity/index.ts';
 import { clearCookie, setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
+import { iso } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { lazyDocument, OPERATOR_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
@@ -34,9 +45,13 @@ import {
   DomainAdd,
   IdParams,
   KeysRotate,
+  MailListQuery,
+  MailTest,
+  MfaCode,
   OidcSettings as OidcSettingsInput,
   OperatorCreate,
   OperatorRole,
+  OperatorSignInBody,
   OwnerReset,
   PlatformApiKeyCreate,
   PlatformCreate,
@@ -67,6 +82,8 @@ export interface OperatorRoutesDeps {
   readiness: () => { ok: boolean; checks: Record<string, string> };
   /** The AI runtime, for the providers' status. */
   ai: { runtime: AiRuntime };
+  /** The mail queues' delivery; none: every message is reported undelivered. */
+  mailer?: Mailer;
 }
 
 /**
@@ -122,6 +139,14 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
   };
   // The console's origin is the stored public URL (the bare base domain), never the Host header.
   const originOf = (_request: Request) => new URL(d.tenancy.settings().public_url).origin;
+  const sessionCookie = (request: Request, token: string, expiresAt: number) =>
+    setCookie(OPERATOR_SESSION_COOKIE, token, {
+      path: '/',
+      sameSite: 'Lax',
+      maxAgeSec: Math.floor((expiresAt - d.app.clock.now()) / 1000),
+      secure: originOf(request).startsWith('https:'),
+    });
+  const platformIdOf = (slug: string) => d.tenancy.get(slug).id;
   // Filled from the route table once the app is built (the `permission` beside each route).
   let permissions = new Map<string, string>();
   const document = lazyDocument(() => app.routes, OPERATOR_SPEC);
@@ -465,6 +490,160 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: { summary: 'End the console session', tags: ['operators'] },
           },
         )
+        .post(
+          '/sign-in',
+          async ({ request, body }) => {
+            const r = await operatorPasswordSignIn(d.app, body, { ip: d.ipOf(request) });
+            return Response.json(
+              {
+                operator: r.operator,
+                mfa_required: r.mfaPending,
+                csrf_token: r.csrfToken,
+                expires_at: iso(r.expiresAt),
+              },
+              {
+                headers: {
+                  'set-cookie': sessionCookie(request, r.token, r.expiresAt),
+                  'cache-control': 'no-store',
+                },
+              },
+            );
+          },
+          {
+            // Anyone may try; the limits of a platform sign-in hold (429 when locked).
+            permission: 'public',
+            body: OperatorSignInBody,
+            detail: {
+              summary: 'Sign in to the console with email and password (sets the session cookie)',
+              tags: ['operators'],
+            },
+          },
+        )
+        .post(
+          '/sign-in/mfa',
+          ({ request, body }) => {
+            const cookie = readCookie(request.headers.get('cookie'), OPERATOR_SESSION_COOKIE);
+            const operator = finishOperatorMfa(d.app, cookie, body, { ip: d.ipOf(request) });
+            return Response.json(
+              { operator, mfa_required: false },
+              { headers: { 'cache-control': 'no-store' } },
+            );
+          },
+          {
+            // The pending session's cookie is the credential (it does nothing else until this).
+            permission: 'public',
+            body: MfaCode,
+            detail: { summary: "A console sign-in's second step: the TOTP code", tags: ['operators'] },
+          },
+        )
+        .post(
+          '/me/mfa/totp/setup',
+          ({ principal }) =>
+            Response.json(startOperatorTotp(d.app, principal, d.tenancy.settings().base_domain), {
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:read',
+            detail: { summary: 'Start setting up an authenticator (TOTP) for yourself', tags: ['operators'] },
+          },
+        )
+        .post(
+          '/me/mfa/totp/enable',
+          ({ principal, body }) => ({ operator: enableOperatorTotp(d.app, principal, body) }),
+          {
+            permission: 'operator:read',
+            body: MfaCode,
+            detail: {
+              summary: 'Confirm your authenticator with a code (TOTP on from now on)',
+              tags: ['operators'],
+            },
+          },
+        )
+        .delete(
+          '/operators/:id/mfa',
+          ({ principal, params }) => ({ operator: resetOperatorTotp(d.app, principal, params.id) }),
+          {
+            permission: 'operator:write',
+            params: IdParams,
+            detail: {
+              summary: "Remove an operator's authenticator (their sessions end)",
+              tags: ['operators'],
+            },
+          },
+        )
+        .get(
+          '/mail',
+          async ({ query }) => {
+            const statuses = mailStatuses(query.status);
+            const platforms = (query.platform ? [d.tenancy.get(query.platform)] : d.tenancy.list()).filter(
+              (p) => p.status !== 'archived',
+            );
+            const messages: unknown[] = [];
+            for (const p of platforms) {
+              const rows = await d.app.platformDbs.use(p.id, (db) => listOutbox(db, statuses));
+              for (const m of rows)
+                messages.push({
+                  platform: p.slug,
+                  id: m.id,
+                  to: m.to_email,
+                  template: m.template,
+                  subject: m.subject,
+                  status: m.status,
+                  attempts: m.attempts,
+                  last_error: m.last_error,
+                  created_at: iso(m.created_at),
+                  last_attempt_at: m.last_attempt_at === null ? null : iso(m.last_attempt_at),
+                  next_attempt_at: m.status === 'queued' ? iso(m.next_attempt_at) : null,
+                  sent_at: m.sent_at === null ? null : iso(m.sent_at),
+                });
+            }
+            return {
+              delivery: d.mailer?.configured
+                ? { smtp: true, problem: null }
+                : { smtp: false, problem: d.mailer?.problem ?? 'no mailer runs in this process' },
+              messages,
+            };
+          },
+          {
+            permission: 'operator:read',
+            query: MailListQuery,
+            detail: {
+              summary:
+                "The platforms' mail by delivery state (default: everything not delivered; never bodies)",
+              tags: ['mail'],
+            },
+          },
+        )
+        .post(
+          '/mail/test',
+          async ({ principal, body }) => {
+            const to = body.to.trim();
+            if (!/^[^\s@<>"]+@[^\s@<>"]+$/.test(to) || to.length > 254)
+              throw new AppError('mail.invalid', 'to must be an email address', 400, [
+                { path: '/to', reason: 'must be an email address' },
+              ]);
+            if (!d.mailer) throw new AppError('mail.not_configured', 'no mailer runs in this process', 409);
+            const platformId = body.platform ? platformIdOf(body.platform) : null;
+            const r = await d.mailer.sendTest(to, platformId);
+            tx(d.app.control, () =>
+              d.app.audit.append(d.app.control, {
+                actor: principal.actor,
+                action: 'mail.test_sent',
+                target: `email:${to}`,
+                details: { platform: body.platform ?? null, message_id: r.message_id },
+              }),
+            );
+            return r;
+          },
+          {
+            permission: 'operator:write',
+            body: MailTest,
+            detail: {
+              summary: "Send a test message now through SMTP (502 with the server's answer when refused)",
+              tags: ['mail'],
+            },
+          },
+        )
         .get('/operators', () => ({ operators: d.actions.listOperators() }), {
           permission: 'operator:read',
           detail: { summary: 'List the operators', tags: ['operators'] },
@@ -615,6 +794,24 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
     );
   permissions = routePermissionsOf(app);
   return app;
+}
+
+/** The states `?status=` asks for: a comma list, or `undelivered` (the default: all but sent). */
+function mailStatuses(q: string | undefined): MailStatus[] {
+  if (!q || q === 'undelivered') return MAIL_STATUSES.filter((s) => s !== 'sent');
+  const out: MailStatus[] = [];
+  for (const part of q.split(',').map((x) => x.trim())) {
+    if (part === 'undelivered') out.push(...MAIL_STATUSES.filter((s) => s !== 'sent'));
+    else if ((MAIL_STATUSES as readonly string[]).includes(part)) out.push(part as MailStatus);
+    else
+      throw new AppError(
+        'mail.status_invalid',
+        `status must be a comma list of: ${MAIL_STATUSES.join(', ')}, undelivered`,
+        400,
+        [{ path: '/status', reason: `unknown state '${part}'` }],
+      );
+  }
+  return [...new Set(out)];
 }
 
 /** The principal of public routes: it may do nothing that needs a permission. */

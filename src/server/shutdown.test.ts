@@ -61,6 +61,7 @@ test('a start that fails half-way (the port is taken) undoes what started: lock 
         'events dispatcher',
         'AI runtime',
         'meter',
+        'mailer',
         'TCP listener',
         'control socket',
         'drain',

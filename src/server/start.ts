@@ -10,7 +10,14 @@ import {
   sweepTemporaryFiles,
 } from '../app/index.ts';
 import { type CreatePlatformResult, type Instance, openInstance } from '../flows/index.ts';
-import { bootstrapOperator, LOCAL_ROOT, PASSWORD_COST, passwordCost } from '../identity/index.ts';
+import {
+  bootstrapOperator,
+  LOCAL_ROOT,
+  Mailer,
+  type MailPlatforms,
+  PASSWORD_COST,
+  passwordCost,
+} from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { Clock } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
@@ -49,6 +56,8 @@ export interface RunningServer {
   demo: CreatePlatformResult | null;
   /** The AI runtime (providers, breakers) and its meter. */
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The mail queues' delivery. */
+  mailer: Mailer;
   /** The server's components (lock, instance, AI runtime, meter, listeners), stopped in reverse by `stop()`. */
   lifecycle: Lifecycle;
   /** Graceful stop: no new connections, in-flight requests finish (bounded), databases close. */
@@ -65,12 +74,16 @@ export interface ServerAppOptions {
   metricsNeedToken: boolean;
   /** Probe the AI providers every 10 s (default true; in-process tests that count calls turn it off). */
   healthLoop?: boolean;
+  /** The environment the mailer reads `mail.smtp.auth.pass_env` from (process.env by default). */
+  env?: Record<string, string | undefined>;
 }
 
 /** The server without its listeners: what `startServer` and the in-process test server share. */
 export interface ServerApp extends Omit<Instance, 'close'> {
   metrics: Metrics;
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The mail queues' delivery (SMTP when `config.mail.smtp` names a server). */
+  mailer: Mailer;
   /** The fetch handlers of the public listener and of the control socket. */
   handlers: HttpHandlers;
 }
@@ -128,8 +141,19 @@ export async function buildServerApp(life: Lifecycle, opts: ServerAppOptions): P
   // Usage still buffered is written before the databases close (stopped before them).
   const meter = await life.add({ name: 'meter', start: () => new Meter(app), stop: (m) => m.close() });
   const ai = { runtime, meter };
-  const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
-  return { app, tenancy, actions, control: inst.control, metrics, ai, handlers };
+  // Delivers the platforms' mail queues (or says at start that nothing is delivered); stopped
+  // before the meter and the databases, after the listeners.
+  const mailer = await life.add({
+    name: 'mailer',
+    start: () => {
+      const m = new Mailer(app, mailPlatformsOf(tenancy), { env: opts.env });
+      m.start();
+      return m;
+    },
+    stop: (m) => m.stop(),
+  });
+  const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai, mailer });
+  return { app, tenancy, actions, control: inst.control, metrics, ai, mailer, handlers };
 }
 
 /** How long stopping the event dispatcher may take before teardown goes on without it. */
@@ -166,7 +190,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const swept = sweepTemporaryFiles(dataDir);
     if (swept.length)
       log.warn('removed half-built platform files from an earlier crash', { files: swept.join(',') });
-    const { app, tenancy, actions, ai, handlers } = await buildServerApp(life, {
+    const { app, tenancy, actions, ai, mailer, handlers } = await buildServerApp(life, {
       dataDir,
       config,
       log,
@@ -259,6 +283,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       metricsToken,
       demo,
       ai,
+      mailer,
       lifecycle: life,
       stop() {
         stopping ??= (async () => {
@@ -273,6 +298,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await life.stop();
     throw e;
   }
+}
+
+/** The platforms whose mail the mailer delivers: every one not archived. */
+export function mailPlatformsOf(tenancy: Tenancy): MailPlatforms {
+  return {
+    ids: () =>
+      tenancy
+        .list()
+        .filter((p) => p.status !== 'archived')
+        .map((p) => p.id),
+    live: (id) => {
+      const h = tenancy.registry.byId(id);
+      return h !== undefined && h.status !== 'archived';
+    },
+    blueprintOf: (id) => tenancy.blueprintOf(id),
+  };
 }
 
 /** Graceful stop of the listeners, bounded by `timeoutMs`; then their connections are closed. */

@@ -159,6 +159,15 @@ export const Identity = t.Object(
     ),
     branding: Branding,
     mobile_app_config: MobileAppConfig,
+    email_from: t.Optional(
+      t.String({
+        maxLength: 254,
+        pattern: '^[^\\s@<>"]+@[^\\s@<>"]+$',
+        description:
+          "Sender address of the platform's mail, e.g. `noreply@learn.example.edu` (default: the instance's `mail.from`). Set by the operator: the instance's SMTP relay sends as it.",
+        errorMessage: 'must be an email address',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'Name, domain, branding and mobile app.' },
 );

@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import { type SecretSite, secretContext, secretsOf } from '../../app/index.ts';
+import { type SecretSite, secretContext, secretsOf, stateKey, stateOf } from '../../app/index.ts';
 import { newId } from '../../shared/ids.ts';
 import {
   insertOutbox,
@@ -29,22 +29,133 @@ export interface OutboxMessage {
 
 const bodyField = (id: string) => `outbox:${id}:body`;
 
-/** Queues a message (the caller's transaction), its body sealed. Returns the message id. */
+/** A message's delivery state (docs/operations.md, "Mail delivery"). */
+export type MailStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'bounced';
+export const MAIL_STATUSES: readonly MailStatus[] = ['queued', 'sending', 'sent', 'failed', 'bounced'];
+
+/**
+ * Who is woken when mail is queued in a database of this App: the mailer, once `serve` runs
+ * one (none: messages wait for the next start with SMTP configured).
+ */
+export const MAIL_WAKE = stateKey('identity.mail_wake', (): { wake: ((db: Database) => void) | null } => ({
+  wake: null,
+}));
+
+/**
+ * Queues a message (the caller's transaction), its body sealed. Returns the message id. The
+ * mailer is woken once the transaction has committed (a microtask: bun:sqlite transactions are
+ * synchronous; a rolled-back queueing wakes a pass that finds nothing).
+ */
 export function queueMail(
   db: Database,
   msg: { to_email: string; template: string; subject: string; body: string },
   now: number,
 ): string {
   const id = newId('msg');
-  insertOutbox(db, {
-    id,
-    to_email: msg.to_email,
-    template: msg.template,
-    subject: msg.subject,
-    body: secretsOf(db).seal(msg.body, bodyField(id)),
-    created_at: now,
-  });
+  db.query(
+    'INSERT INTO outbox (id, to_email, template, subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  ).run(id, msg.to_email, msg.template, msg.subject, secretsOf(db).seal(msg.body, bodyField(id)), now, now);
+  const wake = stateOf(db).get(MAIL_WAKE).wake;
+  if (wake) queueMicrotask(() => wake(db));
   return id;
+}
+
+/** A message as the operator sees it: its state, never its body. */
+export interface OutboxEntry {
+  id: string;
+  to_email: string;
+  template: string;
+  subject: string;
+  status: MailStatus;
+  attempts: number;
+  last_error: string | null;
+  created_at: number;
+  last_attempt_at: number | null;
+  next_attempt_at: number;
+  sent_at: number | null;
+}
+
+/** Messages by state, oldest first (bodies left out): for the operator's list. */
+export function listOutbox(db: Database, statuses: readonly MailStatus[], limit = 500): OutboxEntry[] {
+  const wanted = JSON.stringify(statuses);
+  return db
+    .query<OutboxEntry, [string, number]>(
+      `SELECT id, to_email, template, subject, status, attempts, last_error, created_at, last_attempt_at,
+              next_attempt_at, sent_at
+       FROM outbox WHERE status IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid LIMIT ?`,
+    )
+    .all(wanted, limit);
+}
+
+/**
+ * Claims the next message due (queued, its retry time reached) for one attempt, in one
+ * committed write: it turns `sending` and its attempt is counted before a byte goes to the
+ * SMTP server, so a second pass (or a second process) never sends it alongside. Null: none due.
+ */
+export function claimDueMail(db: Database, now: number): OutboxMessage | null {
+  const row = db
+    .transaction(() => {
+      const r = db
+        .query<{ id: string }, [number]>(
+          "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT 1",
+        )
+        .get(now);
+      if (!r) return null;
+      db.query(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
+      ).run(now, r.id);
+      return r.id;
+    })
+    .immediate();
+  if (row === null) return null;
+  const m = db
+    .query<OutboxMessage, [string]>(
+      'SELECT id, to_email, template, subject, body, created_at, sent_at FROM outbox WHERE id = ?',
+    )
+    .get(row)!;
+  return { ...m, body: m.body === '' ? '' : secretsOf(db).unseal(m.body, bodyField(m.id)) };
+}
+
+/**
+ * After a temporary failure: queued again for `retryAt`, or failed when no attempt is left (the
+ * body is wiped then: the link it holds will never be sent).
+ */
+export function markMailRetry(
+  db: Database,
+  id: string,
+  error: string,
+  retryAt: number | null,
+): 'queued' | 'failed' {
+  if (retryAt === null) {
+    db.query(
+      "UPDATE outbox SET status = 'failed', last_error = ?, body = '' WHERE id = ? AND status = 'sending'",
+    ).run(error, id);
+    return 'failed';
+  }
+  db.query(
+    "UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'sending'",
+  ).run(error, retryAt, id);
+  return 'queued';
+}
+
+/** After a permanent refusal (5xx): bounced, never tried again; the body is wiped. */
+export function markMailBounced(db: Database, id: string, error: string): void {
+  db.query(
+    "UPDATE outbox SET status = 'bounced', last_error = ?, body = '' WHERE id = ? AND status = 'sending'",
+  ).run(error, id);
+}
+
+/**
+ * At start: messages left `sending` by a process that stopped mid-attempt go back to the queue
+ * (their attempt stays counted). Delivery is at least once: the SMTP server may have accepted
+ * one of them just before the stop; it is sent again with the same Message-ID.
+ */
+export function requeueInterrupted(db: Database, now: number): number {
+  return db
+    .query(
+      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = coalesce(last_error, 'interrupted') WHERE status = 'sending'",
+    )
+    .run(now).changes;
 }
 
 /**
@@ -65,7 +176,13 @@ export function readOutbox(
  * and times stay for the record). False when there is no such undelivered message.
  */
 export function markMailDelivered(db: Database, id: string, now: number): boolean {
-  return markOutboxSent(db, id, now);
+  return (
+    db
+      .query(
+        "UPDATE outbox SET sent_at = ?, body = '', status = 'sent', last_error = NULL WHERE id = ? AND sent_at IS NULL",
+      )
+      .run(now, id).changes === 1
+  );
 }
 
 /** Where mail bodies are stored, for `keys rotate` and the sealing of older queues. */

@@ -43,7 +43,7 @@ export function totpStep(now: number): number {
 }
 
 /** `otpauth://` URL for authenticator apps: the platform's name as issuer, the email as label. */
-function otpauthUrl(secret: string, issuer: string, email: string): string {
+export function otpauthUrl(secret: string, issuer: string, email: string): string {
   return new TOTP({
     issuer,
     label: email,
@@ -58,7 +58,7 @@ function otpauthUrl(secret: string, issuer: string, email: string): string {
  * The step a TOTP code belongs to, within ±WINDOW steps of now and later than `after` (so a
  * code, once accepted, never works again), or null. Every candidate is compared in constant time.
  */
-function matchTotp(secret: string, code: string, now: number, after: number | null): number | null {
+export function matchTotp(secret: string, code: string, now: number, after: number | null): number | null {
   const key = Secret.fromBase32(secret);
   const current = totpStep(now);
   let found: number | null = null;
