@@ -17,7 +17,7 @@ test('the in-process server runs the wiring of serve (buildServerApp): the same 
       'drain',
     ]);
     const shared = real.lifecycle.names.filter((n) => !serveOnly.has(n));
-    expect(shared).toEqual(['instance', 'events dispatcher', 'AI runtime', 'meter']);
+    expect(shared).toEqual(['instance', 'events dispatcher', 'AI runtime', 'meter', 'mailer']);
     expect(inproc.lifecycle.names).toEqual(shared);
     // Its event dispatcher is the started one: an event appended through a request is delivered.
     const seen: string[] = [];
