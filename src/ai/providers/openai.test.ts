@@ -222,12 +222,12 @@ for (const variant of ['cloud', 'on_prem', 'on_prem+fetch'] as const) {
   });
 
   describe(`openai provider (${variant}): keys`, () => {
-    test('no key in the environment: the placeholder key is sent, 401 → client', async () => {
+    test('no key in the environment: no credential is sent (never `Bearer none`), 401 → client', async () => {
       const e = await rejection(
         provider({ api_key_env: 'SOULFRA_TEST_OPENAI_UNSET_KEY' }).chat(hello, signal()),
       );
       expect((e as UpstreamError).kind).toBe('client');
-      expect(stub.requests[0]!.headers.authorization).toBe('Bearer none');
+      expect(stub.requests[0]!.headers.authorization).toBeUndefined();
     });
   });
 

@@ -188,15 +188,17 @@ function createFetchProvider(
   const embeddingsUrl = `${base}/embeddings`;
   const modelsUrl = `${base}/models`;
   const timeoutMs = cfg.timeout_ms ?? 30_000;
-  const auth = `Bearer ${(cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none'}`;
+  // No key (a local server that takes none): no Authorization header at all, never `Bearer none`.
+  const key = providerKey(cfg);
+  const auth: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
   const jsonHeaders = {
-    authorization: auth,
+    ...auth,
     'content-type': 'application/json',
     accept: 'application/json',
     'user-agent': USER_AGENT,
   };
   const sseHeaders = { ...jsonHeaders, accept: 'text/event-stream' };
-  const getHeaders = { authorization: auth, accept: 'application/json', 'user-agent': USER_AGENT };
+  const getHeaders = { ...auth, accept: 'application/json', 'user-agent': USER_AGENT };
 
   return {
     id,
@@ -738,11 +740,21 @@ export function answeredUp(e: unknown): boolean {
  * (failures reach the router as UpstreamErrors).
  */
 export function sdkOptions(cfg: ProviderConfig, defaultUrl: string) {
+  const key = providerKey(cfg);
   return {
     baseURL: cfg.url ?? defaultUrl,
-    apiKey: (cfg.api_key_env ? process.env[cfg.api_key_env] : undefined) ?? 'none',
+    // The SDKs insist on a key; with none, a placeholder that is never sent: the null headers
+    // remove the SDK's own `Authorization` (openai) and `X-Api-Key` (anthropic).
+    apiKey: key ?? 'unused',
+    ...(key ? {} : { defaultHeaders: { authorization: null, 'x-api-key': null } }),
     maxRetries: 0,
     timeout: cfg.timeout_ms ?? 30_000,
     logLevel: 'off' as const,
   };
+}
+
+/** The provider's key from its `api_key_env` variable; null when it names none or it is empty. */
+export function providerKey(cfg: ProviderConfig): string | null {
+  const v = cfg.api_key_env ? process.env[cfg.api_key_env] : undefined;
+  return v ? v : null;
 }
