@@ -31,7 +31,13 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformView, Tenancy } from '../tenancy/index.ts';
-import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
+import {
+  type CreatePlatformInput,
+  type CreatePlatformResult,
+  createPlatform,
+  type PlatformSettingsReport,
+  settingsReport,
+} from './create-platform.ts';
 
 /** One chain's verdict, as the API and CLI report it. */
 export interface ChainReport {
@@ -84,10 +90,14 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     listPlatforms(): PlatformView[] {
       return tenancy.list();
     },
-    /** One platform, with its blueprint. */
-    showPlatform(slug: string): PlatformView & { blueprint: unknown } {
+    /**
+     * One platform, with its blueprint, the settings it sets that nothing enforces yet, and what
+     * its blueprint silently lacks on this instance (docs/blueprint.md, "What each setting does today").
+     */
+    showPlatform(slug: string): PlatformView & PlatformSettingsReport & { blueprint: unknown } {
       const v = tenancy.get(slug);
-      return { ...v, blueprint: tenancy.blueprintOf(v.id) };
+      const blueprint = tenancy.blueprintOf(v.id);
+      return { ...v, blueprint, ...settingsReport(app, blueprint) };
     },
     suspend(p: OperatorPrincipal, slug: string, body?: unknown): PlatformView {
       requireAdmin(p);

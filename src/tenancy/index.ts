@@ -8,6 +8,14 @@ export {
   type TemplateName,
   templateBlueprint,
 } from './blueprint.ts';
+export {
+  blueprintWarnings,
+  ENFORCEMENT,
+  type InstanceCapabilities,
+  type SettingEnforcement,
+  type UnenforcedSetting,
+  unenforcedSettings,
+} from './enforcement.ts';
 export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
 export { PlatformRegistry } from './registry.ts';
 export { domainUrl, type InstanceSettings, platformUrl } from './settings.ts';
