@@ -338,6 +338,55 @@ describe('metering and budgets', () => {
     expect(err.code).toBe('ai.budget_exceeded');
   });
 
+  test("a daily budget's refusal names it in English; two subjects differing in `-`/`_` are two budgets; from > to is refused", async () => {
+    await platform('daily');
+    const owner = new PlatformClient(s.base, 'daily.localhost');
+    await owner.signIn(owners.daily!.email, owners.daily!.password);
+    const set = await owner.json('PUT', '/api/v1/ai/budgets', {
+      scope: 'platform',
+      period: 'day',
+      limit_minor: 0,
+      currency: 'usd',
+    });
+    expect(set.status).toBe(200);
+    const err = (await sdk('daily')
+      .chat.completions.create({ model: 'cloud-only', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e) => e)) as InstanceType<typeof OpenAI.APIError>;
+    expect(err.status).toBe(429);
+    expect(err.message).toContain('the platform daily AI budget (0 usd minor units)');
+
+    // Budget ids built from the subject used to collapse `-` into `_`: the second was a 500.
+    const ids: string[] = [];
+    for (const subject of ['usr-1', 'usr_1']) {
+      const r = await owner.json<{ budget: { id: string; subject: string } }>('PUT', '/api/v1/ai/budgets', {
+        scope: 'user',
+        subject,
+        period: 'day',
+        limit_minor: 10,
+        currency: 'usd',
+      });
+      expect({ subject, status: r.status }).toEqual({ subject, status: 200 });
+      expect(r.body.budget.subject).toBe(subject);
+      ids.push(r.body.budget.id);
+    }
+    expect(new Set(ids).size).toBe(2);
+    const listed = await owner.json<{ budgets: { subject: string }[] }>('GET', '/api/v1/ai/budgets');
+    expect(listed.body.budgets.map((b) => b.subject).sort()).toEqual(['', 'usr-1', 'usr_1']);
+
+    const range = await owner.json<{ error: { code: string; details: { path: string; reason: string }[] } }>(
+      'GET',
+      '/api/v1/ai/usage?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z',
+    );
+    expect(range.status).toBe(400);
+    expect(range.body.error.code).toBe('ai.usage_from_after_to');
+    expect(range.body.error.details).toEqual([{ path: '/from', reason: 'must not be after /to' }]);
+    const empty = await owner.json(
+      'GET',
+      '/api/v1/ai/usage?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z',
+    );
+    expect(empty.status).toBe(200);
+  });
+
   test('a key without ai:invoke cannot call the router', async () => {
     const k = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms/open/api-keys', {
       name: 'ro',

@@ -21,6 +21,31 @@ describe('soulfra --version', () => {
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("unknown option '--colour'");
   });
+
+  test('with --json an argument error is also one JSON document on stdout; the exit code stays 2', async () => {
+    const cases: [string[], { code: string; message: string }][] = [
+      [
+        ['platform', 'list', '--colour', '--json'],
+        { code: 'cli.unknown_option', message: "unknown option '--colour'" },
+      ],
+      [['--json', 'frobnicate'], { code: 'cli.unknown_command', message: "unknown command 'frobnicate'" }],
+      [
+        ['platform', 'show', '--json'],
+        { code: 'cli.missing_argument', message: "missing required argument 'slug'" },
+      ],
+    ];
+    for (const [args, error] of cases) {
+      const r = await runCli(args);
+      expect({ args, code: r.code, stdout: JSON.parse(r.stdout) }).toEqual({
+        args,
+        code: 2,
+        stdout: { error },
+      });
+      expect(r.stderr).toContain(error.message);
+    }
+    // Without --json, stdout stays empty.
+    expect((await runCli(['platform', 'list', '--colour'])).stdout).toBe('');
+  });
 });
 
 describe('with no server running (the CLI takes the lock)', () => {
@@ -181,6 +206,29 @@ describe('with no server running (the CLI takes the lock)', () => {
     expect({ code: list.code, doc: JSON.parse(list.stdout) }).toEqual({ code: 0, doc: { tokens: [] } });
     expect(made.code).toBe(1);
     expect((JSON.parse(made.stdout) as { error: { code: string } }).error.code).toBe('operator.none');
+  });
+
+  test('platform owner-reset prints a one-time link on the platform host, audited on the control chain', async () => {
+    expect((await sf('platform', 'create', 'ownr')).code).toBe(0);
+    const r = await sf('platform', 'owner-reset', 'ownr', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { slug: string; email: string; link: string };
+    expect(out).toMatchObject({ slug: 'ownr', email: 'owner@ownr.localhost' });
+    expect(out.link).toMatch(/^http:\/\/ownr\.localhost:8080\/reset-password\?token=[A-Za-z0-9_-]{40,}$/);
+    const human = await sf('platform', 'owner-reset', 'ownr');
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain('/reset-password?token=');
+    expect(human.stdout).not.toContain(out.link); // a new link each time
+    const control = new Database(join(data, 'control.db'), { readonly: true });
+    try {
+      const n = control
+        .query<{ n: number }, []>("SELECT count(*) AS n FROM audit_log WHERE action = 'platform.owner_reset'")
+        .get()!.n;
+      expect(n).toBe(2);
+    } finally {
+      control.close();
+    }
+    expect((await sf('platform', 'owner-reset', 'nope')).code).toBe(1);
   });
 
   test('the CLI refuses to work on a data dir another process has locked', async () => {

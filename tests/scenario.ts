@@ -13,6 +13,8 @@ export const EVENT_NAMES: Record<EventName, true> = {
   'platform.status_changed': true,
   'platform.archived': true,
   'platform.unarchived': true,
+  'platform.updated': true,
+  'platform.deleted': true,
   'ai.budget_alert': true,
   'usage.recorded': true,
 };

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HOTP, Secret } from 'otpauth';
 import { markMailDelivered, readOidc, readOutbox } from '../src/identity/index.ts';
-import { readSaml } from '../src/identity/saml.ts';
+import { readSaml } from '../src/identity/sso/saml/saml.ts';
 import { isAppError } from '../src/shared/errors.ts';
 import { BUN, operatorApi, ROOT, runCli, tempDir } from './helpers.ts';
 import { type OidcPeer, startOidcProvider } from './peers/oidc-provider.ts';

@@ -286,5 +286,13 @@ export function parseUsageQuery(query: Record<string, unknown>): { from?: number
       { path: Number.isNaN(from) ? '/from' : '/to', reason: 'not a time' },
     ]);
   }
+  if (from !== undefined && to !== undefined && from > to) {
+    throw new AppError(
+      'ai.usage_from_after_to',
+      `from (${String(query.from)}) is after to (${String(query.to)})`,
+      400,
+      [{ path: '/from', reason: 'must not be after /to' }],
+    );
+  }
   return { from, to };
 }

@@ -462,6 +462,9 @@ async function classify(runtime: AiRuntime, texts: string[], signal: AbortSignal
  * some budget that applies has no room for the call's worst case), or null when no budget
  * applies. The hold is settled with the actual usage, or released when the call fails.
  */
+/** How a refusal names a budget's period ("the platform daily AI budget"). */
+const PERIOD_WORD: Record<Budget['period'], string> = { day: 'daily', month: 'monthly' };
+
 function reserveBudgets(
   deps: AiDeps,
   caller: AiCaller,
@@ -478,8 +481,8 @@ function reserveBudgets(
     const e = new AppError(
       'ai.budget_exceeded',
       needed > 0 && spent < budget.limit_minor
-        ? `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${spent} spent, ${reserved} held by calls in flight, up to ${needed} needed`
-        : `the ${budget.scope} ${budget.period}ly AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
+        ? `the ${budget.scope} ${PERIOD_WORD[budget.period]} AI budget (${budget.limit_minor} ${budget.currency} minor units) has no room for this call: ${spent} spent, ${reserved} held by calls in flight, up to ${needed} needed`
+        : `the ${budget.scope} ${PERIOD_WORD[budget.period]} AI budget (${budget.limit_minor} ${budget.currency} minor units) is spent`,
       429,
     );
     e.retryAfter = reserved > 0 && spent + needed <= budget.limit_minor ? 1 : 3600;

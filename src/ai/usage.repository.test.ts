@@ -71,6 +71,44 @@ describe('the budgets and usage repository', () => {
     expect(await on(listBudgets)).toEqual([]);
   });
 
+  test('budget ids never collide: subjects that differ only in `-`, `_` or other bytes get their own rows', async () => {
+    const spec = (subject: string) => ({
+      scope: 'user' as const,
+      subject,
+      period: 'day' as const,
+      limit_minor: 100,
+      currency: 'usd',
+      alert_percent: 80,
+    });
+    const subjects = ['usr-1', 'usr_1', 'usr.1', 'usr-2d1', 'usr é', 'usr_1_day'];
+    const ids = subjects.map((sub) => budgetIdOf(spec(sub)));
+    expect(ids).toEqual([
+      'bud_user_usr-2d1_day',
+      'bud_user_usr_1_day',
+      'bud_user_usr-2e1_day',
+      'bud_user_usr-2d2d1_day',
+      'bud_user_usr-20-c3-a9_day',
+      'bud_user_usr_1_day_day',
+    ]);
+    expect(new Set(ids).size).toBe(subjects.length);
+    const rows = await on((db) => subjects.map((sub) => upsertBudget(db, spec(sub), now)));
+    expect(rows.map((r) => r.subject)).toEqual(subjects);
+    expect((await on(listBudgets)).length).toBe(subjects.length);
+    // A row written when `-` and `_` both became `_` holds the id `usr_1` now maps to: a fresh id.
+    await on((db) => {
+      for (const r of rows) deleteBudget(db, r.id);
+      db.query(
+        "INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES ('bud_user_usr_1_day', 'user', 'usr-1', 'day', 5, 'usd', 80, 0)",
+      ).run();
+    });
+    const fresh = await on((db) => upsertBudget(db, spec('usr_1'), now));
+    expect(fresh.id).toMatch(/^bud_[0-9a-z]{26}$/);
+    expect(fresh.subject).toBe('usr_1');
+    const legacy = await on((db) => upsertBudget(db, { ...spec('usr-1'), limit_minor: 7 }, now));
+    expect(legacy).toMatchObject({ id: 'bud_user_usr_1_day', subject: 'usr-1', limit_minor: 7 });
+    await on((db) => db.query('DELETE FROM budgets').run());
+  });
+
   test('usage is written, summed per budget subject, and reported per provider and model', async () => {
     await on((db) =>
       db.transaction(() =>

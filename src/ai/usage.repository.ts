@@ -1,4 +1,5 @@
 import type { Database } from 'bun:sqlite';
+import { newId } from '../shared/ids.ts';
 import type { Budget, BudgetSpec, UsageRecord } from './usage.models.ts';
 
 /*
@@ -32,9 +33,41 @@ export function listBudgets(db: Database): BudgetRow[] {
   return db.query<BudgetRow, []>('SELECT * FROM budgets ORDER BY scope, subject, period').all();
 }
 
-/** The id a budget gets: one per scope, subject and period. */
+/**
+ * The id a budget gets: one per scope, subject and period, and never the same for two of them.
+ * Letters, digits and `_` of the subject stay as they are (so the usual `usr_…`/`key_…` ids read
+ * plainly); every other byte, `-` (the escape) included, becomes `-` and two hex digits, so
+ * `usr-1` → `bud_user_usr-2d1_day` and `usr_1` → `bud_user_usr_1_day`. Scope and period come
+ * from closed sets without `_` in them, so the subject between them is read back unambiguously.
+ */
 export function budgetIdOf(b: Pick<BudgetSpec, 'scope' | 'subject' | 'period'>): string {
-  return `bud_${b.scope}_${b.subject || 'all'}_${b.period}`.replace(/[^a-zA-Z0-9_]/g, '_');
+  const subject = b.scope === 'platform' ? 'all' : escapeIdPart(b.subject);
+  return `bud_${b.scope}_${subject}_${b.period}`;
+}
+
+/**
+ * `budgetIdOf(b)`, unless a row written before ids were collision-free (when `-` and `_` both
+ * became `_`) holds it for another subject: then a fresh random id.
+ */
+function freeBudgetId(db: Database, b: BudgetSpec): string {
+  const id = budgetIdOf(b);
+  const holder = db
+    .query<{ scope: string; subject: string; period: string }, [string]>(
+      'SELECT scope, subject, period FROM budgets WHERE id = ?',
+    )
+    .get(id);
+  if (!holder || (holder.scope === b.scope && holder.subject === b.subject && holder.period === b.period))
+    return id;
+  return newId('bud');
+}
+
+function escapeIdPart(s: string): string {
+  let out = '';
+  for (const byte of new TextEncoder().encode(s)) {
+    const c = String.fromCharCode(byte);
+    out += /[a-zA-Z0-9_]/.test(c) ? c : `-${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** Creates the budget or changes its limit, currency and alert (keyed by scope, subject, period); returns the row. */
@@ -42,7 +75,7 @@ export function upsertBudget(db: Database, b: BudgetSpec, now: number): BudgetRo
   db.query(
     `INSERT INTO budgets (id, scope, subject, period, limit_minor, currency, alert_percent, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (scope, subject, period) DO UPDATE SET limit_minor = excluded.limit_minor, currency = excluded.currency, alert_percent = excluded.alert_percent`,
-  ).run(budgetIdOf(b), b.scope, b.subject, b.period, b.limit_minor, b.currency, b.alert_percent, now);
+  ).run(freeBudgetId(db, b), b.scope, b.subject, b.period, b.limit_minor, b.currency, b.alert_percent, now);
   return db
     .query<BudgetRow, [string, string, string]>(
       'SELECT * FROM budgets WHERE scope = ? AND subject = ? AND period = ?',

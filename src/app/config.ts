@@ -38,6 +38,14 @@ export const InstanceConfig = t.Object(
     metrics_token: t.Optional(
       t.String({ minLength: 16, description: 'if set, /metrics needs Authorization: Bearer <token>' }),
     ),
+    deleted_slug_grace_days: t.Optional(
+      t.Integer({
+        minimum: 0,
+        maximum: 3650,
+        description:
+          "days a deleted platform's slug stays reserved (default 30; `platform delete --slug-grace-days` overrides)",
+      }),
+    ),
     shutdown_timeout_ms: t.Integer({
       minimum: 0,
       maximum: 600_000,

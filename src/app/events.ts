@@ -52,6 +52,16 @@ export interface DomainEvents {
   'platform.status_changed': { platformId: string; slug: string; from: string; to: string; actor: string };
   'platform.archived': { platformId: string; slug: string; file: string; actor: string };
   'platform.unarchived': { platformId: string; slug: string; actor: string };
+  /** The blueprint changed: by the operator or by the platform's own admin; `paths` are the settings changed. */
+  'platform.updated': {
+    platformId: string;
+    slug: string;
+    by: 'operator' | 'platform';
+    actor: string;
+    paths: string[];
+  };
+  /** An archived platform's file is gone; its slug stays reserved until `slugFreeAt` (epoch ms). */
+  'platform.deleted': { platformId: string; slug: string; actor: string; slugFreeAt: number };
   'ai.budget_alert': {
     platformId: string;
     budgetId: string;
@@ -71,6 +81,8 @@ export const EVENT_VERSIONS: { readonly [K in EventName]: number } = {
   'platform.status_changed': 1,
   'platform.archived': 1,
   'platform.unarchived': 1,
+  'platform.updated': 1,
+  'platform.deleted': 1,
   'ai.budget_alert': 1,
   'usage.recorded': 1,
 };

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { connect } from './client.ts';
-import type { GlobalFlags, Output } from './output.ts';
+import { type GlobalFlags, type Output, table } from './output.ts';
 
 type Run = (fn: (flags: GlobalFlags, out: Output) => Promise<unknown>) => Promise<void>;
 
-/** `soulfra apikey create SLUG --name NAME [--scopes a,b] [--expires ISO]`. */
+const day = (t: string | null) => (t ? t.slice(0, 19).replace('T', ' ') : '-');
+
+/** `soulfra apikey create|list|revoke`: a platform's API keys. */
 export function registerApikey(program: Command, run: Run): void {
   const apikey = program.command('apikey').description("a platform's API keys");
   apikey
@@ -36,6 +38,54 @@ export function registerApikey(program: Command, run: Run): void {
             () =>
               `${r.key}\n(API key ${r.id} for ${slug}, scopes ${scopes.join(', ')}; shown once: store it now)`,
           );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
+  apikey
+    .command('list')
+    .description("list a platform's API keys (never their secrets), revoked ones included")
+    .argument('<slug>')
+    .action((slug: string) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const { api_keys: keys } = await client.listApiKeys(slug);
+          out.result({ api_keys: keys }, () =>
+            keys.length === 0
+              ? `No API keys on ${slug}. Make one: soulfra apikey create ${slug} --name ci`
+              : table(
+                  ['ID', 'NAME', 'PREFIX', 'SCOPES', 'OWNER', 'CREATED', 'EXPIRES', 'STATUS'],
+                  keys.map((k) => [
+                    k.id,
+                    k.name,
+                    k.prefix,
+                    k.scopes.join(','),
+                    k.user_id ?? 'platform',
+                    day(k.created_at),
+                    day(k.expires_at),
+                    k.revoked_at ? `revoked ${day(k.revoked_at)}` : 'active',
+                  ]),
+                ),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+  apikey
+    .command('revoke')
+    .description('revoke a platform API key: refused from its next request')
+    .argument('<slug>')
+    .argument('<id>', 'the key id (key_...), from `soulfra apikey list`')
+    .action((slug: string, id: string) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const r = await client.revokeApiKey(slug, id);
+          out.result(r, () => `Revoked API key ${r.api_key.id} (${r.api_key.name}) on ${slug}`);
         } finally {
           await client.close();
         }

@@ -20,6 +20,7 @@ import {
   rotateMasterKey,
 } from '../flows/index.ts';
 import {
+  type ApiKeyView,
   LOCAL_ROOT,
   type OperatorRole,
   type OperatorTokenView,
@@ -27,7 +28,7 @@ import {
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { type Clock, systemClock } from '../shared/time.ts';
-import type { PlatformView } from '../tenancy/index.ts';
+import type { BlueprintUpdate, PlatformDeleted, PlatformView } from '../tenancy/index.ts';
 
 /** A created platform as the contract prints it. */
 export interface Created {
@@ -53,6 +54,13 @@ export interface OperatorClient {
   resume(slug: string): Promise<PlatformView>;
   archive(slug: string, reason?: string): Promise<PlatformView>;
   unarchive(slug: string): Promise<PlatformView>;
+  /** A partial blueprint merged over the platform's current one. */
+  updatePlatform(slug: string, blueprint: unknown): Promise<BlueprintUpdate>;
+  /** Deletes an archived platform (`confirm` repeats the slug). */
+  deletePlatform(
+    slug: string,
+    opts: { confirm: string; slugGraceDays?: number },
+  ): Promise<{ deleted: PlatformDeleted }>;
   addDomain(slug: string, host: string): Promise<PlatformView>;
   removeDomain(slug: string, host: string): Promise<PlatformView>;
   createToken(input: {
@@ -74,6 +82,13 @@ export interface OperatorClient {
     slug: string,
     input: { name: string; scopes: string[]; expires_at?: string },
   ): Promise<{ id: string; key: string }>;
+  listApiKeys(slug: string): Promise<{ api_keys: ApiKeyView[] }>;
+  revokeApiKey(slug: string, id: string): Promise<{ api_key: ApiKeyView }>;
+  /** A one-time link for a platform owner to set a new password (audited on both chains). */
+  ownerReset(
+    slug: string,
+    email?: string,
+  ): Promise<{ slug: string; email: string; link: string; expires_at: string }>;
   verifyAudit(slug?: string): Promise<AuditVerifyReport>;
   /** A new data key with every secret re-sealed (or, with `master`, a new master key). */
   rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
@@ -179,6 +194,12 @@ function remoteClient(socket: string): OperatorClient {
     resume: (slug) => call('POST', `/platforms/${enc(slug)}/resume`, {}),
     archive: (slug, reason) => call('POST', `/platforms/${enc(slug)}/archive`, reason ? { reason } : {}),
     unarchive: (slug) => call('POST', `/platforms/${enc(slug)}/unarchive`, {}),
+    updatePlatform: (slug, blueprint) => call('PATCH', `/platforms/${enc(slug)}`, { blueprint }),
+    deletePlatform: (slug, o) =>
+      call(
+        'DELETE',
+        `/platforms/${enc(slug)}?confirm=${enc(o.confirm)}${o.slugGraceDays === undefined ? '' : `&slug_grace_days=${o.slugGraceDays}`}`,
+      ),
     addDomain: (slug, host) => call('POST', `/platforms/${enc(slug)}/domains`, { host }),
     removeDomain: (slug, host) => call('DELETE', `/platforms/${enc(slug)}/domains/${enc(host)}`),
     createToken: (input) => call('POST', '/tokens', input),
@@ -191,6 +212,10 @@ function remoteClient(socket: string): OperatorClient {
     setOperatorRole: (ref, role) => call('PATCH', `/operators/${enc(ref)}`, { role }),
     removeOperator: (ref) => call('DELETE', `/operators/${enc(ref)}`),
     createApiKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/api-keys`, input),
+    listApiKeys: (slug) => call('GET', `/platforms/${enc(slug)}/api-keys`),
+    revokeApiKey: (slug, id) => call('DELETE', `/platforms/${enc(slug)}/api-keys/${enc(id)}`),
+    ownerReset: (slug, email) =>
+      call('POST', `/platforms/${enc(slug)}/owner-reset`, email === undefined ? {} : { email }),
     verifyAudit: (slug) => call('GET', `/audit/verify${slug ? `?platform=${enc(slug)}` : ''}`),
     rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
     exportKeys: () => call('POST', '/keys/export', {}),
@@ -212,6 +237,9 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     resume: async (slug) => a.resume(LOCAL_ROOT, slug),
     archive: (slug, reason) => a.archive(LOCAL_ROOT, slug, reason ? { reason } : {}),
     unarchive: async (slug) => a.unarchive(LOCAL_ROOT, slug),
+    updatePlatform: async (slug, blueprint) => a.updatePlatform(LOCAL_ROOT, slug, { blueprint }),
+    deletePlatform: async (slug, o) =>
+      a.deletePlatform(LOCAL_ROOT, slug, { confirm: o.confirm, slug_grace_days: o.slugGraceDays }),
     addDomain: async (slug, host) => a.addDomain(LOCAL_ROOT, slug, { host }),
     removeDomain: async (slug, host) => a.removeDomain(LOCAL_ROOT, slug, host),
     createToken: async (input) => a.createToken(LOCAL_ROOT, input),
@@ -224,6 +252,9 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     setOperatorRole: async (ref, role) => a.setOperatorRole(LOCAL_ROOT, ref, { role }),
     removeOperator: async (ref) => a.removeOperator(LOCAL_ROOT, ref),
     createApiKey: (slug, input) => a.createApiKey(LOCAL_ROOT, slug, input),
+    listApiKeys: (slug) => a.listApiKeys(slug),
+    revokeApiKey: (slug, id) => a.revokeApiKey(LOCAL_ROOT, slug, id),
+    ownerReset: async (slug, email) => a.ownerReset(LOCAL_ROOT, slug, email === undefined ? {} : { email }),
     verifyAudit: (slug) => a.verifyAudit(slug),
     rotateKeys: async (opts) =>
       opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),

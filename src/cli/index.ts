@@ -60,10 +60,30 @@ export async function runCli(argv: string[]): Promise<number> {
       ) {
         return EXIT.ok;
       }
+      // With --json, an argument error is a JSON document on stdout too (the contract: stdout
+      // holds exactly one); commander has already written the reason to stderr.
+      if (wantsJson(argv)) {
+        createOutput(true).result(
+          { error: { code: cliErrorCode(e.code), message: e.message.replace(/^error: /, '') } },
+          () => '',
+        );
+      }
       if (e.code === 'commander.executeSubCommandAsync') return EXIT.failed;
       return EXIT.invalid;
     }
     throw e;
   }
   return code;
+}
+
+/** Whether `--json` is on the line (before a `--`, past which words are arguments). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/** Commander's error code as ours: `commander.unknownOption` → `cli.unknown_option`. */
+export function cliErrorCode(commanderCode: string): string {
+  const name = commanderCode.replace(/^commander\./, '');
+  return `cli.${name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`;
 }

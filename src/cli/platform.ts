@@ -35,7 +35,25 @@ function describeSettings(text: string, p: PlatformSettingsReport): string {
   return lines.join('\n');
 }
 
-/** `soulfra platform create|list|show|suspend|resume|archive|unarchive`. */
+/** Reads a blueprint file (JSON or YAML); a missing file is a 400 naming `/blueprint`. */
+async function readBlueprintFile(path: string): Promise<unknown> {
+  const f = Bun.file(path);
+  if (!(await f.exists())) {
+    throw new AppError('blueprint.not_found', `blueprint file ${path} does not exist`, 400, [
+      { path: '/blueprint', reason: 'file not found' },
+    ]);
+  }
+  return parseBlueprintText(await f.text(), path);
+}
+
+/** A value in one line, for the list of changed settings. */
+function shown(v: unknown): string {
+  if (v === undefined) return '(not set)';
+  const text = JSON.stringify(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** `soulfra platform create|list|show|update|delete|suspend|resume|archive|unarchive|domain|owner-reset`. */
 export function registerPlatform(program: Command, run: Run): void {
   const platform = program.command('platform').description('create and manage platforms');
 
@@ -54,16 +72,7 @@ export function registerPlatform(program: Command, run: Run): void {
         o: { template: string; blueprint?: string; name?: string; domain?: string; ownerEmail?: string },
       ) =>
         run(async (flags, out) => {
-          let blueprint: unknown;
-          if (o.blueprint) {
-            const f = Bun.file(o.blueprint);
-            if (!(await f.exists())) {
-              throw new AppError('blueprint.not_found', `blueprint file ${o.blueprint} does not exist`, 400, [
-                { path: '/blueprint', reason: 'file not found' },
-              ]);
-            }
-            blueprint = parseBlueprintText(await f.text(), o.blueprint);
-          }
+          const blueprint = o.blueprint ? await readBlueprintFile(o.blueprint) : undefined;
           const client = await connect(flags.data, { create: true });
           try {
             const r = await client.createPlatform({
@@ -137,6 +146,68 @@ export function registerPlatform(program: Command, run: Run): void {
       }),
     );
 
+  platform
+    .command('update')
+    .description("change a platform's blueprint: a partial blueprint merged over the current one")
+    .argument('<slug>')
+    .requiredOption('--blueprint <file>', 'a JSON or YAML partial blueprint (only the settings to change)')
+    .action((slug: string, o: { blueprint: string }) =>
+      run(async (flags, out) => {
+        const blueprint = await readBlueprintFile(o.blueprint);
+        const client = await connect(flags.data);
+        try {
+          const r = await client.updatePlatform(slug, blueprint);
+          out.result(r, () =>
+            r.changes.length === 0
+              ? `${slug}: nothing to change (the blueprint already says so)`
+              : [
+                  `Updated ${slug}: ${r.changes.length} setting(s) changed, in force now`,
+                  ...r.changes.map((c) => `  ${c.path}  ${shown(c.from)} -> ${shown(c.to)}`),
+                ].join('\n'),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
+  platform
+    .command('delete')
+    .description('delete an archived platform for good: its file is removed, its slug reserved for a while')
+    .argument('<slug>')
+    .requiredOption('--confirm <slug>', 'the slug again, to confirm')
+    .option(
+      '--slug-grace-days <days>',
+      "days before the slug may be used again (default: the config's deleted_slug_grace_days, else 30)",
+    )
+    .action((slug: string, o: { confirm: string; slugGraceDays?: string }) =>
+      run(async (flags, out) => {
+        let grace: number | undefined;
+        if (o.slugGraceDays !== undefined) {
+          grace = /^[0-9]{1,4}$/.test(o.slugGraceDays) ? Number(o.slugGraceDays) : Number.NaN;
+          if (Number.isNaN(grace)) {
+            throw new AppError(
+              'platform.grace_invalid',
+              'the slug grace period must be 0 to 3650 days',
+              400,
+              [{ path: '/slug_grace_days', reason: 'must be an integer from 0 to 3650' }],
+            );
+          }
+        }
+        const client = await connect(flags.data);
+        try {
+          const r = await client.deletePlatform(slug, { confirm: o.confirm, slugGraceDays: grace });
+          out.result(
+            r,
+            () =>
+              `Deleted ${r.deleted.slug} (${r.deleted.id}): its database file is removed; the slug is reserved until ${r.deleted.slug_free_at}`,
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
+
   const change = (
     name: 'suspend' | 'resume' | 'archive' | 'unarchive',
     description: string,
@@ -186,6 +257,29 @@ export function registerPlatform(program: Command, run: Run): void {
         }),
       );
   }
+
+  platform
+    .command('owner-reset')
+    .description("print a one-time link (24 h) that lets the platform's owner set a new password")
+    .argument('<slug>')
+    .option('--email <email>', 'which owner (default: the oldest active owner)')
+    .action((slug: string, o: { email?: string }) =>
+      run(async (flags, out) => {
+        const client = await connect(flags.data);
+        try {
+          const r = await client.ownerReset(slug, o.email);
+          out.result(r, () =>
+            [
+              `One-time password-reset link for ${r.email} on ${r.slug} (valid until ${r.expires_at}):`,
+              `  ${r.link}`,
+              'Hand it to the owner over a trusted channel; it works once. Audited on both chains.',
+            ].join('\n'),
+          );
+        } finally {
+          await client.close();
+        }
+      }),
+    );
 
   change('suspend', 'suspend a platform: its host answers 503 until resumed', true);
   change('resume', 'resume a suspended platform', false);

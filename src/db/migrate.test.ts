@@ -32,7 +32,15 @@ describe('migrate', () => {
       const db = openDatabase(path, 'tenant', { create: false });
       const r = migrate(db, TENANT_MIGRATIONS, 'platform');
       expect(r.from).toBe(1);
-      expect(r.applied).toEqual(['0002-users', '0003-identity', '0004-ai', '0005-security', '0006-events']);
+      expect(r.applied).toEqual([
+        '0002-users',
+        '0003-identity',
+        '0004-ai',
+        '0005-security',
+        '0006-events',
+        '0007-reserved-mail',
+        '0008-onboarding',
+      ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
       );
@@ -52,6 +60,7 @@ describe('migrate', () => {
       '0004-operator-sso',
       '0005-security',
       '0006-events',
+      '0007-platform-deletions',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

@@ -123,7 +123,9 @@ export async function createPlatform(
           password_hash: passwordHash,
           role: 'owner',
           status: 'active',
-          email_verified_at: null,
+          // The operator vouches for the owner's address (issue 10: the printed credentials work
+          // on a platform that requires confirmed emails).
+          email_verified_at: now,
           created_at: now,
           updated_at: now,
         });

@@ -39,6 +39,8 @@ export function openInstance(opts: {
   });
   try {
     const tenancy = createTenancy(app);
+    // A platform delete a crash interrupted is finished before anything else reads the registry.
+    tenancy.reconcileDeletions();
     // The instance key signs control checkpoints and platform anchors from here on.
     const opened = openAuditAnchoring(app, () =>
       tenancy.list().map((v) => ({ id: v.id, path: join(app.dataDir, v.db_file) })),

@@ -19,6 +19,8 @@ import {
   createOperatorToken,
   disableOperator,
   enableOperator,
+  issueOwnerResetLink,
+  listApiKeys,
   listOperators,
   listOperatorTokens,
   type OperatorPrincipal,
@@ -26,11 +28,13 @@ import {
   type OperatorTokenView,
   type OperatorView,
   removeOperator,
+  revokeApiKey,
   revokeOperatorToken,
   setOperatorRole,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
-import type { PlatformView, Tenancy } from '../tenancy/index.ts';
+import { iso } from '../shared/time.ts';
+import type { BlueprintUpdate, PlatformDeleted, PlatformView, Tenancy } from '../tenancy/index.ts';
 import {
   type CreatePlatformInput,
   type CreatePlatformResult,
@@ -80,6 +84,14 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     return r;
   };
 
+  /** A platform whose database is in place (not archived: 409 `platform.archived`). */
+  const livePlatform = (slug: string): PlatformView => {
+    const v = tenancy.get(slug);
+    if (v.status === 'archived')
+      throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+    return v;
+  };
+
   return {
     /** Creates a platform with its owner (see flows/create-platform). */
     createPlatform(p: OperatorPrincipal, input: CreatePlatformInput): Promise<CreatePlatformResult> {
@@ -115,6 +127,50 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       requireAdmin(p);
       return tenancy.unarchive(slug, p.actor);
     },
+    /**
+     * Changes a platform's blueprint: `{ blueprint }` is a partial blueprint merged over the
+     * current one (tenancy.updateBlueprint; the operator may change what the rules allow it).
+     */
+    updatePlatform(
+      p: OperatorPrincipal,
+      slug: string,
+      body: unknown,
+    ): BlueprintUpdate & PlatformSettingsReport {
+      requireAdmin(p);
+      const b = body as { blueprint?: unknown } | null;
+      if (b?.blueprint === undefined) {
+        throw new AppError('request.invalid', 'blueprint is required: the settings to change', 400, [
+          { path: '/blueprint', reason: 'required' },
+        ]);
+      }
+      const u = tenancy.updateBlueprint(slug, b.blueprint, { kind: 'operator', actor: p.actor });
+      // What the new blueprint sets that nothing enforces, and its warnings, as at create.
+      return { ...u, ...settingsReport(app, u.blueprint) };
+    },
+    /** Deletes an archived platform (`confirm` repeats the slug); its slug stays reserved a while. */
+    deletePlatform(
+      p: OperatorPrincipal,
+      slug: string,
+      opts: { confirm?: unknown; slug_grace_days?: unknown },
+    ): { deleted: PlatformDeleted } {
+      requireAdmin(p);
+      return { deleted: tenancy.remove(slug, opts.confirm, p.actor, opts.slug_grace_days) };
+    },
+    /** A platform's API keys (no secrets), revoked ones included. */
+    listApiKeys(slug: string): Promise<{ api_keys: ApiKeyView[] }> {
+      const v = livePlatform(slug);
+      return app.platformDbs.use(v.id, (db) => ({ api_keys: listApiKeys(db, null) }));
+    },
+    /**
+     * Revokes a platform API key: refused from the very next request (the platform's key cache
+     * is dropped in the revoking transaction). Audited on the platform's chain; revoking twice
+     * answers the same.
+     */
+    revokeApiKey(p: OperatorPrincipal, slug: string, id: string): Promise<{ api_key: ApiKeyView }> {
+      requireAdmin(p);
+      const v = livePlatform(slug);
+      return app.platformDbs.use(v.id, (db) => ({ api_key: revokeApiKey(app, db, id, null, p.actor) }));
+    },
     /** Maps a custom domain to a platform. */
     addDomain(p: OperatorPrincipal, slug: string, body: unknown): PlatformView {
       requireAdmin(p);
@@ -135,9 +191,7 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       body: unknown,
     ): Promise<{ id: string; key: string; api_key: ApiKeyView }> {
       requireAdmin(p);
-      const v = tenancy.get(slug);
-      if (v.status === 'archived')
-        throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+      const v = livePlatform(slug);
       return app.platformDbs.use(v.id, (db) => {
         const r = createApiKey(
           app,
@@ -148,6 +202,41 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
         );
         return { id: r.id, key: r.key, api_key: r.view };
       });
+    },
+    /**
+     * A one-time link that lets a platform's owner set a new password (the oldest active owner,
+     * or `email`), for the operator to hand over: printed, not mailed. Valid 24 hours, on the
+     * platform's `/reset-password` page at its stored public URL. Audited on both chains: the
+     * platform's (`user.owner_reset_issued`) and the control plane's (`platform.owner_reset`).
+     */
+    async ownerReset(
+      p: OperatorPrincipal,
+      slug: string,
+      body?: unknown,
+    ): Promise<{ slug: string; email: string; link: string; expires_at: string }> {
+      requireAdmin(p);
+      const email = (body as { email?: unknown } | null)?.email;
+      if (email !== undefined && (typeof email !== 'string' || email.length > 320))
+        throw new AppError('request.invalid', 'email must be text', 400, [
+          { path: '/email', reason: 'must be text' },
+        ]);
+      const v = tenancy.get(slug);
+      if (v.status === 'archived')
+        throw new AppError('platform.archived', `platform '${slug}' is archived`, 409);
+      const r = await app.platformDbs.use(v.id, (db) =>
+        issueOwnerResetLink(app, db, new URL(v.url).origin, { email, actor: p.actor }),
+      );
+      app.control
+        .transaction(() =>
+          app.audit.append(app.control, {
+            actor: p.actor,
+            action: 'platform.owner_reset',
+            target: `platform:${v.slug}`,
+            details: { user: r.user.id, email: r.user.email, expires_at: iso(r.expiresAt) },
+          }),
+        )
+        .immediate();
+      return { slug: v.slug, email: r.user.email, link: r.link, expires_at: iso(r.expiresAt) };
     },
     /** Invites an operator (they sign in through the console's SSO). */
     createOperator(p: OperatorPrincipal, body: unknown): OperatorView {

@@ -1,10 +1,10 @@
 import type { Database } from 'bun:sqlite';
 import { stateKey, stateOf } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
-import { authenticateApiKey } from './apikeys.ts';
+import { authenticateApiKey } from './apikeys/apikeys.ts';
 import type { Principal } from './permissions.ts';
-import { authenticateScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
-import { readCookie, resolveSession, SESSION_COOKIE } from './sessions.ts';
+import { authenticateScimToken, SCIM_TOKEN_PREFIX } from './scim/scim-tokens.ts';
+import { readCookie, resolveSession, SESSION_COOKIE } from './sessions/sessions.ts';
 import { readIdentitySettings } from './settings.ts';
 import { TokenBuckets } from './throttle.ts';
 

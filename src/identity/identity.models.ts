@@ -5,7 +5,7 @@
  * same code for the same mistake. Objects the routes always closed stay closed.
  */
 import { Type } from '@sinclair/typebox';
-import { PLATFORM_ROLES } from './users.repository.ts';
+import { PLATFORM_ROLES } from './accounts/users.repository.ts';
 
 const str = (description: string, errorCode: string, extra: Record<string, unknown> = {}) =>
   Type.String({ description, errorCode, ...extra });

@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from './apikeys.ts';
 import {
   issueEmailToken,
   passwordSignIn,
@@ -8,7 +7,18 @@ import {
   resetPassword,
   unlockUser,
   verifyEmail,
-} from './auth.service.ts';
+} from './accounts/auth.service.ts';
+import { createUserRepository } from './accounts/users.repository.ts';
+import {
+  changeRole,
+  createUser,
+  listSsoIdentities,
+  parseSsoIdentityId,
+  removeSsoIdentity,
+  setUserActive,
+  userView,
+} from './accounts/users.service.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from './apikeys/apikeys.ts';
 import type { PlatformRequestContext } from './context.ts';
 import { platformGuard } from './guard.routes.ts';
 import {
@@ -33,18 +43,8 @@ import {
   readCookie,
   SESSION_COOKIE,
   sessionCookie,
-} from './sessions.ts';
+} from './sessions/sessions.ts';
 import { ownerOnlyChanges, readIdentitySettings, writeIdentitySettings } from './settings.ts';
-import { createUserRepository } from './users.repository.ts';
-import {
-  changeRole,
-  createUser,
-  listSsoIdentities,
-  parseSsoIdentityId,
-  removeSsoIdentity,
-  setUserActive,
-  userView,
-} from './users.service.ts';
 
 /** The signed-in user's id (a session, or a key of a user); 403 for any other principal. */
 function ownUserId(c: PlatformRequestContext): string {
@@ -104,7 +104,7 @@ function requireOwnJson(request: Request, c: PlatformRequestContext): void {
  * `requireOwnJson` as a route's transform hook: it runs after the platform app's own (which
  * sets `ctx`) and before the body is validated, so a form post is a 415, not a 400.
  */
-const ownJsonOnly = ({ request, ctx }: Record<string, unknown>): void =>
+export const ownJsonOnly = ({ request, ctx }: Record<string, unknown>): void =>
   requireOwnJson(request as Request, ctx as PlatformRequestContext);
 
 /**
@@ -117,10 +117,14 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
   .post(
     '/auth/login',
     async ({ request, body, ctx: c }) => {
-      const r = await passwordSignIn(c.app, c.db, c.platform.id, body, {
-        ip: c.ip,
-        userAgent: request.headers.get('user-agent'),
-      });
+      const r = await passwordSignIn(
+        c.app,
+        c.db,
+        c.platform.id,
+        body,
+        { ip: c.ip, userAgent: request.headers.get('user-agent') },
+        c.blueprint().governance,
+      );
       const secure = c.origin.startsWith('https:');
       return Response.json(
         {

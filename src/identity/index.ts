@@ -1,16 +1,38 @@
 export {
+  issueEmailToken,
+  passwordSignIn,
+  requestPasswordReset,
+  resetPassword,
+  type SignedIn,
+  ssoSignIn,
+  verifyEmail,
+} from './accounts/auth.service.ts';
+export { acceptInvitation } from './accounts/invitations.ts';
+export { onboardingRoutes } from './accounts/onboarding.routes.ts';
+export { hashPassword, verifyPassword } from './accounts/passwords.ts';
+export { issueOwnerResetLink } from './accounts/recovery.ts';
+export {
+  createUserRepository,
+  PLATFORM_ROLES,
+  type PlatformRole,
+  type UserRow,
+} from './accounts/users.repository.ts';
+export {
+  changeRole,
+  checkPassword,
+  createUser,
+  provisionSsoUser,
+  setUserActive,
+  type UserView,
+  userView,
+} from './accounts/users.service.ts';
+export {
   type ApiKeyView,
   authenticateApiKey,
   createApiKey,
   listApiKeys,
   revokeApiKey,
-} from './apikeys.ts';
-export {
-  issueEmailToken,
-  passwordSignIn,
-  type SignedIn,
-  ssoSignIn,
-} from './auth.service.ts';
+} from './apikeys/apikeys.ts';
 export { type Authenticated, authenticate, keyBucketsOf } from './authenticate.ts';
 export type {
   PlatformRef,
@@ -18,20 +40,14 @@ export type {
 } from './context.ts';
 export { declaredPermission, PERMISSION_KEY, platformGuard } from './guard.routes.ts';
 export { identityRoutes } from './identity.routes.ts';
-export { mfaRoutes } from './mfa.routes.ts';
-export { oidcRoutes } from './oidc.routes.ts';
+export { markMailDelivered, type OutboxMessage, queueMail, readOutbox } from './mail/outbox.ts';
+export { mfaRoutes } from './mfa/mfa.routes.ts';
 export {
-  OIDC_BROWSER_COOKIE,
-  OIDC_REQUEST_TTL_MS,
-  oidcCookie,
-  oidcCookieName,
-  oidcView,
-  readOidc,
-  removeOidc,
-  saveOidc,
-  startOidcLogin,
-} from './oidc.ts';
-export { disableOperator, enableOperator, removeOperator, setOperatorRole } from './operator-accounts.ts';
+  disableOperator,
+  enableOperator,
+  removeOperator,
+  setOperatorRole,
+} from './operators/operator-accounts.ts';
 export {
   createOperator,
   endOperatorSession,
@@ -40,7 +56,7 @@ export {
   OPERATOR_SESSION_COOKIE,
   type OperatorView,
   resolveOperatorSession,
-} from './operator-sso.ts';
+} from './operators/operator-sso.ts';
 export {
   authenticateOperatorToken,
   bootstrapOperator,
@@ -55,10 +71,9 @@ export {
   type OperatorTokenInput,
   type OperatorTokenView,
   revokeOperatorToken,
-} from './operators.ts';
-export { markMailDelivered, type OutboxMessage, queueMail, readOutbox } from './outbox.ts';
-export { hashPassword, verifyPassword } from './passwords.ts';
+} from './operators/operators.ts';
 export {
+  actorOf,
   can,
   isScope,
   keyRole,
@@ -69,9 +84,13 @@ export {
   SCOPES,
   type Scope,
 } from './permissions.ts';
-export { samlRoutes } from './saml.routes.ts';
-export { scimRoutes } from './scim.routes.ts';
-export { authenticateScimToken, createScimToken, revokeScimToken, SCIM_TOKEN_PREFIX } from './scim-tokens.ts';
+export { scimRoutes } from './scim/scim.routes.ts';
+export {
+  authenticateScimToken,
+  createScimToken,
+  revokeScimToken,
+  SCIM_TOKEN_PREFIX,
+} from './scim/scim-tokens.ts';
 export { IDENTITY_SECRET_SITES } from './secret-sites.ts';
 export {
   clearedSessionCookie,
@@ -83,20 +102,23 @@ export {
   resolveSession,
   SESSION_COOKIE,
   sessionCookie,
-} from './sessions.ts';
+} from './sessions/sessions.ts';
 export {
   DEFAULT_IDENTITY_SETTINGS,
   type IdentitySettings,
   readIdentitySettings,
   writeIdentitySettings,
 } from './settings.ts';
-export { createUserRepository, PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
+export { oidcRoutes } from './sso/oidc/oidc.routes.ts';
 export {
-  changeRole,
-  checkPassword,
-  createUser,
-  provisionSsoUser,
-  setUserActive,
-  type UserView,
-  userView,
-} from './users.service.ts';
+  OIDC_BROWSER_COOKIE,
+  OIDC_REQUEST_TTL_MS,
+  oidcCookie,
+  oidcCookieName,
+  oidcView,
+  readOidc,
+  removeOidc,
+  saveOidc,
+  startOidcLogin,
+} from './sso/oidc/oidc.ts';
+export { samlRoutes } from './sso/saml/saml.routes.ts';

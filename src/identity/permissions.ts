@@ -1,4 +1,4 @@
-import type { PlatformRole } from './users.repository.ts';
+import type { PlatformRole } from './accounts/users.repository.ts';
 
 /**
  * What a platform route may need. `public` needs nothing; `signed_in` any signed-in user or

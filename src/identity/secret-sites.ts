@@ -1,7 +1,7 @@
 import type { SecretSite } from '../app/index.ts';
-import { TOTP_SECRET_SITE } from './mfa.ts';
-import { OUTBOX_SECRET_SITE } from './outbox.ts';
-import { SSO_SECRET_SITES } from './sso.ts';
+import { OUTBOX_SECRET_SITE } from './mail/outbox.ts';
+import { TOTP_SECRET_SITE } from './mfa/mfa.ts';
+import { SSO_SECRET_SITES } from './sso/sso.ts';
 
 /**
  * Every place identity stores a sealed secret: OIDC client secrets and SAML SP keys (each

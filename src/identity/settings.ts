@@ -2,7 +2,7 @@ import type { Database } from 'bun:sqlite';
 import { type Static, Type as t } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { AppError } from '../shared/errors.ts';
-import { PLATFORM_ROLES } from './users.repository.ts';
+import { PLATFORM_ROLES } from './accounts/users.repository.ts';
 
 /** A platform's identity settings, changed by its owners and admins. */
 export const IdentitySettings = t.Object(

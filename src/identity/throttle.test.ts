@@ -5,9 +5,9 @@ import { tempDir } from '../../tests/helpers.ts';
 import { silentLogger } from '../app/index.ts';
 import { createPlatform, type Instance, openInstance } from '../flows/index.ts';
 import { isAppError } from '../shared/errors.ts';
-import { passwordSignIn, unlockUser } from './auth.service.ts';
+import { passwordSignIn, unlockUser } from './accounts/auth.service.ts';
+import { createUser } from './accounts/users.service.ts';
 import { AUTH_LIMITS, addressKey } from './throttle.ts';
-import { createUser } from './users.service.ts';
 
 // The sign-in throttle against the attacks of issue 8 point 3, driven in process: a clock the
 // test moves, client addresses given as data (documentation ranges, never contacted), and a

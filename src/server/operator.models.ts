@@ -15,6 +15,10 @@ export const SlugHostParams = Type.Object({
   slug: Type.String({ description: 'The platform slug.' }),
   host: Type.String({ description: 'A custom domain mapped to the platform.' }),
 });
+export const SlugIdParams = Type.Object({
+  slug: Type.String({ description: 'The platform slug.' }),
+  id: Type.String({ description: 'An API key id (`key_...`).' }),
+});
 export const IdParams = Type.Object({
   id: Type.String({ description: 'An id (or, for operators, an email).' }),
 });
@@ -35,6 +39,42 @@ export const PlatformCreate = Type.Object(
   },
   closed,
 );
+
+export const PlatformUpdate = Type.Object(
+  {
+    blueprint: Type.Unknown({
+      description:
+        'A partial PlatformBlueprint merged over the current one, validated as at create (docs/blueprint.md, "Changing a platform").',
+    }),
+  },
+  closed,
+);
+
+export const OwnerReset = Type.Object(
+  {
+    email: Type.Optional(
+      Type.String({
+        maxLength: 320,
+        description: 'Which owner (default: the oldest active owner).',
+        errorCode: 'request.invalid',
+        errorMessage: 'must be text',
+      }),
+    ),
+  },
+  closed,
+);
+
+export const PlatformDeleteQuery = Type.Object({
+  confirm: Type.Optional(Type.String({ description: "The platform's slug again, to confirm." })),
+  slug_grace_days: Type.Optional(
+    Type.String({
+      pattern: '^[0-9]{1,4}$',
+      description: "Days the slug stays reserved (default: the config's deleted_slug_grace_days, else 30).",
+      errorMessage: 'must be a whole number of days',
+      errorCode: 'platform.grace_invalid',
+    }),
+  ),
+});
 
 export const Reason = Type.Object(
   {

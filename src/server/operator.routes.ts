@@ -36,11 +36,15 @@ import {
   OidcSettings as OidcSettingsInput,
   OperatorCreate,
   OperatorRole,
+  OwnerReset,
   PlatformApiKeyCreate,
   PlatformCreate,
+  PlatformDeleteQuery,
+  PlatformUpdate,
   Reason,
   ReturnToQuery,
   SlugHostParams,
+  SlugIdParams,
   SlugParams,
   TokenCreate,
   TokenListQuery,
@@ -281,6 +285,38 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           params: SlugParams,
           detail: { summary: 'Show a platform', tags: ['platforms'] },
         })
+        .patch(
+          '/platforms/:slug',
+          ({ principal, params, body }) => d.actions.updatePlatform(principal, params.slug, body),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: PlatformUpdate,
+            detail: {
+              summary: "Change a platform's blueprint (a partial blueprint merged over the current one)",
+              tags: ['platforms'],
+            },
+          },
+        )
+        .delete(
+          '/platforms/:slug',
+          ({ principal, params, query }) =>
+            d.actions.deletePlatform(principal, params.slug, {
+              confirm: query.confirm,
+              slug_grace_days:
+                query.slug_grace_days === undefined ? undefined : Number(query.slug_grace_days),
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            query: PlatformDeleteQuery,
+            detail: {
+              summary:
+                'Delete an archived platform (?confirm=<slug>): its file removed, its slug reserved for a grace period',
+              tags: ['platforms'],
+            },
+          },
+        )
         .post(
           '/platforms/:slug/suspend',
           ({ principal, params, body }) => d.actions.suspend(principal, params.slug, body),
@@ -353,6 +389,39 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             params: SlugParams,
             body: PlatformApiKeyCreate,
             detail: { summary: 'Make an API key on a platform (its secret shown once)', tags: ['platforms'] },
+          },
+        )
+        .get('/platforms/:slug/api-keys', ({ params }) => d.actions.listApiKeys(params.slug), {
+          permission: 'operator:read',
+          params: SlugParams,
+          detail: { summary: "List a platform's API keys (no secrets)", tags: ['platforms'] },
+        })
+        .delete(
+          '/platforms/:slug/api-keys/:id',
+          ({ principal, params }) => d.actions.revokeApiKey(principal, params.slug, params.id),
+          {
+            permission: 'operator:write',
+            params: SlugIdParams,
+            detail: {
+              summary: 'Revoke a platform API key (refused from the next request)',
+              tags: ['platforms'],
+            },
+          },
+        )
+        .post(
+          '/platforms/:slug/owner-reset',
+          async ({ principal, params, body }) =>
+            Response.json(await d.actions.ownerReset(principal, params.slug, body), {
+              headers: { 'cache-control': 'no-store' },
+            }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: OwnerReset,
+            detail: {
+              summary: "A one-time link to reset a platform owner's password (shown once)",
+              tags: ['platforms'],
+            },
           },
         )
         .get(

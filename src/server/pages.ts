@@ -108,6 +108,11 @@ export function platformStatusPage(bp: PlatformBlueprint, heading: string, text:
   );
 }
 
+/** A platform-branded page around `bodyHtml` (already escaped), for the account pages. */
+export function platformPage(bp: PlatformBlueprint, title: string, bodyHtml: string): string {
+  return page(bp, `${title} · ${bp.identity.name}`, bodyHtml, footerOf(bp));
+}
+
 function footerOf(bp: PlatformBlueprint): string {
   const name = escapeHtml(bp.identity.name);
   // White-labeled platforms never say Soulfra, in the page or in headers.

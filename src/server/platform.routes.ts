@@ -4,12 +4,14 @@ import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { isCurrent, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
+  actorOf,
   authenticate,
   can,
   declaredPermission,
   identityRoutes,
   mfaRoutes,
   oidcRoutes,
+  onboardingRoutes,
   type Permission,
   type PlatformRequestContext,
   platformGuard,
@@ -17,11 +19,13 @@ import {
   scimRoutes,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
-import { domainUrl, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { BLUEPRINT_RULES, domainUrl, PACK_LOCKS, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import { accountPages } from './account-pages.ts';
 import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import { apiAccessDisabled, featureDisabled, GATED_ROUTES } from './feature-gates.ts';
 import { docsResponse } from './openapi.ts';
+import { PlatformUpdate } from './operator.models.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
 
 /** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
@@ -227,7 +231,47 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         docsResponse({ ...document(), info: { ...document().info, title: `${ctx.platform.name} API` } }),
       { permission: 'public', detail: { summary: "This API's reference page", tags: ['docs'] } },
     )
+    // The platform's own settings: what an owner or admin may change of its blueprint.
+    .get(
+      '/api/v1/platform',
+      ({ ctx }) => ({
+        platform: ctx.platform,
+        blueprint: d.tenancy.blueprintOf(ctx.platform.id),
+        rules: { settings: BLUEPRINT_RULES, pack_locks: PACK_LOCKS },
+      }),
+      {
+        permission: 'settings:write',
+        detail: {
+          summary: "The platform's blueprint, and who may change which of its settings",
+          tags: ['settings'],
+        },
+      },
+    )
+    .patch(
+      '/api/v1/platform',
+      ({ ctx, body }) => {
+        const r = d.tenancy.updateBlueprint(ctx.platform.slug, body.blueprint, {
+          kind: 'platform',
+          actor: actorOf(ctx.principal),
+        });
+        // The same answer as the operator's change: the platform (its new name), blueprint, diff.
+        // (Only the platform's own reference: its file and status are the operator's business.)
+        const { id, slug, name } = r.platform;
+        return { platform: { id, slug, name }, blueprint: r.blueprint, changes: r.changes };
+      },
+      {
+        permission: 'settings:write',
+        body: PlatformUpdate,
+        detail: {
+          summary:
+            "Change the platform's own branding, features and AI settings (a partial blueprint; operator-only settings answer 403)",
+          tags: ['settings'],
+        },
+      },
+    )
+    .use(accountPages)
     .use(identityRoutes)
+    .use(onboardingRoutes)
     .use(mfaRoutes)
     .use(oidcRoutes)
     .use(samlRoutes)

@@ -233,6 +233,12 @@ describe('creating platforms', () => {
       paths: ['/domain'],
     },
     {
+      name: 'custom domain an IP address',
+      body: { domain: '10.0.0.1' },
+      code: 'platform.domain_ip_address',
+      paths: ['/domain'],
+    },
+    {
       name: 'unknown request field',
       body: { templat: 'creator' },
       code: 'request.invalid',
@@ -380,6 +386,17 @@ describe('host routing and isolation', () => {
     );
     const under = await api('POST', '/platforms/iso-b/domains', { host: 'x.localhost' });
     expect(under.status).toBe(400);
+    // An IP address can never route to a platform (its Host is the operator's): refused, named.
+    for (const host of ['203.0.113.7', '2001:db8::7', '[2001:db8::7]']) {
+      const ip = await api('POST', '/platforms/iso-b/domains', { host });
+      const err = ((await ip.json()) as { error: { code: string; details: { path: string }[] } }).error;
+      expect({ host, status: ip.status, code: err.code, path: err.details[0]!.path }).toEqual({
+        host,
+        status: 400,
+        code: 'platform.domain_ip_address',
+        path: '/host',
+      });
+    }
     expect((await api('DELETE', '/platforms/iso-b/domains/ai.alpha.test')).status).toBe(404);
     expect((await api('DELETE', '/platforms/iso-b/domains/beta.example.org')).status).toBe(200);
     expect((await page('beta.example.org')).status).toBe(404);

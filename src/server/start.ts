@@ -94,6 +94,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       stop: (inst) => inst.close(),
       stopTimeoutMs: 2_000,
     });
+    // Platform files where their rows say, orphans quarantined: before anything opens a
+    // platform database (the dispatcher, the meter, a request).
+    await life.add({
+      name: 'platform files reconciler',
+      start: () => {
+        tenancy.reconcileFiles();
+      },
+    });
     // The durable-event dispatcher: after the databases, before anything that writes events, so
     // it stops after the meter's last flush and before the databases close.
     await life.add({
@@ -115,6 +123,34 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const ai = { runtime, meter };
     const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai });
 
+    // The links every page and mail carries come from the stored public URL: the configured
+    // port until the listener says which one it bound (port 0), then that one.
+    const publicUrlFor = (port: number) =>
+      config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
+    tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrlFor(config.port) });
+    // The operator admin, the metrics token and the demo exist before the listener serves a
+    // request: no 404 for the demo's host, no console without its admin, even for a moment.
+    const {
+      firstRun,
+      metricsToken,
+      demo: demoMade,
+    } = await life.add({
+      name: 'first-run setup',
+      start: async () => {
+        const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
+        const metricsToken = ensureMetricsToken(app);
+        const demo =
+          opts.demo && !tenancy.registry.bySlug('demo')
+            ? await actions.createPlatform(LOCAL_ROOT, {
+                slug: 'demo',
+                template: 'creator',
+                name: 'Soulfra Demo',
+              })
+            : null;
+        return { firstRun, metricsToken, demo };
+      },
+    });
+
     const tcp = await life.add({
       name: 'TCP listener',
       start: () =>
@@ -133,9 +169,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       stop: (server) => server.stop(true),
     });
     const port = tcp.port ?? config.port;
-    const publicUrl =
-      config.public_url?.replace(/\/$/, '') ?? `http://${config.base_domain}${port === 80 ? '' : `:${port}`}`;
-    tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrl });
+    const publicUrl = publicUrlFor(port);
+    if (port !== config.port)
+      tenancy.updateSettings({ base_domain: config.base_domain, public_url: publicUrl });
+    // The demo's URL as it is now (the bound port).
+    const demo: CreatePlatformResult | null = demoMade
+      ? { ...demoMade, url: tenancy.get('demo').url, platform: tenancy.get('demo') }
+      : null;
 
     const sock = await life.add({
       name: 'control socket',
@@ -156,17 +196,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       name: 'drain',
       stop: () => drain([tcp, sock], config.shutdown_timeout_ms, log),
     });
-
-    const firstRun = await bootstrapOperator(app, `admin@${config.base_domain}`);
-    const metricsToken = ensureMetricsToken(app);
-    let demo: CreatePlatformResult | null = null;
-    if (opts.demo && !tenancy.registry.bySlug('demo')) {
-      demo = await actions.createPlatform(LOCAL_ROOT, {
-        slug: 'demo',
-        template: 'creator',
-        name: 'Soulfra Demo',
-      });
-    }
 
     let stopping: Promise<void> | null = null;
     return {

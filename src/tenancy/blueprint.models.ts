@@ -369,12 +369,27 @@ export const Governance = t.Object(
       },
       { additionalProperties: false, description: 'Content moderation.' },
     ),
+    self_signup: t.Optional(
+      t.Boolean({
+        description:
+          'Anyone may create an account with `POST /api/v1/auth/signup` (default false: accounts are made by admins, invitations, SSO or SCIM).',
+      }),
+    ),
     user_verification: t.Object(
       {
-        email_required: t.Boolean({ description: 'Users must verify an email address.' }),
-        age_verification: t.Boolean({ description: 'Users must state and confirm their age.' }),
+        email_required: t.Boolean({
+          description:
+            'People who sign up must confirm their email address before they can sign in (owners made by the operator and accepted invitees count as confirmed).',
+        }),
+        age_verification: t.Boolean({
+          description: 'People who sign up must state their date of birth, checked against `minimum_age`.',
+        }),
         minimum_age: t.Optional(
-          t.Integer({ minimum: 0, maximum: 120, description: 'Minimum age in years.' }),
+          t.Integer({
+            minimum: 0,
+            maximum: 120,
+            description: 'Minimum age in years at sign-up, under `age_verification` (omitted: 0).',
+          }),
         ),
       },
       { additionalProperties: false, description: 'User verification.' },

@@ -111,6 +111,7 @@ const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
     governance: {
       agent_approval_process: 'automatic',
       content_moderation: { enabled: true, level: 'moderate', human_review: false },
+      self_signup: true,
       user_verification: { email_required: true, age_verification: false },
       data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
       compliance_packs: [],
@@ -267,7 +268,8 @@ const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
     governance: {
       agent_approval_process: 'manual',
       content_moderation: { enabled: true, level: 'maximum', human_review: true },
-      user_verification: { email_required: true, age_verification: true },
+      self_signup: true,
+      user_verification: { email_required: true, age_verification: true, minimum_age: 13 },
       data_retention: { chat_history_days: 365, audit_log_days: 365, deleted_user_grace_days: 30 },
       compliance_packs: [],
     },
@@ -601,6 +603,28 @@ export function resolveBlueprint(input: ResolveBlueprintInput): PlatformBlueprin
     if (identity.name === '') identity.name = titleFromSlug(input.slug);
   }
   const result = validateBlueprint(merged);
+  if (!result.ok)
+    throw new AppError(
+      'blueprint.invalid',
+      invalidFieldsMessage('the blueprint', result.details),
+      400,
+      result.details,
+    );
+  return result.value;
+}
+
+/**
+ * A platform's blueprint after a change: `partial` deep-merged over the `current` blueprint and
+ * validated exactly as at create (the same depth check, merge, validator and error shape:
+ * 400 `blueprint.invalid` with one detail per bad field). Neither input is mutated.
+ */
+export function mergeBlueprintUpdate(current: PlatformBlueprint, partial: unknown): PlatformBlueprint {
+  assertBlueprintDepth(partial);
+  if (!isPlainObject(partial)) {
+    const details = [{ path: '', reason: `must be an object with blueprint sections, got ${show(partial)}` }];
+    throw new AppError('blueprint.invalid', invalidFieldsMessage('the blueprint', details), 400, details);
+  }
+  const result = validateBlueprint(deepMerge(current, partial));
   if (!result.ok)
     throw new AppError(
       'blueprint.invalid',

@@ -167,6 +167,7 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
     (v, bp) => bp.governance.content_moderation.enabled && v !== 'minimal',
   ),
   'governance.content_moderation.human_review': p('moderating user content', 'content moderation'),
+  'governance.self_signup': e('POST /api/v1/auth/signup open to anyone', 'sign-up'),
   'governance.user_verification.email_required': e('sign-in only after the email is verified', SIGNUP),
   'governance.user_verification.age_verification': e('a date of birth stated at sign-up', SIGNUP),
   'governance.user_verification.minimum_age': e('sign-up refused under this age', SIGNUP),

@@ -61,6 +61,15 @@ export function createPlatformRepository({ db }: { db: Database }) {
         'UPDATE platforms SET status = ?, status_reason = ?, db_file = ?, updated_at = ? WHERE id = ?',
       ).run(status, reason, dbFile, now, id);
     },
+    /** Replaces a platform's blueprint (and its name, which mirrors identity.name). */
+    setBlueprint(id: string, blueprint: string, name: string, now: number): void {
+      db.query('UPDATE platforms SET blueprint = ?, name = ?, updated_at = ? WHERE id = ?').run(
+        blueprint,
+        name,
+        now,
+        id,
+      );
+    },
     /** Every custom domain with its platform id. */
     allDomains(): { host: string; platform_id: string }[] {
       return db
@@ -99,6 +108,75 @@ export function createPlatformRepository({ db }: { db: Database }) {
         .all())
         out[r.status] = r.n;
       return out;
+    },
+  };
+}
+
+/** A deleted platform's record (control 0007): a delete in progress, or the tombstone of one. */
+export interface PlatformDeletionRow {
+  platform_id: string;
+  slug: string;
+  name: string;
+  state: 'deleting' | 'deleted';
+  db_file: string;
+  actor: string;
+  requested_at: number;
+  deleted_at: number | null;
+  slug_free_at: number;
+}
+
+/** SQL over the control database's platform_deletions table (deletes and slug tombstones). */
+export function createDeletionRepository({ db }: { db: Database }) {
+  return {
+    /** Step 1 of a delete: the row that says it is under way. */
+    insert(row: PlatformDeletionRow): void {
+      db.query(
+        `INSERT INTO platform_deletions (platform_id, slug, name, state, db_file, actor, requested_at, deleted_at, slug_free_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        row.platform_id,
+        row.slug,
+        row.name,
+        row.state,
+        row.db_file,
+        row.actor,
+        row.requested_at,
+        row.deleted_at,
+        row.slug_free_at,
+      );
+    },
+    /** One platform's deletion, if any. */
+    byId(platformId: string): PlatformDeletionRow | null {
+      return db
+        .query<PlatformDeletionRow, [string]>('SELECT * FROM platform_deletions WHERE platform_id = ?')
+        .get(platformId);
+    },
+    /** Deletes in a given state, oldest first (the boot reconciler finishes the 'deleting' ones). */
+    inState(state: PlatformDeletionRow['state']): PlatformDeletionRow[] {
+      return db
+        .query<PlatformDeletionRow, [string]>(
+          'SELECT * FROM platform_deletions WHERE state = ? ORDER BY requested_at, platform_id',
+        )
+        .all(state);
+    },
+    /** Step 3: the platform's control row and domains go; this row becomes the slug's tombstone. */
+    finalize(platformId: string, now: number): void {
+      db.query('DELETE FROM domains WHERE platform_id = ?').run(platformId);
+      db.query('DELETE FROM platforms WHERE id = ?').run(platformId);
+      db.query("UPDATE platform_deletions SET state = 'deleted', deleted_at = ? WHERE platform_id = ?").run(
+        now,
+        platformId,
+      );
+    },
+    /** When a deleted platform's slug is free again, if it is still reserved at `now`. */
+    reservedUntil(slug: string, now: number): number | null {
+      return (
+        db
+          .query<{ until: number | null }, [string, number]>(
+            'SELECT max(slug_free_at) AS until FROM platform_deletions WHERE slug = ? AND slug_free_at > ?',
+          )
+          .get(slug, now)?.until ?? null
+      );
     },
   };
 }

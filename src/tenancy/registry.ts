@@ -28,6 +28,15 @@ export class PlatformRegistry {
     this.#bySlug.set(h.slug, h);
   }
 
+  /** Forgets a platform and its custom domains (deleted). */
+  remove(id: string): void {
+    const h = this.#byId.get(id);
+    if (!h) return;
+    this.#byId.delete(id);
+    if (this.#bySlug.get(h.slug)?.id === id) this.#bySlug.delete(h.slug);
+    for (const [host, pid] of this.#byDomain) if (pid === id) this.#byDomain.delete(host);
+  }
+
   /** Maps a custom domain. */
   putDomain(host: string, platformId: string): void {
     this.#byDomain.set(host, platformId);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { AppError } from '../shared/errors.ts';
 
 /** Slugs that name parts of the product or common infrastructure hosts, never a platform. */
@@ -39,8 +40,27 @@ export function checkSlug(slug: unknown): string {
 
 const HOST_RE = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
-/** Checks a custom domain: a lowercase DNS name with at least two labels, no port, no scheme. */
+/**
+ * Whether a would-be domain is an IP address: IPv4, IPv6, either in brackets, or a name whose
+ * last label is a number (`127.1`, `10.0x1`), which URL parsers read as an IPv4 address.
+ */
+export function isIpAddressLike(host: string): boolean {
+  const inner = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (isIP(inner) !== 0) return true;
+  const last = inner.split('.').filter(Boolean).at(-1) ?? '';
+  return /^(\d+|0x[0-9a-f]*)$/i.test(last);
+}
+
+/**
+ * Checks a custom domain: a lowercase DNS name with at least two labels, no port, no scheme,
+ * and no IP address (400 `platform.domain_ip_address`): an address is the operator's host, and
+ * a Host header carrying one never reaches a platform, so the mapping could never route.
+ */
 export function checkDomain(host: unknown, path = '/domain'): string {
+  if (typeof host === 'string' && isIpAddressLike(host)) {
+    const reason = 'is an IP address; a custom domain must be a DNS name such as ai.example.com';
+    throw new AppError('platform.domain_ip_address', `domain '${host}' ${reason}`, 400, [{ path, reason }]);
+  }
   if (typeof host !== 'string' || !HOST_RE.test(host)) {
     const reason = 'must be a lowercase host name such as ai.example.com (no scheme, port or path)';
     throw new AppError('platform.domain_invalid', `domain '${String(host)}' ${reason}`, 400, [

@@ -1,0 +1,119 @@
+import type { Database } from 'bun:sqlite';
+import { clearCookie, readCookie, setCookie } from '../../shared/cookies.ts';
+import { randomToken, sha256Hex } from '../../shared/crypto.ts';
+import type { UserRow } from '../accounts/users.repository.ts';
+import type { IdentitySettings } from '../settings.ts';
+
+/** The session cookie's name (neutral: white-labeled platforms never say Soulfra). */
+export const SESSION_COOKIE = 'sf_session';
+
+/** A session row. */
+export interface SessionRow {
+  id_hash: string;
+  user_id: string;
+  csrf_token: string;
+  mfa_pending: number;
+  via: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/**
+ * Starts a session: a fresh random token (so the id always rotates at sign-in), of which only
+ * the SHA-256 is stored, and a CSRF token for cookie-authenticated writes.
+ */
+export function createSession(
+  db: Database,
+  now: number,
+  settings: IdentitySettings,
+  s: {
+    userId: string;
+    via: 'password' | 'oidc' | 'saml';
+    mfaPending: boolean;
+    ip: string | null;
+    userAgent: string | null;
+  },
+): { token: string; csrfToken: string; expiresAt: number } {
+  const token = randomToken(32);
+  const csrfToken = randomToken(24);
+  const expiresAt = now + settings.session_absolute_hours * 3_600_000;
+  db.query(
+    `INSERT INTO sessions (id_hash, user_id, csrf_token, mfa_pending, via, created_at, last_seen_at, expires_at, ip, user_agent)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    sha256Hex(token),
+    s.userId,
+    csrfToken,
+    s.mfaPending ? 1 : 0,
+    s.via,
+    now,
+    now,
+    expiresAt,
+    s.ip,
+    s.userAgent?.slice(0, 300) ?? null,
+  );
+  return { token, csrfToken, expiresAt };
+}
+
+/**
+ * The live session behind a cookie token and its user, or null when unknown, idle too long,
+ * past its absolute end, or its user is disabled. Expired sessions are deleted on sight.
+ * Last-seen is written at most once a minute, so reads stay reads.
+ */
+export function resolveSession(
+  db: Database,
+  now: number,
+  settings: IdentitySettings,
+  token: string,
+): { session: SessionRow; user: UserRow } | null {
+  if (token.length < 20 || token.length > 100) return null;
+  const idHash = sha256Hex(token);
+  const session = db.query<SessionRow, [string]>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
+  if (!session) return null;
+  if (now >= session.expires_at || now - session.last_seen_at > settings.session_idle_minutes * 60_000) {
+    db.query('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+    return null;
+  }
+  const user = db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(session.user_id);
+  if (!user || user.status !== 'active') return null;
+  if (now - session.last_seen_at > 60_000) {
+    db.query('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, idHash);
+  }
+  return { session, user };
+}
+
+/** Ends one session. */
+export function destroySession(db: Database, token: string): void {
+  db.query('DELETE FROM sessions WHERE id_hash = ?').run(sha256Hex(token));
+}
+
+/** Ends every session of a user ("sign out everywhere", deactivation, password change). */
+export function destroyUserSessions(db: Database, userId: string): number {
+  return db.query('DELETE FROM sessions WHERE user_id = ?').run(userId).changes;
+}
+
+/** Marks a session's second factor as done. */
+export function completeMfa(db: Database, sessionIdHash: string): void {
+  db.query('UPDATE sessions SET mfa_pending = 0 WHERE id_hash = ?').run(sessionIdHash);
+}
+
+/** The Set-Cookie value for a session: HttpOnly, SameSite=Lax, Secure under TLS. */
+export function sessionCookie(token: string, opts: { secure: boolean; maxAgeSec: number }): string {
+  return setCookie(SESSION_COOKIE, token, {
+    path: '/',
+    sameSite: 'Lax',
+    maxAgeSec: opts.maxAgeSec,
+    secure: opts.secure,
+  });
+}
+
+/** The Set-Cookie value that removes the session cookie. */
+export function clearedSessionCookie(secure: boolean): string {
+  return clearCookie(SESSION_COOKIE, { path: '/', sameSite: 'Lax', secure });
+}
+
+/** A cookie's value from a Cookie header (shared/cookies.ts). */
+export { readCookie };
