@@ -16,8 +16,13 @@ describe('the AI policy resolved from a blueprint', () => {
       classify: bp.ai_settings.safety_filters.level !== 'minimal',
       auditCloudCalls: true,
       markupPercent: 20,
+      maxOutputTokens: null,
+      costOptimization: true,
       auditView: { cloud_fallback: 'allowed', allowed_providers: 'all' },
     });
+    bp.ai_settings.quality_gates.max_output_tokens = 300;
+    bp.ai_settings.cost_optimization = false;
+    expect(resolveAiPolicy(bp)).toMatchObject({ maxOutputTokens: 300, costOptimization: false });
     bp.ai_settings.allowed_providers = ['local'];
     expect(resolveAiPolicy(bp)).toMatchObject({
       allowedProviders: ['local'],

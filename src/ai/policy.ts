@@ -17,6 +17,10 @@ export interface PlatformAiPolicy extends AiPolicy {
   auditCloudCalls: boolean;
   /** The platform's markup on provider cost, in percent (0: none). */
   markupPercent: number;
+  /** The most completion tokens a call is sent with (`quality_gates.max_output_tokens`), or null. */
+  maxOutputTokens: number | null;
+  /** Whether a route's candidates are tried cheapest first (`cost_optimization`). */
+  costOptimization: boolean;
   /** The policy as the audit entry of a cloud call states it. */
   auditView: { cloud_fallback: 'allowed'; allowed_providers: readonly string[] | 'all' };
 }
@@ -54,6 +58,8 @@ export function resolveAiPolicy(bp: PlatformBlueprint): PlatformAiPolicy {
     classify: bp.ai_settings.safety_filters.level !== 'minimal',
     auditCloudCalls: true,
     markupPercent: bp.monetization.usage_pricing?.markup_percent ?? 0,
+    maxOutputTokens: bp.ai_settings.quality_gates.max_output_tokens ?? null,
+    costOptimization: bp.ai_settings.cost_optimization,
     auditView: {
       cloud_fallback: 'allowed',
       allowed_providers: allowedProviders.length ? allowedProviders : 'all',

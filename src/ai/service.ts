@@ -24,6 +24,7 @@ import {
   UpstreamError,
   type Usage,
 } from './provider.ts';
+import { cheapestFirst, outputTokens } from './route-settings.ts';
 import { type Attempt, type Candidate, NoRouteError, planRoute, type RoutePlan, runPlan } from './router.ts';
 import type { AiRuntime } from './runtime.ts';
 import { findBlockedTerm, redactPii } from './safety.ts';
@@ -193,16 +194,17 @@ export async function completeChat(
     const promptTexts = textsOf(req.messages);
     refuseBlockedTerms(policy, promptTexts, '/messages');
     if (runtime.classifier && policy.classify) await classify(runtime, promptTexts, signal);
-    const plan = planRoute(model, runtime, policy);
+    const plan = routeFor(model, deps, policy);
     // Held from here until the call is metered or fails; the catch below gives back whatever
     // has not been handed on to the stream.
     if (stream) slot = streamSlot(runtime, caller);
-    const maxOut = req.max_tokens ?? runtime.maxTokensFor(model);
+    const maxOut = outputTokens(req.max_tokens, runtime.maxTokensFor(model), policy.maxOutputTokens);
     const r0 = req;
     reservation = reserveBudgets(deps, caller, policy, plan, () => promptTokenBound(r0), maxOut);
     // NB! A budget's bound holds only if the provider stops at the reserved length: a request
-    // that names no maximum is sent with the one reserved.
-    if (reservation && req.max_tokens === undefined) req = { ...req, max_tokens: maxOut };
+    // that names no maximum is sent with the one reserved; under a cap, it is sent capped.
+    if (req.max_tokens !== maxOut && (reservation || policy.maxOutputTokens !== null))
+      req = { ...req, max_tokens: maxOut };
     const sent = req;
     const forCandidate = (cand: Candidate): ChatRequest => {
       const r =
@@ -315,7 +317,7 @@ export async function embed(
   let reservation: Reservation | null = null;
   try {
     refuseBlockedTerms(policy, texts, '/input');
-    const plan = planRoute(input.model, runtime, policy);
+    const plan = routeFor(input.model, deps, policy);
     reservation = reserveBudgets(
       deps,
       caller,
@@ -445,6 +447,12 @@ function timeoutsOf(runtime: AiRuntime): (c: Candidate) => number {
     timeouts.set(runtime, f);
   }
   return f;
+}
+
+/** The plan for `model` under the policy, cheapest first when the platform asks for it. */
+function routeFor(model: unknown, deps: AiDeps, policy: PlatformAiPolicy): RoutePlan {
+  const plan = planRoute(model, deps.runtime, policy);
+  return policy.costOptimization ? cheapestFirst(plan, deps.runtime.prices) : plan;
 }
 
 /** Refuses (400 `ai.blocked_by_policy`) texts holding one of the platform's blocked terms. */

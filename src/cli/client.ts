@@ -15,6 +15,7 @@ import {
   exportMasterKey,
   type MasterKeyRotation,
   openInstance,
+  type PlatformSettingsReport,
   rotateDataKey,
   rotateMasterKey,
 } from '../flows/index.ts';
@@ -35,6 +36,8 @@ export interface Created {
   url: string;
   admin: { email: string; password: string };
   platform: PlatformView;
+  /** Settings that silently do nothing on this instance (docs/blueprint.md). */
+  warnings: string[];
 }
 
 /**
@@ -46,7 +49,7 @@ export interface OperatorClient {
   readonly mode: 'server' | 'local';
   createPlatform(input: CreatePlatformInput): Promise<Created>;
   listPlatforms(): Promise<PlatformView[]>;
-  showPlatform(slug: string): Promise<PlatformView & { blueprint: unknown }>;
+  showPlatform(slug: string): Promise<PlatformView & PlatformSettingsReport & { blueprint: unknown }>;
   suspend(slug: string, reason?: string): Promise<PlatformView>;
   resume(slug: string): Promise<PlatformView>;
   archive(slug: string, reason?: string): Promise<PlatformView>;
@@ -263,7 +266,7 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     mode: 'local',
     createPlatform: async (input) => {
       const r = await a.createPlatform(LOCAL_ROOT, input);
-      return { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform };
+      return { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform, warnings: r.warnings };
     },
     listPlatforms: async () => a.listPlatforms(),
     showPlatform: async (slug) => a.showPlatform(slug),

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { PlatformSettingsReport } from '../flows/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { type PlatformView, parseBlueprintText } from '../tenancy/index.ts';
 import { connect } from './client.ts';
@@ -20,6 +21,18 @@ function describe(p: PlatformView): string {
     ['updated', p.updated_at],
   ];
   return rows.map(([k, v]) => `${k.padEnd(9)} ${v}`).join('\n');
+}
+
+/** A platform's description with its settings report (what is not enforced, warnings). */
+function describeSettings(text: string, p: PlatformSettingsReport): string {
+  const lines = [text];
+  const pending = p.settings_not_enforced ?? [];
+  if (pending.length > 0) {
+    lines.push(`not enforced yet (${pending.length}):`);
+    for (const s of pending) lines.push(`  ${s.setting}  (${s.enforced_by})`);
+  }
+  for (const w of p.warnings ?? []) lines.push(`warning: ${w}`);
+  return lines.join('\n');
 }
 
 /** Reads a blueprint file (JSON or YAML); a missing file is a 400 naming `/blueprint`. */
@@ -70,13 +83,17 @@ export function registerPlatform(program: Command, run: Run): void {
               domain: o.domain,
               owner_email: o.ownerEmail,
             });
-            out.result({ slug: r.slug, url: r.url, admin: r.admin, id: r.platform.id }, () =>
-              [
-                `Created platform ${r.slug} (${r.platform.template}): ${r.url}`,
-                ...r.platform.domains.map((d) => `  custom domain  ${d}`),
-                `  owner email    ${r.admin.email}`,
-                `  owner password ${r.admin.password}   (shown once: store it now)`,
-              ].join('\n'),
+            // Warnings go to stderr either way: settings that silently do nothing here.
+            for (const w of r.warnings ?? []) out.note(`warning: ${w}`);
+            out.result(
+              { slug: r.slug, url: r.url, admin: r.admin, id: r.platform.id, warnings: r.warnings ?? [] },
+              () =>
+                [
+                  `Created platform ${r.slug} (${r.platform.template}): ${r.url}`,
+                  ...r.platform.domains.map((d) => `  custom domain  ${d}`),
+                  `  owner email    ${r.admin.email}`,
+                  `  owner password ${r.admin.password}   (shown once: store it now)`,
+                ].join('\n'),
             );
           } finally {
             await client.close();
@@ -122,7 +139,7 @@ export function registerPlatform(program: Command, run: Run): void {
         const client = await connect(flags.data);
         try {
           const p = await client.showPlatform(slug);
-          out.result(p, () => describe(p));
+          out.result(p, () => describeSettings(describe(p), p));
         } finally {
           await client.close();
         }

@@ -7,11 +7,15 @@ import { randomPassword } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import {
+  blueprintWarnings,
   checkDomain,
   checkSlug,
+  type PlatformBlueprint,
   type PlatformView,
   resolveBlueprint,
   type Tenancy,
+  type UnenforcedSetting,
+  unenforcedSettings,
 } from '../tenancy/index.ts';
 
 /** What a create asks for (operator API body, CLI flags). */
@@ -32,6 +36,23 @@ export interface CreatePlatformResult {
   platform: PlatformView;
   /** Milliseconds spent, for Server-Timing: the argon2id hash apart from the rest. */
   timings: { argon2_ms: number; total_ms: number };
+  /** Settings of the blueprint that silently do nothing on this instance (also logged). */
+  warnings: string[];
+}
+
+/** What a platform's blueprint sets that is not enforced, and its warnings on this instance. */
+export interface PlatformSettingsReport {
+  settings_not_enforced: UnenforcedSetting[];
+  warnings: string[];
+}
+
+/** The settings report of a blueprint on this App's instance (its safety classifier). */
+export function settingsReport(app: Pick<App, 'config'>, bp: PlatformBlueprint): PlatformSettingsReport {
+  const instance = { classifier: app.config.safety_classifier !== undefined };
+  return {
+    settings_not_enforced: unenforcedSettings(bp, instance),
+    warnings: blueprintWarnings(bp, instance),
+  };
 }
 
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$|^[^\s@]+@localhost$/;
@@ -154,12 +175,15 @@ export async function createPlatform(
     rmSync(finalPath, { force: true });
     throw e;
   }
+  const { warnings } = settingsReport(app, blueprint);
+  for (const w of warnings) app.log.warn('platform blueprint warning', { platform: slug, warning: w });
   return {
     slug,
     url: platform.url,
     admin: { email, password },
     platform,
     timings: { argon2_ms: argon2Ms, total_ms: performance.now() - started },
+    warnings,
   };
 }
 

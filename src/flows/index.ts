@@ -1,4 +1,10 @@
-export { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
+export {
+  type CreatePlatformInput,
+  type CreatePlatformResult,
+  createPlatform,
+  type PlatformSettingsReport,
+  settingsReport,
+} from './create-platform.ts';
 export { type Instance, openInstance } from './instance.ts';
 export {
   type DataKeyRotation,

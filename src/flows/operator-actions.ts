@@ -35,7 +35,13 @@ import {
 import { AppError } from '../shared/errors.ts';
 import { iso } from '../shared/time.ts';
 import type { BlueprintUpdate, PlatformDeleted, PlatformView, Tenancy } from '../tenancy/index.ts';
-import { type CreatePlatformInput, type CreatePlatformResult, createPlatform } from './create-platform.ts';
+import {
+  type CreatePlatformInput,
+  type CreatePlatformResult,
+  createPlatform,
+  type PlatformSettingsReport,
+  settingsReport,
+} from './create-platform.ts';
 
 /** One chain's verdict, as the API and CLI report it. */
 export interface ChainReport {
@@ -96,10 +102,14 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     listPlatforms(): PlatformView[] {
       return tenancy.list();
     },
-    /** One platform, with its blueprint. */
-    showPlatform(slug: string): PlatformView & { blueprint: unknown } {
+    /**
+     * One platform, with its blueprint, the settings it sets that nothing enforces yet, and what
+     * its blueprint silently lacks on this instance (docs/blueprint.md, "What each setting does today").
+     */
+    showPlatform(slug: string): PlatformView & PlatformSettingsReport & { blueprint: unknown } {
       const v = tenancy.get(slug);
-      return { ...v, blueprint: tenancy.blueprintOf(v.id) };
+      const blueprint = tenancy.blueprintOf(v.id);
+      return { ...v, blueprint, ...settingsReport(app, blueprint) };
     },
     suspend(p: OperatorPrincipal, slug: string, body?: unknown): PlatformView {
       requireAdmin(p);
@@ -121,7 +131,11 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
      * Changes a platform's blueprint: `{ blueprint }` is a partial blueprint merged over the
      * current one (tenancy.updateBlueprint; the operator may change what the rules allow it).
      */
-    updatePlatform(p: OperatorPrincipal, slug: string, body: unknown): BlueprintUpdate {
+    updatePlatform(
+      p: OperatorPrincipal,
+      slug: string,
+      body: unknown,
+    ): BlueprintUpdate & PlatformSettingsReport {
       requireAdmin(p);
       const b = body as { blueprint?: unknown } | null;
       if (b?.blueprint === undefined) {
@@ -129,7 +143,9 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
           { path: '/blueprint', reason: 'required' },
         ]);
       }
-      return tenancy.updateBlueprint(slug, b.blueprint, { kind: 'operator', actor: p.actor });
+      const u = tenancy.updateBlueprint(slug, b.blueprint, { kind: 'operator', actor: p.actor });
+      // What the new blueprint sets that nothing enforces, and its warnings, as at create.
+      return { ...u, ...settingsReport(app, u.blueprint) };
     },
     /** Deletes an archived platform (`confirm` repeats the slug); its slug stays reserved a while. */
     deletePlatform(

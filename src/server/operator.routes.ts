@@ -297,7 +297,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           async ({ principal, body }) => {
             const r = await d.actions.createPlatform(principal, body);
             return Response.json(
-              { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform },
+              { slug: r.slug, url: r.url, admin: r.admin, platform: r.platform, warnings: r.warnings },
               {
                 status: 201,
                 headers: {

@@ -23,6 +23,7 @@ import { BLUEPRINT_RULES, domainUrl, PACK_LOCKS, type PlatformHead, type Tenancy
 import { accountPages } from './account-pages.ts';
 import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
+import { apiAccessDisabled, featureDisabled, GATED_ROUTES } from './feature-gates.ts';
 import { docsResponse } from './openapi.ts';
 import { PlatformUpdate } from './operator.models.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
@@ -110,6 +111,9 @@ export function platformRoutes(d: PlatformRoutesDeps) {
       const need = permissions.get(`${method} ${route}`) as Permission | undefined;
       if (!need)
         throw new AppError('internal.route_without_permission', `route ${route} declares no permission`, 500);
+      // A feature that is off answers the same to everyone, before credentials are read.
+      const feature = GATED_ROUTES.get(`${method} ${route}`);
+      if (feature && !d.tenancy.blueprintOf(platform.id).features[feature]) throw featureDisabled(feature);
       const now = d.app.clock.now();
       // Credentials are read (and the database opened) only when there are any, or when needed.
       const hasCredentials = request.headers.has('authorization') || request.headers.has('cookie');
@@ -117,6 +121,12 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         need === 'public' && !hasCredentials
           ? { principal: null, pendingMfa: null, via: null }
           : authenticate(request, db(), platform.id, now, need !== 'public');
+      if (
+        a.principal?.kind === 'api_key' &&
+        need !== 'public' &&
+        !d.tenancy.blueprintOf(platform.id).features.api_access
+      )
+        throw apiAccessDisabled();
       if (need === 'mfa_pending') {
         if (!a.pendingMfa && a.principal?.kind !== 'user')
           throw new AppError('auth.required', 'sign in first', 401);

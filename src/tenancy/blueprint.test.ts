@@ -140,7 +140,11 @@ describe('templates', () => {
     const blank = templateBlueprint('blank');
     expect(blank.monetization.subscription_tiers).toEqual([]);
     expect(blank.monetization.payment_processing.provider).toBe('none');
-    expect(Object.values(blank.features).every((v) => v === false)).toBe(true);
+    // On: api_access and sso_integration (they do nothing until an admin makes a key or sets SSO up).
+    expect(Object.entries(blank.features).filter(([, v]) => v)).toEqual([
+      ['api_access', true],
+      ['sso_integration', true],
+    ]);
     expect(blank.ai_settings.safety_filters.level).toBe('minimal');
   });
 

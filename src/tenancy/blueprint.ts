@@ -296,7 +296,9 @@ const BUILT_IN: Record<TemplateName, PlatformBlueprint> = {
       creator_revenue_share: 100,
       payment_processing: { provider: 'none' },
     },
-    features: { ...NO_FEATURES },
+    // On: both do nothing until an admin makes a key or sets SSO up, and a first `apikey
+    // create` must work (docs/blueprint.md, "What each setting does today").
+    features: { ...NO_FEATURES, api_access: true, sso_integration: true },
     ai_settings: {
       allowed_providers: [],
       cloud_fallback: 'allowed',

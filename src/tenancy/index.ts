@@ -22,6 +22,14 @@ export {
   PACK_LOCKS,
   packLockOf,
 } from './blueprint-rules.ts';
+export {
+  blueprintWarnings,
+  ENFORCEMENT,
+  type InstanceCapabilities,
+  type SettingEnforcement,
+  type UnenforcedSetting,
+  unenforcedSettings,
+} from './enforcement.ts';
 export type { PlatformHead, PlatformRow, PlatformStatus } from './platforms.repository.ts';
 export {
   PLATFORM_DIRS,
