@@ -101,6 +101,13 @@ const CASES: [
     { code: 'blueprint.operator_only', status: 403, paths: ['/ai_settings/cloud_fallback'] },
   ],
   [
+    'platform: the sender address is the operator’s (the relay sends as it)',
+    'platform',
+    { identity: { email_from: 'ceo@bank.example' } },
+    [],
+    { code: 'blueprint.operator_only', status: 403, paths: ['/identity/email_from'] },
+  ],
+  [
     'platform: white_label is the operator’s',
     'platform',
     { features: { white_label: true } },

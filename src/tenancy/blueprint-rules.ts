@@ -37,6 +37,11 @@ export const BLUEPRINT_RULES: readonly BlueprintRule[] = [
     why: 'custom domains are mapped with `soulfra platform domain add` and `remove`',
   },
   {
+    path: '/identity/email_from',
+    who: 'operator',
+    why: "the instance's mail relay sends as this address: the operator vouches for it",
+  },
+  {
     path: '/monetization',
     who: 'operator',
     why: "prices, fees and the revenue split are the instance's terms (billing)",

@@ -69,6 +69,7 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
 
   'identity.name': e('the name on pages, the API docs and mail', 'pages'),
   'identity.domain': e('the custom domain the platform answers on', 'host routing'),
+  'identity.email_from': e("the sender address of the platform's mail", 'mail delivery'),
   'identity.branding.logo': e('the logo on pages', 'pages'),
   'identity.branding.colors.primary': e('page colors', 'pages'),
   'identity.branding.colors.secondary': e('page colors', 'pages'),
