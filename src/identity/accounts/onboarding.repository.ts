@@ -63,6 +63,17 @@ export function createOnboardingRepository({ db }: { db: Database }) {
         'UPDATE invitations SET token_hash = ?, sent_at = ?, expires_at = ?, sends = sends + 1 WHERE id = ?',
       ).run(tokenHash, now, expiresAt, id);
     },
+    /** Whether the user's placeholder came from an invitation that expired unaccepted. */
+    invitationExpiredFor(userId: string, now: number): boolean {
+      return (
+        db
+          .query<{ n: number }, [string, number]>(
+            `SELECT count(*) AS n FROM invitations WHERE user_id = ? AND accepted_at IS NULL AND revoked_at IS NULL
+               AND expires_at <= ?`,
+          )
+          .get(userId, now)!.n > 0
+      );
+    },
     revokeInvitation(id: string, now: number): void {
       db.query('UPDATE invitations SET revoked_at = ? WHERE id = ?').run(now, id);
     },

@@ -14,6 +14,7 @@ import {
   userSsoIdentities,
 } from '../sso/identities.repository.ts';
 import { spendUserEmailTokens } from './email-tokens.repository.ts';
+import { createOnboardingRepository } from './onboarding.repository.ts';
 import { hashPassword } from './passwords.ts';
 import { createUserRepository, PLATFORM_ROLES, type PlatformRole, type UserRow } from './users.repository.ts';
 
@@ -368,7 +369,7 @@ export function provisionSsoUser(
           via = 'jit';
         } else {
           seen.user = candidate;
-          via = linkableVia(db, candidate, sso);
+          via = linkableVia(db, candidate, sso, app.clock.now());
           u = candidate;
         }
       }
@@ -494,7 +495,7 @@ export function removeSsoIdentity(
 }
 
 /** Whether an SSO identity may be linked to an existing, unlinked-to-it account, and why; else 409. */
-function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts): SsoLinkVia {
+function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts, now: number): SsoLinkVia {
   if (u.role === 'owner')
     throw accountExists(u.email, 'an owner account links only when its owner signs in and links it');
   if (userLinksTo(db, u.id, sso.kind, sso.issuer) > 0)
@@ -503,6 +504,10 @@ function linkableVia(db: Database, u: UserRow, sso: SsoSignInFacts): SsoLinkVia 
   // An invitation links only while unclaimed: no password yet and never signed in (the mark is
   // cleared at the first sign-in and when a password is set); SCIM accounts keep linking.
   const invitation = provisioned === 'invite' && u.password_hash === null;
+  // A mailed invitation binds the email only while it is open: an expired one no longer links
+  // (an admin resends it); a placeholder an admin added without an invitation keeps linking.
+  if (invitation && createOnboardingRepository({ db }).invitationExpiredFor(u.id, now))
+    throw accountExists(u.email, 'its invitation has expired (an admin can resend it)');
   if (provisioned === 'scim' || invitation) {
     const subjectMatches = provisioned === 'scim' && u.external_id === sso.subject;
     if (subjectMatches || u.email === sso.email.toLowerCase()) return 'provisioned';

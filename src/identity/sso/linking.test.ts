@@ -123,6 +123,7 @@ beforeAll(async () => {
       newbie: { email: 'newbie@linkco.test' },
       invitee: { email: 'invitee@linkco.test' },
       mailinvite: { email: 'mail-invite@linkco.test' },
+      lateinvite: { email: 'late-invite@linkco.test' },
       'okta-00u1': { email: 'renamed-at-idp@linkco.test' },
       invitepw: { email: 'invite-pw@linkco.test' },
       inviteonce: { email: 'invite-once@linkco.test' },
@@ -280,6 +281,28 @@ describe('deliberate links still work', () => {
       .body.match(/token=([A-Za-z0-9_-]+)/)![1]!;
     const late = await browser().json('POST', '/api/v1/invitations/accept', { token, password: PASSWORD });
     expect(late.status).toBe(400);
+  });
+
+  test('an expired invitation no longer links by SSO (found by review): refused, the placeholder stays unclaimed', async () => {
+    const inv = await owner.json<{ invitation: { id: string; user_id: string } }>(
+      'POST',
+      '/api/v1/invitations',
+      { email: 'late-invite@linkco.test', role: 'creator' },
+    );
+    expect(inv.status).toBe(201);
+    // The invitation's week has passed (the server's clock is the wall clock: move the expiry).
+    withDb((db) =>
+      db.query('UPDATE invitations SET expires_at = 1 WHERE id = ?').run(inv.body.invitation.id),
+    );
+    const { res, code, message } = await ssoSignIn('lateinvite');
+    expect(res.status).toBe(409);
+    expect(code).toBe('sso.account_exists');
+    expect(message).toContain('invitation has expired');
+    const list = await owner.json<{ invitations: { id: string; status: string }[] }>(
+      'GET',
+      '/api/v1/invitations',
+    );
+    expect(list.body.invitations.find((i) => i.id === inv.body.invitation.id)?.status).toBe('expired');
   });
 
   test("a SCIM-provisioned account links by the IdP's subject (its externalId), whatever the email", async () => {
