@@ -1,8 +1,10 @@
 import type { Database } from 'bun:sqlite';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { App, InstanceConfig } from '../../app/index.ts';
+import { readMeta } from '../../db/index.ts';
 import { AppError } from '../../shared/errors.ts';
 import type { PlatformBlueprint } from '../../tenancy/index.ts';
+import { nextOutboxDue, outboxAttempts } from './outbox.repository.ts';
 import {
   claimDueMail,
   MAIL_WAKE,
@@ -167,7 +169,7 @@ export class Mailer {
       const next = this.#withDb(id, (db) => {
         const n = requeueInterrupted(db, now);
         if (n > 0) log.warn('mail: queued again after an interrupted attempt', { platform: id, messages: n });
-        return nextDue(db);
+        return nextOutboxDue(db);
       });
       if (next !== null && next !== undefined) this.#due.set(id, next);
     }
@@ -254,9 +256,7 @@ export class Mailer {
 
   #wake(db: Database): void {
     if (this.#stopped) return;
-    const id = db
-      .query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'platform_id'")
-      .get()?.value;
+    const id = readMeta(db, 'platform_id');
     if (!id) return;
     this.#due.set(id, Math.min(this.#due.get(id) ?? Number.POSITIVE_INFINITY, this.#app.clock.now()));
     void this.runDue();
@@ -293,14 +293,12 @@ export class Mailer {
         const db = lease.db;
         const msg = claimDueMail(db, this.#app.clock.now());
         if (!msg) {
-          const next = nextDue(db);
+          const next = nextOutboxDue(db);
           if (next === null) this.#due.delete(platformId);
           else this.#due.set(platformId, next);
           return;
         }
-        const attempts = db
-          .query<{ attempts: number }, [string]>('SELECT attempts FROM outbox WHERE id = ?')
-          .get(msg.id)!.attempts;
+        const attempts = outboxAttempts(db, msg.id);
         try {
           await this.#send(brand, from, msg);
           markMailDelivered(db, msg.id, this.#app.clock.now());
@@ -354,15 +352,4 @@ export class Mailer {
     });
     return { messageId: info.messageId, response: info.response ?? '' };
   }
-}
-
-/** When a database's next queued message is due, or null when none is queued. */
-function nextDue(db: Database): number | null {
-  return (
-    db
-      .query<{ at: number | null }, []>(
-        "SELECT min(next_attempt_at) AS at FROM outbox WHERE status = 'queued'",
-      )
-      .get()?.at ?? null
-  );
 }

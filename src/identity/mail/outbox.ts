@@ -2,9 +2,16 @@ import type { Database } from 'bun:sqlite';
 import { type SecretSite, secretContext, secretsOf, stateKey, stateOf } from '../../app/index.ts';
 import { newId } from '../../shared/ids.ts';
 import {
+  claimDueOutbox,
+  giveUpOutbox,
   insertOutbox,
   markOutboxSent,
+  type OutboxStatus,
+  outboxRowById,
   outboxRows,
+  outboxStateRows,
+  requeueOutbox,
+  requeueSendingOutbox,
   sealedOutboxBodies,
   updateOutboxBody,
 } from './outbox.repository.ts';
@@ -30,7 +37,7 @@ export interface OutboxMessage {
 const bodyField = (id: string) => `outbox:${id}:body`;
 
 /** A message's delivery state (docs/operations.md, "Mail delivery"). */
-export type MailStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'bounced';
+export type MailStatus = OutboxStatus;
 export const MAIL_STATUSES: readonly MailStatus[] = ['queued', 'sending', 'sent', 'failed', 'bounced'];
 
 /**
@@ -52,9 +59,14 @@ export function queueMail(
   now: number,
 ): string {
   const id = newId('msg');
-  db.query(
-    'INSERT INTO outbox (id, to_email, template, subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  ).run(id, msg.to_email, msg.template, msg.subject, secretsOf(db).seal(msg.body, bodyField(id)), now, now);
+  insertOutbox(db, {
+    id,
+    to_email: msg.to_email,
+    template: msg.template,
+    subject: msg.subject,
+    body: secretsOf(db).seal(msg.body, bodyField(id)),
+    created_at: now,
+  });
   const wake = stateOf(db).get(MAIL_WAKE).wake;
   if (wake) queueMicrotask(() => wake(db));
   return id;
@@ -77,14 +89,7 @@ export interface OutboxEntry {
 
 /** Messages by state, oldest first (bodies left out): for the operator's list. */
 export function listOutbox(db: Database, statuses: readonly MailStatus[], limit = 500): OutboxEntry[] {
-  const wanted = JSON.stringify(statuses);
-  return db
-    .query<OutboxEntry, [string, number]>(
-      `SELECT id, to_email, template, subject, status, attempts, last_error, created_at, last_attempt_at,
-              next_attempt_at, sent_at
-       FROM outbox WHERE status IN (SELECT value FROM json_each(?)) ORDER BY created_at, rowid LIMIT ?`,
-    )
-    .all(wanted, limit);
+  return outboxStateRows(db, statuses, limit);
 }
 
 /**
@@ -93,26 +98,9 @@ export function listOutbox(db: Database, statuses: readonly MailStatus[], limit 
  * SMTP server, so a second pass (or a second process) never sends it alongside. Null: none due.
  */
 export function claimDueMail(db: Database, now: number): OutboxMessage | null {
-  const row = db
-    .transaction(() => {
-      const r = db
-        .query<{ id: string }, [number]>(
-          "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT 1",
-        )
-        .get(now);
-      if (!r) return null;
-      db.query(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
-      ).run(now, r.id);
-      return r.id;
-    })
-    .immediate();
+  const row = claimDueOutbox(db, now);
   if (row === null) return null;
-  const m = db
-    .query<OutboxMessage, [string]>(
-      'SELECT id, to_email, template, subject, body, created_at, sent_at FROM outbox WHERE id = ?',
-    )
-    .get(row)!;
+  const m = outboxRowById(db, row)!;
   return { ...m, body: m.body === '' ? '' : secretsOf(db).unseal(m.body, bodyField(m.id)) };
 }
 
@@ -127,22 +115,16 @@ export function markMailRetry(
   retryAt: number | null,
 ): 'queued' | 'failed' {
   if (retryAt === null) {
-    db.query(
-      "UPDATE outbox SET status = 'failed', last_error = ?, body = '' WHERE id = ? AND status = 'sending'",
-    ).run(error, id);
+    giveUpOutbox(db, id, 'failed', error);
     return 'failed';
   }
-  db.query(
-    "UPDATE outbox SET status = 'queued', last_error = ?, next_attempt_at = ? WHERE id = ? AND status = 'sending'",
-  ).run(error, retryAt, id);
+  requeueOutbox(db, id, error, retryAt);
   return 'queued';
 }
 
 /** After a permanent refusal (5xx): bounced, never tried again; the body is wiped. */
 export function markMailBounced(db: Database, id: string, error: string): void {
-  db.query(
-    "UPDATE outbox SET status = 'bounced', last_error = ?, body = '' WHERE id = ? AND status = 'sending'",
-  ).run(error, id);
+  giveUpOutbox(db, id, 'bounced', error);
 }
 
 /**
@@ -151,11 +133,7 @@ export function markMailBounced(db: Database, id: string, error: string): void {
  * one of them just before the stop; it is sent again with the same Message-ID.
  */
 export function requeueInterrupted(db: Database, now: number): number {
-  return db
-    .query(
-      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = coalesce(last_error, 'interrupted') WHERE status = 'sending'",
-    )
-    .run(now).changes;
+  return requeueSendingOutbox(db, now);
 }
 
 /**
@@ -176,13 +154,7 @@ export function readOutbox(
  * and times stay for the record). False when there is no such undelivered message.
  */
 export function markMailDelivered(db: Database, id: string, now: number): boolean {
-  return (
-    db
-      .query(
-        "UPDATE outbox SET sent_at = ?, body = '', status = 'sent', last_error = NULL WHERE id = ? AND sent_at IS NULL",
-      )
-      .run(now, id).changes === 1
-  );
+  return markOutboxSent(db, id, now);
 }
 
 /** Where mail bodies are stored, for `keys rotate` and the sealing of older queues. */

@@ -24,7 +24,22 @@ import {
   reserve,
 } from '../throttle.ts';
 import { listOperators, type OperatorView } from './operator-sso.ts';
-import type { OperatorPrincipal, OperatorRole } from './operators.ts';
+import {
+  clearOperatorTotp,
+  completeOperatorMfaSession,
+  deleteOperatorSessions,
+  enableOperatorTotpRow,
+  insertOperatorSession,
+  operatorCredentialsByEmail,
+  operatorCredentialsById,
+  operatorCredentialsByRef,
+  pendingOperatorSession,
+  sealedOperatorTotps,
+  setOperatorTotpLastStep,
+  setOperatorTotpPending,
+  updateOperatorTotps,
+} from './operators.repository.ts';
+import type { OperatorPrincipal } from './operators.ts';
 
 /**
  * Operator password sign-in on the console host (the password printed at first run, or set
@@ -41,17 +56,6 @@ const DUMMY = stateKey('identity.operator_dummy_hash', (): { hash: Promise<strin
   hash: null,
 }));
 const BAD = () => new AppError('auth.invalid_credentials', 'email or password is incorrect', 401);
-
-interface Row {
-  id: string;
-  email: string;
-  role: OperatorRole;
-  status: string;
-  password_hash: string;
-  totp_secret: string | null;
-  totp_pending: string | null;
-  totp_last_step: number | null;
-}
 
 const totpField = (id: string, which: 'secret' | 'pending') =>
   `operator:${id}:${which === 'secret' ? 'totp' : 'totp_pending'}`;
@@ -100,7 +104,7 @@ export async function operatorPasswordSignIn(
   ];
   const r = reserve(db, holds, now);
   if (!r.ok) throw throttled(r.wait);
-  const op = db.query<Row, [string]>('SELECT * FROM operators WHERE email = ?').get(email);
+  const op = operatorCredentialsByEmail(db, email);
   // Operators invited for SSO have no password ('!'): the dummy hash runs, and fails.
   const usable = op?.password_hash.startsWith('$argon2') ? op.password_hash : fallback;
   let ok: boolean;
@@ -139,10 +143,16 @@ export async function operatorPasswordSignIn(
   tx(db, () => {
     clearAccount(db, email, done, address);
     release(db, AUTH_LIMITS.address, address, done);
-    db.query(
-      `INSERT INTO operator_sessions (id_hash, operator_id, csrf_token, via, created_at, last_seen_at, expires_at, ip, mfa_pending)
-       VALUES (?, ?, ?, 'password', ?, ?, ?, ?, ?)`,
-    ).run(sha256Hex(token), op.id, csrfToken, done, done, done + ABSOLUTE_MS, client.ip, mfaPending ? 1 : 0);
+    insertOperatorSession(db, {
+      idHash: sha256Hex(token),
+      operatorId: op.id,
+      csrfToken,
+      via: 'password',
+      now: done,
+      expiresAt: done + ABSOLUTE_MS,
+      ip: client.ip,
+      mfaPending,
+    });
     app.audit.append(db, {
       actor: `operator:${op.id}`,
       action: 'operator.signed_in',
@@ -172,13 +182,7 @@ export function finishOperatorMfa(
 ): OperatorView {
   const db = app.control;
   const now = app.clock.now();
-  const s = sessionToken
-    ? db
-        .query<{ operator_id: string; expires_at: number }, [string]>(
-          'SELECT operator_id, expires_at FROM operator_sessions WHERE id_hash = ? AND mfa_pending = 1',
-        )
-        .get(sha256Hex(sessionToken))
-    : null;
+  const s = sessionToken ? pendingOperatorSession(db, sha256Hex(sessionToken)) : null;
   if (!s || now >= s.expires_at)
     throw new AppError(
       'auth.required',
@@ -195,7 +199,7 @@ export function finishOperatorMfa(
   const wait = lockWait(db, AUTH_LIMITS.mfa, key, now);
   if (wait > 0) throw throttled(wait, 'wrong codes');
   const ok = tx(db, () => {
-    const op = db.query<Row, [string]>('SELECT * FROM operators WHERE id = ?').get(s.operator_id);
+    const op = operatorCredentialsById(db, s.operator_id);
     if (op?.status !== 'active' || !op.totp_secret) return false;
     const seed = secretsOf(db).unseal(op.totp_secret, totpField(op.id, 'secret'));
     const step = matchTotp(seed, code, now, op.totp_last_step);
@@ -208,11 +212,8 @@ export function finishOperatorMfa(
       });
       return false;
     }
-    db.query('UPDATE operators SET totp_last_step = ? WHERE id = ?').run(step, op.id);
-    db.query('UPDATE operator_sessions SET mfa_pending = 0, last_seen_at = ? WHERE id_hash = ?').run(
-      now,
-      sha256Hex(sessionToken!),
-    );
+    setOperatorTotpLastStep(db, op.id, step);
+    completeOperatorMfaSession(db, sha256Hex(sessionToken!), now);
     app.audit.append(db, {
       actor: key,
       action: 'operator.mfa_passed',
@@ -246,7 +247,7 @@ export function startOperatorTotp(
   const id = selfOnly(principal);
   const db = app.control;
   return tx(db, () => {
-    const op = db.query<Row, [string]>('SELECT * FROM operators WHERE id = ?').get(id);
+    const op = operatorCredentialsById(db, id);
     if (!op) throw new AppError('operator.not_found', 'the calling operator no longer exists', 404);
     if (op.totp_secret)
       throw new AppError(
@@ -255,11 +256,7 @@ export function startOperatorTotp(
         409,
       );
     const secret = new Secret({ size: 20 }).base32;
-    db.query('UPDATE operators SET totp_pending = ?, updated_at = ? WHERE id = ?').run(
-      secretsOf(db).seal(secret, totpField(id, 'pending')),
-      app.clock.now(),
-      id,
-    );
+    setOperatorTotpPending(db, id, secretsOf(db).seal(secret, totpField(id, 'pending')), app.clock.now());
     return { secret, otpauth_url: otpauthUrl(secret, issuer, op.email) };
   });
 }
@@ -279,7 +276,7 @@ export function enableOperatorTotp(
     ]);
   const now = app.clock.now();
   tx(db, () => {
-    const op = db.query<Row, [string]>('SELECT * FROM operators WHERE id = ?').get(id);
+    const op = operatorCredentialsById(db, id);
     if (!op) throw new AppError('operator.not_found', 'the calling operator no longer exists', 404);
     if (op.totp_secret)
       throw new AppError('auth.mfa_already_enabled', 'an authenticator is already set up', 409);
@@ -291,9 +288,7 @@ export function enableOperatorTotp(
       throw new AppError('auth.mfa_invalid_code', 'the code does not match', 400, [
         { path: '/code', reason: 'wrong or expired code' },
       ]);
-    db.query(
-      'UPDATE operators SET totp_secret = ?, totp_pending = NULL, totp_last_step = ?, updated_at = ? WHERE id = ?',
-    ).run(secretsOf(db).seal(seed, totpField(id, 'secret')), step, now, id);
+    enableOperatorTotpRow(db, id, secretsOf(db).seal(seed, totpField(id, 'secret')), step, now);
     app.audit.append(db, {
       actor: principal.actor,
       action: 'operator.mfa_enabled',
@@ -313,14 +308,10 @@ export function resetOperatorTotp(app: App, by: OperatorPrincipal, ref: string):
     throw new AppError('auth.forbidden', "only an operator admin may reset an operator's MFA", 403);
   const db = app.control;
   const id = tx(db, () => {
-    const op = db
-      .query<Row, [string, string]>('SELECT * FROM operators WHERE id = ? OR email = ?')
-      .get(ref, ref);
+    const op = operatorCredentialsByRef(db, ref);
     if (!op) throw new AppError('operator.not_found', `there is no operator ${ref}`, 404);
-    db.query(
-      'UPDATE operators SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL, updated_at = ? WHERE id = ?',
-    ).run(app.clock.now(), op.id);
-    const ended = db.query('DELETE FROM operator_sessions WHERE operator_id = ?').run(op.id).changes;
+    clearOperatorTotp(db, op.id, app.clock.now());
+    const ended = deleteOperatorSessions(db, op.id);
     app.audit.append(db, {
       actor: by.actor,
       action: 'operator.mfa_reset',
@@ -337,17 +328,12 @@ export const OPERATOR_TOTP_SECRET_SITE: SecretSite = {
   name: 'operators.totp',
   scope: 'control',
   reseal(db, scope, rewrite) {
-    const rows = db
-      .query<{ id: string; totp_secret: string | null; totp_pending: string | null }, []>(
-        'SELECT id, totp_secret, totp_pending FROM operators WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL',
-      )
-      .all();
-    const update = db.query('UPDATE operators SET totp_secret = ?, totp_pending = ? WHERE id = ?');
+    const rows = sealedOperatorTotps(db);
     let n = 0;
     for (const r of rows) {
       const s = r.totp_secret && rewrite(r.totp_secret, secretContext(scope, totpField(r.id, 'secret')));
       const p = r.totp_pending && rewrite(r.totp_pending, secretContext(scope, totpField(r.id, 'pending')));
-      update.run(s, p, r.id);
+      updateOperatorTotps(db, r.id, s, p);
       n += (s ? 1 : 0) + (p ? 1 : 0);
     }
     return n;

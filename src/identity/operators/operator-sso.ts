@@ -201,24 +201,9 @@ export function resolveOperatorSession(
   if (token.length < 20 || token.length > 100) return null;
   const db = app.control;
   const idHash = sha256Hex(token);
-  const row = db
-    .query<
-      {
-        operator_id: string;
-        csrf_token: string;
-        last_seen_at: number;
-        expires_at: number;
-        role: OperatorRole;
-        status: string;
-      },
-      [string]
-    >(
-      `SELECT s.operator_id, s.csrf_token, s.last_seen_at, s.expires_at, o.role, o.status
-       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ? AND s.mfa_pending = 0`,
-    )
-    .get(idHash);
+  const row = operatorSessionByHash(db, idHash);
   const now = app.clock.now();
-  if (!row || row.status !== 'active') return null;
+  if (row?.status !== 'active') return null;
   if (now >= row.expires_at || now - row.last_seen_at > IDLE_MS) {
     deleteOperatorSession(db, idHash);
     return null;

@@ -17,6 +17,14 @@ export interface OperatorRow extends OperatorBrief {
   created_at: number;
 }
 
+/** An operator with what password and TOTP sign-in need (hash and sealed seeds). */
+export interface OperatorCredentialRow extends OperatorBrief {
+  password_hash: string;
+  totp_secret: string | null;
+  totp_pending: string | null;
+  totp_last_step: number | null;
+}
+
 // ---- operators (control.db)
 
 /** How many operators there are. */
@@ -108,6 +116,74 @@ export function setOperatorSsoSubject(db: Database, id: string, subject: string,
   db.query('UPDATE operators SET sso_subject = ?, updated_at = ? WHERE id = ?').run(subject, now, id);
 }
 
+/** An operator with their credentials by email, or null. */
+export function operatorCredentialsByEmail(db: Database, email: string): OperatorCredentialRow | null {
+  return db.query<OperatorCredentialRow, [string]>('SELECT * FROM operators WHERE email = ?').get(email);
+}
+
+/** An operator with their credentials by id, or null. */
+export function operatorCredentialsById(db: Database, id: string): OperatorCredentialRow | null {
+  return db.query<OperatorCredentialRow, [string]>('SELECT * FROM operators WHERE id = ?').get(id);
+}
+
+/** An operator with their credentials by id or email, or null. */
+export function operatorCredentialsByRef(db: Database, ref: string): OperatorCredentialRow | null {
+  return db
+    .query<OperatorCredentialRow, [string, string]>('SELECT * FROM operators WHERE id = ? OR email = ?')
+    .get(ref, ref);
+}
+
+/** Records the TOTP step last accepted for an operator (no code is used twice). */
+export function setOperatorTotpLastStep(db: Database, id: string, step: number): void {
+  db.query('UPDATE operators SET totp_last_step = ? WHERE id = ?').run(step, id);
+}
+
+/** Stores an operator's pending (not yet confirmed) TOTP seed, sealed. */
+export function setOperatorTotpPending(db: Database, id: string, sealed: string, now: number): void {
+  db.query('UPDATE operators SET totp_pending = ?, updated_at = ? WHERE id = ?').run(sealed, now, id);
+}
+
+/** Makes a confirmed TOTP seed (sealed) the operator's authenticator; the pending one goes. */
+export function enableOperatorTotpRow(
+  db: Database,
+  id: string,
+  sealed: string,
+  step: number,
+  now: number,
+): void {
+  db.query(
+    'UPDATE operators SET totp_secret = ?, totp_pending = NULL, totp_last_step = ?, updated_at = ? WHERE id = ?',
+  ).run(sealed, step, now, id);
+}
+
+/** Removes an operator's authenticator (confirmed and pending). */
+export function clearOperatorTotp(db: Database, id: string, now: number): void {
+  db.query(
+    'UPDATE operators SET totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL, updated_at = ? WHERE id = ?',
+  ).run(now, id);
+}
+
+/** The operators' sealed TOTP seeds (confirmed or pending), for re-sealing. */
+export function sealedOperatorTotps(
+  db: Database,
+): { id: string; totp_secret: string | null; totp_pending: string | null }[] {
+  return db
+    .query<{ id: string; totp_secret: string | null; totp_pending: string | null }, []>(
+      'SELECT id, totp_secret, totp_pending FROM operators WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL',
+    )
+    .all();
+}
+
+/** Rewrites an operator's sealed TOTP seeds (re-sealing). */
+export function updateOperatorTotps(
+  db: Database,
+  id: string,
+  secret: string | null,
+  pending: string | null,
+): void {
+  db.query('UPDATE operators SET totp_secret = ?, totp_pending = ? WHERE id = ?').run(secret, pending, id);
+}
+
 /** Deletes an operator (after their sessions and tokens). */
 export function deleteOperatorRow(db: Database, id: string): void {
   db.query('DELETE FROM operators WHERE id = ?').run(id);
@@ -136,22 +212,47 @@ export function insertOperatorSession(
     now: number;
     expiresAt: number;
     ip: string | null;
+    /** The operator still owes a TOTP code: the session does nothing until it is given. */
+    mfaPending?: boolean;
   },
 ): void {
   db.query(
-    `INSERT INTO operator_sessions (id_hash, operator_id, csrf_token, via, created_at, last_seen_at, expires_at, ip)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(s.idHash, s.operatorId, s.csrfToken, s.via, s.now, s.now, s.expiresAt, s.ip);
+    `INSERT INTO operator_sessions (id_hash, operator_id, csrf_token, via, created_at, last_seen_at, expires_at, ip, mfa_pending)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(s.idHash, s.operatorId, s.csrfToken, s.via, s.now, s.now, s.expiresAt, s.ip, s.mfaPending ? 1 : 0);
 }
 
-/** The session with this token hash and its operator, or null. */
+/**
+ * The complete session (its second factor given, or none owed) with this token hash and its
+ * operator, or null.
+ */
 export function operatorSessionByHash(db: Database, idHash: string): OperatorSessionRow | null {
   return db
     .query<OperatorSessionRow, [string]>(
       `SELECT s.operator_id, s.csrf_token, s.last_seen_at, s.expires_at, o.role, o.status
-       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ?`,
+       FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = ? AND s.mfa_pending = 0`,
     )
     .get(idHash);
+}
+
+/** The session with this token hash still owing its second factor, or null. */
+export function pendingOperatorSession(
+  db: Database,
+  idHash: string,
+): { operator_id: string; expires_at: number } | null {
+  return db
+    .query<{ operator_id: string; expires_at: number }, [string]>(
+      'SELECT operator_id, expires_at FROM operator_sessions WHERE id_hash = ? AND mfa_pending = 1',
+    )
+    .get(idHash);
+}
+
+/** A pending session has its second factor: it is complete, seen at `now`. */
+export function completeOperatorMfaSession(db: Database, idHash: string, now: number): void {
+  db.query('UPDATE operator_sessions SET mfa_pending = 0, last_seen_at = ? WHERE id_hash = ?').run(
+    now,
+    idHash,
+  );
 }
 
 /** Ends the session with this token hash. */
