@@ -41,6 +41,93 @@ const auditActions = (): string[] =>
     .all()
     .map((r) => r.action);
 
+describe('console sign-in takes JSON from its own pages only (login CSRF; found by review)', () => {
+  const post = (path: string, headers: Record<string, string>, body: string) =>
+    s.request('localhost', `/_operator/api${path}`, { method: 'POST', headers, body });
+  const json = () => JSON.stringify({ email: s.operator.email, password: s.operator.password });
+  const form = () =>
+    `email=${encodeURIComponent(s.operator.email)}&password=${encodeURIComponent(s.operator.password)}`;
+  const cases: [string, string, Record<string, string>, () => string, number, string][] = [
+    [
+      'a form another site posts',
+      '/sign-in',
+      { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+      form,
+      415,
+      'request.unsupported_media_type',
+    ],
+    [
+      'a form with no Origin',
+      '/sign-in',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      form,
+      415,
+      'request.unsupported_media_type',
+    ],
+    [
+      'text/plain (a simple request)',
+      '/sign-in',
+      { 'content-type': 'text/plain', origin: 'https://evil.example' },
+      json,
+      415,
+      'request.unsupported_media_type',
+    ],
+    [
+      'JSON from another origin',
+      '/sign-in',
+      { 'content-type': 'application/json', origin: 'https://evil.example' },
+      json,
+      403,
+      'auth.cross_origin',
+    ],
+    [
+      'JSON, Sec-Fetch-Site cross-site',
+      '/sign-in',
+      { 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' },
+      json,
+      403,
+      'auth.cross_origin',
+    ],
+    [
+      'JSON, Origin null',
+      '/sign-in',
+      { 'content-type': 'application/json', origin: 'null' },
+      json,
+      403,
+      'auth.cross_origin',
+    ],
+    [
+      'the MFA step from another origin',
+      '/sign-in/mfa',
+      { 'content-type': 'application/json', origin: 'https://evil.example' },
+      () => '{"code":"123456"}',
+      403,
+      'auth.cross_origin',
+    ],
+  ];
+  for (const [name, path, headers, body, status, code] of cases) {
+    test(`${name}: ${status} ${code}, no session cookie`, async () => {
+      const res = await post(path, headers, body());
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+      expect(res.headers.get('set-cookie')).toBeNull();
+    });
+  }
+  test("the console's own origin signs in (and the refusals above counted no failure)", async () => {
+    const res = await post(
+      '/sign-in',
+      {
+        'content-type': 'application/json',
+        origin: 'http://localhost:8080',
+        'sec-fetch-site': 'same-origin',
+      },
+      json(),
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toContain('sf_operator_session=');
+  });
+});
+
 describe('operator password sign-in on the console host', () => {
   test('the password printed at first run signs in; the cookie works on operator routes, writes with the CSRF token', async () => {
     const r = await signIn(s.operator.email, s.operator.password);

@@ -147,6 +147,37 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       secure: originOf(request).startsWith('https:'),
     });
   const platformIdOf = (slug: string) => d.tenancy.get(slug).id;
+  /**
+   * The console's sign-in routes take JSON from the console's own pages only (as a platform's
+   * sign-in does): a form another site posts (login CSRF: signing a browser in as the
+   * attacker's operator) is 415, a cross-site fetch 403, before a password is hashed or counted.
+   */
+  const consoleOwnJsonOnly = ({ request }: { request: Request }): void => {
+    const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json')
+      throw new AppError(
+        'request.unsupported_media_type',
+        'this route takes a JSON body (application/json)',
+        415,
+        [{ path: '', reason: 'content-type must be application/json' }],
+      );
+    const site = request.headers.get('sec-fetch-site');
+    const origin = request.headers.get('origin');
+    let own = site === null || site === 'same-origin' || site === 'none';
+    if (own && origin !== null) {
+      let sent: string | null = null;
+      try {
+        sent = origin === 'null' ? null : new URL(origin).origin;
+      } catch {}
+      own = sent !== null && sent === originOf(request);
+    }
+    if (!own)
+      throw new AppError(
+        'auth.cross_origin',
+        "sign-in requests are accepted only from the console's own pages",
+        403,
+      );
+  };
   // Filled from the route table once the app is built (the `permission` beside each route).
   let permissions = new Map<string, string>();
   const document = lazyDocument(() => app.routes, OPERATOR_SPEC);
@@ -512,6 +543,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           {
             // Anyone may try; the limits of a platform sign-in hold (429 when locked).
             permission: 'public',
+            transform: consoleOwnJsonOnly,
             body: OperatorSignInBody,
             detail: {
               summary: 'Sign in to the console with email and password (sets the session cookie)',
@@ -532,6 +564,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           {
             // The pending session's cookie is the credential (it does nothing else until this).
             permission: 'public',
+            transform: consoleOwnJsonOnly,
             body: MfaCode,
             detail: { summary: "A console sign-in's second step: the TOTP code", tags: ['operators'] },
           },
