@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia';
 import { AppError } from '../shared/errors.ts';
+import { assertOwnJson } from '../shared/own-json.ts';
 import {
   issueEmailToken,
   passwordSignIn,
@@ -70,34 +71,12 @@ function linkOf(kind: string, id: string): { kind: string; issuer: string; subje
  * Clients other than browsers send neither header and are unaffected.
  */
 function requireOwnJson(request: Request, c: PlatformRequestContext): void {
-  const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/json') {
-    throw new AppError(
-      'request.unsupported_media_type',
-      'this route takes a JSON body (application/json)',
-      415,
-      [{ path: '', reason: 'content-type must be application/json' }],
-    );
-  }
-  const site = request.headers.get('sec-fetch-site');
-  const origin = request.headers.get('origin');
-  let own = site === null || site === 'same-origin' || site === 'none';
-  if (own && origin !== null) {
-    // The platform's own origin is the stored one (public URL scheme and port, stored host),
-    // never the request's Host header.
-    let sent: string | null = null;
-    try {
-      sent = origin === 'null' ? null : new URL(origin).origin;
-    } catch {}
-    own = sent !== null && sent === c.origin;
-  }
-  if (!own) {
-    throw new AppError(
-      'auth.cross_origin',
-      "sign-in and account requests are accepted only from this platform's own pages",
-      403,
-    );
-  }
+  // The platform's own origin is the stored one (public URL scheme and port, stored host).
+  assertOwnJson(
+    request,
+    c.origin,
+    "sign-in and account requests are accepted only from this platform's own pages",
+  );
 }
 
 /**

@@ -34,6 +34,7 @@ import {
 } from '../identity/index.ts';
 import { clearCookie, setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
+import { assertOwnJson } from '../shared/own-json.ts';
 import { iso } from '../shared/time.ts';
 import type { Tenancy } from '../tenancy/index.ts';
 import { lazyDocument, OPERATOR_SPEC } from './api-docs.ts';
@@ -152,32 +153,13 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
    * sign-in does): a form another site posts (login CSRF: signing a browser in as the
    * attacker's operator) is 415, a cross-site fetch 403, before a password is hashed or counted.
    */
-  const consoleOwnJsonOnly = ({ request }: { request: Request }): void => {
-    const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json')
-      throw new AppError(
-        'request.unsupported_media_type',
-        'this route takes a JSON body (application/json)',
-        415,
-        [{ path: '', reason: 'content-type must be application/json' }],
-      );
-    const site = request.headers.get('sec-fetch-site');
-    const origin = request.headers.get('origin');
-    let own = site === null || site === 'same-origin' || site === 'none';
-    if (own && origin !== null) {
-      let sent: string | null = null;
-      try {
-        sent = origin === 'null' ? null : new URL(origin).origin;
-      } catch {}
-      own = sent !== null && sent === originOf(request);
-    }
-    if (!own)
-      throw new AppError(
-        'auth.cross_origin',
-        "sign-in requests are accepted only from the console's own pages",
-        403,
-      );
-  };
+  const consoleOwnJsonOnly = ({ request }: { request: Request }): void =>
+    assertOwnJson(
+      request,
+      originOf(request),
+      "sign-in requests are accepted only from the console's own pages",
+    );
+
   // Filled from the route table once the app is built (the `permission` beside each route).
   let permissions = new Map<string, string>();
   const document = lazyDocument(() => app.routes, OPERATOR_SPEC);
