@@ -7,3 +7,9 @@
  * test` runs the suite at the production cost.
  */
 process.env.SOULFRA_TEST_FAST_HASH ??= '1';
+
+// The browser apps' build (web/dist) is what the server serves at /app, /admin and the console:
+// made here when web/ changed since the last one, so no test sees a stale build.
+import { buildWeb, isStale } from '../scripts/build-web.ts';
+
+if (isStale()) await buildWeb({ quiet: true });

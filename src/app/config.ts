@@ -267,6 +267,20 @@ export const InstanceConfig = t.Object(
         },
       ),
     ),
+    web: t.Optional(
+      t.Object(
+        {
+          custom_css_origins: t.Optional(
+            t.Array(t.String({ pattern: '^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?$' }), {
+              maxItems: 50,
+              description:
+                "origins (https://host[:port]) a platform's custom CSS may load stylesheets and fonts from (e.g. https://fonts.googleapis.com, https://fonts.gstatic.com); none by default",
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'the browser apps (console, admin, portal)' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -25,6 +25,7 @@ import type { Metrics } from './metrics.ts';
 import { operatorRoutes } from './operator.routes.ts';
 import { htmlResponse, plainPage, platformStatusPage } from './pages.ts';
 import { platformRoutes, wantsHtml } from './platform.routes.ts';
+import type { WebBuild } from './web-assets.ts';
 
 /** The two ways in: the public HTTP listener and the owner-only control socket. */
 export interface HttpHandlers {
@@ -49,6 +50,8 @@ export function createHttpHandlers(d: {
   ai: { runtime: AiRuntime; meter: Meter };
   /** The mail queues' delivery (the operator's mail routes); none: mail is reported undelivered. */
   mailer?: Mailer;
+  /** The browser apps' build (web/dist or embedded); none: their pages answer 503. */
+  web?: WebBuild | null;
 }): HttpHandlers {
   const { app, tenancy, metrics } = d;
   const trusted = new WeakSet<Request>();
@@ -83,8 +86,18 @@ export function createHttpHandlers(d: {
     return { ok: Object.values(checks).every((v) => v === 'ok'), checks };
   };
 
-  const operator = operatorRoutes({ ...d, trusted, routeOf, ipOf, proxied, readiness });
-  const platform = platformRoutes({ app, tenancy, platformOf, hostOf, dbOf, ipOf, routeOf, ai: d.ai });
+  const operator = operatorRoutes({ ...d, web: d.web ?? null, trusted, routeOf, ipOf, proxied, readiness });
+  const platform = platformRoutes({
+    app,
+    tenancy,
+    platformOf,
+    hostOf,
+    dbOf,
+    ipOf,
+    routeOf,
+    ai: d.ai,
+    web: d.web ?? null,
+  });
 
   /**
    * Whether a request to an active platform carries credentials valid on it (a session, an API

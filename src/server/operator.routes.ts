@@ -66,11 +66,14 @@ import {
   TokenCreate,
   TokenListQuery,
 } from './operator.models.ts';
-import { htmlResponse, operatorHomePage } from './pages.ts';
+import { assetResponse, type WebBuild } from './web-assets.ts';
+import { CONSOLE_PAGES, consoleFavicon, consoleShell } from './web-shell.ts';
 
 /** What the operator routes need. `trusted` holds requests that came over the control socket. */
 export interface OperatorRoutesDeps {
   app: App;
+  /** The browser apps' build; null: the console page answers 503 until it is built. */
+  web: WebBuild | null;
   tenancy: Tenancy;
   actions: OperatorActions;
   metrics: Metrics;
@@ -188,9 +191,14 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
       // An empty JSON body reads as an empty object, so optional fields stay optional.
       return body === '' ? { principal, body: {} } : { principal };
     })
-    .get('/', () => htmlResponse(operatorHomePage(d.tenancy.registry.size)), {
+    // The console: one page for each of its screens, and its assets.
+    .get('/favicon.ico', () => consoleFavicon(), {
       permission: 'public',
-      detail: { summary: 'The operator console', tags: ['pages'] },
+      detail: { summary: "The console's icon", tags: ['pages'] },
+    })
+    .get('/assets/:name', ({ params, request }) => assetResponse(d.web, params.name, request), {
+      permission: 'public',
+      detail: { summary: 'A file of the console (hashed name, precompressed, immutable)', tags: ['pages'] },
     })
     // The console's own single sign-on (same flow as a platform's, over the control plane).
     .get(
@@ -807,6 +815,15 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           },
         ),
     );
+  // The console's screens are one page (the client routes among them).
+  for (const page of CONSOLE_PAGES)
+    app.get(page, () => consoleShell(d.web, {}), {
+      permission: 'public',
+      detail: {
+        summary: page === '/' ? 'The operator console' : `The operator console (${page})`,
+        tags: ['pages'],
+      },
+    });
   permissions = routePermissionsOf(app);
   return app;
 }

@@ -45,6 +45,7 @@ function brandStyle(bp: PlatformBlueprint): string {
 header{display:flex;align-items:center;gap:1rem;padding:1.25rem 2rem;background:var(--brand-primary);color:var(--brand-on-primary)}
 header img{height:48px;width:auto}h1,h2{font-family:var(--brand-font-heading);margin:0}
 main{max-width:56rem;margin:2rem auto;padding:0 2rem}.tag{display:inline-block;padding:.15rem .6rem;border-radius:999px;background:var(--brand-secondary);color:var(--brand-on-secondary);font-size:.85rem;margin:.15rem}
+a.button{display:inline-block;padding:.5rem 1rem;margin-right:.5rem;border-radius:8px;background:var(--brand-primary);color:var(--brand-on-primary);text-decoration:none}
 footer{max-width:56rem;margin:3rem auto;padding:0 2rem;opacity:.7;font-size:.85rem}
 </style>${css ? `\n<style>${css}</style>` : ''}`;
 }
@@ -94,6 +95,7 @@ export function platformHomePage(bp: PlatformBlueprint): string {
     .join('');
   const body = `<h2>Welcome to ${escapeHtml(bp.identity.name)}</h2>
 <p>${features || 'Your AI platform is ready.'}</p>
+<p class="cta"><a class="button" href="/app/sign-in">Sign in</a> <a class="button" href="/app/sign-up">Create an account</a></p>
 ${tiers ? `<h2>Plans</h2><ul>${tiers}</ul>` : ''}`;
   return page(bp, bp.identity.name, body, footerOf(bp));
 }
@@ -126,15 +128,4 @@ export function plainPage(title: string, text: string): string {
 <title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1.5rem;color:#222}</style>
 </head><body><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>`;
-}
-
-/** The operator host's page until the console arrives. */
-export function operatorHomePage(platforms: number): string {
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Soulfra operator</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1.5rem;color:#222}code{background:#f3f3f3;padding:.1rem .3rem}</style>
-</head><body><h1>Soulfra operator</h1>
-<p>${platforms} platform(s) on this instance.</p>
-<p>Operator API: <code>/_operator/api/platforms</code> with <code>Authorization: Bearer &lt;operator token&gt;</code>.
-Health: <code>/healthz</code>, <code>/readyz</code>; metrics: <code>/metrics</code>.</p></body></html>`;
 }

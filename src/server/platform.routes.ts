@@ -27,6 +27,8 @@ import { apiAccessDisabled, featureDisabled, GATED_ROUTES } from './feature-gate
 import { docsResponse } from './openapi.ts';
 import { PlatformUpdate } from './operator.models.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
+import { assetResponse, type WebBuild } from './web-assets.ts';
+import { brandCssResponse, platformShell } from './web-shell.ts';
 
 /** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
 export interface PlatformRoutesDeps {
@@ -40,6 +42,8 @@ export interface PlatformRoutesDeps {
   ipOf: (request: Request) => string | null;
   routeOf: WeakMap<Request, string>;
   ai: { runtime: AiRuntime; meter: Meter };
+  /** The browser apps' build; null: /app and /admin answer 503 until it is built. */
+  web: WebBuild | null;
 }
 
 /**
@@ -69,6 +73,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * refused, and the request context is handed to the handler (`ctx`).
  */
 export function platformRoutes(d: PlatformRoutesDeps) {
+  const shell = (app: 'admin' | 'portal', p: { id: string; slug: string }) =>
+    platformShell(d.web, app, p, d.tenancy.blueprintOf(p.id), {
+      customCssOrigins: d.app.config.web?.custom_css_origins ?? [],
+    });
   // Filled from the route table once the app is built (the metadata beside each route).
   let permissions = new Map<string, string>();
   const document = lazyDocument(
@@ -264,6 +272,42 @@ export function platformRoutes(d: PlatformRoutesDeps) {
           summary:
             "Change the platform's own branding, features and AI settings (a partial blueprint; operator-only settings answer 403)",
           tags: ['settings'],
+        },
+      },
+    )
+    // The browser apps: the end-user portal and the platform admin (pages are public; every
+    // API call they make checks its own permission), their assets and the brand stylesheet.
+    .get('/app', ({ ctx }) => shell('portal', ctx.platform), {
+      permission: 'public',
+      detail: { summary: 'The end-user portal (sign-in, chat, profile)', tags: ['pages'] },
+    })
+    .get('/app/*', ({ ctx }) => shell('portal', ctx.platform), {
+      permission: 'public',
+      detail: { summary: "The portal's screens", tags: ['pages'] },
+    })
+    .get('/admin', ({ ctx }) => shell('admin', ctx.platform), {
+      permission: 'public',
+      detail: { summary: 'The platform admin (owners and admins)', tags: ['pages'] },
+    })
+    .get('/admin/*', ({ ctx }) => shell('admin', ctx.platform), {
+      permission: 'public',
+      detail: { summary: "The platform admin's screens", tags: ['pages'] },
+    })
+    .get('/assets/:name', ({ params, request }) => assetResponse(d.web, params.name, request), {
+      permission: 'public',
+      detail: {
+        summary: 'A file of the browser apps (hashed name, precompressed, immutable)',
+        tags: ['pages'],
+      },
+    })
+    .get(
+      '/brand/theme.css',
+      ({ ctx, request }) => brandCssResponse(d.tenancy.blueprintOf(ctx.platform.id), request),
+      {
+        permission: 'public',
+        detail: {
+          summary: "The platform's brand as CSS custom properties, then its custom CSS",
+          tags: ['pages'],
         },
       },
     )

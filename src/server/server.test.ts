@@ -422,7 +422,7 @@ describe('host routing and isolation', () => {
       const res = await page(host);
       expect(res.status).toBe(status);
       const text = await res.text();
-      if (what === 'operator') expect(text).toContain('Soulfra operator');
+      if (what === 'operator') expect(text).toContain('<title>Soulfra console</title>');
       else {
         expect(text).not.toContain('Alpha Co');
         expect(text).not.toContain('Beta Co');

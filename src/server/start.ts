@@ -24,6 +24,7 @@ import type { Tenancy } from '../tenancy/index.ts';
 import { MAX_BODY_LIMIT } from './errors.ts';
 import { createHttpHandlers, type HttpHandlers } from './http.ts';
 import { createMetrics, ensureMetricsToken, type Metrics, metricsNeedToken } from './metrics.ts';
+import { loadWebBuild } from './web-assets.ts';
 
 /** What `serve` needs. */
 export interface ServeOptions {
@@ -152,7 +153,11 @@ export async function buildServerApp(life: Lifecycle, opts: ServerAppOptions): P
     },
     stop: (m) => m.stop(),
   });
-  const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai, mailer });
+  // The browser apps' build: embedded in the executable, or web/dist of a checkout.
+  const web = await loadWebBuild();
+  if (!web)
+    log.warn('the web build is missing: the console, admin and portal answer 503 (run `npm run build:web`)');
+  const handlers = createHttpHandlers({ app, tenancy, actions, metrics, ai, mailer, web });
   return { app, tenancy, actions, control: inst.control, metrics, ai, mailer, handlers };
 }
 

@@ -116,6 +116,13 @@ export const Branding = t.Object(
     ),
     colors: BrandColors,
     fonts: BrandFonts,
+    color_scheme: t.Optional(
+      t.Union([t.Literal('system'), t.Literal('light'), t.Literal('dark')], {
+        description:
+          "Light or dark pages: `system` (the default) follows the viewer's system setting; `light` or `dark` fixes it.",
+        errorMessage: 'must be system, light or dark',
+      }),
+    ),
     custom_css: t.String({
       maxLength: 50_000,
       pattern: '^(?![\\s\\S]*<\\/[sS][tT][yY][lL][eE])[\\s\\S]*$',

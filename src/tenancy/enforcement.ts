@@ -78,6 +78,10 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'identity.branding.fonts.heading': e('page fonts', 'pages'),
   'identity.branding.fonts.body': e('page fonts', 'pages'),
   'identity.branding.custom_css': e('extra CSS on pages', 'pages'),
+  'identity.branding.color_scheme': e(
+    'light or dark pages (the portal and admin follow the system unless fixed)',
+    'pages',
+  ),
   'identity.mobile_app_config.enabled': p('the white-labeled mobile app', MOBILE),
   'identity.mobile_app_config.app_name': p('the mobile app', MOBILE),
   'identity.mobile_app_config.bundle_id': p('the mobile app', MOBILE),

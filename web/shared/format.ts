@@ -1,0 +1,32 @@
+/** Dates and numbers shown in the viewer's own time zone and locale. */
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+export function when(iso: string | number | null | undefined): string {
+  if (iso === null || iso === undefined || iso === '') return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : dateTime.format(d);
+}
+
+export function day(iso: string | number): string {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : dateOnly.format(d);
+}
+
+export function num(n: number | string | null | undefined): string {
+  if (n === null || n === undefined) return '—';
+  return Number(n).toLocaleString();
+}
+
+/** Micro-units of a minor unit (the usage API's exact integers) as money, e.g. "$1.23". */
+export function moneyMicro(micro: number | string, currency = 'usd'): string {
+  const minor = Number(micro) / 1_000_000;
+  try {
+    return new Intl.NumberFormat(undefined, { style: 'currency', currency: currency.toUpperCase() }).format(
+      minor / 100,
+    );
+  } catch {
+    return `${(minor / 100).toFixed(2)} ${currency.toUpperCase()}`;
+  }
+}
