@@ -1,14 +1,19 @@
-// Builds dist/soulfra: one executable with the runtime, migrations and package.json embedded.
+// Builds dist/soulfra: one executable with the runtime, migrations, package.json and the web
+// build (console, admin, portal: built here first) embedded.
 // Run with `npm run build`. The executable runs from any folder with nothing beside it.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildWeb } from '../scripts/build-web.ts';
+import { writeWebEmbed } from '../scripts/web-embed.ts';
 
 const root = join(import.meta.dir, '..');
 const outfile = join(root, 'dist', 'soulfra');
 mkdirSync(join(root, 'dist'), { recursive: true });
 const started = performance.now();
+await buildWeb({ quiet: true });
+writeWebEmbed();
 const result = await Bun.build({
-  entrypoints: [join(root, 'src', 'main.ts')],
+  entrypoints: [join(root, 'packaging', 'entry.ts')],
   compile: { outfile },
   minify: true,
   sourcemap: 'linked',

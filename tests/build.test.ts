@@ -44,6 +44,19 @@ test('with dist/soulfra serve running, dist/soulfra platform create makes the ho
     expect(res.status).toBe(200);
     expect(await res.text()).toContain('<title>Acme</title>');
     expect((await run(['audit', 'verify', '--data', data])).code).toBe(0);
+    // The web build is embedded: the console and the portal pages and their assets, precompressed.
+    const page = await (await hostFetch(server.base, 'localhost', '/')).text();
+    const script = /src="\/assets\/(console-[a-z0-9]+\.js)"/.exec(page)?.[1];
+    expect(script).toBeDefined();
+    const js = await hostFetch(server.base, 'localhost', `/assets/${script}`, {
+      headers: { 'accept-encoding': 'br' },
+    });
+    expect(js.status).toBe(200);
+    expect(js.headers.get('content-encoding')).toBe('br');
+    expect(js.headers.get('cache-control')).toContain('immutable');
+    const portal = await hostFetch(server.base, 'acme.localhost', '/app');
+    expect(portal.status).toBe(200);
+    expect(await portal.text()).toMatch(/src="\/assets\/portal-[a-z0-9]+\.js"/);
   } finally {
     await server.stop();
   }

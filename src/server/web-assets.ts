@@ -6,7 +6,7 @@ import { join } from 'node:path';
  * read once into memory, served from `/assets/<name>` precompressed (brotli or gzip by the
  * client's Accept-Encoding), with a strong ETag per encoding and `Cache-Control: immutable`
  * (every name carries its content hash). Inside the compiled executable the files are
- * embedded (`Bun.embeddedFiles`, packaging/build.ts); from a checkout they come from web/dist.
+ * embedded (packaging/entry.ts hands them over); from a checkout they come from web/dist.
  */
 
 export type WebAppName = 'console' | 'admin' | 'portal';
@@ -60,19 +60,23 @@ function fromReader(
   };
 }
 
-/** The files embedded in a compiled executable, by name. */
-async function embeddedBuild(): Promise<WebBuild | null> {
-  const files = (Bun as unknown as { embeddedFiles?: Blob[] }).embeddedFiles ?? [];
-  if (!files.length) return null;
-  const byName = new Map<string, Uint8Array>();
-  for (const f of files) {
-    const name = (f as Blob & { name?: string }).name ?? '';
-    byName.set(name.replace(/^.*\//, ''), new Uint8Array(await f.arrayBuffer()));
-  }
-  const m = byName.get('manifest.json');
-  if (!m) return null;
-  const manifest = JSON.parse(new TextDecoder().decode(m)) as WebManifest;
-  return fromReader(manifest, 'embedded', (n) => byName.get(n) ?? null);
+/** The web build's files embedded in the executable (name → embedded path), set by packaging/entry.ts. */
+let embedded: Record<string, string> | null = null;
+
+/** Called by the executable's entry point with the embedded files of the web build. */
+export function useEmbeddedWeb(files: Record<string, string>): void {
+  embedded = files;
+}
+
+function embeddedBuild(): WebBuild | null {
+  const files = embedded;
+  if (!files?.['manifest.json']) return null;
+  const read = (n: string) => {
+    const p = Object.hasOwn(files, n) ? files[n] : undefined;
+    return p ? new Uint8Array(readFileSync(p)) : null;
+  };
+  const manifest = JSON.parse(new TextDecoder().decode(read('manifest.json')!)) as WebManifest;
+  return fromReader(manifest, 'embedded', read);
 }
 
 /** Reads the build from a folder; null when there is none. */
@@ -91,7 +95,7 @@ export function folderBuild(dir: string): WebBuild | null {
 
 /** The build this process serves: embedded, else the checkout's web/dist; null if neither. */
 export async function loadWebBuild(dir = WEB_DIST): Promise<WebBuild | null> {
-  return (await embeddedBuild()) ?? folderBuild(dir);
+  return embeddedBuild() ?? folderBuild(dir);
 }
 
 /** Which encoding to send: brotli, gzip or none, by the client's Accept-Encoding (q=0 refuses). */

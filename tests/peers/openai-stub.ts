@@ -38,6 +38,11 @@ export interface OpenAIStub {
    * Starting a new gate releases the old one's requests.
    */
   hold(): StubGate;
+  /**
+   * Holds every streamed piece (token) of the following answers at a gate until released: a
+   * test lets tokens out one at a time (`release(1)`) and sees each arrive; `release()` opens it.
+   */
+  drip(): StubGate;
   stop(): Promise<void>;
 }
 
@@ -148,7 +153,40 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
   let idleWaiters: (() => void)[] = [];
   let fault: OpenAIStubFault | null = null;
   let seq = 0;
-  let gate: { wait(): Promise<void>; release(n?: number): void } | null = null;
+  let gate: (StubGate & { wait(): Promise<void> }) | null = null;
+  let drip: (StubGate & { wait(): Promise<void> }) | null = null;
+
+  /** A gate: waiters queue at `wait()` until `release(n)` lets n go (no n: open for good). */
+  const makeGate = (onOpen: () => void): StubGate & { wait(): Promise<void> } => {
+    const waiting: (() => void)[] = [];
+    let watchers: { n: number; resolve: () => void }[] = [];
+    let open = false;
+    return {
+      get held() {
+        return waiting.length;
+      },
+      wait() {
+        if (open) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          waiting.push(resolve);
+          const ready = watchers.filter((w) => waiting.length >= w.n);
+          watchers = watchers.filter((w) => waiting.length < w.n);
+          for (const w of ready) w.resolve();
+        });
+      },
+      whenHeld(n: number) {
+        if (waiting.length >= n) return Promise.resolve();
+        return new Promise<void>((resolve) => watchers.push({ n, resolve }));
+      },
+      release(n?: number) {
+        if (n === undefined) {
+          open = true;
+          onOpen();
+        }
+        for (const go of waiting.splice(0, n ?? waiting.length)) go();
+      },
+    };
+  };
   const models = opts.models ?? ['gpt-4o-mini', 'text-embedding-3-small'];
 
   const sleep = (ms: number) =>
@@ -518,24 +556,39 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
       res.end();
       return;
     }
-    for (const p of pieces) {
+    const piece = (p: string) =>
       send(chunk(call ? { tool_calls: [{ index: 0, function: { arguments: p } }] } : { content: p }, null));
+    const finishStream = () => {
+      send(chunk({}, finish));
+      if (includeUsage) {
+        send({
+          id,
+          object: 'chat.completion.chunk',
+          created: STUB_CREATED,
+          model,
+          system_fingerprint: 'fp_stub',
+          choices: [],
+          usage,
+        });
+      }
+      send('[DONE]');
+      if (f === 'splitEvents') return writeSplit(res, frames);
+      res.end();
+    };
+    const dripping = drip;
+    if (dripping && f !== 'splitEvents') {
+      // Each piece waits at the drip gate: a test lets the tokens out one by one.
+      return (async () => {
+        for (const p of pieces) {
+          await dripping.wait();
+          if (res.destroyed) return;
+          piece(p);
+        }
+        finishStream();
+      })();
     }
-    send(chunk({}, finish));
-    if (includeUsage) {
-      send({
-        id,
-        object: 'chat.completion.chunk',
-        created: STUB_CREATED,
-        model,
-        system_fingerprint: 'fp_stub',
-        choices: [],
-        usage,
-      });
-    }
-    send('[DONE]');
-    if (f === 'splitEvents') return writeSplit(res, frames);
-    res.end();
+    for (const p of pieces) piece(p);
+    return finishStream();
   }
 
   /** Writes SSE frames with CRLF line ends, a comment first, each frame in two pieces. */
@@ -590,35 +643,18 @@ export async function startOpenAIStub(opts: OpenAIStubOptions = {}): Promise<Ope
     },
     hold() {
       gate?.release();
-      const waiting: (() => void)[] = [];
-      let watchers: { n: number; resolve: () => void }[] = [];
-      let open = false;
-      const g = {
-        get held() {
-          return waiting.length;
-        },
-        wait() {
-          if (open) return Promise.resolve();
-          return new Promise<void>((resolve) => {
-            waiting.push(resolve);
-            const ready = watchers.filter((w) => waiting.length >= w.n);
-            watchers = watchers.filter((w) => waiting.length < w.n);
-            for (const w of ready) w.resolve();
-          });
-        },
-        whenHeld(n: number) {
-          if (waiting.length >= n) return Promise.resolve();
-          return new Promise<void>((resolve) => watchers.push({ n, resolve }));
-        },
-        release(n?: number) {
-          if (n === undefined) {
-            open = true;
-            if (gate === g) gate = null;
-          }
-          for (const go of waiting.splice(0, n ?? waiting.length)) go();
-        },
-      };
+      const g = makeGate(() => {
+        if (gate === g) gate = null;
+      });
       gate = g;
+      return g;
+    },
+    drip() {
+      drip?.release();
+      const g = makeGate(() => {
+        if (drip === g) drip = null;
+      });
+      drip = g;
       return g;
     },
     idle() {
