@@ -76,6 +76,8 @@ export async function newContext(
     colorScheme: opts.colorScheme ?? 'light',
     timezoneId: opts.timezoneId ?? 'America/New_York',
   });
+  // A step that cannot happen fails in seconds, not at the 30 s test timeout.
+  context.setDefaultTimeout(10_000);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
