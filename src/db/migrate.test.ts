@@ -41,6 +41,7 @@ describe('migrate', () => {
         '0007-mail',
         '0008-onboarding',
         '0009-usage-micro',
+        '0010-conversations',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -15,6 +15,7 @@ import tenant6 from '../../migrations/tenant/0006-events.sql' with { type: 'text
 import tenant7 from '../../migrations/tenant/0007-mail.sql' with { type: 'text' };
 import tenant8 from '../../migrations/tenant/0008-onboarding.sql' with { type: 'text' };
 import tenant9 from '../../migrations/tenant/0009-usage-micro.sql' with { type: 'text' };
+import tenant10 from '../../migrations/tenant/0010-conversations.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -42,4 +43,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'mail', sql: tenant7 },
   { version: 8, name: 'onboarding', sql: tenant8 },
   { version: 9, name: 'usage-micro', sql: tenant9 },
+  { version: 10, name: 'conversations', sql: tenant10 },
 ];

@@ -5,7 +5,7 @@ import { ulid } from 'ulid';
  * URLs; the ULID sorts by creation time, which keeps B-tree inserts at the right edge.
  */
 export function newId(
-  prefix: 'plt' | 'usr' | 'op' | 'opt' | 'key' | 'grp' | 'scim' | 'msg' | 'bud' | 'inv',
+  prefix: 'plt' | 'usr' | 'op' | 'opt' | 'key' | 'grp' | 'scim' | 'msg' | 'bud' | 'inv' | 'cnv' | 'chm',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }

@@ -1,0 +1,114 @@
+import { Elysia } from 'elysia';
+import { type AiDeps, type AiRuntime, aiDeps, type Meter } from '../ai/index.ts';
+import type { App } from '../app/index.ts';
+import { platformGuard } from '../identity/index.ts';
+import {
+  ConversationCreate,
+  ConversationListQuery,
+  ConversationParams,
+  ConversationUpdate,
+  ExportQuery,
+  MessageCreate,
+} from './agents.models.ts';
+import {
+  chatModels,
+  conversation,
+  conversations,
+  createConversation,
+  exportConversation,
+  removeConversation,
+  renameConversation,
+  sendMessage,
+} from './conversations.service.ts';
+
+/**
+ * The portal's conversations (`ai:invoke`; each user sees only their own: another's id is 404).
+ * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`.
+ */
+export function conversationRoutes(d: { runtime: AiRuntime; meter: Meter }) {
+  let depsApp: App | null = null;
+  let deps: AiDeps | null = null;
+  const depsOf = (app: App): AiDeps => {
+    if (depsApp !== app || !deps) {
+      deps = aiDeps(app, d);
+      depsApp = app;
+    }
+    return deps;
+  };
+  const tags = ['conversations'];
+  return new Elysia({ name: 'conversations.routes' })
+    .use(platformGuard)
+    .get(
+      '/api/v1/conversations/models',
+      ({ ctx }) => {
+        const ids = chatModels(depsOf(ctx.app), ctx);
+        return { models: ids.map((id, i) => ({ id, default: i === 0 })) };
+      },
+      {
+        permission: 'ai:invoke',
+        detail: { summary: 'The models this platform lets its users chat with', tags },
+      },
+    )
+    .get('/api/v1/conversations', ({ ctx, query }) => conversations(ctx, query), {
+      permission: 'ai:invoke',
+      query: ConversationListQuery,
+      detail: { summary: 'Your conversations, most recent first', tags },
+    })
+    .post(
+      '/api/v1/conversations',
+      ({ ctx, body }) =>
+        Response.json({ conversation: createConversation(depsOf(ctx.app), ctx, body) }, { status: 201 }),
+      {
+        permission: 'ai:invoke',
+        body: ConversationCreate,
+        detail: { summary: 'Start a conversation', tags },
+      },
+    )
+    .get('/api/v1/conversations/:id', ({ ctx, params }) => conversation(ctx, params.id), {
+      permission: 'ai:invoke',
+      params: ConversationParams,
+      detail: { summary: 'A conversation and its messages', tags },
+    })
+    .patch(
+      '/api/v1/conversations/:id',
+      ({ ctx, params, body }) => renameConversation(depsOf(ctx.app), ctx, params.id, body),
+      {
+        permission: 'ai:invoke',
+        params: ConversationParams,
+        body: ConversationUpdate,
+        detail: { summary: 'Rename a conversation or change its model', tags },
+      },
+    )
+    .delete(
+      '/api/v1/conversations/:id',
+      ({ ctx, params }) => {
+        removeConversation(ctx, params.id);
+        return new Response(null, { status: 204 });
+      },
+      {
+        permission: 'ai:invoke',
+        params: ConversationParams,
+        detail: { summary: 'Delete a conversation', tags },
+      },
+    )
+    .get(
+      '/api/v1/conversations/:id/export',
+      ({ ctx, params, query }) => exportConversation(ctx, params.id, query.format ?? 'markdown'),
+      {
+        permission: 'ai:invoke',
+        params: ConversationParams,
+        query: ExportQuery,
+        detail: { summary: 'Download a conversation as Markdown or JSON', tags },
+      },
+    )
+    .post(
+      '/api/v1/conversations/:id/messages',
+      ({ ctx, params, body, request }) => sendMessage(depsOf(ctx.app), ctx, params.id, body, request.signal),
+      {
+        permission: 'ai:invoke',
+        params: ConversationParams,
+        body: MessageCreate,
+        detail: { summary: 'Say something; the answer streams back as server-sent events', tags },
+      },
+    );
+}
