@@ -157,7 +157,7 @@ describe('links and endpoints come from the stored public URL and the platform h
     const body = await env.s.app.platformDbs.use(env.platformId, (db) =>
       readOutbox(db, { template: 'reset_password', includeSent: true }).at(-1),
     );
-    expect(body?.body).toContain(`${expected()}/reset-password?token=`);
+    expect(body?.body).toContain(`${expected()}/app/reset-password?token=`);
     expect(body?.body).not.toContain(':1/');
   });
 });

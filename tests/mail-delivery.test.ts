@@ -84,12 +84,12 @@ describe('mail is delivered through SMTP', () => {
     expect(m.from?.value[0]).toEqual({ name: 'Acme Learning', address: 'noreply@mail.test' });
     expect(got!.from).toBe('noreply@mail.test');
     expect(m.subject).toBe('Reset your password');
-    expect(m.text).toMatch(/http:\/\/acme\.localhost:8080\/reset-password\?token=[A-Za-z0-9_-]{20,}/);
+    expect(m.text).toMatch(/http:\/\/acme\.localhost:8080\/app\/reset-password\?token=[A-Za-z0-9_-]{20,}/);
     expect(m.text).toContain('Acme Learning · Powered by Soulfra');
     const html = String(m.html);
     expect(html).toContain('background:#112233');
     expect(html).toContain('Acme Learning');
-    expect(html).toMatch(/<a href="http:\/\/acme\.localhost:8080\/reset-password\?token=/);
+    expect(html).toMatch(/<a href="http:\/\/acme\.localhost:8080\/app\/reset-password\?token=/);
     // The logo travels as an inline part (mailparser puts it back in place as a data: URI).
     expect(html).toContain('<img src="data:image/png;base64,');
     expect(m.attachments.map((a: { cid?: string; contentType: string }) => [a.cid, a.contentType])).toEqual([

@@ -164,7 +164,12 @@ export function platformShell(
     brand: true,
     icon: true,
   });
-  return htmlResponse(html, 200, { 'content-security-policy': platformCsp(o), 'cache-control': 'no-cache' });
+  // Links with a token land on portal pages (/app/reset-password?token=…): never sent on as a Referer.
+  return htmlResponse(html, 200, {
+    'content-security-policy': platformCsp(o),
+    'cache-control': 'no-cache',
+    'referrer-policy': 'no-referrer',
+  });
 }
 
 /** The operator console's page on the base domain. */
@@ -176,7 +181,11 @@ export function consoleShell(build: WebBuild | null, boot: Record<string, unknow
     brand: false,
     icon: false,
   });
-  return htmlResponse(html, 200, { 'content-security-policy': CONSOLE_CSP, 'cache-control': 'no-cache' });
+  return htmlResponse(html, 200, {
+    'content-security-policy': CONSOLE_CSP,
+    'cache-control': 'no-cache',
+    'referrer-policy': 'no-referrer',
+  });
 }
 
 /** The console's screens (the page is served for each; the API stays under /_operator/api). */

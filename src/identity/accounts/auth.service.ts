@@ -265,7 +265,7 @@ export function issueEmailToken(
 ): void {
   const token = randomToken(32);
   const now = app.clock.now();
-  const link = `${origin}/${purpose === 'verify_email' ? 'verify-email' : 'reset-password'}?token=${token}`;
+  const link = `${origin}/app/${purpose === 'verify_email' ? 'verify-email' : 'reset-password'}?token=${token}`;
   const subject = purpose === 'verify_email' ? 'Confirm your email address' : 'Reset your password';
   const body =
     purpose === 'verify_email'

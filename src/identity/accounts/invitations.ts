@@ -63,7 +63,7 @@ function queueInvitation(
   origin: string,
   now: number,
 ): void {
-  const link = `${origin}/accept-invite?token=${token}`;
+  const link = `${origin}/app/accept-invite?token=${token}`;
   // The body holds the live link: queued sealed, wiped on delivery (outbox.ts).
   queueMail(
     db,

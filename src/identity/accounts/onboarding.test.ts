@@ -119,9 +119,9 @@ describe('self sign-up with email verification', () => {
     expect(errorCode(refused.body)).toBe('auth.email_unverified');
     const link = await lastLink('crt', 'sam@example.test', 'verify_email');
     // From the stored public URL (scheme and port), never the Host header the request carried.
-    expect(link).toStartWith('http://crt.localhost:8080/verify-email?token=');
+    expect(link).toStartWith('http://crt.localhost:8080/app/verify-email?token=');
     // Opening the link spends nothing (a mail scanner's prefetch is harmless); the form confirms.
-    const page = await s.request(P.crt!.host, new URL(link).pathname + new URL(link).search);
+    const page = await s.request(P.crt!.host, new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search);
     expect(page.status).toBe(200);
     expect(page.headers.get('referrer-policy')).toBe('no-referrer');
     expect(await page.text()).toContain(`value="${tokenOf(link)}"`);
@@ -270,8 +270,8 @@ describe('invitations', () => {
     expect(JSON.stringify(r.body)).not.toContain('token');
     expect(mark.since()).toEqual(['crt:user.created', 'crt:user.invited']);
     const link = await lastLink('crt', 'ivy@example.test', 'invitation');
-    expect(link).toStartWith('http://crt.localhost:8080/accept-invite?token=');
-    const page = await s.request(P.crt!.host, new URL(link).pathname + new URL(link).search);
+    expect(link).toStartWith('http://crt.localhost:8080/app/accept-invite?token=');
+    const page = await s.request(P.crt!.host, new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search);
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('Accept the invitation');
@@ -549,10 +549,10 @@ describe('password change, MFA reset, owner reset', () => {
     expect(res.headers.get('cache-control')).toBe('no-store');
     const r = (await res.json()) as { link: string; email: string };
     expect(r.email).toBe(P.wl!.owner.email);
-    expect(r.link).toStartWith('http://wl.localhost:8080/reset-password?token=');
+    expect(r.link).toStartWith('http://wl.localhost:8080/app/reset-password?token=');
     expect(mark.since()).toEqual(['platform.owner_reset', 'wl:user.owner_reset_issued']);
     // The page is branded, and a white-labeled platform's never names Soulfra.
-    const page = await s.request(P.wl!.host, new URL(r.link).pathname + new URL(r.link).search);
+    const page = await s.request(P.wl!.host, new URL(r.link).pathname.replace(/^\/app\//, '/') + new URL(r.link).search);
     const html = await page.text();
     expect(page.status).toBe(200);
     expect(html).toContain('Acme Corp');
@@ -581,7 +581,7 @@ describe('password change, MFA reset, owner reset', () => {
     const r = await form('open', '/reset-password', { email: 'forgot@example.test' });
     expect(r.status).toBe(202);
     expect(await lastLink('open', 'forgot@example.test', 'reset_password')).toStartWith(
-      'http://open.localhost:8080/reset-password?token=',
+      'http://open.localhost:8080/app/reset-password?token=',
     );
   });
 });

@@ -122,5 +122,5 @@ export function issueOwnerResetLink(
       details: { email: user.email, expires_at: iso(expiresAt) },
     });
   }).immediate();
-  return { user, link: `${origin}/reset-password?token=${token}`, expiresAt };
+  return { user, link: `${origin}/app/reset-password?token=${token}`, expiresAt };
 }
