@@ -63,7 +63,12 @@ test('embeddings computed in process by onnxruntime from a generated model', asy
   expect(response.headers.get('x-ai-provider')).toBe('onnx');
   expect(data.data[0]!.embedding).toEqual([1, 0, 0, 0]);
   const v = data.data[1]!.embedding;
-  expect(v.map((x) => Number(x.toFixed(6)))).toEqual([0.707107, 0.707107, 0, 0]);
+  expect(v.map((x) => Number(x.toFixed(6)))).toEqual([
+    Number(Math.SQRT1_2.toFixed(6)),
+    Number(Math.SQRT1_2.toFixed(6)),
+    0,
+    0,
+  ]);
   expect(data.usage.prompt_tokens).toBe(3);
 });
 

@@ -214,7 +214,9 @@ describe('with no server running (the CLI takes the lock)', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { slug: string; email: string; link: string };
     expect(out).toMatchObject({ slug: 'ownr', email: 'owner@ownr.localhost' });
-    expect(out.link).toMatch(/^http:\/\/ownr\.localhost:8080\/app\/reset-password\?token=[A-Za-z0-9_-]{40,}$/);
+    expect(out.link).toMatch(
+      /^http:\/\/ownr\.localhost:8080\/app\/reset-password\?token=[A-Za-z0-9_-]{40,}$/,
+    );
     const human = await sf('platform', 'owner-reset', 'ownr');
     expect(human.code).toBe(0);
     expect(human.stdout).toContain('/app/reset-password?token=');

@@ -30,6 +30,7 @@ import {
   removeBudget,
   setBudget,
   usageReport,
+  usageSeries,
 } from './service.ts';
 import { SSE_HEADERS, sseStream } from './sse.ts';
 
@@ -119,6 +120,35 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         permission: 'billing:read',
         detail: {
           summary: 'AI usage by day, model and caller',
+          tags: ['ai'],
+          parameters: Object.entries(UsageQuery.properties).map(([name, schema]) => ({
+            name,
+            in: 'query',
+            required: false,
+            schema,
+          })),
+        } as DocumentDecoration,
+      },
+    )
+    .get(
+      '/api/v1/ai/usage/hourly',
+      async ({ ctx: c, query }) => {
+        const r = await usageSeries(depsOf(c.app), c, parseUsageQuery(query));
+        return {
+          from: new Date(r.from).toISOString(),
+          to: new Date(r.to).toISOString(),
+          hours: r.hours.map((h) => ({
+            ...h,
+            hour: new Date(h.hour).toISOString(),
+            cost_micro: jsonInteger(h.cost_micro),
+            markup_micro: jsonInteger(h.markup_micro),
+          })),
+        };
+      },
+      {
+        permission: 'billing:read',
+        detail: {
+          summary: 'AI usage by hour, model alias and user (default: the last 30 days), for charts',
           tags: ['ai'],
           parameters: Object.entries(UsageQuery.properties).map(([name, schema]) => ({
             name,

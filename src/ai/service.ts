@@ -32,9 +32,11 @@ import {
   type BudgetRow,
   deleteBudget,
   listBudgets,
+  type UsageHour,
   type UsageLine,
   upsertBudget,
   usageBetween,
+  usageByHour,
 } from './usage.repository.ts';
 
 /*
@@ -433,6 +435,22 @@ export async function usageReport(
   const from = range.from ?? periodStart('month', now);
   const to = range.to ?? now + 1;
   return { from, to, usage: usageBetween(caller.db, from, to) };
+}
+
+/**
+ * Usage by hour, model alias and user over [from, to) (default: the last 30 days), with each
+ * user's email: the admin's charts group the hours into the viewer's own days.
+ */
+export async function usageSeries(
+  deps: AiDeps,
+  caller: Pick<AiCaller, 'db'>,
+  range: { from?: number; to?: number },
+): Promise<{ from: number; to: number; hours: UsageHour[] }> {
+  await deps.meter.flush();
+  const now = deps.clock.now();
+  const to = range.to ?? now + 1;
+  const from = range.from ?? to - 30 * 86_400_000;
+  return { from, to, hours: usageByHour(caller.db, from, to) };
 }
 
 // ---------------------------------------------------------------------------------------------

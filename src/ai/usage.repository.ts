@@ -115,6 +115,71 @@ export function usageBetween(db: Database, from: number, to: number): UsageLine[
   }));
 }
 
+/** One hour's usage of one model alias by one caller (the admin's charts). */
+export interface UsageHour {
+  /** The hour's start, epoch ms. */
+  hour: number;
+  alias: string;
+  user_id: string | null;
+  /** The user's email now (null for API keys without a user and for users since deleted). */
+  user_email: string | null;
+  currency: string;
+  calls: number;
+  errors: number;
+  tokens_in: number;
+  tokens_out: number;
+  cost_micro: bigint;
+  markup_micro: bigint;
+}
+
+/** Usage written in [from, to), by hour, model alias, user and currency, oldest first. */
+export function usageByHour(db: Database, from: number, to: number): UsageHour[] {
+  const rows = db
+    .query<Record<keyof UsageHour, string | bigint | null>, [number, number]>(
+      `SELECT (e.ts / 3600000) * 3600000 AS hour, e.alias AS alias, e.user_id AS user_id, u.email AS user_email,
+              e.currency AS currency, count(*) AS calls, sum(e.status <> 'ok') AS errors,
+              sum(e.tokens_in) AS tokens_in, sum(e.tokens_out) AS tokens_out,
+              sum(e.cost_micro) AS cost_micro, sum(e.markup_micro) AS markup_micro
+       FROM usage_events e LEFT JOIN users u ON u.id = e.user_id
+       WHERE e.ts >= ? AND e.ts < ? GROUP BY hour, e.alias, e.user_id, e.currency ORDER BY hour, e.alias`,
+    )
+    .safeIntegers(true)
+    .all(from, to);
+  return rows.map((r) => ({
+    hour: Number(r.hour),
+    alias: r.alias as string,
+    user_id: (r.user_id as string | null) ?? null,
+    user_email: (r.user_email as string | null) ?? null,
+    currency: r.currency as string,
+    calls: Number(r.calls),
+    errors: Number(r.errors),
+    tokens_in: Number(r.tokens_in),
+    tokens_out: Number(r.tokens_out),
+    cost_micro: r.cost_micro as bigint,
+    markup_micro: r.markup_micro as bigint,
+  }));
+}
+
+/** What a platform spent on AI since `since`: calls and tokens, and cost plus markup by currency (most calls first). */
+export function usageTotalsSince(
+  db: Database,
+  since: number,
+): { currency: string; calls: number; tokens: number; cost_micro: bigint }[] {
+  return db
+    .query<{ currency: string; calls: bigint; tokens: bigint | null; cost_micro: bigint | null }, [number]>(
+      `SELECT currency, count(*) AS calls, sum(tokens_in + tokens_out) AS tokens, sum(cost_micro + markup_micro) AS cost_micro
+       FROM usage_events WHERE ts >= ? GROUP BY currency ORDER BY calls DESC`,
+    )
+    .safeIntegers(true)
+    .all(since)
+    .map((r) => ({
+      currency: r.currency,
+      calls: Number(r.calls),
+      tokens: Number(r.tokens ?? 0n),
+      cost_micro: r.cost_micro ?? 0n,
+    }));
+}
+
 /*
  * The meter's SQL (src/ai/meter.ts still holds its own copy; the lead moves it here at merge).
  */

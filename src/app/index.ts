@@ -1,5 +1,6 @@
 export { type App, type OpenAppOptions, openApp } from './app.ts';
 export type { AuditEntry, AuditInput, AuditPort } from './audit-port.ts';
+export { type AuditFilter, type AuditPage, parseAuditQuery, searchAudit } from './audit-search.repository.ts';
 export { DEFAULT_CONFIG, InstanceConfig, readConfigFile, resolveConfig, validateConfig } from './config.ts';
 export {
   currentLibcHost,

@@ -1,7 +1,8 @@
 import { Database } from 'bun:sqlite';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { App } from '../app/index.ts';
+import { usageTotalsSince } from '../ai/index.ts';
+import { type App, type AuditFilter, type AuditPage, searchAudit } from '../app/index.ts';
 import {
   type AnchoredVerdict,
   type KeyReport,
@@ -17,6 +18,7 @@ import {
   createApiKey,
   createOperator,
   createOperatorToken,
+  createUserRepository,
   disableOperator,
   enableOperator,
   issueOwnerResetLink,
@@ -42,6 +44,31 @@ import {
   type PlatformSettingsReport,
   settingsReport,
 } from './create-platform.ts';
+
+/** A platform's figures for the console's list. */
+export interface PlatformStats {
+  users: number;
+  calls_30d: number;
+  tokens_30d: number;
+  /** Cost plus markup, micro-units of the currency's minor unit (a JSON number while exact). */
+  cost_micro_30d: number | string;
+  /** The currency most of its usage is priced in; null before any priced call. */
+  currency: string | null;
+}
+
+function platformStats(db: Database, since: number): PlatformStats {
+  const users = createUserRepository({ db }).countActive();
+  const rows = usageTotalsSince(db, since);
+  const main = rows[0];
+  const cost = main?.cost_micro ?? 0n;
+  return {
+    users,
+    calls_30d: rows.reduce((a, r) => a + r.calls, 0),
+    tokens_30d: rows.reduce((a, r) => a + r.tokens, 0),
+    cost_micro_30d: cost <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(cost) : cost.toString(),
+    currency: main ? main.currency : null,
+  };
+}
 
 /** One chain's verdict, as the API and CLI report it. */
 export interface ChainReport {
@@ -101,6 +128,30 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     /** Every platform. */
     listPlatforms(): PlatformView[] {
       return tenancy.list();
+    },
+    /**
+     * Every platform with its figures: active users, and AI calls, tokens and cost (with the
+     * markup) over the last 30 days in its main currency. Archived platforms have none (null).
+     */
+    async listPlatformsWithStats(): Promise<(PlatformView & { stats: PlatformStats | null })[]> {
+      const since = app.clock.now() - 30 * 86_400_000;
+      const out: (PlatformView & { stats: PlatformStats | null })[] = [];
+      for (const v of tenancy.list()) {
+        if (v.status === 'archived') {
+          out.push({ ...v, stats: null });
+          continue;
+        }
+        const stats = await app.platformDbs.use(v.id, (db) => platformStats(db, since));
+        out.push({ ...v, stats });
+      }
+      return out;
+    },
+    /** The control plane's audit trail, or a platform's (`slug`), filtered (app/audit-search). */
+    async listAudit(slug: string | undefined, f: AuditFilter): Promise<AuditPage & { chain: string }> {
+      app.audit.flush();
+      if (!slug) return { chain: 'control', ...searchAudit(app.control, f) };
+      const v = livePlatform(slug);
+      return { chain: v.slug, ...(await app.platformDbs.use(v.id, (db) => searchAudit(db, f))) };
     },
     /**
      * One platform, with its blueprint, the settings it sets that nothing enforces yet, and what

@@ -49,7 +49,7 @@ export function authenticate(
       return p ? { principal: p, pendingMfa: null, via: 'bearer' } : none;
     }
     const r = token.startsWith('sf_') ? authenticateApiKey(db, token, now) : null;
-    if (!r || !r.ok) {
+    if (!r?.ok) {
       if (!strict) return none;
       throw new AppError(
         r ? 'auth.invalid_api_key' : 'auth.invalid_token',

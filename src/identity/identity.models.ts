@@ -89,6 +89,13 @@ export const SettingsPatch = Type.Record(Type.String(), Type.Unknown(), {
 export const AuditQuery = Type.Object({
   after: Type.Optional(Type.String({ description: 'Entries after this sequence number.' })),
   limit: Type.Optional(Type.String({ description: 'At most this many entries (1–500, default 100).' })),
+  before: Type.Optional(Type.String({ description: 'Entries before this sequence number (newest first).' })),
+  order: Type.Optional(Type.String({ description: 'asc (default) or desc (newest first).' })),
+  action: Type.Optional(Type.String({ description: 'An action, or a prefix ending in a dot (`user.`).' })),
+  actor: Type.Optional(Type.String({ description: 'An actor, exactly (`user:usr_…`).' })),
+  target: Type.Optional(Type.String({ description: 'A piece of the target.' })),
+  from: Type.Optional(Type.String({ description: 'ISO-8601: entries at or after this time.' })),
+  to: Type.Optional(Type.String({ description: 'ISO-8601: entries before this time.' })),
 });
 
 export const IdParams = Type.Object({ id: Type.String({ description: 'The id.' }) });

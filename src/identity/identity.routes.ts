@@ -1,4 +1,5 @@
 import { Elysia } from 'elysia';
+import { parseAuditQuery, searchAudit } from '../app/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { assertOwnJson } from '../shared/own-json.ts';
 import {
@@ -445,18 +446,15 @@ export const identityRoutes = new Elysia({ name: 'identity.routes', prefix: '/ap
   .get(
     '/audit',
     ({ query, ctx: c }) => {
-      const after = Number.parseInt(query.after ?? '0', 10) || 0;
-      const limit = Math.min(500, Math.max(1, Number.parseInt(query.limit ?? '100', 10) || 100));
-      const entries = c.app.audit.entries(c.db, after, limit).map((e) => ({
-        ...e,
-        ts: new Date(e.ts).toISOString(),
-        details: JSON.parse(e.details) as unknown,
-      }));
-      return { entries, next_after: entries.length === limit ? (entries.at(-1)?.seq ?? null) : null };
+      c.app.audit.flush();
+      return searchAudit(c.db, parseAuditQuery(query));
     },
     {
       permission: 'audit:read',
       query: AuditQuery,
-      detail: { summary: "The platform's audit trail, in order", tags: ['audit'] },
+      detail: {
+        summary: "The platform's audit trail: oldest first after a seq, or newest first (order=desc, before)",
+        tags: ['audit'],
+      },
     },
   );

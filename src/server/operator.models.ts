@@ -132,6 +132,27 @@ export const TokenListQuery = Type.Object({
   operator: Type.Optional(Type.String({ description: "Only this operator's tokens (admins)." })),
 });
 
+export const PlatformListQuery = Type.Object({
+  include: Type.Optional(
+    Type.String({ description: '`stats`: each platform with its users and 30 days of AI usage.' }),
+  ),
+});
+
+export const OperatorAuditQuery = Type.Object({
+  platform: Type.Optional(Type.String({ description: "A platform's chain (default: the control plane's)." })),
+  after: Type.Optional(Type.String({ description: 'Entries after this sequence number (oldest first).' })),
+  before: Type.Optional(Type.String({ description: 'Entries before this sequence number (newest first).' })),
+  order: Type.Optional(Type.String({ description: 'asc (default) or desc.' })),
+  limit: Type.Optional(Type.String({ description: 'At most this many (1–500, default 100).' })),
+  action: Type.Optional(
+    Type.String({ description: 'An action, or a prefix ending in a dot (`platform.`).' }),
+  ),
+  actor: Type.Optional(Type.String({ description: 'An actor, exactly.' })),
+  target: Type.Optional(Type.String({ description: 'A piece of the target.' })),
+  from: Type.Optional(Type.String({ description: 'ISO-8601: at or after this time.' })),
+  to: Type.Optional(Type.String({ description: 'ISO-8601: before this time.' })),
+});
+
 export const AuditVerifyQuery = Type.Object({
   platform: Type.Optional(Type.String({ description: "Verify only this platform's chain." })),
 });

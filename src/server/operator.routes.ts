@@ -1,6 +1,6 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
-import type { AiRuntime } from '../ai/index.ts';
-import type { App } from '../app/index.ts';
+import type { AiRuntime, Meter } from '../ai/index.ts';
+import { type App, parseAuditQuery } from '../app/index.ts';
 import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -50,6 +50,7 @@ import {
   MailTest,
   MfaCode,
   OidcSettings as OidcSettingsInput,
+  OperatorAuditQuery,
   OperatorCreate,
   OperatorRole,
   OperatorSignInBody,
@@ -57,6 +58,7 @@ import {
   PlatformApiKeyCreate,
   PlatformCreate,
   PlatformDeleteQuery,
+  PlatformListQuery,
   PlatformUpdate,
   Reason,
   ReturnToQuery,
@@ -85,7 +87,7 @@ export interface OperatorRoutesDeps {
   proxied: (request: Request) => boolean;
   readiness: () => { ok: boolean; checks: Record<string, string> };
   /** The AI runtime, for the providers' status. */
-  ai: { runtime: AiRuntime };
+  ai: { runtime: AiRuntime; meter: Meter };
   /** The mail queues' delivery; none: every message is reported undelivered. */
   mailer?: Mailer;
 }
@@ -309,10 +311,29 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             tags: ['ai'],
           },
         })
-        .get('/platforms', () => ({ platforms: d.actions.listPlatforms() }), {
-          permission: 'operator:read',
-          detail: { summary: 'List the platforms', tags: ['platforms'] },
-        })
+        .get(
+          '/platforms',
+          async ({ query }) => {
+            if (query.include === undefined || query.include === '')
+              return { platforms: d.actions.listPlatforms() };
+            if (query.include !== 'stats')
+              throw new AppError('request.invalid', 'include must be stats', 400, [
+                { path: '/include', reason: 'must be stats' },
+              ]);
+            // Calls metered a moment ago count: the meter's batch is written first.
+            await d.ai.meter.flush();
+            return { platforms: await d.actions.listPlatformsWithStats() };
+          },
+          {
+            permission: 'operator:read',
+            query: PlatformListQuery,
+            detail: {
+              summary:
+                'List the platforms (include=stats: users, and AI calls, tokens and cost over 30 days)',
+              tags: ['platforms'],
+            },
+          },
+        )
         .post(
           '/platforms',
           async ({ principal, body }) => {
@@ -783,6 +804,19 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           params: IdParams,
           detail: { summary: 'Revoke an operator token', tags: ['tokens'] },
         })
+        .get(
+          '/audit',
+          ({ query }) => d.actions.listAudit(query.platform || undefined, parseAuditQuery(query)),
+          {
+            permission: 'operator:read',
+            query: OperatorAuditQuery,
+            detail: {
+              summary:
+                "The control plane's audit trail, or a platform's (platform=<slug>): filters by action, actor, target and time",
+              tags: ['audit'],
+            },
+          },
+        )
         .get('/audit/verify', ({ query }) => d.actions.verifyAudit(query.platform || undefined), {
           permission: 'operator:read',
           query: AuditVerifyQuery,
@@ -817,7 +851,7 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
     );
   // The console's screens are one page (the client routes among them).
   for (const page of CONSOLE_PAGES)
-    app.get(page, () => consoleShell(d.web, {}), {
+    app.get(page, () => consoleShell(d.web, { sso: readOidc(d.app.control) !== null }), {
       permission: 'public',
       detail: {
         summary: page === '/' ? 'The operator console' : `The operator console (${page})`,

@@ -2,7 +2,6 @@
  * Platform blueprints: the built-in templates, merging a partial blueprint over a template,
  * validation with one precise detail per bad field, and reading blueprint files (JSON / YAML).
  */
-import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ValueErrorType } from '@sinclair/typebox/value';
 import { CST, isMap, isPair, isScalar, isSeq, Parser, parseDocument, type Node as YamlNode } from 'yaml';

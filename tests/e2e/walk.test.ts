@@ -116,7 +116,7 @@ describe('the browser walk', () => {
     await w.page.goto(`${platform}/admin/invitations`);
     await w.page.getByLabel('Email').fill('member@walk.test');
     await w.page.getByRole('button', { name: 'Send invitation' }).click();
-    await w.page.getByRole('cell', { name: 'member@walk.test' }).waitFor();
+    await w.page.getByRole('cell', { name: 'member@walk.test', exact: true }).waitFor();
     await check(w.page, 'admin-invitations');
     const mail = await waitFor(() => smtp.received.find((r) => r.to.includes('member@walk.test')));
     const link = /https?:\/\/[^\s"<>]+accept-invite\?token=[A-Za-z0-9_-]+/.exec(mail.mail.text ?? '')?.[0];

@@ -1,10 +1,21 @@
-import { ownPrefix, path, pick } from '../shared/router.ts';
-import { bootData, Dialogs, Title } from '../shared/ui.tsx';
+import { useEffect } from 'preact/hooks';
+import { isAdmin, loadMe, me, signOut } from '../shared/platform-session.ts';
+import { navigate, ownPrefix, path, pick } from '../shared/router.ts';
+import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx';
+import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
+import { Chat } from './chat.tsx';
+import { Profile } from './profile.tsx';
 
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
 export interface PortalBoot {
   app: 'portal';
-  platform: { name: string; slug: string; logo: string | null; white_label: boolean };
+  platform: {
+    name: string;
+    slug: string;
+    logo: string | null;
+    white_label: boolean;
+    features: Record<string, boolean>;
+  };
 }
 
 export const boot = bootData<PortalBoot>();
@@ -21,28 +32,86 @@ function NotFound() {
   );
 }
 
-function Home() {
+/** Screens for anyone, and screens that need a signed-in user. */
+const PUBLIC: [string, () => preact.JSX.Element][] = [
+  ['/app/sign-in', SignIn],
+  ['/app/sign-up', SignUp],
+  ['/app/accept-invite', AcceptInvite],
+  ['/app/reset-password', ResetPassword],
+  ['/app/verify-email', VerifyEmail],
+];
+const PRIVATE: [string, () => preact.JSX.Element][] = [
+  ['/app', Chat],
+  ['/app/c/:id', Chat],
+  ['/app/profile', Profile],
+];
+
+function TopBar() {
+  const m = me.value;
+  const p = boot.platform;
   return (
-    <main id="main" class="narrow">
-      <Title>{boot.platform.name}</Title>
-      <p>Welcome.</p>
-    </main>
+    <header class="topbar">
+      <a class="brand" href={m ? '/app' : '/'} data-reload={m ? undefined : ''}>
+        {p.logo ? <img src={p.logo} alt="" /> : null}
+        <span>{p.name}</span>
+      </a>
+      <span class="spacer" />
+      {m ? (
+        <>
+          {isAdmin(m) ? (
+            <a href="/admin" data-reload="">
+              Admin
+            </a>
+          ) : null}
+          <a href="/app/profile">Profile</a>
+          <button
+            type="button"
+            onClick={async () => {
+              await signOut();
+              navigate('/app/sign-in');
+            }}
+          >
+            Sign out
+          </button>
+        </>
+      ) : null}
+    </header>
   );
 }
 
-const ROUTES: [string, () => preact.JSX.Element][] = [['/app', Home]];
-
 export function App() {
-  const hit = pick(ROUTES, path.value);
-  const Screen = hit?.route ?? NotFound;
+  const p = path.value;
+  const open = pick(PUBLIC, p);
+  const closed = open ? null : pick(PRIVATE, p);
+  useEffect(() => {
+    if (me.value === undefined) void loadMe().catch(() => undefined);
+  }, []);
+  // Signed-out visitors of a private screen go to sign-in, and come back after.
+  useEffect(() => {
+    if (closed && me.value === null)
+      navigate(`/app/sign-in?next=${encodeURIComponent(p + location.search)}`, true);
+  }, [closed, me.value, p]);
+  let body: preact.JSX.Element;
+  if (open) body = <open.route />;
+  else if (!closed) body = <NotFound />;
+  else if (me.value === undefined || me.value === null)
+    body = (
+      <main id="main" class="narrow">
+        <Loading />
+      </main>
+    );
+  else body = <closed.route />;
   return (
     <>
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <Screen />
+      <TopBar />
+      {body}
       {boot.platform.white_label ? null : <footer class="footer">Powered by Soulfra</footer>}
       <Dialogs />
     </>
   );
 }
+
+export { ErrorNotice };

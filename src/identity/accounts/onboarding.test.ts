@@ -121,7 +121,10 @@ describe('self sign-up with email verification', () => {
     // From the stored public URL (scheme and port), never the Host header the request carried.
     expect(link).toStartWith('http://crt.localhost:8080/app/verify-email?token=');
     // Opening the link spends nothing (a mail scanner's prefetch is harmless); the form confirms.
-    const page = await s.request(P.crt!.host, new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search);
+    const page = await s.request(
+      P.crt!.host,
+      new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search,
+    );
     expect(page.status).toBe(200);
     expect(page.headers.get('referrer-policy')).toBe('no-referrer');
     expect(await page.text()).toContain(`value="${tokenOf(link)}"`);
@@ -271,7 +274,10 @@ describe('invitations', () => {
     expect(mark.since()).toEqual(['crt:user.created', 'crt:user.invited']);
     const link = await lastLink('crt', 'ivy@example.test', 'invitation');
     expect(link).toStartWith('http://crt.localhost:8080/app/accept-invite?token=');
-    const page = await s.request(P.crt!.host, new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search);
+    const page = await s.request(
+      P.crt!.host,
+      new URL(link).pathname.replace(/^\/app\//, '/') + new URL(link).search,
+    );
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain('Accept the invitation');
@@ -552,7 +558,10 @@ describe('password change, MFA reset, owner reset', () => {
     expect(r.link).toStartWith('http://wl.localhost:8080/app/reset-password?token=');
     expect(mark.since()).toEqual(['platform.owner_reset', 'wl:user.owner_reset_issued']);
     // The page is branded, and a white-labeled platform's never names Soulfra.
-    const page = await s.request(P.wl!.host, new URL(r.link).pathname.replace(/^\/app\//, '/') + new URL(r.link).search);
+    const page = await s.request(
+      P.wl!.host,
+      new URL(r.link).pathname.replace(/^\/app\//, '/') + new URL(r.link).search,
+    );
     const html = await page.text();
     expect(page.status).toBe(200);
     expect(html).toContain('Acme Corp');

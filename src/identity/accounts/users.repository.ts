@@ -73,6 +73,12 @@ export function createUserRepository({ db }: { db: Database }) {
         u.provisioned_via ?? null,
       );
     },
+    /** How many accounts are active. */
+    countActive(): number {
+      return (
+        db.query<{ n: number }, []>("SELECT count(*) AS n FROM users WHERE status = 'active'").get()?.n ?? 0
+      );
+    },
     /** By id. */
     byId(id: string): UserRow | null {
       return db.query<UserRow, [string]>('SELECT * FROM users WHERE id = ?').get(id);

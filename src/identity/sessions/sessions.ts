@@ -72,7 +72,7 @@ export function resolveSession(
     return null;
   }
   const user = createUserRepository({ db }).byId(session.user_id);
-  if (!user || user.status !== 'active') return null;
+  if (user?.status !== 'active') return null;
   if (now - session.last_seen_at > 60_000) {
     touchSession(db, idHash, now);
   }

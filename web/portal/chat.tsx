@@ -1,0 +1,314 @@
+import { useSignal } from '@preact/signals';
+import { useEffect, useRef } from 'preact/hooks';
+import { ApiError, api, errorOf, readSse, requestInit } from '../shared/api.ts';
+import { when } from '../shared/format.ts';
+import { match, navigate, path } from '../shared/router.ts';
+import { ActionButton, Async, Empty, ErrorNotice, useResource } from '../shared/ui.tsx';
+import { Markdown } from './markdown.tsx';
+
+/** The chat: your conversations, the thread, a model picker and the message box; answers stream in. */
+
+interface Conversation {
+  id: string;
+  title: string;
+  model: string;
+  updated_at: string;
+  message_count: number;
+}
+interface Message {
+  id: string;
+  role: 'user' | 'assistant';
+  content: string;
+  status: 'complete' | 'stopped' | 'error' | 'streaming';
+  error?: string;
+  created_at: string;
+}
+
+export function Chat() {
+  const current = match('/app/c/:id', path.value)?.id ?? null;
+  const list = useResource(() => api<{ conversations: Conversation[] }>('GET', '/api/v1/conversations'), []);
+  const models = useResource(
+    () => api<{ models: { id: string; default: boolean }[] }>('GET', '/api/v1/conversations/models'),
+    [],
+  );
+  const messages = useSignal<Message[]>([]);
+  const conv = useSignal<Conversation | null>(null);
+  const loadError = useSignal<unknown>(null);
+  const model = useSignal('');
+  const draft = useSignal('');
+  const streaming = useSignal<AbortController | null>(null);
+  const turnError = useSignal<unknown>(null);
+  const logRef = useRef<HTMLDivElement>(null);
+  /** A conversation this screen just made: its (empty) messages are not fetched over the stream's. */
+  const made = useRef<string | null>(null);
+
+  // The open conversation and its messages.
+  useEffect(() => {
+    loadError.value = null;
+    if (!current) {
+      conv.value = null;
+      messages.value = [];
+      return;
+    }
+    if (made.current === current) {
+      made.current = null;
+      return;
+    }
+    const ctl = new AbortController();
+    api<{ conversation: Conversation; messages: Message[] }>(
+      'GET',
+      `/api/v1/conversations/${encodeURIComponent(current)}`,
+      undefined,
+      {
+        signal: ctl.signal,
+      },
+    )
+      .then((r) => {
+        conv.value = r.conversation;
+        messages.value = r.messages;
+        model.value = r.conversation.model;
+      })
+      .catch((e) => {
+        if (!ctl.signal.aborted) loadError.value = e;
+      });
+    return () => ctl.abort();
+  }, [current]);
+
+  useEffect(() => {
+    if (!model.value && models.data.value?.models.length)
+      model.value = models.data.value.models.find((m) => m.default)?.id ?? models.data.value.models[0]!.id;
+  }, [models.data.value]);
+
+  // Keep the newest text in view while it streams.
+  useEffect(() => {
+    const el = logRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  });
+
+  const send = async () => {
+    const content = draft.value.trim();
+    if (!content || streaming.value) return;
+    turnError.value = null;
+    let id = current;
+    try {
+      if (!id) {
+        const r = await api<{ conversation: Conversation }>('POST', '/api/v1/conversations', {
+          model: model.value || undefined,
+        });
+        id = r.conversation.id;
+        conv.value = r.conversation;
+        made.current = id;
+        navigate(`/app/c/${id}`, true);
+      }
+    } catch (e) {
+      turnError.value = e;
+      return;
+    }
+    const ctl = new AbortController();
+    streaming.value = ctl;
+    const pending: Message = {
+      id: 'pending',
+      role: 'assistant',
+      content: '',
+      status: 'streaming',
+      created_at: new Date().toISOString(),
+    };
+    try {
+      const res = await fetch(
+        `/api/v1/conversations/${encodeURIComponent(id)}/messages`,
+        requestInit(
+          'POST',
+          { content, model: model.value || undefined },
+          { signal: ctl.signal, headers: { accept: 'text/event-stream' } },
+        ),
+      );
+      if (!res.ok) throw await errorOf(res);
+      draft.value = '';
+      for await (const ev of readSse(res)) {
+        const data = JSON.parse(ev.data) as Record<string, unknown>;
+        if (ev.event === 'user') messages.value = [...messages.value, data.message as Message, pending];
+        else if (ev.event === 'delta') {
+          pending.content += data.text as string;
+          messages.value = [...messages.value.slice(0, -1), { ...pending }];
+        } else if (ev.event === 'done')
+          messages.value = [...messages.value.slice(0, -1), data.message as Message];
+        else if (ev.event === 'error') {
+          messages.value = [
+            ...messages.value.slice(0, -1),
+            { ...pending, status: 'error', error: String(data.message ?? 'the answer failed') },
+          ];
+        }
+      }
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') {
+        const last = messages.value.at(-1);
+        if (last?.id === 'pending')
+          messages.value = [...messages.value.slice(0, -1), { ...last, status: 'stopped' }];
+      } else turnError.value = e;
+    } finally {
+      streaming.value = null;
+      // The list, and the title the first message gave the conversation.
+      void list.reload().then(() => {
+        const now = list.data.value?.conversations.find((x) => x.id === id);
+        if (now && conv.value?.id === id) conv.value = now;
+      });
+    }
+  };
+
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      void send();
+    }
+  };
+
+  const c = conv.value;
+  return (
+    <div class="chat">
+      <nav class="chat-list" aria-label="Conversations">
+        <div class="actions">
+          <button type="button" class="primary" onClick={() => navigate('/app')}>
+            New chat
+          </button>
+        </div>
+        <Async
+          r={list}
+          empty={(d) => (d.conversations.length ? null : <p class="muted">No conversations yet.</p>)}
+        >
+          {(d) => (
+            <ul>
+              {d.conversations.map((x) => (
+                <li key={x.id}>
+                  <a href={`/app/c/${x.id}`} aria-current={x.id === current ? 'page' : undefined}>
+                    {x.title}
+                  </a>
+                </li>
+              ))}
+            </ul>
+          )}
+        </Async>
+      </nav>
+      <main id="main" class="chat-main">
+        <div class="chat-head">
+          <h1 tabIndex={-1}>{c ? c.title : 'New chat'}</h1>
+          {c ? (
+            <div class="actions">
+              <ActionButton
+                onClick={async () => {
+                  const title = prompt('New name', c.title)?.trim();
+                  if (!title) return;
+                  const r = await api<{ conversation: Conversation }>(
+                    'PATCH',
+                    `/api/v1/conversations/${c.id}`,
+                    { title },
+                  );
+                  conv.value = r.conversation;
+                  await list.reload();
+                }}
+              >
+                Rename
+              </ActionButton>
+              <a
+                class="button"
+                href={`/api/v1/conversations/${c.id}/export?format=markdown`}
+                download
+                data-reload=""
+              >
+                Export Markdown
+              </a>
+              <a
+                class="button"
+                href={`/api/v1/conversations/${c.id}/export?format=json`}
+                download
+                data-reload=""
+              >
+                Export JSON
+              </a>
+              <ActionButton
+                class="danger"
+                confirm={`Delete “${c.title}” and its messages?`}
+                onClick={async () => {
+                  await api('DELETE', `/api/v1/conversations/${c.id}`);
+                  await list.reload();
+                  navigate('/app');
+                }}
+              >
+                Delete
+              </ActionButton>
+            </div>
+          ) : null}
+        </div>
+        <ErrorNotice error={loadError.value} />
+        <div class="chat-log" role="log" aria-live="polite" aria-label="Conversation" ref={logRef}>
+          {messages.value.length === 0 ? (
+            <Empty>Ask anything to start.</Empty>
+          ) : (
+            messages.value.map((m) => (
+              <div key={m.id} class={`msg ${m.role}`} data-status={m.status}>
+                <div class="who">
+                  {m.role === 'user' ? 'You' : 'Assistant'} <span class="muted">{when(m.created_at)}</span>
+                  {m.status === 'stopped' ? <span class="badge warn">stopped</span> : null}
+                  {m.status === 'error' ? <span class="badge bad">error</span> : null}
+                </div>
+                <div class="body" data-role={m.role}>
+                  {m.role === 'assistant' ? <Markdown text={m.content} /> : <p class="plain">{m.content}</p>}
+                </div>
+                {m.error ? <p class="error-text">{m.error}</p> : null}
+              </div>
+            ))
+          )}
+        </div>
+        <ErrorNotice error={turnError.value} />
+        <form
+          class="composer"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void send();
+          }}
+        >
+          <div class="field">
+            <label for="model">Model</label>
+            <select
+              id="model"
+              value={model.value}
+              onChange={(e) => {
+                model.value = (e.currentTarget as HTMLSelectElement).value;
+              }}
+            >
+              {(models.data.value?.models ?? []).map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.id}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div class="field grow">
+            <label for="message">Message</label>
+            <textarea
+              id="message"
+              rows={3}
+              value={draft.value}
+              onInput={(e) => {
+                draft.value = (e.currentTarget as HTMLTextAreaElement).value;
+              }}
+              onKeyDown={onKey}
+              placeholder="Enter sends; Shift+Enter makes a new line"
+            />
+          </div>
+          <div class="actions">
+            {streaming.value ? (
+              <button type="button" class="danger" onClick={() => streaming.value?.abort()}>
+                Stop
+              </button>
+            ) : (
+              <button type="submit" class="primary" disabled={!draft.value.trim()}>
+                Send
+              </button>
+            )}
+          </div>
+        </form>
+        {models.error.value instanceof ApiError ? <ErrorNotice error={models.error.value} /> : null}
+      </main>
+    </div>
+  );
+}
