@@ -205,7 +205,9 @@ describe('usage money in micro-units', () => {
   test('migration 0009 turns rows written in minor units into micro-units (× 1,000,000), nothing else changes', () => {
     const db = new BunDatabase(':memory:');
     try {
-      const before = TENANT_MIGRATIONS.filter((m) => m.name !== 'usage-micro');
+      // The database as it was before 0009 (every earlier migration, none after).
+      const v9 = TENANT_MIGRATIONS.find((m) => m.name === 'usage-micro')!.version;
+      const before = TENANT_MIGRATIONS.filter((m) => m.version < v9);
       migrate(db, before, 'test');
       db.query(
         `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,

@@ -33,6 +33,37 @@ export function contrastText(hex: string): '#000000' | '#ffffff' {
   return 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 ? '#ffffff' : '#000000';
 }
 
+const rgbOf = (hex: string): [number, number, number] => {
+  const h = hex.length === 4 ? [...hex.slice(1)].map((c) => c + c).join('') : hex.slice(1);
+  return [0, 2, 4].map((i) => Number.parseInt(h.slice(i, i + 2), 16)) as [number, number, number];
+};
+const luminance = ([r, g, b]: [number, number, number]) => {
+  const lin = (v: number) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+};
+const ratio = (a: number, b: number) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+
+/**
+ * `fg` moved toward black or white (away from `bg`) just far enough to reach a contrast of
+ * `min` on `bg` (WCAG AA: 4.5), so brand-colored links stay readable on any brand background.
+ */
+export function readableOn(fg: string, bg: string, min = 4.5): string {
+  const f = rgbOf(fg);
+  const lb = luminance(rgbOf(bg));
+  const target = lb > 0.18 ? 0 : 255;
+  for (let t = 0; t <= 1.0001; t += 0.05) {
+    const c = f.map((v) => Math.round(v + (target - v) * t)) as [number, number, number];
+    if (ratio(luminance(c), lb) >= min) return `#${c.map((v) => v.toString(16).padStart(2, '0')).join('')}`;
+  }
+  return target === 0 ? '#000000' : '#ffffff';
+}
+
+/** The background of dark pages when the brand sets none (web/shared/base.css). */
+export const DARK_BG = '#14161a';
+
 /** The brand's CSS: colors and fonts as custom properties, then the platform's own CSS. */
 function brandStyle(bp: PlatformBlueprint): string {
   const c = bp.identity.branding.colors;

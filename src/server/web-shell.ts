@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { escapeHtml } from '../shared/html.ts';
 import type { PlatformBlueprint } from '../tenancy/index.ts';
-import { contrastText, htmlResponse, plainPage } from './pages.ts';
+import { contrastText, DARK_BG, htmlResponse, plainPage, readableOn } from './pages.ts';
 import type { WebAppName, WebBuild } from './web-assets.ts';
 
 /**
@@ -74,6 +74,9 @@ export function brandCss(bp: PlatformBlueprint): string {
     `--brand-on-secondary:${contrastText(c.secondary)}`,
     `--brand-bg:${c.background}`,
     `--brand-text:${c.text}`,
+    // Links in the brand color, made readable on the page (light and dark).
+    `--brand-link:${readableOn(c.primary, c.background)}`,
+    `--brand-link-dark:${readableOn(c.primary, DARK_BG)}`,
     `--brand-font-heading:${fontStack(b.fonts.heading)}`,
     `--brand-font-body:${fontStack(b.fonts.body)}`,
   ];

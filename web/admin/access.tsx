@@ -11,6 +11,7 @@ import {
   OneTimeSecret,
   StatusBadge,
   Submit,
+  TableWrap,
   Title,
   useForm,
   useResource,
@@ -225,7 +226,7 @@ function ScimTokens({
     <>
       <Async r={r} empty={(d) => (d.scim_tokens.length ? null : <p class="muted">No SCIM tokens.</p>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="SCIM tokens">
               <thead>
                 <tr>
@@ -261,7 +262,7 @@ function ScimTokens({
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
       <Form
@@ -315,7 +316,7 @@ export function ApiKeys() {
       </p>
       <Async r={r} empty={(d) => (d.api_keys.length ? null : <Empty>No API keys yet.</Empty>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="API keys">
               <thead>
                 <tr>
@@ -357,7 +358,7 @@ export function ApiKeys() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
       <Form
@@ -424,7 +425,7 @@ export function Audit() {
       <Async r={r} empty={(d) => (d.entries.length ? null : <Empty>No entries match.</Empty>)}>
         {(d) => (
           <>
-            <div class="table-wrap">
+            <TableWrap>
               <table aria-label="Audit entries">
                 <thead>
                   <tr>
@@ -451,7 +452,7 @@ export function Audit() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
             <div class="actions">
               {before.value ? (
                 <button type="button" onClick={() => (before.value = null)}>

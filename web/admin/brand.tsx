@@ -208,6 +208,10 @@ function BrandForm({ b, name }: { b: Branding; name: string }) {
   );
 }
 
+/** A font name as the pages use it: the brand's font, then the system's. */
+const stack = (f: string) =>
+  f.trim() ? `"${f.replace(/["\\;{}<>]/g, '').trim()}", system-ui, sans-serif` : 'system-ui, sans-serif';
+
 function BrandPreview({
   name,
   logo,
@@ -228,10 +232,10 @@ function BrandPreview({
         '--on-p': onColor(colors.primary.value),
         background: colors.background.value,
         color: colors.text.value,
-        fontFamily: fonts.body.value,
+        fontFamily: stack(fonts.body.value),
       }}
     >
-      <div class="preview-bar" style={{ fontFamily: fonts.heading.value }}>
+      <div class="preview-bar" style={{ fontFamily: stack(fonts.heading.value) }}>
         {logo.value ? <img src={logo.value} alt="" height={24} /> : null} {name}
       </div>
       <div class="preview-body">

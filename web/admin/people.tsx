@@ -12,6 +12,7 @@ import {
   Notice,
   StatusBadge,
   Submit,
+  TableWrap,
   Title,
   useForm,
   useResource,
@@ -79,7 +80,7 @@ export function Users() {
       </p>
       <Async r={r} empty={(d) => (d.users.length ? null : <Empty>No users yet.</Empty>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Users">
               <thead>
                 <tr>
@@ -160,7 +161,7 @@ export function Users() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
       {error.value ? <Notice kind="error">{String((error.value as Error).message)}</Notice> : null}
@@ -215,7 +216,7 @@ export function Invitations() {
       <h2>Sent</h2>
       <Async r={r} empty={(d) => (d.invitations.length ? null : <Empty>No invitations yet.</Empty>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Invitations">
               <thead>
                 <tr>
@@ -266,7 +267,7 @@ export function Invitations() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
     </>

@@ -3,7 +3,7 @@ import { useMemo } from 'preact/hooks';
 import { api } from '../shared/api.ts';
 import { TimeChart } from '../shared/chart.tsx';
 import { day, moneyMicro, num } from '../shared/format.ts';
-import { Async, Empty, Title, useResource } from '../shared/ui.tsx';
+import { Async, Empty, TableWrap, Title, useResource } from '../shared/ui.tsx';
 
 /** AI usage: calls, tokens and cost over time by model and by user, with the figures as tables. */
 
@@ -123,7 +123,7 @@ export function Usage() {
         empty={(d) => (d.budgets.length ? null : <p class="muted">No budgets: spending is not capped.</p>)}
       >
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Budgets">
               <thead>
                 <tr>
@@ -144,7 +144,7 @@ export function Usage() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
     </>
@@ -251,7 +251,7 @@ function UsageReport({ d }: { d: Series }) {
 
 function Breakdown({ label, first, rows }: { label: string; first: string; rows: Map<string, Totals> }) {
   return (
-    <div class="table-wrap">
+    <TableWrap>
       <table aria-label={label}>
         <thead>
           <tr>
@@ -282,6 +282,6 @@ function Breakdown({ label, first, rows }: { label: string; first: string; rows:
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }

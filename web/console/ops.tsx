@@ -10,6 +10,7 @@ import {
   OneTimeSecret,
   StatusBadge,
   Submit,
+  TableWrap,
   Title,
   useForm,
   useResource,
@@ -59,7 +60,7 @@ export function Operators() {
       </p>
       <Async r={r} empty={(d) => (d.operators.length ? null : <Empty>No operators.</Empty>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Operators">
               <thead>
                 <tr>
@@ -124,7 +125,7 @@ export function Operators() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
       {admin ? (
@@ -175,7 +176,7 @@ export function Tokens() {
       <p class="muted">Operator tokens for the CLI and automation (`Authorization: Bearer …`).</p>
       <Async r={r} empty={(d) => (d.tokens.length ? null : <Empty>No tokens yet.</Empty>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Operator tokens">
               <thead>
                 <tr>
@@ -217,7 +218,7 @@ export function Tokens() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
       <section aria-labelledby="make">
@@ -311,7 +312,7 @@ export function Health() {
           empty={(d) => (d.providers.length ? null : <Empty>No providers are configured.</Empty>)}
         >
           {(d) => (
-            <div class="table-wrap">
+            <TableWrap>
               <table aria-label="AI providers">
                 <thead>
                   <tr>
@@ -347,7 +348,7 @@ export function Health() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
           )}
         </Async>
       </section>
@@ -468,7 +469,7 @@ export function Audit() {
       <Async r={r} empty={(d) => (d.entries.length ? null : <Empty>No entries match.</Empty>)}>
         {(d) => (
           <>
-            <div class="table-wrap">
+            <TableWrap>
               <table aria-label="Audit entries">
                 <thead>
                   <tr>
@@ -499,7 +500,7 @@ export function Audit() {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
             <div class="actions">
               {before.value ? (
                 <button

@@ -12,6 +12,7 @@ import {
   OneTimeSecret,
   StatusBadge,
   Submit,
+  TableWrap,
   Title,
   useForm,
   useResource,
@@ -68,7 +69,7 @@ export function Platforms() {
         }
       >
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Platforms">
               <thead>
                 <tr>
@@ -106,7 +107,7 @@ export function Platforms() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
     </>

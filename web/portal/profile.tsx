@@ -10,6 +10,7 @@ import {
   Notice,
   OneTimeSecret,
   Submit,
+  TableWrap,
   Title,
   useForm,
   useResource,
@@ -166,7 +167,7 @@ function ApiKeys() {
       {made.value ? <OneTimeSecret label="API key" value={made.value} /> : null}
       <Async r={keys} empty={(d) => (d.api_keys.length ? null : <p class="muted">No keys yet.</p>)}>
         {(d) => (
-          <div class="table-wrap">
+          <TableWrap>
             <table aria-label="Your API keys">
               <thead>
                 <tr>
@@ -199,7 +200,7 @@ function ApiKeys() {
                 ))}
               </tbody>
             </table>
-          </div>
+          </TableWrap>
         )}
       </Async>
     </section>

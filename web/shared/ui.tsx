@@ -404,3 +404,28 @@ export function bootData<T>(): T {
   const el = document.getElementById('boot');
   return JSON.parse(el?.textContent || '{}') as T;
 }
+
+/**
+ * A table's box: it scrolls sideways on narrow screens, and while it does, it takes keyboard
+ * focus so the arrow keys can scroll it (a box that fits takes none).
+ */
+export function TableWrap({ children }: { children: ComponentChildren }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (!el) return;
+    const check = () => {
+      if (el.scrollWidth > el.clientWidth + 1) el.setAttribute('tabindex', '0');
+      else el.removeAttribute('tabindex');
+    };
+    check();
+    const ro = new ResizeObserver(check);
+    ro.observe(el);
+    return () => ro.disconnect();
+  });
+  return (
+    <div class="table-wrap" ref={ref}>
+      {children}
+    </div>
+  );
+}
