@@ -42,6 +42,7 @@ describe('migrate', () => {
         '0008-onboarding',
         '0009-usage-micro',
         '0010-conversations',
+        '0011-brand-assets',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -20,7 +20,18 @@ import {
   scimRoutes,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
-import { BLUEPRINT_RULES, domainUrl, PACK_LOCKS, type PlatformHead, type Tenancy } from '../tenancy/index.ts';
+import {
+  BLUEPRINT_RULES,
+  checkLogo,
+  deleteBrandAssetsExcept,
+  domainUrl,
+  getBrandAsset,
+  localLogoName,
+  PACK_LOCKS,
+  type PlatformHead,
+  putBrandAsset,
+  type Tenancy,
+} from '../tenancy/index.ts';
 import { accountPages } from './account-pages.ts';
 import { lazyDocument, PLATFORM_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
@@ -29,7 +40,13 @@ import { docsResponse } from './openapi.ts';
 import { PlatformUpdate } from './operator.models.ts';
 import { htmlResponse, platformHomePage, platformStatusPage } from './pages.ts';
 import { assetResponse, type WebBuild } from './web-assets.ts';
-import { brandCssResponse, platformShell } from './web-shell.ts';
+import {
+  brandAssetResponse,
+  brandCssResponse,
+  monogramIcon,
+  platformShell,
+  webManifest,
+} from './web-shell.ts';
 
 /** What the platform routes need; the dispatcher fills `platformOf` and `dbOf` per request. */
 export interface PlatformRoutesDeps {
@@ -100,10 +117,12 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     })
     // JSON that does not parse is answered after the permission check (401/403 first); SCIM
     // reads its bodies itself.
-    .onParse({ as: 'global' }, ({ request, contentType, path }) =>
-      path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
-        ? undefined
-        : parseJsonLenient(request, contentType),
+    .onParse({ as: 'global' }, async ({ request, contentType, path }) =>
+      path === '/api/v1/platform/logo'
+        ? new Uint8Array(await request.arrayBuffer())
+        : path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
+          ? undefined
+          : parseJsonLenient(request, contentType),
     )
     .derive({ as: 'global' }, ({ request, route, body }) => {
       d.routeOf.set(request, route);
@@ -300,6 +319,71 @@ export function platformRoutes(d: PlatformRoutesDeps) {
         summary: 'A file of the browser apps (hashed name, precompressed, immutable)',
         tags: ['pages'],
       },
+    })
+    // The uploaded logo: stored in the platform's database, branding.logo points at it.
+    .post(
+      '/api/v1/platform/logo',
+      ({ ctx, body }) => {
+        const bytes = body instanceof Uint8Array ? body : new Uint8Array(0);
+        const { name, type } = checkLogo(bytes);
+        const db = ctx.db;
+        putBrandAsset(db, { name, content_type: type, bytes, created_at: d.app.clock.now() });
+        const logo = `/brand/${name}`;
+        // The blueprint change is audited as any other; the asset it replaced goes after it.
+        const r = d.tenancy.updateBlueprint(
+          ctx.platform.slug,
+          { identity: { branding: { logo } } },
+          { kind: 'platform', actor: actorOf(ctx.principal) },
+        );
+        deleteBrandAssetsExcept(db, name);
+        return Response.json(
+          { logo, bytes: bytes.byteLength, content_type: type, changes: r.changes },
+          { status: 201 },
+        );
+      },
+      {
+        permission: 'settings:write',
+        detail: {
+          summary:
+            'Upload the logo (the body is a PNG, JPEG, GIF or WebP image, at most 256 KB): stored in the platform, branding.logo points at it',
+          tags: ['settings'],
+        },
+      },
+    )
+    .get(
+      '/brand/:name',
+      ({ ctx, params }) => {
+        const a = /^logo-[0-9a-f]{16}\.(png|jpg|gif|webp)$/.test(params.name)
+          ? getBrandAsset(ctx.db, params.name)
+          : null;
+        if (!a) throw new AppError('asset.not_found', `no brand file ${params.name}`, 404);
+        return brandAssetResponse(a);
+      },
+      {
+        permission: 'public',
+        detail: { summary: "The platform's uploaded logo (named by its hash, immutable)", tags: ['pages'] },
+      },
+    )
+    .get(
+      '/favicon.ico',
+      ({ ctx }) => {
+        const bp = d.tenancy.blueprintOf(ctx.platform.id);
+        const local = localLogoName(bp.identity.branding.logo);
+        const a = local ? getBrandAsset(ctx.db, local) : null;
+        return a ? brandAssetResponse(a, 'public, max-age=3600') : monogramIcon(bp);
+      },
+      {
+        permission: 'public',
+        detail: {
+          summary:
+            "The platform's icon: its uploaded logo, or its initial in its brand color (never Soulfra's)",
+          tags: ['pages'],
+        },
+      },
+    )
+    .get('/manifest.webmanifest', ({ ctx }) => webManifest(d.tenancy.blueprintOf(ctx.platform.id)), {
+      permission: 'public',
+      detail: { summary: "The platform's web app manifest (its name, colors and icon)", tags: ['pages'] },
     })
     .get(
       '/brand/theme.css',

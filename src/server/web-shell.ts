@@ -219,3 +219,62 @@ export function consoleFavicon(): Response {
     },
   });
 }
+
+/** A stored brand file (the uploaded logo): its bytes, never sniffed, never a document. */
+export function brandAssetResponse(
+  a: { name: string; content_type: string; bytes: Uint8Array },
+  cache = 'public, max-age=31536000, immutable',
+): Response {
+  return new Response(a.bytes as Uint8Array<ArrayBuffer>, {
+    headers: {
+      'content-type': a.content_type,
+      'cache-control': cache,
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'; sandbox",
+      'content-disposition': `inline; filename="${a.name}"`,
+    },
+  });
+}
+
+/** A platform's icon when it has no uploaded logo: its initial on its primary color (SVG). */
+export function monogramIcon(bp: PlatformBlueprint): Response {
+  const c = bp.identity.branding.colors.primary;
+  const letter = escapeHtml([...bp.identity.name.trim()][0]?.toUpperCase() ?? '·');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="${c}"/><text x="32" y="44" font-family="system-ui,sans-serif" font-size="36" font-weight="700" text-anchor="middle" fill="${contrastText(c)}">${letter}</text></svg>`;
+  return new Response(svg, {
+    headers: {
+      'content-type': 'image/svg+xml',
+      'cache-control': 'public, max-age=300',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    },
+  });
+}
+
+/** The platform's web app manifest: its own name, colors and icon (install as an app). */
+export function webManifest(bp: PlatformBlueprint): Response {
+  const b = bp.identity.branding;
+  const local = b.logo?.startsWith('/brand/') ? b.logo : null;
+  const type = local
+    ? ({ png: 'image/png', jpg: 'image/jpeg', gif: 'image/gif', webp: 'image/webp' } as const)[
+        local.split('.').pop() as 'png'
+      ]
+    : 'image/svg+xml';
+  const manifest = {
+    name: bp.identity.name,
+    short_name: bp.identity.name.slice(0, 30),
+    start_url: '/app',
+    scope: '/',
+    display: 'standalone',
+    background_color: b.colors.background,
+    theme_color: b.colors.primary,
+    icons: [{ src: local ?? '/favicon.ico', sizes: 'any', type }],
+  };
+  return new Response(JSON.stringify(manifest), {
+    headers: {
+      'content-type': 'application/manifest+json; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    },
+  });
+}

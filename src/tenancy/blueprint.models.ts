@@ -107,11 +107,13 @@ export const Branding = t.Object(
       t.String({
         maxLength: 204_800,
         pattern:
-          '^(?:https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\\s"\'<>\\\\]*)?' +
+          '^(?:/brand/logo-[0-9a-f]{16}\\.(?:png|jpg|gif|webp)' +
+          '|https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:[/?#][^\\s"\'<>\\\\]*)?' +
           '|data:image/[a-z0-9.+-]+(?:;[a-z0-9-]+=[a-z0-9.-]+)*(?:;base64)?,[A-Za-z0-9+/=%._~!$&()*,;:@-]*)$',
         description:
-          'Logo: an http(s) URL or a `data:image/...` URI (base64 or percent-encoded), at most 200 KB of text.',
-        errorMessage: 'must be an http(s) URL or a data:image/... URI (base64 or percent-encoded)',
+          'Logo: an uploaded logo (`/brand/logo-<hash>.<ext>`, set by POST /api/v1/platform/logo), an http(s) URL or a `data:image/...` URI (base64 or percent-encoded), at most 200 KB of text.',
+        errorMessage:
+          'must be an uploaded logo (/brand/logo-…), an http(s) URL or a data:image/... URI (base64 or percent-encoded)',
       }),
     ),
     colors: BrandColors,

@@ -23,6 +23,13 @@ export {
   packLockOf,
 } from './blueprint-rules.ts';
 export {
+  type BrandAsset,
+  deleteBrandAssetsExcept,
+  getBrandAsset,
+  putBrandAsset,
+} from './brand-assets.repository.ts';
+export { checkLogo, LOCAL_LOGO_RE, localLogoName, MAX_LOGO_BYTES } from './brand-assets.ts';
+export {
   blueprintWarnings,
   ENFORCEMENT,
   type InstanceCapabilities,

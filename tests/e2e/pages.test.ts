@@ -140,3 +140,33 @@ test('dark mode follows the system unless the brand fixes it', async () => {
   await c.context.close();
   await light.context.close();
 });
+
+test('the owner uploads a logo in the branding editor; the portal shows it from the platform', async () => {
+  const c = await newContext(browser);
+  const base = `http://pages.localhost:${s.port}`;
+  await c.page.goto(`${base}/app/sign-in?next=/admin/branding`);
+  await c.page.getByLabel('Email').fill(owner.email);
+  await c.page.getByLabel('Password').fill(owner.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'Branding' }).waitFor();
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+    'base64',
+  );
+  await c.page
+    .getByLabel(/Upload a logo/)
+    .setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: png });
+  await c.page.getByText('Logo uploaded and saved.').waitFor();
+  const address = await c.page.getByLabel('Logo address').inputValue();
+  expect(address).toMatch(/^\/brand\/logo-[0-9a-f]{16}\.png$/);
+  await c.page.goto(`${base}/app`);
+  const img = c.page.locator('header .brand img');
+  await img.waitFor();
+  expect(await img.getAttribute('src')).toBe(address);
+  // It loaded under the page's CSP (a broken image has no natural width).
+  await c.page.waitForFunction(
+    () => (document.querySelector('header .brand img') as HTMLImageElement)?.naturalWidth > 0,
+  );
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+});

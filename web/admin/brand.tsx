@@ -34,16 +34,6 @@ export function Branding() {
   );
 }
 
-/** Reads an image file as a data: URI (the blueprint keeps the logo itself, at most 200 KB). */
-function readAsDataUrl(f: File): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const fr = new FileReader();
-    fr.onload = () => resolve(String(fr.result));
-    fr.onerror = () => reject(fr.error ?? new Error('the file could not be read'));
-    fr.readAsDataURL(f);
-  });
-}
-
 function BrandForm({ b, name }: { b: Branding; name: string }) {
   const primary = useSignal(b.colors.primary);
   const secondary = useSignal(b.colors.secondary);
@@ -154,7 +144,7 @@ function BrandForm({ b, name }: { b: Branding; name: string }) {
           hint="an https: URL, or upload an image below"
         />
         <div class="field">
-          <label for="logo-file">Upload a logo (PNG, JPEG, WebP or GIF, at most 150 KB)</label>
+          <label for="logo-file">Upload a logo (PNG, JPEG, WebP or GIF, at most 256 KB)</label>
           <input
             id="logo-file"
             type="file"
@@ -163,29 +153,29 @@ function BrandForm({ b, name }: { b: Branding; name: string }) {
               const f = (e.currentTarget as HTMLInputElement).files?.[0];
               upload.value = null;
               if (!f) return;
-              if (!/^image\/(png|jpeg|webp|gif)$/.test(f.type)) {
-                upload.value = 'The logo must be a PNG, JPEG, WebP or GIF image.';
+              if (f.size > 256 * 1024) {
+                upload.value = `The logo is ${Math.ceil(f.size / 1024)} KB: at most 256 KB.`;
                 return;
               }
-              if (f.size > 150 * 1024) {
-                upload.value = `The logo is ${Math.ceil(f.size / 1024)} KB: at most 150 KB.`;
-                return;
+              // Stored in the platform at once; the server checks the bytes are an image.
+              try {
+                const r = await api<{ logo: string }>('POST', '/api/v1/platform/logo', undefined, {
+                  raw: f,
+                  headers: { 'content-type': f.type || 'application/octet-stream' },
+                });
+                logo.value = r.logo;
+                upload.value = 'Logo uploaded and saved.';
+              } catch (err) {
+                upload.value = (err as Error).message;
               }
-              logo.value = await readAsDataUrl(f);
             }}
           />
-          {upload.value ? <div class="error">{upload.value}</div> : null}
+          {upload.value ? (
+            <div class="hint" role="status">
+              {upload.value}
+            </div>
+          ) : null}
         </div>
-        {logo.value ? (
-          <button
-            type="button"
-            onClick={() => {
-              logo.value = '';
-            }}
-          >
-            Remove the logo
-          </button>
-        ) : null}
       </fieldset>
       <div class="field">
         <label for="custom-css">Custom CSS</label>
