@@ -21,6 +21,8 @@ export interface AdminBoot {
 }
 
 export const boot = bootData<AdminBoot>();
+// Who is signed in is asked at once, while the first screen renders.
+if (me.value === undefined) void loadMe().catch(() => undefined);
 ownPrefix('/admin');
 
 function NotFound() {
@@ -95,9 +97,6 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
 
 export function App() {
   const p = path.value;
-  useEffect(() => {
-    if (me.value === undefined) void loadMe().catch(() => undefined);
-  }, []);
   // Signed out: the portal's sign-in, which comes back here after.
   useEffect(() => {
     if (me.value === null) location.replace(`/app/sign-in?next=${encodeURIComponent(p + location.search)}`);

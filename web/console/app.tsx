@@ -16,6 +16,8 @@ export interface ConsoleBoot {
 
 export const boot = bootData<ConsoleBoot>();
 ownPrefix('/');
+// Who is signed in is asked at once, while the first screen renders.
+if (operator.value === undefined) void loadOperator().catch(() => undefined);
 
 function NotFound() {
   return (
@@ -171,9 +173,6 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
 
 export function App() {
   const p = path.value;
-  useEffect(() => {
-    if (operator.value === undefined) void loadOperator().catch(() => undefined);
-  }, []);
   const signIn = p === '/sign-in';
   // Signed out: every screen but sign-in sends there and comes back after.
   useEffect(() => {

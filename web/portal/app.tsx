@@ -19,6 +19,8 @@ export interface PortalBoot {
 }
 
 export const boot = bootData<PortalBoot>();
+// Who is signed in is asked at once, while the first screen renders.
+if (me.value === undefined) void loadMe().catch(() => undefined);
 ownPrefix('/app');
 
 function NotFound() {
@@ -83,9 +85,6 @@ export function App() {
   const p = path.value;
   const open = pick(PUBLIC, p);
   const closed = open ? null : pick(PRIVATE, p);
-  useEffect(() => {
-    if (me.value === undefined) void loadMe().catch(() => undefined);
-  }, []);
   // Signed-out visitors of a private screen go to sign-in, and come back after.
   useEffect(() => {
     if (closed && me.value === null)

@@ -1,6 +1,6 @@
 import { type Signal, signal, useSignal } from '@preact/signals';
 import type { ComponentChildren, InputHTMLAttributes } from 'preact';
-import { useEffect, useId, useRef } from 'preact/hooks';
+import { useEffect, useId, useLayoutEffect, useRef } from 'preact/hooks';
 import { ApiError } from './api.ts';
 import { path } from './router.ts';
 
@@ -93,8 +93,9 @@ export function useResource<T>(fn: (signal: AbortSignal) => Promise<T>, deps: un
       if (!c.signal.aborted) loading.value = false;
     }
   };
-  // The caller names the dependencies.
-  useEffect(() => {
+  // The caller names the dependencies. A layout effect: the request starts as soon as the
+  // screen is rendered, not after the browser's next paint (Preact runs effects after it).
+  useLayoutEffect(() => {
     void reload();
     return () => ctl.current?.abort();
   }, deps);
