@@ -128,6 +128,7 @@ export {
   readIdentitySettings,
   writeIdentitySettings,
 } from './settings.ts';
+export { type SignInOptions, signInOptions } from './sign-in-options.ts';
 export { oidcRoutes } from './sso/oidc/oidc.routes.ts';
 export {
   OIDC_BROWSER_COOKIE,

@@ -18,6 +18,7 @@ import {
   platformGuard,
   samlRoutes,
   scimRoutes,
+  signInOptions,
 } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import {
@@ -91,9 +92,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * refused, and the request context is handed to the handler (`ctx`).
  */
 export function platformRoutes(d: PlatformRoutesDeps) {
-  const shell = (app: 'admin' | 'portal', p: { id: string; slug: string }) =>
+  const shell = (app: 'admin' | 'portal', p: { id: string; slug: string }, db: Database) =>
     platformShell(d.web, app, p, d.tenancy.blueprintOf(p.id), {
       customCssOrigins: d.app.config.web?.custom_css_origins ?? [],
+      signIn: signInOptions(db),
     });
   // Filled from the route table once the app is built (the metadata beside each route).
   let permissions = new Map<string, string>();
@@ -297,19 +299,19 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     )
     // The browser apps: the end-user portal and the platform admin (pages are public; every
     // API call they make checks its own permission), their assets and the brand stylesheet.
-    .get('/app', ({ ctx }) => shell('portal', ctx.platform), {
+    .get('/app', ({ ctx }) => shell('portal', ctx.platform, ctx.db), {
       permission: 'public',
       detail: { summary: 'The end-user portal (sign-in, chat, profile)', tags: ['pages'] },
     })
-    .get('/app/*', ({ ctx }) => shell('portal', ctx.platform), {
+    .get('/app/*', ({ ctx }) => shell('portal', ctx.platform, ctx.db), {
       permission: 'public',
       detail: { summary: "The portal's screens", tags: ['pages'] },
     })
-    .get('/admin', ({ ctx }) => shell('admin', ctx.platform), {
+    .get('/admin', ({ ctx }) => shell('admin', ctx.platform, ctx.db), {
       permission: 'public',
       detail: { summary: 'The platform admin (owners and admins)', tags: ['pages'] },
     })
-    .get('/admin/*', ({ ctx }) => shell('admin', ctx.platform), {
+    .get('/admin/*', ({ ctx }) => shell('admin', ctx.platform, ctx.db), {
       permission: 'public',
       detail: { summary: "The platform admin's screens", tags: ['pages'] },
     })

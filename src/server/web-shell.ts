@@ -15,6 +15,8 @@ import type { WebAppName, WebBuild } from './web-assets.ts';
 /** Origins the operator lets custom CSS load stylesheets and fonts from (config `web.custom_css_origins`). */
 export interface ShellOptions {
   customCssOrigins?: readonly string[];
+  /** What the sign-in screen offers (password, OIDC, SAML); in the boot data. */
+  signIn?: { password: boolean; oidc: boolean; saml: boolean };
 }
 
 /**
@@ -136,9 +138,15 @@ ${links}
 }
 
 /** What the portal and the admin know of their platform before any API call. */
-export function platformBoot(app: 'admin' | 'portal', p: { slug: string }, bp: PlatformBlueprint) {
+export function platformBoot(
+  app: 'admin' | 'portal',
+  p: { slug: string },
+  bp: PlatformBlueprint,
+  signIn: ShellOptions['signIn'] = { password: true, oidc: false, saml: false },
+) {
   return {
     app,
+    sign_in: signIn,
     platform: {
       name: bp.identity.name,
       slug: p.slug,
@@ -161,7 +169,7 @@ export function platformShell(
   const name = bp.identity.name;
   const html = shellHtml(build, app, {
     title: app === 'admin' ? `Admin · ${name}` : name,
-    boot: platformBoot(app, p, bp),
+    boot: platformBoot(app, p, bp, o.signIn),
     scheme: bp.identity.branding.color_scheme,
     themeColor: bp.identity.branding.colors.primary,
     brand: true,

@@ -190,3 +190,34 @@ describe('first-load sizes (gzipped scripts a page loads before it is interactiv
     for (const f of portal.files) expect(f.startsWith('admin-') || f.startsWith('console-')).toBe(false);
   });
 });
+
+describe('the sign-in options in the boot data', () => {
+  const bootOf = async (path: string) => {
+    const html = await (await s.request(host, path)).text();
+    return JSON.parse(/<script type="application\/json" id="boot">(.*?)<\/script>/s.exec(html)![1]!) as {
+      sign_in: { password: boolean; oidc: boolean; saml: boolean };
+    };
+  };
+  test('say what sign-in offers (no SSO button without SSO), and follow the settings', async () => {
+    expect((await bootOf('/app/sign-in')).sign_in).toEqual({ password: true, oidc: false, saml: false });
+    const login = await s.request(host, '/api/v1/auth/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: `http://${host}:8080` },
+      body: JSON.stringify(owner),
+    });
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const csrf = ((await login.json()) as { csrf_token: string }).csrf_token;
+    const patch = await s.request(host, '/api/v1/settings/identity', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrf },
+      body: JSON.stringify({ password_login: false }),
+    });
+    expect(patch.status).toBe(200);
+    expect((await bootOf('/app/sign-in')).sign_in).toEqual({ password: false, oidc: false, saml: false });
+    await s.request(host, '/api/v1/settings/identity', {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json', cookie, 'x-csrf-token': csrf },
+      body: JSON.stringify({ password_login: true }),
+    });
+  });
+});

@@ -170,3 +170,24 @@ test('the owner uploads a logo in the branding editor; the portal shows it from 
   expect(c.errors).toEqual([]);
   await c.context.close();
 });
+
+test('the owner sets and removes a budget on the usage screen; a bad limit names the field', async () => {
+  const c = await newContext(browser);
+  const base = `http://pages.localhost:${s.port}`;
+  await c.page.goto(`${base}/app/sign-in?next=/admin/usage`);
+  await c.page.getByLabel('Email').fill(owner.email);
+  await c.page.getByLabel('Password').fill(owner.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'AI usage' }).waitFor();
+  await c.page.getByRole('button', { name: 'Set budget' }).click();
+  await c.page.getByText('Limit must be an amount, 0 or more').waitFor();
+  await c.page.getByLabel('Limit', { exact: false }).first().fill('25');
+  await c.page.getByRole('button', { name: 'Set budget' }).click();
+  const table = c.page.getByRole('table', { name: 'Budgets' });
+  await table.getByRole('cell', { name: '$25.00' }).waitFor();
+  await table.getByRole('button', { name: /Remove the month budget/ }).click();
+  await c.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  await c.page.getByText('No budgets: spending is not capped.').waitFor();
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+});

@@ -1,9 +1,21 @@
 import { useSignal } from '@preact/signals';
 import { useMemo } from 'preact/hooks';
-import { api } from '../shared/api.ts';
+import { ApiError, api } from '../shared/api.ts';
 import { TimeChart } from '../shared/chart.tsx';
 import { day, moneyMicro, num } from '../shared/format.ts';
-import { Async, Empty, TableWrap, Title, useResource } from '../shared/ui.tsx';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  Field,
+  Form,
+  type Resource,
+  Submit,
+  TableWrap,
+  Title,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
 
 /** AI usage: calls, tokens and cost over time by model and by user, with the figures as tables. */
 
@@ -34,7 +46,7 @@ interface Budget {
   period: string;
   limit_minor: number;
   currency: string;
-  spent_minor?: number;
+  alert_percent?: number | null;
 }
 
 /** The start of `iso`'s day in the viewer's time zone, as seconds (uPlot's x). */
@@ -118,35 +130,7 @@ export function Usage() {
         {(d) => <UsageReport d={d} />}
       </Async>
       <h2>Budgets</h2>
-      <Async
-        r={budgets}
-        empty={(d) => (d.budgets.length ? null : <p class="muted">No budgets: spending is not capped.</p>)}
-      >
-        {(d) => (
-          <TableWrap>
-            <table aria-label="Budgets">
-              <thead>
-                <tr>
-                  <th scope="col">Applies to</th>
-                  <th scope="col">Period</th>
-                  <th scope="col" class="num">
-                    Limit
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {d.budgets.map((b) => (
-                  <tr key={b.id}>
-                    <td>{b.scope === 'platform' ? 'The whole platform' : `${b.scope} ${b.subject}`}</td>
-                    <td>{b.period}</td>
-                    <td class="num">{moneyMicro(b.limit_minor * 1_000_000, b.currency)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        )}
-      </Async>
+      <Budgets r={budgets} />
     </>
   );
 }
@@ -283,5 +267,126 @@ function Breakdown({ label, first, rows }: { label: string; first: string; rows:
         </tbody>
       </table>
     </TableWrap>
+  );
+}
+
+function Budgets({ r }: { r: Resource<{ budgets: Budget[] }> }) {
+  const period = useSignal<'day' | 'month'>('month');
+  const amount = useSignal('');
+  const currency = useSignal('usd');
+  const alert = useSignal('80');
+  const form = useForm();
+  return (
+    <>
+      <Async
+        r={r}
+        empty={(d) => (d.budgets.length ? null : <p class="muted">No budgets: spending is not capped.</p>)}
+      >
+        {(d) => (
+          <TableWrap>
+            <table aria-label="Budgets">
+              <thead>
+                <tr>
+                  <th scope="col">Applies to</th>
+                  <th scope="col">Period</th>
+                  <th scope="col" class="num">
+                    Limit
+                  </th>
+                  <th scope="col" class="num">
+                    Alert at
+                  </th>
+                  <th scope="col">Actions</th>
+                </tr>
+              </thead>
+              <tbody>
+                {d.budgets.map((b) => (
+                  <tr key={b.id}>
+                    <td>{b.scope === 'platform' ? 'The whole platform' : `${b.scope} ${b.subject}`}</td>
+                    <td>{b.period}</td>
+                    <td class="num">{moneyMicro(b.limit_minor * 1_000_000, b.currency)}</td>
+                    <td class="num">
+                      {b.alert_percent === null || b.alert_percent === undefined
+                        ? '—'
+                        : `${b.alert_percent}%`}
+                    </td>
+                    <td>
+                      <ActionButton
+                        label={`Remove the ${b.period} budget of ${b.scope === 'platform' ? 'the platform' : b.subject}`}
+                        confirm="Remove this budget? Spending it capped is no longer capped."
+                        onClick={async () => {
+                          await api('DELETE', `/api/v1/ai/budgets/${encodeURIComponent(b.id)}`);
+                          await r.reload();
+                        }}
+                      >
+                        Remove
+                      </ActionButton>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </TableWrap>
+        )}
+      </Async>
+      <Form
+        state={form}
+        label="Set the platform's budget"
+        onSubmit={async () => {
+          const major = Number(amount.value);
+          if (!amount.value.trim() || !Number.isFinite(major) || major < 0)
+            throw new ApiError(400, 'budget.invalid', 'the limit must be an amount of money, 0 or more', [
+              { path: '/limit_minor', reason: 'must be an amount, 0 or more' },
+            ]);
+          await api('PUT', '/api/v1/ai/budgets', {
+            scope: 'platform',
+            period: period.value,
+            limit_minor: Math.round(major * 100),
+            currency: currency.value.trim().toLowerCase(),
+            alert_percent: alert.value.trim() ? Number(alert.value) : undefined,
+          });
+          amount.value = '';
+          await r.reload();
+        }}
+      >
+        <div class="row">
+          <div class="field">
+            <label for="budget-period">Period</label>
+            <select
+              id="budget-period"
+              value={period.value}
+              onChange={(e) => {
+                period.value = (e.currentTarget as HTMLSelectElement).value as 'day' | 'month';
+              }}
+            >
+              <option value="month">Each month</option>
+              <option value="day">Each day</option>
+            </select>
+          </div>
+          <Field
+            label="Limit"
+            name="limit_minor"
+            type="number"
+            value={amount}
+            form={form}
+            min={0}
+            step="0.01"
+            hint="for the whole platform"
+          />
+          <Field label="Currency" name="currency" value={currency} form={form} maxLength={3} />
+          <Field
+            label="Alert at (%)"
+            name="alert_percent"
+            type="number"
+            value={alert}
+            form={form}
+            min={1}
+            max={100}
+          />
+        </div>
+        <div class="actions">
+          <Submit state={form}>Set budget</Submit>
+        </div>
+      </Form>
+    </>
   );
 }

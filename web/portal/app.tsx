@@ -9,6 +9,8 @@ import { Profile } from './profile.tsx';
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
 export interface PortalBoot {
   app: 'portal';
+  /** What sign-in offers on this platform. */
+  sign_in: { password: boolean; oidc: boolean; saml: boolean };
   platform: {
     name: string;
     slug: string;

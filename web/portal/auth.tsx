@@ -3,6 +3,7 @@ import { api, setCsrf } from '../shared/api.ts';
 import { loadMe, safeNext } from '../shared/platform-session.ts';
 import { navigate, param } from '../shared/router.ts';
 import { Field, Form, Notice, Submit, Title, useForm } from '../shared/ui.tsx';
+import { boot } from './app.tsx';
 
 /** Sign-in, sign-up, invitations, password reset and email verification: the portal's own screens. */
 
@@ -31,9 +32,16 @@ export function SignIn() {
   const step = useSignal<'password' | 'mfa'>('password');
   const form = useForm();
   const next = param('next') ?? '/app';
+  const sso = boot.sign_in;
   return (
     <main id="main" class="narrow">
       <Title>Sign in</Title>
+      {sso.password ? null : (
+        <p>
+          This platform signs its users in through their organisation's identity provider (single sign-on,
+          below).
+        </p>
+      )}
       {step.value === 'password' ? (
         <Form
           state={form}
@@ -94,12 +102,28 @@ export function SignIn() {
       <p>
         <a href="/app/sign-up">Create an account</a> · <a href="/app/reset-password">Forgot your password?</a>
       </p>
-      <p class="muted">
-        Single sign-on:{' '}
-        <a href="/sso/oidc/login" data-reload="">
-          Sign in with SSO
-        </a>
-      </p>
+      {sso.oidc || sso.saml ? (
+        <div class="actions">
+          {sso.oidc ? (
+            <a
+              class="button"
+              href={`/sso/oidc/login?return_to=${encodeURIComponent(safeNext(next, '/app'))}`}
+              data-reload=""
+            >
+              Sign in with SSO
+            </a>
+          ) : null}
+          {sso.saml ? (
+            <a
+              class="button"
+              href={`/sso/saml/login?return_to=${encodeURIComponent(safeNext(next, '/app'))}`}
+              data-reload=""
+            >
+              Sign in with SAML
+            </a>
+          ) : null}
+        </div>
+      ) : null}
     </main>
   );
 }
