@@ -69,12 +69,13 @@ export async function axeProblems(page: Page): Promise<string[]> {
 /** A new browser context (its own cookies), with console errors and failed requests collected. */
 export async function newContext(
   browser: Browser,
-  opts: { colorScheme?: 'light' | 'dark'; timezoneId?: string } = {},
+  opts: { colorScheme?: 'light' | 'dark'; timezoneId?: string; locale?: string } = {},
 ): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
   const context = await browser.newContext({
     viewport: { width: 1280, height: 800 },
     colorScheme: opts.colorScheme ?? 'light',
     timezoneId: opts.timezoneId ?? 'America/New_York',
+    locale: opts.locale ?? 'en-US',
   });
   // A step that cannot happen fails in seconds, not at the 30 s test timeout.
   context.setDefaultTimeout(10_000);

@@ -191,3 +191,42 @@ test('the owner sets and removes a budget on the usage screen; a bad limit names
   expect(c.errors).toEqual([]);
   await c.context.close();
 });
+
+test("dates show in the viewer's time zone; the API's message shows at the field at fault", async () => {
+  const c = await newContext(browser, { timezoneId: 'Asia/Tokyo', locale: 'en-GB' });
+  const base = `http://localhost:${s.port}`;
+  await c.page.goto(`${base}/sign-in`);
+  await c.page.getByLabel('Email').fill(s.firstRun!.email);
+  await c.page.getByLabel('Password').fill(s.firstRun!.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'Platforms' }).waitFor();
+  const list = (await (await operatorApi(s.base, s.firstRun!.token, 'GET', '/platforms')).json()) as {
+    platforms: { slug: string; created_at: string }[];
+  };
+  const created = list.platforms.find((p) => p.slug === 'pages')!.created_at;
+  const tokyo = new Intl.DateTimeFormat('en-GB', {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+    timeZone: 'Asia/Tokyo',
+  });
+  const utc = new Intl.DateTimeFormat('en-GB', { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' });
+  const row = c.page.getByRole('row').filter({ hasText: 'Pages Co' });
+  await row.getByRole('cell', { name: tokyo.format(new Date(created)) }).waitFor();
+  expect(tokyo.format(new Date(created))).not.toBe(utc.format(new Date(created)));
+  // A slug the server refuses: its message is shown on the Slug field, named.
+  await c.page.goto(`${base}/new`);
+  await c.page.getByRole('button', { name: 'Next' }).click();
+  await c.page.getByLabel('Platform name').fill('Bad Slug Co');
+  await c.page.getByRole('button', { name: 'Next' }).click();
+  await c.page.getByLabel('Slug').fill('Not A Slug!');
+  await c.page.getByRole('button', { name: 'Create platform' }).click();
+  const slug = c.page.getByLabel('Slug');
+  await c.page.locator('input[name="slug"][aria-invalid="true"]').waitFor();
+  const describedBy = (await slug.getAttribute('aria-describedby'))!;
+  const message = (await c.page.locator(`[id="${describedBy}"]`).textContent())!;
+  expect(message.startsWith('Slug ')).toBe(true);
+  expect(message.length).toBeGreaterThan('Slug '.length);
+  await c.page.getByRole('alert').getByText('platform.slug_invalid').waitFor();
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+});
