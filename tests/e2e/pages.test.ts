@@ -5,6 +5,7 @@
  * the flows; this visits what the walk passes by.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { Secret, TOTP } from 'otpauth';
 import type { Browser, Page } from 'playwright-core';
 import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
 import { operatorApi, startTestServer } from '../helpers.ts';
@@ -230,3 +231,186 @@ test("dates show in the viewer's time zone; the API's message shows at the field
   expect(c.errors).toEqual([]);
   await c.context.close();
 });
+
+test('the operator runs a platform through its lifecycle, and makes and revokes a token, from the console', async () => {
+  await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
+    slug: 'life',
+    template: 'blank',
+    name: 'Life Co',
+  });
+  const c = await newContext(browser);
+  const base = `http://localhost:${s.port}`;
+  await c.page.goto(`${base}/sign-in?next=/platforms/life`);
+  await c.page.getByLabel('Email').fill(s.firstRun!.email);
+  await c.page.getByLabel('Password').fill(s.firstRun!.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'Life Co' }).waitFor();
+  const status = () => c.page.locator('.card .badge').first();
+  const confirm = () => c.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  const host = () => fetch(`http://life.localhost:${s.port}/app`).then((r) => r.status);
+  await c.page.getByRole('button', { name: 'Suspend' }).click();
+  await confirm();
+  await c.page.getByRole('button', { name: 'Resume' }).waitFor();
+  expect(await status().textContent()).toBe('suspended');
+  expect(await host()).toBe(503);
+  await c.page.getByRole('button', { name: 'Resume' }).click();
+  await c.page.getByRole('button', { name: 'Suspend' }).waitFor();
+  expect(await host()).toBe(200);
+  await c.page.getByRole('button', { name: 'Archive' }).click();
+  await confirm();
+  await c.page.getByRole('button', { name: 'Unarchive' }).waitFor();
+  expect(await status().textContent()).toBe('archived');
+  await c.page.getByRole('button', { name: 'Unarchive' }).click();
+  await c.page.getByRole('button', { name: 'Archive' }).waitFor();
+  await c.page.getByRole('button', { name: 'Archive' }).click();
+  await confirm();
+  await c.page.getByRole('button', { name: 'Delete' }).click();
+  await confirm();
+  await c.page.waitForURL(/\/platforms$/);
+  const left = (await (await operatorApi(s.base, s.firstRun!.token, 'GET', '/platforms')).json()) as {
+    platforms: { slug: string }[];
+  };
+  expect(left.platforms.map((p) => p.slug)).not.toContain('life');
+  // A token: made (shown once), listed, revoked.
+  await c.page.goto(`${base}/tokens`);
+  await c.page.getByLabel('Token name').fill('from the console');
+  await c.page.getByRole('button', { name: 'Make token' }).click();
+  const secret = (await c.page.locator('[data-secret="Operator token"]').textContent())!.trim();
+  const me = await fetch(`${s.base}/_operator/api/me`, {
+    headers: { host: 'localhost', authorization: `Bearer ${secret}` },
+  });
+  expect(me.status).toBe(200);
+  await c.page.getByRole('button', { name: 'Revoke from the console' }).click();
+  await confirm();
+  await c.page.getByRole('row').filter({ hasText: 'from the console' }).getByText('revoked').waitFor();
+  const after = await fetch(`${s.base}/_operator/api/me`, {
+    headers: { host: 'localhost', authorization: `Bearer ${secret}` },
+  });
+  expect(after.status).toBe(401);
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+}, 60_000);
+
+test("the admin's and the profile's actions work from the browser: role, security, keys, password, authenticator", async () => {
+  const c = await newContext(browser);
+  const base = `http://pages.localhost:${s.port}`;
+  const confirm = () => c.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  // A second user to manage, made by the API the admin uses.
+  await c.page.goto(`${base}/app/sign-in?next=/admin/users`);
+  await c.page.getByLabel('Email').fill(owner.email);
+  await c.page.getByLabel('Password').fill(owner.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'Users' }).waitFor();
+  const made = await c.page.evaluate(async () => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const r = await fetch('/api/v1/users', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
+      body: JSON.stringify({ email: 'ada@pages.test', role: 'member', password: 'ada-long-password-1' }),
+    });
+    return r.status;
+  });
+  expect(made).toBe(201);
+  await c.page.reload();
+  await c.page.getByLabel('Role of ada@pages.test').selectOption('creator');
+  await c.page.getByLabel('Role of ada@pages.test').and(c.page.locator(':enabled')).waitFor();
+  const users = () =>
+    c.page.evaluate(
+      async () =>
+        (await (await fetch('/api/v1/users')).json()).users as {
+          email: string;
+          role: string;
+          status: string;
+        }[],
+    );
+  await c.page.waitForFunction(async () =>
+    ((await (await fetch('/api/v1/users')).json()).users as { email: string; role: string }[]).some(
+      (u) => u.email === 'ada@pages.test' && u.role === 'creator',
+    ),
+  );
+  await c.page.getByRole('button', { name: 'Disable ada@pages.test' }).click();
+  await confirm();
+  await c.page.getByRole('button', { name: 'Enable ada@pages.test' }).waitFor();
+  expect((await users()).find((u) => u.email === 'ada@pages.test')!.status).toBe('disabled');
+  // Security: owners must use MFA; saved, and read back.
+  await c.page.goto(`${base}/admin/security`);
+  await c.page.getByRole('checkbox', { name: 'auditor' }).check();
+  await c.page.getByLabel('Sign out after idle (minutes)').fill('1');
+  await c.page.getByRole('button', { name: 'Save security settings' }).click();
+  // 1 minute is below the minimum: the server's reason shows on that field.
+  await c.page.locator('input[name="session_idle_minutes"][aria-invalid="true"]').waitFor();
+  await c.page.getByLabel('Sign out after idle (minutes)').fill('60');
+  await c.page.getByRole('button', { name: 'Save security settings' }).click();
+  await c.page.getByText('Security settings saved').waitFor();
+  const settings = await c.page.evaluate(async () => (await fetch('/api/v1/settings/identity')).json());
+  expect(settings).toMatchObject({ mfa_required_roles: ['auditor'], session_idle_minutes: 60 });
+  // An API key made in the admin works, and stops when revoked there.
+  await c.page.goto(`${base}/admin/api-keys`);
+  await c.page.getByLabel('Key name').fill('admin key');
+  await c.page.getByRole('button', { name: 'Create key' }).click();
+  const key = (await c.page.locator('[data-secret="API key"]').textContent())!.trim();
+  const asKey = () =>
+    fetch(`${s.base}/api/v1/me`, {
+      headers: { host: `pages.localhost:${s.port}`, authorization: `Bearer ${key}` },
+    });
+  expect((await asKey()).status).toBe(200);
+  await c.page.getByRole('button', { name: 'Revoke admin key' }).click();
+  await confirm();
+  await c.page.getByRole('row').filter({ hasText: 'admin key' }).getByText('revoked').waitFor();
+  expect((await asKey()).status).toBe(401);
+  // The profile: an authenticator, then a new password (other sessions end; this one stays).
+  await c.page.goto(`${base}/app/profile`);
+  await c.page.getByRole('button', { name: 'Set up authenticator' }).click();
+  const secret = (await c.page
+    .locator('#mfa ~ form .secret, section[aria-labelledby="mfa"] .secret')
+    .first()
+    .textContent())!.trim();
+  await c.page
+    .getByLabel('Authentication code')
+    .fill(new TOTP({ secret: Secret.fromBase32(secret) }).generate());
+  await c.page.getByRole('button', { name: 'Turn on' }).click();
+  await c.page.getByText('Two-step sign-in is on').waitFor();
+  await c.page.getByLabel('Current password').fill(owner.password);
+  await c.page.getByLabel('New password').fill('a-brand-new-owner-password');
+  await c.page.getByRole('button', { name: 'Change password' }).click();
+  await c.page.getByText(/password (is )?changed/i).waitFor();
+  const old = await fetch(`${s.base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { host: `pages.localhost:${s.port}`, origin: base, 'content-type': 'application/json' },
+    body: JSON.stringify(owner),
+  });
+  expect(old.status).toBe(401);
+  owner = { ...owner, password: 'a-brand-new-owner-password' };
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+}, 60_000);
+
+test('the console invites an operator, maps a domain and makes an owner reset link', async () => {
+  const c = await newContext(browser);
+  const base = `http://localhost:${s.port}`;
+  await c.page.goto(`${base}/sign-in?next=/operators`);
+  await c.page.getByLabel('Email').fill(s.firstRun!.email);
+  await c.page.getByLabel('Password').fill(s.firstRun!.password);
+  await c.page.getByRole('button', { name: 'Sign in' }).click();
+  await c.page.getByRole('heading', { name: 'Operators' }).waitFor();
+  await c.page.getByLabel('Email').fill('second-op@ops.test');
+  await c.page.getByRole('button', { name: 'Invite' }).click();
+  await c.page.getByRole('cell', { name: 'second-op@ops.test', exact: true }).waitFor();
+  await c.page.goto(`${base}/platforms/pages`);
+  await c.page.getByLabel('Domain', { exact: true }).fill('ai.pages.test');
+  await c.page.getByRole('button', { name: 'Add domain' }).click();
+  await c.page.getByRole('button', { name: 'Remove ai.pages.test' }).waitFor();
+  const p = (await (await operatorApi(s.base, s.firstRun!.token, 'GET', '/platforms/pages')).json()) as {
+    domains: string[];
+  };
+  expect(p.domains).toEqual(['ai.pages.test']);
+  await c.page.getByRole('button', { name: 'Remove ai.pages.test' }).click();
+  await c.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+  await c.page.getByText('None: the platform answers on its own subdomain.').waitFor();
+  await c.page.getByRole('button', { name: 'Make an owner reset link' }).click();
+  const link = (await c.page.locator('[data-secret^="Reset link for"]').textContent())!.trim();
+  expect(link).toStartWith(`http://pages.localhost:`);
+  expect(new URL(link).pathname).toBe('/app/reset-password');
+  expect(c.errors).toEqual([]);
+  await c.context.close();
+}, 60_000);

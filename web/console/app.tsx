@@ -42,9 +42,9 @@ function SignIn() {
   const code = useSignal('');
   const step = useSignal<'password' | 'mfa'>('password');
   const form = useForm();
+  // Signed in: the App sends the operator on (to ?next= or the platforms).
   const done = async () => {
     await loadOperator();
-    navigate(nextPage(), true);
   };
   return (
     <main id="main" class="narrow">
@@ -175,11 +175,13 @@ export function App() {
   const p = path.value;
   const signIn = p === '/sign-in';
   // Signed out: every screen but sign-in sends there and comes back after.
+  // (Effects run after a paint: they read where the page is now, not where it was rendered.)
   useEffect(() => {
-    if (!signIn && operator.value === null)
-      navigate(p === '/' ? '/sign-in' : `/sign-in?next=${encodeURIComponent(p + location.search)}`, true);
-    if (p === '/' && operator.value) navigate('/platforms', true);
-    if (signIn && operator.value) navigate(nextPage(), true);
+    const here = location.pathname;
+    if (here !== '/sign-in' && operator.value === null)
+      navigate(here === '/' ? '/sign-in' : `/sign-in?next=${encodeURIComponent(here + location.search)}`, true);
+    if (here === '/' && operator.value) navigate('/platforms', true);
+    if (here === '/sign-in' && operator.value) navigate(nextPage(), true);
   }, [signIn, operator.value, p]);
   let body: preact.JSX.Element;
   if (signIn && !operator.value) body = <SignIn />;

@@ -128,7 +128,7 @@ export function PlatformDetail() {
   );
   const reset = useSignal<{ link: string; email: string } | null>(null);
   const admin = isOperatorAdmin();
-  const act = async (what: string, body?: unknown) => {
+  const act = async (what: string, body: unknown = {}) => {
     await op('POST', `/platforms/${encodeURIComponent(slug)}/${what}`, body);
     await r.reload();
   };
