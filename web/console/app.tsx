@@ -179,7 +179,10 @@ export function App() {
   useEffect(() => {
     const here = location.pathname;
     if (here !== '/sign-in' && operator.value === null)
-      navigate(here === '/' ? '/sign-in' : `/sign-in?next=${encodeURIComponent(here + location.search)}`, true);
+      navigate(
+        here === '/' ? '/sign-in' : `/sign-in?next=${encodeURIComponent(here + location.search)}`,
+        true,
+      );
     if (here === '/' && operator.value) navigate('/platforms', true);
     if (here === '/sign-in' && operator.value) navigate(nextPage(), true);
   }, [signIn, operator.value, p]);
