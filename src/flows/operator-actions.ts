@@ -1,5 +1,5 @@
 import { Database } from 'bun:sqlite';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { usageTotalsSince } from '../ai/index.ts';
 import { type App, type AuditFilter, type AuditPage, searchAudit } from '../app/index.ts';
@@ -13,6 +13,7 @@ import {
   verifyKey,
   verifyPlatformAudit,
 } from '../audit/index.ts';
+import { schemaVersion, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   type ApiKeyView,
   createApiKey,
@@ -44,6 +45,18 @@ import {
   type PlatformSettingsReport,
   settingsReport,
 } from './create-platform.ts';
+
+/** One platform database's state, for the console's health screen. */
+export interface DatabaseHealth {
+  slug: string;
+  status: string;
+  file: string;
+  bytes: number;
+  schema: number | null;
+  latest: number;
+  ok: boolean;
+  problem: string | null;
+}
 
 /** A platform's figures for the console's list. */
 export interface PlatformStats {
@@ -143,6 +156,45 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
         }
         const stats = await app.platformDbs.use(v.id, (db) => platformStats(db, since));
         out.push({ ...v, stats });
+      }
+      return out;
+    },
+    /**
+     * Each platform's database: its file and size (with its write-ahead log), its schema
+     * version against this build's, and whether it opens. Archived files are only looked at.
+     */
+    async databaseHealth(): Promise<DatabaseHealth[]> {
+      const want = TENANT_MIGRATIONS.at(-1)!.version;
+      const out: DatabaseHealth[] = [];
+      for (const v of tenancy.list()) {
+        const path = join(app.dataDir, v.db_file);
+        const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+        const base = {
+          slug: v.slug,
+          status: v.status,
+          file: v.db_file,
+          bytes: size(path) + size(`${path}-wal`),
+        };
+        if (!existsSync(path)) {
+          out.push({ ...base, schema: null, latest: want, ok: false, problem: 'the file is missing' });
+          continue;
+        }
+        if (v.status === 'archived') {
+          out.push({ ...base, schema: null, latest: want, ok: true, problem: null });
+          continue;
+        }
+        try {
+          const schema = await app.platformDbs.use(v.id, (db) => schemaVersion(db));
+          out.push({
+            ...base,
+            schema,
+            latest: want,
+            ok: schema === want,
+            problem: schema === want ? null : `schema ${schema}, this build's is ${want}`,
+          });
+        } catch (e) {
+          out.push({ ...base, schema: null, latest: want, ok: false, problem: (e as Error).message });
+        }
       }
       return out;
     },

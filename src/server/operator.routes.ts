@@ -304,6 +304,14 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           permission: 'public',
           detail: { summary: "This API's reference page", tags: ['docs'] },
         })
+        .get('/health/databases', async () => ({ databases: await d.actions.databaseHealth() }), {
+          permission: 'operator:read',
+          detail: {
+            summary:
+              "Each platform's database: file, size, schema version against this build's, whether it opens",
+            tags: ['health'],
+          },
+        })
         .get('/providers', () => ({ providers: d.ai.runtime.statuses() }), {
           permission: 'operator:read',
           detail: {

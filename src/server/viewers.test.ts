@@ -256,3 +256,37 @@ describe('the audit viewers', () => {
     expect(anon.status).toBe(401);
   });
 });
+
+describe("the platforms' databases on the health screen", () => {
+  test('each file with its size and schema against the build; an archived one is only looked at', async () => {
+    const r = await s.operatorApi('GET', '/health/databases');
+    expect(r.status).toBe(200);
+    const { databases } = (await r.json()) as {
+      databases: {
+        slug: string;
+        status: string;
+        bytes: number;
+        schema: number | null;
+        latest: number;
+        ok: boolean;
+        problem: string | null;
+      }[];
+    };
+    expect(databases.map((x) => x.slug).sort()).toEqual(['vw', 'vx']);
+    for (const x of databases) {
+      expect(x).toMatchObject({ status: 'active', ok: true, problem: null });
+      expect(x.schema).toBe(x.latest);
+      expect(x.bytes).toBeGreaterThan(0);
+    }
+    expect((await s.operatorApi('POST', '/platforms/vx/archive', {})).status).toBe(200);
+    const after = (await (await s.operatorApi('GET', '/health/databases')).json()) as {
+      databases: { slug: string; status: string; schema: number | null; ok: boolean }[];
+    };
+    expect(after.databases.find((x) => x.slug === 'vx')).toMatchObject({
+      status: 'archived',
+      schema: null,
+      ok: true,
+    });
+    expect((await s.request('localhost', '/_operator/api/health/databases')).status).toBe(401);
+  });
+});

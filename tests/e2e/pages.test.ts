@@ -64,6 +64,12 @@ for (const scheme of ['light', 'dark'] as const) {
         ['/account', 'Your account', 'console-account'],
       ] as const)
         await visit(c.page, base + path, heading, name, scheme);
+      // The health screen lists each platform's database.
+      await c.page.goto(`${base}/health`);
+      await c.page
+        .getByRole('table', { name: 'Platform databases' })
+        .getByRole('link', { name: 'pages' })
+        .waitFor();
       // The audit viewer shows the control plane's entries, and verifies the chain.
       await c.page.goto(`${base}/audit`);
       await c.page.getByRole('cell', { name: 'platform.created' }).first().waitFor();

@@ -1,5 +1,5 @@
 import { useSignal } from '@preact/signals';
-import { when } from '../shared/format.ts';
+import { bytes, when } from '../shared/format.ts';
 import {
   ActionButton,
   Async,
@@ -275,6 +275,20 @@ export function Health() {
       '/mail',
     ),
   );
+  const dbs = useResource(() =>
+    op<{
+      databases: {
+        slug: string;
+        status: string;
+        file: string;
+        bytes: number;
+        schema: number | null;
+        latest: number;
+        ok: boolean;
+        problem: string | null;
+      }[];
+    }>('GET', '/health/databases'),
+  );
   const ready = useResource(async () => {
     const r = await fetch('/readyz', { headers: { accept: 'application/json' } });
     return { ok: r.ok, body: (await r.json().catch(() => null)) as HealthReport | null };
@@ -283,7 +297,7 @@ export function Health() {
     <>
       <Title>Health</Title>
       <section aria-labelledby="db">
-        <h2 id="db">Databases</h2>
+        <h2 id="db">Readiness</h2>
         <Async r={ready}>
           {(d) => (
             <div class="cards">
@@ -302,6 +316,46 @@ export function Health() {
                 </div>
               ))}
             </div>
+          )}
+        </Async>
+      </section>
+      <section aria-labelledby="pdbs">
+        <h2 id="pdbs">Platform databases</h2>
+        <Async r={dbs} empty={(d) => (d.databases.length ? null : <Empty>No platforms yet.</Empty>)}>
+          {(d) => (
+            <TableWrap>
+              <table aria-label="Platform databases">
+                <thead>
+                  <tr>
+                    <th scope="col">Platform</th>
+                    <th scope="col">File</th>
+                    <th scope="col" class="num">
+                      Size
+                    </th>
+                    <th scope="col">Schema</th>
+                    <th scope="col">State</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {d.databases.map((b) => (
+                    <tr key={b.slug}>
+                      <td>
+                        <a href={`/platforms/${b.slug}`}>{b.slug}</a> <span class="muted">({b.status})</span>
+                      </td>
+                      <td>
+                        <code>{b.file}</code>
+                      </td>
+                      <td class="num">{bytes(b.bytes)}</td>
+                      <td>{b.schema === null ? '—' : `${b.schema} of ${b.latest}`}</td>
+                      <td>
+                        <StatusBadge status={b.ok ? 'ok' : 'error'} />
+                        {b.problem ? <div class="muted">{b.problem}</div> : null}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </TableWrap>
           )}
         </Async>
       </section>

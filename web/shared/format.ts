@@ -30,3 +30,16 @@ export function moneyMicro(micro: number | string, currency = 'usd'): string {
     return `${(minor / 100).toFixed(2)} ${currency.toUpperCase()}`;
   }
 }
+
+/** A size in bytes as people read it: 12.3 MB. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toLocaleString(undefined, { maximumFractionDigits: 1 })} ${units[i]}`;
+}
