@@ -11,7 +11,12 @@ const creds: { name: string; headers: Record<string, string> }[] = [];
 
 beforeAll(async () => {
   env = await inProcessWithPlatform('alpha');
-  const b = await env.s.operatorApi('POST', '/platforms', { slug: 'beta' });
+  // Every feature that gates routes is on at B, so each route answers for its credentials
+  // (a switched-off feature answers 404 feature.disabled to everyone, before credentials).
+  const b = await env.s.operatorApi('POST', '/platforms', {
+    slug: 'beta',
+    blueprint: { features: { agent_creation: true, sso_integration: true } },
+  });
   expect(b.status).toBe(201);
   const a = new PlatformClient(env.s.request, env.host);
   expect((await a.signIn(env.owner.email, env.owner.password)).status).toBe(200);

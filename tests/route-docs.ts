@@ -12,7 +12,7 @@ import { ROOT } from './helpers.ts';
  */
 
 /** The docs that carry the route reference. */
-export const ROUTE_DOCS = ['docs/operations.md', 'docs/identity.md', 'docs/ai.md'] as const;
+export const ROUTE_DOCS = ['docs/operations.md', 'docs/identity.md', 'docs/ai.md', 'docs/agents.md'] as const;
 export type RouteDoc = (typeof ROUTE_DOCS)[number];
 
 export const BEGIN =
@@ -58,13 +58,15 @@ export function appRoutes(): RouteRow[] {
 }
 
 /**
- * Which doc lists a route: the AI router and budgets in ai.md; sign-in, users, keys, SSO, SCIM,
+ * Which doc lists a route: agents and conversations in agents.md; the AI router and budgets in ai.md; sign-in, users, keys, SSO, SCIM,
  * MFA, settings and audit of a platform, and the console's own sign-in, in identity.md; the rest
  * (pages, health, the operator API) in operations.md.
  */
 export function docOf(r: Pick<RouteRow, 'host' | 'path'>): RouteDoc {
   if (r.host === 'platform') {
     if (r.path.startsWith('/v1/') || r.path.startsWith('/api/v1/ai/')) return 'docs/ai.md';
+    if (r.path.startsWith('/api/v1/agents') || r.path.startsWith('/api/v1/conversations'))
+      return 'docs/agents.md';
     if (r.path.startsWith('/api/v1/') && !['/api/v1/openapi.json', '/api/v1/docs'].includes(r.path))
       return 'docs/identity.md';
     if (r.path.startsWith('/sso/') || r.path.startsWith('/scim/')) return 'docs/identity.md';

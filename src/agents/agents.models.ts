@@ -7,6 +7,12 @@ export const ConversationCreate = t.Object(
     model: t.Optional(
       t.String({ minLength: 1, maxLength: 100, description: 'A model alias the platform allows.' }),
     ),
+    agent_id: t.Optional(
+      t.String({ minLength: 1, maxLength: 64, description: 'Chat with this agent (its latest version).' }),
+    ),
+    draft: t.Optional(
+      t.Boolean({ description: "With agent_id: test the agent's draft (its editors only)." }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -48,4 +54,18 @@ export const ConversationListQuery = t.Object({
 
 export const ExportQuery = t.Object({
   format: t.Optional(t.Union([t.Literal('markdown'), t.Literal('json')])),
+});
+
+/** Agent bodies are checked by the service (one precise reason per field); here only their shape. */
+export const AgentBody = t.Record(t.String(), t.Unknown(), {
+  description:
+    'name, description, avatar (an emoji or https: URL), persona (the system prompt), model (an alias), temperature (0–2), max_tokens, starter_prompts (up to 6), visibility (private or platform), slug (create only)',
+  errorCode: 'agent.invalid',
+  errorMessage: 'must be an object',
+});
+
+export const AgentParams = t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) });
+
+export const AgentListQuery = t.Object({
+  mine: t.Optional(t.String({ description: '`true`: only the agents you own.' })),
 });

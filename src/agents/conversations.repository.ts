@@ -9,6 +9,9 @@ export interface ConversationRow {
   created_at: number;
   updated_at: number;
   message_count: number;
+  /** The agent it chats with (null: the model itself), and the version (null: the draft). */
+  agent_id: string | null;
+  agent_version: number | null;
 }
 
 /** A message row. */
@@ -26,17 +29,26 @@ export interface MessageRow {
   created_at: number;
 }
 
-const SELECT_CONVERSATION = `SELECT c.id, c.user_id, c.title, c.model, c.created_at, c.updated_at,
+const SELECT_CONVERSATION = `SELECT c.id, c.user_id, c.title, c.model, c.created_at, c.updated_at, c.agent_id, c.agent_version,
   (SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS message_count
   FROM conversations c`;
 
 export function insertConversation(
   db: Database,
-  c: { id: string; userId: string; title: string; model: string; now: number },
+  c: {
+    id: string;
+    userId: string;
+    title: string;
+    model: string;
+    now: number;
+    agentId?: string | null;
+    agentVersion?: number | null;
+  },
 ): void {
   db.query(
-    'INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
-  ).run(c.id, c.userId, c.title, c.model, c.now, c.now);
+    `INSERT INTO conversations (id, user_id, title, model, created_at, updated_at, agent_id, agent_version)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(c.id, c.userId, c.title, c.model, c.now, c.now, c.agentId ?? null, c.agentVersion ?? null);
 }
 
 /** One conversation of one user (another user's is not found). */

@@ -9,6 +9,7 @@ import {
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { agentSpecFor, versionToRun } from './agents.service.ts';
 import {
   appendMessage,
   type ConversationRow,
@@ -49,6 +50,7 @@ export function conversationView(r: ConversationRow) {
     id: r.id,
     title: r.title,
     model: r.model,
+    agent: r.agent_id ? { id: r.agent_id, version: r.agent_version } : null,
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
     message_count: r.message_count,
@@ -89,9 +91,30 @@ function checkModel(deps: Pick<AiDeps, 'runtime'>, c: PlatformRequestContext, mo
 export function createConversation(
   deps: Pick<AiDeps, 'runtime'>,
   c: PlatformRequestContext,
-  body: { title?: string; model?: string },
+  body: { title?: string; model?: string; agent_id?: string; draft?: boolean },
 ) {
   const userId = userOf(c);
+  if (body.agent_id) {
+    // A conversation with an agent runs the version it started with (or the draft, to test it).
+    const { row, version } = versionToRun(c, body.agent_id, body.draft === true);
+    const { spec } = agentSpecFor(c, row.id, version);
+    const id = newId('cnv');
+    const title = body.title?.trim() || spec.name;
+    insertConversation(c.db, {
+      id,
+      userId,
+      title,
+      model: checkModel(deps, c, spec.model),
+      now: c.app.clock.now(),
+      agentId: row.id,
+      agentVersion: version,
+    });
+    return conversationView(findConversation(c.db, id, userId)!);
+  }
+  if (body.draft !== undefined)
+    throw new AppError('conversation.invalid', 'draft: only with agent_id', 400, [
+      { path: '/draft', reason: 'only with agent_id' },
+    ]);
   const models = chatModels(deps, c);
   const model = body.model ? checkModel(deps, c, body.model) : models[0];
   if (!model) throw new AppError('conversation.no_models', 'this platform has no model to chat with', 409);
@@ -231,15 +254,27 @@ export async function sendMessage(
   const userId = userOf(c);
   const conv = findConversation(c.db, id, userId);
   if (!conv) throw notFound();
-  const model = checkModel(deps, c, body.model ?? conv.model);
-  const messages = historyOf(recentMessages(c.db, id, HISTORY_MESSAGES), body.content);
+  // With an agent: its persona first, its model and settings (the turn cannot pick another model).
+  const agent = conv.agent_id ? agentSpecFor(c, conv.agent_id, conv.agent_version).spec : null;
+  if (agent && body.model !== undefined && body.model !== agent.model)
+    throw new AppError(
+      'conversation.invalid',
+      "model: a conversation with an agent uses the agent's model",
+      400,
+      [{ path: '/model', reason: "is the agent's to choose" }],
+    );
+  const model = checkModel(deps, c, agent ? agent.model : (body.model ?? conv.model));
+  const history = historyOf(recentMessages(c.db, id, HISTORY_MESSAGES), body.content);
+  const messages = agent?.persona
+    ? [{ role: 'system' as const, content: agent.persona }, ...history]
+    : history;
   const p = c.principal;
   const caller = {
     platform: c.platform,
     db: c.db,
     userId,
     keyId: p?.kind === 'api_key' ? p.keyId : null,
-    agentId: null,
+    agentId: conv.agent_id,
   };
   let answer: ChatStreamAnswer;
   try {
@@ -247,7 +282,16 @@ export async function sendMessage(
       deps,
       caller,
       platformAiPolicy(c.blueprint()),
-      { model, req: { messages }, stream: true, includeUsage: true },
+      {
+        model,
+        req: {
+          messages,
+          ...(agent?.temperature != null ? { temperature: agent.temperature } : {}),
+          ...(agent?.max_tokens != null ? { max_tokens: agent.max_tokens } : {}),
+        },
+        stream: true,
+        includeUsage: true,
+      },
       signal,
     );
     if (r.kind !== 'stream')

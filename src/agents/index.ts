@@ -1,4 +1,5 @@
-// The agents domain's public API. Today: the portal's conversations (issue 11); agents,
-// knowledge, tools and the marketplace arrive with issue 12.
+// The agents domain's public API: the portal's conversations (issue 11) and agents (issue 12
+// item 1); knowledge, tools and the marketplace are still to come.
+export { agentRoutes } from './agents.routes.ts';
 export { conversationRoutes } from './conversations.routes.ts';
 export { fileNameOf, HISTORY_CHARS, HISTORY_MESSAGES } from './conversations.service.ts';

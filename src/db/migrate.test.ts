@@ -43,6 +43,7 @@ describe('migrate', () => {
         '0009-usage-micro',
         '0010-conversations',
         '0011-brand-assets',
+        '0012-agents',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

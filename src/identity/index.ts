@@ -100,6 +100,7 @@ export {
   type Principal,
   ROLE_PERMISSIONS,
   roleCan,
+  roleOf,
   SCOPES,
   type Scope,
 } from './permissions.ts';

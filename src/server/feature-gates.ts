@@ -14,6 +14,8 @@ export type FeatureName = keyof PlatformBlueprint['features'];
  * yet gates nothing (src/tenancy/enforcement.ts says which capability will enforce it).
  */
 export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly string[]>>> = {
+  // Making and changing agents; using the published ones stays (they are the platform's).
+  agent_creation: ['POST /api/v1/agents', 'PATCH /api/v1/agents/:id', 'POST /api/v1/agents/:id/publish'],
   sso_integration: [
     'GET /sso/oidc/login',
     'GET /sso/oidc/callback',

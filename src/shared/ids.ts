@@ -5,7 +5,20 @@ import { ulid } from 'ulid';
  * URLs; the ULID sorts by creation time, which keeps B-tree inserts at the right edge.
  */
 export function newId(
-  prefix: 'plt' | 'usr' | 'op' | 'opt' | 'key' | 'grp' | 'scim' | 'msg' | 'bud' | 'inv' | 'cnv' | 'chm',
+  prefix:
+    | 'plt'
+    | 'usr'
+    | 'op'
+    | 'opt'
+    | 'key'
+    | 'grp'
+    | 'scim'
+    | 'msg'
+    | 'bud'
+    | 'inv'
+    | 'cnv'
+    | 'chm'
+    | 'agt',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }

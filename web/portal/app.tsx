@@ -2,6 +2,7 @@ import { useEffect } from 'preact/hooks';
 import { isAdmin, loadMe, me, signOut } from '../shared/platform-session.ts';
 import { navigate, ownPrefix, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx';
+import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
 import { Chat } from './chat.tsx';
 import { Profile } from './profile.tsx';
@@ -48,6 +49,8 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app', Chat],
   ['/app/c/:id', Chat],
   ['/app/profile', Profile],
+  ['/app/agents', Agents],
+  ['/app/agents/:id', AgentBuilder],
 ];
 
 function TopBar() {
@@ -67,6 +70,7 @@ function TopBar() {
               Admin
             </a>
           ) : null}
+          <a href="/app/agents">Agents</a>
           <a href="/app/profile">Profile</a>
           <button
             type="button"

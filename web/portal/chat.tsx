@@ -14,6 +14,8 @@ interface Conversation {
   model: string;
   updated_at: string;
   message_count: number;
+  /** The agent it chats with (its version; null: the draft under test). */
+  agent: { id: string; version: number | null } | null;
 }
 interface Message {
   id: string;
@@ -170,6 +172,9 @@ export function Chat() {
           <button type="button" class="primary" onClick={() => navigate('/app')}>
             New chat
           </button>
+          <a class="button" href="/app/agents">
+            Agents
+          </a>
         </div>
         <Async
           r={list}
@@ -190,7 +195,14 @@ export function Chat() {
       </nav>
       <main id="main" class="chat-main">
         <div class="chat-head">
-          <h1 tabIndex={-1}>{c ? c.title : 'New chat'}</h1>
+          <h1 tabIndex={-1}>
+            {c ? c.title : 'New chat'}
+            {c?.agent ? (
+              <span class="badge">
+                {c.agent.version === null ? 'agent draft (test)' : `agent v${c.agent.version}`}
+              </span>
+            ) : null}
+          </h1>
           {c ? (
             <div class="actions">
               <ActionButton
@@ -271,6 +283,8 @@ export function Chat() {
             <select
               id="model"
               value={model.value}
+              disabled={!!conv.value?.agent}
+              title={conv.value?.agent ? "The agent's model" : undefined}
               onChange={(e) => {
                 model.value = (e.currentTarget as HTMLSelectElement).value;
               }}

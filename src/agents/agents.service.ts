@@ -1,0 +1,382 @@
+/**
+ * Agents (issue 12 item 1): a user's assistant on a platform — a persona (system prompt), a
+ * model alias, its settings and starter prompts. The owner edits a draft; publishing freezes the
+ * draft as an immutable version named by the SHA-256 of its RFC 8785 canonical JSON; people
+ * chat with the latest version (the owner may also test the draft). Visibility: `private` (its
+ * owner and the platform's admins) or `platform` (everyone signed in on it, once published).
+ * The platform's owners and admins may read, edit, publish and delete any agent: the platform
+ * always keeps the right to remove.
+ */
+import canonicalize from 'canonicalize';
+import { type AiDeps, listModels, platformAiPolicy } from '../ai/index.ts';
+import { actorOf, type PlatformRequestContext, roleOf } from '../identity/index.ts';
+import { sha256Hex } from '../shared/crypto.ts';
+import { AppError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import {
+  type AgentRow,
+  type AgentVersionRow,
+  deleteAgent,
+  findAgent,
+  findVersion,
+  insertAgent,
+  insertVersion,
+  listAgents,
+  listVersions,
+  slugTaken,
+  updateAgent,
+} from './agents.repository.ts';
+
+/** What an agent is: the part a version freezes. */
+export interface AgentSpec {
+  name: string;
+  description: string;
+  avatar: string | null;
+  persona: string;
+  model: string;
+  temperature: number | null;
+  max_tokens: number | null;
+  starter_prompts: string[];
+}
+
+export type Visibility = AgentRow['visibility'];
+export const VISIBILITIES: readonly Visibility[] = ['private', 'platform'];
+
+const notFound = () => new AppError('agent.not_found', 'no such agent', 404);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The user a request acts for (null: a platform API key, acting as admin). */
+function who(c: PlatformRequestContext): { userId: string | null; admin: boolean } {
+  const p = c.principal;
+  const role = roleOf(p);
+  const admin = role === 'owner' || role === 'admin';
+  const userId = p && (p.kind === 'user' || p.kind === 'api_key') ? p.userId : null;
+  return { userId, admin };
+}
+
+export const canEdit = (c: PlatformRequestContext, a: AgentRow) => {
+  const w = who(c);
+  return w.admin || (w.userId !== null && a.owner_id === w.userId);
+};
+export const canRead = (c: PlatformRequestContext, a: AgentRow) =>
+  canEdit(c, a) || (a.visibility === 'platform' && a.latest_version !== null);
+
+/** An agent `c` may read (others' private agents are not found, never forbidden). */
+export function readableAgent(c: PlatformRequestContext, id: string): AgentRow {
+  const a = findAgent(c.db, id);
+  if (!a || !canRead(c, a)) throw notFound();
+  return a;
+}
+
+function editableAgent(c: PlatformRequestContext, id: string): AgentRow {
+  const a = readableAgent(c, id);
+  if (!canEdit(c, a))
+    throw new AppError('agent.forbidden', "only the agent's owner or an admin may change it", 403);
+  return a;
+}
+
+const bad = (path: string, reason: string) =>
+  new AppError('agent.invalid', `${path.slice(1).replace(/\//g, '.')}: ${reason}`, 400, [{ path, reason }]);
+
+/** The models an agent may use: what the platform lets its users chat with. */
+function checkModel(deps: Pick<AiDeps, 'runtime'>, c: PlatformRequestContext, model: string): string {
+  const allowed = listModels(deps, platformAiPolicy(c.blueprint()));
+  if (!allowed.includes(model))
+    throw bad('/model', `must be one of the platform's models: ${allowed.join(', ') || '(none)'}`);
+  return model;
+}
+
+/** Reads and checks a spec: `base` with `patch` over it (create: base is the defaults). */
+function specOf(
+  deps: Pick<AiDeps, 'runtime'>,
+  c: PlatformRequestContext,
+  base: AgentSpec,
+  patch: Record<string, unknown>,
+): AgentSpec {
+  const s: AgentSpec = { ...base };
+  const text = (k: keyof AgentSpec, min: number, max: number) => {
+    const v = patch[k];
+    if (v === undefined) return;
+    if (typeof v !== 'string') throw bad(`/${k}`, 'must be text');
+    const t = v.trim();
+    if (t.length < min || t.length > max) throw bad(`/${k}`, `must be ${min} to ${max} characters`);
+    (s as unknown as Record<string, unknown>)[k] = t;
+  };
+  text('name', 1, 100);
+  text('description', 0, 2000);
+  text('persona', 0, 20_000);
+  if (patch.avatar !== undefined) {
+    const v = patch.avatar;
+    if (v === null || v === '') s.avatar = null;
+    else if (typeof v !== 'string' || !(/^https:\/\/[^\s"'<>]{1,2040}$/.test(v) || [...v].length <= 4))
+      throw bad('/avatar', 'must be an emoji (up to 4 characters) or an https: URL');
+    else s.avatar = v;
+  }
+  if (patch.model !== undefined) {
+    if (typeof patch.model !== 'string') throw bad('/model', 'must be a model alias');
+    s.model = checkModel(deps, c, patch.model);
+  }
+  if (patch.temperature !== undefined) {
+    const v = patch.temperature;
+    if (v !== null && (typeof v !== 'number' || !(v >= 0 && v <= 2)))
+      throw bad('/temperature', 'must be a number from 0 to 2');
+    s.temperature = v as number | null;
+  }
+  if (patch.max_tokens !== undefined) {
+    const v = patch.max_tokens;
+    if (v !== null && (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 32_000))
+      throw bad('/max_tokens', 'must be a whole number from 1 to 32,000');
+    s.max_tokens = v as number | null;
+  }
+  if (patch.starter_prompts !== undefined) {
+    const v = patch.starter_prompts;
+    if (!Array.isArray(v) || v.length > 6)
+      throw bad('/starter_prompts', 'must be a list of at most 6 prompts');
+    s.starter_prompts = v.map((x, i) => {
+      if (typeof x !== 'string' || !x.trim() || x.length > 300)
+        throw bad(`/starter_prompts/${i}`, 'must be text of 1 to 300 characters');
+      return x.trim();
+    });
+  }
+  return s;
+}
+
+/** The canonical JSON of a spec and its hash (what names a version). */
+export function canonicalSpec(s: AgentSpec): { json: string; hash: string } {
+  const json = canonicalize(s) ?? '{}';
+  return { json, hash: sha256Hex(json) };
+}
+
+const slugOf = (name: string) =>
+  name
+    .normalize('NFKD')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48) || 'agent';
+
+function freeSlug(c: PlatformRequestContext, wanted: string): string {
+  if (!slugTaken(c.db, wanted)) return wanted;
+  for (let i = 2; i < 1000; i++) if (!slugTaken(c.db, `${wanted}-${i}`)) return `${wanted}-${i}`;
+  return `${wanted}-${newId('agt').slice(-6)}`;
+}
+
+function visibilityOf(v: unknown): Visibility | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !(VISIBILITIES as readonly string[]).includes(v))
+    throw bad(
+      '/visibility',
+      `must be one of: ${VISIBILITIES.join(', ')} (link and marketplace sharing are not here yet)`,
+    );
+  return v as Visibility;
+}
+
+export function agentView(c: PlatformRequestContext, a: AgentRow) {
+  const latest = a.latest_version === null ? null : findVersion(c.db, a.id, a.latest_version);
+  const editable = canEdit(c, a);
+  const draft = JSON.parse(a.draft) as AgentSpec;
+  const published = latest ? (JSON.parse(latest.spec) as AgentSpec) : null;
+  return {
+    id: a.id,
+    slug: a.slug,
+    owner_id: a.owner_id,
+    visibility: a.visibility,
+    // What people see: the latest version's spec (the draft, to its editors, before any).
+    ...(published ?? (editable ? draft : { name: draft.name, description: '', avatar: null })),
+    latest_version: latest
+      ? { version: latest.version, hash: latest.hash, published_at: iso(latest.published_at) }
+      : null,
+    draft: editable ? { ...draft, changed: !latest || canonicalSpec(draft).hash !== latest.hash } : undefined,
+    can_edit: editable,
+    created_at: iso(a.created_at),
+    updated_at: iso(a.updated_at),
+  };
+}
+
+export function createAgent(
+  deps: Pick<AiDeps, 'runtime'>,
+  c: PlatformRequestContext,
+  body: Record<string, unknown>,
+) {
+  const { userId } = who(c);
+  const models = listModels(deps, platformAiPolicy(c.blueprint()));
+  if (body.name === undefined) throw bad('/name', 'required');
+  const defaults: AgentSpec = {
+    name: '',
+    description: '',
+    avatar: null,
+    persona: '',
+    model: models[0] ?? '',
+    temperature: null,
+    max_tokens: null,
+    starter_prompts: [],
+  };
+  const spec = specOf(deps, c, defaults, body);
+  if (!spec.model)
+    throw new AppError('agent.no_models', 'this platform has no model for an agent to use', 409);
+  let slug: string;
+  if (body.slug !== undefined) {
+    if (typeof body.slug !== 'string' || !/^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$/.test(body.slug))
+      throw bad('/slug', 'must be 1 to 48 lowercase letters, digits and dashes');
+    if (slugTaken(c.db, body.slug))
+      throw new AppError('agent.slug_taken', `the slug ${body.slug} is taken on this platform`, 409, [
+        { path: '/slug', reason: 'is taken' },
+      ]);
+    slug = body.slug;
+  } else slug = freeSlug(c, slugOf(spec.name));
+  const now = c.app.clock.now();
+  const row: AgentRow = {
+    id: newId('agt'),
+    slug,
+    owner_id: userId,
+    visibility: visibilityOf(body.visibility) ?? 'private',
+    draft: canonicalSpec(spec).json,
+    latest_version: null,
+    created_at: now,
+    updated_at: now,
+  };
+  c.db.transaction(() => {
+    insertAgent(c.db, row);
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: 'agent.created',
+      target: `agent:${row.id}`,
+      details: { slug, name: spec.name, visibility: row.visibility },
+    });
+  })();
+  return agentView(c, findAgent(c.db, row.id)!);
+}
+
+export function agents(c: PlatformRequestContext, q: { mine?: string }) {
+  const w = who(c);
+  const rows = listAgents(c.db, w.userId, { all: w.admin, mine: q.mine === 'true' });
+  return { agents: rows.filter((a) => canRead(c, a)).map((a) => agentView(c, a)) };
+}
+
+export function agent(c: PlatformRequestContext, id: string) {
+  return { agent: agentView(c, readableAgent(c, id)) };
+}
+
+export function editAgent(
+  deps: Pick<AiDeps, 'runtime'>,
+  c: PlatformRequestContext,
+  id: string,
+  body: Record<string, unknown>,
+) {
+  const a = editableAgent(c, id);
+  const { visibility, ...patch } = body;
+  const v = visibilityOf(visibility);
+  const draft = specOf(deps, c, JSON.parse(a.draft) as AgentSpec, patch);
+  c.db.transaction(() => {
+    updateAgent(c.db, id, { draft: canonicalSpec(draft).json, visibility: v, now: c.app.clock.now() });
+    if (v && v !== a.visibility)
+      c.app.audit.append(c.db, {
+        actor: actorOf(c.principal),
+        action: 'agent.visibility_changed',
+        target: `agent:${id}`,
+        details: { from: a.visibility, to: v },
+      });
+  })();
+  return { agent: agentView(c, findAgent(c.db, id)!) };
+}
+
+/** Freezes the draft as the next version (409 `agent.unchanged` when it is the latest already). */
+export function publishAgent(c: PlatformRequestContext, id: string) {
+  const a = editableAgent(c, id);
+  const { json, hash } = canonicalSpec(JSON.parse(a.draft) as AgentSpec);
+  const latest = a.latest_version === null ? null : findVersion(c.db, id, a.latest_version);
+  if (latest?.hash === hash)
+    throw new AppError(
+      'agent.unchanged',
+      `the draft is version ${latest.version} already: change it first`,
+      409,
+    );
+  const version = (a.latest_version ?? 0) + 1;
+  const now = c.app.clock.now();
+  c.db
+    .transaction(() => {
+      insertVersion(c.db, {
+        agent_id: id,
+        version,
+        hash,
+        spec: json,
+        published_by: actorOf(c.principal),
+        published_at: now,
+      });
+      updateAgent(c.db, id, { latest_version: version, now });
+      c.app.audit.append(c.db, {
+        actor: actorOf(c.principal),
+        action: 'agent.published',
+        target: `agent:${id}`,
+        details: { version, hash },
+      });
+    })
+    .immediate();
+  return { agent: agentView(c, findAgent(c.db, id)!), version: { version, hash, published_at: iso(now) } };
+}
+
+export function agentVersions(c: PlatformRequestContext, id: string) {
+  readableAgent(c, id);
+  return {
+    versions: listVersions(c.db, id).map((v: AgentVersionRow) => ({
+      version: v.version,
+      hash: v.hash,
+      published_by: v.published_by,
+      published_at: iso(v.published_at),
+      spec: JSON.parse(v.spec) as AgentSpec,
+    })),
+  };
+}
+
+export function removeAgent(c: PlatformRequestContext, id: string): void {
+  editableAgent(c, id);
+  c.db.transaction(() => {
+    deleteAgent(c.db, id);
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: 'agent.deleted',
+      target: `agent:${id}`,
+      details: {},
+    });
+  })();
+}
+
+/**
+ * What a conversation with an agent runs: the latest version, or (for its editors, `draft`)
+ * the draft; 404 when the agent is gone or no longer readable, 409 before its first version.
+ */
+export function agentSpecFor(
+  c: PlatformRequestContext,
+  agentId: string,
+  version: number | null,
+): { spec: AgentSpec; version: number | null } {
+  const a = readableAgent(c, agentId);
+  if (version === null) {
+    if (!canEdit(c, a)) throw notFound();
+    return { spec: JSON.parse(a.draft) as AgentSpec, version: null };
+  }
+  const v = findVersion(c.db, agentId, version);
+  if (!v) throw notFound();
+  return { spec: JSON.parse(v.spec) as AgentSpec, version };
+}
+
+/** The version a new conversation with `agentId` runs (the latest; null = the draft, editors only). */
+export function versionToRun(
+  c: PlatformRequestContext,
+  agentId: string,
+  draft: boolean,
+): { row: AgentRow; version: number | null } {
+  const a = readableAgent(c, agentId);
+  if (draft) {
+    if (!canEdit(c, a))
+      throw new AppError('agent.forbidden', "only the agent's editors may test its draft", 403);
+    return { row: a, version: null };
+  }
+  if (a.latest_version === null)
+    throw new AppError(
+      'agent.unpublished',
+      'this agent has no published version yet: publish it, or test its draft',
+      409,
+    );
+  return { row: a, version: a.latest_version };
+}

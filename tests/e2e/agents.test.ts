@@ -1,0 +1,132 @@
+/**
+ * Agents in the browser (issue 12, first part): a creator builds an agent in the portal, tests
+ * its draft in the chat (the stub sees its instructions as the system prompt), publishes it for
+ * everyone on the platform, and a member finds it and chats with the live version. axe and
+ * screenshots on the agents pages.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { Browser, Page } from 'playwright-core';
+import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
+import { operatorApi, startTestServer } from '../helpers.ts';
+import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
+
+let browser: Browser;
+let s: Awaited<ReturnType<typeof startTestServer>>;
+let stub: OpenAIStub;
+let owner: { email: string; password: string };
+
+beforeAll(async () => {
+  stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
+  s = await startTestServer({
+    config: {
+      providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 }],
+      models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+    },
+  });
+  const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
+    slug: 'agt',
+    template: 'creator',
+  });
+  owner = ((await r.json()) as { admin: { email: string; password: string } }).admin;
+  browser = await launchBrowser();
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+  await s?.cleanup();
+  await stub?.stop();
+});
+
+async function signIn(page: Page, base: string, email: string, password: string, next = '/app') {
+  await page.goto(`${base}/app/sign-in?next=${encodeURIComponent(next)}`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+describe('agents in the portal', () => {
+  test('build → test the draft → publish → a member chats with it', async () => {
+    const base = `http://agt.localhost:${s.port}`;
+    const o = await newContext(browser);
+    // A member to share with, made by the owner's API.
+    await signIn(o.page, base, owner.email, owner.password, '/app/agents');
+    await o.page.getByRole('heading', { name: 'Agents' }).waitFor();
+    const made = await o.page.evaluate(async () => {
+      const me = await (await fetch('/api/v1/me')).json();
+      return (
+        await fetch('/api/v1/users', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
+          body: JSON.stringify({ email: 'mem@agt.test', role: 'member', password: 'member-long-password' }),
+        })
+      ).status;
+    });
+    expect(made).toBe(201);
+    await o.page.getByText('No agents yet.').waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await o.page.getByRole('link', { name: 'New agent' }).click();
+    await o.page.getByRole('heading', { name: 'New agent' }).waitFor();
+    await o.page.getByLabel('Name', { exact: true }).fill('Trip Planner');
+    await o.page.getByLabel('Avatar').fill('🧭');
+    await o.page.getByLabel('Description').fill('Plans weekend trips.');
+    await o.page.getByLabel('Instructions').fill('You plan short trips. Answer in lists.');
+    await o.page.getByLabel('Who can use it').selectOption('platform');
+    // A bad temperature is named by the server at its field.
+    await o.page.getByLabel('Temperature').fill('5');
+    await o.page.getByRole('button', { name: 'Create agent' }).click();
+    await o.page.locator('input[name="temperature"][aria-invalid="true"]').waitFor();
+    await o.page.getByLabel('Temperature').fill('0.5');
+    await o.page.getByRole('button', { name: 'Create agent' }).click();
+    await o.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
+    await o.page.getByText('Not published yet').waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'agents-builder');
+    // Test the draft: the stub is sent the instructions as the system prompt.
+    await o.page.getByRole('button', { name: 'Test the draft' }).click();
+    await o.page.getByText('agent draft (test)').waitFor();
+    const before = stub.requests.length;
+    await o.page.getByLabel('Message').fill('a weekend in the hills');
+    await o.page.getByRole('button', { name: 'Send' }).click();
+    await o.page
+      .locator('[role="log"] [data-role="assistant"]')
+      .getByText('You said: a weekend in the hills')
+      .waitFor();
+    const sent = stub.requests.slice(before).find((r) => r.path.endsWith('/chat/completions'))!.body as {
+      messages: { role: string; content: string }[];
+      temperature: number;
+    };
+    expect(sent.messages[0]).toEqual({ role: 'system', content: 'You plan short trips. Answer in lists.' });
+    expect(sent.temperature).toBe(0.5);
+    // Publish.
+    await o.page.goto(`${base}/app/agents`);
+    await o.page.getByRole('link', { name: 'Edit Trip Planner' }).click();
+    await o.page.getByRole('button', { name: 'Publish' }).click();
+    await o.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await o.page.getByText('Version 1 published').waitFor();
+    expect(o.errors).toEqual([]);
+    await o.context.close();
+
+    // The member finds it and chats with version 1.
+    const m = await newContext(browser);
+    await signIn(m.page, base, 'mem@agt.test', 'member-long-password', '/app/agents');
+    await m.page.getByRole('heading', { name: 'Agents' }).waitFor();
+    await m.page.getByText('Plans weekend trips.').waitFor();
+    expect(await m.page.getByRole('link', { name: 'New agent' }).count()).toBe(0);
+    expect(await m.page.getByRole('link', { name: 'Edit Trip Planner' }).count()).toBe(0);
+    expect(await axeProblems(m.page)).toEqual([]);
+    await screenshots(m.page, 'agents-list');
+    await m.page.getByRole('button', { name: 'Chat with Trip Planner' }).click();
+    await m.page
+      .getByRole('heading', { name: /Trip Planner/ })
+      .getByText('agent v1')
+      .waitFor();
+    expect(await m.page.getByLabel('Model').isDisabled()).toBe(true);
+    await m.page.getByLabel('Message').fill('two days by the sea');
+    await m.page.getByRole('button', { name: 'Send' }).click();
+    await m.page
+      .locator('[role="log"] [data-role="assistant"]')
+      .getByText('You said: two days by the sea')
+      .waitFor();
+    expect(m.errors).toEqual([]);
+    await m.context.close();
+  }, 90_000);
+});

@@ -1,0 +1,350 @@
+import { useSignal } from '@preact/signals';
+import { api } from '../shared/api.ts';
+import { me } from '../shared/platform-session.ts';
+import { match, navigate, path } from '../shared/router.ts';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  Field,
+  Form,
+  Notice,
+  StatusBadge,
+  Submit,
+  Title,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
+import { boot } from './app.tsx';
+
+/** The agents a user may chat with, and the builder for their own (issue 12). */
+
+export interface Agent {
+  id: string;
+  slug: string;
+  name: string;
+  description: string;
+  avatar: string | null;
+  persona?: string;
+  model?: string;
+  temperature?: number | null;
+  max_tokens?: number | null;
+  starter_prompts?: string[];
+  visibility: 'private' | 'platform';
+  latest_version: { version: number; hash: string; published_at: string } | null;
+  draft?: {
+    name: string;
+    description: string;
+    avatar: string | null;
+    persona: string;
+    model: string;
+    temperature: number | null;
+    max_tokens: number | null;
+    starter_prompts: string[];
+    changed: boolean;
+  };
+  can_edit: boolean;
+}
+
+const mayBuild = () =>
+  !!me.value?.permissions.includes('agents:write') && boot.platform.features.agent_creation !== false;
+
+async function chatWith(a: Agent, draft = false) {
+  const r = await api<{ conversation: { id: string } }>('POST', '/api/v1/conversations', {
+    agent_id: a.id,
+    ...(draft ? { draft: true } : {}),
+  });
+  navigate(`/app/c/${r.conversation.id}`);
+}
+
+function Avatar({ a }: { a: { avatar: string | null } }) {
+  if (!a.avatar)
+    return (
+      <span class="avatar" aria-hidden="true">
+        🤖
+      </span>
+    );
+  if (a.avatar.startsWith('https://'))
+    return <img class="avatar" src={a.avatar} alt="" width={32} height={32} />;
+  return (
+    <span class="avatar" aria-hidden="true">
+      {a.avatar}
+    </span>
+  );
+}
+
+export function Agents() {
+  const r = useResource(() => api<{ agents: Agent[] }>('GET', '/api/v1/agents'));
+  return (
+    <main id="main" class="content page">
+      <div class="row heading-row">
+        <Title>Agents</Title>
+        {mayBuild() ? (
+          <div class="actions end">
+            <a class="button primary" href="/app/agents/new">
+              New agent
+            </a>
+          </div>
+        ) : null}
+      </div>
+      <Async
+        r={r}
+        empty={(d) =>
+          d.agents.length ? null : (
+            <Empty>
+              <p>No agents yet.</p>
+              {mayBuild() ? (
+                <p>An agent is an assistant with its own instructions: make one for what you do often.</p>
+              ) : null}
+            </Empty>
+          )
+        }
+      >
+        {(d) => (
+          <ul class="agent-grid">
+            {d.agents.map((a) => (
+              <li class="card" key={a.id}>
+                <div class="agent-head">
+                  <Avatar a={a} />
+                  <strong>{a.name}</strong>
+                  {a.latest_version ? (
+                    <span class="badge">v{a.latest_version.version}</span>
+                  ) : (
+                    <StatusBadge status="draft" />
+                  )}
+                  {a.visibility === 'private' ? <span class="badge">private</span> : null}
+                </div>
+                {a.description ? <p class="muted">{a.description}</p> : null}
+                <div class="actions">
+                  {a.latest_version ? (
+                    <ActionButton class="primary" label={`Chat with ${a.name}`} onClick={() => chatWith(a)}>
+                      Chat
+                    </ActionButton>
+                  ) : null}
+                  {a.can_edit ? (
+                    <a class="button" href={`/app/agents/${a.id}`} aria-label={`Edit ${a.name}`}>
+                      Edit
+                    </a>
+                  ) : null}
+                </div>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Async>
+    </main>
+  );
+}
+
+export function AgentBuilder() {
+  const id = match('/app/agents/:id', path.value)?.id;
+  const isNew = !id || id === 'new';
+  const r = useResource(
+    async () =>
+      isNew ? null : (await api<{ agent: Agent }>('GET', `/api/v1/agents/${encodeURIComponent(id!)}`)).agent,
+    [id],
+  );
+  const models = useResource(() => api<{ models: { id: string }[] }>('GET', '/api/v1/conversations/models'));
+  return (
+    <main id="main" class="content page">
+      <p>
+        <a href="/app/agents">← Agents</a>
+      </p>
+      <Title>{isNew ? 'New agent' : 'Edit agent'}</Title>
+      {!mayBuild() ? (
+        <Notice kind="warn">Making and changing agents is not open to you on this platform.</Notice>
+      ) : null}
+      <Async r={r}>
+        {(a) => (
+          <Async r={models}>
+            {(m) => <BuilderForm a={a} models={m.models.map((x) => x.id)} onSaved={() => r.reload()} />}
+          </Async>
+        )}
+      </Async>
+    </main>
+  );
+}
+
+function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]; onSaved: () => unknown }) {
+  const d = a?.draft;
+  const name = useSignal(d?.name ?? '');
+  const description = useSignal(d?.description ?? '');
+  const avatar = useSignal(d?.avatar ?? '');
+  const persona = useSignal(d?.persona ?? '');
+  const model = useSignal(d?.model ?? models[0] ?? '');
+  const temperature = useSignal(d?.temperature == null ? '' : String(d.temperature));
+  const maxTokens = useSignal(d?.max_tokens == null ? '' : String(d.max_tokens));
+  const starters = useSignal((d?.starter_prompts ?? []).join('\n'));
+  const visibility = useSignal(a?.visibility ?? 'private');
+  const saved = useSignal<string | null>(null);
+  const form = useForm();
+  const body = () => ({
+    name: name.value,
+    description: description.value,
+    avatar: avatar.value.trim() || null,
+    persona: persona.value,
+    model: model.value,
+    temperature: temperature.value.trim() === '' ? null : Number(temperature.value),
+    max_tokens: maxTokens.value.trim() === '' ? null : Number(maxTokens.value),
+    starter_prompts: starters.value
+      .split('\n')
+      .map((x) => x.trim())
+      .filter(Boolean),
+    visibility: visibility.value,
+  });
+  return (
+    <>
+      <Form
+        state={form}
+        label="Agent"
+        onSubmit={async () => {
+          saved.value = null;
+          if (!a) {
+            const r = await api<{ agent: Agent }>('POST', '/api/v1/agents', body());
+            navigate(`/app/agents/${r.agent.id}`, true);
+            return;
+          }
+          await api('PATCH', `/api/v1/agents/${a.id}`, body());
+          saved.value = 'Draft saved';
+          await onSaved();
+        }}
+      >
+        <div class="row">
+          <Field label="Name" name="name" value={name} form={form} required maxLength={100} />
+          <Field
+            label="Avatar"
+            name="avatar"
+            value={avatar}
+            form={form}
+            hint="an emoji, or an https: image URL"
+          />
+        </div>
+        <Field label="Description" name="description" value={description} form={form} maxLength={2000} />
+        <div class="field">
+          <label for="persona">Instructions</label>
+          <textarea
+            id="persona"
+            name="persona"
+            value={persona.value}
+            aria-describedby="persona-hint"
+            onInput={(e) => {
+              persona.value = (e.currentTarget as HTMLTextAreaElement).value;
+            }}
+          />
+          <div class="hint" id="persona-hint">
+            What the agent is and how it answers (its system prompt).
+          </div>
+        </div>
+        <div class="row">
+          <div class="field">
+            <label for="agent-model">Model</label>
+            <select
+              id="agent-model"
+              value={model.value}
+              onChange={(e) => {
+                model.value = (e.currentTarget as HTMLSelectElement).value;
+              }}
+            >
+              {models.map((m) => (
+                <option key={m} value={m}>
+                  {m}
+                </option>
+              ))}
+            </select>
+          </div>
+          <Field
+            label="Temperature"
+            name="temperature"
+            type="number"
+            value={temperature}
+            form={form}
+            min={0}
+            max={2}
+            step="0.1"
+            hint="0–2, empty: the model's"
+          />
+          <Field
+            label="Longest answer (tokens)"
+            name="max_tokens"
+            type="number"
+            value={maxTokens}
+            form={form}
+            min={1}
+          />
+        </div>
+        <div class="field">
+          <label for="starters">Starter prompts (one per line, up to 6)</label>
+          <textarea
+            id="starters"
+            name="starter_prompts"
+            value={starters.value}
+            onInput={(e) => {
+              starters.value = (e.currentTarget as HTMLTextAreaElement).value;
+            }}
+          />
+        </div>
+        <div class="field">
+          <label for="visibility">Who can use it</label>
+          <select
+            id="visibility"
+            value={visibility.value}
+            onChange={(e) => {
+              visibility.value = (e.currentTarget as HTMLSelectElement).value as 'private' | 'platform';
+            }}
+          >
+            <option value="private">Only me (and the platform's admins)</option>
+            <option value="platform">Everyone on {boot.platform.name}, once published</option>
+          </select>
+        </div>
+        <div class="actions">
+          <Submit state={form}>{a ? 'Save draft' : 'Create agent'}</Submit>
+        </div>
+        {saved.value ? <Notice>{saved.value}</Notice> : null}
+      </Form>
+      {a ? (
+        <section aria-labelledby="publish">
+          <h2 id="publish">Publish</h2>
+          <p>
+            {a.latest_version
+              ? `Version ${a.latest_version.version} is live${a.draft?.changed ? '; the draft has changes since.' : ' and the draft is the same.'}`
+              : 'Not published yet: only you can chat with the draft.'}
+          </p>
+          <div class="actions">
+            <ActionButton onClick={() => chatWith(a, true)}>Test the draft</ActionButton>
+            {a.draft?.changed ? (
+              <ActionButton
+                class="primary"
+                confirm="Publish the draft as a new version? People who chat with this agent get it from their next conversation."
+                onClick={async () => {
+                  const r = await api<{ version: { version: number } }>(
+                    'POST',
+                    `/api/v1/agents/${a.id}/publish`,
+                  );
+                  saved.value = `Version ${r.version.version} published`;
+                  await onSaved();
+                }}
+              >
+                Publish
+              </ActionButton>
+            ) : null}
+            {a.latest_version ? (
+              <ActionButton class="" label={`Chat with ${a.name}`} onClick={() => chatWith(a)}>
+                Chat with the live version
+              </ActionButton>
+            ) : null}
+            <ActionButton
+              class="danger"
+              confirm={`Delete ${a.name} and its versions? Conversations with it stay, as plain chats.`}
+              onClick={async () => {
+                await api('DELETE', `/api/v1/agents/${a.id}`);
+                navigate('/app/agents');
+              }}
+            >
+              Delete
+            </ActionButton>
+          </div>
+        </section>
+      ) : null}
+    </>
+  );
+}
