@@ -61,3 +61,14 @@ test('with dist/soulfra serve running, dist/soulfra platform create makes the ho
     await server.stop();
   }
 }, 30_000);
+
+test("npm run build puts sqlite-vec's library beside the executable, and it loads", async () => {
+  const { Database } = await import('bun:sqlite');
+  const db = new Database(':memory:');
+  try {
+    db.loadExtension(join(ROOT, 'dist', 'vec0.so'));
+    expect(db.query<{ v: string }, []>('SELECT vec_version() AS v').get()!.v).toMatch(/^v0\.1\./);
+  } finally {
+    db.close();
+  }
+});

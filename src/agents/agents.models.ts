@@ -69,3 +69,12 @@ export const AgentParams = t.Object({ id: t.String({ minLength: 1, maxLength: 64
 export const AgentListQuery = t.Object({
   mine: t.Optional(t.String({ description: '`true`: only the agents you own.' })),
 });
+
+export const KnowledgeDocParams = t.Object({
+  id: t.String({ minLength: 1, maxLength: 64 }),
+  doc: t.String({ minLength: 1, maxLength: 64 }),
+});
+
+export const KnowledgeSearchQuery = t.Object({
+  q: t.Optional(t.String({ maxLength: 2000, description: 'The question.' })),
+});

@@ -1,7 +1,14 @@
 import { Elysia } from 'elysia';
-import type { AiRuntime } from '../ai/index.ts';
+import { type AiDeps, type AiRuntime, aiDeps, type Meter } from '../ai/index.ts';
+import type { App } from '../app/index.ts';
 import { platformGuard } from '../identity/index.ts';
-import { AgentBody, AgentListQuery, AgentParams } from './agents.models.ts';
+import {
+  AgentBody,
+  AgentListQuery,
+  AgentParams,
+  KnowledgeDocParams,
+  KnowledgeSearchQuery,
+} from './agents.models.ts';
 import {
   agent,
   agents,
@@ -11,6 +18,7 @@ import {
   publishAgent,
   removeAgent,
 } from './agents.service.ts';
+import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from './knowledge.service.ts';
 
 /**
  * Agents: reading needs `agents:read` (members have it), making and changing one
@@ -18,7 +26,16 @@ import {
  * agent one may read but not edit is 403. Creating, editing and publishing are gated by
  * `features.agent_creation` (src/server/feature-gates.ts).
  */
-export function agentRoutes(d: { runtime: AiRuntime }) {
+export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
+  let depsApp: App | null = null;
+  let deps: AiDeps | null = null;
+  const depsOf = (app: App): AiDeps => {
+    if (depsApp !== app || !deps) {
+      deps = aiDeps(app, d);
+      depsApp = app;
+    }
+    return deps;
+  };
   const tags = ['agents'];
   return new Elysia({ name: 'agents.routes' })
     .use(platformGuard)
@@ -64,6 +81,48 @@ export function agentRoutes(d: { runtime: AiRuntime }) {
       params: AgentParams,
       detail: { summary: "An agent's published versions, newest first", tags },
     })
+    .get('/api/v1/agents/:id/knowledge', ({ ctx, params }) => knowledgeDocs(ctx, params.id), {
+      permission: 'agents:read',
+      params: AgentParams,
+      detail: { summary: "An agent's knowledge documents", tags },
+    })
+    .post(
+      '/api/v1/agents/:id/knowledge',
+      async ({ ctx, params, body }) =>
+        Response.json(await addKnowledge(depsOf(ctx.app), ctx, params.id, body), { status: 201 }),
+      {
+        permission: 'agents:write',
+        params: AgentParams,
+        body: AgentBody,
+        detail: {
+          summary:
+            'Add a document to an agent (name, content_type text/plain or text/markdown, text): chunked, embedded, indexed',
+          tags,
+        },
+      },
+    )
+    .get(
+      '/api/v1/agents/:id/knowledge/search',
+      ({ ctx, params, query }) => searchKnowledge(depsOf(ctx.app), ctx, params.id, query.q),
+      {
+        permission: 'agents:read',
+        params: AgentParams,
+        query: KnowledgeSearchQuery,
+        detail: { summary: "Search an agent's knowledge (full-text and vector, merged)", tags },
+      },
+    )
+    .delete(
+      '/api/v1/agents/:id/knowledge/:doc',
+      ({ ctx, params }) => {
+        removeKnowledge(ctx, params.id, params.doc);
+        return new Response(null, { status: 204 });
+      },
+      {
+        permission: 'agents:write',
+        params: KnowledgeDocParams,
+        detail: { summary: 'Remove a document from an agent', tags },
+      },
+    )
     .delete(
       '/api/v1/agents/:id',
       ({ ctx, params }) => {

@@ -26,6 +26,7 @@ import {
   slugTaken,
   updateAgent,
 } from './agents.repository.ts';
+import { deleteAgentVectors } from './knowledge.repository.ts';
 
 /** What an agent is: the part a version freezes. */
 export interface AgentSpec {
@@ -68,7 +69,7 @@ export function readableAgent(c: PlatformRequestContext, id: string): AgentRow {
   return a;
 }
 
-function editableAgent(c: PlatformRequestContext, id: string): AgentRow {
+export function editableAgent(c: PlatformRequestContext, id: string): AgentRow {
   const a = readableAgent(c, id);
   if (!canEdit(c, a))
     throw new AppError('agent.forbidden', "only the agent's owner or an admin may change it", 403);
@@ -331,6 +332,8 @@ export function agentVersions(c: PlatformRequestContext, id: string) {
 export function removeAgent(c: PlatformRequestContext, id: string): void {
   editableAgent(c, id);
   c.db.transaction(() => {
+    // Its knowledge's vectors go first (the vector index has no foreign key to cascade).
+    deleteAgentVectors(c.db, id);
     deleteAgent(c.db, id);
     c.app.audit.append(c.db, {
       actor: actorOf(c.principal),

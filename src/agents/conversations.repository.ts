@@ -27,6 +27,8 @@ export interface MessageRow {
   prompt_tokens: number | null;
   completion_tokens: number | null;
   created_at: number;
+  /** The sources the answer was given (JSON: [{n, chunk, document, seq, text}]), or null. */
+  citations?: string | null;
 }
 
 const SELECT_CONVERSATION = `SELECT c.id, c.user_id, c.title, c.model, c.created_at, c.updated_at, c.agent_id, c.agent_version,
@@ -123,7 +125,7 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
       .get(m.conversation_id)?.n ?? 0) + 1;
   db.query(
     `INSERT INTO conversation_messages (id, conversation_id, seq, role, content, model, status, error,
-       prompt_tokens, completion_tokens, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       prompt_tokens, completion_tokens, created_at, citations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     m.id,
     m.conversation_id,
@@ -136,6 +138,7 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
     m.prompt_tokens,
     m.completion_tokens,
     m.created_at,
+    m.citations ?? null,
   );
   db.query('UPDATE conversations SET updated_at = ? WHERE id = ?').run(m.created_at, m.conversation_id);
   return { ...m, seq };

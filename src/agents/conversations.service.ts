@@ -22,6 +22,7 @@ import {
   recentMessages,
   updateConversation,
 } from './conversations.repository.ts';
+import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
 
 /**
  * The portal's chat: conversations of one user, kept in the platform's database, and a turn
@@ -66,6 +67,7 @@ export function messageView(m: MessageRow) {
     status: m.status,
     ...(m.error ? { error: m.error } : {}),
     created_at: iso(m.created_at),
+    ...(m.citations ? { citations: JSON.parse(m.citations) as unknown } : {}),
     ...(m.prompt_tokens !== null || m.completion_tokens !== null
       ? { usage: { prompt_tokens: m.prompt_tokens ?? 0, completion_tokens: m.completion_tokens ?? 0 } }
       : {}),
@@ -265,9 +267,21 @@ export async function sendMessage(
     );
   const model = checkModel(deps, c, agent ? agent.model : (body.model ?? conv.model));
   const history = historyOf(recentMessages(c.db, id, HISTORY_MESSAGES), body.content);
-  const messages = agent?.persona
-    ? [{ role: 'system' as const, content: agent.persona }, ...history]
-    : history;
+  // The agent's knowledge: the chunks that best answer this message, as numbered sources.
+  const hits = conv.agent_id ? await searchAgentKnowledge(deps, c, conv.agent_id, body.content) : [];
+  const requireCitations = c.blueprint().ai_settings.quality_gates.require_citations;
+  const system = [
+    ...(agent?.persona ? [{ role: 'system' as const, content: agent.persona }] : []),
+    ...(hits.length ? [{ role: 'system' as const, content: sourcesMessage(hits, requireCitations) }] : []),
+  ];
+  const messages = [...system, ...history];
+  const citations = hits.map((h, i) => ({
+    n: i + 1,
+    chunk: h.id,
+    document: { id: h.doc_id, name: h.doc_name },
+    seq: h.seq,
+    text: h.text,
+  }));
   const p = c.principal;
   const caller = {
     platform: c.platform,
@@ -344,6 +358,7 @@ export async function sendMessage(
         prompt_tokens: usage?.prompt_tokens ?? null,
         completion_tokens: usage?.completion_tokens ?? null,
         created_at: clock.now(),
+        citations: citations.length ? JSON.stringify(citations) : null,
       });
     } finally {
       lease.release();

@@ -267,6 +267,29 @@ export const InstanceConfig = t.Object(
         },
       ),
     ),
+    knowledge: t.Optional(
+      t.Object(
+        {
+          embedding_model: t.String({
+            minLength: 1,
+            description: "the model alias agents' knowledge is embedded with (a configured alias)",
+          }),
+          chunk_chars: t.Optional(
+            t.Integer({ minimum: 200, maximum: 8000, description: 'characters per chunk (default 1200)' }),
+          ),
+          max_bytes_per_platform: t.Optional(
+            t.Integer({
+              minimum: 1,
+              description: 'the knowledge a platform may hold, in bytes of text (default 50 MB)',
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: "agents' knowledge (uploaded documents, searched in chats)",
+        },
+      ),
+    ),
     web: t.Optional(
       t.Object(
         {
@@ -367,6 +390,11 @@ function crossCheck(c: InstanceConfig): ErrorDetail[] {
         out.push({ path: `/models/${i}/route/${j}`, reason: `no provider '${provider}' is configured` });
     });
   });
+  if (c.knowledge && !aliases.has(c.knowledge.embedding_model))
+    out.push({
+      path: '/knowledge/embedding_model',
+      reason: `no model alias '${c.knowledge.embedding_model}' is configured`,
+    });
   const sc = c.safety_classifier;
   if (sc) {
     sc.block.forEach((b, i) => {

@@ -44,6 +44,7 @@ describe('migrate', () => {
         '0010-conversations',
         '0011-brand-assets',
         '0012-agents',
+        '0013-knowledge',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

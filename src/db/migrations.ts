@@ -18,6 +18,7 @@ import tenant9 from '../../migrations/tenant/0009-usage-micro.sql' with { type: 
 import tenant10 from '../../migrations/tenant/0010-conversations.sql' with { type: 'text' };
 import tenant11 from '../../migrations/tenant/0011-brand-assets.sql' with { type: 'text' };
 import tenant12 from '../../migrations/tenant/0012-agents.sql' with { type: 'text' };
+import tenant13 from '../../migrations/tenant/0013-knowledge.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -48,4 +49,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 10, name: 'conversations', sql: tenant10 },
   { version: 11, name: 'brand-assets', sql: tenant11 },
   { version: 12, name: 'agents', sql: tenant12 },
+  { version: 13, name: 'knowledge', sql: tenant13 },
 ];

@@ -109,6 +109,8 @@ export function bodyLimitFor(path: string): number {
   if (path === '/sso/saml/acs') return 512 * 1024;
   // A logo upload: the image itself (tenancy's MAX_LOGO_BYTES, 256 KB) and a little room.
   if (path === '/api/v1/platform/logo') return 256 * 1024 + 1024;
+  // A knowledge document: its text (at most 2 MB, agents/knowledge.service.ts) as JSON.
+  if (/^\/api\/v1\/agents\/[^/]+\/knowledge$/.test(path)) return 3 * 1024 * 1024;
   if (path.startsWith('/_operator/api/platforms')) return 1024 * 1024;
   return DEFAULT_BODY_LIMIT;
 }

@@ -18,7 +18,8 @@ export function newId(
     | 'inv'
     | 'cnv'
     | 'chm'
-    | 'agt',
+    | 'agt'
+    | 'kdc',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }
