@@ -5,9 +5,11 @@
  * screenshots on the agents pages.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
-import { operatorApi, startTestServer } from '../helpers.ts';
+import { writeBagOfWordsModel } from '../fixtures/onnx-model.ts';
+import { operatorApi, startTestServer, tempDir } from '../helpers.ts';
 import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
 
 let browser: Browser;
@@ -15,12 +17,33 @@ let s: Awaited<ReturnType<typeof startTestServer>>;
 let stub: OpenAIStub;
 let owner: { email: string; password: string };
 
+const t = tempDir();
+const GUIDE = `# Packing guide
+
+Pack a rain jacket for the hills: the weather turns fast above the tree line.
+
+For the sea, bring sunscreen and a hat; the wind hides how strong the sun is.`;
+
 beforeAll(async () => {
   stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
+  const modelsDir = join(t.dir, 'models');
+  writeBagOfWordsModel(
+    modelsDir,
+    'bow',
+    `${GUIDE} what should i pack for the sea`.match(/[\p{L}\p{N}]+/gu)!,
+    64,
+  );
   s = await startTestServer({
     config: {
-      providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 }],
-      models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+      providers: [
+        { id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 },
+        { id: 'onnx', kind: 'onnx', models_dir: modelsDir },
+      ],
+      models: [
+        { alias: 'default', route: ['stub/gpt-4o-mini'] },
+        { alias: 'embed', route: ['onnx/bow'] },
+      ],
+      knowledge: { embedding_model: 'embed', chunk_chars: 120 },
     },
   });
   const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
@@ -34,6 +57,7 @@ afterAll(async () => {
   await browser?.close();
   await s?.cleanup();
   await stub?.stop();
+  t.cleanup();
 });
 
 async function signIn(page: Page, base: string, email: string, password: string, next = '/app') {
@@ -78,6 +102,14 @@ describe('agents in the portal', () => {
     await o.page.getByRole('button', { name: 'Create agent' }).click();
     await o.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
     await o.page.getByText('Not published yet').waitFor();
+    // Knowledge: a Markdown file, read, embedded and listed; a PDF is refused in the page.
+    await o.page.getByLabel('Add documents').setInputFiles([
+      { name: 'packing.md', mimeType: 'text/markdown', buffer: Buffer.from(GUIDE) },
+      { name: 'scan.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4') },
+    ]);
+    await o.page.getByRole('listitem').filter({ hasText: 'packing.md:' }).getByText('added').waitFor();
+    await o.page.getByRole('listitem').filter({ hasText: 'scan.pdf:' }).getByText('refused').waitFor();
+    await o.page.getByRole('button', { name: 'Remove packing.md' }).waitFor();
     expect(await axeProblems(o.page)).toEqual([]);
     await screenshots(o.page, 'agents-builder');
     // Test the draft: the stub is sent the instructions as the system prompt.
@@ -120,12 +152,19 @@ describe('agents in the portal', () => {
       .getByText('agent v1')
       .waitFor();
     expect(await m.page.getByLabel('Model').isDisabled()).toBe(true);
-    await m.page.getByLabel('Message').fill('two days by the sea');
+    await m.page.getByLabel('Message').fill('what should I pack for the sea');
     await m.page.getByRole('button', { name: 'Send' }).click();
     await m.page
       .locator('[role="log"] [data-role="assistant"]')
-      .getByText('You said: two days by the sea')
+      .getByText('You said: what should I pack for the sea')
       .waitFor();
+    // The answer lists its sources: the guide's part about the sea first.
+    await m.page.getByText('Sources (').click();
+    const first = m.page.locator('.sources li').first();
+    expect(await first.textContent()).toContain('packing.md');
+    expect(await first.textContent()).toContain('sunscreen');
+    expect(await axeProblems(m.page)).toEqual([]);
+    await screenshots(m.page, 'agents-chat-sources');
     expect(m.errors).toEqual([]);
     await m.context.close();
   }, 90_000);

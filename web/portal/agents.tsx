@@ -301,6 +301,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
         </div>
         {saved.value ? <Notice>{saved.value}</Notice> : null}
       </Form>
+      {a ? <Knowledge a={a} /> : null}
       {a ? (
         <section aria-labelledby="publish">
           <h2 id="publish">Publish</h2>
@@ -346,5 +347,108 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
         </section>
       ) : null}
     </>
+  );
+}
+
+interface Doc {
+  id: string;
+  name: string;
+  content_type: string;
+  bytes: number;
+  chunks: number;
+  created_at: string;
+}
+
+/** The agent's documents: upload (each file's progress: reading, embedding, done or its error). */
+function Knowledge({ a }: { a: Agent }) {
+  const docs = useResource(
+    () => api<{ documents: Doc[] }>('GET', `/api/v1/agents/${a.id}/knowledge`),
+    [a.id],
+  );
+  const uploads = useSignal<{ name: string; state: string; error?: string }[]>([]);
+  const set = (i: number, state: string, error?: string) => {
+    uploads.value = uploads.value.map((u, j) => (j === i ? { ...u, state, error } : u));
+  };
+  const add = async (files: FileList) => {
+    const list = [...files];
+    const start = uploads.value.length;
+    uploads.value = [...uploads.value, ...list.map((f) => ({ name: f.name, state: 'waiting' }))];
+    for (const [k, f] of list.entries()) {
+      const i = start + k;
+      const type = /\.(md|markdown)$/i.test(f.name)
+        ? 'text/markdown'
+        : f.type === 'text/markdown'
+          ? 'text/markdown'
+          : 'text/plain';
+      if (!/\.(txt|md|markdown)$/i.test(f.name) && !f.type.startsWith('text/')) {
+        set(i, 'refused', 'Only text and Markdown files are read for now.');
+        continue;
+      }
+      set(i, 'reading');
+      const text = await f.text();
+      set(i, 'embedding');
+      try {
+        await api('POST', `/api/v1/agents/${a.id}/knowledge`, { name: f.name, content_type: type, text });
+        set(i, 'added');
+        await docs.reload();
+      } catch (e) {
+        set(i, 'failed', (e as Error).message);
+      }
+    }
+  };
+  return (
+    <section aria-labelledby="knowledge">
+      <h2 id="knowledge">Knowledge</h2>
+      <p class="muted">Documents the agent searches and cites when it answers. Text and Markdown files.</p>
+      <div class="field">
+        <label for="knowledge-files">Add documents</label>
+        <input
+          id="knowledge-files"
+          type="file"
+          multiple
+          accept=".txt,.md,.markdown,text/plain,text/markdown"
+          onChange={(e) => {
+            const files = (e.currentTarget as HTMLInputElement).files;
+            if (files?.length) void add(files);
+            (e.currentTarget as HTMLInputElement).value = '';
+          }}
+        />
+      </div>
+      {uploads.value.length ? (
+        <ul class="uploads" aria-live="polite">
+          {uploads.value.map((u, i) => (
+            <li key={`${u.name}-${i}`}>
+              {u.name}: <StatusBadge status={u.state} />
+              {u.state === 'embedding' ? <progress aria-label={`Embedding ${u.name}`} /> : null}
+              {u.error ? <span class="error-text"> {u.error}</span> : null}
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      <Async r={docs} empty={(d) => (d.documents.length ? null : <p class="muted">No documents yet.</p>)}>
+        {(d) => (
+          <ul class="docs">
+            {d.documents.map((x) => (
+              <li key={x.id}>
+                <strong>{x.name}</strong>{' '}
+                <span class="muted">
+                  {Math.ceil(x.bytes / 1024)} KB, {x.chunks} parts
+                </span>{' '}
+                <ActionButton
+                  label={`Remove ${x.name}`}
+                  confirm={`Remove ${x.name} from the agent's knowledge?`}
+                  onClick={async () => {
+                    await api('DELETE', `/api/v1/agents/${a.id}/knowledge/${x.id}`);
+                    await docs.reload();
+                  }}
+                >
+                  Remove
+                </ActionButton>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Async>
+    </section>
   );
 }

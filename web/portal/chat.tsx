@@ -24,6 +24,7 @@ interface Message {
   status: 'complete' | 'stopped' | 'error' | 'streaming';
   error?: string;
   created_at: string;
+  citations?: { n: number; document: { id: string; name: string }; seq: number; text: string }[];
 }
 
 export function Chat() {
@@ -266,6 +267,19 @@ export function Chat() {
                   {m.role === 'assistant' ? <Markdown text={m.content} /> : <p class="plain">{m.content}</p>}
                 </div>
                 {m.error ? <p class="error-text">{m.error}</p> : null}
+                {m.citations?.length ? (
+                  <details class="sources">
+                    <summary>Sources ({m.citations.length})</summary>
+                    <ol>
+                      {m.citations.map((c) => (
+                        <li key={c.n} value={c.n}>
+                          <strong>{c.document.name}</strong>, part {c.seq + 1}
+                          <blockquote>{c.text}</blockquote>
+                        </li>
+                      ))}
+                    </ol>
+                  </details>
+                ) : null}
               </div>
             ))
           )}

@@ -390,11 +390,26 @@ export function Title({ children }: { children: ComponentChildren }) {
 }
 
 export function StatusBadge({ status }: { status: string }) {
-  const kind = ['active', 'ok', 'closed', 'healthy', 'sent', 'complete'].includes(status)
+  const kind = ['active', 'ok', 'closed', 'healthy', 'sent', 'complete', 'added', 'published'].includes(
+    status,
+  )
     ? 'ok'
-    : ['suspended', 'half_open', 'queued', 'pending', 'degraded', 'stopped'].includes(status)
+    : [
+          'suspended',
+          'half_open',
+          'queued',
+          'pending',
+          'degraded',
+          'stopped',
+          'draft',
+          'waiting',
+          'reading',
+          'embedding',
+        ].includes(status)
       ? 'warn'
-      : ['archived', 'open', 'failed', 'down', 'error', 'disabled', 'bounced'].includes(status)
+      : ['archived', 'open', 'failed', 'down', 'error', 'disabled', 'bounced', 'refused', 'revoked'].includes(
+            status,
+          )
         ? 'bad'
         : '';
   return <span class={`badge ${kind}`}>{status}</span>;
