@@ -88,15 +88,32 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
     })
     .post(
       '/api/v1/agents/:id/knowledge',
-      async ({ ctx, params, body }) =>
-        Response.json(await addKnowledge(depsOf(ctx.app), ctx, params.id, body), { status: 201 }),
+      async ({ ctx, params, body, request }) => {
+        // JSON {name, content_type, text}, or the file itself as the body (?name=; its Content-Type).
+        const input =
+          body instanceof Uint8Array
+            ? {
+                name: new URL(request.url).searchParams.get('name'),
+                content_type: (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase(),
+                bytes: body,
+              }
+            : ((body ?? {}) as { name?: unknown; content_type?: unknown; text?: unknown });
+        return Response.json(
+          await addKnowledge(depsOf(ctx.app), ctx, params.id, {
+            name: input.name,
+            content_type: input.content_type,
+            text: 'text' in input ? input.text : undefined,
+            bytes: 'bytes' in input ? input.bytes : undefined,
+          }),
+          { status: 201 },
+        );
+      },
       {
         permission: 'agents:write',
         params: AgentParams,
-        body: AgentBody,
         detail: {
           summary:
-            'Add a document to an agent (name, content_type text/plain or text/markdown, text): chunked, embedded, indexed',
+            'Add a document to an agent: JSON {name, content_type, text}, or the file as the body (?name=; text/plain, text/markdown, text/html, application/pdf): read, chunked, embedded, indexed',
           tags,
         },
       },

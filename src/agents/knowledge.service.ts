@@ -1,5 +1,5 @@
 /**
- * An agent's knowledge (issue 12 item 2, in part): text and Markdown documents cut into chunks,
+ * An agent's knowledge (issue 12 item 2): text, Markdown, HTML and PDF documents cut into chunks,
  * embedded through the AI service (the platform's policy, allowed providers, budgets and
  * metering apply; usage is the agent's), kept in the platform's database in a full-text index
  * (FTS5) and a vector index (sqlite-vec), and searched by both, merged by reciprocal rank. A
@@ -11,6 +11,7 @@ import { actorOf, type PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { editableAgent, readableAgent } from './agents.service.ts';
+import { documentText, isKnowledgeType, KNOWLEDGE_TYPES } from './extract.ts';
 import {
   type ChunkHit,
   chunksByIds,
@@ -34,8 +35,6 @@ export const DEFAULT_KNOWLEDGE_BYTES = 50 * 1024 * 1024;
 export const MAX_DOC_BYTES = 2 * 1024 * 1024;
 /** How many sources a chat turn is given. */
 export const SOURCES_PER_TURN = 4;
-
-const TYPES = ['text/plain', 'text/markdown'] as const;
 
 const bad = (path: string, reason: string, code = 'knowledge.invalid', status = 400) =>
   new AppError(code, `${path.slice(1)}: ${reason}`, status, [{ path, reason }]);
@@ -143,28 +142,40 @@ async function vectors(
   return out;
 }
 
+/**
+ * Adds a document: `text` (a JSON upload) or `bytes` (a raw one: the body is the file) of one of
+ * the types extract.ts reads, named `name`.
+ */
 export async function addKnowledge(
   deps: AiDeps,
   c: PlatformRequestContext,
   agentId: string,
-  body: Record<string, unknown>,
+  input: { name: unknown; content_type: unknown; text?: unknown; bytes?: Uint8Array },
 ) {
   const a = editableAgent(c, agentId);
   const s = settings(c);
-  const name = typeof body.name === 'string' ? body.name.trim() : '';
+  const name = typeof input.name === 'string' ? input.name.trim() : '';
   if (!name || name.length > 200) throw bad('/name', 'must be 1 to 200 characters');
-  const type = body.content_type ?? 'text/plain';
-  if (typeof type !== 'string' || !(TYPES as readonly string[]).includes(type))
+  const type = input.content_type ?? 'text/plain';
+  if (typeof type !== 'string' || !isKnowledgeType(type))
     throw bad(
       '/content_type',
-      `must be one of: ${TYPES.join(', ')} (HTML and PDF are not read yet)`,
+      `must be one of: ${KNOWLEDGE_TYPES.join(', ')}`,
       'knowledge.type_unsupported',
       415,
     );
-  if (typeof body.text !== 'string' || !body.text.trim()) throw bad('/text', 'must be the document text');
-  const bytes = Buffer.byteLength(body.text);
-  if (bytes > MAX_DOC_BYTES)
-    throw bad('/text', `is ${bytes} bytes: at most ${MAX_DOC_BYTES}`, 'knowledge.too_large', 413);
+  let raw: Uint8Array;
+  if (input.bytes) raw = input.bytes;
+  else {
+    if (typeof input.text !== 'string' || !input.text.trim()) throw bad('/text', 'must be the document text');
+    if (type === 'application/pdf')
+      throw bad('/text', 'a PDF is sent as the request body itself, not as JSON text');
+    raw = new TextEncoder().encode(input.text);
+  }
+  if (raw.byteLength > MAX_DOC_BYTES)
+    throw bad('/body', `is ${raw.byteLength} bytes: at most ${MAX_DOC_BYTES}`, 'knowledge.too_large', 413);
+  const text = await documentText(raw, type);
+  const bytes = Buffer.byteLength(text);
   const used = knowledgeBytes(c.db);
   if (used + bytes > s.maxBytes)
     throw new AppError(
@@ -172,7 +183,7 @@ export async function addKnowledge(
       `this platform's knowledge would pass its quota (${used} + ${bytes} > ${s.maxBytes} bytes)`,
       409,
     );
-  const chunks = chunkText(body.text, s.chunkChars);
+  const chunks = chunkText(text, s.chunkChars);
   // Embedded before anything is written: a refusal (policy, budget, provider) leaves nothing.
   const vecs = await vectors(deps, c, a.id, s.model, chunks);
   const dims = vecs[0]?.length ?? 0;

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { writeBagOfWordsModel } from '../../tests/fixtures/onnx-model.ts';
+import { textPdf } from '../../tests/fixtures/pdf.ts';
 import { tempDir } from '../../tests/helpers.ts';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
@@ -26,6 +27,11 @@ Passwords are at least sixteen characters and never shared. Use the password man
 Laptops are encrypted and locked when you leave them. Report a lost laptop to the security desk at once.
 
 Connect through the VPN on public networks such as hotel or airport wifi.`;
+
+const PDF_LINES = ['Parking policy', 'Visitors park in bay seven near the north gate.'];
+const HTML_WORDS = 'Canteen hours breakfast lunch served from noon secretword';
+const HTML = `<html><head><title>Canteen</title><style>body{}</style></head><body><h1>Canteen hours</h1>
+<p>Breakfast from seven; lunch is served from noon.</p><script>var secretword = 1;</script></body></html>`;
 
 const t = tempDir();
 let s: InProcessServer;
@@ -69,9 +75,10 @@ let agentId = '';
 const docs: Record<string, string> = {};
 
 beforeAll(async () => {
-  const words = `${TRAVEL} ${SECURITY} where do i send my hotel receipts how long must passwords be`.match(
-    /[\p{L}\p{N}]+/gu,
-  )!;
+  const words =
+    `${TRAVEL} ${SECURITY} where do i send my hotel receipts how long must passwords be ${HTML_WORDS} ${PDF_LINES.join(' ')}`.match(
+      /[\p{L}\p{N}]+/gu,
+    )!;
   const modelsDir = join(t.dir, 'models');
   writeBagOfWordsModel(modelsDir, 'bow', words, 64);
   stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
@@ -150,6 +157,63 @@ describe("an agent's knowledge", () => {
     expect(list.documents.map((d) => d.name)).toEqual(['Travel policy', 'Security policy']);
   });
 
+  test('HTML is read as its visible text, and a PDF sent as the body as its text layer', async () => {
+    const h = await call(S.owner!, 'POST', `/api/v1/agents/${agentId}/knowledge`, {
+      name: 'Canteen',
+      content_type: 'text/html',
+      text: HTML,
+    });
+    expect(h.status).toBe(201);
+    const pdf = await s.request(
+      'kn.localhost',
+      `/api/v1/agents/${agentId}/knowledge?name=${encodeURIComponent('Parking.pdf')}`,
+      {
+        method: 'POST',
+        headers: {
+          cookie: S.owner!.cookie,
+          'x-csrf-token': S.owner!.csrf,
+          'content-type': 'application/pdf',
+        },
+        body: textPdf(PDF_LINES) as Uint8Array<ArrayBuffer>,
+      },
+    );
+    expect(pdf.status).toBe(201);
+    const p = await json<{ results: { document: { name: string }; text: string }[] }>(
+      call(
+        S.member!,
+        'GET',
+        `/api/v1/agents/${agentId}/knowledge/search?q=${encodeURIComponent('where do visitors park')}`,
+      ),
+    );
+    expect(p.results[0]!.document.name).toBe('Parking.pdf');
+    expect(p.results[0]!.text).toContain('bay seven');
+    const c = await json<{ results: { document: { name: string }; text: string }[] }>(
+      call(S.member!, 'GET', `/api/v1/agents/${agentId}/knowledge/search?q=lunch`),
+    );
+    expect(c.results[0]!.document.name).toBe('Canteen');
+    expect(c.results[0]!.text).toContain('lunch is served from noon');
+    // What a page does not show is not knowledge.
+    const hidden = await json<{ results: { text: string }[] }>(
+      call(S.member!, 'GET', `/api/v1/agents/${agentId}/knowledge/search?q=secretword`),
+    );
+    expect(hidden.results.some((r) => r.text.includes('secretword'))).toBe(false);
+    // Not a PDF, though it says so: refused, nothing written.
+    const fake = await s.request('kn.localhost', `/api/v1/agents/${agentId}/knowledge?name=fake.pdf`, {
+      method: 'POST',
+      headers: { cookie: S.owner!.cookie, 'x-csrf-token': S.owner!.csrf, 'content-type': 'application/pdf' },
+      body: 'just text',
+    });
+    expect(fake.status).toBe(422);
+    expect(((await fake.json()) as { error: { code: string } }).error.code).toBe('knowledge.unreadable');
+    for (const name of ['Canteen', 'Parking.pdf']) {
+      const list = await json<{ documents: { id: string; name: string }[] }>(
+        call(S.owner!, 'GET', `/api/v1/agents/${agentId}/knowledge`),
+      );
+      const id = list.documents.find((d) => d.name === name)!.id;
+      expect((await call(S.owner!, 'DELETE', `/api/v1/agents/${agentId}/knowledge/${id}`)).status).toBe(204);
+    }
+  });
+
   test('a question finds the chunk that answers it, from the right document', async () => {
     const r = await json<{ results: { document: { name: string }; text: string; score: number }[] }>(
       call(
@@ -222,13 +286,31 @@ describe("an agent's knowledge", () => {
         'auth.forbidden',
       ],
       [
-        'HTML (not read yet)',
+        'a Word document',
         S.owner!,
         'POST',
         `/api/v1/agents/${agentId}/knowledge`,
-        { name: 'x', content_type: 'text/html', text: '<p>y</p>' },
+        { name: 'x', content_type: 'application/msword', text: 'y' },
         415,
         'knowledge.type_unsupported',
+      ],
+      [
+        'a PDF as JSON text',
+        S.owner!,
+        'POST',
+        `/api/v1/agents/${agentId}/knowledge`,
+        { name: 'x', content_type: 'application/pdf', text: '%PDF' },
+        400,
+        'knowledge.invalid',
+      ],
+      [
+        'HTML with no visible text',
+        S.owner!,
+        'POST',
+        `/api/v1/agents/${agentId}/knowledge`,
+        { name: 'x', content_type: 'text/html', text: '<script>alert(1)</script>' },
+        422,
+        'knowledge.unreadable',
       ],
       [
         'no text',
@@ -296,8 +378,8 @@ describe("an agent's knowledge", () => {
     ];
     for (const [what, se, method, path, body, status, code] of cases) {
       const r = await call(se, method, path, body);
-      const e = ((await r.json()) as { error: { code: string } }).error;
-      expect({ what, status: r.status, code: e.code }).toEqual({ what, status, code });
+      const e = ((await r.json()) as { error?: { code: string } }).error;
+      expect({ what, status: r.status, code: e?.code }).toEqual({ what, status, code });
     }
     // Nothing was written by a refused upload.
     const list = await json<{ documents: unknown[] }>(
@@ -328,6 +410,10 @@ describe("an agent's knowledge", () => {
     expect(all.entries.map((e) => e.action).filter((a) => a.startsWith('agent.knowledge'))).toEqual([
       'agent.knowledge_added',
       'agent.knowledge_added',
+      'agent.knowledge_added',
+      'agent.knowledge_added',
+      'agent.knowledge_removed',
+      'agent.knowledge_removed',
       'agent.knowledge_removed',
     ]);
   });

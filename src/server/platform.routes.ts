@@ -120,7 +120,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     // JSON that does not parse is answered after the permission check (401/403 first); SCIM
     // reads its bodies itself.
     .onParse({ as: 'global' }, async ({ request, contentType, path }) =>
-      path === '/api/v1/platform/logo'
+      path === '/api/v1/platform/logo' ||
+      (/^\/api\/v1\/agents\/[^/]+\/knowledge$/.test(path) && contentType.toLowerCase() !== 'application/json')
         ? new Uint8Array(await request.arrayBuffer())
         : path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
           ? undefined

@@ -102,13 +102,16 @@ describe('agents in the portal', () => {
     await o.page.getByRole('button', { name: 'Create agent' }).click();
     await o.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
     await o.page.getByText('Not published yet').waitFor();
-    // Knowledge: a Markdown file, read, embedded and listed; a PDF is refused in the page.
+    // Knowledge: a Markdown file, read, embedded and listed; a broken PDF fails with the server's
+    // reason; a Word file is refused in the page.
     await o.page.getByLabel('Add documents').setInputFiles([
       { name: 'packing.md', mimeType: 'text/markdown', buffer: Buffer.from(GUIDE) },
       { name: 'scan.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.4') },
+      { name: 'notes.docx', mimeType: 'application/octet-stream', buffer: Buffer.from('PK') },
     ]);
     await o.page.getByRole('listitem').filter({ hasText: 'packing.md:' }).getByText('added').waitFor();
-    await o.page.getByRole('listitem').filter({ hasText: 'scan.pdf:' }).getByText('refused').waitFor();
+    await o.page.getByRole('listitem').filter({ hasText: 'scan.pdf:' }).getByText('failed').waitFor();
+    await o.page.getByRole('listitem').filter({ hasText: 'notes.docx:' }).getByText('refused').waitFor();
     await o.page.getByRole('button', { name: 'Remove packing.md' }).waitFor();
     expect(await axeProblems(o.page)).toEqual([]);
     await screenshots(o.page, 'agents-builder');

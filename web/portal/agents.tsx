@@ -359,6 +359,20 @@ interface Doc {
   created_at: string;
 }
 
+/** The type the server reads a file as, by its name; null for what it does not read. */
+function typeOf(name: string): string | null {
+  const ext = /\.([a-z0-9]+)$/i.exec(name)?.[1]?.toLowerCase();
+  return ext === 'txt'
+    ? 'text/plain'
+    : ext === 'md' || ext === 'markdown'
+      ? 'text/markdown'
+      : ext === 'html' || ext === 'htm'
+        ? 'text/html'
+        : ext === 'pdf'
+          ? 'application/pdf'
+          : null;
+}
+
 /** The agent's documents: upload (each file's progress: reading, embedding, done or its error). */
 function Knowledge({ a }: { a: Agent }) {
   const docs = useResource(
@@ -375,20 +389,18 @@ function Knowledge({ a }: { a: Agent }) {
     uploads.value = [...uploads.value, ...list.map((f) => ({ name: f.name, state: 'waiting' }))];
     for (const [k, f] of list.entries()) {
       const i = start + k;
-      const type = /\.(md|markdown)$/i.test(f.name)
-        ? 'text/markdown'
-        : f.type === 'text/markdown'
-          ? 'text/markdown'
-          : 'text/plain';
-      if (!/\.(txt|md|markdown)$/i.test(f.name) && !f.type.startsWith('text/')) {
-        set(i, 'refused', 'Only text and Markdown files are read for now.');
+      const type = typeOf(f.name);
+      if (!type) {
+        set(i, 'refused', 'Text, Markdown, HTML and PDF files are read.');
         continue;
       }
-      set(i, 'reading');
-      const text = await f.text();
       set(i, 'embedding');
       try {
-        await api('POST', `/api/v1/agents/${a.id}/knowledge`, { name: f.name, content_type: type, text });
+        // The file itself is the body; the server reads it (PDF text, HTML's visible text).
+        await api('POST', `/api/v1/agents/${a.id}/knowledge?name=${encodeURIComponent(f.name)}`, undefined, {
+          raw: f,
+          headers: { 'content-type': type },
+        });
         set(i, 'added');
         await docs.reload();
       } catch (e) {
@@ -399,14 +411,16 @@ function Knowledge({ a }: { a: Agent }) {
   return (
     <section aria-labelledby="knowledge">
       <h2 id="knowledge">Knowledge</h2>
-      <p class="muted">Documents the agent searches and cites when it answers. Text and Markdown files.</p>
+      <p class="muted">
+        Documents the agent searches and cites when it answers: text, Markdown, HTML and PDF files.
+      </p>
       <div class="field">
         <label for="knowledge-files">Add documents</label>
         <input
           id="knowledge-files"
           type="file"
           multiple
-          accept=".txt,.md,.markdown,text/plain,text/markdown"
+          accept=".txt,.md,.markdown,.html,.htm,.pdf,text/plain,text/markdown,text/html,application/pdf"
           onChange={(e) => {
             const files = (e.currentTarget as HTMLInputElement).files;
             if (files?.length) void add(files);
