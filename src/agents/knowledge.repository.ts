@@ -184,3 +184,30 @@ export function chunksByIds(db: Database, ids: number[]): ChunkHit[] {
   const by = new Map(rows.map((r) => [r.id, r]));
   return ids.map((id) => by.get(id)).filter((x): x is ChunkHit => !!x);
 }
+
+/** Every chunk of the platform (re-embedding), by agent. */
+export function allChunks(db: Database): { id: number; agent_id: string; text: string }[] {
+  return db
+    .query<{ id: number; agent_id: string; text: string }, []>(
+      'SELECT id, agent_id, text FROM knowledge_chunks ORDER BY agent_id, id',
+    )
+    .all();
+}
+
+/**
+ * Replaces the vector index with one of `model` holding `vectors` (by chunk id), and records
+ * that every document is embedded with it. Inside the caller's transaction.
+ */
+export function replaceVectorIndex(
+  db: Database,
+  model: string,
+  dims: number,
+  vectors: { id: number; agent_id: string; vector: Float32Array }[],
+): void {
+  vec(db).exec('DROP TABLE IF EXISTS knowledge_vec');
+  db.query('DELETE FROM knowledge_index').run();
+  ensureVectorIndex(db, model, dims);
+  const ins = db.query('INSERT INTO knowledge_vec (rowid, agent_id, embedding) VALUES (?, ?, ?)');
+  for (const v of vectors) ins.run(v.id, v.agent_id, v.vector);
+  db.query('UPDATE knowledge_docs SET embedding_model = ?').run(model);
+}

@@ -13,18 +13,19 @@ import { newId } from '../shared/ids.ts';
 import { editableAgent, readableAgent } from './agents.service.ts';
 import { documentText, isKnowledgeType, KNOWLEDGE_TYPES } from './extract.ts';
 import {
+  allChunks,
   type ChunkHit,
   chunksByIds,
   deleteDoc,
   ensureVectorIndex,
   findDoc,
-  hasAnyDoc,
   insertChunks,
   insertDoc,
   type KnowledgeDocRow,
   keywordSearch,
   knowledgeBytes,
   listDocs,
+  replaceVectorIndex,
   vectorIndex,
   vectorSearch,
 } from './knowledge.repository.ts';
@@ -193,11 +194,12 @@ export async function addKnowledge(
       'the embedding model answered vectors of no single dimension',
       502,
     );
-  const current = vectorIndex(c.db);
-  if (current && (current.model !== s.model || current.dims !== dims) && hasAnyDoc(c.db))
+  await reembedIfStale(deps, c);
+  const idx = vectorIndex(c.db);
+  if (idx && idx.dims !== dims)
     throw new AppError(
-      'knowledge.reindex_needed',
-      `the knowledge index holds ${current.model} (${current.dims} dimensions); the instance now embeds with ${s.model} (${dims}): re-embedding is not built yet`,
+      'knowledge.dimension_changed',
+      `the model ${s.model} now answers ${dims}-dimension vectors; the index holds ${idx.dims}: give the changed model a new alias`,
       409,
     );
   const id = newId('kdc');
@@ -248,6 +250,54 @@ export function removeKnowledge(c: PlatformRequestContext, agentId: string, docI
   })();
 }
 
+/**
+ * When the instance's embedding model is not the one the platform's vector index holds (the
+ * operator changed `knowledge.embedding_model`), every chunk is embedded again with the new
+ * one (through the AI service, each agent's chunks as that agent's usage) and the index is
+ * rebuilt in one transaction: until it commits, the old index answers; if embedding fails,
+ * nothing changes and the error is the caller's.
+ */
+export async function reembedIfStale(deps: AiDeps, c: PlatformRequestContext): Promise<boolean> {
+  const s = settings(c);
+  const current = vectorIndex(c.db);
+  if (!current || current.model === s.model) return false;
+  const chunks = allChunks(c.db);
+  const out: { id: number; agent_id: string; vector: Float32Array }[] = [];
+  let dims = 0;
+  const byAgent = new Map<string, typeof chunks>();
+  for (const ch of chunks) byAgent.set(ch.agent_id, [...(byAgent.get(ch.agent_id) ?? []), ch]);
+  for (const [agentId, list] of byAgent) {
+    const vecs = await vectors(
+      deps,
+      c,
+      agentId,
+      s.model,
+      list.map((x) => x.text),
+    );
+    list.forEach((ch, i) => {
+      const v = vecs[i]!;
+      dims ||= v.length;
+      if (v.length !== dims)
+        throw new AppError(
+          'knowledge.bad_embeddings',
+          'the embedding model answered vectors of no single dimension',
+          502,
+        );
+      out.push({ id: ch.id, agent_id: ch.agent_id, vector: Float32Array.from(v) });
+    });
+  }
+  c.db.transaction(() => {
+    replaceVectorIndex(c.db, s.model, dims || current.dims, out);
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: 'knowledge.reembedded',
+      target: `platform:${c.platform.id}`,
+      details: { from: current.model, to: s.model, chunks: out.length, dims: dims || current.dims },
+    });
+  })();
+  return true;
+}
+
 /** The words of a query as an FTS5 expression: each quoted, any of them. */
 function ftsQuery(q: string): string | null {
   const words = (q.toLowerCase().match(/[\p{L}\p{N}]{2,}/gu) ?? []).slice(0, 32);
@@ -267,6 +317,7 @@ export async function searchAgentKnowledge(
 ): Promise<(ChunkHit & { score: number })[]> {
   if (!c.app.config.knowledge || listDocs(c.db, agentId).length === 0) return [];
   const s = settings(c);
+  await reembedIfStale(deps, c);
   const fts = ftsQuery(q);
   const keyword = fts ? keywordSearch(c.db, agentId, fts, k * 4) : [];
   const [qv] = await vectors(deps, c, agentId, s.model, [q]);
