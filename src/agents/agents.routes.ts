@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia';
-import { type AiDeps, type AiRuntime, aiDeps, type Meter } from '../ai/index.ts';
-import type { App } from '../app/index.ts';
+import { type AiRuntime, aiDepsOf, type Meter } from '../ai/index.ts';
 import { platformGuard } from '../identity/index.ts';
 import {
   AgentBody,
@@ -27,15 +26,8 @@ import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from '.
  * `features.agent_creation` (src/server/feature-gates.ts).
  */
 export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
-  let depsApp: App | null = null;
-  let deps: AiDeps | null = null;
-  const depsOf = (app: App): AiDeps => {
-    if (depsApp !== app || !deps) {
-      deps = aiDeps(app, d);
-      depsApp = app;
-    }
-    return deps;
-  };
+  // The service's dependencies, built once per App (one App serves every platform).
+  const depsOf = aiDepsOf(d);
   const tags = ['agents'];
   return new Elysia({ name: 'agents.routes' })
     .use(platformGuard)

@@ -1,6 +1,5 @@
 import { Elysia } from 'elysia';
-import { type AiDeps, type AiRuntime, aiDeps, type Meter } from '../ai/index.ts';
-import type { App } from '../app/index.ts';
+import { type AiRuntime, aiDepsOf, type Meter } from '../ai/index.ts';
 import { platformGuard } from '../identity/index.ts';
 import {
   ConversationCreate,
@@ -26,15 +25,8 @@ import {
  * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`.
  */
 export function conversationRoutes(d: { runtime: AiRuntime; meter: Meter }) {
-  let depsApp: App | null = null;
-  let deps: AiDeps | null = null;
-  const depsOf = (app: App): AiDeps => {
-    if (depsApp !== app || !deps) {
-      deps = aiDeps(app, d);
-      depsApp = app;
-    }
-    return deps;
-  };
+  // The service's dependencies, built once per App (one App serves every platform).
+  const depsOf = aiDepsOf(d);
   const tags = ['conversations'];
   return new Elysia({ name: 'conversations.routes' })
     .use(platformGuard)

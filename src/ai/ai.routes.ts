@@ -1,5 +1,4 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
-import type { App } from '../app/index.ts';
 import { type PlatformRequestContext, platformGuard } from '../identity/index.ts';
 import { jsonInteger } from '../shared/money.ts';
 import {
@@ -20,8 +19,7 @@ import { routeHeader } from './router.ts';
 import type { AiRuntime } from './runtime.ts';
 import {
   type AiCaller,
-  type AiDeps,
-  aiDeps,
+  aiDepsOf,
   budgets,
   completeChat,
   embed,
@@ -67,15 +65,7 @@ function routingHeaders(r: Routing): Record<string, string> {
  */
 export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
   // The service's dependencies, built once per App (one App serves every platform).
-  let depsApp: App | null = null;
-  let deps: AiDeps | null = null;
-  const depsOf = (app: App): AiDeps => {
-    if (depsApp !== app || !deps) {
-      deps = aiDeps(app, d);
-      depsApp = app;
-    }
-    return deps;
-  };
+  const depsOf = aiDepsOf(d);
 
   return new Elysia({ name: 'ai.routes' })
     .use(platformGuard)

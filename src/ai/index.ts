@@ -53,6 +53,7 @@ export {
   type AiCaller,
   type AiDeps,
   aiDeps,
+  aiDepsOf,
   budgets,
   type ChatAnswer,
   type ChatStreamAnswer,

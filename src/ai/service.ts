@@ -58,6 +58,22 @@ export interface AiDeps extends Pick<App, 'clock' | 'audit' | 'events' | 'log' |
   now: () => number;
 }
 
+/**
+ * The service's dependencies for the App a request runs in, built once per App (one App serves
+ * every platform): what each set of routes keeps to call the service.
+ */
+export function aiDepsOf(ai: { runtime: AiRuntime; meter: Meter }): (app: App) => AiDeps {
+  let depsApp: App | null = null;
+  let deps: AiDeps | null = null;
+  return (app) => {
+    if (depsApp !== app || !deps) {
+      deps = aiDeps(app, ai);
+      depsApp = app;
+    }
+    return deps;
+  };
+}
+
 /** The service's dependencies from the App and the AI runtime. */
 export function aiDeps(
   app: Pick<App, 'clock' | 'audit' | 'events' | 'log' | 'platformDbs'>,

@@ -1,5 +1,6 @@
 import { useSignal } from '@preact/signals';
 import { ApiError, api } from '../shared/api.ts';
+import { AuditEntries, type AuditEntry } from '../shared/audit.tsx';
 import { when } from '../shared/format.ts';
 import {
   ActionButton,
@@ -381,15 +382,6 @@ export function ApiKeys() {
   );
 }
 
-interface AuditEntry {
-  seq: number;
-  ts: string;
-  actor: string;
-  action: string;
-  target: string;
-  details: unknown;
-}
-
 export function Audit() {
   const action = useSignal('');
   const actor = useSignal('');
@@ -422,52 +414,7 @@ export function Audit() {
           <Submit state={form}>Filter</Submit>
         </div>
       </Form>
-      <Async r={r} empty={(d) => (d.entries.length ? null : <Empty>No entries match.</Empty>)}>
-        {(d) => (
-          <>
-            <TableWrap>
-              <table aria-label="Audit entries">
-                <thead>
-                  <tr>
-                    <th scope="col" class="num">
-                      #
-                    </th>
-                    <th scope="col">When</th>
-                    <th scope="col">Actor</th>
-                    <th scope="col">Action</th>
-                    <th scope="col">Target</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.entries.map((e) => (
-                    <tr key={e.seq}>
-                      <td class="num">{e.seq}</td>
-                      <td>{when(e.ts)}</td>
-                      <td>{e.actor}</td>
-                      <td>
-                        <code>{e.action}</code>
-                      </td>
-                      <td>{e.target}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
-            <div class="actions">
-              {before.value ? (
-                <button type="button" onClick={() => (before.value = null)}>
-                  Newest
-                </button>
-              ) : null}
-              {d.next_before ? (
-                <button type="button" onClick={() => (before.value = d.next_before ?? null)}>
-                  Older
-                </button>
-              ) : null}
-            </div>
-          </>
-        )}
-      </Async>
+      <AuditEntries r={r} before={before} />
     </>
   );
 }

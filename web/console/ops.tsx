@@ -1,4 +1,5 @@
 import { useSignal } from '@preact/signals';
+import { AuditEntries, type AuditEntry } from '../shared/audit.tsx';
 import { bytes, when } from '../shared/format.ts';
 import {
   ActionButton,
@@ -431,15 +432,6 @@ export function Health() {
   );
 }
 
-interface AuditEntry {
-  seq: number;
-  ts: string;
-  actor: string;
-  action: string;
-  target: string;
-  details: unknown;
-}
-
 interface ChainReport {
   chain: string;
   ok: boolean;
@@ -520,66 +512,7 @@ export function Audit() {
           ))}
         </Notice>
       ) : null}
-      <Async r={r} empty={(d) => (d.entries.length ? null : <Empty>No entries match.</Empty>)}>
-        {(d) => (
-          <>
-            <TableWrap>
-              <table aria-label="Audit entries">
-                <thead>
-                  <tr>
-                    <th scope="col" class="num">
-                      #
-                    </th>
-                    <th scope="col">When</th>
-                    <th scope="col">Actor</th>
-                    <th scope="col">Action</th>
-                    <th scope="col">Target</th>
-                    <th scope="col">Details</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.entries.map((e) => (
-                    <tr key={e.seq}>
-                      <td class="num">{e.seq}</td>
-                      <td>{when(e.ts)}</td>
-                      <td>{e.actor}</td>
-                      <td>
-                        <code>{e.action}</code>
-                      </td>
-                      <td>{e.target}</td>
-                      <td>
-                        <code class="details">{JSON.stringify(e.details)}</code>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
-            <div class="actions">
-              {before.value ? (
-                <button
-                  type="button"
-                  onClick={() => {
-                    before.value = null;
-                  }}
-                >
-                  Newest
-                </button>
-              ) : null}
-              {d.next_before ? (
-                <button
-                  type="button"
-                  onClick={() => {
-                    before.value = d.next_before;
-                  }}
-                >
-                  Older
-                </button>
-              ) : null}
-            </div>
-          </>
-        )}
-      </Async>
+      <AuditEntries r={r} before={before} />
     </>
   );
 }
