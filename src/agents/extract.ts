@@ -60,8 +60,26 @@ export async function htmlText(html: string): Promise<string> {
     .trim();
 }
 
+/**
+ * unpdf, loaded at run time by a name the bundler does not follow: pdf.js uses
+ * `import.meta.resolve`, which `bun build --compile --bytecode` cannot carry, so the compiled
+ * executable leaves it out and answers PDFs with 501 `knowledge.pdf_unavailable`.
+ */
+const UNPDF = 'unpdf';
+async function loadUnpdf(): Promise<typeof import('unpdf')> {
+  try {
+    return (await import(UNPDF)) as typeof import('unpdf');
+  } catch {
+    throw new AppError(
+      'knowledge.pdf_unavailable',
+      'this build reads no PDF (the compiled executable leaves pdf.js out): send the text, or run from source',
+      501,
+    );
+  }
+}
+
 async function pdfText(bytes: Uint8Array): Promise<string> {
-  const { extractText, getDocumentProxy } = await import('unpdf');
+  const { extractText, getDocumentProxy } = await loadUnpdf();
   let doc: Awaited<ReturnType<typeof getDocumentProxy>>;
   try {
     doc = await getDocumentProxy(new Uint8Array(bytes));
