@@ -78,3 +78,10 @@ export const KnowledgeDocParams = t.Object({
 export const KnowledgeSearchQuery = t.Object({
   q: t.Optional(t.String({ maxLength: 2000, description: 'The question.' })),
 });
+
+export const ListingParams = t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) });
+
+export const MarketplaceQuery = t.Object({
+  q: t.Optional(t.String({ maxLength: 200, description: 'Words to search titles, summaries and tags for.' })),
+  category: t.Optional(t.String({ maxLength: 40, description: 'Only this category.' })),
+});

@@ -7,6 +7,8 @@ import {
   AgentParams,
   KnowledgeDocParams,
   KnowledgeSearchQuery,
+  ListingParams,
+  MarketplaceQuery,
 } from './agents.models.ts';
 import {
   agent,
@@ -18,6 +20,16 @@ import {
   removeAgent,
 } from './agents.service.ts';
 import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from './knowledge.service.ts';
+import {
+  install,
+  listAgent,
+  listing,
+  marketplace,
+  moderate,
+  queue,
+  report,
+  review,
+} from './marketplace.service.ts';
 
 /**
  * Agents: reading needs `agents:read` (members have it), making and changing one
@@ -29,119 +41,203 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
   // The service's dependencies, built once per App (one App serves every platform).
   const depsOf = aiDepsOf(d);
   const tags = ['agents'];
-  return new Elysia({ name: 'agents.routes' })
-    .use(platformGuard)
-    .get('/api/v1/agents', ({ ctx, query }) => agents(ctx, query), {
-      permission: 'agents:read',
-      query: AgentListQuery,
-      detail: {
-        summary: "The agents you may use: yours, and the platform's published ones (admins: all)",
-        tags,
-      },
-    })
-    .post(
-      '/api/v1/agents',
-      ({ ctx, body }) => Response.json({ agent: createAgent(d, ctx, body) }, { status: 201 }),
-      {
-        permission: 'agents:write',
-        body: AgentBody,
-        detail: { summary: 'Make an agent (its draft; publish to let others use it)', tags },
-      },
-    )
-    .get('/api/v1/agents/:id', ({ ctx, params }) => agent(ctx, params.id), {
-      permission: 'agents:read',
-      params: AgentParams,
-      detail: { summary: 'An agent (its draft too, for its editors)', tags },
-    })
-    .patch('/api/v1/agents/:id', ({ ctx, params, body }) => editAgent(d, ctx, params.id, body), {
-      permission: 'agents:write',
-      params: AgentParams,
-      body: AgentBody,
-      detail: { summary: "Change an agent's draft or its visibility", tags },
-    })
-    .post(
-      '/api/v1/agents/:id/publish',
-      ({ ctx, params }) => Response.json(publishAgent(ctx, params.id), { status: 201 }),
-      {
-        permission: 'agents:write',
-        params: AgentParams,
-        detail: { summary: 'Publish the draft as a new immutable version (named by its hash)', tags },
-      },
-    )
-    .get('/api/v1/agents/:id/versions', ({ ctx, params }) => agentVersions(ctx, params.id), {
-      permission: 'agents:read',
-      params: AgentParams,
-      detail: { summary: "An agent's published versions, newest first", tags },
-    })
-    .get('/api/v1/agents/:id/knowledge', ({ ctx, params }) => knowledgeDocs(ctx, params.id), {
-      permission: 'agents:read',
-      params: AgentParams,
-      detail: { summary: "An agent's knowledge documents", tags },
-    })
-    .post(
-      '/api/v1/agents/:id/knowledge',
-      async ({ ctx, params, body, request }) => {
-        // JSON {name, content_type, text}, or the file itself as the body (?name=; its Content-Type).
-        const input =
-          body instanceof Uint8Array
-            ? {
-                name: new URL(request.url).searchParams.get('name'),
-                content_type: (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase(),
-                bytes: body,
-              }
-            : ((body ?? {}) as { name?: unknown; content_type?: unknown; text?: unknown });
-        return Response.json(
-          await addKnowledge(depsOf(ctx.app), ctx, params.id, {
-            name: input.name,
-            content_type: input.content_type,
-            text: 'text' in input ? input.text : undefined,
-            bytes: 'bytes' in input ? input.bytes : undefined,
-          }),
-          { status: 201 },
-        );
-      },
-      {
-        permission: 'agents:write',
-        params: AgentParams,
+  return (
+    new Elysia({ name: 'agents.routes' })
+      .use(platformGuard)
+      .get('/api/v1/agents', ({ ctx, query }) => agents(ctx, query), {
+        permission: 'agents:read',
+        query: AgentListQuery,
         detail: {
-          summary:
-            'Add a document to an agent: JSON {name, content_type, text}, or the file as the body (?name=; text/plain, text/markdown, text/html, application/pdf): read, chunked, embedded, indexed',
+          summary: "The agents you may use: yours, and the platform's published ones (admins: all)",
           tags,
         },
-      },
-    )
-    .get(
-      '/api/v1/agents/:id/knowledge/search',
-      ({ ctx, params, query }) => searchKnowledge(depsOf(ctx.app), ctx, params.id, query.q),
-      {
+      })
+      .post(
+        '/api/v1/agents',
+        ({ ctx, body }) => Response.json({ agent: createAgent(d, ctx, body) }, { status: 201 }),
+        {
+          permission: 'agents:write',
+          body: AgentBody,
+          detail: { summary: 'Make an agent (its draft; publish to let others use it)', tags },
+        },
+      )
+      .get('/api/v1/agents/:id', ({ ctx, params }) => agent(ctx, params.id), {
         permission: 'agents:read',
         params: AgentParams,
-        query: KnowledgeSearchQuery,
-        detail: { summary: "Search an agent's knowledge (full-text and vector, merged)", tags },
-      },
-    )
-    .delete(
-      '/api/v1/agents/:id/knowledge/:doc',
-      ({ ctx, params }) => {
-        removeKnowledge(ctx, params.id, params.doc);
-        return new Response(null, { status: 204 });
-      },
-      {
-        permission: 'agents:write',
-        params: KnowledgeDocParams,
-        detail: { summary: 'Remove a document from an agent', tags },
-      },
-    )
-    .delete(
-      '/api/v1/agents/:id',
-      ({ ctx, params }) => {
-        removeAgent(ctx, params.id);
-        return new Response(null, { status: 204 });
-      },
-      {
+        detail: { summary: 'An agent (its draft too, for its editors)', tags },
+      })
+      .patch('/api/v1/agents/:id', ({ ctx, params, body }) => editAgent(d, ctx, params.id, body), {
         permission: 'agents:write',
         params: AgentParams,
-        detail: { summary: 'Delete an agent and its versions (its conversations stay, without it)', tags },
-      },
-    );
+        body: AgentBody,
+        detail: { summary: "Change an agent's draft or its visibility", tags },
+      })
+      .post(
+        '/api/v1/agents/:id/publish',
+        ({ ctx, params }) => Response.json(publishAgent(ctx, params.id), { status: 201 }),
+        {
+          permission: 'agents:write',
+          params: AgentParams,
+          detail: { summary: 'Publish the draft as a new immutable version (named by its hash)', tags },
+        },
+      )
+      .get('/api/v1/agents/:id/versions', ({ ctx, params }) => agentVersions(ctx, params.id), {
+        permission: 'agents:read',
+        params: AgentParams,
+        detail: { summary: "An agent's published versions, newest first", tags },
+      })
+      .get('/api/v1/agents/:id/knowledge', ({ ctx, params }) => knowledgeDocs(ctx, params.id), {
+        permission: 'agents:read',
+        params: AgentParams,
+        detail: { summary: "An agent's knowledge documents", tags },
+      })
+      .post(
+        '/api/v1/agents/:id/knowledge',
+        async ({ ctx, params, body, request }) => {
+          // JSON {name, content_type, text}, or the file itself as the body (?name=; its Content-Type).
+          const input =
+            body instanceof Uint8Array
+              ? {
+                  name: new URL(request.url).searchParams.get('name'),
+                  content_type: (request.headers.get('content-type') ?? '')
+                    .split(';')[0]!
+                    .trim()
+                    .toLowerCase(),
+                  bytes: body,
+                }
+              : ((body ?? {}) as { name?: unknown; content_type?: unknown; text?: unknown });
+          return Response.json(
+            await addKnowledge(depsOf(ctx.app), ctx, params.id, {
+              name: input.name,
+              content_type: input.content_type,
+              text: 'text' in input ? input.text : undefined,
+              bytes: 'bytes' in input ? input.bytes : undefined,
+            }),
+            { status: 201 },
+          );
+        },
+        {
+          permission: 'agents:write',
+          params: AgentParams,
+          detail: {
+            summary:
+              'Add a document to an agent: JSON {name, content_type, text}, or the file as the body (?name=; text/plain, text/markdown, text/html, application/pdf): read, chunked, embedded, indexed',
+            tags,
+          },
+        },
+      )
+      .get(
+        '/api/v1/agents/:id/knowledge/search',
+        ({ ctx, params, query }) => searchKnowledge(depsOf(ctx.app), ctx, params.id, query.q),
+        {
+          permission: 'agents:read',
+          params: AgentParams,
+          query: KnowledgeSearchQuery,
+          detail: { summary: "Search an agent's knowledge (full-text and vector, merged)", tags },
+        },
+      )
+      .delete(
+        '/api/v1/agents/:id/knowledge/:doc',
+        ({ ctx, params }) => {
+          removeKnowledge(ctx, params.id, params.doc);
+          return new Response(null, { status: 204 });
+        },
+        {
+          permission: 'agents:write',
+          params: KnowledgeDocParams,
+          detail: { summary: 'Remove a document from an agent', tags },
+        },
+      )
+      // The marketplace (features.agent_marketplace gates every route here).
+      .post(
+        '/api/v1/agents/:id/listing',
+        ({ ctx, params, body }) =>
+          Response.json(listAgent(ctx, params.id, body as Record<string, unknown>), { status: 201 }),
+        {
+          permission: 'agents:write',
+          params: AgentParams,
+          body: AgentBody,
+          detail: {
+            summary:
+              "List an agent's latest version in the marketplace (live or in review, by governance.agent_approval_process)",
+            tags,
+          },
+        },
+      )
+      .get('/api/v1/marketplace', ({ ctx, query }) => marketplace(ctx, query), {
+        permission: 'agents:read',
+        query: MarketplaceQuery,
+        detail: { summary: 'Published listings (full-text search with q, by category)', tags },
+      })
+      .get('/api/v1/marketplace/:id', ({ ctx, params }) => listing(ctx, params.id), {
+        permission: 'agents:read',
+        params: ListingParams,
+        detail: { summary: 'A listing with its reviews (moderators: its open reports)', tags },
+      })
+      .post(
+        '/api/v1/marketplace/:id/install',
+        ({ ctx, params }) => Response.json(install(ctx, params.id), { status: 201 }),
+        {
+          permission: 'agents:read',
+          params: ListingParams,
+          detail: {
+            summary: 'Install a listing (pinned to its version; a paid one answers 402 until billing lands)',
+            tags,
+          },
+        },
+      )
+      .post(
+        '/api/v1/marketplace/:id/reviews',
+        ({ ctx, params, body }) => review(ctx, params.id, body as Record<string, unknown>),
+        {
+          permission: 'agents:read',
+          params: ListingParams,
+          body: AgentBody,
+          detail: {
+            summary: 'Rate and review an installed listing (one review per user, replaced by the next)',
+            tags,
+          },
+        },
+      )
+      .post(
+        '/api/v1/marketplace/:id/reports',
+        ({ ctx, params, body }) => report(ctx, params.id, body as Record<string, unknown>),
+        {
+          permission: 'agents:read',
+          params: ListingParams,
+          body: AgentBody,
+          detail: { summary: 'Report a listing to the moderators (with a reason)', tags },
+        },
+      )
+      .get('/api/v1/moderation/listings', ({ ctx }) => queue(ctx), {
+        permission: 'settings:write',
+        detail: { summary: 'The moderation queue: listings in review and listings with open reports', tags },
+      })
+      .post(
+        '/api/v1/moderation/listings/:id',
+        ({ ctx, params, body }) => moderate(ctx, params.id, body as Record<string, unknown>),
+        {
+          permission: 'settings:write',
+          params: ListingParams,
+          body: AgentBody,
+          detail: {
+            summary:
+              'Approve, reject, suspend, restore, revoke or dismiss reports on a listing (with a reason; audited)',
+            tags,
+          },
+        },
+      )
+      .delete(
+        '/api/v1/agents/:id',
+        ({ ctx, params }) => {
+          removeAgent(ctx, params.id);
+          return new Response(null, { status: 204 });
+        },
+        {
+          permission: 'agents:write',
+          params: AgentParams,
+          detail: { summary: 'Delete an agent and its versions (its conversations stay, without it)', tags },
+        },
+      )
+  );
 }

@@ -27,6 +27,7 @@ import {
   updateAgent,
 } from './agents.repository.ts';
 import { deleteAgentVectors } from './knowledge.repository.ts';
+import { installOf, listingOfAgent } from './marketplace.repository.ts';
 
 /** What an agent is: the part a version freezes. */
 export interface AgentSpec {
@@ -59,8 +60,28 @@ export const canEdit = (c: PlatformRequestContext, a: AgentRow) => {
   const w = who(c);
   return w.admin || (w.userId !== null && a.owner_id === w.userId);
 };
-export const canRead = (c: PlatformRequestContext, a: AgentRow) =>
-  canEdit(c, a) || (a.visibility === 'platform' && a.latest_version !== null);
+/**
+ * Whether `c` may use the agent: its editors always; others when it is shared on the platform
+ * and published, or offered in the marketplace (published; suspended: to who installed it), and
+ * never once its listing is revoked.
+ */
+export const canRead = (c: PlatformRequestContext, a: AgentRow) => {
+  if (canEdit(c, a)) return true;
+  const l = listingOfAgent(c.db, a.id);
+  if (l?.status === 'revoked') return false;
+  return (a.visibility === 'platform' && a.latest_version !== null) || listedVersionFor(c, a.id) !== null;
+};
+
+/** The version the marketplace gives `c` of an agent: what they installed, else the listed one. */
+export function listedVersionFor(c: PlatformRequestContext, agentId: string): number | null {
+  const l = listingOfAgent(c.db, agentId);
+  if (!l) return null;
+  const { userId } = who(c);
+  const installed = userId ? installOf(c.db, l.id, userId) : null;
+  if (l.status === 'published') return installed?.version ?? l.version;
+  if (l.status === 'suspended' && installed) return installed.version;
+  return null;
+}
 
 /** An agent `c` may read (others' private agents are not found, never forbidden). */
 export function readableAgent(c: PlatformRequestContext, id: string): AgentRow {
@@ -381,5 +402,8 @@ export function versionToRun(
       'this agent has no published version yet: publish it, or test its draft',
       409,
     );
-  return { row: a, version: a.latest_version };
+  // Through the marketplace, the version installed (or listed); editors and platform sharing, the latest.
+  const listed = canEdit(c, a) ? null : listedVersionFor(c, a.id);
+  const shared = a.visibility === 'platform';
+  return { row: a, version: listed !== null && !shared ? listed : a.latest_version };
 }

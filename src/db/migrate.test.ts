@@ -45,6 +45,7 @@ describe('migrate', () => {
         '0011-brand-assets',
         '0012-agents',
         '0013-knowledge',
+        '0014-marketplace',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -19,6 +19,7 @@ import tenant10 from '../../migrations/tenant/0010-conversations.sql' with { typ
 import tenant11 from '../../migrations/tenant/0011-brand-assets.sql' with { type: 'text' };
 import tenant12 from '../../migrations/tenant/0012-agents.sql' with { type: 'text' };
 import tenant13 from '../../migrations/tenant/0013-knowledge.sql' with { type: 'text' };
+import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -50,4 +51,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 11, name: 'brand-assets', sql: tenant11 },
   { version: 12, name: 'agents', sql: tenant12 },
   { version: 13, name: 'knowledge', sql: tenant13 },
+  { version: 14, name: 'marketplace', sql: tenant14 },
 ];

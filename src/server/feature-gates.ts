@@ -15,6 +15,16 @@ export type FeatureName = keyof PlatformBlueprint['features'];
  */
 export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly string[]>>> = {
   // Making and changing agents; using the published ones stays (they are the platform's).
+  agent_marketplace: [
+    'POST /api/v1/agents/:id/listing',
+    'GET /api/v1/marketplace',
+    'GET /api/v1/marketplace/:id',
+    'POST /api/v1/marketplace/:id/install',
+    'POST /api/v1/marketplace/:id/reviews',
+    'POST /api/v1/marketplace/:id/reports',
+    'GET /api/v1/moderation/listings',
+    'POST /api/v1/moderation/listings/:id',
+  ],
   agent_creation: ['POST /api/v1/agents', 'PATCH /api/v1/agents/:id', 'POST /api/v1/agents/:id/publish'],
   sso_integration: [
     'GET /sso/oidc/login',

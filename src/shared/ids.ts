@@ -19,7 +19,8 @@ export function newId(
     | 'cnv'
     | 'chm'
     | 'agt'
-    | 'kdc',
+    | 'kdc'
+    | 'lst',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }
