@@ -171,4 +171,53 @@ describe('agents in the portal', () => {
     expect(m.errors).toEqual([]);
     await m.context.close();
   }, 90_000);
+
+  test('list → a member finds, installs, reviews and reports it → the owner moderates it', async () => {
+    const base = `http://agt.localhost:${s.port}`;
+    const o = await newContext(browser);
+    await signIn(o.page, base, owner.email, owner.password, '/app/agents');
+    await o.page.getByRole('link', { name: 'Edit Trip Planner' }).click();
+    await o.page.getByRole('button', { name: 'List in the marketplace' }).click();
+    await o.page.getByText('Listed in the marketplace').waitFor();
+
+    const m = await newContext(browser);
+    await signIn(m.page, base, 'mem@agt.test', 'member-long-password', '/app/marketplace');
+    await m.page.getByRole('heading', { name: 'Marketplace' }).waitFor();
+    await m.page.getByLabel('Search agents').fill('weekend');
+    await m.page.getByRole('button', { name: 'Search' }).click();
+    await m.page.getByRole('link', { name: 'Trip Planner' }).click();
+    await m.page.getByRole('heading', { name: 'Trip Planner' }).waitFor();
+    expect(await axeProblems(m.page)).toEqual([]);
+    await m.page.getByRole('button', { name: 'Install' }).click();
+    await m.page.getByText('Installed (version 1)').waitFor();
+    await m.page.getByLabel('Your rating').selectOption('4');
+    await m.page.getByLabel('Your review').fill('Good for short trips.');
+    await m.page.getByRole('button', { name: 'Post review' }).click();
+    await m.page.getByText('Good for short trips.').waitFor();
+    await m.page.getByText('Report this agent').click();
+    await m.page.getByLabel('What is wrong').fill('It sent me to a closed road.');
+    await m.page.getByRole('button', { name: 'Send report' }).click();
+    await m.page.getByText("the platform's moderators will look at it").waitFor();
+    await screenshots(m.page, 'marketplace-listing');
+    expect(m.errors).toEqual([]);
+    await m.context.close();
+
+    await o.page.goto(`${base}/admin/moderation`);
+    await o.page.getByRole('heading', { name: 'Moderation' }).waitFor();
+    await o.page.getByText('It sent me to a closed road.').waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'admin-moderation');
+    // No reason: the server's reason shows, nothing changes.
+    await o.page.getByRole('button', { name: 'Suspend' }).click();
+    await o.page.getByRole('alert').getByText('listing.invalid').waitFor();
+    await o.page.getByLabel('Reason for Trip Planner').fill('Checking the road advice.');
+    await o.page.getByRole('button', { name: 'Suspend' }).click();
+    await o.page.getByText('Nothing waits for you.').waitFor();
+    const list = await o.page.evaluate(
+      async () => (await (await fetch('/api/v1/marketplace')).json()).listings.length,
+    );
+    expect(list).toBe(0);
+    expect(o.errors).toEqual([]);
+    await o.context.close();
+  }, 90_000);
 });

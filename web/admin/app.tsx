@@ -4,6 +4,7 @@ import { ownPrefix, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, Loading, NavLink, Notice, Title } from '../shared/ui.tsx';
 import { ApiKeys, Audit, Sso } from './access.tsx';
 import { Branding, Features } from './brand.tsx';
+import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
 import { Usage } from './usage.tsx';
@@ -47,6 +48,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/api-keys', ApiKeys],
   ['/admin/usage', Usage],
   ['/admin/audit', Audit],
+  ['/admin/moderation', Moderation],
 ];
 
 function Shell({ children }: { children: preact.ComponentChildren }) {
@@ -85,6 +87,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/admin/sso">Single sign-on</NavLink>
           <NavLink href="/admin/api-keys">API keys</NavLink>
           <NavLink href="/admin/usage">AI usage</NavLink>
+          {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
           <NavLink href="/admin/audit">Audit</NavLink>
         </nav>
         <main id="main" class="content">

@@ -333,6 +333,23 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
                 Chat with the live version
               </ActionButton>
             ) : null}
+            {a.latest_version && boot.platform.features.agent_marketplace ? (
+              <ActionButton
+                onClick={async () => {
+                  const r = await api<{ listing: { id: string; status: string } }>(
+                    'POST',
+                    `/api/v1/agents/${a.id}/listing`,
+                    {},
+                  );
+                  saved.value =
+                    r.listing.status === 'published'
+                      ? 'Listed in the marketplace'
+                      : 'Sent to the moderators: it is listed once they approve it';
+                }}
+              >
+                List in the marketplace
+              </ActionButton>
+            ) : null}
             <ActionButton
               class="danger"
               confirm={`Delete ${a.name} and its versions? Conversations with it stay, as plain chats.`}

@@ -5,6 +5,7 @@ import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx
 import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
 import { Chat } from './chat.tsx';
+import { ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
 
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
@@ -51,6 +52,8 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/profile', Profile],
   ['/app/agents', Agents],
   ['/app/agents/:id', AgentBuilder],
+  ['/app/marketplace', Marketplace],
+  ['/app/marketplace/:id', ListingPage],
 ];
 
 function TopBar() {
@@ -71,6 +74,7 @@ function TopBar() {
             </a>
           ) : null}
           <a href="/app/agents">Agents</a>
+          {p.features.agent_marketplace ? <a href="/app/marketplace">Marketplace</a> : null}
           <a href="/app/profile">Profile</a>
           <button
             type="button"

@@ -1,0 +1,249 @@
+import { useSignal } from '@preact/signals';
+import { api } from '../shared/api.ts';
+import { match, navigate, path } from '../shared/router.ts';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  Field,
+  Form,
+  Notice,
+  Submit,
+  Title,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
+
+/** The platform's marketplace: browse and search, a listing's page (install, chat, review, report). */
+
+interface Listing {
+  id: string;
+  agent: { id: string; name: string; avatar: string | null; version: number };
+  title: string;
+  summary: string;
+  category: string;
+  tags: string[];
+  price: { model: 'free' | 'one_time' | 'subscription'; amount_minor: number; currency: string };
+  status: string;
+  installs: number;
+  reviews: number;
+  rating: number | null;
+  installed: number | null;
+}
+
+const price = (p: Listing['price']) =>
+  p.model === 'free'
+    ? 'Free'
+    : `${new Intl.NumberFormat(undefined, { style: 'currency', currency: p.currency.toUpperCase() }).format(p.amount_minor / 100)}${p.model === 'subscription' ? ' a month' : ''}`;
+
+const stars = (r: number | null) => (r === null ? 'No ratings yet' : `${r.toFixed(1)} of 5`);
+
+export function Marketplace() {
+  const q = useSignal(new URLSearchParams(location.search).get('q') ?? '');
+  const applied = useSignal(q.value);
+  const r = useResource(
+    () =>
+      api<{ listings: Listing[] }>(
+        'GET',
+        `/api/v1/marketplace${applied.value ? `?q=${encodeURIComponent(applied.value)}` : ''}`,
+      ),
+    [applied.value],
+  );
+  const form = useForm();
+  return (
+    <main id="main" class="content page">
+      <Title>Marketplace</Title>
+      <Form
+        state={form}
+        label="Search the marketplace"
+        onSubmit={() => {
+          applied.value = q.value.trim();
+        }}
+      >
+        <div class="row">
+          <Field label="Search agents" name="q" type="search" value={q} form={form} />
+        </div>
+        <div class="actions">
+          <Submit state={form}>Search</Submit>
+        </div>
+      </Form>
+      <Async
+        r={r}
+        empty={(d) =>
+          d.listings.length ? null : (
+            <Empty>{applied.value ? 'Nothing matches.' : 'Nothing is listed yet.'}</Empty>
+          )
+        }
+      >
+        {(d) => (
+          <ul class="agent-grid">
+            {d.listings.map((l) => (
+              <li class="card" key={l.id}>
+                <div class="agent-head">
+                  <span class="avatar" aria-hidden="true">
+                    {l.agent.avatar && !l.agent.avatar.startsWith('https://') ? l.agent.avatar : '🤖'}
+                  </span>
+                  <a href={`/app/marketplace/${l.id}`}>
+                    <strong>{l.title}</strong>
+                  </a>
+                </div>
+                <p class="muted">{l.summary}</p>
+                <p>
+                  <span class="badge">{l.category}</span> {price(l.price)} · {stars(l.rating)} · {l.installs}{' '}
+                  installs
+                </p>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Async>
+    </main>
+  );
+}
+
+export function ListingPage() {
+  const id = match('/app/marketplace/:id', path.value)?.id ?? '';
+  const r = useResource(
+    () =>
+      api<{
+        listing: Listing;
+        reviews: { name: string | null; rating: number; text: string; version: number }[];
+      }>('GET', `/api/v1/marketplace/${encodeURIComponent(id)}`),
+    [id],
+  );
+  return (
+    <main id="main" class="content page">
+      <p>
+        <a href="/app/marketplace">← Marketplace</a>
+      </p>
+      <Async r={r}>
+        {(d) => (
+          <>
+            <Title>{d.listing.title}</Title>
+            <p>{d.listing.summary}</p>
+            <p>
+              <span class="badge">{d.listing.category}</span> {d.listing.tags.map((t) => `#${t}`).join(' ')} ·
+              version {d.listing.agent.version} · {price(d.listing.price)} · {stars(d.listing.rating)} ·{' '}
+              {d.listing.installs} installs
+            </p>
+            <div class="actions">
+              {d.listing.installed === d.listing.agent.version ? (
+                <span class="badge ok">Installed (version {d.listing.installed})</span>
+              ) : (
+                <ActionButton
+                  class="primary"
+                  onClick={async () => {
+                    await api('POST', `/api/v1/marketplace/${d.listing.id}/install`);
+                    await r.reload();
+                  }}
+                >
+                  {d.listing.installed ? `Update to version ${d.listing.agent.version}` : 'Install'}
+                </ActionButton>
+              )}
+              {d.listing.installed ? (
+                <ActionButton
+                  onClick={async () => {
+                    const c = await api<{ conversation: { id: string } }>('POST', '/api/v1/conversations', {
+                      agent_id: d.listing.agent.id,
+                    });
+                    navigate(`/app/c/${c.conversation.id}`);
+                  }}
+                >
+                  Chat
+                </ActionButton>
+              ) : null}
+            </div>
+            <h2>Reviews</h2>
+            {d.reviews.length ? (
+              <ul>
+                {d.reviews.map((x, i) => (
+                  <li key={i}>
+                    <strong>{x.rating} of 5</strong> {x.name ? `· ${x.name}` : ''} · version {x.version}
+                    {x.text ? <p>{x.text}</p> : null}
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <p class="muted">No reviews yet.</p>
+            )}
+            {d.listing.installed ? <ReviewForm id={d.listing.id} onDone={() => r.reload()} /> : null}
+            <ReportForm id={d.listing.id} />
+          </>
+        )}
+      </Async>
+    </main>
+  );
+}
+
+function ReviewForm({ id, onDone }: { id: string; onDone: () => unknown }) {
+  const rating = useSignal('5');
+  const text = useSignal('');
+  const form = useForm();
+  return (
+    <Form
+      state={form}
+      label="Review"
+      onSubmit={async () => {
+        await api('POST', `/api/v1/marketplace/${id}/reviews`, {
+          rating: Number(rating.value),
+          text: text.value,
+        });
+        text.value = '';
+        await onDone();
+      }}
+    >
+      <div class="row">
+        <div class="field">
+          <label for="rating">Your rating</label>
+          <select
+            id="rating"
+            value={rating.value}
+            onChange={(e) => {
+              rating.value = (e.currentTarget as HTMLSelectElement).value;
+            }}
+          >
+            {[5, 4, 3, 2, 1].map((n) => (
+              <option key={n} value={String(n)}>
+                {n} of 5
+              </option>
+            ))}
+          </select>
+        </div>
+        <Field label="Your review" name="text" value={text} form={form} maxLength={2000} />
+      </div>
+      <div class="actions">
+        <Submit state={form}>Post review</Submit>
+      </div>
+    </Form>
+  );
+}
+
+function ReportForm({ id }: { id: string }) {
+  const reason = useSignal('');
+  const sent = useSignal(false);
+  const form = useForm();
+  return (
+    <details class="report">
+      <summary>Report this agent</summary>
+      {sent.value ? (
+        <Notice>Thank you: the platform's moderators will look at it.</Notice>
+      ) : (
+        <Form
+          state={form}
+          label="Report"
+          onSubmit={async () => {
+            await api('POST', `/api/v1/marketplace/${id}/reports`, { reason: reason.value });
+            sent.value = true;
+          }}
+        >
+          <Field label="What is wrong" name="reason" value={reason} form={form} />
+          <div class="actions">
+            <Submit state={form} class="">
+              Send report
+            </Submit>
+          </div>
+        </Form>
+      )}
+    </details>
+  );
+}
