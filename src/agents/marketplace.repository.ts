@@ -105,7 +105,7 @@ export function searchListings(
       .query<ListingRow, [string, string | null, string | null, number]>(
         `SELECT l.* FROM listings_fts f JOIN listings l ON l.rowid = f.rowid
          WHERE listings_fts MATCH ? AND l.status = 'published' AND (? IS NULL OR l.category = ?)
-         ORDER BY bm25(listings_fts) LIMIT ?`,
+         ORDER BY f.rank LIMIT ?`,
       )
       .all(o.match, o.category, o.category, o.limit);
   return db
