@@ -10,6 +10,8 @@ export interface AgentRow {
   latest_version: number | null;
   created_at: number;
   updated_at: number;
+  /** Where a fork came from (JSON: {listing, agent, version, hash, platform}), or null. */
+  forked_from?: string | null;
 }
 
 /** A published version: immutable (a trigger refuses updates). */
@@ -24,9 +26,19 @@ export interface AgentVersionRow {
 
 export function insertAgent(db: Database, a: AgentRow): void {
   db.query(
-    `INSERT INTO agents (id, slug, owner_id, visibility, draft, latest_version, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  ).run(a.id, a.slug, a.owner_id, a.visibility, a.draft, a.latest_version, a.created_at, a.updated_at);
+    `INSERT INTO agents (id, slug, owner_id, visibility, draft, latest_version, created_at, updated_at, forked_from)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    a.id,
+    a.slug,
+    a.owner_id,
+    a.visibility,
+    a.draft,
+    a.latest_version,
+    a.created_at,
+    a.updated_at,
+    a.forked_from ?? null,
+  );
 }
 
 export function findAgent(db: Database, id: string): AgentRow | null {

@@ -21,6 +21,7 @@ import {
 } from './agents.service.ts';
 import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from './knowledge.service.ts';
 import {
+  fork,
   install,
   listAgent,
   listing,
@@ -186,6 +187,14 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           },
         },
       )
+      .post('/api/v1/marketplace/:id/fork', ({ ctx, params }) => fork(ctx, params.id), {
+        permission: 'agents:write',
+        params: ListingParams,
+        detail: {
+          summary: 'Fork a listing: your own private agent from its version, its provenance recorded',
+          tags,
+        },
+      })
       .post(
         '/api/v1/marketplace/:id/reviews',
         ({ ctx, params, body }) => review(ctx, params.id, body as Record<string, unknown>),

@@ -210,6 +210,7 @@ export function agentView(c: PlatformRequestContext, a: AgentRow) {
       : null,
     draft: editable ? { ...draft, changed: !latest || canonicalSpec(draft).hash !== latest.hash } : undefined,
     can_edit: editable,
+    forked_from: a.forked_from ? (JSON.parse(a.forked_from) as unknown) : null,
     created_at: iso(a.created_at),
     updated_at: iso(a.updated_at),
   };
@@ -264,6 +265,40 @@ export function createAgent(
       action: 'agent.created',
       target: `agent:${row.id}`,
       details: { slug, name: spec.name, visibility: row.visibility },
+    });
+  })();
+  return agentView(c, findAgent(c.db, row.id)!);
+}
+
+/**
+ * A new private agent of `c`'s user from another's published spec (a marketplace fork): its
+ * draft is that spec, its provenance recorded; audited.
+ */
+export function forkAgent(
+  c: PlatformRequestContext,
+  spec: AgentSpec,
+  from: { listing: string; agent: string; version: number; hash: string },
+) {
+  const { userId } = who(c);
+  const now = c.app.clock.now();
+  const row: AgentRow = {
+    id: newId('agt'),
+    slug: freeSlug(c, slugOf(spec.name)),
+    owner_id: userId,
+    visibility: 'private',
+    draft: canonicalSpec(spec).json,
+    latest_version: null,
+    created_at: now,
+    updated_at: now,
+    forked_from: JSON.stringify(from),
+  };
+  c.db.transaction(() => {
+    insertAgent(c.db, row);
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: 'agent.forked',
+      target: `agent:${row.id}`,
+      details: from,
     });
   })();
   return agentView(c, findAgent(c.db, row.id)!);

@@ -12,7 +12,7 @@ import { actorOf, type PlatformRequestContext, roleOf } from '../identity/index.
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { findAgent, findVersion } from './agents.repository.ts';
-import { canEdit, readableAgent } from './agents.service.ts';
+import { type AgentSpec, canEdit, forkAgent, readableAgent } from './agents.service.ts';
 import {
   findListing,
   insertListing,
@@ -309,4 +309,26 @@ export function moderate(c: PlatformRequestContext, id: string, body: Record<str
     });
   })();
   return { listing: listingView(c, findListing(c.db, l.id)!) };
+}
+
+/** Forks a published listing: the forker's own private copy of the listed version, provenance kept. */
+export function fork(c: PlatformRequestContext, id: string) {
+  userIdOf(c);
+  const l = findListing(c.db, id);
+  if (l?.status !== 'published') throw notFound();
+  if (l.price_model !== 'free')
+    throw new AppError(
+      'billing.payment_required',
+      'a paid listing is forked once bought; payments are not open yet',
+      402,
+    );
+  const v = findVersion(c.db, l.agent_id, l.version);
+  if (!v) throw notFound();
+  const agent = forkAgent(c, JSON.parse(v.spec) as AgentSpec, {
+    listing: l.id,
+    agent: l.agent_id,
+    version: l.version,
+    hash: v.hash,
+  });
+  return Response.json({ agent }, { status: 201 });
 }

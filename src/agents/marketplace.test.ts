@@ -191,6 +191,40 @@ describe('the marketplace', () => {
     expect((await call(S.ann!, 'GET', '/api/v1/moderation/listings')).status).toBe(403);
   });
 
+  test("a fork is the forker's own private copy of the listed version, with its provenance", async () => {
+    // Members cannot fork (making agents needs agents:write); a creator can.
+    expect((await call(S.ann!, 'POST', `/api/v1/marketplace/${listingId}/fork`)).status).toBe(403);
+    const r = await call(S.owner!, 'POST', `/api/v1/marketplace/${listingId}/fork`);
+    expect(r.status).toBe(201);
+    const f = (
+      (await r.json()) as {
+        agent: {
+          id: string;
+          visibility: string;
+          latest_version: unknown;
+          draft: { persona: string };
+          forked_from: unknown;
+        };
+      }
+    ).agent;
+    const versions = await json<{ versions: { version: number; hash: string }[] }>(
+      call(S.creator!, 'GET', `/api/v1/agents/${agentId}/versions`),
+    );
+    const listed = versions.versions.find((v) => v.version === 2)!;
+    expect(f).toMatchObject({
+      visibility: 'private',
+      latest_version: null,
+      draft: { persona: 'v2 persona' },
+    });
+    expect(f.forked_from).toEqual({ listing: listingId, agent: agentId, version: 2, hash: listed.hash });
+    // It is the forker's: the source's creator does not see it.
+    expect((await call(S.creator!, 'GET', `/api/v1/agents/${f.id}`)).status).toBe(404);
+    const audit = await json<{ entries: { action: string; target: string }[] }>(
+      call(S.owner!, 'GET', '/api/v1/audit?action=agent.forked'),
+    );
+    expect(audit.entries.map((e) => e.target)).toEqual([`agent:${f.id}`]);
+  });
+
   test('moderation: a reason always; suspend hides it but keeps installs; revoke stops it for all but its editors', async () => {
     expect(
       await code(call(S.owner!, 'POST', `/api/v1/moderation/listings/${listingId}`, { action: 'suspend' })),

@@ -46,6 +46,7 @@ describe('migrate', () => {
         '0012-agents',
         '0013-knowledge',
         '0014-marketplace',
+        '0015-agent-forks',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

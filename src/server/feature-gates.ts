@@ -20,6 +20,7 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'GET /api/v1/marketplace',
     'GET /api/v1/marketplace/:id',
     'POST /api/v1/marketplace/:id/install',
+    'POST /api/v1/marketplace/:id/fork',
     'POST /api/v1/marketplace/:id/reviews',
     'POST /api/v1/marketplace/:id/reports',
     'GET /api/v1/moderation/listings',

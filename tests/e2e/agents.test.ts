@@ -202,6 +202,14 @@ describe('agents in the portal', () => {
     expect(m.errors).toEqual([]);
     await m.context.close();
 
+    // The owner forks it: a private copy to build on, from the listed version.
+    await o.page.goto(`${base}/app/marketplace`);
+    await o.page.getByRole('link', { name: 'Trip Planner' }).click();
+    await o.page.getByRole('button', { name: 'Fork Trip Planner' }).click();
+    await o.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
+    expect(await o.page.getByLabel('Instructions').inputValue()).toBe(
+      'You plan short trips. Answer in lists.',
+    );
     await o.page.goto(`${base}/admin/moderation`);
     await o.page.getByRole('heading', { name: 'Moderation' }).waitFor();
     await o.page.getByText('It sent me to a closed road.').waitFor();

@@ -1,5 +1,6 @@
 import { useSignal } from '@preact/signals';
 import { api } from '../shared/api.ts';
+import { me } from '../shared/platform-session.ts';
 import { match, navigate, path } from '../shared/router.ts';
 import {
   ActionButton,
@@ -150,6 +151,20 @@ export function ListingPage() {
                   }}
                 >
                   Chat
+                </ActionButton>
+              ) : null}
+              {me.value?.permissions.includes('agents:write') && d.listing.price.model === 'free' ? (
+                <ActionButton
+                  label={`Fork ${d.listing.title}`}
+                  onClick={async () => {
+                    const r = await api<{ agent: { id: string } }>(
+                      'POST',
+                      `/api/v1/marketplace/${d.listing.id}/fork`,
+                    );
+                    navigate(`/app/agents/${r.agent.id}`);
+                  }}
+                >
+                  Fork
                 </ActionButton>
               ) : null}
             </div>
