@@ -7,42 +7,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
+import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 
 let s: InProcessServer;
 let stub: OpenAIStub;
-interface Session {
-  host: string;
-  cookie: string;
-  csrf: string;
-}
 const S: Record<string, Session> = {};
 
-async function signIn(slug: string, email: string, password: string): Promise<Session> {
-  const host = `${slug}.localhost`;
-  const r = await s.request(host, '/api/v1/auth/login', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', origin: `http://${host}:8080` },
-    body: JSON.stringify({ email, password }),
-  });
-  expect(r.status).toBe(200);
-  return {
-    host,
-    cookie: (r.headers.get('set-cookie') ?? '').split(';')[0]!,
-    csrf: ((await r.json()) as { csrf_token: string }).csrf_token,
-  };
-}
-function call(se: Session, method: string, path: string, body?: unknown) {
-  return s.request(se.host, path, {
-    method,
-    headers: {
-      cookie: se.cookie,
-      ...(method === 'GET' ? {} : { 'x-csrf-token': se.csrf }),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-}
-const json = async <T>(r: Response | Promise<Response>) => (await (await r).json()) as T;
+const signIn = (slug: string, email: string, password: string) => signInTo(s, slug, email, password);
+const call = (se: Session, method: string, path: string, body?: unknown) => callAs(s, se, method, path, body);
 const code = async (r: Response | Promise<Response>) =>
   ((await (await r).json()) as { error: { code: string } }).error.code;
 
