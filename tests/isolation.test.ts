@@ -15,7 +15,14 @@ beforeAll(async () => {
   // (a switched-off feature answers 404 feature.disabled to everyone, before credentials).
   const b = await env.s.operatorApi('POST', '/platforms', {
     slug: 'beta',
-    blueprint: { features: { agent_creation: true, agent_marketplace: true, sso_integration: true } },
+    blueprint: {
+      features: {
+        agent_creation: true,
+        agent_marketplace: true,
+        sso_integration: true,
+        collaborative_agents: true,
+      },
+    },
   });
   expect(b.status).toBe(201);
   const a = new PlatformClient(env.s.request, env.host);

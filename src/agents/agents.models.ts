@@ -85,3 +85,23 @@ export const MarketplaceQuery = t.Object({
   q: t.Optional(t.String({ maxLength: 200, description: 'Words to search titles, summaries and tags for.' })),
   category: t.Optional(t.String({ maxLength: 40, description: 'Only this category.' })),
 });
+
+/** A member of an agent: `{email or user_id, role}` (checked by the service). */
+export const MemberBody = t.Record(t.String(), t.Unknown(), {
+  description:
+    'email (an active user of this platform) or user_id, and role: editor (changes the draft, publishes) or viewer (reads and chats)',
+  errorCode: 'agent.invalid',
+  errorMessage: 'must be an object',
+});
+
+export const MemberParams = t.Object({
+  id: t.String({ minLength: 1, maxLength: 64 }),
+  userId: t.String({ minLength: 1, maxLength: 64 }),
+});
+
+/** A participant of a shared conversation: `{email or user_id}` (checked by the service). */
+export const ParticipantBody = t.Record(t.String(), t.Unknown(), {
+  description: 'email (an active user of this platform who may use the agent) or user_id',
+  errorCode: 'conversation.invalid',
+  errorMessage: 'must be an object',
+});

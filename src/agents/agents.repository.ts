@@ -52,8 +52,8 @@ export function slugTaken(db: Database, slug: string): boolean {
 }
 
 /**
- * The agents `userId` may see: their own, every `platform` one, and (for admins, `all`) every
- * agent; most recently changed first.
+ * The agents `userId` may see: their own, every `platform` one, those shared with them (they are
+ * a member), and (for admins, `all`) every agent; most recently changed first.
  */
 export function listAgents(
   db: Database,
@@ -68,11 +68,12 @@ export function listAgents(
       .all(userId);
   if (o.all) return db.query<AgentRow, []>('SELECT * FROM agents ORDER BY updated_at DESC, id DESC').all();
   return db
-    .query<AgentRow, [string | null]>(
+    .query<AgentRow, [string | null, string | null]>(
       `SELECT * FROM agents WHERE owner_id IS ? OR (visibility = 'platform' AND latest_version IS NOT NULL)
+         OR id IN (SELECT agent_id FROM agent_members WHERE user_id IS ?)
        ORDER BY updated_at DESC, id DESC`,
     )
-    .all(userId);
+    .all(userId, userId);
 }
 
 export function updateAgent(

@@ -9,6 +9,8 @@ import {
   KnowledgeSearchQuery,
   ListingParams,
   MarketplaceQuery,
+  MemberBody,
+  MemberParams,
 } from './agents.models.ts';
 import {
   agent,
@@ -19,6 +21,7 @@ import {
   publishAgent,
   removeAgent,
 } from './agents.service.ts';
+import { addMember, changeMember, members, removeMember } from './collaboration.service.ts';
 import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from './knowledge.service.ts';
 import {
   fork,
@@ -49,7 +52,8 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         permission: 'agents:read',
         query: AgentListQuery,
         detail: {
-          summary: "The agents you may use: yours, and the platform's published ones (admins: all)",
+          summary:
+            "The agents you may use: yours, those shared with you (with your role), and the platform's published ones (admins: all)",
           tags,
         },
       })
@@ -147,6 +151,54 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           permission: 'agents:write',
           params: KnowledgeDocParams,
           detail: { summary: 'Remove a document from an agent', tags },
+        },
+      )
+      // Members (collaboration.service.ts; features.agent_creation gates them).
+      .get('/api/v1/agents/:id/members', ({ ctx, params }) => members(ctx, params.id), {
+        permission: 'agents:read',
+        params: AgentParams,
+        detail: {
+          summary: "An agent's owner, editors and viewers (for its owner, editors and admins)",
+          tags,
+        },
+      })
+      .post(
+        '/api/v1/agents/:id/members',
+        ({ ctx, params, body }) => {
+          const { status, member } = addMember(ctx, params.id, body);
+          return Response.json({ member }, { status });
+        },
+        {
+          permission: 'agents:write',
+          params: AgentParams,
+          body: MemberBody,
+          detail: {
+            summary:
+              'Invite a user of the platform as an editor or a viewer of an agent (its owner and admins; they get a mail)',
+            tags,
+          },
+        },
+      )
+      .patch(
+        '/api/v1/agents/:id/members/:userId',
+        ({ ctx, params, body }) => changeMember(ctx, params.id, params.userId, body),
+        {
+          permission: 'agents:write',
+          params: MemberParams,
+          body: MemberBody,
+          detail: { summary: "Change a member's role (its owner and admins)", tags },
+        },
+      )
+      .delete(
+        '/api/v1/agents/:id/members/:userId',
+        ({ ctx, params }) => {
+          removeMember(ctx, params.id, params.userId);
+          return new Response(null, { status: 204 });
+        },
+        {
+          permission: 'agents:read',
+          params: MemberParams,
+          detail: { summary: 'Remove a member, at once (its owner and admins; members may leave)', tags },
         },
       )
       // The marketplace (features.agent_marketplace gates every route here).

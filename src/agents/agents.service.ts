@@ -5,11 +5,19 @@
  * chat with the latest version (the owner may also test the draft). Visibility: `private` (its
  * owner and the platform's admins) or `platform` (everyone signed in on it, once published).
  * The platform's owners and admins may read, edit, publish and delete any agent: the platform
- * always keeps the right to remove.
+ * always keeps the right to remove. Its owner may invite members (collaboration.service.ts):
+ * editors edit the draft and its knowledge and publish; viewers read and chat with it, private
+ * or not. Only its owner and the admins delete it, change who sees it, list it or manage members.
  */
 import canonicalize from 'canonicalize';
 import { type AiDeps, listModels, platformAiPolicy } from '../ai/index.ts';
-import { actorOf, type PlatformRequestContext, roleOf } from '../identity/index.ts';
+import {
+  actorOf,
+  type PlatformRequestContext,
+  type PlatformRole,
+  type Principal,
+  roleOf,
+} from '../identity/index.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
@@ -26,6 +34,7 @@ import {
   slugTaken,
   updateAgent,
 } from './agents.repository.ts';
+import { type MemberRole, memberRole } from './collaboration.repository.ts';
 import { deleteAgentVectors } from './knowledge.repository.ts';
 import { installOf, listingOfAgent } from './marketplace.repository.ts';
 
@@ -56,10 +65,28 @@ function who(c: PlatformRequestContext): { userId: string | null; admin: boolean
   return { userId, admin };
 }
 
-export const canEdit = (c: PlatformRequestContext, a: AgentRow) => {
+/** `c`'s member role on an agent (null: none; owners and admins need none). */
+const memberOf = (c: PlatformRequestContext, a: AgentRow): MemberRole | null => {
+  const { userId } = who(c);
+  return userId === null ? null : memberRole(c.db, a.id, userId);
+};
+
+/** Whether `c` owns the agent or administers the platform: delete, visibility, listing, members. */
+export const canManage = (c: PlatformRequestContext, a: AgentRow) => {
   const w = who(c);
   return w.admin || (w.userId !== null && a.owner_id === w.userId);
 };
+
+/** Whether `c` may change the agent's draft and knowledge and publish it: managers and editors. */
+export const canEdit = (c: PlatformRequestContext, a: AgentRow) =>
+  canManage(c, a) || memberOf(c, a) === 'editor';
+
+/** `c`'s part in an agent, as the API shows it. */
+export function roleOn(c: PlatformRequestContext, a: AgentRow): 'owner' | 'admin' | MemberRole | null {
+  const w = who(c);
+  if (w.userId !== null && a.owner_id === w.userId) return 'owner';
+  return memberOf(c, a) ?? (w.admin ? 'admin' : null);
+}
 /**
  * Whether `c` may use the agent: its editors always; others when it is shared on the platform
  * and published, or offered in the marketplace (published; suspended: to who installed it), and
@@ -69,7 +96,11 @@ export const canRead = (c: PlatformRequestContext, a: AgentRow) => {
   if (canEdit(c, a)) return true;
   const l = listingOfAgent(c.db, a.id);
   if (l?.status === 'revoked') return false;
-  return (a.visibility === 'platform' && a.latest_version !== null) || listedVersionFor(c, a.id) !== null;
+  return (
+    (a.visibility === 'platform' && a.latest_version !== null) ||
+    memberOf(c, a) === 'viewer' ||
+    listedVersionFor(c, a.id) !== null
+  );
 };
 
 /** The version the marketplace gives `c` of an agent: what they installed, else the listed one. */
@@ -93,8 +124,35 @@ export function readableAgent(c: PlatformRequestContext, id: string): AgentRow {
 export function editableAgent(c: PlatformRequestContext, id: string): AgentRow {
   const a = readableAgent(c, id);
   if (!canEdit(c, a))
-    throw new AppError('agent.forbidden', "only the agent's owner or an admin may change it", 403);
+    throw new AppError(
+      'agent.forbidden',
+      "only the agent's owner, its editors or an admin may change it",
+      403,
+    );
   return a;
+}
+
+/** An agent `c` owns or administers (its editors and viewers: 403). */
+export function manageableAgent(c: PlatformRequestContext, id: string, what = 'do this'): AgentRow {
+  const a = readableAgent(c, id);
+  if (!canManage(c, a))
+    throw new AppError('agent.forbidden', `only the agent's owner or an admin may ${what}`, 403);
+  return a;
+}
+
+/**
+ * `c` as another user of the same platform (their id and role), to ask what they may do with
+ * an agent (who may join a shared conversation).
+ */
+export function asUser(c: PlatformRequestContext, user: { id: string; role: PlatformRole }) {
+  const principal: Principal = {
+    kind: 'user',
+    userId: user.id,
+    role: user.role,
+    sessionId: '',
+    csrfToken: '',
+  };
+  return Object.assign(Object.create(c) as PlatformRequestContext, { principal });
 }
 
 const bad = (path: string, reason: string) =>
@@ -210,6 +268,8 @@ export function agentView(c: PlatformRequestContext, a: AgentRow) {
       : null,
     draft: editable ? { ...draft, changed: !latest || canonicalSpec(draft).hash !== latest.hash } : undefined,
     can_edit: editable,
+    can_manage: canManage(c, a),
+    role: roleOn(c, a),
     forked_from: a.forked_from ? (JSON.parse(a.forked_from) as unknown) : null,
     created_at: iso(a.created_at),
     updated_at: iso(a.updated_at),
@@ -323,6 +383,10 @@ export function editAgent(
   const a = editableAgent(c, id);
   const { visibility, ...patch } = body;
   const v = visibilityOf(visibility);
+  if (v !== undefined && v !== a.visibility && !canManage(c, a))
+    throw new AppError('agent.forbidden', "only the agent's owner or an admin may change who sees it", 403, [
+      { path: '/visibility', reason: "is the owner's to change" },
+    ]);
   const draft = specOf(deps, c, JSON.parse(a.draft) as AgentSpec, patch);
   c.db.transaction(() => {
     updateAgent(c.db, id, { draft: canonicalSpec(draft).json, visibility: v, now: c.app.clock.now() });
@@ -386,7 +450,7 @@ export function agentVersions(c: PlatformRequestContext, id: string) {
 }
 
 export function removeAgent(c: PlatformRequestContext, id: string): void {
-  editableAgent(c, id);
+  manageableAgent(c, id, 'delete it');
   c.db.transaction(() => {
     // Its knowledge's vectors go first (the vector index has no foreign key to cascade).
     deleteAgentVectors(c.db, id);
@@ -439,6 +503,6 @@ export function versionToRun(
     );
   // Through the marketplace, the version installed (or listed); editors and platform sharing, the latest.
   const listed = canEdit(c, a) ? null : listedVersionFor(c, a.id);
-  const shared = a.visibility === 'platform';
+  const shared = a.visibility === 'platform' || memberOf(c, a) === 'viewer';
   return { row: a, version: listed !== null && !shared ? listed : a.latest_version };
 }

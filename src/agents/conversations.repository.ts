@@ -12,6 +12,8 @@ export interface ConversationRow {
   /** The agent it chats with (null: the model itself), and the version (null: the draft). */
   agent_id: string | null;
   agent_version: number | null;
+  /** How many participants share it (features.collaborative_agents). */
+  participant_count: number;
 }
 
 /** A message row. */
@@ -29,10 +31,13 @@ export interface MessageRow {
   created_at: number;
   /** The sources the answer was given (JSON: [{n, chunk, document, seq, text}]), or null. */
   citations?: string | null;
+  /** Who wrote a user message (null: the conversation's owner, on rows older than authors). */
+  author_id?: string | null;
 }
 
 const SELECT_CONVERSATION = `SELECT c.id, c.user_id, c.title, c.model, c.created_at, c.updated_at, c.agent_id, c.agent_version,
-  (SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS message_count
+  (SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS message_count,
+  (SELECT count(*) FROM conversation_participants p WHERE p.conversation_id = c.id) AS participant_count
   FROM conversations c`;
 
 export function insertConversation(
@@ -60,25 +65,37 @@ export function findConversation(db: Database, id: string, userId: string): Conv
     .get(id, userId);
 }
 
-/** A user's conversations, most recently updated first, before a cursor (`updated_at`, `id`). */
+/** One conversation, whoever owns it (the service decides who may see it). */
+export function findConversationById(db: Database, id: string): ConversationRow | null {
+  return db.query<ConversationRow, [string]>(`${SELECT_CONVERSATION} WHERE c.id = ?`).get(id);
+}
+
+/**
+ * A user's conversations (with `shared`, also those they participate in), most recently
+ * updated first, before a cursor (`updated_at`, `id`).
+ */
 export function listConversations(
   db: Database,
   userId: string,
   before: { updatedAt: number; id: string } | null,
   limit: number,
+  shared = false,
 ): ConversationRow[] {
+  const whose = shared
+    ? '(c.user_id = ?1 OR c.id IN (SELECT conversation_id FROM conversation_participants WHERE user_id = ?1))'
+    : 'c.user_id = ?1';
   if (!before)
     return db
       .query<ConversationRow, [string, number]>(
-        `${SELECT_CONVERSATION} WHERE c.user_id = ? ORDER BY c.updated_at DESC, c.id DESC LIMIT ?`,
+        `${SELECT_CONVERSATION} WHERE ${whose} ORDER BY c.updated_at DESC, c.id DESC LIMIT ?2`,
       )
       .all(userId, limit);
   return db
-    .query<ConversationRow, [string, number, number, string, number]>(
-      `${SELECT_CONVERSATION} WHERE c.user_id = ? AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))
-       ORDER BY c.updated_at DESC, c.id DESC LIMIT ?`,
+    .query<ConversationRow, [string, number, string, number]>(
+      `${SELECT_CONVERSATION} WHERE ${whose} AND (c.updated_at < ?2 OR (c.updated_at = ?2 AND c.id < ?3))
+       ORDER BY c.updated_at DESC, c.id DESC LIMIT ?4`,
     )
-    .all(userId, before.updatedAt, before.updatedAt, before.id, limit);
+    .all(userId, before.updatedAt, before.id, limit);
 }
 
 export function updateConversation(
@@ -125,7 +142,7 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
       .get(m.conversation_id)?.n ?? 0) + 1;
   db.query(
     `INSERT INTO conversation_messages (id, conversation_id, seq, role, content, model, status, error,
-       prompt_tokens, completion_tokens, created_at, citations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       prompt_tokens, completion_tokens, created_at, citations, author_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     m.id,
     m.conversation_id,
@@ -139,6 +156,7 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
     m.completion_tokens,
     m.created_at,
     m.citations ?? null,
+    m.author_id ?? null,
   );
   db.query('UPDATE conversations SET updated_at = ? WHERE id = ?').run(m.created_at, m.conversation_id);
   return { ...m, seq };

@@ -10,11 +10,13 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { agentSpecFor, versionToRun } from './agents.service.ts';
+import { isParticipant, userNames } from './collaboration.repository.ts';
 import {
   appendMessage,
   type ConversationRow,
   deleteConversation,
   findConversation,
+  findConversationById,
   insertConversation,
   listConversations,
   listMessages,
@@ -23,6 +25,7 @@ import {
   updateConversation,
 } from './conversations.repository.ts';
 import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
+import { live } from './live.ts';
 
 /**
  * The portal's chat: conversations of one user, kept in the platform's database, and a turn
@@ -46,9 +49,50 @@ export function userOf(c: PlatformRequestContext): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Whether `c` may still use a conversation's agent (its version; the draft: its editors). */
+function mayUseAgent(c: PlatformRequestContext, r: ConversationRow): boolean {
+  if (!r.agent_id) return false;
+  try {
+    agentSpecFor(c, r.agent_id, r.agent_version);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A conversation `c` may read and send turns in: their own, or (features.collaborative_agents)
+ * one shared with them while they may still use its agent; else 404.
+ */
+export function conversationFor(
+  c: PlatformRequestContext,
+  id: string,
+): { row: ConversationRow; owner: boolean } {
+  const userId = userOf(c);
+  const row = findConversationById(c.db, id);
+  if (!row) throw notFound();
+  if (row.user_id === userId) return { row, owner: true };
+  if (
+    !c.blueprint().features.collaborative_agents ||
+    !isParticipant(c.db, id, userId) ||
+    !mayUseAgent(c, row)
+  )
+    throw notFound();
+  return { row, owner: false };
+}
+
+/** A conversation `c` owns (its participants: 403 naming `what`). */
+export function ownConversation(c: PlatformRequestContext, id: string, what: string): ConversationRow {
+  const { row, owner } = conversationFor(c, id);
+  if (!owner) throw new AppError('conversation.forbidden', `only the conversation's owner may ${what}`, 403);
+  return row;
+}
+
 export function conversationView(r: ConversationRow) {
   return {
     id: r.id,
+    owner_id: r.user_id,
+    shared: r.participant_count > 0,
     title: r.title,
     model: r.model,
     agent: r.agent_id ? { id: r.agent_id, version: r.agent_version } : null,
@@ -58,10 +102,13 @@ export function conversationView(r: ConversationRow) {
   };
 }
 
-export function messageView(m: MessageRow) {
+/** A message as the API shows it; `names` gives the display names of its authors. */
+export function messageView(m: MessageRow, names?: ReadonlyMap<string, string>, ownerId?: string) {
+  const authorId = m.role === 'user' ? (m.author_id ?? ownerId ?? null) : null;
   return {
     id: m.id,
     role: m.role,
+    ...(authorId ? { author: { id: authorId, name: names?.get(authorId) ?? null } } : {}),
     content: m.content,
     model: m.model,
     status: m.status,
@@ -129,16 +176,17 @@ export function createConversation(
 export function conversations(c: PlatformRequestContext, q: { before?: string; limit?: string }) {
   const userId = userOf(c);
   const limit = q.limit ? Number(q.limit) : 50;
+  const shared = c.blueprint().features.collaborative_agents;
   let cursor: { updatedAt: number; id: string } | null = null;
   if (q.before) {
-    const b = findConversation(c.db, q.before, userId);
-    if (!b)
+    const b = shared ? findConversationById(c.db, q.before) : findConversation(c.db, q.before, userId);
+    if (!b || (b.user_id !== userId && !isParticipant(c.db, b.id, userId)))
       throw new AppError('conversation.bad_cursor', 'before: no such conversation', 400, [
         { path: '/before', reason: 'is not one of your conversations' },
       ]);
     cursor = { updatedAt: b.updated_at, id: b.id };
   }
-  const rows = listConversations(c.db, userId, cursor, limit + 1);
+  const rows = listConversations(c.db, userId, cursor, limit + 1, shared);
   const page = rows.slice(0, limit);
   return {
     conversations: page.map(conversationView),
@@ -147,9 +195,16 @@ export function conversations(c: PlatformRequestContext, q: { before?: string; l
 }
 
 export function conversation(c: PlatformRequestContext, id: string) {
-  const row = findConversation(c.db, id, userOf(c));
-  if (!row) throw notFound();
-  return { conversation: conversationView(row), messages: listMessages(c.db, id).map(messageView) };
+  const { row } = conversationFor(c, id);
+  const messages = listMessages(c.db, id);
+  const names = userNames(c.db, [
+    row.user_id,
+    ...messages.flatMap((m) => (m.author_id ? [m.author_id] : [])),
+  ]);
+  return {
+    conversation: conversationView(row),
+    messages: messages.map((m) => messageView(m, names, row.user_id)),
+  };
 }
 
 export function renameConversation(
@@ -158,7 +213,7 @@ export function renameConversation(
   id: string,
   body: { title?: string; model?: string },
 ) {
-  const userId = userOf(c);
+  const userId = ownConversation(c, id, 'rename it').user_id;
   const title = body.title?.trim();
   if (body.title !== undefined && !title)
     throw new AppError('conversation.invalid', 'title: must not be blank', 400, [
@@ -170,7 +225,8 @@ export function renameConversation(
 }
 
 export function removeConversation(c: PlatformRequestContext, id: string): void {
-  if (!deleteConversation(c.db, id, userOf(c))) throw notFound();
+  if (!deleteConversation(c.db, id, ownConversation(c, id, 'delete it').user_id)) throw notFound();
+  live(c.app.state).close(c.platform.id, id);
 }
 
 /** A file name from a title: lowercase letters, digits and dashes. */
@@ -201,7 +257,9 @@ export function exportConversation(
     });
   const parts = [`# ${data.conversation.title}`, ''];
   for (const m of data.messages) {
-    parts.push(`**${m.role === 'user' ? 'You' : 'Assistant'}** (${m.created_at})`, '', m.content, '');
+    const who =
+      m.role === 'user' ? (data.conversation.shared ? (m.author?.name ?? 'User') : 'You') : 'Assistant';
+    parts.push(`**${who}** (${m.created_at})`, '', m.content, '');
     if (m.status !== 'complete') parts.push(`_(${m.status}${m.error ? `: ${m.error}` : ''})_`, '');
   }
   return new Response(parts.join('\n'), {
@@ -240,11 +298,39 @@ function historyOf(rows: MessageRow[], content: string) {
 }
 
 /**
- * One turn: the model is asked first (a refusal before the first token — budget, policy, model,
- * safety — is a plain JSON error and nothing is written); then the user's message is stored
- * and the answer streams back as `user`, `delta`… and `done` (or `error`) events; the
- * assistant's message is stored when the stream ends: complete, stopped (the client went
- * away: the partial text is kept) or error.
+ * The history as the model reads it: in a shared conversation (it has participants, or
+ * messages by more than one author), each user message starts with its author's display name
+ * ("Ada: …"), the new one too; otherwise unchanged.
+ */
+function withAuthors(
+  c: PlatformRequestContext,
+  conv: ConversationRow,
+  rows: MessageRow[],
+  userId: string,
+  content: string,
+): [MessageRow[], string] {
+  const authorOf = (m: MessageRow) => m.author_id ?? conv.user_id;
+  const shared =
+    conv.participant_count > 0 ||
+    userId !== conv.user_id ||
+    rows.some((m) => m.role === 'user' && authorOf(m) !== conv.user_id);
+  if (!shared) return [rows, content];
+  const names = userNames(c.db, [userId, ...rows.filter((m) => m.role === 'user').map(authorOf)]);
+  // One line, at most 60 characters: a name cannot forge another turn.
+  const label = (id: string) =>
+    (names.get(id) ?? 'User')
+      .replace(/[\s:]+/g, ' ')
+      .trim()
+      .slice(0, 60) || 'User';
+  return [
+    rows.map((m) => (m.role === 'user' ? { ...m, content: `${label(authorOf(m))}: ${m.content}` } : m)),
+    `${label(userId)}: ${content}`,
+  ];
+}
+
+/**
+ * A turn in a conversation `c` may use (its own, or one shared with it): one at a time per
+ * conversation (409 `conversation.busy` while another streams); see `runTurn`.
  */
 export async function sendMessage(
   deps: AiDeps,
@@ -253,9 +339,33 @@ export async function sendMessage(
   body: { content: string; model?: string },
   signal: AbortSignal,
 ): Promise<Response> {
+  const { row } = conversationFor(c, id);
+  const endTurn = live(c.app.state).beginTurn(c.platform.id, id);
+  try {
+    return await runTurn(deps, c, id, body, signal, row, endTurn);
+  } catch (e) {
+    endTurn();
+    throw e;
+  }
+}
+
+/**
+ * One turn: the model is asked first (a refusal before the first token — budget, policy, model,
+ * safety — is a plain JSON error and nothing is written); then the user's message is stored
+ * and the answer streams back as `user`, `delta`… and `done` (or `error`) events; the
+ * assistant's message is stored when the stream ends: complete, stopped (the client went
+ * away: the partial text is kept) or error.
+ */
+async function runTurn(
+  deps: AiDeps,
+  c: PlatformRequestContext,
+  id: string,
+  body: { content: string; model?: string },
+  signal: AbortSignal,
+  conv: ConversationRow,
+  endTurn: () => void,
+): Promise<Response> {
   const userId = userOf(c);
-  const conv = findConversation(c.db, id, userId);
-  if (!conv) throw notFound();
   // With an agent: its persona first, its model and settings (the turn cannot pick another model).
   const agent = conv.agent_id ? agentSpecFor(c, conv.agent_id, conv.agent_version).spec : null;
   if (agent && body.model !== undefined && body.model !== agent.model)
@@ -266,7 +376,9 @@ export async function sendMessage(
       [{ path: '/model', reason: "is the agent's to choose" }],
     );
   const model = checkModel(deps, c, agent ? agent.model : (body.model ?? conv.model));
-  const history = historyOf(recentMessages(c.db, id, HISTORY_MESSAGES), body.content);
+  const history = historyOf(
+    ...withAuthors(c, conv, recentMessages(c.db, id, HISTORY_MESSAGES), userId, body.content),
+  );
   // The agent's knowledge: the chunks that best answer this message, as numbered sources.
   const hits = conv.agent_id ? await searchAgentKnowledge(deps, c, conv.agent_id, body.content) : [];
   const requireCitations = c.blueprint().ai_settings.quality_gates.require_citations;
@@ -319,6 +431,9 @@ export async function sendMessage(
   const lease = c.app.platformDbs.acquire(platformId);
   const db = lease.db;
   const clock = c.app.clock;
+  // Who listens to this conversation (features.collaborative_agents) sees the turn too.
+  const hub = live(c.app.state);
+  const names = userNames(c.db, [userId]);
   const userMessage = db.transaction(() => {
     const m = appendMessage(db, {
       id: newId('chm'),
@@ -331,14 +446,16 @@ export async function sendMessage(
       prompt_tokens: null,
       completion_tokens: null,
       created_at: clock.now(),
+      author_id: userId,
     });
     // The first turn names the conversation.
     if (conv.title === DEFAULT_TITLE && conv.message_count === 0) {
       const title = body.content.replace(/\s+/g, ' ').trim().slice(0, 60);
-      updateConversation(db, id, userId, { title, now: clock.now() });
+      updateConversation(db, id, conv.user_id, { title, now: clock.now() });
     }
     return m;
   })();
+  hub.publish(platformId, id, { event: 'message', data: { message: messageView(userMessage, names) } });
 
   let text = '';
   let usage: { prompt_tokens?: number; completion_tokens?: number } | null = null;
@@ -347,7 +464,7 @@ export async function sendMessage(
     if (settled) return null;
     settled = true;
     try {
-      return appendMessage(db, {
+      const m = appendMessage(db, {
         id: newId('chm'),
         conversation_id: id,
         role: 'assistant',
@@ -360,8 +477,11 @@ export async function sendMessage(
         created_at: clock.now(),
         citations: citations.length ? JSON.stringify(citations) : null,
       });
+      hub.publish(platformId, id, { event: 'message', data: { message: messageView(m) } });
+      return m;
     } finally {
       lease.release();
+      endTurn();
     }
   };
   const chunks = answer.chunks;
@@ -375,7 +495,7 @@ export async function sendMessage(
           // The client is gone; the end is written below.
         }
       };
-      send('user', { message: messageView(userMessage) });
+      send('user', { message: messageView(userMessage, names) });
       try {
         for (;;) {
           if (signal.aborted) break;
@@ -387,6 +507,7 @@ export async function sendMessage(
           if (delta) {
             text += delta;
             send('delta', { text: delta });
+            hub.publish(platformId, id, { event: 'delta', data: { text: delta, after: userMessage.id } });
           }
         }
         if (signal.aborted) {

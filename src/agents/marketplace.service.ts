@@ -12,7 +12,7 @@ import { actorOf, type PlatformRequestContext, roleOf } from '../identity/index.
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { findAgent, findVersion } from './agents.repository.ts';
-import { type AgentSpec, canEdit, forkAgent, readableAgent } from './agents.service.ts';
+import { type AgentSpec, canEdit, forkAgent, manageableAgent } from './agents.service.ts';
 import {
   findListing,
   insertListing,
@@ -97,9 +97,7 @@ function visibleListing(c: PlatformRequestContext, id: string): ListingRow {
 
 /** Lists (or lists again, with a newer version) an agent: live or in review by the platform's process. */
 export function listAgent(c: PlatformRequestContext, agentId: string, body: Record<string, unknown>) {
-  const a = readableAgent(c, agentId);
-  if (!canEdit(c, a))
-    throw new AppError('agent.forbidden', "only the agent's owner or an admin may list it", 403);
+  const a = manageableAgent(c, agentId, 'list it');
   if (a.latest_version === null)
     throw new AppError('agent.unpublished', 'publish a version of the agent before listing it', 409);
   const spec = JSON.parse(findVersion(c.db, a.id, a.latest_version)!.spec) as {

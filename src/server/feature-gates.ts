@@ -26,7 +26,24 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'GET /api/v1/moderation/listings',
     'POST /api/v1/moderation/listings/:id',
   ],
-  agent_creation: ['POST /api/v1/agents', 'PATCH /api/v1/agents/:id', 'POST /api/v1/agents/:id/publish'],
+  agent_creation: [
+    'POST /api/v1/agents',
+    'PATCH /api/v1/agents/:id',
+    'POST /api/v1/agents/:id/publish',
+    // Members: inviting is part of making agents (a viewer's access to a private agent stays
+    // with the switch off: only who can change members goes).
+    'GET /api/v1/agents/:id/members',
+    'POST /api/v1/agents/:id/members',
+    'PATCH /api/v1/agents/:id/members/:userId',
+    'DELETE /api/v1/agents/:id/members/:userId',
+  ],
+  // Shared conversations; with the switch off their participants lose access (the service).
+  collaborative_agents: [
+    'GET /api/v1/conversations/:id/participants',
+    'POST /api/v1/conversations/:id/participants',
+    'DELETE /api/v1/conversations/:id/participants/:userId',
+    'GET /api/v1/conversations/:id/events',
+  ],
   sso_integration: [
     'GET /sso/oidc/login',
     'GET /sso/oidc/callback',
