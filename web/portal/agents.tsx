@@ -44,6 +44,10 @@ export interface Agent {
     changed: boolean;
   };
   can_edit: boolean;
+  /** Delete, visibility, listing, members: its owner and the admins. */
+  can_manage?: boolean;
+  /** Your part in it: owner, admin, editor, viewer (shared with you), or null. */
+  role?: 'owner' | 'admin' | 'editor' | 'viewer' | null;
 }
 
 const mayBuild = () =>
@@ -113,6 +117,9 @@ export function Agents() {
                     <StatusBadge status="draft" />
                   )}
                   {a.visibility === 'private' ? <span class="badge">private</span> : null}
+                  {a.role === 'editor' || a.role === 'viewer' ? (
+                    <span class="badge">shared with you: {a.role}</span>
+                  ) : null}
                 </div>
                 {a.description ? <p class="muted">{a.description}</p> : null}
                 <div class="actions">
@@ -287,6 +294,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
           <label for="visibility">Who can use it</label>
           <select
             id="visibility"
+            disabled={!!a && a.can_manage === false}
             value={visibility.value}
             onChange={(e) => {
               visibility.value = (e.currentTarget as HTMLSelectElement).value as 'private' | 'platform';
@@ -302,6 +310,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
         {saved.value ? <Notice>{saved.value}</Notice> : null}
       </Form>
       {a ? <Knowledge a={a} /> : null}
+      {a ? <Members a={a} /> : null}
       {a ? (
         <section aria-labelledby="publish">
           <h2 id="publish">Publish</h2>
@@ -333,7 +342,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
                 Chat with the live version
               </ActionButton>
             ) : null}
-            {a.latest_version && boot.platform.features.agent_marketplace ? (
+            {a.latest_version && boot.platform.features.agent_marketplace && a.can_manage !== false ? (
               <ActionButton
                 onClick={async () => {
                   const r = await api<{ listing: { id: string; status: string } }>(
@@ -350,16 +359,18 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
                 List in the marketplace
               </ActionButton>
             ) : null}
-            <ActionButton
-              class="danger"
-              confirm={`Delete ${a.name} and its versions? Conversations with it stay, as plain chats.`}
-              onClick={async () => {
-                await api('DELETE', `/api/v1/agents/${a.id}`);
-                navigate('/app/agents');
-              }}
-            >
-              Delete
-            </ActionButton>
+            {a.can_manage !== false ? (
+              <ActionButton
+                class="danger"
+                confirm={`Delete ${a.name} and its versions? Conversations with it stay, as plain chats.`}
+                onClick={async () => {
+                  await api('DELETE', `/api/v1/agents/${a.id}`);
+                  navigate('/app/agents');
+                }}
+              >
+                Delete
+              </ActionButton>
+            ) : null}
           </div>
         </section>
       ) : null}
@@ -480,6 +491,123 @@ function Knowledge({ a }: { a: Agent }) {
           </ul>
         )}
       </Async>
+    </section>
+  );
+}
+
+interface Member {
+  user_id: string;
+  email: string;
+  name: string;
+  role: 'editor' | 'viewer';
+}
+
+/**
+ * Who else works on the agent: its owner adds editors (change the draft, publish) and viewers
+ * (use it, even private) by email, changes their role, removes them; editors see the list.
+ */
+function Members({ a }: { a: Agent }) {
+  const r = useResource(
+    () =>
+      api<{ owner: { user_id: string; email: string; name: string } | null; members: Member[] }>(
+        'GET',
+        `/api/v1/agents/${a.id}/members`,
+      ),
+    [a.id],
+  );
+  const email = useSignal('');
+  const role = useSignal<'editor' | 'viewer'>('viewer');
+  const form = useForm();
+  const manage = a.can_manage !== false;
+  return (
+    <section aria-labelledby="members">
+      <h2 id="members">Members</h2>
+      <p class="muted">
+        Editors change the draft and its knowledge and publish; viewers chat with the live version, even when
+        the agent is private. Only the owner deletes it, changes who sees it or its members.
+      </p>
+      <Async r={r}>
+        {(d) => (
+          <ul class="members">
+            {d.owner ? (
+              <li>
+                <strong>{d.owner.name || d.owner.email}</strong> <span class="muted">{d.owner.email}</span>{' '}
+                <span class="badge">owner</span>
+              </li>
+            ) : null}
+            {d.members.map((m) => (
+              <li key={m.user_id}>
+                <strong>{m.name || m.email}</strong> <span class="muted">{m.email}</span>{' '}
+                {manage ? (
+                  <>
+                    <select
+                      aria-label={`Role of ${m.email}`}
+                      value={m.role}
+                      onChange={async (e) => {
+                        const v = (e.currentTarget as HTMLSelectElement).value;
+                        try {
+                          await api('PATCH', `/api/v1/agents/${a.id}/members/${m.user_id}`, { role: v });
+                        } finally {
+                          await r.reload();
+                        }
+                      }}
+                    >
+                      <option value="editor">editor</option>
+                      <option value="viewer">viewer</option>
+                    </select>{' '}
+                    <ActionButton
+                      label={`Remove ${m.email}`}
+                      confirm={`Remove ${m.email}? They lose access to this agent at once.`}
+                      onClick={async () => {
+                        await api('DELETE', `/api/v1/agents/${a.id}/members/${m.user_id}`);
+                        await r.reload();
+                      }}
+                    >
+                      Remove
+                    </ActionButton>
+                  </>
+                ) : (
+                  <span class="badge">{m.role}</span>
+                )}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Async>
+      {manage ? (
+        <Form
+          state={form}
+          label="Add a member"
+          onSubmit={async () => {
+            await api('POST', `/api/v1/agents/${a.id}/members`, {
+              email: email.value.trim(),
+              role: role.value,
+            });
+            email.value = '';
+            await r.reload();
+          }}
+        >
+          <div class="row">
+            <Field label="Email" name="email" type="email" value={email} form={form} required />
+            <div class="field">
+              <label for="member-role">Role</label>
+              <select
+                id="member-role"
+                value={role.value}
+                onChange={(e) => {
+                  role.value = (e.currentTarget as HTMLSelectElement).value as 'editor' | 'viewer';
+                }}
+              >
+                <option value="viewer">Viewer: chats with it</option>
+                <option value="editor">Editor: changes and publishes it</option>
+              </select>
+            </div>
+          </div>
+          <div class="actions">
+            <Submit state={form}>Add member</Submit>
+          </div>
+        </Form>
+      ) : null}
     </section>
   );
 }

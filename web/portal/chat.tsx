@@ -2,8 +2,20 @@ import { useSignal } from '@preact/signals';
 import { useEffect, useRef } from 'preact/hooks';
 import { ApiError, api, errorOf, readSse, requestInit } from '../shared/api.ts';
 import { when } from '../shared/format.ts';
+import { me } from '../shared/platform-session.ts';
 import { match, navigate, path } from '../shared/router.ts';
-import { ActionButton, Async, Empty, ErrorNotice, useResource } from '../shared/ui.tsx';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  ErrorNotice,
+  Field,
+  Form,
+  Submit,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
+import { boot } from './app.tsx';
 import { Markdown } from './markdown.tsx';
 
 /** The chat: your conversations, the thread, a model picker and the message box; answers stream in. */
@@ -16,6 +28,9 @@ interface Conversation {
   message_count: number;
   /** The agent it chats with (its version; null: the draft under test). */
   agent: { id: string; version: number | null } | null;
+  /** Its owner; `shared`: it has participants (features.collaborative_agents). */
+  owner_id?: string;
+  shared?: boolean;
 }
 interface Message {
   id: string;
@@ -24,6 +39,8 @@ interface Message {
   status: 'complete' | 'stopped' | 'error' | 'streaming';
   error?: string;
   created_at: string;
+  /** Who wrote a user message. */
+  author?: { id: string; name: string | null };
   citations?: { n: number; document: { id: string; name: string }; seq: number; text: string }[];
 }
 
@@ -42,6 +59,9 @@ export function Chat() {
   const streaming = useSignal<AbortController | null>(null);
   const turnError = useSignal<unknown>(null);
   const logRef = useRef<HTMLDivElement>(null);
+  const sharing = useSignal(false);
+  const collaborative = boot.platform.features.collaborative_agents === true;
+  const myId = me.value?.user?.id ?? null;
   /** A conversation this screen just made: its (empty) messages are not fetched over the stream's. */
   const made = useRef<string | null>(null);
 
@@ -76,6 +96,41 @@ export function Chat() {
       });
     return () => ctl.abort();
   }, [current]);
+
+  // Live: what the other people in a shared conversation say, without reloading.
+  useEffect(() => {
+    // Only a conversation with an agent can be shared.
+    const agentConv = conv.value?.id === current && !!conv.value.agent;
+    if (!current || !collaborative || !agentConv || typeof EventSource === 'undefined') return;
+    const es = new EventSource(`/api/v1/conversations/${encodeURIComponent(current)}/events`);
+    const LIVE = 'live-pending';
+    es.addEventListener('message', (e) => {
+      // Our own turn arrives on its own stream.
+      if (streaming.value) return;
+      const m = (JSON.parse((e as MessageEvent<string>).data) as { message: Message }).message;
+      const rest = messages.value.filter((x) => x.id !== m.id && x.id !== LIVE);
+      messages.value = [...rest, m];
+    });
+    es.addEventListener('delta', (e) => {
+      if (streaming.value) return;
+      const { text } = JSON.parse((e as MessageEvent<string>).data) as { text: string };
+      const last = messages.value.at(-1);
+      messages.value =
+        last?.id === LIVE
+          ? [...messages.value.slice(0, -1), { ...last, content: last.content + text }]
+          : [
+              ...messages.value,
+              {
+                id: LIVE,
+                role: 'assistant',
+                content: text,
+                status: 'streaming',
+                created_at: new Date().toISOString(),
+              },
+            ];
+    });
+    return () => es.close();
+  }, [current, collaborative, conv.value?.id, conv.value?.agent?.id]);
 
   useEffect(() => {
     if (!model.value && models.data.value?.models.length)
@@ -188,6 +243,7 @@ export function Chat() {
                   <a href={`/app/c/${x.id}`} aria-current={x.id === current ? 'page' : undefined}>
                     {x.title}
                   </a>
+                  {x.shared ? <span class="badge">shared</span> : null}
                 </li>
               ))}
             </ul>
@@ -204,8 +260,33 @@ export function Chat() {
               </span>
             ) : null}
           </h1>
-          {c ? (
+          {c?.owner_id && c.owner_id !== myId ? (
             <div class="actions">
+              <span class="muted">Shared with you</span>
+              <ActionButton
+                confirm="Leave this shared conversation? You can no longer read it."
+                onClick={async () => {
+                  await api('DELETE', `/api/v1/conversations/${c.id}/participants/${myId}`);
+                  await list.reload();
+                  navigate('/app');
+                }}
+              >
+                Leave
+              </ActionButton>
+            </div>
+          ) : c ? (
+            <div class="actions">
+              {c.agent && collaborative ? (
+                <button
+                  type="button"
+                  aria-expanded={sharing.value}
+                  onClick={() => {
+                    sharing.value = !sharing.value;
+                  }}
+                >
+                  Share conversation
+                </button>
+              ) : null}
               <ActionButton
                 onClick={async () => {
                   const title = prompt('New name', c.title)?.trim();
@@ -251,6 +332,7 @@ export function Chat() {
             </div>
           ) : null}
         </div>
+        {c && sharing.value && c.owner_id === myId ? <Participants id={c.id} /> : null}
         <ErrorNotice error={loadError.value} />
         <div class="chat-log" role="log" aria-live="polite" aria-label="Conversation" ref={logRef}>
           {messages.value.length === 0 ? (
@@ -259,7 +341,12 @@ export function Chat() {
             messages.value.map((m) => (
               <div key={m.id} class={`msg ${m.role}`} data-status={m.status}>
                 <div class="who">
-                  {m.role === 'user' ? 'You' : 'Assistant'} <span class="muted">{when(m.created_at)}</span>
+                  {m.role === 'assistant'
+                    ? 'Assistant'
+                    : !m.author || m.author.id === myId
+                      ? 'You'
+                      : (m.author.name ?? 'Someone')}{' '}
+                  <span class="muted">{when(m.created_at)}</span>
                   {m.status === 'stopped' ? <span class="badge warn">stopped</span> : null}
                   {m.status === 'error' ? <span class="badge bad">error</span> : null}
                 </div>
@@ -338,5 +425,70 @@ export function Chat() {
         {models.error.value instanceof ApiError ? <ErrorNotice error={models.error.value} /> : null}
       </main>
     </div>
+  );
+}
+
+/** Who shares a conversation with an agent: add people (by email) who may use the agent; remove them. */
+function Participants({ id }: { id: string }) {
+  const r = useResource(
+    () =>
+      api<{ participants: { user_id: string; name: string; email?: string }[] }>(
+        'GET',
+        `/api/v1/conversations/${encodeURIComponent(id)}/participants`,
+      ),
+    [id],
+  );
+  const email = useSignal('');
+  const form = useForm();
+  return (
+    <section class="card participants" aria-labelledby="participants">
+      <h2 id="participants">People in this conversation</h2>
+      <p class="muted">
+        They read it and chat with the agent here; everyone sees new messages as they come. They need to be
+        able to use the agent.
+      </p>
+      <Async r={r} empty={(d) => (d.participants.length ? null : <p class="muted">Only you so far.</p>)}>
+        {(d) => (
+          <ul>
+            {d.participants.map((p) => (
+              <li key={p.user_id}>
+                <strong>{p.name || p.email}</strong> <span class="muted">{p.email}</span>{' '}
+                <ActionButton
+                  label={`Remove ${p.email ?? p.name}`}
+                  confirm={`Stop sharing this conversation with ${p.email ?? p.name}?`}
+                  onClick={async () => {
+                    await api(
+                      'DELETE',
+                      `/api/v1/conversations/${encodeURIComponent(id)}/participants/${p.user_id}`,
+                    );
+                    await r.reload();
+                  }}
+                >
+                  Remove
+                </ActionButton>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Async>
+      <Form
+        state={form}
+        label="Add someone"
+        onSubmit={async () => {
+          await api('POST', `/api/v1/conversations/${encodeURIComponent(id)}/participants`, {
+            email: email.value.trim(),
+          });
+          email.value = '';
+          await r.reload();
+        }}
+      >
+        <div class="row">
+          <Field label="Email" name="email" type="email" value={email} form={form} required />
+        </div>
+        <div class="actions">
+          <Submit state={form}>Add</Submit>
+        </div>
+      </Form>
+    </section>
   );
 }
