@@ -114,7 +114,10 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'features.agent_creation': p('users creating agents', AGENTS),
   'features.agent_marketplace': p('the agent marketplace', AGENTS),
   'features.viral_sharing': p('public links to agents and chats', AGENTS),
-  'features.collaborative_agents': p('shared agents', AGENTS),
+  'features.collaborative_agents': e(
+    'shared conversations with an agent (404 `feature.disabled` when off)',
+    'src/agents/collaboration.service.ts',
+  ),
   'features.analytics_dashboard': p('the analytics dashboard', PORTAL),
   'features.revenue_reporting': p('revenue reports', BILLING),
   'features.user_management': p(
