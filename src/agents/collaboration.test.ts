@@ -504,6 +504,10 @@ describe('shared conversations', () => {
     expect((await call(S.cleo!, 'DELETE', `/api/v1/agents/${agentId}/members/${U.vi}`)).status).toBe(204);
     expect(await Promise.race([events.next(), deadline(5_000, 'the stream to end')])).toBeNull();
     expect((await call(S.vi!, 'GET', `/api/v1/conversations/${conv}`)).status).toBe(404);
+    const listed = await json<{ conversations: { id: string }[] }>(
+      call(S.vi!, 'GET', '/api/v1/conversations'),
+    );
+    expect(listed.conversations.some((c) => c.id === conv)).toBe(false);
     expect(
       (await call(S.cleo!, 'POST', `/api/v1/agents/${agentId}/members`, { user_id: U.vi, role: 'viewer' }))
         .status,

@@ -189,7 +189,8 @@ export function conversations(c: PlatformRequestContext, q: { before?: string; l
   const rows = listConversations(c.db, userId, cursor, limit + 1, shared);
   const page = rows.slice(0, limit);
   return {
-    conversations: page.map(conversationView),
+    // Shared ones only while their agent is still the participant's to use.
+    conversations: page.filter((r) => r.user_id === userId || mayUseAgent(c, r)).map(conversationView),
     next_before: rows.length > limit ? (page.at(-1)?.id ?? null) : null,
   };
 }
