@@ -60,6 +60,8 @@ export function Chat() {
   const turnError = useSignal<unknown>(null);
   const logRef = useRef<HTMLDivElement>(null);
   const sharing = useSignal(false);
+  /** Whether this page follows the conversation live (its event stream is open). */
+  const liveOn = useSignal(false);
   const collaborative = boot.platform.features.collaborative_agents === true;
   const myId = me.value?.user?.id ?? null;
   /** A conversation this screen just made: its (empty) messages are not fetched over the stream's. */
@@ -104,6 +106,12 @@ export function Chat() {
     if (!current || !collaborative || !agentConv || typeof EventSource === 'undefined') return;
     const es = new EventSource(`/api/v1/conversations/${encodeURIComponent(current)}/events`);
     const LIVE = 'live-pending';
+    es.addEventListener('ready', () => {
+      liveOn.value = true;
+    });
+    es.addEventListener('error', () => {
+      liveOn.value = es.readyState === EventSource.OPEN;
+    });
     es.addEventListener('message', (e) => {
       // Our own turn arrives on its own stream.
       if (streaming.value) return;
@@ -129,7 +137,10 @@ export function Chat() {
               },
             ];
     });
-    return () => es.close();
+    return () => {
+      es.close();
+      liveOn.value = false;
+    };
   }, [current, collaborative, conv.value?.id, conv.value?.agent?.id]);
 
   useEffect(() => {
@@ -263,6 +274,11 @@ export function Chat() {
           {c?.owner_id && c.owner_id !== myId ? (
             <div class="actions">
               <span class="muted">Shared with you</span>
+              {liveOn.value ? (
+                <span class="badge" data-live="">
+                  live
+                </span>
+              ) : null}
               <ActionButton
                 confirm="Leave this shared conversation? You can no longer read it."
                 onClick={async () => {
