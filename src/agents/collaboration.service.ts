@@ -326,17 +326,11 @@ export function conversationEvents(c: PlatformRequestContext, id: string): Respo
       end();
     }
   };
-  // Registered now, so that a 429 past the bounds is the answer rather than an empty stream.
-  unlisten = hub.listen(platformId, id, {
-    userId,
-    agentId: row.agent_id,
-    push: (e) => write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`),
-    close: end,
-  });
   // Still allowed? Read with a lease of its own (the request's ends when this handler returns).
   const stillAllowed = () => {
     const lease = c.app.platformDbs.acquire(platformId);
     try {
+      if (createUserRepository({ db: lease.db }).byId(userId)?.status !== 'active') return false;
       conversationFor(Object.create(c, { db: { value: lease.db } }) as PlatformRequestContext, id);
       return true;
     } catch {
@@ -345,16 +339,25 @@ export function conversationEvents(c: PlatformRequestContext, id: string): Respo
       lease.release();
     }
   };
+  const check = () => {
+    if (stillAllowed()) write(': keep-alive\n\n');
+    else end();
+  };
+  // Registered now, so that a 429 past the bounds is the answer rather than an empty stream.
+  unlisten = hub.listen(platformId, id, {
+    userId,
+    agentId: row.agent_id,
+    push: (e) => write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`),
+    close: end,
+    check,
+  });
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       ctl = controller;
       write(
         `event: ready\ndata: ${JSON.stringify({ conversation: id, message_count: row.message_count })}\n\n`,
       );
-      timer = setInterval(() => {
-        if (stillAllowed()) write(': keep-alive\n\n');
-        else end();
-      }, EVENTS_KEEPALIVE_MS);
+      timer = setInterval(check, EVENTS_KEEPALIVE_MS);
       (timer as { unref?: () => void }).unref?.();
     },
     cancel() {

@@ -11,6 +11,7 @@ import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 import { deadline, waitFor } from '../../tests/wait.ts';
+import { live } from './live.ts';
 
 let s: InProcessServer;
 let stub: OpenAIStub;
@@ -516,11 +517,24 @@ describe('shared conversations', () => {
   });
 
   test('with collaborative_agents off: participant routes are 404 feature.disabled, only the owner keeps access', async () => {
+    // Vi's open stream, and the owner's, before the switch goes off.
+    const vis = sse(await call(S.vi!, 'GET', `/api/v1/conversations/${conv}/events`));
+    expect((await vis.next())?.event).toBe('ready');
+    const owners = sse(await call(S.cleo!, 'GET', `/api/v1/conversations/${conv}/events`));
+    expect((await owners.next())?.event).toBe('ready');
     const off = await s.operatorApi('PATCH', '/platforms/co', {
       blueprint: { features: { collaborative_agents: false } },
     });
     expect(off.status).toBe(200);
     try {
+      // The next access check (each stream's timer; run now) ends the participant's stream only.
+      live(s.app.state).recheck();
+      expect(await Promise.race([vis.next(), deadline(5_000, 'the stream to end')])).toBeNull();
+      await turn(S.cleo!, conv, 'only me now');
+      expect((await owners.until((e) => e.event === 'message'))?.data.message).toMatchObject({
+        content: 'only me now',
+      });
+      await owners.cancel();
       for (const [method, path] of [
         ['GET', `/api/v1/conversations/${conv}/participants`],
         ['POST', `/api/v1/conversations/${conv}/participants`],

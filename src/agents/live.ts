@@ -23,6 +23,8 @@ export interface Listener {
   agentId: string | null;
   push(e: LiveEvent): void;
   close(): void;
+  /** Checks its access again (ends it when lost) and keeps it alive. */
+  check(): void;
 }
 
 class LiveHub {
@@ -69,6 +71,10 @@ export function live(state: AppState) {
     close(platformId: string, conversationId: string, which: (l: Listener) => boolean = () => true): void {
       for (const l of [...(hub.listeners.get(keyOf(platformId, conversationId)) ?? [])])
         if (which(l)) l.close();
+    },
+    /** Runs every listener's check now (what each one's timer does every so often). */
+    recheck(): void {
+      for (const set of [...hub.listeners.values()]) for (const l of [...set]) l.check();
     },
     /** Ends the streams a user has open on any conversation of a platform with one agent. */
     closeUserOnAgent(platformId: string, agentId: string, userId: string): void {
