@@ -140,7 +140,7 @@ export function addMember(c: PlatformRequestContext, agentId: string, body: Reco
           to_email: u.email,
           template: 'agent_member',
           subject: `You can now ${role === 'editor' ? 'edit' : 'use'} the agent ${name}`,
-          body: `You were added as ${role === 'editor' ? 'an editor' : 'a viewer'} of the agent ${name} on ${c.platform.name}.\n\n${c.origin}/app/agents/${a.id}\n`,
+          body: `You were added as ${role === 'editor' ? 'an editor' : 'a viewer'} of the agent ${name} on ${c.platform.name}.\n\n${c.origin}/app/agents${role === 'editor' ? `/${a.id}` : ''}\n`,
         },
         now,
       );

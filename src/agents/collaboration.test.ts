@@ -11,6 +11,7 @@ import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 import { deadline, waitFor } from '../../tests/wait.ts';
+import { readOutbox } from '../identity/index.ts';
 import { live } from './live.ts';
 
 let s: InProcessServer;
@@ -148,10 +149,15 @@ describe('agent members', () => {
       [U.ed!, 'editor'],
       [U.vi!, 'viewer'],
     ]);
-    const mail = await s.app.platformDbs.use(P.co!.id, (db) =>
-      db.query<{ to_email: string }, []>("SELECT to_email FROM outbox WHERE template = 'agent_member'").all(),
-    );
+    const mail = await s.app.platformDbs.use(P.co!.id, (db) => readOutbox(db, { template: 'agent_member' }));
     expect(mail.map((m) => m.to_email).sort()).toEqual(['ed@co.test', 'vi@co.test']);
+    // Links from the stored public URL: the builder for an editor, the agents for a viewer.
+    // (tests/inproc.ts stores http://localhost:8080: the platform's host, that scheme and port.)
+    const origin = 'http://co.localhost:8080';
+    expect(mail.find((m) => m.to_email === 'ed@co.test')!.body).toContain(
+      `${origin}/app/agents/${agentId}\n`,
+    );
+    expect(mail.find((m) => m.to_email === 'vi@co.test')!.body).toContain(`${origin}/app/agents\n`);
     const audit = await json<{ entries: { action: string; target: string }[] }>(
       call(S.root!, 'GET', '/api/v1/audit?action=agent.member_added'),
     );
