@@ -35,8 +35,13 @@ import { live } from './live.ts';
 
 /** At most this many participants share one conversation. */
 export const MAX_PARTICIPANTS = 20;
-/** How often an open event stream is kept alive and its listener's access checked again. */
-export const EVENTS_KEEPALIVE_MS = 15_000;
+/**
+ * How often an open event stream gets a comment: under Bun.serve's idle timeout (10 s by
+ * default), which would otherwise cut a quiet stream; every EVENTS_CHECK_EVERY-th one, the
+ * listener's access is checked again (every 15 s).
+ */
+export const EVENTS_KEEPALIVE_MS = 5_000;
+export const EVENTS_CHECK_EVERY = 3;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const ROLES: readonly MemberRole[] = ['editor', 'viewer'];
@@ -294,10 +299,12 @@ export function removeParticipant(c: PlatformRequestContext, id: string, userId:
 
 /**
  * The conversation's events as server-sent events, for its owner and participants: `ready`
- * (how many messages it has: a client reads the conversation after it), then `message` (a stored message, the user's or the answer), `delta`
- * (a piece of the answer streaming), `participant_added`, `participant_removed`; a comment
- * every EVENTS_KEEPALIVE_MS, when the listener's access is checked again. The stream ends when
- * its listener loses access (removed from the conversation or the agent, the feature off).
+ * (how many messages it has: a client reads the conversation after it), then `message` (a
+ * stored message, the user's or the answer), `delta` (a piece of the answer streaming),
+ * `participant_added`, `participant_removed`; a comment every EVENTS_KEEPALIVE_MS, and every
+ * EVENTS_CHECK_EVERY-th time the listener's access is checked again. The stream ends when its
+ * listener loses access (removed from the conversation or the agent, disabled, the feature off)
+ * and when the server stops.
  */
 export function conversationEvents(c: PlatformRequestContext, id: string): Response {
   const { row } = conversationFor(c, id);
@@ -343,6 +350,11 @@ export function conversationEvents(c: PlatformRequestContext, id: string): Respo
     if (stillAllowed()) write(': keep-alive\n\n');
     else end();
   };
+  let ticks = 0;
+  const tick = () => {
+    if (++ticks % EVENTS_CHECK_EVERY === 0) check();
+    else write(': keep-alive\n\n');
+  };
   // Registered now, so that a 429 past the bounds is the answer rather than an empty stream.
   unlisten = hub.listen(platformId, id, {
     userId,
@@ -357,7 +369,7 @@ export function conversationEvents(c: PlatformRequestContext, id: string): Respo
       write(
         `event: ready\ndata: ${JSON.stringify({ conversation: id, message_count: row.message_count })}\n\n`,
       );
-      timer = setInterval(check, EVENTS_KEEPALIVE_MS);
+      timer = setInterval(tick, EVENTS_KEEPALIVE_MS);
       (timer as { unref?: () => void }).unref?.();
     },
     cancel() {

@@ -3,3 +3,4 @@
 export { agentRoutes } from './agents.routes.ts';
 export { conversationRoutes } from './conversations.routes.ts';
 export { fileNameOf, HISTORY_CHARS, HISTORY_MESSAGES } from './conversations.service.ts';
+export { endLiveStreams } from './live.ts';

@@ -72,6 +72,10 @@ export function live(state: AppState) {
       for (const l of [...(hub.listeners.get(keyOf(platformId, conversationId)) ?? [])])
         if (which(l)) l.close();
     },
+    /** Ends every stream (the server is stopping: clients reconnect to the next one). */
+    closeAll(): void {
+      for (const set of [...hub.listeners.values()]) for (const l of [...set]) l.close();
+    },
     /** Runs every listener's check now (what each one's timer does every so often). */
     recheck(): void {
       for (const set of [...hub.listeners.values()]) for (const l of [...set]) l.check();
@@ -104,4 +108,9 @@ export function live(state: AppState) {
       };
     },
   };
+}
+
+/** Ends every open conversation event stream of an App (its server is stopping). */
+export function endLiveStreams(state: AppState): void {
+  live(state).closeAll();
 }

@@ -1,4 +1,5 @@
 import { chmodSync, rmSync } from 'node:fs';
+import { endLiveStreams } from '../agents/index.ts';
 import { type AiRuntime, createAiRuntime, Meter } from '../ai/index.ts';
 import {
   type App,
@@ -274,7 +275,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     // Stopped first: no new connections, in-flight requests finish (bounded), then the rest.
     await life.add({
       name: 'drain',
-      stop: () => drain([tcp, sock], config.shutdown_timeout_ms, log),
+      stop: () => {
+        // Open conversation event streams never finish on their own: they end first.
+        endLiveStreams(app.state);
+        return drain([tcp, sock], config.shutdown_timeout_ms, log);
+      },
     });
 
     let stopping: Promise<void> | null = null;
