@@ -181,6 +181,14 @@ describe('agent members', () => {
       ((await badRole.json()) as { error: { details: { path: string }[] } }).error.details[0]!.path,
     ).toBe('/role');
     expect((await add({ role: 'viewer' })).status).toBe(400);
+    // A disabled account is no active user.
+    const dis = await json<{ user: { id: string } }>(
+      call(S.root!, 'POST', '/api/v1/users', { email: 'dis@co.test', role: 'creator', password: PASSWORD }),
+    );
+    expect(
+      (await call(S.root!, 'PATCH', `/api/v1/users/${dis.user.id}`, { status: 'disabled' })).status,
+    ).toBe(200);
+    expect((await add({ user_id: dis.user.id, role: 'viewer' })).status).toBe(404);
     // The other platform's owner is no user here.
     expect((await add({ email: P.other!.owner.email, role: 'viewer' })).status).toBe(404);
     // And no one on the other platform reaches this agent's members.
