@@ -8,8 +8,11 @@ import {
   ConversationUpdate,
   ExportQuery,
   MessageCreate,
+  ToolCallAnswer,
+  ToolCallParams,
 } from './agents.models.ts';
 import {
+  answerToolCall,
   chatModels,
   conversation,
   conversations,
@@ -22,7 +25,9 @@ import {
 
 /**
  * The portal's conversations (`ai:invoke`; each user sees only their own: another's id is 404).
- * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`.
+ * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`
+ * (with an agent's tools: `tool_call`, `tool_result`, and `tool_confirm` when a call waits for
+ * the user, who answers it at `POST …/tool-calls/:callId`, which streams the rest of the turn).
  */
 export function conversationRoutes(d: { runtime: AiRuntime; meter: Meter }) {
   // The service's dependencies, built once per App (one App serves every platform).
@@ -101,6 +106,20 @@ export function conversationRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         params: ConversationParams,
         body: MessageCreate,
         detail: { summary: 'Say something; the answer streams back as server-sent events', tags },
+      },
+    )
+    .post(
+      '/api/v1/conversations/:id/tool-calls/:callId',
+      ({ ctx, params, body, request }) =>
+        answerToolCall(depsOf(ctx.app), ctx, params.id, params.callId, body, request.signal),
+      {
+        permission: 'ai:invoke',
+        params: ToolCallParams,
+        body: ToolCallAnswer,
+        detail: {
+          summary: "Confirm or decline an agent's tool call that waits for you; the turn streams on",
+          tags,
+        },
       },
     );
 }

@@ -47,6 +47,7 @@ describe('migrate', () => {
         '0013-knowledge',
         '0014-marketplace',
         '0015-agent-forks',
+        '0016-agent-tools',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

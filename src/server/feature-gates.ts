@@ -26,7 +26,13 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'GET /api/v1/moderation/listings',
     'POST /api/v1/moderation/listings/:id',
   ],
-  agent_creation: ['POST /api/v1/agents', 'PATCH /api/v1/agents/:id', 'POST /api/v1/agents/:id/publish'],
+  agent_creation: [
+    'POST /api/v1/agents',
+    'PATCH /api/v1/agents/:id',
+    'POST /api/v1/agents/:id/publish',
+    'PUT /api/v1/agents/:id/tools/:tool/secret',
+    'DELETE /api/v1/agents/:id/tools/:tool/secret',
+  ],
   sso_integration: [
     'GET /sso/oidc/login',
     'GET /sso/oidc/callback',
