@@ -279,8 +279,8 @@ export async function runTool(env: ToolEnv, tool: AgentTool, rawArgs: string): P
       signal: env.signal,
       allowUrl: allowed,
       sensitiveHeaders: secret ? [secret.header] : [],
-      timeoutMs: env.timeoutMs ?? TOOL_TIMEOUT_MS,
-      maxBytes: env.maxBytes ?? TOOL_MAX_BYTES,
+      timeoutMs: env.timeoutMs ?? tool.timeout_ms ?? TOOL_TIMEOUT_MS,
+      maxBytes: env.maxBytes ?? tool.max_bytes ?? TOOL_MAX_BYTES,
     });
     const body = await res.text();
     const ok = res.status >= 200 && res.status < 300;

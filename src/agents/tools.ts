@@ -43,6 +43,10 @@ export interface AgentTool {
   safe: boolean;
   /** The OpenAPI operation it was made from. */
   operation_id?: string;
+  /** This tool's deadline per call (100–30,000 ms; default 10 s). */
+  timeout_ms?: number;
+  /** The largest answer it may give (1 KiB–1 MiB; default 64 KiB). */
+  max_bytes?: number;
 }
 
 /** Whether a call of `t` may run without the user's confirmation. */
@@ -261,6 +265,20 @@ function methodOf(v: unknown, path: string): ToolMethod {
   return m as ToolMethod;
 }
 
+/** The optional per-tool limits. */
+function limitsOf(v: Record<string, unknown>, path: string): Pick<AgentTool, 'timeout_ms' | 'max_bytes'> {
+  const out: Pick<AgentTool, 'timeout_ms' | 'max_bytes'> = {};
+  const int = (k: 'timeout_ms' | 'max_bytes', min: number, max: number, what: string) => {
+    const x = v[k];
+    if (x === undefined || x === null) return;
+    if (!Number.isInteger(x) || (x as number) < min || (x as number) > max) throw bad(`${path}/${k}`, what);
+    out[k] = x as number;
+  };
+  int('timeout_ms', 100, 30_000, 'must be a whole number of milliseconds from 100 to 30,000');
+  int('max_bytes', 1024, 1024 * 1024, 'must be a whole number of bytes from 1,024 to 1,048,576');
+  return out;
+}
+
 function safeOf(v: unknown, path: string): boolean {
   if (v === undefined) return false;
   if (typeof v !== 'boolean') throw bad(path, 'must be true or false');
@@ -278,6 +296,7 @@ function httpTool(v: Record<string, unknown>, path: string, hostOk: (u: URL) => 
       kind: 'http',
       method: methodOf(v.method, `${path}/method`),
       safe: safeOf(v.safe, `${path}/safe`),
+      ...limitsOf(v, path),
       ...(v.query !== undefined ? { query: v.query } : {}),
       ...(typeof v.operation_id === 'string' ? { operation_id: v.operation_id.slice(0, 200) } : {}),
     },
@@ -425,6 +444,7 @@ function openapiTool(v: Record<string, unknown>, path: string, hostOk: (u: URL) 
       kind: 'http',
       method: found.method,
       safe: safeOf(v.safe, `${path}/safe`),
+      ...limitsOf(v, path),
       operation_id: opId.slice(0, 200),
       ...(query.length && !['GET', 'HEAD', 'DELETE'].includes(found.method) ? { query } : {}),
     },
