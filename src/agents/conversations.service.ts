@@ -737,7 +737,18 @@ export async function answerToolCall(
   const agent = conv.agent_id ? agentSpecFor(c, conv.agent_id, conv.agent_version).spec : null;
   const model = checkModel(deps, c, agent ? agent.model : conv.model);
   const state = JSON.parse(row.turn) as TurnState;
-  if (!decideToolCall(c.db, row.id, body.approve ? 'approved' : 'declined', c.app.clock.now())) {
+  const won = c.db.transaction(() => {
+    if (!decideToolCall(c.db, row.id, body.approve ? 'approved' : 'declined', c.app.clock.now()))
+      return false;
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: body.approve ? 'agent.tool_call_approved' : 'agent.tool_call_declined',
+      target: conv.agent_id ? `agent:${conv.agent_id}` : `conversation:${conversationId}`,
+      details: { call: row.id, tool: row.tool, conversation: conversationId },
+    });
+    return true;
+  })();
+  if (!won) {
     row.status = findToolCall(c.db, callId, conversationId, userId)?.status ?? row.status;
     throw decided();
   }

@@ -23,6 +23,7 @@ import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { type Connector, fetchConnector, type Resolver } from '../shared/outbound.ts';
 import { TOOL_FAILED } from './tools.service.ts';
+import { checkTools, hostAllowed, normalizeHostPattern, requestOf } from './tools.ts';
 
 const PUBLIC = '93.184.216.34';
 const SECRET = 'Bearer tool-secret-9c4e1a7f3b2d8e60';
@@ -810,5 +811,47 @@ describe('agent tools', () => {
     } finally {
       await s.operatorApi('PATCH', '/platforms/tl', { blueprint: { features: { agent_creation: true } } });
     }
+  });
+});
+
+describe('tools, pure parts', () => {
+  const t = (url: string, method = 'GET', query?: string[]) =>
+    checkTools([{ ...weather(url), method, ...(query ? { query } : {}) }], () => true)[0]!;
+
+  test('allowlist entries: names, subdomain wildcards, IP addresses; nothing else', () => {
+    expect(normalizeHostPattern(' API.Example.com. ')).toBe('api.example.com');
+    expect(normalizeHostPattern('*.example.com')).toBe('*.example.com');
+    expect(normalizeHostPattern('fd00::1')).toBe('[fd00::1]');
+    for (const bad of ['*.com', '*', 'a_b.com', 'http://a.com', 'a..b', '-a.com', '*.*.a.com'])
+      expect([bad, normalizeHostPattern(bad)]).toEqual([bad, null]);
+    const list = ['api.example.com', '*.tools.test'];
+    expect(hostAllowed(list, new URL('https://api.example.com/x'))).toBe(true);
+    expect(hostAllowed(list, new URL('https://a.b.tools.test/x'))).toBe(true);
+    expect(hostAllowed(list, new URL('https://tools.test/x'))).toBe(false);
+    expect(hostAllowed(list, new URL('https://eviltools.test/x'))).toBe(false);
+    expect(hostAllowed(list, new URL('https://api.example.com.evil.test/x'))).toBe(false);
+  });
+
+  test('a call: placeholders encoded, dot segments refused, query and body by method', () => {
+    const get = t('https://api.tools.test/cities/{location}/weather');
+    expect(requestOf(get, '{"location":"São Paulo/x?y"}').url.href).toBe(
+      'https://api.tools.test/cities/S%C3%A3o%20Paulo%2Fx%3Fy/weather',
+    );
+    for (const dots of ['..', '.', '%2e%2E', '%2E'])
+      expect(() => requestOf(get, JSON.stringify({ location: dots }))).toThrow('may not be . or ..');
+    expect(() => requestOf(get, '{}')).toThrow('the argument location is required');
+    expect(() => requestOf(get, '[1]')).toThrow('must be a JSON object');
+    expect(() => requestOf(get, 'nope')).toThrow('not JSON');
+    const q = t('https://api.tools.test/weather?units=metric');
+    expect(requestOf(q, '{"location":"Oslo","undeclared":"x"}')).toEqual({
+      url: new URL('https://api.tools.test/weather?units=metric&location=Oslo'),
+      method: 'GET',
+      body: null,
+    });
+    const post = t('https://api.tools.test/orders', 'POST');
+    expect(requestOf(post, '{"location":"Oslo","undeclared":1}').body).toBe('{"location":"Oslo"}');
+    const postQ = t('https://api.tools.test/orders', 'POST', ['location']);
+    const r = requestOf(postQ, '{"location":"Oslo"}');
+    expect([r.url.search, r.body]).toEqual(['?location=Oslo', '{}']);
   });
 });

@@ -510,7 +510,10 @@ export function requestOf(t: AgentTool, rawArgs: string): ToolRequest {
     t.url.replace(PLACEHOLDER, (_m, name: string) => {
       used.add(name);
       const v = args[name];
-      return encodeURIComponent(typeof v === 'string' ? v : JSON.stringify(v));
+      const seg = typeof v === 'string' ? v : JSON.stringify(v);
+      // A dot segment would move the path up (URLs resolve `..` and `%2E%2E` alike).
+      if (/^(\.|%2e){1,2}$/i.test(seg)) throw new Error(`the argument ${name} may not be . or ..`);
+      return encodeURIComponent(seg);
     }),
   );
   const declared = Object.keys(args).filter((k) => k in props && !used.has(k));
