@@ -20,6 +20,8 @@ import canonicalize from 'canonicalize';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
+import { rotateDataKey } from '../flows/keys.ts';
+import { LOCAL_ROOT } from '../identity/index.ts';
 import { sha256Hex } from '../shared/crypto.ts';
 import { type Connector, fetchConnector, type Resolver } from '../shared/outbound.ts';
 import { TOOL_FAILED } from './tools.service.ts';
@@ -599,6 +601,23 @@ describe('agent tools', () => {
         f,
         false,
       ]);
+    // A data key rotation re-seals it (keys rotate knows the site); it still opens and is sent.
+    const sealedBefore = await s.app.platformDbs.use(P.tl!.id, (db) =>
+      db
+        .query<{ value: string }, [string]>('SELECT value FROM agent_tool_secrets WHERE agent_id = ?')
+        .get(id),
+    );
+    const rotated = await rotateDataKey(s.app, s.tenancy, LOCAL_ROOT);
+    expect(rotated.resealed.platform_secrets).toBeGreaterThanOrEqual(1);
+    const sealedAfter = await s.app.platformDbs.use(P.tl!.id, (db) =>
+      db
+        .query<{ value: string }, [string]>('SELECT value FROM agent_tool_secrets WHERE agent_id = ?')
+        .get(id),
+    );
+    expect(sealedAfter!.value).not.toBe(sealedBefore!.value);
+    const b1 = hits.length;
+    await chat(id, S.creator);
+    expect(hits.slice(b1).map((h) => h.headers.authorization)).toEqual([SECRET]);
     // Cleared: no longer sent.
     expect((await call(S.creator!, 'DELETE', `/api/v1/agents/${id}/tools/weather/secret`)).status).toBe(204);
     const b2 = hits.length;
