@@ -105,7 +105,7 @@ export function Tools({
       {tools.length < 8 ? (
         <details class="add-tool">
           <summary>Add a tool</summary>
-          <ToolForm index={tools.length} onSave={(x) => saveTools([...tools, x])} />
+          <ToolForm key={tools.length} index={tools.length} onSave={(x) => saveTools([...tools, x])} />
         </details>
       ) : null}
     </section>
