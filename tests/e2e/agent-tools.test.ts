@@ -1,5 +1,5 @@
 /**
- * Agent tools in the browser (issue 12 item 3): the owner allows a host, gives an agent a tool
+ * Agent tools in the browser (issue 12 item 3): the owner allows a host in the admin, gives an agent a tool
  * that changes something (POST) and its secret in the builder, tests the draft: the chat shows
  * the call waiting, Confirm runs it once (the tool server sees the secret header), Decline does
  * not call it. The tool server is on 127.0.0.1, which this instance's `outbound.allow` opens
@@ -60,23 +60,22 @@ describe('agent tools in the portal', () => {
   test('add a tool and its secret → the chat asks before a call that changes something → Confirm, Decline', async () => {
     const base = `http://tls.localhost:${s.port}`;
     const o = await newContext(browser);
-    await o.page.goto(`${base}/app/sign-in?next=${encodeURIComponent('/app/agents/new')}`);
+    await o.page.goto(`${base}/app/sign-in?next=${encodeURIComponent('/admin/tool-hosts')}`);
     await o.page.getByLabel('Email').fill(owner.email);
     await o.page.getByLabel('Password').fill(owner.password);
     await o.page.getByRole('button', { name: 'Sign in' }).click();
+    // The platform's admin allows the host; a bad entry is named by the server.
+    await o.page.getByRole('heading', { name: 'Agent tools' }).waitFor();
+    await o.page.getByLabel('Allowed hosts (one per line)').fill('127.0.0.1\n*.com');
+    await o.page.getByRole('button', { name: 'Save' }).click();
+    await o.page.getByText('*.com: must be a host name, *.example.com, or an IP address').waitFor();
+    await o.page.getByLabel('Allowed hosts (one per line)').fill('127.0.0.1');
+    await o.page.getByRole('button', { name: 'Save' }).click();
+    await o.page.getByRole('status').getByText('Saved', { exact: true }).waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'admin-tool-hosts');
+    await o.page.goto(`${base}/app/agents/new`);
     await o.page.getByRole('heading', { name: 'New agent' }).waitFor();
-    // The platform's admins allow the host (the admin API).
-    const allowed = await o.page.evaluate(async () => {
-      const me = await (await fetch('/api/v1/me')).json();
-      return (
-        await fetch('/api/v1/platform/tool-hosts', {
-          method: 'PUT',
-          headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
-          body: JSON.stringify({ hosts: ['127.0.0.1'] }),
-        })
-      ).status;
-    });
-    expect(allowed).toBe(200);
     await o.page.getByLabel('Name', { exact: true }).fill('Room Booker');
     await o.page.getByRole('button', { name: 'Create agent' }).click();
     await o.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
