@@ -471,6 +471,23 @@ describe('agent tools', () => {
     expect((await audits('agent.tool_confirmation_asked')).some((e) => e.details.call === ask.id)).toBe(true);
   });
 
+  test('two answers to one call at once: one runs it, the other is 409', async () => {
+    const id = await agentWith([{ ...weather('http://api.tools.test/orders'), method: 'PATCH' }]);
+    const { conv, ev } = await chat(id);
+    const ask = of(ev, 'tool_confirm')[0]!;
+    const before = hits.length;
+    const path = `/api/v1/conversations/${conv}/tool-calls/${ask.id}`;
+    const [a, b] = await Promise.all([
+      call(S.owner!, 'POST', path, { approve: true }),
+      call(S.owner!, 'POST', path, { approve: false }),
+    ]);
+    expect([a.status, b.status].sort()).toEqual([200, 409]);
+    const won = a.status === 200 ? a : b;
+    await events(won);
+    await (a.status === 200 ? b : a).text();
+    expect(hits.length - before).toBe(won === a ? 1 : 0);
+  });
+
   test('declined: the tool is never called, the model is told; a new message expires a waiting call', async () => {
     const id = await agentWith([{ ...weather('http://api.tools.test/orders'), method: 'DELETE' }]);
     const before = hits.length;
