@@ -31,7 +31,7 @@ import {
 import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
 import { decideToolCall, findToolCall, insertToolCall, pendingToolCalls } from './tools.repository.ts';
 import { notRun, runTool, type ToolEnv, type ToolOutcome } from './tools.service.ts';
-import { type AgentTool, functionsOf, runsUnasked } from './tools.ts';
+import { type AgentTool, functionsOf, runsUnasked, toolHost } from './tools.ts';
 
 /**
  * The portal's chat: conversations of one user, kept in the platform's database, and a turn
@@ -343,15 +343,6 @@ const toolEnv = (t: Turn): ToolEnv => ({
   signal: t.signal,
 });
 
-/** The host a tool calls (for the user's confirmation). */
-const toolHostOf = (tool: AgentTool) => {
-  try {
-    return new URL(tool.url.replace(/\{[^}]*\}/g, 'x')).host;
-  } catch {
-    return '';
-  }
-};
-
 /**
  * Runs the turn's streamed answer: text as `delta` events; when the model asks for tools, each
  * call as `tool_call`, run (read-only or marked safe) with its `tool_result`, or, for one that
@@ -453,7 +444,7 @@ function turnStream(t: Turn): Response {
                 details: {
                   tool: tool.name,
                   method: tool.method,
-                  host: toolHostOf(tool),
+                  host: toolHost(tool),
                   conversation: t.conversationId,
                   call: id,
                 },
@@ -464,7 +455,7 @@ function turnStream(t: Turn): Response {
               call_id: call.id,
               tool: tool.name,
               method: tool.method,
-              host: toolHostOf(tool),
+              host: toolHost(tool),
               arguments: call.function.arguments,
             });
             return true;

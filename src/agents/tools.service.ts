@@ -21,7 +21,14 @@ import {
   toolSecret,
   upsertToolSecret,
 } from './tools.repository.ts';
-import { type AgentTool, hostAllowed, MAX_TOOL_HOSTS, normalizeHostPattern, requestOf } from './tools.ts';
+import {
+  type AgentTool,
+  hostAllowed,
+  MAX_TOOL_HOSTS,
+  normalizeHostPattern,
+  requestOf,
+  toolHost,
+} from './tools.ts';
 
 /** A call's deadline and the largest answer it may have, by default. */
 export const TOOL_TIMEOUT_MS = 10_000;
@@ -188,8 +195,6 @@ export interface ToolEnv {
   agentId: string | null;
   conversationId: string;
   signal: AbortSignal;
-  timeoutMs?: number;
-  maxBytes?: number;
 }
 
 /** What became of a call: the model's tool message, and what the user is shown. */
@@ -220,18 +225,10 @@ function audit(env: ToolEnv, tool: AgentTool, host: string, o: Omit<ToolOutcome,
   });
 }
 
-const hostOf = (t: AgentTool) => {
-  try {
-    return new URL(t.url.replace(/\{[^}]*\}/g, 'x')).host;
-  } catch {
-    return '';
-  }
-};
-
 /** A call that was not made (declined by the user, or expired): audited, and what the model is told. */
 export function notRun(env: ToolEnv, tool: AgentTool, outcome: 'declined' | 'expired'): ToolOutcome {
   const o = { status: null, outcome, duration_ms: 0 } as const;
-  audit(env, tool, hostOf(tool), o);
+  audit(env, tool, toolHost(tool), o);
   return {
     ok: false,
     content: JSON.stringify({ error: outcome === 'declined' ? 'the user declined this call' : 'not run' }),
@@ -253,7 +250,7 @@ export async function runTool(env: ToolEnv, tool: AgentTool, rawArgs: string): P
     req = requestOf(tool, rawArgs);
   } catch (e) {
     const o = { status: null, outcome: 'bad_arguments' as const, duration_ms: ms() };
-    audit(env, tool, hostOf(tool), o);
+    audit(env, tool, toolHost(tool), o);
     return { ok: false, content: JSON.stringify({ error: (e as Error).message }), ...o };
   }
   const host = req.url.host;
@@ -269,9 +266,9 @@ export async function runTool(env: ToolEnv, tool: AgentTool, rawArgs: string): P
   };
   if (req.body !== null) headers['content-type'] = 'application/json';
   const secret = env.agentId ? toolSecret(env.db, env.agentId, tool.name) : null;
-  if (secret && env.agentId)
-    headers[secret.header] = secretsOf(env.db).unseal(secret.value, secretField(env.agentId, tool.name));
   try {
+    if (secret && env.agentId)
+      headers[secret.header] = secretsOf(env.db).unseal(secret.value, secretField(env.agentId, tool.name));
     const res = await env.app.outbound.fetch(req.url, {
       method: req.method,
       headers,
@@ -279,8 +276,8 @@ export async function runTool(env: ToolEnv, tool: AgentTool, rawArgs: string): P
       signal: env.signal,
       allowUrl: allowed,
       sensitiveHeaders: secret ? [secret.header] : [],
-      timeoutMs: env.timeoutMs ?? tool.timeout_ms ?? TOOL_TIMEOUT_MS,
-      maxBytes: env.maxBytes ?? tool.max_bytes ?? TOOL_MAX_BYTES,
+      timeoutMs: tool.timeout_ms ?? TOOL_TIMEOUT_MS,
+      maxBytes: tool.max_bytes ?? TOOL_MAX_BYTES,
     });
     const body = await res.text();
     const ok = res.status >= 200 && res.status < 300;

@@ -49,6 +49,15 @@ export interface AgentTool {
   max_bytes?: number;
 }
 
+/** The host (and port) a tool calls, from its URL template. */
+export function toolHost(t: AgentTool): string {
+  try {
+    return new URL(t.url.replace(PLACEHOLDER, 'x')).host;
+  } catch {
+    return '';
+  }
+}
+
 /** Whether a call of `t` may run without the user's confirmation. */
 export const runsUnasked = (t: AgentTool) => t.safe || t.method === 'GET' || t.method === 'HEAD';
 
