@@ -78,6 +78,8 @@ export async function inProcessServer(
     log?: Logger;
     /** The environment the mailer reads `mail.smtp.auth.pass_env` from (process.env by default). */
     env?: Record<string, string | undefined>;
+    /** The outbound guard's resolver and connector (tests that must open no socket to a non-loopback address). */
+    outbound?: Parameters<typeof buildServerApp>[1]['outbound'];
   } = {},
 ): Promise<InProcessServer> {
   const tmp = tempDir('soulfra-inproc-');
@@ -96,6 +98,7 @@ export async function inProcessServer(
       metricsNeedToken: opts.metricsNeedToken ?? false,
       healthLoop: false,
       env: opts.env,
+      outbound: opts.outbound,
     });
     // As serve does once it listens: the stored public URL that every link is built from.
     built.tenancy.updateSettings({

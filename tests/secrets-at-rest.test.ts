@@ -16,6 +16,7 @@ import { PlatformClient, serverWithPlatform } from './platform-client.ts';
 
 const OIDC_SECRET = 'platform-oidc-client-secret-7f3a9c2e51';
 const OPERATOR_SECRET = 'operator-console-oidc-secret-b84d0e6a19';
+const TOOL_SECRET = 'agent-tool-api-key-5e2b91c7d40a68f3';
 
 let env: Awaited<ReturnType<typeof serverWithPlatform>>;
 let idp: OidcPeer;
@@ -114,12 +115,24 @@ const known: {
   resetToken: string;
   sealedTotp: string;
   sealedOidc: string;
+  sealedTool: string;
   member: { email: string; password: string };
 } = {} as never;
 let list: { name: string; bytes: Buffer }[] = [];
 
 beforeAll(async () => {
-  env = await serverWithPlatform('vault', {}, { config: { outbound: { allow: ['127.0.0.1/32'] } } });
+  env = await serverWithPlatform(
+    'vault',
+    { blueprint: { features: { agent_creation: true } } },
+    {
+      config: {
+        outbound: { allow: ['127.0.0.1/32'] },
+        // A model for an agent to name (never called here).
+        providers: [{ id: 'none', kind: 'openai', url: 'http://127.0.0.1:9/v1', location: 'on_prem' }],
+        models: [{ alias: 'default', route: ['none/m'] }],
+      },
+    },
+  );
   host = `vault.localhost:${env.s.port}`;
   idp = await startOidcProvider({
     clients: [
@@ -187,6 +200,34 @@ beforeAll(async () => {
   const mail = await withDb((db) => readOutbox(db, { to: known.member.email, template: 'reset_password' }));
   known.resetToken = /token=([A-Za-z0-9_-]+)/.exec(mail.at(-1)!.body)![1]!;
 
+  // 6. An agent tool's secret header, through the builder's API.
+  expect((await owner.json('PUT', '/api/v1/platform/tool-hosts', { hosts: ['api.vault.test'] })).status).toBe(
+    200,
+  );
+  const agent = await owner.json<{ agent: { id: string } }>('POST', '/api/v1/agents', {
+    name: 'Vault tool',
+    tools: [
+      {
+        name: 'lookup',
+        description: 'Looks up',
+        kind: 'http',
+        method: 'GET',
+        url: 'https://api.vault.test/lookup',
+        parameters: { type: 'object', properties: {} },
+      },
+    ],
+  });
+  expect(agent.status).toBe(201);
+  const secret = await owner.json('PUT', `/api/v1/agents/${agent.body.agent.id}/tools/lookup/secret`, {
+    header: 'x-api-key',
+    value: TOOL_SECRET,
+  });
+  expect(secret.status).toBe(200);
+  expect(JSON.stringify(secret.body)).not.toContain(TOOL_SECRET);
+  known.sealedTool = await withDb(
+    (db) => db.query<{ v: string }, []>('SELECT value AS v FROM agent_tool_secrets').get()!.v,
+  );
+
   known.sealedTotp = await withDb(
     (db) =>
       db
@@ -205,6 +246,7 @@ beforeAll(async () => {
   list = [
     ...needles('platform OIDC client secret', Buffer.from(OIDC_SECRET)),
     ...needles('operator OIDC client secret', Buffer.from(OPERATOR_SECRET)),
+    ...needles('agent tool secret', Buffer.from(TOOL_SECRET)),
     ...needles('TOTP seed (as shown)', Buffer.from(known.totpSeed)),
     ...needles('TOTP seed bytes', Buffer.from(Secret.fromBase32(known.totpSeed).bytes)),
     ...needles('reset token', Buffer.from(known.resetToken)),
@@ -245,6 +287,7 @@ describe('no stored secret can be read from the data dir', () => {
   test('what is stored instead is sealed text bound to its row', () => {
     expect(known.sealedTotp).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
     expect(known.sealedOidc).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
+    expect(known.sealedTool).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
   });
 
   test('a delivered message keeps no body: its live link is wiped', async () => {

@@ -105,3 +105,40 @@ export const ParticipantBody = t.Record(t.String(), t.Unknown(), {
   errorCode: 'conversation.invalid',
   errorMessage: 'must be an object',
 });
+
+export const ToolCallParams = t.Object({
+  id: t.String({ minLength: 1, maxLength: 64 }),
+  callId: t.String({ minLength: 1, maxLength: 64 }),
+});
+
+export const ToolCallAnswer = t.Object(
+  { approve: t.Boolean({ description: 'true: run the call; false: decline it (the model is told).' }) },
+  { additionalProperties: false },
+);
+
+export const ToolHostsBody = t.Object(
+  {
+    hosts: t.Array(t.String({ minLength: 1, maxLength: 260 }), {
+      maxItems: 100,
+      description: 'Host names (api.example.com), wildcards of subdomains (*.example.com) or IP addresses.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const ToolSecretParams = t.Object({
+  id: t.String({ minLength: 1, maxLength: 64 }),
+  tool: t.String({ pattern: '^[a-zA-Z0-9_-]{1,64}$', errorMessage: 'must be a tool name' }),
+});
+
+export const ToolSecretBody = t.Object(
+  {
+    value: t.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: 'Sent as the header value, e.g. "Bearer …".',
+    }),
+    header: t.Optional(t.String({ minLength: 1, maxLength: 64, description: 'Default: authorization.' })),
+  },
+  { additionalProperties: false },
+);

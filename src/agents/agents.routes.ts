@@ -11,6 +11,9 @@ import {
   MarketplaceQuery,
   MemberBody,
   MemberParams,
+  ToolHostsBody,
+  ToolSecretBody,
+  ToolSecretParams,
 } from './agents.models.ts';
 import {
   agent,
@@ -34,6 +37,7 @@ import {
   report,
   review,
 } from './marketplace.service.ts';
+import { clearToolSecret, setToolHostList, setToolSecret, toolHostList } from './tools.service.ts';
 
 /**
  * Agents: reading needs `agents:read` (members have it), making and changing one
@@ -151,6 +155,44 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
           permission: 'agents:write',
           params: KnowledgeDocParams,
           detail: { summary: 'Remove a document from an agent', tags },
+        },
+      )
+      // Tools: the platform's host allowlist (its admins'), and each tool's secret (its editors').
+      .get('/api/v1/platform/tool-hosts', ({ ctx }) => toolHostList(ctx), {
+        permission: 'agents:write',
+        detail: { summary: "The hosts this platform's agent tools may call", tags },
+      })
+      .put('/api/v1/platform/tool-hosts', ({ ctx, body }) => setToolHostList(ctx, body), {
+        permission: 'settings:write',
+        body: ToolHostsBody,
+        detail: {
+          summary: 'Replace the hosts agent tools may call (names, *.example.com, IP addresses; audited)',
+          tags,
+        },
+      })
+      .put(
+        '/api/v1/agents/:id/tools/:tool/secret',
+        ({ ctx, params, body }) => setToolSecret(ctx, params.id, params.tool, body),
+        {
+          permission: 'agents:write',
+          params: ToolSecretParams,
+          body: ToolSecretBody,
+          detail: {
+            summary: "Set a tool's secret header (sealed at rest, never shown again; not part of a version)",
+            tags,
+          },
+        },
+      )
+      .delete(
+        '/api/v1/agents/:id/tools/:tool/secret',
+        ({ ctx, params }) => {
+          clearToolSecret(ctx, params.id, params.tool);
+          return new Response(null, { status: 204 });
+        },
+        {
+          permission: 'agents:write',
+          params: ToolSecretParams,
+          detail: { summary: "Remove a tool's secret", tags },
         },
       )
       // Members (collaboration.service.ts; features.agent_creation gates them).

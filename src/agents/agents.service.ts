@@ -37,6 +37,8 @@ import {
 import { type MemberRole, memberRole } from './collaboration.repository.ts';
 import { deleteAgentVectors } from './knowledge.repository.ts';
 import { installOf, listingOfAgent } from './marketplace.repository.ts';
+import { toolHosts, toolSecretHeaders } from './tools.repository.ts';
+import { type AgentTool, checkTools, hostAllowed } from './tools.ts';
 
 /** What an agent is: the part a version freezes. */
 export interface AgentSpec {
@@ -48,6 +50,11 @@ export interface AgentSpec {
   temperature: number | null;
   max_tokens: number | null;
   starter_prompts: string[];
+  /**
+   * HTTP actions the model may call (tools.ts). Absent when there are none, so the canonical
+   * JSON, and the hash, of a spec without tools is what it was before tools existed.
+   */
+  tools?: AgentTool[];
 }
 
 export type Visibility = AgentRow['visibility'];
@@ -218,6 +225,12 @@ function specOf(
       return x.trim();
     });
   }
+  if (patch.tools !== undefined) {
+    const hosts = toolHosts(c.db);
+    const tools = patch.tools === null ? [] : checkTools(patch.tools, (u) => hostAllowed(hosts, u));
+    if (tools.length) s.tools = tools;
+    else delete s.tools;
+  }
   return s;
 }
 
@@ -267,6 +280,8 @@ export function agentView(c: PlatformRequestContext, a: AgentRow) {
       ? { version: latest.version, hash: latest.hash, published_at: iso(latest.published_at) }
       : null,
     draft: editable ? { ...draft, changed: !latest || canonicalSpec(draft).hash !== latest.hash } : undefined,
+    // Which tools have a secret (never its value): for the editors.
+    ...(editable ? { tool_secrets: toolSecretHeaders(c.db, a.id).map((t) => ({ ...t, set: true })) } : {}),
     can_edit: editable,
     can_manage: canManage(c, a),
     role: roleOn(c, a),

@@ -10,6 +10,8 @@ import {
   MemberParams,
   MessageCreate,
   ParticipantBody,
+  ToolCallAnswer,
+  ToolCallParams,
 } from './agents.models.ts';
 import {
   addParticipant,
@@ -18,6 +20,7 @@ import {
   removeParticipant,
 } from './collaboration.service.ts';
 import {
+  answerToolCall,
   chatModels,
   conversation,
   conversations,
@@ -30,7 +33,9 @@ import {
 
 /**
  * The portal's conversations (`ai:invoke`; each user sees only their own: another's id is 404).
- * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`.
+ * A turn (`POST …/messages`) streams `text/event-stream`: `user`, `delta`…, `done` or `error`
+ * (with an agent's tools: `tool_call`, `tool_result`, and `tool_confirm` when a call waits for
+ * the user, who answers it at `POST …/tool-calls/:callId`, which streams the rest of the turn).
  * Shared conversations (collaboration.service.ts): `…/participants` and `…/events`, gated by
  * features.collaborative_agents.
  */
@@ -153,6 +158,20 @@ export function conversationRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         params: ConversationParams,
         body: MessageCreate,
         detail: { summary: 'Say something; the answer streams back as server-sent events', tags },
+      },
+    )
+    .post(
+      '/api/v1/conversations/:id/tool-calls/:callId',
+      ({ ctx, params, body, request }) =>
+        answerToolCall(depsOf(ctx.app), ctx, params.id, params.callId, body, request.signal),
+      {
+        permission: 'ai:invoke',
+        params: ToolCallParams,
+        body: ToolCallAnswer,
+        detail: {
+          summary: "Confirm or decline an agent's tool call that waits for you; the turn streams on",
+          tags,
+        },
       },
     );
 }

@@ -1,15 +1,21 @@
+import type { Database } from 'bun:sqlite';
 import {
+  type AiCaller,
   type AiDeps,
+  type ChatMessage,
   type ChatStreamAnswer,
   completeChat,
   listModels,
+  type PlatformAiPolicy,
   platformAiPolicy,
+  type ToolCall,
   toOpenAiError,
 } from '../ai/index.ts';
-import type { PlatformRequestContext } from '../identity/index.ts';
+import type { App } from '../app/index.ts';
+import { actorOf, type PlatformRequestContext } from '../identity/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
-import { agentSpecFor, versionToRun } from './agents.service.ts';
+import { type AgentSpec, agentSpecFor, versionToRun } from './agents.service.ts';
 import { isParticipant, userNames } from './collaboration.repository.ts';
 import {
   appendMessage,
@@ -26,6 +32,9 @@ import {
 } from './conversations.repository.ts';
 import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
 import { live } from './live.ts';
+import { decideToolCall, findToolCall, insertToolCall, pendingToolCalls } from './tools.repository.ts';
+import { notRun, runTool, type ToolEnv, type ToolOutcome } from './tools.service.ts';
+import { type AgentTool, functionsOf, runsUnasked, toolHost } from './tools.ts';
 
 /**
  * The portal's chat: conversations of one user, kept in the platform's database, and a turn
@@ -205,6 +214,13 @@ export function conversation(c: PlatformRequestContext, id: string) {
   return {
     conversation: conversationView(row),
     messages: messages.map((m) => messageView(m, names, row.user_id)),
+    // Tool calls that wait for the user's Confirm or Decline.
+    pending_tool_calls: pendingToolCalls(c.db, id).map((r) => ({
+      id: r.id,
+      tool: r.tool,
+      arguments: r.arguments,
+      created_at: iso(r.created_at),
+    })),
   };
 }
 
@@ -298,6 +314,360 @@ function historyOf(rows: MessageRow[], content: string) {
   return [...kept, { role: 'user' as const, content }];
 }
 
+/** Model answers a turn may take with tool calls (after these, the model must answer in words). */
+export const MAX_TOOL_ROUNDS = 5;
+/** Tool calls run from one answer of the model at most (the rest are told to the model as refused). */
+export const MAX_CALLS_PER_ROUND = 8;
+
+type Citation = {
+  n: number;
+  chunk: number;
+  document: { id: string; name: string };
+  seq: number;
+  text: string;
+};
+
+/** What a turn carries from one model answer to the next, and across a pause for the user's answer. */
+interface TurnState {
+  /** What the model is sent next: system messages, the history, this turn's messages. */
+  messages: ChatMessage[];
+  /** The assistant's text so far (every round's). */
+  text: string;
+  usage: { prompt_tokens: number; completion_tokens: number } | null;
+  /** Model answers so far. */
+  rounds: number;
+  /** Calls of the last answer still to run (on a pause: the first is the one waiting). */
+  calls: ToolCall[];
+  citations: Citation[];
+}
+
+/** One turn's stream: its own lease of the database, the model, the tools, who it is for. */
+interface Turn {
+  deps: AiDeps;
+  app: App;
+  db: Database;
+  release: () => void;
+  caller: AiCaller;
+  policy: PlatformAiPolicy;
+  model: string;
+  agent: AgentSpec | null;
+  tools: AgentTool[];
+  conversationId: string;
+  userId: string;
+  actor: string;
+  state: TurnState;
+  signal: AbortSignal;
+  /** The model's first answer (a new message), or none (a resumed turn asks again). */
+  first: ChatStreamAnswer | null;
+  /** Sent first (a new message: the stored user message). */
+  prelude?: (send: (event: string, data: unknown) => void) => void;
+  /** A resumed turn: what the user said of the waiting call (state.calls[0]). */
+  decided?: { approve: boolean };
+  /** Ends the conversation's one-turn-at-a-time lock (collaboration), once the stream ends or pauses. */
+  endTurn: () => void;
+  /** The user message this turn answers (shared conversations' listeners get deltas after it). */
+  after: string | null;
+}
+
+/** Asks the model (streamed) with the turn's messages; with tools unless the rounds are used up. */
+async function ask(t: Turn): Promise<ChatStreamAnswer> {
+  const useTools = t.tools.length > 0 && t.state.rounds < MAX_TOOL_ROUNDS;
+  const r = await completeChat(
+    t.deps,
+    t.caller,
+    t.policy,
+    {
+      model: t.model,
+      req: {
+        messages: t.state.messages,
+        ...(t.agent?.temperature != null ? { temperature: t.agent.temperature } : {}),
+        ...(t.agent?.max_tokens != null ? { max_tokens: t.agent.max_tokens } : {}),
+        ...(useTools ? { tools: functionsOf(t.tools) } : {}),
+      },
+      stream: true,
+      includeUsage: true,
+    },
+    t.signal,
+  );
+  if (r.kind !== 'stream')
+    throw new AppError('internal.not_streamed', 'the model answered without a stream', 500);
+  return r;
+}
+
+const toolEnv = (t: Turn): ToolEnv => ({
+  app: t.app,
+  db: t.db,
+  actor: t.actor,
+  agentId: t.caller.agentId,
+  conversationId: t.conversationId,
+  signal: t.signal,
+});
+
+/**
+ * Runs the turn's streamed answer: text as `delta` events; when the model asks for tools, each
+ * call as `tool_call`, run (read-only or marked safe) with its `tool_result`, or, for one that
+ * changes something, a `tool_confirm` event and the turn waits (stored; the stream ends); after
+ * the calls the model is asked again, at most MAX_TOOL_ROUNDS times. The assistant's message
+ * is stored when the turn ends: complete, stopped or error.
+ */
+function turnStream(t: Turn): Response {
+  const { db, state } = t;
+  const clock = t.app.clock;
+  let settled = false;
+  // Who listens to this conversation (features.collaborative_agents) sees the turn too.
+  const hub = live(t.app.state);
+  const platformId = t.caller.platform.id;
+  const release = () => {
+    if (settled) return false;
+    settled = true;
+    try {
+      t.release();
+    } finally {
+      t.endTurn();
+    }
+    return true;
+  };
+  const finish = (status: 'complete' | 'stopped' | 'error', error: string | null): MessageRow | null => {
+    if (settled) return null;
+    try {
+      const m = appendMessage(db, {
+        id: newId('chm'),
+        conversation_id: t.conversationId,
+        role: 'assistant',
+        content: state.text,
+        model: t.model,
+        status,
+        error,
+        prompt_tokens: state.usage?.prompt_tokens ?? null,
+        completion_tokens: state.usage?.completion_tokens ?? null,
+        created_at: clock.now(),
+        citations: state.citations.length ? JSON.stringify(state.citations) : null,
+      });
+      hub.publish(platformId, t.conversationId, { event: 'message', data: { message: messageView(m) } });
+      return m;
+    } finally {
+      release();
+    }
+  };
+  let current: AsyncIterator<unknown> | null = null;
+  const enc = new TextEncoder();
+  const stream = new ReadableStream<Uint8Array>({
+    async start(ctl) {
+      const send = (event: string, data: unknown) => {
+        try {
+          ctl.enqueue(enc.encode(sse(event, data)));
+        } catch {
+          // The client is gone; the end is written below.
+        }
+      };
+      /** A call's result, to the model (a tool message) and to the client. */
+      const answered = (call: ToolCall, o: Pick<ToolOutcome, 'ok' | 'content' | 'status' | 'outcome'>) => {
+        state.messages.push({ role: 'tool', tool_call_id: call.id, content: o.content });
+        send('tool_result', {
+          call_id: call.id,
+          tool: call.function.name,
+          ok: o.ok,
+          status: o.status,
+          outcome: o.outcome,
+          ...(o.ok ? {} : { error: o.outcome === 'declined' ? 'declined' : 'the tool call failed' }),
+        });
+      };
+      /** Runs the waiting calls in order; true when one needs the user's answer (the turn pauses). */
+      const runCalls = async (): Promise<boolean> => {
+        while (state.calls.length) {
+          if (t.signal.aborted) return false;
+          const call = state.calls[0]!;
+          const tool = t.tools.find((x) => x.name === call.function.name);
+          send('tool_call', {
+            call_id: call.id,
+            tool: call.function.name,
+            arguments: call.function.arguments,
+          });
+          if (!tool) {
+            answered(call, {
+              ok: false,
+              content: JSON.stringify({ error: 'no such tool' }),
+              status: null,
+              outcome: 'failed',
+            });
+          } else if (!runsUnasked(tool)) {
+            const id = newId('tcl');
+            db.transaction(() => {
+              insertToolCall(db, {
+                id,
+                conversation_id: t.conversationId,
+                user_id: t.userId,
+                agent_id: t.caller.agentId,
+                tool: tool.name,
+                call_id: call.id,
+                arguments: call.function.arguments,
+                status: 'pending',
+                turn: JSON.stringify(state),
+                created_at: clock.now(),
+                decided_at: null,
+              });
+              t.app.audit.append(db, {
+                actor: t.actor,
+                action: 'agent.tool_confirmation_asked',
+                target: t.caller.agentId ? `agent:${t.caller.agentId}` : `conversation:${t.conversationId}`,
+                details: {
+                  tool: tool.name,
+                  method: tool.method,
+                  host: toolHost(tool),
+                  conversation: t.conversationId,
+                  call: id,
+                },
+              });
+            })();
+            send('tool_confirm', {
+              id,
+              call_id: call.id,
+              tool: tool.name,
+              method: tool.method,
+              host: toolHost(tool),
+              arguments: call.function.arguments,
+            });
+            return true;
+          } else answered(call, await runTool(toolEnv(t), tool, call.function.arguments));
+          state.calls.shift();
+        }
+        return false;
+      };
+      t.prelude?.(send);
+      try {
+        let answer = t.first;
+        if (t.decided && state.calls.length) {
+          const call = state.calls[0]!;
+          const tool = t.tools.find((x) => x.name === call.function.name);
+          send('tool_call', {
+            call_id: call.id,
+            tool: call.function.name,
+            arguments: call.function.arguments,
+          });
+          const o =
+            tool && t.decided.approve
+              ? await runTool(toolEnv(t), tool, call.function.arguments)
+              : tool
+                ? notRun(toolEnv(t), tool, 'declined')
+                : {
+                    ok: false,
+                    content: JSON.stringify({ error: 'no such tool' }),
+                    status: null,
+                    outcome: 'failed' as const,
+                  };
+          answered(call, o);
+          state.calls.shift();
+        }
+        for (;;) {
+          if (!answer) {
+            if (await runCalls()) {
+              release();
+              return;
+            }
+            if (t.signal.aborted) break;
+            answer = await ask(t);
+          }
+          const chunks = answer.chunks;
+          current = chunks;
+          answer = null;
+          let roundText = '';
+          const calls: (ToolCall & { index: number })[] = [];
+          for (;;) {
+            if (t.signal.aborted) break;
+            const n = await chunks.next();
+            if (n.done) break;
+            const ch = n.value;
+            if (ch.usage)
+              state.usage = {
+                prompt_tokens: (state.usage?.prompt_tokens ?? 0) + (ch.usage.prompt_tokens ?? 0),
+                completion_tokens: (state.usage?.completion_tokens ?? 0) + (ch.usage.completion_tokens ?? 0),
+              };
+            const delta = ch.choices[0]?.delta;
+            if (delta?.content) {
+              state.text += delta.content;
+              roundText += delta.content;
+              send('delta', { text: delta.content });
+              hub.publish(platformId, t.conversationId, {
+                event: 'delta',
+                data: { text: delta.content, after: t.after },
+              });
+            }
+            // Streamed tool calls come in pieces, by index: the id and name first, the arguments in parts.
+            for (const d of delta?.tool_calls ?? []) {
+              let c = calls.find((x) => x.index === d.index);
+              if (!c) {
+                if (calls.length >= 64) continue;
+                c = { index: d.index, id: '', type: 'function', function: { name: '', arguments: '' } };
+                calls.push(c);
+              }
+              if (d.id) c.id = d.id;
+              if (d.function?.name) c.function.name += d.function.name;
+              if (d.function?.arguments && c.function.arguments.length < 64 * 1024)
+                c.function.arguments += d.function.arguments;
+            }
+          }
+          state.rounds++;
+          if (t.signal.aborted) break;
+          if (calls.length && t.tools.length) {
+            const all = calls.map(
+              ({ index, ...c }): ToolCall => ({ ...c, id: c.id || `call_${state.rounds}_${index}` }),
+            );
+            state.messages.push({ role: 'assistant', content: roundText || null, tool_calls: all });
+            state.calls = all.slice(0, MAX_CALLS_PER_ROUND);
+            for (const extra of all.slice(MAX_CALLS_PER_ROUND))
+              state.messages.push({
+                role: 'tool',
+                tool_call_id: extra.id,
+                content: JSON.stringify({ error: `at most ${MAX_CALLS_PER_ROUND} calls at once` }),
+              });
+            continue;
+          }
+          const m = finish('complete', null);
+          if (m) send('done', { message: messageView(m) });
+          return;
+        }
+        finish('stopped', null);
+        void current?.return?.()?.catch(() => undefined);
+      } catch (e) {
+        if (t.signal.aborted) finish('stopped', null);
+        else {
+          const err = await asAppError(e);
+          const m = finish('error', err.message);
+          send('error', { code: err.code, message: err.message, ...(m ? { message_id: m.id } : {}) });
+        }
+      } finally {
+        try {
+          ctl.close();
+        } catch {
+          // Already cancelled.
+        }
+      }
+    },
+    cancel() {
+      // The client went away (Stop): the partial text is kept, the provider's stream cancelled
+      // (the request's signal aborts its fetch; return() ends the iterator once it settles).
+      finish('stopped', null);
+      void current?.return?.()?.catch(() => undefined);
+    },
+  });
+  return new Response(stream, {
+    headers: {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-store',
+      'x-accel-buffering': 'no',
+    },
+  });
+}
+
+/** The agent's tools in a conversation (none without an agent). */
+const toolsOf = (agent: AgentSpec | null): AgentTool[] => agent?.tools ?? [];
+
+/** The turn's caller for the AI service: the stream's own database handle. */
+function callerOf(c: PlatformRequestContext, db: Database, userId: string, agentId: string | null): AiCaller {
+  const p = c.principal;
+  return { platform: c.platform, db, userId, keyId: p?.kind === 'api_key' ? p.keyId : null, agentId };
+}
+
 /**
  * The history as the model reads it: in a shared conversation (it has participants, or
  * messages by more than one author), each user message starts with its author's display name
@@ -353,9 +723,10 @@ export async function sendMessage(
 /**
  * One turn: the model is asked first (a refusal before the first token — budget, policy, model,
  * safety — is a plain JSON error and nothing is written); then the user's message is stored
- * and the answer streams back as `user`, `delta`… and `done` (or `error`) events; the
- * assistant's message is stored when the stream ends: complete, stopped (the client went
- * away: the partial text is kept) or error.
+ * and the answer streams back as `user`, `delta`… (`tool_call`, `tool_result`, `tool_confirm`
+ * when the agent has tools) and `done` (or `error`) events; the assistant's message is stored
+ * when the stream ends: complete, stopped (the client went away: the partial text is kept) or
+ * error. Calls still waiting for the user's answer expire: a new message moves on.
  */
 async function runTurn(
   deps: AiDeps,
@@ -387,7 +758,6 @@ async function runTurn(
     ...(agent?.persona ? [{ role: 'system' as const, content: agent.persona }] : []),
     ...(hits.length ? [{ role: 'system' as const, content: sourcesMessage(hits, requireCitations) }] : []),
   ];
-  const messages = [...system, ...history];
   const citations = hits.map((h, i) => ({
     n: i + 1,
     chunk: h.id,
@@ -395,156 +765,139 @@ async function runTurn(
     seq: h.seq,
     text: h.text,
   }));
-  const p = c.principal;
-  const caller = {
-    platform: c.platform,
-    db: c.db,
+  // The request's lease of the database ends when this handler returns: the stream holds its own.
+  const lease = c.app.platformDbs.acquire(c.platform.id);
+  const db = lease.db;
+  const turn: Turn = {
+    deps,
+    app: c.app,
+    db,
+    release: () => lease.release(),
+    caller: callerOf(c, db, userId, conv.agent_id),
+    policy: platformAiPolicy(c.blueprint()),
+    model,
+    agent,
+    tools: toolsOf(agent),
+    conversationId: id,
     userId,
-    keyId: p?.kind === 'api_key' ? p.keyId : null,
-    agentId: conv.agent_id,
+    actor: actorOf(c.principal),
+    state: { messages: [...system, ...history], text: '', usage: null, rounds: 0, calls: [], citations },
+    signal,
+    first: null,
+    endTurn,
+    after: null,
   };
-  let answer: ChatStreamAnswer;
   try {
-    const r = await completeChat(
-      deps,
-      caller,
-      platformAiPolicy(c.blueprint()),
-      {
-        model,
-        req: {
-          messages,
-          ...(agent?.temperature != null ? { temperature: agent.temperature } : {}),
-          ...(agent?.max_tokens != null ? { max_tokens: agent.max_tokens } : {}),
-        },
-        stream: true,
-        includeUsage: true,
-      },
-      signal,
-    );
-    if (r.kind !== 'stream')
-      throw new AppError('internal.not_streamed', 'the model answered without a stream', 500);
-    answer = r;
+    turn.first = await ask(turn);
   } catch (e) {
+    lease.release();
     throw await asAppError(e);
   }
-  // The request's lease of the database ends when this handler returns: the stream holds its own.
-  const platformId = c.platform.id;
-  const lease = c.app.platformDbs.acquire(platformId);
-  const db = lease.db;
   const clock = c.app.clock;
-  // Who listens to this conversation (features.collaborative_agents) sees the turn too.
-  const hub = live(c.app.state);
-  const names = userNames(c.db, [userId]);
-  const userMessage = db.transaction(() => {
-    const m = appendMessage(db, {
-      id: newId('chm'),
-      conversation_id: id,
-      role: 'user',
-      content: body.content,
-      model: null,
-      status: 'complete',
-      error: null,
-      prompt_tokens: null,
-      completion_tokens: null,
-      created_at: clock.now(),
-      author_id: userId,
-    });
-    // The first turn names the conversation.
-    if (conv.title === DEFAULT_TITLE && conv.message_count === 0) {
-      const title = body.content.replace(/\s+/g, ' ').trim().slice(0, 60);
-      updateConversation(db, id, conv.user_id, { title, now: clock.now() });
-    }
-    return m;
-  })();
-  hub.publish(platformId, id, { event: 'message', data: { message: messageView(userMessage, names) } });
-
-  let text = '';
-  let usage: { prompt_tokens?: number; completion_tokens?: number } | null = null;
-  let settled = false;
-  const finish = (status: 'complete' | 'stopped' | 'error', error: string | null): MessageRow | null => {
-    if (settled) return null;
-    settled = true;
-    try {
+  let userMessage: MessageRow;
+  try {
+    userMessage = db.transaction(() => {
       const m = appendMessage(db, {
         id: newId('chm'),
         conversation_id: id,
-        role: 'assistant',
-        content: text,
-        model,
-        status,
-        error,
-        prompt_tokens: usage?.prompt_tokens ?? null,
-        completion_tokens: usage?.completion_tokens ?? null,
+        role: 'user',
+        content: body.content,
+        model: null,
+        status: 'complete',
+        error: null,
+        prompt_tokens: null,
+        completion_tokens: null,
         created_at: clock.now(),
-        citations: citations.length ? JSON.stringify(citations) : null,
+        author_id: userId,
       });
-      hub.publish(platformId, id, { event: 'message', data: { message: messageView(m) } });
-      return m;
-    } finally {
-      lease.release();
-      endTurn();
-    }
-  };
-  const chunks = answer.chunks;
-  const enc = new TextEncoder();
-  const stream = new ReadableStream<Uint8Array>({
-    async start(ctl) {
-      const send = (event: string, data: unknown) => {
-        try {
-          ctl.enqueue(enc.encode(sse(event, data)));
-        } catch {
-          // The client is gone; the end is written below.
-        }
-      };
-      send('user', { message: messageView(userMessage, names) });
-      try {
-        for (;;) {
-          if (signal.aborted) break;
-          const n = await chunks.next();
-          if (n.done) break;
-          const ch = n.value;
-          if (ch.usage) usage = ch.usage;
-          const delta = ch.choices[0]?.delta?.content;
-          if (delta) {
-            text += delta;
-            send('delta', { text: delta });
-            hub.publish(platformId, id, { event: 'delta', data: { text: delta, after: userMessage.id } });
-          }
-        }
-        if (signal.aborted) {
-          finish('stopped', null);
-          void chunks.return?.()?.catch(() => undefined);
-        } else {
-          const m = finish('complete', null);
-          if (m) send('done', { message: messageView(m) });
-        }
-      } catch (e) {
-        if (signal.aborted) finish('stopped', null);
-        else {
-          const err = await asAppError(e);
-          const m = finish('error', err.message);
-          send('error', { code: err.code, message: err.message, ...(m ? { message_id: m.id } : {}) });
-        }
-      } finally {
-        try {
-          ctl.close();
-        } catch {
-          // Already cancelled.
-        }
+      // The first turn names the conversation.
+      if (conv.title === DEFAULT_TITLE && conv.message_count === 0) {
+        const title = body.content.replace(/\s+/g, ' ').trim().slice(0, 60);
+        updateConversation(db, id, conv.user_id, { title, now: clock.now() });
       }
-    },
-    cancel() {
-      // The client went away (Stop): the partial text is kept, the provider's stream cancelled
-      // (the request's signal aborts its fetch; return() ends the iterator once it settles).
-      finish('stopped', null);
-      void chunks.return?.()?.catch(() => undefined);
-    },
+      // Calls that waited for an answer expire: the user moved on.
+      for (const p of pendingToolCalls(db, id)) {
+        if (!decideToolCall(db, p.id, 'expired', clock.now())) continue;
+        const tool = turn.tools.find((x) => x.name === p.tool);
+        if (tool) notRun(toolEnv(turn), tool, 'expired');
+      }
+      return m;
+    })();
+  } catch (e) {
+    lease.release();
+    void turn.first.chunks.return?.()?.catch(() => undefined);
+    throw e;
+  }
+  const names = userNames(c.db, [userId]);
+  live(c.app.state).publish(c.platform.id, id, {
+    event: 'message',
+    data: { message: messageView(userMessage, names) },
   });
-  return new Response(stream, {
-    headers: {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-store',
-      'x-accel-buffering': 'no',
-    },
+  turn.after = userMessage.id;
+  turn.prelude = (send) => send('user', { message: messageView(userMessage, names) });
+  return turnStream(turn);
+}
+
+/**
+ * The user's answer to a tool call that waits (`approve`: run it; else it is declined and the
+ * model told so): the turn goes on in a new stream of the same events. A call is answered
+ * once: a second answer is 409 `tool.call_decided`.
+ */
+export async function answerToolCall(
+  deps: AiDeps,
+  c: PlatformRequestContext,
+  conversationId: string,
+  callId: string,
+  body: { approve: boolean },
+  signal: AbortSignal,
+): Promise<Response> {
+  const userId = userOf(c);
+  const { row: conv } = conversationFor(c, conversationId);
+  const row = findToolCall(c.db, callId, conversationId, userId);
+  if (!row) throw new AppError('tool.call_not_found', 'no such tool call', 404);
+  const decided = () =>
+    new AppError('tool.call_decided', `this call was ${row.status} already`, 409, [
+      { path: '/approve', reason: `the call is ${row.status}` },
+    ]);
+  if (row.status !== 'pending') throw decided();
+  const agent = conv.agent_id ? agentSpecFor(c, conv.agent_id, conv.agent_version).spec : null;
+  const model = checkModel(deps, c, agent ? agent.model : conv.model);
+  const state = JSON.parse(row.turn) as TurnState;
+  const won = c.db.transaction(() => {
+    if (!decideToolCall(c.db, row.id, body.approve ? 'approved' : 'declined', c.app.clock.now()))
+      return false;
+    c.app.audit.append(c.db, {
+      actor: actorOf(c.principal),
+      action: body.approve ? 'agent.tool_call_approved' : 'agent.tool_call_declined',
+      target: conv.agent_id ? `agent:${conv.agent_id}` : `conversation:${conversationId}`,
+      details: { call: row.id, tool: row.tool, conversation: conversationId },
+    });
+    return true;
+  })();
+  if (!won) {
+    row.status = findToolCall(c.db, callId, conversationId, userId)?.status ?? row.status;
+    throw decided();
+  }
+  const endTurn = live(c.app.state).beginTurn(c.platform.id, conversationId);
+  const lease = c.app.platformDbs.acquire(c.platform.id);
+  return turnStream({
+    deps,
+    app: c.app,
+    db: lease.db,
+    release: () => lease.release(),
+    caller: callerOf(c, lease.db, userId, conv.agent_id),
+    policy: platformAiPolicy(c.blueprint()),
+    model,
+    agent,
+    tools: toolsOf(agent),
+    conversationId,
+    userId,
+    actor: actorOf(c.principal),
+    state,
+    signal,
+    first: null,
+    decided: { approve: body.approve },
+    endTurn,
+    after: null,
   });
 }

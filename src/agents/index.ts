@@ -1,6 +1,11 @@
 // The agents domain's public API: the portal's conversations (issue 11) and agents (issue 12
-// item 1); knowledge, tools and the marketplace are still to come.
+// item 1), their knowledge, tools and the marketplace.
+import { TOOL_SECRET_SITE } from './tools.service.ts';
+
 export { agentRoutes } from './agents.routes.ts';
 export { conversationRoutes } from './conversations.routes.ts';
 export { fileNameOf, HISTORY_CHARS, HISTORY_MESSAGES } from './conversations.service.ts';
 export { endLiveStreams } from './live.ts';
+
+/** Every place the agents domain stores a sealed secret (tool secrets): `keys rotate` re-seals them. */
+export const AGENT_SECRET_SITES = [TOOL_SECRET_SITE] as const;

@@ -47,7 +47,7 @@ describe('migrate', () => {
         '0013-knowledge',
         '0014-marketplace',
         '0015-agent-forks',
-        '0016-reserved',
+        '0016-agent-tools',
         '0017-collaboration',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(

@@ -21,6 +21,7 @@ import tenant12 from '../../migrations/tenant/0012-agents.sql' with { type: 'tex
 import tenant13 from '../../migrations/tenant/0013-knowledge.sql' with { type: 'text' };
 import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type: 'text' };
 import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type: 'text' };
+import tenant16 from '../../migrations/tenant/0016-agent-tools.sql' with { type: 'text' };
 import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
@@ -55,8 +56,6 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 13, name: 'knowledge', sql: tenant13 },
   { version: 14, name: 'marketplace', sql: tenant14 },
   { version: 15, name: 'agent-forks', sql: tenant15 },
-  // MERGE: 16 belongs to another branch (sharing/referrals); this placeholder keeps 1..N until
-  // that branch's migration takes its place.
-  { version: 16, name: 'reserved', sql: 'SELECT 1;' },
+  { version: 16, name: 'agent-tools', sql: tenant16 },
   { version: 17, name: 'collaboration', sql: tenant17 },
 ];

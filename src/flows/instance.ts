@@ -1,6 +1,7 @@
 import type { Database } from 'bun:sqlite';
 import { join } from 'node:path';
-import { type App, type InstanceConfig, type Logger, openApp } from '../app/index.ts';
+import { AGENT_SECRET_SITES } from '../agents/index.ts';
+import { type App, type InstanceConfig, type Logger, type OpenAppOptions, openApp } from '../app/index.ts';
 import {
   AUDIT_SECRET_SITE,
   type AuditAnchoring,
@@ -30,12 +31,14 @@ export function openInstance(opts: {
   config?: InstanceConfig;
   log?: Logger;
   clock?: Clock;
+  /** Replaces the outbound guard's resolver or connector (tests). */
+  outbound?: OpenAppOptions['outbound'];
 }): Instance {
   let anchoring: AuditAnchoring | undefined;
   const app = openApp({
     ...opts,
     audit: (clock) => createAuditLog(clock, () => anchoring),
-    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES],
+    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES, ...AGENT_SECRET_SITES],
   });
   try {
     const tenancy = createTenancy(app);

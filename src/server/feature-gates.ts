@@ -30,6 +30,8 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'POST /api/v1/agents',
     'PATCH /api/v1/agents/:id',
     'POST /api/v1/agents/:id/publish',
+    'PUT /api/v1/agents/:id/tools/:tool/secret',
+    'DELETE /api/v1/agents/:id/tools/:tool/secret',
     // Members: inviting is part of making agents (a viewer's access to a private agent stays
     // with the switch off: only who can change members goes).
     'GET /api/v1/agents/:id/members',

@@ -78,6 +78,8 @@ export interface ServerAppOptions {
   healthLoop?: boolean;
   /** The environment the mailer reads `mail.smtp.auth.pass_env` from (process.env by default). */
   env?: Record<string, string | undefined>;
+  /** Replaces the outbound guard's resolver or connector (in-process tests). */
+  outbound?: Parameters<typeof openInstance>[0]['outbound'];
 }
 
 /** The server without its listeners: what `startServer` and the in-process test server share. */
@@ -110,7 +112,7 @@ export async function buildServerApp(life: Lifecycle, opts: ServerAppOptions): P
   // a leased platform handle may hold it up to 2 s.
   const inst = await life.add({
     name: 'instance',
-    start: () => openInstance({ dataDir, config, log, clock: opts.clock }),
+    start: () => openInstance({ dataDir, config, log, clock: opts.clock, outbound: opts.outbound }),
     stop: (i) => i.close(),
     stopTimeoutMs: 2_000,
   });

@@ -502,6 +502,61 @@ describe('outbound guard: the operator allow list', () => {
   });
 });
 
+describe('outbound guard: per-request options (agent tools)', () => {
+  const PUB = '93.184.216.34';
+  const PUB2 = '93.184.216.35';
+  test('allowUrl vets the first URL and every redirect, before anything is resolved', async () => {
+    const resolve = fakeResolver({ 'a.test': [PUB], 'b.test': [PUB2] });
+    const connect = fakeConnector({ [PUB]: redirect('http://b.test/'), [PUB2]: () => new Response('b') });
+    const guard = createOutboundGuard({ resolve, connect });
+    const onlyA = (u: URL) => u.hostname === 'a.test';
+    expect((await refusal(guard.fetch('http://a.test/', { allowUrl: onlyA }))).reason).toBe('not_allowed');
+    expect(resolve.calls).toEqual(['a.test']);
+    expect(connect.attempts.map((a) => a.address)).toEqual([PUB]);
+    expect((await refusal(guard.fetch('http://b.test/', { allowUrl: onlyA }))).reason).toBe('not_allowed');
+    expect(resolve.calls).toEqual(['a.test']);
+    expect(await (await guard.fetch('http://a.test/')).text()).toBe('b');
+  });
+
+  test('sensitive headers are dropped when a redirect leaves the origin, kept within it', async () => {
+    const seen: (string | null)[] = [];
+    const resolve = fakeResolver({ 'a.test': [PUB], 'b.test': [PUB2] });
+    const connect = fakeConnector({
+      [PUB]: (t, h) => {
+        seen.push(h.get('x-api-key'));
+        return t.url.pathname === '/'
+          ? redirect('/same')()
+          : t.url.pathname === '/same'
+            ? redirect('http://b.test/')()
+            : new Response('a');
+      },
+      [PUB2]: (_t, h) => {
+        seen.push(h.get('x-api-key'));
+        return new Response('b');
+      },
+    });
+    const guard = createOutboundGuard({ resolve, connect });
+    await guard.fetch('http://a.test/', { headers: { 'x-api-key': 'k' }, sensitiveHeaders: ['X-Api-Key'] });
+    expect(seen).toEqual(['k', 'k', null]);
+  });
+
+  test("a request's own size limit and deadline override the guard's", async () => {
+    const resolve = fakeResolver({ 'a.test': [PUB] });
+    const connect: Connector = async (t, req) => {
+      if (t.url.pathname === '/slow')
+        return new Promise<Response>((_r, reject) =>
+          req.signal.addEventListener('abort', () => reject(req.signal.reason)),
+        );
+      return new Response('x'.repeat(2000));
+    };
+    const guard = createOutboundGuard({ resolve, connect, maxBytes: 1_000_000, timeoutMs: 60_000 });
+    expect((await guard.fetch('http://a.test/')).status).toBe(200);
+    expect((await refusal(guard.fetch('http://a.test/', { maxBytes: 1000 }))).reason).toBe('too_large');
+    const e = await refusal(guard.fetch('http://a.test/slow', { timeoutMs: 50 }));
+    expect([e.reason, e.detail]).toEqual(['timeout', 'no complete answer within 50 ms']);
+  });
+});
+
 describe('CIDR parsing and address classes', () => {
   const cidrs: { cidr: string; ok: boolean; reason?: RegExp }[] = [
     { cidr: '127.0.0.1/32', ok: true },

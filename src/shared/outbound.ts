@@ -45,7 +45,8 @@ export type OutboundReason =
   | 'aborted'
   | 'too_large'
   | 'too_many_redirects'
-  | 'bad_redirect';
+  | 'bad_redirect'
+  | 'not_allowed';
 
 /**
  * An outbound request that failed or was refused. `code`, `message` and `status` (502) are the
@@ -113,6 +114,17 @@ export interface OutboundInit {
   signal?: AbortSignal;
   /** `follow` (the default: each hop checked, at most `maxRedirects`), `manual` or `error`. */
   redirect?: 'follow' | 'manual' | 'error';
+  /**
+   * Called with every URL before it is resolved, the first and each redirect's: false refuses it
+   * (`not_allowed`), e.g. a host the tenant's own allowlist does not name.
+   */
+  allowUrl?: (url: URL) => boolean;
+  /** Headers dropped, besides Authorization and cookies, when a redirect leaves the origin. */
+  sensitiveHeaders?: readonly string[];
+  /** This request's largest body, in bytes (default: the guard's `maxBytes`). */
+  maxBytes?: number;
+  /** This request's deadline, redirects and body included (default: the guard's `timeoutMs`). */
+  timeoutMs?: number;
 }
 
 /** What the guard is made of. */
@@ -476,9 +488,9 @@ export function createOutboundGuard(opts: OutboundOptions = {}): OutboundGuard {
   };
 
   /** Whether the deadline or the caller ended it: the failure to report. */
-  const stopped = (signal: AbortSignal, deadline: AbortSignal, target: URL | string) =>
+  const stopped = (signal: AbortSignal, deadline: AbortSignal, target: URL | string, ms = timeoutMs) =>
     deadline.aborted
-      ? fail('timeout', `no complete answer within ${timeoutMs} ms`, target)
+      ? fail('timeout', `no complete answer within ${ms} ms`, target)
       : signal.aborted
         ? fail('aborted', `the caller aborted: ${errText(signal.reason)}`, target)
         : null;
@@ -540,7 +552,7 @@ export function createOutboundGuard(opts: OutboundOptions = {}): OutboundGuard {
   };
 
   /** Reads the body whole, at most `maxBytes`, and hands back an equivalent Response. */
-  const buffered = async (res: Response, url: URL): Promise<Response> => {
+  const buffered = async (res: Response, url: URL, maxBytes: number): Promise<Response> => {
     const declared = Number(res.headers.get('content-length') ?? '0');
     if (declared > maxBytes) {
       await res.body?.cancel().catch(() => {});
@@ -579,20 +591,30 @@ export function createOutboundGuard(opts: OutboundOptions = {}): OutboundGuard {
   };
 
   const guardedFetch = async (input: string | URL, init: OutboundInit = {}): Promise<Response> => {
-    const deadline = AbortSignal.timeout(timeoutMs);
+    const ms = init.timeoutMs ?? timeoutMs;
+    const limit = init.maxBytes ?? maxBytes;
+    const deadline = AbortSignal.timeout(ms);
     const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
     const mode = init.redirect ?? 'follow';
     let method = (init.method ?? 'GET').toUpperCase();
     const headers = new Headers(init.headers);
     let body = init.body;
     let current: string | URL = input;
+    const strip = [...CREDENTIAL_HEADERS, ...(init.sensitiveHeaders ?? []).map((h) => h.toLowerCase())];
     for (let hop = 0; ; hop++) {
+      if (init.allowUrl) {
+        let u: URL | null = null;
+        try {
+          u = new URL(String(current));
+        } catch {}
+        if (u && !init.allowUrl(u)) throw fail('not_allowed', `${u.host} is not allowed by the caller`, u);
+      }
       const target = await check(current, signal, deadline);
       const url = target.url;
       try {
         const res = await raced(connect(target, { method, headers, body, signal }), signal);
         if (!REDIRECTS.has(res.status) || mode === 'manual' || !res.headers.has('location'))
-          return await raced(buffered(res, url), signal);
+          return await raced(buffered(res, url, limit), signal);
         await res.body?.cancel().catch(() => {});
         if (mode === 'error')
           throw fail('bad_redirect', `redirected (${res.status}) where none was allowed`, url);
@@ -611,11 +633,11 @@ export function createOutboundGuard(opts: OutboundOptions = {}): OutboundGuard {
           body = undefined;
           for (const h of ['content-type', 'content-length', 'content-encoding']) headers.delete(h);
         }
-        if (next.origin !== url.origin) for (const h of CREDENTIAL_HEADERS) headers.delete(h);
+        if (next.origin !== url.origin) for (const h of strip) headers.delete(h);
         current = next;
       } catch (e) {
         if (e instanceof OutboundError) throw e;
-        throw stopped(signal, deadline, url) ?? fail('connect', errText(e), url);
+        throw stopped(signal, deadline, url, ms) ?? fail('connect', errText(e), url);
       }
     }
   };

@@ -16,6 +16,7 @@ import {
   useResource,
 } from '../shared/ui.tsx';
 import { boot } from './app.tsx';
+import { type Tool, Tools } from './tools.tsx';
 
 /** The agents a user may chat with, and the builder for their own (issue 12). */
 
@@ -41,8 +42,11 @@ export interface Agent {
     temperature: number | null;
     max_tokens: number | null;
     starter_prompts: string[];
+    tools?: Tool[];
     changed: boolean;
   };
+  /** Which tools have a secret (their editors only; never the value). */
+  tool_secrets?: { tool: string; header: string; set: boolean }[];
   can_edit: boolean;
   /** Delete, visibility, listing, members: its owner and the admins. */
   can_manage?: boolean;
@@ -311,6 +315,9 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
       </Form>
       {a ? <Knowledge a={a} /> : null}
       {a ? <Members a={a} /> : null}
+      {a ? (
+        <Tools agentId={a.id} tools={a.draft?.tools ?? []} secrets={a.tool_secrets ?? []} onSaved={onSaved} />
+      ) : null}
       {a ? (
         <section aria-labelledby="publish">
           <h2 id="publish">Publish</h2>

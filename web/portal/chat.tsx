@@ -32,17 +32,42 @@ interface Conversation {
   owner_id?: string;
   shared?: boolean;
 }
+/** A tool call of the answer being written, as the stream told it. */
+interface ToolStep {
+  call_id: string;
+  tool: string;
+  arguments: string;
+  state: 'running' | 'ok' | 'failed' | 'declined' | 'waiting';
+}
 interface Message {
   id: string;
   role: 'user' | 'assistant';
   content: string;
-  status: 'complete' | 'stopped' | 'error' | 'streaming';
+  status: 'complete' | 'stopped' | 'error' | 'streaming' | 'waiting';
   error?: string;
   created_at: string;
   /** Who wrote a user message. */
   author?: { id: string; name: string | null };
   citations?: { n: number; document: { id: string; name: string }; seq: number; text: string }[];
+  /** This screen's record of the turn's tool calls (not stored with the message). */
+  tools?: ToolStep[];
 }
+/** A tool call that waits for the user's Confirm or Decline. */
+interface Waiting {
+  id: string;
+  tool: string;
+  method?: string;
+  host?: string;
+  arguments: string;
+}
+
+const TOOL_STATE: Record<ToolStep['state'], string> = {
+  running: 'running…',
+  ok: 'done',
+  failed: 'failed',
+  declined: 'declined',
+  waiting: 'waits for you',
+};
 
 export function Chat() {
   const current = match('/app/c/:id', path.value)?.id ?? null;
@@ -58,6 +83,7 @@ export function Chat() {
   const draft = useSignal('');
   const streaming = useSignal<AbortController | null>(null);
   const turnError = useSignal<unknown>(null);
+  const waiting = useSignal<Waiting | null>(null);
   const logRef = useRef<HTMLDivElement>(null);
   const sharing = useSignal(false);
   /** Whether this page follows the conversation live (its event stream is open). */
@@ -70,6 +96,7 @@ export function Chat() {
   // The open conversation and its messages.
   useEffect(() => {
     loadError.value = null;
+    waiting.value = null;
     if (!current) {
       conv.value = null;
       messages.value = [];
@@ -80,18 +107,19 @@ export function Chat() {
       return;
     }
     const ctl = new AbortController();
-    api<{ conversation: Conversation; messages: Message[] }>(
-      'GET',
-      `/api/v1/conversations/${encodeURIComponent(current)}`,
-      undefined,
-      {
-        signal: ctl.signal,
-      },
-    )
+    api<{
+      conversation: Conversation;
+      messages: Message[];
+      pending_tool_calls?: { id: string; tool: string; arguments: string }[];
+    }>('GET', `/api/v1/conversations/${encodeURIComponent(current)}`, undefined, {
+      signal: ctl.signal,
+    })
       .then((r) => {
         conv.value = r.conversation;
         messages.value = r.messages;
         model.value = r.conversation.model;
+        const p = r.pending_tool_calls?.at(-1);
+        waiting.value = p ? { id: p.id, tool: p.tool, arguments: p.arguments } : null;
       })
       .catch((e) => {
         if (!ctl.signal.aborted) loadError.value = e;
@@ -154,6 +182,100 @@ export function Chat() {
     if (el) el.scrollTop = el.scrollHeight;
   });
 
+  /** Reads a turn's events into the answer being written (`pending`, the last message once shown). */
+  const readTurn = async (res: Response, pending: Message) => {
+    const show = () => {
+      messages.value = [
+        ...messages.value.slice(0, -1),
+        { ...pending, tools: pending.tools && [...pending.tools] },
+      ];
+    };
+    const step = (callId: unknown, change: Partial<ToolStep>) => {
+      pending.tools = (pending.tools ?? []).map((t) => (t.call_id === callId ? { ...t, ...change } : t));
+    };
+    for await (const ev of readSse(res)) {
+      const data = JSON.parse(ev.data) as Record<string, unknown>;
+      if (ev.event === 'user') messages.value = [...messages.value, data.message as Message, pending];
+      else if (ev.event === 'delta') {
+        pending.content += data.text as string;
+        show();
+      } else if (ev.event === 'tool_call') {
+        pending.tools = [
+          ...(pending.tools ?? []).filter((t) => t.call_id !== data.call_id),
+          {
+            call_id: String(data.call_id),
+            tool: String(data.tool),
+            arguments: String(data.arguments ?? ''),
+            state: 'running',
+          },
+        ];
+        show();
+      } else if (ev.event === 'tool_result') {
+        step(data.call_id, { state: data.ok ? 'ok' : data.outcome === 'declined' ? 'declined' : 'failed' });
+        show();
+      } else if (ev.event === 'tool_confirm') {
+        step(data.call_id, { state: 'waiting' });
+        pending.status = 'waiting';
+        waiting.value = {
+          id: String(data.id),
+          tool: String(data.tool),
+          method: String(data.method),
+          host: String(data.host),
+          arguments: String(data.arguments ?? ''),
+        };
+        show();
+      } else if (ev.event === 'done')
+        messages.value = [
+          ...messages.value.slice(0, -1),
+          { ...(data.message as Message), tools: pending.tools },
+        ];
+      else if (ev.event === 'error') {
+        messages.value = [
+          ...messages.value.slice(0, -1),
+          { ...pending, status: 'error', error: String(data.message ?? 'the answer failed') },
+        ];
+      }
+    }
+  };
+
+  /** The user's answer to the waiting tool call: the turn streams on into the same answer. */
+  const answer = async (approve: boolean) => {
+    const w = waiting.value;
+    const id = current;
+    if (!w || !id || streaming.value) return;
+    turnError.value = null;
+    const last = messages.value.at(-1);
+    let pending: Message;
+    if (last?.id.startsWith('pending')) {
+      pending = { ...last, status: 'streaming' };
+      messages.value = [...messages.value.slice(0, -1), pending];
+    } else {
+      pending = {
+        id: `pending-${Date.now()}`,
+        role: 'assistant',
+        content: '',
+        status: 'streaming',
+        created_at: new Date().toISOString(),
+      };
+      messages.value = [...messages.value, pending];
+    }
+    const ctl = new AbortController();
+    streaming.value = ctl;
+    try {
+      const res = await fetch(
+        `/api/v1/conversations/${encodeURIComponent(id)}/tool-calls/${encodeURIComponent(w.id)}`,
+        requestInit('POST', { approve }, { signal: ctl.signal, headers: { accept: 'text/event-stream' } }),
+      );
+      if (!res.ok) throw await errorOf(res);
+      waiting.value = null;
+      await readTurn(res, pending);
+    } catch (e) {
+      if ((e as Error).name !== 'AbortError') turnError.value = e;
+    } finally {
+      streaming.value = null;
+    }
+  };
+
   const send = async () => {
     const content = draft.value.trim();
     if (!content || streaming.value) return;
@@ -176,7 +298,7 @@ export function Chat() {
     const ctl = new AbortController();
     streaming.value = ctl;
     const pending: Message = {
-      id: 'pending',
+      id: `pending-${Date.now()}`,
       role: 'assistant',
       content: '',
       status: 'streaming',
@@ -193,25 +315,11 @@ export function Chat() {
       );
       if (!res.ok) throw await errorOf(res);
       draft.value = '';
-      for await (const ev of readSse(res)) {
-        const data = JSON.parse(ev.data) as Record<string, unknown>;
-        if (ev.event === 'user') messages.value = [...messages.value, data.message as Message, pending];
-        else if (ev.event === 'delta') {
-          pending.content += data.text as string;
-          messages.value = [...messages.value.slice(0, -1), { ...pending }];
-        } else if (ev.event === 'done')
-          messages.value = [...messages.value.slice(0, -1), data.message as Message];
-        else if (ev.event === 'error') {
-          messages.value = [
-            ...messages.value.slice(0, -1),
-            { ...pending, status: 'error', error: String(data.message ?? 'the answer failed') },
-          ];
-        }
-      }
+      await readTurn(res, pending);
     } catch (e) {
       if ((e as Error).name === 'AbortError') {
         const last = messages.value.at(-1);
-        if (last?.id === 'pending')
+        if (last?.id.startsWith('pending'))
           messages.value = [...messages.value.slice(0, -1), { ...last, status: 'stopped' }];
       } else turnError.value = e;
     } finally {
@@ -369,6 +477,20 @@ export function Chat() {
                 <div class="body" data-role={m.role}>
                   {m.role === 'assistant' ? <Markdown text={m.content} /> : <p class="plain">{m.content}</p>}
                 </div>
+                {m.tools?.length ? (
+                  <ul class="tool-steps" aria-label="Tool calls">
+                    {m.tools.map((t) => (
+                      <li key={t.call_id} data-state={t.state}>
+                        <code>{t.tool}</code> <span class="muted">{t.arguments}</span>{' '}
+                        <span
+                          class={`badge${t.state === 'failed' ? ' bad' : t.state === 'waiting' ? ' warn' : ''}`}
+                        >
+                          {TOOL_STATE[t.state]}
+                        </span>
+                      </li>
+                    ))}
+                  </ul>
+                ) : null}
                 {m.error ? <p class="error-text">{m.error}</p> : null}
                 {m.citations?.length ? (
                   <details class="sources">
@@ -387,6 +509,30 @@ export function Chat() {
             ))
           )}
         </div>
+        {waiting.value ? (
+          <section class="tool-confirm card" aria-labelledby="tool-confirm-title">
+            <h2 id="tool-confirm-title">The agent wants to use {waiting.value.tool}</h2>
+            <p>
+              {waiting.value.method && waiting.value.host
+                ? `${waiting.value.method} on ${waiting.value.host}: this may change something there.`
+                : 'This may change something.'}
+            </p>
+            <pre class="plain">{waiting.value.arguments}</pre>
+            <div class="actions">
+              <button
+                type="button"
+                class="primary"
+                disabled={!!streaming.value}
+                onClick={() => void answer(true)}
+              >
+                Confirm
+              </button>
+              <button type="button" disabled={!!streaming.value} onClick={() => void answer(false)}>
+                Decline
+              </button>
+            </div>
+          </section>
+        ) : null}
         <ErrorNotice error={turnError.value} />
         <form
           class="composer"
