@@ -3,3 +3,14 @@
 export { agentRoutes } from './agents.routes.ts';
 export { conversationRoutes } from './conversations.routes.ts';
 export { fileNameOf, HISTORY_CHARS, HISTORY_MESSAGES } from './conversations.service.ts';
+export { federationRoutes } from './federation.routes.ts';
+export {
+  acceptRevocationList,
+  FEDERATION_SECRET_SITE,
+  federationKeyView,
+  MAX_REVOCATIONS,
+  revocationList,
+  trustedKeys,
+  trustKey,
+  untrustKey,
+} from './federation.service.ts';

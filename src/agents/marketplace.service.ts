@@ -13,6 +13,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { findAgent, findVersion } from './agents.repository.ts';
 import { type AgentSpec, canEdit, forkAgent, readableAgent } from './agents.service.ts';
+import { revokeAgentVersions } from './federation.service.ts';
 import {
   findListing,
   insertListing,
@@ -308,6 +309,9 @@ export function moderate(c: PlatformRequestContext, id: string, body: Record<str
       },
     });
   })();
+  // A revoked listing's versions join the instance's revocation list (issue 12 item 8), so the
+  // copies imported elsewhere stop working too.
+  if (to === 'revoked') revokeAgentVersions(c, l.agent_id, reason);
   return { listing: listingView(c, findListing(c.db, l.id)!) };
 }
 

@@ -20,7 +20,8 @@ export function newId(
     | 'chm'
     | 'agt'
     | 'kdc'
-    | 'lst',
+    | 'lst'
+    | 'fed',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }
