@@ -538,6 +538,35 @@ export function acceptRevocationList(app: App, actor: string, raw: unknown) {
   });
 }
 
+/**
+ * Fetches a peer's signed revocation list from `url` (its `GET /federation/revocations`) through
+ * the outbound guard, then takes it in as `acceptRevocationList` does.
+ */
+export async function fetchRevocationList(app: App, actor: string, url: unknown) {
+  let u: URL;
+  try {
+    u = new URL(typeof url === 'string' ? url : '');
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new Error('scheme');
+  } catch {
+    throw new AppError('federation.invalid', 'url: must be an http(s) URL', 400, [
+      { path: '/url', reason: 'must be an http(s) URL' },
+    ]);
+  }
+  const res = await app.outbound.fetch(u, { headers: { accept: 'application/json' } });
+  let body: unknown;
+  try {
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    body = await res.json();
+  } catch (e) {
+    throw new AppError(
+      'federation.peer_unreadable',
+      `the peer at ${u.origin} did not answer with a revocation list (${(e as Error).message})`,
+      502,
+    );
+  }
+  return { ...acceptRevocationList(app, actor, body), from: u.origin };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Trust (the operator's)
 

@@ -8,6 +8,7 @@ export {
   acceptRevocationList,
   FEDERATION_SECRET_SITE,
   federationKeyView,
+  fetchRevocationList,
   MAX_REVOCATIONS,
   revocationList,
   trustedKeys,

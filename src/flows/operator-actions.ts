@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import {
   acceptRevocationList,
   federationKeyView,
+  fetchRevocationList,
   revocationList,
   trustedKeys,
   trustKey,
@@ -303,6 +304,11 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
     acceptRevocations(p: OperatorPrincipal, body: unknown) {
       requireAdmin(p);
       return acceptRevocationList(app, p.actor, body);
+    },
+    /** Fetches a trusted peer's signed revocation list (through the outbound guard) and takes it in. */
+    fetchRevocations(p: OperatorPrincipal, body: unknown) {
+      requireAdmin(p);
+      return fetchRevocationList(app, p.actor, (body as { url?: unknown } | null)?.url);
     },
     /** This instance's own signed revocation list. */
     revocationList() {

@@ -230,3 +230,13 @@ export const RevocationListBody = Type.Record(Type.String(), Type.Unknown(), {
   description:
     "Another instance's signed revocation list (format soulfra.revocations/1), as its GET /federation/revocations answered",
 });
+export const RevocationFetch = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      description: "The peer's list, e.g. https://<its base domain>/federation/revocations",
+    }),
+  },
+  { additionalProperties: false },
+);

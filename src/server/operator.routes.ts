@@ -62,6 +62,7 @@ import {
   PlatformUpdate,
   Reason,
   ReturnToQuery,
+  RevocationFetch,
   RevocationListBody,
   SlugHostParams,
   SlugIdParams,
@@ -522,6 +523,19 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "Take in a trusted instance's signed revocation list: the versions it revoked stop working here",
+              tags: ['federation'],
+            },
+          },
+        )
+        .post(
+          '/federation/revocations/fetch',
+          ({ principal, body }) => d.actions.fetchRevocations(principal, body),
+          {
+            permission: 'operator:write',
+            body: RevocationFetch,
+            detail: {
+              summary:
+                "Fetch a trusted instance's signed revocation list from its URL (through the outbound guard) and take it in",
               tags: ['federation'],
             },
           },
