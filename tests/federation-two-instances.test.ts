@@ -52,7 +52,10 @@ beforeAll(async () => {
     models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
     outbound: { allow: ['127.0.0.1/32'] },
   };
-  one = await inProcessServer({ config });
+  // Instance one offers a model alias instance two does not.
+  one = await inProcessServer({
+    config: { ...config, models: [...config.models, { alias: 'special', route: ['stub/gpt-4o-mini'] }] },
+  });
   two = await inProcessServer({ config });
   expect(one.dataDir).not.toBe(two.dataDir);
   for (const [s, slug, key] of [
@@ -208,6 +211,45 @@ describe('two instances', () => {
     };
     expect(new Set(audit.entries.map((e) => e.action))).toEqual(
       new Set(['federation.key_created', 'federation.key_trusted', 'federation.revocations_received']),
+    );
+  });
+
+  test("a model instance two does not offer: refused clearly, or mapped with ?model= (noted; the source's hash kept)", async () => {
+    const a = await json<{ agent: { id: string } }>(
+      callAs(one, S.src!, 'POST', '/api/v1/agents', {
+        name: 'Special',
+        persona: 'special',
+        model: 'special',
+      }),
+    );
+    await callAs(one, S.src!, 'POST', `/api/v1/agents/${a.agent.id}/publish`);
+    const p = (await (
+      await callAs(one, S.src!, 'GET', `/api/v1/agents/${a.agent.id}/versions/1/package`)
+    ).json()) as Pkg;
+    const refused = await callAs(two, S.dst!, 'POST', '/api/v1/agents/import', p);
+    expect(refused.status).toBe(422);
+    const err = ((await refused.json()) as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe('federation.model_unavailable');
+    expect(err.message).toContain('special');
+    expect(err.message).toContain('default');
+    expect((await callAs(two, S.dst!, 'POST', '/api/v1/agents/import?model=nope', p)).status).toBe(400);
+    const mapped = await callAs(two, S.dst!, 'POST', '/api/v1/agents/import?model=default', p);
+    expect(mapped.status).toBe(201);
+    const copy = ((await mapped.json()) as { agent: AgentView & { model: string } }).agent;
+    expect(copy.model).toBe('default');
+    expect(copy.imported_from).toMatchObject({ model_from: 'special', hash: p.provenance.hash });
+    expect(copy.latest_version!.hash).not.toBe(p.provenance.hash);
+    // A revocation of the source's version still reaches the mapped copy (by the source's hash).
+    await callAs(one, S.src!, 'POST', `/api/v1/agents/${a.agent.id}/versions/1/revoke`, {
+      reason: 'withdrawn',
+    });
+    expect((await callAs(two, S.dst!, 'POST', '/api/v1/conversations', { agent_id: copy.id })).status).toBe(
+      201,
+    );
+    const list = await (await one.request('localhost', '/federation/revocations')).json();
+    expect((await two.operatorApi('POST', '/federation/revocations', list)).status).toBe(200);
+    expect((await callAs(two, S.dst!, 'POST', '/api/v1/conversations', { agent_id: copy.id })).status).toBe(
+      410,
     );
   });
 });

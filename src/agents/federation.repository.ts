@@ -194,11 +194,24 @@ export function countCatalogImport(control: Database, id: string): void {
   control.query('UPDATE federation_catalog SET imports = imports + 1 WHERE id = ?').run(id);
 }
 
-/** The catalog, newest first, without entries whose version is revoked under `keyId`. */
+/** An entry whose platform is active (a suspended or archived platform shares nothing). */
+export function findLiveCatalogEntry(control: Database, id: string): CatalogRow | null {
+  return control
+    .query<CatalogRow, [string]>(
+      `SELECT c.* FROM federation_catalog c JOIN platforms p ON p.id = c.platform_id AND p.status = 'active'
+       WHERE c.id = ?`,
+    )
+    .get(id);
+}
+
+/**
+ * The catalog, newest first: entries of active platforms, without those whose version is
+ * revoked under `keyId`.
+ */
 export function listCatalog(control: Database, keyId: string, limit: number): CatalogRow[] {
   return control
     .query<CatalogRow, [string, number]>(
-      `SELECT c.* FROM federation_catalog c
+      `SELECT c.* FROM federation_catalog c JOIN platforms p ON p.id = c.platform_id AND p.status = 'active'
        WHERE NOT EXISTS (SELECT 1 FROM federation_revocations r WHERE r.key_id = ? AND r.hash = c.hash)
        ORDER BY c.shared_at DESC, c.id DESC LIMIT ?`,
     )

@@ -37,6 +37,7 @@ import {
   deleteTrustedKey,
   findCatalogEntry,
   findFederationKey,
+  findLiveCatalogEntry,
   findRevocation,
   findTrustedKey,
   insertFederationKey,
@@ -778,7 +779,7 @@ export function importFromCatalog(
   id: string,
   model: string | undefined,
 ) {
-  const e = findCatalogEntry(c.app.control, id);
+  const e = findLiveCatalogEntry(c.app.control, id);
   if (!e) throw entryNotFound();
   const pkg = verifyPackage(c.app, c.platform.id, JSON.parse(e.package));
   const agent = importVerified(deps, c, pkg, {

@@ -460,6 +460,11 @@ describe('the ecosystem catalog', () => {
     });
     expect(copy.latest_version?.hash).toBe(entry.agent.hash);
     expect((await entries(S.bea!)).find((e) => e.id === entry.id)!.imports).toBe(1);
+    // While A is suspended, it shares nothing.
+    expect((await s.operatorApi('POST', '/platforms/fa/suspend', { reason: 'audit' })).status).toBe(200);
+    expect((await entries(S.bea!)).some((e) => e.id === entry.id)).toBe(false);
+    expect((await call(S.bea!, 'POST', `/api/v1/federation/catalog/${entry.id}/import`)).status).toBe(404);
+    expect((await s.operatorApi('POST', '/platforms/fa/resume', {})).status).toBe(200);
     // B's admin cannot withdraw A's entry (not found from B); A's admin can.
     expect((await call(S.bOwner!, 'DELETE', `/api/v1/federation/catalog/${entry.id}`)).status).toBe(404);
     expect((await entries(S.bea!)).some((e) => e.id === entry.id)).toBe(true);
