@@ -16,6 +16,7 @@ import {
   useResource,
 } from '../shared/ui.tsx';
 import { boot } from './app.tsx';
+import { type Federated, FederationSection } from './federation.tsx';
 
 /** The agents a user may chat with, and the builder for their own (issue 12). */
 
@@ -84,6 +85,11 @@ export function Agents() {
             <a class="button primary" href="/app/agents/new">
               New agent
             </a>
+            {boot.platform.features.agent_marketplace ? (
+              <a class="button" href="/app/agents/import">
+                Import
+              </a>
+            ) : null}
           </div>
         ) : null}
       </div>
@@ -302,6 +308,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
         {saved.value ? <Notice>{saved.value}</Notice> : null}
       </Form>
       {a ? <Knowledge a={a} /> : null}
+      {a ? <FederationSection a={a as Agent & Federated} /> : null}
       {a ? (
         <section aria-labelledby="publish">
           <h2 id="publish">Publish</h2>
