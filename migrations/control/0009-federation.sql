@@ -21,18 +21,20 @@ CREATE TABLE federation_trusted_keys (
   PRIMARY KEY (platform_id, key_id)
 ) STRICT;
 
--- Revoked agent versions: a version hash signed under key_id. This instance's own revocations
--- (origin 'local', published in its signed list) and those taken in from trusted peers' signed
--- lists (origin 'peer': a peer may revoke only what its own key signed).
+-- Revoked agent versions: a version hash of a source platform, signed under key_id. This
+-- instance's own revocations (origin 'local', published in its signed list) and those taken in
+-- from trusted peers' signed lists (origin 'peer': a peer revokes only what its own key signed).
+-- The source platform is part of the key: two platforms may hold the same spec (the same hash),
+-- and one revoking its version never stops the other's.
 CREATE TABLE federation_revocations (
   key_id      TEXT NOT NULL,
+  platform_id TEXT NOT NULL,                                          -- the source platform (at the signer)
   hash        TEXT NOT NULL,
   reason      TEXT NOT NULL,
   revoked_at  INTEGER NOT NULL,
   origin      TEXT NOT NULL CHECK (origin IN ('local', 'peer')),
-  platform_id TEXT,                                                   -- local: the platform that revoked
   recorded_at INTEGER NOT NULL,
-  PRIMARY KEY (key_id, hash)
+  PRIMARY KEY (key_id, platform_id, hash)
 ) STRICT;
 
 -- The instance-wide ecosystem catalog: what platforms share with each other. Each entry holds

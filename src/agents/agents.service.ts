@@ -386,8 +386,9 @@ export function importAgent(c: PlatformRequestContext, spec: AgentSpec, from: { 
 
 /**
  * Why an agent of `c`'s platform may not run `hash` (the version it would run), or null: it was
- * imported and its source version is revoked (under the key that signed it), or this platform
- * revoked that version itself (`POST .../versions/:version/revoke`, a listing's revocation).
+ * imported and its source version is revoked (under the key that signed it, for its source
+ * platform), or this platform revoked that content itself (`POST .../versions/:version/revoke`,
+ * a listing's revocation; by hash, so every agent of this platform with that version stops).
  */
 export function revocationOf(
   c: PlatformRequestContext,
@@ -395,14 +396,19 @@ export function revocationOf(
   hash: string | null,
 ): RevocationRow | null {
   if (a.imported_from) {
-    const from = JSON.parse(a.imported_from) as { instance_key_id: string; hash: string };
-    const r = findRevocation(c.app.control, from.instance_key_id, from.hash);
+    const from = JSON.parse(a.imported_from) as {
+      instance_key_id: string;
+      platform: { id: string };
+      hash: string;
+    };
+    const r = findRevocation(c.app.control, from.instance_key_id, from.platform.id, from.hash);
     if (r) return r;
+    // Its first version is the source's: only the source revokes it (the importer deletes it).
+    if (hash !== null && hash === findVersion(c.db, a.id, 1)?.hash) return null;
   }
   if (hash === null) return null;
   const own = findFederationKey(c.app.control)?.key_id;
-  const r = own ? findRevocation(c.app.control, own, hash) : null;
-  return r && r.platform_id === c.platform.id ? r : null;
+  return own ? findRevocation(c.app.control, own, c.platform.id, hash) : null;
 }
 
 function refuseRevoked(c: PlatformRequestContext, a: AgentRow, hash: string | null): void {

@@ -88,20 +88,26 @@ export function deleteTrustedKey(control: Database, platformId: string, keyId: s
 
 export interface RevocationRow {
   key_id: string;
+  /** The source platform's id (at the instance of `key_id`). */
+  platform_id: string;
   hash: string;
   reason: string;
   revoked_at: number;
   origin: 'local' | 'peer';
-  platform_id: string | null;
   recorded_at: number;
 }
 
-export function findRevocation(control: Database, keyId: string, hash: string): RevocationRow | null {
+export function findRevocation(
+  control: Database,
+  keyId: string,
+  platformId: string,
+  hash: string,
+): RevocationRow | null {
   return control
-    .query<RevocationRow, [string, string]>(
-      'SELECT * FROM federation_revocations WHERE key_id = ? AND hash = ?',
+    .query<RevocationRow, [string, string, string]>(
+      'SELECT * FROM federation_revocations WHERE key_id = ? AND platform_id = ? AND hash = ?',
     )
-    .get(keyId, hash);
+    .get(keyId, platformId, hash);
 }
 
 /** Records a revocation; one already there stays as it was. Whether a row was added. */
@@ -109,10 +115,10 @@ export function insertRevocation(control: Database, r: RevocationRow): boolean {
   return (
     control
       .query(
-        `INSERT INTO federation_revocations (key_id, hash, reason, revoked_at, origin, platform_id, recorded_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, hash) DO NOTHING`,
+        `INSERT INTO federation_revocations (key_id, platform_id, hash, reason, revoked_at, origin, recorded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_id, platform_id, hash) DO NOTHING`,
       )
-      .run(r.key_id, r.hash, r.reason, r.revoked_at, r.origin, r.platform_id, r.recorded_at).changes > 0
+      .run(r.key_id, r.platform_id, r.hash, r.reason, r.revoked_at, r.origin, r.recorded_at).changes > 0
   );
 }
 
@@ -120,7 +126,8 @@ export function insertRevocation(control: Database, r: RevocationRow): boolean {
 export function listRevocations(control: Database, keyId: string, limit: number): RevocationRow[] {
   return control
     .query<RevocationRow, [string, number]>(
-      'SELECT * FROM federation_revocations WHERE key_id = ? ORDER BY revoked_at DESC, hash LIMIT ?',
+      `SELECT * FROM federation_revocations WHERE key_id = ?
+       ORDER BY revoked_at DESC, platform_id, hash LIMIT ?`,
     )
     .all(keyId, limit);
 }
@@ -212,7 +219,8 @@ export function listCatalog(control: Database, keyId: string, limit: number): Ca
   return control
     .query<CatalogRow, [string, number]>(
       `SELECT c.* FROM federation_catalog c JOIN platforms p ON p.id = c.platform_id AND p.status = 'active'
-       WHERE NOT EXISTS (SELECT 1 FROM federation_revocations r WHERE r.key_id = ? AND r.hash = c.hash)
+       WHERE NOT EXISTS (SELECT 1 FROM federation_revocations r
+                         WHERE r.key_id = ? AND r.platform_id = c.platform_id AND r.hash = c.hash)
        ORDER BY c.shared_at DESC, c.id DESC LIMIT ?`,
     )
     .all(keyId, limit);

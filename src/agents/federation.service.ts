@@ -219,7 +219,7 @@ function buildPackage(c: PlatformRequestContext, agentId: string, version: numbe
       );
   }
   const keyId = instanceKey(c.app).keyId;
-  const revoked = findRevocation(c.app.control, keyId, v.hash);
+  const revoked = findRevocation(c.app.control, keyId, c.platform.id, v.hash);
   if (revoked) throw revokedError(revoked);
   const owner = a.owner_id ? createUserRepository({ db: c.db }).byId(a.owner_id) : null;
   const unsigned = {
@@ -285,6 +285,7 @@ export function verifyPackage(app: App, platformId: string, raw: unknown): Agent
     typeof p.hash !== 'string' ||
     !Number.isInteger(p.version) ||
     !isObject(p.platform) ||
+    typeof p.platform.id !== 'string' ||
     !isObject(p.agent)
   )
     throw invalid('/provenance', 'must name the key id, platform, agent, version and hash');
@@ -322,7 +323,7 @@ export function verifyPackage(app: App, platformId: string, raw: unknown): Agent
         403,
       );
   }
-  const revoked = findRevocation(app.control, keyId, pkg.provenance.hash);
+  const revoked = findRevocation(app.control, keyId, String(pkg.provenance.platform.id), pkg.provenance.hash);
   if (revoked) throw revokedError(revoked);
   return pkg;
 }
@@ -424,6 +425,12 @@ export function revokeVersion(c: PlatformRequestContext, agentId: string, versio
     throw new AppError('agent.version_not_found', `agent ${a.id} has no version ${version}`, 404, [
       { path: '/version', reason: 'no such version' },
     ]);
+  if (a.imported_from && version === 1)
+    throw new AppError(
+      'federation.not_original',
+      'version 1 of an imported agent is its source’s: its source revokes it; delete your copy to stop it here',
+      409,
+    );
   const reason = isObject(body) && typeof body.reason === 'string' ? body.reason.trim() : '';
   if (reason.length < 3 || reason.length > 300)
     throw new AppError('federation.invalid', 'reason: must be 3 to 300 characters', 400, [
@@ -439,7 +446,7 @@ export function revokeVersion(c: PlatformRequestContext, agentId: string, versio
         details: { version, hash: v.hash, reason },
       });
     })();
-  const r = findRevocation(c.app.control, instanceKey(c.app).keyId, v.hash)!;
+  const r = findRevocation(c.app.control, instanceKey(c.app).keyId, c.platform.id, v.hash)!;
   return { revocation: { version, hash: v.hash, reason: r.reason, revoked_at: iso(r.revoked_at) } };
 }
 
@@ -458,6 +465,7 @@ export function revocationList(app: App) {
     public_key: k.publicKey,
     issued_at: iso(app.clock.now()),
     revocations: listRevocations(app.control, k.keyId, MAX_REVOCATIONS).map((r) => ({
+      platform: r.platform_id,
       hash: r.hash,
       reason: r.reason,
       revoked_at: iso(r.revoked_at),
@@ -504,14 +512,22 @@ export function acceptRevocationList(app: App, actor: string, raw: unknown) {
   const entries = raw.revocations.map((e, i) => {
     if (
       !isObject(e) ||
+      typeof e.platform !== 'string' ||
+      !e.platform ||
+      e.platform.length > 64 ||
       typeof e.hash !== 'string' ||
       !/^[0-9a-f]{64}$/.test(e.hash) ||
       typeof e.reason !== 'string' ||
       typeof e.revoked_at !== 'string' ||
       Number.isNaN(Date.parse(e.revoked_at))
     )
-      throw bad(`/revocations/${i}`, 'must be {hash (sha256 hex), reason, revoked_at}');
-    return { hash: e.hash, reason: e.reason.slice(0, 300), at: Date.parse(e.revoked_at) };
+      throw bad(`/revocations/${i}`, 'must be {platform, hash (sha256 hex), reason, revoked_at}');
+    return {
+      platform: e.platform,
+      hash: e.hash,
+      reason: e.reason.slice(0, 300),
+      at: Date.parse(e.revoked_at),
+    };
   });
   const now = app.clock.now();
   return tx(app.control, () => {
@@ -520,11 +536,11 @@ export function acceptRevocationList(app: App, actor: string, raw: unknown) {
       if (
         insertRevocation(app.control, {
           key_id: keyId,
+          platform_id: e.platform,
           hash: e.hash,
           reason: e.reason,
           revoked_at: e.at,
           origin: 'peer',
-          platform_id: null,
           recorded_at: now,
         })
       )

@@ -45,6 +45,7 @@ interface AgentView {
 }
 
 let agentId = '';
+let firstCopy = '';
 const platformIds: Record<string, string> = {};
 
 beforeAll(async () => {
@@ -164,6 +165,7 @@ describe('a signed package', () => {
     const r = await call(S.bea!, 'POST', '/api/v1/agents/import', p);
     expect(r.status).toBe(201);
     const a = ((await r.json()) as { agent: AgentView }).agent;
+    firstCopy = a.id;
     expect(a.id).not.toBe(agentId);
     expect(a.latest_version).toMatchObject({ version: 1, hash: p.provenance.hash });
     expect(a.imported_from).toMatchObject({
@@ -355,6 +357,39 @@ describe('revocation', () => {
     );
     // Other agents are untouched.
     expect(await chatStatus(S.cat!, agentId)).toBe(201);
+  });
+
+  test('the same spec made on another platform and revoked there stops nothing of the source', async () => {
+    // B makes, on its own, exactly A's first spec (so the same hash), and revokes it.
+    const twin = await json<{ agent: { id: string } }>(
+      call(S.bea!, 'POST', '/api/v1/agents', {
+        name: 'Recipe Scout',
+        description: 'Finds recipes.',
+        persona: 'You find recipes.',
+        starter_prompts: ['What can I cook?'],
+      }),
+    );
+    const pub = await json<{ version: { hash: string } }>(
+      call(S.bea!, 'POST', `/api/v1/agents/${twin.agent.id}/publish`),
+    );
+    const a1 = await exportPkg(S.cat!, agentId, 1);
+    expect(pub.version.hash).toBe(a1.provenance.hash);
+    expect(
+      (
+        await call(S.bea!, 'POST', `/api/v1/agents/${twin.agent.id}/versions/1/revoke`, {
+          reason: 'not needed',
+        })
+      ).status,
+    ).toBe(200);
+    expect(await chatStatus(S.bea!, twin.agent.id)).toBe(410);
+    // A's agent, its copy on B and new imports of it are untouched.
+    expect(await chatStatus(S.cat!, agentId)).toBe(201);
+    expect(await chatStatus(S.bea!, firstCopy)).toBe(201);
+    expect((await call(S.bea!, 'POST', '/api/v1/agents/import', a1)).status).toBe(201);
+    // An importer does not revoke its copy's first version: the source does.
+    expect(
+      await code(call(S.bea!, 'POST', `/api/v1/agents/${firstCopy}/versions/1/revoke`, { reason: 'mine' })),
+    ).toBe('federation.not_original');
   });
 
   test("a moderator's revoke of a listing revokes its versions for the copies imported elsewhere", async () => {
