@@ -59,12 +59,14 @@ export function findTrustedKey(control: Database, platformId: string, keyId: str
     .get(platformId, keyId);
 }
 
-/** Whether any platform of this instance trusts `keyId`. */
-export function keyTrustedAnywhere(control: Database, keyId: string): boolean {
+/** Whether any platform of this instance trusts `keyId` with this very public key. */
+export function keyTrustedAnywhere(control: Database, keyId: string, publicKey: string): boolean {
   return (
     control
-      .query<{ n: number }, [string]>('SELECT count(*) AS n FROM federation_trusted_keys WHERE key_id = ?')
-      .get(keyId)!.n > 0
+      .query<{ n: number }, [string, string]>(
+        'SELECT count(*) AS n FROM federation_trusted_keys WHERE key_id = ? AND public_key = ?',
+      )
+      .get(keyId, publicKey)!.n > 0
   );
 }
 

@@ -503,7 +503,7 @@ export function acceptRevocationList(app: App, actor: string, raw: unknown) {
   const keyId = raw.instance_key_id;
   if (keyId === instanceKeyId(app.control))
     throw bad('/instance_key_id', "is this instance's own key: its revocations are here already");
-  if (!keyTrustedAnywhere(app.control, keyId))
+  if (!keyTrustedAnywhere(app.control, keyId, spkiOf(key)))
     throw new AppError(
       'federation.untrusted_key',
       `no platform of this instance trusts the key ${keyId}: its revocations have nothing to revoke here`,
@@ -708,7 +708,11 @@ export function shareToCatalog(c: PlatformRequestContext, body: Record<string, u
     return v.trim();
   };
   const share = body.revenue_share_percent ?? 0;
-  if (typeof share !== 'number' || !(share >= 0 && share <= 100) || !Number.isInteger(share * 100))
+  if (
+    typeof share !== 'number' ||
+    !(share >= 0 && share <= 100) ||
+    Math.abs(Math.round(share * 100) - share * 100) > 1e-6
+  )
     throw bad('/revenue_share_percent', 'must be a percentage from 0 to 100 (at most two decimals)');
   const pkg = buildPackage(c, a.id, version as number);
   const existing = catalogEntryOf(c.app.control, c.platform.id, a.id);
