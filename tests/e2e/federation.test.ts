@@ -5,6 +5,7 @@
  * version and B's copy shows it revoked. axe and screenshots on the new pages.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
@@ -139,4 +140,36 @@ describe('federation in the portal and the admin', () => {
     await a.context.close();
     await b.context.close();
   }, 120_000);
+
+  test("the console: this server's key, and pinning another server's key for a platform", async () => {
+    const o = await newContext(browser);
+    await o.page.goto(`http://localhost:${s.port}/sign-in`);
+    await o.page.getByLabel('Email').fill(s.firstRun!.email);
+    await o.page.getByLabel('Password').fill(s.firstRun!.password);
+    await o.page.getByRole('button', { name: 'Sign in' }).click();
+    await o.page.waitForURL(/\/platforms$/);
+    await o.page.goto(`http://localhost:${s.port}/platforms/feb`);
+    await o.page.getByRole('heading', { name: 'Federation' }).waitFor();
+    await o.page.getByText("This server's key is").waitFor();
+    await o.page.getByText('No other server').waitFor();
+    const pub = generateKeyPairSync('ed25519')
+      .publicKey.export({ type: 'spki', format: 'der' })
+      .toString('base64');
+    // A key id that is not the key's own is refused with the server's reason.
+    await o.page.getByLabel('Public key').fill(pub);
+    await o.page.getByLabel('Key id (as its operator read it)').fill('ed25519:0000');
+    await o.page.getByRole('button', { name: 'Trust this key' }).click();
+    await o.page.getByText("is not this public key's id").first().waitFor();
+    await o.page.getByLabel('Key id (as its operator read it)').fill('');
+    await o.page.getByLabel('Whose key').fill('Gamma server');
+    await o.page.getByRole('button', { name: 'Trust this key' }).click();
+    await o.page.getByText('(Gamma server)').waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'federation-console');
+    await o.page.getByRole('button', { name: /^Stop trusting/ }).click();
+    await o.page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await o.page.getByText('No other server').waitFor();
+    expect(o.errors).toEqual([]);
+    await o.context.close();
+  }, 60_000);
 });
