@@ -494,6 +494,15 @@ describe('the ecosystem catalog', () => {
       catalog: { entry: entry.id, revenue_share_bps: 1500 },
     });
     expect(copy.latest_version?.hash).toBe(entry.agent.hash);
+    // Listed in B's marketplace, the copy keeps its attribution and the share owed to A.
+    const listed = await json<{ listing: { attribution: unknown } }>(
+      call(S.bea!, 'POST', `/api/v1/agents/${copy.id}/listing`, {}),
+    );
+    expect(listed.listing.attribution).toEqual({
+      platform: { name: 'Alpha Foods', slug: 'fa' },
+      creator: 'Cat Cook',
+      revenue_share_percent: 15,
+    });
     expect((await entries(S.bea!)).find((e) => e.id === entry.id)!.imports).toBe(1);
     // While A is suspended, it shares nothing.
     expect((await s.operatorApi('POST', '/platforms/fa/suspend', { reason: 'audit' })).status).toBe(200);

@@ -54,6 +54,21 @@ function text(v: unknown, path: string, min: number, max: number): string {
   return t;
 }
 
+/** Where an imported agent came from, as a listing shows it (null: made here). */
+function attributionOf(importedFrom: string | null) {
+  if (!importedFrom) return null;
+  const f = JSON.parse(importedFrom) as {
+    platform: { name: string; slug: string };
+    creator: string | null;
+    catalog?: { revenue_share_bps: number };
+  };
+  return {
+    platform: { name: f.platform.name, slug: f.platform.slug },
+    creator: f.creator,
+    revenue_share_percent: (f.catalog?.revenue_share_bps ?? 0) / 100,
+  };
+}
+
 export function listingView(c: PlatformRequestContext, l: ListingRow) {
   const a = findAgent(c.db, l.agent_id);
   const v = a ? findVersion(c.db, a.id, l.version) : null;
@@ -79,6 +94,8 @@ export function listingView(c: PlatformRequestContext, l: ListingRow) {
     tags: JSON.parse(l.tags) as string[],
     price: { model: l.price_model, amount_minor: l.price_minor, currency: l.currency },
     status: l.status,
+    // A federated agent keeps its attribution, and the revenue share owed to its source.
+    attribution: attributionOf(a?.imported_from ?? null),
     ...listingStats(c.db, l.id),
     installed: userId ? (installOf(c.db, l.id, userId)?.version ?? null) : null,
     created_at: iso(l.created_at),

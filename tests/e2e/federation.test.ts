@@ -101,6 +101,12 @@ describe('federation in the portal and the admin', () => {
     await b.page.getByRole('button', { name: 'Import', exact: true }).click();
     await b.page.getByRole('heading', { name: 'Edit agent' }).waitFor();
     await b.page.getByText('Imported from Alpha Kitchen').waitFor();
+    // Listed in B's marketplace, the copy keeps its attribution.
+    await b.page.getByRole('button', { name: 'List in the marketplace' }).click();
+    await b.page.getByText('Listed in the marketplace').waitFor();
+    await b.page.goto(`${baseB}/app/marketplace`);
+    await b.page.getByRole('link', { name: /Soup Helper/ }).first().click();
+    await b.page.getByText('From Alpha Kitchen').waitFor();
 
     // A shares it in the ecosystem catalog, asking for 10%.
     await a.page.goto(`${baseA}/admin/catalog`);
