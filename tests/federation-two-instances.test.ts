@@ -160,6 +160,7 @@ describe('two instances', () => {
       revocations: { hash: string; reason: string }[];
     };
     expect(list.revocations.map((r) => r.hash)).toContain(pkg.provenance.hash);
+    // (The list fetched before pinning had none of it: the signed list is made again after a change.)
     const tampered = JSON.parse(JSON.stringify(list)) as typeof list;
     tampered.revocations[0]!.reason = 'something else';
     expect(await code(two.operatorApi('POST', '/federation/revocations', tampered))).toBe(

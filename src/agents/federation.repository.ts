@@ -124,6 +124,16 @@ export function insertRevocation(control: Database, r: RevocationRow): boolean {
   );
 }
 
+/** What changes whenever a revocation under `keyId` is recorded (for the signed list's cache). */
+export function revocationStamp(control: Database, keyId: string): string {
+  const r = control
+    .query<{ n: number; last: number | null }, [string]>(
+      'SELECT count(*) AS n, max(recorded_at) AS last FROM federation_revocations WHERE key_id = ?',
+    )
+    .get(keyId)!;
+  return `${r.n}:${r.last ?? 0}`;
+}
+
 /** The revocations signed under `keyId`, newest first, at most `limit`. */
 export function listRevocations(control: Database, keyId: string, limit: number): RevocationRow[] {
   return control

@@ -15,7 +15,7 @@ import type { Database } from 'bun:sqlite';
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import type { AiDeps } from '../ai/index.ts';
-import type { App, SecretSite } from '../app/index.ts';
+import { type App, type SecretSite, stateKey } from '../app/index.ts';
 import { tx } from '../db/index.ts';
 import { actorOf, createUserRepository, type PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
@@ -47,6 +47,7 @@ import {
   listRevocations,
   listTrustedKeys,
   type RevocationRow,
+  revocationStamp,
   type TrustedKeyRow,
   updateFederationPrivateKey,
   upsertCatalogEntry,
@@ -456,9 +457,21 @@ export function revokeAgentVersions(c: PlatformRequestContext, agentId: string, 
   if (hashes.length) revokeHashes(c, agentId, hashes, reason.slice(0, 300));
 }
 
-/** GET /federation/revocations: this instance's own revocations, signed (public, bounded). */
+/** The last signed list, per App: anonymous callers do not make the server sign it again. */
+const SIGNED_LIST = stateKey('agents.federation_revocation_list', () => ({
+  stamp: '',
+  list: null as Record<string, unknown> | null,
+}));
+
+/**
+ * GET /federation/revocations: this instance's own revocations, signed (public, read-only,
+ * bounded); signed again only when a revocation was recorded since.
+ */
 export function revocationList(app: App) {
   const k = instanceKey(app);
+  const cache = app.state.get(SIGNED_LIST);
+  const stamp = `${k.keyId}/${revocationStamp(app.control, k.keyId)}`;
+  if (cache.stamp === stamp && cache.list) return cache.list;
   const unsigned = {
     format: REVOCATIONS_FORMAT,
     instance_key_id: k.keyId,
@@ -472,7 +485,9 @@ export function revocationList(app: App) {
     })),
   };
   const { sig } = signWithInstanceKey(app, canonicalize(unsigned) ?? '');
-  return { ...unsigned, signature: sig };
+  cache.stamp = stamp;
+  cache.list = { ...unsigned, signature: sig };
+  return cache.list;
 }
 
 /**

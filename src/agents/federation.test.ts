@@ -420,6 +420,10 @@ describe('revocation', () => {
     > & {
       revocations: { reason: string }[];
     };
+    // Signed once per change: a later call gets the same list, not a new signature.
+    s.clock.advance(60_000);
+    const again = (await (await s.request('localhost', '/federation/revocations')).json()) as typeof list;
+    expect(again).toEqual(list);
     const tampered = JSON.parse(JSON.stringify(list)) as typeof list;
     tampered.revocations = [];
     const r = await s.operatorApi('POST', '/federation/revocations', tampered);

@@ -105,7 +105,10 @@ describe('federation in the portal and the admin', () => {
     await b.page.getByRole('button', { name: 'List in the marketplace' }).click();
     await b.page.getByText('Listed in the marketplace').waitFor();
     await b.page.goto(`${baseB}/app/marketplace`);
-    await b.page.getByRole('link', { name: /Soup Helper/ }).first().click();
+    await b.page
+      .getByRole('link', { name: /Soup Helper/ })
+      .first()
+      .click();
     await b.page.getByText('From Alpha Kitchen').waitFor();
 
     // A shares it in the ecosystem catalog, asking for 10%.
