@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { verify } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import canonicalize from 'canonicalize';
 import { HOTP, Secret } from 'otpauth';
 import { markMailDelivered, readOidc, readOutbox } from '../src/identity/index.ts';
 import { readSaml } from '../src/identity/sso/saml/saml.ts';
 import { isAppError } from '../src/shared/errors.ts';
-import { BUN, operatorApi, ROOT, runCli, tempDir } from './helpers.ts';
+import { BUN, hostFetch, operatorApi, ROOT, runCli, tempDir } from './helpers.ts';
 import { type OidcPeer, startOidcProvider } from './peers/oidc-provider.ts';
 import { makeKeyPair } from './peers/saml-idp.ts';
 import { PlatformClient, serverWithPlatform } from './platform-client.ts';
@@ -116,6 +118,7 @@ const known: {
   sealedTotp: string;
   sealedOidc: string;
   sealedTool: string;
+  sealedFederation: string;
   member: { email: string; password: string };
 } = {} as never;
 let list: { name: string; bytes: Buffer }[] = [];
@@ -241,6 +244,17 @@ beforeAll(async () => {
       ).client_secret,
   );
 
+  // 6. The instance's federation key (issue 12 item 8), made on first use.
+  expect((await operatorApi(env.s.base, env.operatorToken, 'GET', '/federation/key')).status).toBe(200);
+  known.sealedFederation = env.s.app.control
+    .query<{ k: string }, []>('SELECT private_key AS k FROM federation_key WHERE id = 1')
+    .get()!.k;
+  const federationDer = Buffer.from(
+    env.s.app.secrets.unseal(known.sealedFederation, 'control:federation_key'),
+    'base64',
+  );
+  expect(federationDer.length).toBe(48);
+
   const pemBody = known.samlKey.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
   const der = Buffer.from(pemBody, 'base64');
   list = [
@@ -252,6 +266,8 @@ beforeAll(async () => {
     ...needles('reset token', Buffer.from(known.resetToken)),
     ...needles('reset token bytes', Buffer.from(known.resetToken, 'base64url')),
     ...needles('SAML SP key (DER)', der.subarray(26, 90)),
+    ...needles('federation private key (PKCS#8 DER)', federationDer),
+    ...needles('federation private key (seed)', federationDer.subarray(16)),
     // Each line of the PEM, as JSON would keep it between its \n escapes.
     ...known.samlKey
       .split('\n')
@@ -288,6 +304,7 @@ describe('no stored secret can be read from the data dir', () => {
     expect(known.sealedTotp).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
     expect(known.sealedOidc).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
     expect(known.sealedTool).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
+    expect(known.sealedFederation).toMatch(/^sf1\.dk_[0-9a-f]{16}\.[A-Za-z0-9_-]+$/);
   });
 
   test('a delivered message keeps no body: its live link is wiped', async () => {
@@ -396,6 +413,19 @@ describe('soulfra keys rotate, through the control socket of the running server'
           .get(known.member.email)!.t,
     );
     expect(now.startsWith(`sf1.${rotated.data_key}.`)).toBe(true);
+    // The federation key is re-sealed too, and still signs (its list verifies with its public key).
+    const fed = env.s.app.control
+      .query<{ k: string; p: string }, []>('SELECT private_key AS k, public_key AS p FROM federation_key')
+      .get()!;
+    expect(fed.k.startsWith(`sf1.${rotated.data_key}.`)).toBe(true);
+    const list = (await (await hostFetch(env.s.base, 'localhost', '/federation/revocations')).json()) as {
+      signature: string;
+    };
+    const { signature, ...unsigned } = list;
+    const pub = { key: Buffer.from(fed.p, 'base64'), format: 'der' as const, type: 'spki' as const };
+    expect(verify(null, Buffer.from(canonicalize(unsigned)!), pub, Buffer.from(signature, 'base64url'))).toBe(
+      true,
+    );
   });
 
   test('the old data key no longer opens what it sealed', async () => {

@@ -142,3 +142,32 @@ export const ToolSecretBody = t.Object(
   },
   { additionalProperties: false },
 );
+/** Federation (issue 12 item 8). */
+export const VersionParams = t.Object({
+  id: t.String({ minLength: 1, maxLength: 64 }),
+  version: t.String({
+    pattern: '^[1-9][0-9]{0,8}$',
+    description: 'A version number.',
+    errorMessage: 'must be a version number',
+  }),
+});
+
+export const CatalogEntryParams = t.Object({ entry: t.String({ minLength: 1, maxLength: 64 }) });
+
+export const ImportQuery = t.Object({
+  model: t.Optional(
+    t.String({
+      minLength: 1,
+      maxLength: 100,
+      description: "Run the agent on this model alias of the platform instead of the package's.",
+    }),
+  ),
+});
+
+/** A package and the other federation bodies are checked by the service; here only their shape. */
+export const FederationBody = t.Record(t.String(), t.Unknown(), {
+  description:
+    'a signed agent package (format soulfra.agent-package/1: agent, provenance, public_key, signature), or the fields the route names',
+  errorCode: 'federation.invalid',
+  errorMessage: 'must be an object',
+});

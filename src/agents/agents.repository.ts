@@ -12,6 +12,8 @@ export interface AgentRow {
   updated_at: number;
   /** Where a fork came from (JSON: {listing, agent, version, hash, platform}), or null. */
   forked_from?: string | null;
+  /** Where an imported agent came from (JSON: see `ImportedFrom` in federation.service.ts), or null. */
+  imported_from?: string | null;
 }
 
 /** A published version: immutable (a trigger refuses updates). */
@@ -26,8 +28,9 @@ export interface AgentVersionRow {
 
 export function insertAgent(db: Database, a: AgentRow): void {
   db.query(
-    `INSERT INTO agents (id, slug, owner_id, visibility, draft, latest_version, created_at, updated_at, forked_from)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO agents (id, slug, owner_id, visibility, draft, latest_version, created_at, updated_at,
+       forked_from, imported_from)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     a.id,
     a.slug,
@@ -38,6 +41,7 @@ export function insertAgent(db: Database, a: AgentRow): void {
     a.created_at,
     a.updated_at,
     a.forked_from ?? null,
+    a.imported_from ?? null,
   );
 }
 

@@ -35,6 +35,7 @@ import {
   updateAgent,
 } from './agents.repository.ts';
 import { type MemberRole, memberRole } from './collaboration.repository.ts';
+import { findFederationKey, findRevocation, type RevocationRow } from './federation.repository.ts';
 import { deleteAgentVectors } from './knowledge.repository.ts';
 import { installOf, listingOfAgent } from './marketplace.repository.ts';
 import { toolHosts, toolSecretHeaders } from './tools.repository.ts';
@@ -173,6 +174,38 @@ function checkModel(deps: Pick<AiDeps, 'runtime'>, c: PlatformRequestContext, mo
   return model;
 }
 
+/** The model aliases an agent of `c`'s platform may use (the default first). */
+export function platformModels(deps: Pick<AiDeps, 'runtime'>, c: PlatformRequestContext): string[] {
+  return listModels(deps, platformAiPolicy(c.blueprint()));
+}
+
+/**
+ * A spec from elsewhere (a federation package) read with the same rules as one made here; its
+ * model alias is kept as it is (the importer decides what to do when it is not offered here).
+ */
+export function foreignSpec(
+  deps: Pick<AiDeps, 'runtime'>,
+  c: PlatformRequestContext,
+  raw: unknown,
+): AgentSpec {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('/agent', 'must be an agent spec');
+  const { model, ...rest } = raw as Record<string, unknown>;
+  if (typeof model !== 'string' || !model) throw bad('/agent/model', 'must be a model alias');
+  const base: AgentSpec = {
+    name: '',
+    description: '',
+    avatar: null,
+    persona: '',
+    model,
+    temperature: null,
+    max_tokens: null,
+    starter_prompts: [],
+  };
+  const s = specOf(deps, c, base, rest);
+  if (!s.name) throw bad('/agent/name', 'required');
+  return s;
+}
+
 /** Reads and checks a spec: `base` with `patch` over it (create: base is the defaults). */
 function specOf(
   deps: Pick<AiDeps, 'runtime'>,
@@ -286,6 +319,11 @@ export function agentView(c: PlatformRequestContext, a: AgentRow) {
     can_manage: canManage(c, a),
     role: roleOn(c, a),
     forked_from: a.forked_from ? (JSON.parse(a.forked_from) as unknown) : null,
+    imported_from: a.imported_from ? (JSON.parse(a.imported_from) as unknown) : null,
+    revoked: (() => {
+      const r = revocationOf(c, a, latest?.hash ?? null);
+      return r ? { reason: r.reason, revoked_at: iso(r.revoked_at) } : null;
+    })(),
     created_at: iso(a.created_at),
     updated_at: iso(a.updated_at),
   };
@@ -377,6 +415,85 @@ export function forkAgent(
     });
   })();
   return agentView(c, findAgent(c.db, row.id)!);
+}
+
+/**
+ * A new private agent of `c`'s user from a verified federation package: version 1 is the
+ * package's spec, frozen with its hash (or, when the model was mapped, the mapped spec's), and
+ * where it came from is recorded (`imported_from`); audited.
+ */
+export function importAgent(c: PlatformRequestContext, spec: AgentSpec, from: { hash: string } & object) {
+  const { userId } = who(c);
+  const now = c.app.clock.now();
+  const { json, hash } = canonicalSpec(spec);
+  const row: AgentRow = {
+    id: newId('agt'),
+    slug: freeSlug(c, slugOf(spec.name)),
+    owner_id: userId,
+    visibility: 'private',
+    draft: json,
+    latest_version: 1,
+    created_at: now,
+    updated_at: now,
+    imported_from: JSON.stringify(from),
+  };
+  c.db
+    .transaction(() => {
+      insertAgent(c.db, row);
+      insertVersion(c.db, {
+        agent_id: row.id,
+        version: 1,
+        hash,
+        spec: json,
+        published_by: actorOf(c.principal),
+        published_at: now,
+      });
+      c.app.audit.append(c.db, {
+        actor: actorOf(c.principal),
+        action: 'agent.imported',
+        target: `agent:${row.id}`,
+        details: { ...from, version_hash: hash },
+      });
+    })
+    .immediate();
+  return agentView(c, findAgent(c.db, row.id)!);
+}
+
+/**
+ * Why an agent of `c`'s platform may not run `hash` (the version it would run), or null: it was
+ * imported and its source version is revoked (under the key that signed it, for its source
+ * platform), or this platform revoked that content itself (`POST .../versions/:version/revoke`,
+ * a listing's revocation; by hash, so every agent of this platform with that version stops).
+ */
+export function revocationOf(
+  c: PlatformRequestContext,
+  a: AgentRow,
+  hash: string | null,
+): RevocationRow | null {
+  if (a.imported_from) {
+    const from = JSON.parse(a.imported_from) as {
+      instance_key_id: string;
+      platform: { id: string };
+      hash: string;
+    };
+    const r = findRevocation(c.app.control, from.instance_key_id, from.platform.id, from.hash);
+    if (r) return r;
+    // Its first version is the source's: only the source revokes it (the importer deletes it).
+    if (hash !== null && hash === findVersion(c.db, a.id, 1)?.hash) return null;
+  }
+  if (hash === null) return null;
+  const own = findFederationKey(c.app.control)?.key_id;
+  return own ? findRevocation(c.app.control, own, c.platform.id, hash) : null;
+}
+
+function refuseRevoked(c: PlatformRequestContext, a: AgentRow, hash: string | null): void {
+  const r = revocationOf(c, a, hash);
+  if (r)
+    throw new AppError(
+      'federation.revoked',
+      `this agent's version was revoked at its source, and no longer runs: ${r.reason}`,
+      410,
+    );
 }
 
 export function agents(c: PlatformRequestContext, q: { mine?: string }) {
@@ -491,10 +608,12 @@ export function agentSpecFor(
   const a = readableAgent(c, agentId);
   if (version === null) {
     if (!canEdit(c, a)) throw notFound();
+    refuseRevoked(c, a, null);
     return { spec: JSON.parse(a.draft) as AgentSpec, version: null };
   }
   const v = findVersion(c.db, agentId, version);
   if (!v) throw notFound();
+  refuseRevoked(c, a, v.hash);
   return { spec: JSON.parse(v.spec) as AgentSpec, version };
 }
 
@@ -519,5 +638,7 @@ export function versionToRun(
   // Through the marketplace, the version installed (or listed); editors and platform sharing, the latest.
   const listed = canEdit(c, a) ? null : listedVersionFor(c, a.id);
   const shared = a.visibility === 'platform' || memberOf(c, a) === 'viewer';
-  return { row: a, version: listed !== null && !shared ? listed : a.latest_version };
+  const version = listed !== null && !shared ? listed : a.latest_version;
+  refuseRevoked(c, a, findVersion(c.db, a.id, version)?.hash ?? null);
+  return { row: a, version };
 }

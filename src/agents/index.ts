@@ -9,3 +9,15 @@ export { endLiveStreams } from './live.ts';
 
 /** Every place the agents domain stores a sealed secret (tool secrets): `keys rotate` re-seals them. */
 export const AGENT_SECRET_SITES = [TOOL_SECRET_SITE] as const;
+export { federationRoutes } from './federation.routes.ts';
+export {
+  acceptRevocationList,
+  FEDERATION_SECRET_SITE,
+  federationKeyView,
+  fetchRevocationList,
+  MAX_REVOCATIONS,
+  revocationList,
+  trustedKeys,
+  trustKey,
+  untrustKey,
+} from './federation.service.ts';

@@ -13,6 +13,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { findAgent, findVersion } from './agents.repository.ts';
 import { type AgentSpec, canEdit, forkAgent, manageableAgent } from './agents.service.ts';
+import { revokeAgentVersions } from './federation.service.ts';
 import {
   findListing,
   insertListing,
@@ -53,6 +54,21 @@ function text(v: unknown, path: string, min: number, max: number): string {
   return t;
 }
 
+/** Where an imported agent came from, as a listing shows it (null: made here). */
+function attributionOf(importedFrom: string | null) {
+  if (!importedFrom) return null;
+  const f = JSON.parse(importedFrom) as {
+    platform: { name: string; slug: string };
+    creator: string | null;
+    catalog?: { revenue_share_bps: number };
+  };
+  return {
+    platform: { name: f.platform.name, slug: f.platform.slug },
+    creator: f.creator,
+    revenue_share_percent: (f.catalog?.revenue_share_bps ?? 0) / 100,
+  };
+}
+
 export function listingView(c: PlatformRequestContext, l: ListingRow) {
   const a = findAgent(c.db, l.agent_id);
   const v = a ? findVersion(c.db, a.id, l.version) : null;
@@ -78,6 +94,8 @@ export function listingView(c: PlatformRequestContext, l: ListingRow) {
     tags: JSON.parse(l.tags) as string[],
     price: { model: l.price_model, amount_minor: l.price_minor, currency: l.currency },
     status: l.status,
+    // A federated agent keeps its attribution, and the revenue share owed to its source.
+    attribution: attributionOf(a?.imported_from ?? null),
     ...listingStats(c.db, l.id),
     installed: userId ? (installOf(c.db, l.id, userId)?.version ?? null) : null,
     created_at: iso(l.created_at),
@@ -306,6 +324,9 @@ export function moderate(c: PlatformRequestContext, id: string, body: Record<str
       },
     });
   })();
+  // A revoked listing's versions join the instance's revocation list (issue 12 item 8), so the
+  // copies imported elsewhere stop working too.
+  if (to === 'revoked') revokeAgentVersions(c, l.agent_id, reason);
   return { listing: listingView(c, findListing(c.db, l.id)!) };
 }
 

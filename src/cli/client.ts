@@ -30,6 +30,23 @@ import { AppError } from '../shared/errors.ts';
 import { type Clock, systemClock } from '../shared/time.ts';
 import type { BlueprintUpdate, PlatformDeleted, PlatformView } from '../tenancy/index.ts';
 
+/** The instance's federation key as `soulfra federation key` prints it. */
+export interface FederationKeyView {
+  key_id: string;
+  public_key: string;
+  algorithm: string;
+  created_at: string;
+}
+
+/** A key a platform trusts. */
+export interface TrustedKeyView {
+  key_id: string;
+  public_key: string;
+  label: string;
+  added_by: string;
+  added_at: string;
+}
+
 /** A created platform as the contract prints it. */
 export interface Created {
   slug: string;
@@ -101,6 +118,15 @@ export interface OperatorClient {
   rotateKeys(opts: { master: boolean }): Promise<DataKeyRotation | MasterKeyRotation>;
   /** The master key for escrow. */
   exportKeys(): Promise<MasterKeyExport & { restore: string }>;
+  /** The instance's federation key (made on first use). */
+  federationKey(): Promise<{ key: FederationKeyView }>;
+  /** The other instances' keys a platform trusts. */
+  listTrustedKeys(slug: string): Promise<{ trusted_keys: TrustedKeyView[] }>;
+  trustKey(
+    slug: string,
+    input: { public_key: string; key_id?: string; label?: string },
+  ): Promise<{ trusted_key: TrustedKeyView }>;
+  untrustKey(slug: string, keyId: string): Promise<{ removed: { key_id: string } }>;
   close(): Promise<void>;
 }
 
@@ -231,6 +257,10 @@ function remoteClient(socket: string): OperatorClient {
     testMail: (input) => call('POST', '/mail/test', input),
     rotateKeys: (opts) => call('POST', '/keys/rotate', opts),
     exportKeys: () => call('POST', '/keys/export', {}),
+    federationKey: () => call('GET', '/federation/key'),
+    listTrustedKeys: (slug) => call('GET', `/platforms/${enc(slug)}/trusted-keys`),
+    trustKey: (slug, input) => call('POST', `/platforms/${enc(slug)}/trusted-keys`, input),
+    untrustKey: (slug, keyId) => call('DELETE', `/platforms/${enc(slug)}/trusted-keys/${enc(keyId)}`),
     close: async () => {},
   };
 }
@@ -302,6 +332,10 @@ function localClient(inst: ReturnType<typeof openInstance>, unlock: () => void):
     rotateKeys: async (opts) =>
       opts.master ? rotateMasterKey(inst.app, LOCAL_ROOT) : rotateDataKey(inst.app, inst.tenancy, LOCAL_ROOT),
     exportKeys: async () => exportMasterKey(inst.app, LOCAL_ROOT),
+    federationKey: async () => a.federationKey(),
+    listTrustedKeys: async (slug) => a.trustedKeys(slug),
+    trustKey: async (slug, input) => a.trustKey(LOCAL_ROOT, slug, input),
+    untrustKey: async (slug, keyId) => a.untrustKey(LOCAL_ROOT, slug, keyId),
     close: async () => {
       await inst.close();
       unlock();

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import pkg from '../../package.json' with { type: 'json' };
 import { registerApikey } from './apikey.ts';
 import { registerAudit } from './audit.ts';
+import { registerFederation } from './federation.ts';
 import { registerKeys } from './keys.ts';
 import { registerMail } from './mail.ts';
 import { registerOperator } from './operator.ts';
@@ -50,6 +51,7 @@ export async function runCli(argv: string[]): Promise<number> {
   registerAudit(program, run);
   registerKeys(program, run);
   registerMail(program, run);
+  registerFederation(program, run);
 
   try {
     await program.parseAsync(argv, { from: 'user' });

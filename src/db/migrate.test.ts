@@ -49,6 +49,8 @@ describe('migrate', () => {
         '0015-agent-forks',
         '0016-agent-tools',
         '0017-collaboration',
+        '0018-reserved',
+        '0019-federation',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
@@ -71,6 +73,7 @@ describe('migrate', () => {
       '0006-events',
       '0007-platform-deletions',
       '0008-operator-password',
+      '0009-federation',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

@@ -6,6 +6,7 @@ import control5 from '../../migrations/control/0005-security.sql' with { type: '
 import control6 from '../../migrations/control/0006-events.sql' with { type: 'text' };
 import control7 from '../../migrations/control/0007-platform-deletions.sql' with { type: 'text' };
 import control8 from '../../migrations/control/0008-operator-password.sql' with { type: 'text' };
+import control9 from '../../migrations/control/0009-federation.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
@@ -23,6 +24,7 @@ import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type:
 import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type: 'text' };
 import tenant16 from '../../migrations/tenant/0016-agent-tools.sql' with { type: 'text' };
 import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { type: 'text' };
+import tenant19 from '../../migrations/tenant/0019-federation.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -37,6 +39,7 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'events', sql: control6 },
   { version: 7, name: 'platform-deletions', sql: control7 },
   { version: 8, name: 'operator-password', sql: control8 },
+  { version: 9, name: 'federation', sql: control9 },
 ];
 
 /** Each platform's schema steps (data/platforms/<id>.db). */
@@ -58,4 +61,6 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 15, name: 'agent-forks', sql: tenant15 },
   { version: 16, name: 'agent-tools', sql: tenant16 },
   { version: 17, name: 'collaboration', sql: tenant17 },
+  { version: 18, name: 'reserved', sql: 'SELECT 1 -- reserved for another branch' },
+  { version: 19, name: 'federation', sql: tenant19 },
 ];

@@ -1,6 +1,15 @@
 import { Database } from 'bun:sqlite';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import {
+  acceptRevocationList,
+  federationKeyView,
+  fetchRevocationList,
+  revocationList,
+  trustedKeys,
+  trustKey,
+  untrustKey,
+} from '../agents/index.ts';
 import { usageTotalsSince } from '../ai/index.ts';
 import { type App, type AuditFilter, type AuditPage, searchAudit } from '../app/index.ts';
 import {
@@ -273,6 +282,37 @@ export function createOperatorActions(app: App, tenancy: Tenancy) {
       requireAdmin(p);
       const v = livePlatform(slug);
       return app.platformDbs.use(v.id, (db) => ({ api_key: revokeApiKey(app, db, id, null, p.actor) }));
+    },
+    /** The instance's federation key (made on first use): its id and public key, for peers to pin. */
+    federationKey() {
+      return { key: federationKeyView(app) };
+    },
+    /** The keys of other instances a platform accepts agent packages from. */
+    trustedKeys(slug: string) {
+      return trustedKeys(app, tenancy.get(slug).id);
+    },
+    /** Pins another instance's federation key for a platform (audited in the control chain). */
+    trustKey(p: OperatorPrincipal, slug: string, body: unknown) {
+      requireAdmin(p);
+      return trustKey(app, p.actor, tenancy.get(slug).id, (body ?? {}) as Record<string, unknown>);
+    },
+    untrustKey(p: OperatorPrincipal, slug: string, keyId: string) {
+      requireAdmin(p);
+      return untrustKey(app, p.actor, tenancy.get(slug).id, keyId);
+    },
+    /** Takes in a trusted peer's signed revocation list: what it revoked stops working here. */
+    acceptRevocations(p: OperatorPrincipal, body: unknown) {
+      requireAdmin(p);
+      return acceptRevocationList(app, p.actor, body);
+    },
+    /** Fetches a trusted peer's signed revocation list (through the outbound guard) and takes it in. */
+    fetchRevocations(p: OperatorPrincipal, body: unknown) {
+      requireAdmin(p);
+      return fetchRevocationList(app, p.actor, (body as { url?: unknown } | null)?.url);
+    },
+    /** This instance's own signed revocation list. */
+    revocationList() {
+      return revocationList(app);
     },
     /** Maps a custom domain to a platform. */
     addDomain(p: OperatorPrincipal, slug: string, body: unknown): PlatformView {

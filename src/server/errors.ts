@@ -112,6 +112,9 @@ export function bodyLimitFor(path: string): number {
   // A knowledge document: its text (at most 2 MB, agents/knowledge.service.ts) as JSON.
   if (/^\/api\/v1\/agents\/[^/]+\/knowledge$/.test(path)) return 3 * 1024 * 1024;
   if (path.startsWith('/_operator/api/platforms')) return 1024 * 1024;
+  // A federation package (a spec: at most ~100 KB as JSON), and a peer's revocation list.
+  if (path === '/api/v1/agents/import') return 256 * 1024;
+  if (path === '/_operator/api/federation/revocations') return 4 * 1024 * 1024;
   return DEFAULT_BODY_LIMIT;
 }
 

@@ -25,6 +25,13 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'POST /api/v1/marketplace/:id/reports',
     'GET /api/v1/moderation/listings',
     'POST /api/v1/moderation/listings/:id',
+    // Federation (issue 12 item 8): import is a fork from elsewhere; revoking stays ungated.
+    'GET /api/v1/agents/:id/versions/:version/package',
+    'POST /api/v1/agents/import',
+    'GET /api/v1/federation/catalog',
+    'POST /api/v1/federation/catalog',
+    'DELETE /api/v1/federation/catalog/:entry',
+    'POST /api/v1/federation/catalog/:entry/import',
   ],
   agent_creation: [
     'POST /api/v1/agents',

@@ -203,3 +203,40 @@ export const OperatorSignInBody = Type.Object(
 );
 
 export const MfaCode = Type.Object({ code: text('The 6 digits the authenticator shows.') }, closed);
+
+/** Federation (issue 12 item 8): a platform's trusted keys, and a peer's revocation list. */
+export const SlugKeyParams = Type.Object({
+  slug: Type.String({ description: 'The platform slug.' }),
+  key: Type.String({ description: 'A federation key id (`ed25519:<32 hex>`).' }),
+});
+export const TrustedKeyAdd = Type.Object(
+  {
+    public_key: Type.String({
+      minLength: 1,
+      maxLength: 4000,
+      description: "The other instance's federation public key (SPKI DER in base64, or PEM).",
+    }),
+    key_id: Type.Optional(
+      Type.String({
+        maxLength: 100,
+        description: 'Its id as its operator read it (checked against the key).',
+      }),
+    ),
+    label: Type.Optional(Type.String({ maxLength: 100, description: 'Whose key this is.' })),
+  },
+  { additionalProperties: false },
+);
+export const RevocationListBody = Type.Record(Type.String(), Type.Unknown(), {
+  description:
+    "Another instance's signed revocation list (format soulfra.revocations/1), as its GET /federation/revocations answered",
+});
+export const RevocationFetch = Type.Object(
+  {
+    url: Type.String({
+      minLength: 1,
+      maxLength: 2000,
+      description: "The peer's list, e.g. https://<its base domain>/federation/revocations",
+    }),
+  },
+  { additionalProperties: false },
+);

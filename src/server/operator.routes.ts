@@ -62,11 +62,15 @@ import {
   PlatformUpdate,
   Reason,
   ReturnToQuery,
+  RevocationFetch,
+  RevocationListBody,
   SlugHostParams,
   SlugIdParams,
+  SlugKeyParams,
   SlugParams,
   TokenCreate,
   TokenListQuery,
+  TrustedKeyAdd,
 } from './operator.models.ts';
 import { assetResponse, type WebBuild } from './web-assets.ts';
 import { CONSOLE_PAGES, consoleFavicon, consoleShell } from './web-shell.ts';
@@ -293,6 +297,14 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         },
       },
     )
+    // Federation: this instance's signed revocation list, for the instances that trust its key.
+    .get('/federation/revocations', () => d.actions.revocationList(), {
+      permission: 'public',
+      detail: {
+        summary: "This instance's revoked agent versions, signed with its federation key (public, read-only)",
+        tags: ['federation'],
+      },
+    })
     .group('/_operator/api', (api) =>
       api
         // The operator API's description and its reference page (public, offline).
@@ -491,6 +503,73 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
               summary: 'Revoke a platform API key (refused from the next request)',
               tags: ['platforms'],
             },
+          },
+        )
+        // Federation (issue 12 item 8): the instance key, each platform's trusted keys, and
+        // the revocation lists of trusted peers.
+        .get('/federation/key', () => d.actions.federationKey(), {
+          permission: 'operator:read',
+          detail: {
+            summary: "This instance's federation key (Ed25519): the id and public key other instances pin",
+            tags: ['federation'],
+          },
+        })
+        .post(
+          '/federation/revocations',
+          ({ principal, body }) => d.actions.acceptRevocations(principal, body),
+          {
+            permission: 'operator:write',
+            body: RevocationListBody,
+            detail: {
+              summary:
+                "Take in a trusted instance's signed revocation list: the versions it revoked stop working here",
+              tags: ['federation'],
+            },
+          },
+        )
+        .post(
+          '/federation/revocations/fetch',
+          ({ principal, body }) => d.actions.fetchRevocations(principal, body),
+          {
+            permission: 'operator:write',
+            body: RevocationFetch,
+            detail: {
+              summary:
+                "Fetch a trusted instance's signed revocation list from its URL (through the outbound guard) and take it in",
+              tags: ['federation'],
+            },
+          },
+        )
+        .get('/platforms/:slug/trusted-keys', ({ params }) => d.actions.trustedKeys(params.slug), {
+          permission: 'operator:read',
+          params: SlugParams,
+          detail: {
+            summary: "The other instances' keys a platform accepts agent packages from",
+            tags: ['federation'],
+          },
+        })
+        .post(
+          '/platforms/:slug/trusted-keys',
+          ({ principal, params, body }) =>
+            Response.json(d.actions.trustKey(principal, params.slug, body), { status: 201 }),
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: TrustedKeyAdd,
+            detail: {
+              summary: "Pin another instance's federation key for a platform (audited)",
+              tags: ['federation'],
+            },
+          },
+        )
+        .delete(
+          '/platforms/:slug/trusted-keys/:key',
+          ({ principal, params }) =>
+            d.actions.untrustKey(principal, params.slug, decodeURIComponent(params.key)),
+          {
+            permission: 'operator:write',
+            params: SlugKeyParams,
+            detail: { summary: 'Stop trusting a key for a platform (audited)', tags: ['federation'] },
           },
         )
         .post(

@@ -21,7 +21,8 @@ export function newId(
     | 'agt'
     | 'kdc'
     | 'lst'
-    | 'tcl',
+    | 'tcl'
+    | 'fed',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }

@@ -4,6 +4,7 @@ import { ownPrefix, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, Loading, NavLink, Notice, Title } from '../shared/ui.tsx';
 import { ApiKeys, Audit, Sso } from './access.tsx';
 import { Branding, Features } from './brand.tsx';
+import { Catalog } from './catalog.tsx';
 import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
@@ -51,6 +52,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/audit', Audit],
   ['/admin/moderation', Moderation],
   ['/admin/tool-hosts', ToolHosts],
+  ['/admin/catalog', Catalog],
 ];
 
 function Shell({ children }: { children: preact.ComponentChildren }) {
@@ -91,6 +93,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/admin/usage">AI usage</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
           <NavLink href="/admin/tool-hosts">Agent tools</NavLink>
+          {p.features.agent_marketplace ? <NavLink href="/admin/catalog">Catalog</NavLink> : null}
           <NavLink href="/admin/audit">Audit</NavLink>
         </nav>
         <main id="main" class="content">

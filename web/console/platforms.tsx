@@ -17,6 +17,7 @@ import {
   useForm,
   useResource,
 } from '../shared/ui.tsx';
+import { TrustedKeys } from './federation.tsx';
 import { isOperatorAdmin, op } from './session.ts';
 
 /** The platforms: the list with status, users, usage and cost; one platform; the create wizard. */
@@ -220,6 +221,7 @@ export function PlatformDetail() {
             ) : null}
             {admin && p.status !== 'archived' ? <Rename p={p} onDone={() => r.reload()} /> : null}
             <Domains p={p} admin={admin} onDone={() => r.reload()} />
+            {p.status !== 'archived' ? <TrustedKeys slug={p.slug} admin={admin} /> : null}
             {admin && p.status !== 'archived' ? (
               <section aria-labelledby="owner">
                 <h2 id="owner">Owner access</h2>

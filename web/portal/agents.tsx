@@ -16,6 +16,7 @@ import {
   useResource,
 } from '../shared/ui.tsx';
 import { boot } from './app.tsx';
+import { type Federated, FederationSection } from './federation.tsx';
 import { type Tool, Tools } from './tools.tsx';
 
 /** The agents a user may chat with, and the builder for their own (issue 12). */
@@ -92,6 +93,11 @@ export function Agents() {
             <a class="button primary" href="/app/agents/new">
               New agent
             </a>
+            {boot.platform.features.agent_marketplace ? (
+              <a class="button" href="/app/agents/import">
+                Import
+              </a>
+            ) : null}
           </div>
         ) : null}
       </div>
@@ -318,6 +324,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
       {a ? (
         <Tools agentId={a.id} tools={a.draft?.tools ?? []} secrets={a.tool_secrets ?? []} onSaved={onSaved} />
       ) : null}
+      {a ? <FederationSection a={a as Agent & Federated} /> : null}
       {a ? (
         <section aria-labelledby="publish">
           <h2 id="publish">Publish</h2>

@@ -5,6 +5,7 @@ import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx
 import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
 import { Chat } from './chat.tsx';
+import { ImportAgent } from './federation.tsx';
 import { ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
 
@@ -51,6 +52,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/c/:id', Chat],
   ['/app/profile', Profile],
   ['/app/agents', Agents],
+  ['/app/agents/import', ImportAgent],
   ['/app/agents/:id', AgentBuilder],
   ['/app/marketplace', Marketplace],
   ['/app/marketplace/:id', ListingPage],

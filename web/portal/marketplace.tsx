@@ -30,6 +30,8 @@ interface Listing {
   reviews: number;
   rating: number | null;
   installed: number | null;
+  /** A federated agent's source (null: made on this platform). */
+  attribution?: { platform: { name: string }; creator: string | null } | null;
 }
 
 const price = (p: Listing['price']) =>
@@ -122,6 +124,12 @@ export function ListingPage() {
           <>
             <Title>{d.listing.title}</Title>
             <p>{d.listing.summary}</p>
+            {d.listing.attribution ? (
+              <p class="muted">
+                From {d.listing.attribution.platform.name}
+                {d.listing.attribution.creator ? `, made by ${d.listing.attribution.creator}` : ''}
+              </p>
+            ) : null}
             <p>
               <span class="badge">{d.listing.category}</span> {d.listing.tags.map((t) => `#${t}`).join(' ')} ·
               version {d.listing.agent.version} · {price(d.listing.price)} · {stars(d.listing.rating)} ·{' '}
