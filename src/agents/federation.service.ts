@@ -180,7 +180,7 @@ export interface AgentPackage {
   signature: string;
 }
 
-/** What an imported agent records (tenant migration 0019, `agents.imported_from`). */
+/** What an imported agent records (tenant migration 0018, `agents.imported_from`). */
 export interface ImportedFrom {
   instance_key_id: string;
   platform: { id: string; slug: string; name: string };

@@ -49,8 +49,7 @@ describe('migrate', () => {
         '0015-agent-forks',
         '0016-agent-tools',
         '0017-collaboration',
-        '0018-reserved',
-        '0019-federation',
+        '0018-federation',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

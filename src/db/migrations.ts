@@ -24,7 +24,7 @@ import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type:
 import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type: 'text' };
 import tenant16 from '../../migrations/tenant/0016-agent-tools.sql' with { type: 'text' };
 import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { type: 'text' };
-import tenant19 from '../../migrations/tenant/0019-federation.sql' with { type: 'text' };
+import tenant18 from '../../migrations/tenant/0018-federation.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -61,6 +61,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 15, name: 'agent-forks', sql: tenant15 },
   { version: 16, name: 'agent-tools', sql: tenant16 },
   { version: 17, name: 'collaboration', sql: tenant17 },
-  { version: 18, name: 'reserved', sql: 'SELECT 1 -- reserved for another branch' },
-  { version: 19, name: 'federation', sql: tenant19 },
+  { version: 18, name: 'federation', sql: tenant18 },
 ];
