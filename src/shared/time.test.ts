@@ -35,6 +35,11 @@ const ALLOWED: { path: string; what: string; why: string }[] = [
     why: "a model call's latency in its usage record: a monotonic duration, not a time of day",
   },
   {
+    path: 'src/agents/tools.service.ts',
+    what: 'performance.now',
+    why: "a tool call's duration in its audit entry and result: a monotonic duration, not a time of day",
+  },
+  {
     path: 'src/db/checkpointer.ts',
     what: 'performance.now',
     why: "a checkpoint's duration, measured in its worker thread (no App there): monotonic",
