@@ -15,7 +15,9 @@ beforeAll(async () => {
   // (a switched-off feature answers 404 feature.disabled to everyone, before credentials).
   const b = await env.s.operatorApi('POST', '/platforms', {
     slug: 'beta',
-    blueprint: { features: { agent_creation: true, agent_marketplace: true, sso_integration: true } },
+    blueprint: {
+      features: { agent_creation: true, agent_marketplace: true, sso_integration: true, viral_sharing: true },
+    },
   });
   expect(b.status).toBe(201);
   const a = new PlatformClient(env.s.request, env.host);

@@ -5,13 +5,16 @@ export interface AgentRow {
   id: string;
   slug: string;
   owner_id: string | null;
-  visibility: 'private' | 'platform';
+  visibility: 'private' | 'link' | 'platform';
   draft: string;
   latest_version: number | null;
   created_at: number;
   updated_at: number;
   /** Where a fork came from (JSON: {listing, agent, version, hash, platform}), or null. */
   forked_from?: string | null;
+  /** The share link's token, sealed (link visibility), and its SHA-256; null: no link. */
+  share_token?: string | null;
+  share_token_hash?: string | null;
 }
 
 /** A published version: immutable (a trigger refuses updates). */

@@ -23,6 +23,7 @@ import {
   updateConversation,
 } from './conversations.repository.ts';
 import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
+import { usageAttribution } from './sharing.service.ts';
 
 /**
  * The portal's chat: conversations of one user, kept in the platform's database, and a turn
@@ -288,7 +289,8 @@ export async function sendMessage(
     db: c.db,
     userId,
     keyId: p?.kind === 'api_key' ? p.keyId : null,
-    agentId: conv.agent_id,
+    // The agent, the version that runs and its creator (the owner now) go on the usage row.
+    ...usageAttribution(c.db, conv.agent_id, conv.agent_version),
   };
   let answer: ChatStreamAnswer;
   try {

@@ -3,3 +3,5 @@
 export { agentRoutes } from './agents.routes.ts';
 export { conversationRoutes } from './conversations.routes.ts';
 export { fileNameOf, HISTORY_CHARS, HISTORY_MESSAGES } from './conversations.service.ts';
+export { sharingRoutes } from './sharing.routes.ts';
+export { SHARE_TOKEN_SECRET_SITE } from './sharing.service.ts';

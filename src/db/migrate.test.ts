@@ -47,6 +47,9 @@ describe('migrate', () => {
         '0013-knowledge',
         '0014-marketplace',
         '0015-agent-forks',
+        '0016-reserved-16',
+        '0017-reserved-17',
+        '0018-sharing',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -21,6 +21,7 @@ import tenant12 from '../../migrations/tenant/0012-agents.sql' with { type: 'tex
 import tenant13 from '../../migrations/tenant/0013-knowledge.sql' with { type: 'text' };
 import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type: 'text' };
 import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type: 'text' };
+import tenant18 from '../../migrations/tenant/0018-sharing.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -54,4 +55,8 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 13, name: 'knowledge', sql: tenant13 },
   { version: 14, name: 'marketplace', sql: tenant14 },
   { version: 15, name: 'agent-forks', sql: tenant15 },
+  // MERGE: 16 and 17 are other branches' steps (issue 12); these stand-ins keep 1..N here only.
+  { version: 16, name: 'reserved-16', sql: 'SELECT 1' },
+  { version: 17, name: 'reserved-17', sql: 'SELECT 1' },
+  { version: 18, name: 'sharing', sql: tenant18 },
 ];

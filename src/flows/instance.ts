@@ -1,5 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { join } from 'node:path';
+import { SHARE_TOKEN_SECRET_SITE } from '../agents/index.ts';
 import { type App, type InstanceConfig, type Logger, openApp } from '../app/index.ts';
 import {
   AUDIT_SECRET_SITE,
@@ -35,7 +36,7 @@ export function openInstance(opts: {
   const app = openApp({
     ...opts,
     audit: (clock) => createAuditLog(clock, () => anchoring),
-    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES],
+    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES, SHARE_TOKEN_SECRET_SITE],
   });
   try {
     const tenancy = createTenancy(app);

@@ -27,6 +27,13 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'POST /api/v1/moderation/listings/:id',
   ],
   agent_creation: ['POST /api/v1/agents', 'PATCH /api/v1/agents/:id', 'POST /api/v1/agents/:id/publish'],
+  // Share links with referral codes and what they brought (a `ref` elsewhere is ignored when off).
+  viral_sharing: [
+    'POST /api/v1/agents/:id/share',
+    'GET /api/v1/referrals/me',
+    'GET /api/v1/referrals',
+    'POST /api/v1/referrals/visit',
+  ],
   sso_integration: [
     'GET /sso/oidc/login',
     'GET /sso/oidc/callback',
