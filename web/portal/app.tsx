@@ -7,6 +7,7 @@ import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth
 import { Chat } from './chat.tsx';
 import { ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
+import { CreatorPage, captureReferral } from './sharing.tsx';
 
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
 export interface PortalBoot {
@@ -26,6 +27,8 @@ export const boot = bootData<PortalBoot>();
 // Who is signed in is asked at once, while the first screen renders.
 if (me.value === undefined) void loadMe().catch(() => undefined);
 ownPrefix('/app');
+// A share link's referral code is remembered and its visit counted (sharing.tsx).
+captureReferral();
 
 function NotFound() {
   return (
@@ -54,6 +57,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/agents/:id', AgentBuilder],
   ['/app/marketplace', Marketplace],
   ['/app/marketplace/:id', ListingPage],
+  ['/app/creator', CreatorPage],
 ];
 
 function TopBar() {
@@ -75,6 +79,7 @@ function TopBar() {
           ) : null}
           <a href="/app/agents">Agents</a>
           {p.features.agent_marketplace ? <a href="/app/marketplace">Marketplace</a> : null}
+          {m.permissions.includes('agents:write') ? <a href="/app/creator">Creator</a> : null}
           <a href="/app/profile">Profile</a>
           <button
             type="button"
