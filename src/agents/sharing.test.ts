@@ -16,6 +16,8 @@ import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 import { migrate } from '../db/migrate.ts';
 import { TENANT_MIGRATIONS } from '../db/migrations.ts';
 import { openDatabase } from '../db/open.ts';
+import { rotateDataKey } from '../flows/keys.ts';
+import { LOCAL_ROOT } from '../identity/index.ts';
 import { referralCodeOf } from '../identity/referrals/referrals.ts';
 import { domainUrl } from '../tenancy/settings.ts';
 import { VISITS_PER_MINUTE } from './sharing.service.ts';
@@ -293,6 +295,28 @@ describe('link visibility', () => {
       'agent.link_rotated',
     ]);
   });
+
+  test('keys rotate re-seals the share token: the same link keeps working', async () => {
+    const sealed = async () =>
+      (await inDb('sh', (db) =>
+        db.query<{ t: string }, [string]>('SELECT share_token AS t FROM agents WHERE id = ?').get(linkAgent),
+      ))!.t;
+    const before = await sealed();
+    const share = async () =>
+      new URL(
+        (await json<{ links: { agent: string } }>(call(S.cat!, 'POST', `/api/v1/agents/${linkAgent}/share`)))
+          .links.agent,
+      ).searchParams.get('share');
+    const token = await share();
+    expect(token).toBeTruthy();
+    const r = await rotateDataKey(s.app, s.tenancy, LOCAL_ROOT);
+    expect(r.resealed.platform_secrets).toBeGreaterThanOrEqual(1);
+    const after = await sealed();
+    expect(after).not.toBe(before);
+    expect(after.split('.')[1]).toBe(r.data_key);
+    expect(await share()).toBe(token);
+    expect((await call(S.bob!, 'POST', `/api/v1/agents/${linkAgent}/link/open`, { token })).status).toBe(200);
+  });
 });
 
 let agentA = '';
@@ -337,7 +361,7 @@ describe('share links and referrals', () => {
     bobCode = (await json<{ code: string }>(call(S.bob!, 'GET', '/api/v1/referrals/me'))).code;
     expect(bobCode).not.toBe(catCode);
     // Sharing what one may not read is not found.
-    expect(await code(call(S.bob!, 'POST', `/api/v1/agents/${linkAgent}/share`))).toBe('agent.not_found');
+    expect(await code(call(S.ann!, 'POST', `/api/v1/agents/${linkAgent}/share`))).toBe('agent.not_found');
   });
 
   test('visits: a bounded counter per code and UTC day; unknown codes write nothing and answer the same', async () => {
