@@ -113,7 +113,7 @@ export function Agents() {
                   ) : (
                     <StatusBadge status="draft" />
                   )}
-                  {a.visibility === 'private' ? <span class="badge">private</span> : null}
+                  {a.visibility !== 'platform' ? <span class="badge">{a.visibility}</span> : null}
                 </div>
                 {a.description ? <p class="muted">{a.description}</p> : null}
                 <div class="actions">

@@ -288,6 +288,21 @@ function CreatorFigures({ d }: { d: CreatorStats }) {
           </table>
         </TableWrap>
       )}
+      {sharingOn() ? <Referrals d={d} chart={chart} /> : null}
+    </>
+  );
+}
+
+function Referrals({
+  d,
+  chart,
+}: {
+  d: CreatorStats;
+  chart: { x: number[]; series: { label: string; values: number[] }[] };
+}) {
+  const days = d.referrals.visits_by_day;
+  return (
+    <>
       <h2>Referrals</h2>
       <p>
         In the last {d.referrals.days} days your share links brought {num(d.referrals.visits)} visits,{' '}
