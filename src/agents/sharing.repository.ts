@@ -118,7 +118,8 @@ export function topReferrers(db: Database, since: number, fromDay: number, limit
       `SELECT * FROM (
          SELECT r.user_id, u.email, u.name, r.code,
                 coalesce((SELECT sum(v.visits) FROM referral_visits v WHERE v.code = r.code AND v.day >= ?1), 0) AS visits,
-                (SELECT count(*) FROM referral_signups s WHERE s.referrer_id = r.user_id AND s.created_at >= ?2) AS signups,
+                (SELECT count(*) FROM referral_signups s JOIN users n ON n.id = s.user_id
+                 WHERE s.referrer_id = r.user_id AND s.created_at >= ?2 AND NOT (n.provisioned_via IS 'signup' AND n.email_verified_at IS NULL)) AS signups,
                 (SELECT count(*) FROM listing_installs i WHERE i.referrer_id = r.user_id AND i.installed_at >= ?2) AS installs
          FROM referral_codes r JOIN users u ON u.id = r.user_id)
        WHERE visits > 0 OR signups > 0 OR installs > 0

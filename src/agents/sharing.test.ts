@@ -93,6 +93,7 @@ beforeAll(async () => {
     ['sh', open],
     ['off', { ...open, features: { viral_sharing: false } }],
     ['other', open],
+    ['pend', {}], // the creator template: sign-ups confirm their email first
   ] as const) {
     const r = await s.operatorApi('POST', '/platforms', { slug, template: 'creator', blueprint });
     expect(r.status).toBe(201);
@@ -427,6 +428,29 @@ describe('share links and referrals', () => {
     S.neo = await signInTo(s, 'sh', 'neo@sh.test', PW);
     expect((await json<{ signups: number }>(call(S.cat!, 'GET', '/api/v1/referrals/me'))).signups).toBe(1);
     expect((await json<{ signups: number }>(call(S.bob!, 'GET', '/api/v1/referrals/me'))).signups).toBe(0);
+  });
+
+  test('a sign-up still waiting for its email confirmation is not counted', async () => {
+    const owner = await signInTo(s, 'pend', P.pend!.owner.email, P.pend!.owner.password);
+    const ref = (await json<{ code: string }>(call(owner, 'GET', '/api/v1/referrals/me'))).code;
+    const r = await anon('pend', 'POST', '/api/v1/auth/signup', {
+      email: 'wait@pend.test',
+      password: PW,
+      ref,
+    });
+    expect(r.status).toBe(202);
+    expect(
+      await inDb(
+        'pend',
+        (db) => db.query<{ n: number }, []>('SELECT count(*) AS n FROM referral_signups').get()!.n,
+      ),
+    ).toBe(1);
+    expect((await json<{ signups: number }>(call(owner, 'GET', '/api/v1/referrals/me'))).signups).toBe(0);
+    // Once confirmed, it counts.
+    await inDb('pend', (db) =>
+      db.query("UPDATE users SET email_verified_at = 1 WHERE email = 'wait@pend.test'").run(),
+    );
+    expect((await json<{ signups: number }>(call(owner, 'GET', '/api/v1/referrals/me'))).signups).toBe(1);
   });
 
   test('installs: a new install by someone else credits the referrer; self-referral and re-installs do not', async () => {

@@ -62,11 +62,15 @@ export function visitsByDay(
     .all(userId, fromDay);
 }
 
-/** How many sign-ups `userId` referred since `since` (epoch ms). */
+/**
+ * How many sign-ups `userId` referred since `since` (epoch ms): confirmed ones only (a sign-up
+ * still waiting for its email confirmation is not counted, and lapses with its row).
+ */
 export function signupsSince(db: Database, userId: string, since: number): number {
   return db
     .query<{ n: number }, [string, number]>(
-      'SELECT count(*) AS n FROM referral_signups WHERE referrer_id = ? AND created_at >= ?',
+      `SELECT count(*) AS n FROM referral_signups s JOIN users u ON u.id = s.user_id
+       WHERE s.referrer_id = ? AND s.created_at >= ? AND NOT (u.provisioned_via IS 'signup' AND u.email_verified_at IS NULL)`,
     )
     .get(userId, since)!.n;
 }
