@@ -179,6 +179,40 @@ describe('migration 0018', () => {
   });
 });
 
+describe("the creator's queries use their indexes", () => {
+  test('no full scan of usage_events, conversations, installs or reviews', () => {
+    const db = openDatabase(':memory:', 'tenant');
+    migrate(db, TENANT_MIGRATIONS, 'plans');
+    const plan = (sql: string) =>
+      db
+        .query<{ detail: string }, []>(`EXPLAIN QUERY PLAN ${sql}`)
+        .all()
+        .map((r) => r.detail)
+        .join('\n');
+    const usage = plan(
+      "SELECT agent_id, agent_version, count(*) FROM usage_events WHERE creator_id = 'u' GROUP BY agent_id, agent_version",
+    );
+    expect(usage).toContain('usage_events_by_creator');
+    const convs = plan(
+      "SELECT c.agent_id, c.agent_version, count(*) FROM agents a JOIN conversations c ON c.agent_id = a.id WHERE a.owner_id = 'u' GROUP BY c.agent_id, c.agent_version",
+    );
+    expect(convs).toContain('agents_by_owner');
+    expect(convs).toContain('conversations_by_agent');
+    expect(convs).not.toContain('SCAN');
+    const installs = plan(
+      "SELECT l.agent_id, i.version, count(*) FROM agents a JOIN listings l ON l.agent_id = a.id JOIN listing_installs i ON i.listing_id = l.id WHERE a.owner_id = 'u' GROUP BY l.agent_id, i.version",
+    );
+    expect(installs).toContain('SEARCH a USING INDEX agents_by_owner');
+    expect(installs).toContain('SEARCH i USING INDEX');
+    expect(installs).not.toContain('SCAN');
+    const referred = plan(
+      "SELECT count(*) FROM listing_installs WHERE referrer_id = 'u' AND installed_at >= 0",
+    );
+    expect(referred).toContain('listing_installs_by_referrer');
+    db.close();
+  });
+});
+
 let linkAgent = '';
 
 describe('link visibility', () => {
