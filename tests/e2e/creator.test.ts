@@ -2,7 +2,8 @@
  * Sharing in the browser (issue 12 items 1, 6 and 9): a creator makes a link-only agent, makes
  * its share link and copies the Share links (with the referral code); a visitor arrives by the
  * sign-up link, signs up (credited to the creator), opens the agent's share link and chats with
- * it; the creator's page shows the agent's figures and the referrals. axe and screenshots.
+ * it; the creator's page shows the agent's figures and the referrals, and the admin's table of
+ * referrers the owner's. axe and screenshots.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { Browser, Page } from 'playwright-core';
@@ -105,6 +106,13 @@ describe('sharing in the portal', () => {
     await o.page.locator('.chart canvas').first().waitFor();
     expect(await axeProblems(o.page)).toEqual([]);
     await screenshots(o.page, 'creator-page');
+    // The admin's table of referrers: the owner's links brought two visits and one sign-up.
+    await o.page.goto(`${base}/admin/referrals`);
+    await o.page.getByRole('heading', { name: 'Referrals' }).waitFor();
+    const referrer = o.page.getByRole('table', { name: 'Referrers' }).locator('tbody tr').first();
+    expect((await referrer.locator('td').allTextContents()).slice(1)).toEqual(['2', '1', '0']);
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'admin-referrals');
     expect(o.errors).toEqual([]);
     await o.context.close();
   }, 90_000);

@@ -7,6 +7,7 @@ import { Branding, Features } from './brand.tsx';
 import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
+import { Referrals } from './referrals.tsx';
 import { Usage } from './usage.tsx';
 
 /** What the server tells the admin about its platform (src/server/web-shell.ts). */
@@ -49,6 +50,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/usage', Usage],
   ['/admin/audit', Audit],
   ['/admin/moderation', Moderation],
+  ['/admin/referrals', Referrals],
 ];
 
 function Shell({ children }: { children: preact.ComponentChildren }) {
@@ -88,6 +90,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/admin/api-keys">API keys</NavLink>
           <NavLink href="/admin/usage">AI usage</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
+          {p.features.viral_sharing ? <NavLink href="/admin/referrals">Referrals</NavLink> : null}
           <NavLink href="/admin/audit">Audit</NavLink>
         </nav>
         <main id="main" class="content">
