@@ -21,6 +21,7 @@ beforeAll(async () => {
         agent_marketplace: true,
         sso_integration: true,
         collaborative_agents: true,
+        viral_sharing: true,
       },
     },
   });

@@ -58,7 +58,7 @@ export function appRoutes(): RouteRow[] {
 }
 
 /**
- * Which doc lists a route: agents, conversations and federation in agents.md; the AI router and budgets in ai.md; sign-in, users, keys, SSO, SCIM,
+ * Which doc lists a route: agents, conversations, federation, referrals and the creator's view in agents.md; the AI router and budgets in ai.md; sign-in, users, keys, SSO, SCIM,
  * MFA, settings and audit of a platform, and the console's own sign-in, in identity.md; the rest
  * (pages, health, the operator API) in operations.md.
  */
@@ -66,9 +66,13 @@ export function docOf(r: Pick<RouteRow, 'host' | 'path'>): RouteDoc {
   if (r.host === 'platform') {
     if (r.path.startsWith('/v1/') || r.path.startsWith('/api/v1/ai/')) return 'docs/ai.md';
     if (
-      r.path.startsWith('/api/v1/agents') ||
-      r.path.startsWith('/api/v1/conversations') ||
-      r.path.startsWith('/api/v1/federation')
+      [
+        '/api/v1/agents',
+        '/api/v1/conversations',
+        '/api/v1/federation',
+        '/api/v1/referrals',
+        '/api/v1/creator',
+      ].some((p) => r.path.startsWith(p))
     )
       return 'docs/agents.md';
     if (r.path.startsWith('/api/v1/') && !['/api/v1/openapi.json', '/api/v1/docs'].includes(r.path))

@@ -59,7 +59,7 @@ export const ExportQuery = t.Object({
 /** Agent bodies are checked by the service (one precise reason per field); here only their shape. */
 export const AgentBody = t.Record(t.String(), t.Unknown(), {
   description:
-    'name, description, avatar (an emoji or https: URL), persona (the system prompt), model (an alias), temperature (0–2), max_tokens, starter_prompts (up to 6), visibility (private or platform), slug (create only)',
+    'name, description, avatar (an emoji or https: URL), persona (the system prompt), model (an alias), temperature (0–2), max_tokens, starter_prompts (up to 6), visibility (private, link or platform), slug (create only)',
   errorCode: 'agent.invalid',
   errorMessage: 'must be an object',
 });

@@ -5,7 +5,7 @@ export interface AgentRow {
   id: string;
   slug: string;
   owner_id: string | null;
-  visibility: 'private' | 'platform';
+  visibility: 'private' | 'link' | 'platform';
   draft: string;
   latest_version: number | null;
   created_at: number;
@@ -14,6 +14,9 @@ export interface AgentRow {
   forked_from?: string | null;
   /** Where an imported agent came from (JSON: see `ImportedFrom` in federation.service.ts), or null. */
   imported_from?: string | null;
+  /** The share link's token, sealed (link visibility), and its SHA-256; null: no link. */
+  share_token?: string | null;
+  share_token_hash?: string | null;
 }
 
 /** A published version: immutable (a trigger refuses updates). */

@@ -37,6 +37,7 @@ import {
   report,
   review,
 } from './marketplace.service.ts';
+import { InstallBody } from './sharing.models.ts';
 import { clearToolSecret, setToolHostList, setToolSecret, toolHostList } from './tools.service.ts';
 
 /**
@@ -271,10 +272,11 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       })
       .post(
         '/api/v1/marketplace/:id/install',
-        ({ ctx, params }) => Response.json(install(ctx, params.id), { status: 201 }),
+        ({ ctx, params, body }) => Response.json(install(ctx, params.id, body?.ref), { status: 201 }),
         {
           permission: 'agents:read',
           params: ListingParams,
+          body: InstallBody,
           detail: {
             summary: 'Install a listing (pinned to its version; a paid one answers 402 until billing lands)',
             tags,

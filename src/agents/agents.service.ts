@@ -3,7 +3,8 @@
  * model alias, its settings and starter prompts. The owner edits a draft; publishing freezes the
  * draft as an immutable version named by the SHA-256 of its RFC 8785 canonical JSON; people
  * chat with the latest version (the owner may also test the draft). Visibility: `private` (its
- * owner and the platform's admins) or `platform` (everyone signed in on it, once published).
+ * owner and the platform's admins), `link` (once published, also who opened its share link:
+ * sharing.service.ts) or `platform` (everyone signed in on it, once published).
  * The platform's owners and admins may read, edit, publish and delete any agent: the platform
  * always keeps the right to remove. Its owner may invite members (collaboration.service.ts):
  * editors edit the draft and its knowledge and publish; viewers read and chat with it, private
@@ -38,6 +39,7 @@ import { type MemberRole, memberRole } from './collaboration.repository.ts';
 import { findFederationKey, findRevocation, type RevocationRow } from './federation.repository.ts';
 import { deleteAgentVectors } from './knowledge.repository.ts';
 import { installOf, listingOfAgent } from './marketplace.repository.ts';
+import { hasLinkAccess } from './sharing.repository.ts';
 import { toolHosts, toolSecretHeaders } from './tools.repository.ts';
 import { type AgentTool, checkTools, hostAllowed } from './tools.ts';
 
@@ -59,7 +61,7 @@ export interface AgentSpec {
 }
 
 export type Visibility = AgentRow['visibility'];
-export const VISIBILITIES: readonly Visibility[] = ['private', 'platform'];
+export const VISIBILITIES: readonly Visibility[] = ['private', 'link', 'platform'];
 
 const notFound = () => new AppError('agent.not_found', 'no such agent', 404);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -107,9 +109,18 @@ export const canRead = (c: PlatformRequestContext, a: AgentRow) => {
   return (
     (a.visibility === 'platform' && a.latest_version !== null) ||
     memberOf(c, a) === 'viewer' ||
+    viaLink(c, a) ||
     listedVersionFor(c, a.id) !== null
   );
 };
+
+/** Whether `c`'s user opened the current share link of a published `link` agent. */
+function viaLink(c: PlatformRequestContext, a: AgentRow): boolean {
+  const { userId } = who(c);
+  return (
+    a.visibility === 'link' && a.latest_version !== null && !!userId && hasLinkAccess(c.db, a.id, userId)
+  );
+}
 
 /** The version the marketplace gives `c` of an agent: what they installed, else the listed one. */
 export function listedVersionFor(c: PlatformRequestContext, agentId: string): number | null {
@@ -292,7 +303,7 @@ function visibilityOf(v: unknown): Visibility | undefined {
   if (typeof v !== 'string' || !(VISIBILITIES as readonly string[]).includes(v))
     throw bad(
       '/visibility',
-      `must be one of: ${VISIBILITIES.join(', ')} (link and marketplace sharing are not here yet)`,
+      `must be one of: ${VISIBILITIES.join(', ')} (the marketplace lists through POST /api/v1/agents/:id/listing)`,
     );
   return v as Visibility;
 }
@@ -637,7 +648,7 @@ export function versionToRun(
     );
   // Through the marketplace, the version installed (or listed); editors and platform sharing, the latest.
   const listed = canEdit(c, a) ? null : listedVersionFor(c, a.id);
-  const shared = a.visibility === 'platform' || memberOf(c, a) === 'viewer';
+  const shared = a.visibility === 'platform' || memberOf(c, a) === 'viewer' || viaLink(c, a);
   const version = listed !== null && !shared ? listed : a.latest_version;
   refuseRevoked(c, a, findVersion(c.db, a.id, version)?.hash ?? null);
   return { row: a, version };

@@ -32,6 +32,7 @@ import {
 } from './conversations.repository.ts';
 import { searchAgentKnowledge, sourcesMessage } from './knowledge.service.ts';
 import { live } from './live.ts';
+import { usageAttribution } from './sharing.service.ts';
 import { decideToolCall, findToolCall, insertToolCall, pendingToolCalls } from './tools.repository.ts';
 import { notRun, runTool, type ToolEnv, type ToolOutcome } from './tools.service.ts';
 import { type AgentTool, functionsOf, runsUnasked, toolHost } from './tools.ts';
@@ -663,9 +664,21 @@ function turnStream(t: Turn): Response {
 const toolsOf = (agent: AgentSpec | null): AgentTool[] => agent?.tools ?? [];
 
 /** The turn's caller for the AI service: the stream's own database handle. */
-function callerOf(c: PlatformRequestContext, db: Database, userId: string, agentId: string | null): AiCaller {
+function callerOf(
+  c: PlatformRequestContext,
+  db: Database,
+  userId: string,
+  conv: { agent_id: string | null; agent_version: number | null },
+): AiCaller {
   const p = c.principal;
-  return { platform: c.platform, db, userId, keyId: p?.kind === 'api_key' ? p.keyId : null, agentId };
+  return {
+    platform: c.platform,
+    db,
+    userId,
+    keyId: p?.kind === 'api_key' ? p.keyId : null,
+    // The agent, the version that runs and its creator (the owner now) go on the usage row.
+    ...usageAttribution(db, conv.agent_id, conv.agent_version),
+  };
 }
 
 /**
@@ -773,7 +786,7 @@ async function runTurn(
     app: c.app,
     db,
     release: () => lease.release(),
-    caller: callerOf(c, db, userId, conv.agent_id),
+    caller: callerOf(c, db, userId, conv),
     policy: platformAiPolicy(c.blueprint()),
     model,
     agent,
@@ -885,7 +898,7 @@ export async function answerToolCall(
     app: c.app,
     db: lease.db,
     release: () => lease.release(),
-    caller: callerOf(c, lease.db, userId, conv.agent_id),
+    caller: callerOf(c, lease.db, userId, conv),
     policy: platformAiPolicy(c.blueprint()),
     model,
     agent,

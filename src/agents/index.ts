@@ -21,3 +21,5 @@ export {
   trustKey,
   untrustKey,
 } from './federation.service.ts';
+export { sharingRoutes } from './sharing.routes.ts';
+export { SHARE_TOKEN_SECRET_SITE } from './sharing.service.ts';

@@ -33,6 +33,7 @@ import {
   upsertInstall,
   upsertReview,
 } from './marketplace.repository.ts';
+import { attributeInstall } from './sharing.service.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const bad = (path: string, reason: string) =>
@@ -217,7 +218,7 @@ export function listing(c: PlatformRequestContext, id: string) {
   };
 }
 
-export function install(c: PlatformRequestContext, id: string) {
+export function install(c: PlatformRequestContext, id: string, ref?: unknown) {
   const userId = userIdOf(c);
   const l = findListing(c.db, id);
   if (l?.status !== 'published') throw notFound();
@@ -228,12 +229,15 @@ export function install(c: PlatformRequestContext, id: string) {
       402,
     );
   c.db.transaction(() => {
+    const fresh = installOf(c.db, l.id, userId) === null;
     upsertInstall(c.db, l.id, userId, l.version, c.app.clock.now());
+    // A new install through a share link credits its referrer (sharing.service.ts).
+    const referrer = fresh ? attributeInstall(c, l.id, userId, ref) : null;
     c.app.audit.append(c.db, {
       actor: actorOf(c.principal),
       action: 'listing.installed',
       target: `listing:${l.id}`,
-      details: { version: l.version },
+      details: { version: l.version, ...(referrer ? { referred_by: referrer } : {}) },
     });
   })();
   return { listing: listingView(c, l) };

@@ -102,6 +102,9 @@ export interface AiCaller {
   userId: string | null;
   keyId: string | null;
   agentId: string | null;
+  /** With an agent: the version that ran (null: its draft) and its creator (the owner now). */
+  agentVersion?: number | null;
+  creatorId?: string | null;
 }
 
 /** How a call went to the provider: the plan, every attempt, and the candidate that answered. */
@@ -633,6 +636,8 @@ function recordUsage(
     userId: caller.userId,
     keyId: caller.keyId,
     agentId: caller.agentId,
+    agentVersion: caller.agentVersion ?? null,
+    creatorId: caller.creatorId ?? null,
     kind: call.kind,
     alias: call.alias,
     provider: call.candidate.provider.id,

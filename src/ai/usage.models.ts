@@ -10,6 +10,10 @@ export interface UsageRecord {
   userId: string | null;
   keyId: string | null;
   agentId: string | null;
+  /** The agent's version that ran (null: its draft, or no agent). */
+  agentVersion?: number | null;
+  /** The agent's creator: its owner at the time of the call. */
+  creatorId?: string | null;
   kind: 'chat' | 'embeddings';
   alias: string;
   provider: string;

@@ -212,8 +212,8 @@ export function insertUsageRows(
 ): { firstRowId: number; lastRowId: number } {
   const q = db.query(
     `INSERT INTO usage_events (ts, user_id, key_id, agent_id, kind, alias, provider, model, tokens_in, tokens_out,
-       counted, latency_ms, cost_micro, markup_micro, currency, status)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       counted, latency_ms, cost_micro, markup_micro, currency, status, agent_version, creator_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   let firstRowId = 0;
   let lastRowId = 0;
@@ -235,6 +235,8 @@ export function insertUsageRows(
       r.markupMicro,
       r.currency,
       r.status,
+      r.agentVersion ?? null,
+      r.creatorId ?? null,
     );
     lastRowId = Number(res.lastInsertRowid);
     if (firstRowId === 0) firstRowId = lastRowId;

@@ -50,6 +50,7 @@ describe('migrate', () => {
         '0016-agent-tools',
         '0017-collaboration',
         '0018-federation',
+        '0019-sharing',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
@@ -101,6 +102,39 @@ describe('migrate', () => {
     expect(() => migrate(db, bad, 'test')).toThrow();
     expect(schemaVersion(db)).toBe(2);
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);
+  });
+
+  test('a step marked foreign_keys=off runs with them off, is checked before it commits, and turns them on again', () => {
+    const db = new Database(':memory:');
+    db.exec('PRAGMA foreign_keys = ON');
+    const base = [
+      {
+        version: 1,
+        name: 'p',
+        sql: "CREATE TABLE p (id TEXT PRIMARY KEY, n INTEGER CHECK (n < 5)); CREATE TABLE c (p TEXT REFERENCES p(id) ON DELETE CASCADE); INSERT INTO p VALUES ('a', 1); INSERT INTO c VALUES ('a')",
+      },
+    ];
+    migrate(db, base, 'test');
+    // A rebuild that loses the parent row is refused whole.
+    const losing = {
+      version: 2,
+      name: 'lose',
+      sql: '-- migrate: foreign_keys=off\nCREATE TABLE p2 (id TEXT PRIMARY KEY, n INTEGER CHECK (n < 9)); DROP TABLE p; ALTER TABLE p2 RENAME TO p;',
+    };
+    expect(() => migrate(db, [...base, losing], 'test')).toThrow(/broken foreign keys/);
+    expect(schemaVersion(db)).toBe(1);
+    expect(db.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
+    expect(db.query('SELECT count(*) AS n FROM c').get()).toEqual({ n: 1 });
+    // One that keeps it: the children stay (no cascade ran), the keys are on again.
+    const keeping = {
+      ...losing,
+      sql: '-- migrate: foreign_keys=off\nCREATE TABLE p2 (id TEXT PRIMARY KEY, n INTEGER CHECK (n < 9)); INSERT INTO p2 SELECT * FROM p; DROP TABLE p; ALTER TABLE p2 RENAME TO p;',
+    };
+    migrate(db, [...base, keeping], 'test');
+    expect(schemaVersion(db)).toBe(2);
+    expect(db.query('SELECT count(*) AS n FROM c').get()).toEqual({ n: 1 });
+    expect(db.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
+    expect(() => db.exec("INSERT INTO c VALUES ('zz')")).toThrow(/FOREIGN KEY/);
   });
 
   test('steps must be numbered 1..N', () => {

@@ -19,6 +19,12 @@ export interface MigrationResult {
  * The schema version is SQLite's `user_version`. Each migration runs in its own transaction
  * with the version bump, so a crash leaves the database at a whole step.
  * A database newer than this binary is refused untouched (`db.schema_too_new`).
+ *
+ * A step whose SQL begins with the line `-- migrate: foreign_keys=off` runs with foreign keys
+ * off (SQLite ignores the pragma inside a transaction, so it is set around it): the way SQLite
+ * documents for rebuilding a table that others reference (a DROP with them on would cascade).
+ * Its transaction checks them all (`PRAGMA foreign_key_check`) before it commits, and they are
+ * turned back on whatever happens.
  */
 export function migrate(db: Database, migrations: readonly Migration[], label: string): MigrationResult {
   checkOrder(migrations, label);
@@ -34,13 +40,32 @@ export function migrate(db: Database, migrations: readonly Migration[], label: s
   const applied: string[] = [];
   for (const m of migrations) {
     if (m.version <= from) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      db.exec(`PRAGMA user_version = ${m.version}`);
-    }).immediate();
+    const keysOff = m.sql.startsWith(FOREIGN_KEYS_OFF) && foreignKeysOn(db);
+    if (keysOff) db.exec('PRAGMA foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        db.exec(m.sql);
+        if (keysOff) {
+          const broken = db.query<{ table: string; parent: string }, []>('PRAGMA foreign_key_check').all();
+          if (broken.length)
+            throw new Error(
+              `${label} migration ${m.version} leaves ${broken.length} broken foreign keys (${broken[0]!.table} → ${broken[0]!.parent})`,
+            );
+        }
+        db.exec(`PRAGMA user_version = ${m.version}`);
+      }).immediate();
+    } finally {
+      if (keysOff) db.exec('PRAGMA foreign_keys = ON');
+    }
     applied.push(`${String(m.version).padStart(4, '0')}-${m.name}`);
   }
   return { from, to: Math.max(from, latest), applied };
+}
+
+const FOREIGN_KEYS_OFF = '-- migrate: foreign_keys=off\n';
+
+function foreignKeysOn(db: Database): boolean {
+  return db.query<{ foreign_keys: number }, []>('PRAGMA foreign_keys').get()?.foreign_keys === 1;
 }
 
 /** The schema version recorded in a database (0 for a new file). */

@@ -25,6 +25,7 @@ import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type:
 import tenant16 from '../../migrations/tenant/0016-agent-tools.sql' with { type: 'text' };
 import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { type: 'text' };
 import tenant18 from '../../migrations/tenant/0018-federation.sql' with { type: 'text' };
+import tenant19 from '../../migrations/tenant/0019-sharing.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -62,4 +63,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 16, name: 'agent-tools', sql: tenant16 },
   { version: 17, name: 'collaboration', sql: tenant17 },
   { version: 18, name: 'federation', sql: tenant18 },
+  { version: 19, name: 'sharing', sql: tenant19 },
 ];

@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { join } from 'node:path';
-import { AGENT_SECRET_SITES, FEDERATION_SECRET_SITE } from '../agents/index.ts';
+import { AGENT_SECRET_SITES, FEDERATION_SECRET_SITE, SHARE_TOKEN_SECRET_SITE } from '../agents/index.ts';
 import { type App, type InstanceConfig, type Logger, type OpenAppOptions, openApp } from '../app/index.ts';
 import {
   AUDIT_SECRET_SITE,
@@ -38,7 +38,13 @@ export function openInstance(opts: {
   const app = openApp({
     ...opts,
     audit: (clock) => createAuditLog(clock, () => anchoring),
-    secretSites: [AUDIT_SECRET_SITE, ...IDENTITY_SECRET_SITES, ...AGENT_SECRET_SITES, FEDERATION_SECRET_SITE],
+    secretSites: [
+      AUDIT_SECRET_SITE,
+      ...IDENTITY_SECRET_SITES,
+      ...AGENT_SECRET_SITES,
+      FEDERATION_SECRET_SITE,
+      SHARE_TOKEN_SECRET_SITE,
+    ],
   });
   try {
     const tenancy = createTenancy(app);

@@ -104,6 +104,14 @@ export {
   SCOPES,
   type Scope,
 } from './permissions.ts';
+export {
+  DAY_MS,
+  dayOf,
+  recordReferralVisit,
+  referralCodeOf,
+  referralFigures,
+  referrerOfRef,
+} from './referrals/referrals.ts';
 export { scimRoutes } from './scim/scim.routes.ts';
 export {
   authenticateScimToken,

@@ -53,6 +53,13 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'DELETE /api/v1/conversations/:id/participants/:userId',
     'GET /api/v1/conversations/:id/events',
   ],
+  // Share links with referral codes and what they brought (a `ref` elsewhere is ignored when off).
+  viral_sharing: [
+    'POST /api/v1/agents/:id/share',
+    'GET /api/v1/referrals/me',
+    'GET /api/v1/referrals',
+    'POST /api/v1/referrals/visit',
+  ],
   sso_integration: [
     'GET /sso/oidc/login',
     'GET /sso/oidc/callback',

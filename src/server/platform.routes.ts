@@ -1,6 +1,6 @@
 import type { Database } from 'bun:sqlite';
 import { Elysia } from 'elysia';
-import { agentRoutes, conversationRoutes, federationRoutes } from '../agents/index.ts';
+import { agentRoutes, conversationRoutes, federationRoutes, sharingRoutes } from '../agents/index.ts';
 import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
 import { isCurrent, readMeta, TENANT_MIGRATIONS } from '../db/index.ts';
@@ -409,7 +409,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(aiRoutes(d.ai))
     .use(conversationRoutes(d.ai))
     .use(agentRoutes(d.ai))
-    .use(federationRoutes(d.ai));
+    .use(federationRoutes(d.ai))
+    .use(sharingRoutes);
   permissions = routePermissions(app);
   return app;
 }

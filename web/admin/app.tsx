@@ -8,6 +8,7 @@ import { Catalog } from './catalog.tsx';
 import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
+import { Referrals } from './referrals.tsx';
 import { ToolHosts } from './tools.tsx';
 import { Usage } from './usage.tsx';
 
@@ -53,6 +54,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/moderation', Moderation],
   ['/admin/tool-hosts', ToolHosts],
   ['/admin/catalog', Catalog],
+  ['/admin/referrals', Referrals],
 ];
 
 function Shell({ children }: { children: preact.ComponentChildren }) {
@@ -94,6 +96,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
           <NavLink href="/admin/tool-hosts">Agent tools</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/catalog">Catalog</NavLink> : null}
+          {p.features.viral_sharing ? <NavLink href="/admin/referrals">Referrals</NavLink> : null}
           <NavLink href="/admin/audit">Audit</NavLink>
         </nav>
         <main id="main" class="content">

@@ -17,6 +17,7 @@ import {
 } from '../shared/ui.tsx';
 import { boot } from './app.tsx';
 import { type Federated, FederationSection } from './federation.tsx';
+import { LinkControls, openShareLink, ShareButton } from './sharing.tsx';
 import { type Tool, Tools } from './tools.tsx';
 
 /** The agents a user may chat with, and the builder for their own (issue 12). */
@@ -32,7 +33,7 @@ export interface Agent {
   temperature?: number | null;
   max_tokens?: number | null;
   starter_prompts?: string[];
-  visibility: 'private' | 'platform';
+  visibility: 'private' | 'link' | 'platform';
   latest_version: { version: number; hash: string; published_at: string } | null;
   draft?: {
     name: string;
@@ -126,7 +127,7 @@ export function Agents() {
                   ) : (
                     <StatusBadge status="draft" />
                   )}
-                  {a.visibility === 'private' ? <span class="badge">private</span> : null}
+                  {a.visibility !== 'platform' ? <span class="badge">{a.visibility}</span> : null}
                   {a.role === 'editor' || a.role === 'viewer' ? (
                     <span class="badge">shared with you: {a.role}</span>
                   ) : null}
@@ -156,11 +157,12 @@ export function Agents() {
 export function AgentBuilder() {
   const id = match('/app/agents/:id', path.value)?.id;
   const isNew = !id || id === 'new';
-  const r = useResource(
-    async () =>
-      isNew ? null : (await api<{ agent: Agent }>('GET', `/api/v1/agents/${encodeURIComponent(id!)}`)).agent,
-    [id],
-  );
+  const r = useResource(async () => {
+    if (isNew) return null;
+    // Opened through a share link: the server grants access first (sharing.tsx).
+    await openShareLink(id!);
+    return (await api<{ agent: Agent }>('GET', `/api/v1/agents/${encodeURIComponent(id!)}`)).agent;
+  }, [id]);
   const models = useResource(() => api<{ models: { id: string }[] }>('GET', '/api/v1/conversations/models'));
   return (
     <main id="main" class="content page">
@@ -168,17 +170,43 @@ export function AgentBuilder() {
         <a href="/app/agents">← Agents</a>
       </p>
       <Title>{isNew ? 'New agent' : 'Edit agent'}</Title>
-      {!mayBuild() ? (
-        <Notice kind="warn">Making and changing agents is not open to you on this platform.</Notice>
-      ) : null}
       <Async r={r}>
-        {(a) => (
-          <Async r={models}>
-            {(m) => <BuilderForm a={a} models={m.models.map((x) => x.id)} onSaved={() => r.reload()} />}
-          </Async>
-        )}
+        {(a) =>
+          a && !a.can_edit ? (
+            <AgentView a={a} />
+          ) : (
+            <>
+              {!mayBuild() ? (
+                <Notice kind="warn">Making and changing agents is not open to you on this platform.</Notice>
+              ) : null}
+              <Async r={models}>
+                {(m) => <BuilderForm a={a} models={m.models.map((x) => x.id)} onSaved={() => r.reload()} />}
+              </Async>
+            </>
+          )
+        }
       </Async>
     </main>
+  );
+}
+
+/** An agent one may use but not edit (shared on the platform, through its link, or installed). */
+function AgentView({ a }: { a: Agent }) {
+  return (
+    <section aria-label={a.name}>
+      <p>
+        <Avatar a={a} /> <strong>{a.name}</strong>
+      </p>
+      {a.description ? <p>{a.description}</p> : null}
+      <div class="actions">
+        {a.latest_version ? (
+          <ActionButton class="primary" label={`Chat with ${a.name}`} onClick={() => chatWith(a)}>
+            Chat
+          </ActionButton>
+        ) : null}
+        {a.latest_version ? <ShareButton agentId={a.id} /> : null}
+      </div>
+    </section>
   );
 }
 
@@ -307,10 +335,13 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
             disabled={!!a && a.can_manage === false}
             value={visibility.value}
             onChange={(e) => {
-              visibility.value = (e.currentTarget as HTMLSelectElement).value as 'private' | 'platform';
+              visibility.value = (e.currentTarget as HTMLSelectElement).value as Agent['visibility'];
             }}
           >
             <option value="private">Only me (and the platform's admins)</option>
+            <option value="link">
+              People on {boot.platform.name} who have its share link, once published
+            </option>
             <option value="platform">Everyone on {boot.platform.name}, once published</option>
           </select>
         </div>
@@ -320,6 +351,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
         {saved.value ? <Notice>{saved.value}</Notice> : null}
       </Form>
       {a ? <Knowledge a={a} /> : null}
+      {a?.visibility === 'link' ? <LinkControls agentId={a.id} /> : null}
       {a ? <Members a={a} /> : null}
       {a ? (
         <Tools agentId={a.id} tools={a.draft?.tools ?? []} secrets={a.tool_secrets ?? []} onSaved={onSaved} />
@@ -385,6 +417,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
                 Delete
               </ActionButton>
             ) : null}
+            {a.latest_version ? <ShareButton agentId={a.id} /> : null}
           </div>
         </section>
       ) : null}

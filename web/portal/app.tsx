@@ -8,6 +8,7 @@ import { Chat } from './chat.tsx';
 import { ImportAgent } from './federation.tsx';
 import { ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
+import { CreatorPage, captureReferral } from './sharing.tsx';
 
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
 export interface PortalBoot {
@@ -27,6 +28,8 @@ export const boot = bootData<PortalBoot>();
 // Who is signed in is asked at once, while the first screen renders.
 if (me.value === undefined) void loadMe().catch(() => undefined);
 ownPrefix('/app');
+// A share link's referral code is remembered and its visit counted (sharing.tsx).
+captureReferral();
 
 function NotFound() {
   return (
@@ -56,6 +59,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/agents/:id', AgentBuilder],
   ['/app/marketplace', Marketplace],
   ['/app/marketplace/:id', ListingPage],
+  ['/app/creator', CreatorPage],
 ];
 
 function TopBar() {
@@ -77,6 +81,7 @@ function TopBar() {
           ) : null}
           <a href="/app/agents">Agents</a>
           {p.features.agent_marketplace ? <a href="/app/marketplace">Marketplace</a> : null}
+          {m.permissions.includes('agents:write') ? <a href="/app/creator">Creator</a> : null}
           <a href="/app/profile">Profile</a>
           <button
             type="button"

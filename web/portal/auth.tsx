@@ -4,6 +4,7 @@ import { loadMe, safeNext } from '../shared/platform-session.ts';
 import { navigate, param } from '../shared/router.ts';
 import { Field, Form, Notice, Submit, Title, useForm } from '../shared/ui.tsx';
 import { boot } from './app.tsx';
+import { storedReferral } from './sharing.tsx';
 
 /** Sign-in, sign-up, invitations, password reset and email verification: the portal's own screens. */
 
@@ -146,6 +147,7 @@ export function SignUp() {
             const r = await api<{ status: string }>('POST', '/api/v1/auth/signup', {
               email: email.value.trim(),
               password: password.value,
+              ref: storedReferral(),
             });
             if (r.status === 'created') {
               const l = await signInWith(email.value.trim(), password.value);

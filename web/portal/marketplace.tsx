@@ -14,6 +14,7 @@ import {
   useForm,
   useResource,
 } from '../shared/ui.tsx';
+import { ShareButton, storedReferral } from './sharing.tsx';
 
 /** The platform's marketplace: browse and search, a listing's page (install, chat, review, report). */
 
@@ -142,7 +143,9 @@ export function ListingPage() {
                 <ActionButton
                   class="primary"
                   onClick={async () => {
-                    await api('POST', `/api/v1/marketplace/${d.listing.id}/install`);
+                    await api('POST', `/api/v1/marketplace/${d.listing.id}/install`, {
+                      ref: storedReferral(),
+                    });
                     await r.reload();
                   }}
                 >
@@ -175,6 +178,7 @@ export function ListingPage() {
                   Fork
                 </ActionButton>
               ) : null}
+              <ShareButton agentId={d.listing.agent.id} only="listing" />
             </div>
             <h2>Reviews</h2>
             {d.reviews.length ? (

@@ -22,6 +22,12 @@ export const Signup = Type.Object({
       errorMessage: 'required: a past date as YYYY-MM-DD',
     }),
   ),
+  ref: Type.Optional(
+    Type.Unknown({
+      description:
+        'A referral code from a share link (features.viral_sharing): its holder is credited; an unknown one is ignored, never refused.',
+    }),
+  ),
 });
 
 export const InvitationCreate = Type.Object({

@@ -29,7 +29,10 @@ export const onboardingRoutes = new Elysia({ name: 'onboarding.routes', prefix: 
   .post(
     '/auth/signup',
     async ({ body, ctx: c }) => {
-      const r = await signUp(c.app, c.db, c.platform, c.blueprint().governance, body, { ip: c.ip }, c.origin);
+      const bp = c.blueprint();
+      // A referral code counts only where sharing is on (else it is ignored, as an unknown one).
+      const input = bp.features.viral_sharing ? body : { ...body, ref: undefined };
+      const r = await signUp(c.app, c.db, c.platform, bp.governance, input, { ip: c.ip }, c.origin);
       return r.status === 'created'
         ? Response.json({ status: 'created', user: userView(r.user) }, { status: 201 })
         : // The same answer whether or not the email was taken.

@@ -4,6 +4,7 @@ import { isUniqueViolation } from '../../db/index.ts';
 import { AppError, type ErrorDetail } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
 import { queueMail } from '../mail/outbox.ts';
+import { attributeSignup } from '../referrals/referrals.ts';
 import { addressKey, type Limit, reserve } from '../throttle.ts';
 import { issueEmailToken, throttled } from './auth.service.ts';
 import { createOnboardingRepository } from './onboarding.repository.ts';
@@ -66,14 +67,15 @@ export function ageOn(dateOfBirth: string, now: number): number | null {
  * is taken: a taken address gets a notice instead (a pending sign-up: a fresh link), at most 3
  * messages an hour per address; the account is marked `provisioned_via = 'signup'` until
  * then. Without it the account is an ordinary one, active at once (201), and a taken email is
- * 409 `user.email_taken`. Audited (`user.signed_up`).
+ * 409 `user.email_taken`. Audited (`user.signed_up`). A referral code in `ref` credits its holder
+ * (not the new user themself; an unknown code is ignored: referrals.ts).
  */
 export async function signUp(
   app: App,
   db: Database,
   platform: { id: string; name: string },
   policy: SignupPolicy,
-  input: { email?: unknown; password?: unknown; name?: unknown; date_of_birth?: unknown },
+  input: { email?: unknown; password?: unknown; name?: unknown; date_of_birth?: unknown; ref?: unknown },
   client: { ip: string | null },
   origin: string,
 ): Promise<SignupResult> {
@@ -175,6 +177,7 @@ export async function signUp(
   try {
     db.transaction(() => {
       users.insert(row);
+      const referrer = attributeSignup(db, input.ref, row.id, at);
       app.audit.append(db, {
         actor: 'anonymous',
         action: 'user.signed_up',
@@ -182,6 +185,7 @@ export async function signUp(
         details: {
           email,
           ip: client.ip,
+          ...(referrer ? { referred_by: referrer } : {}),
           email_required: v.email_required,
           ...(v.age_verification ? { age_checked: true, minimum_age: minimum } : {}),
         },
