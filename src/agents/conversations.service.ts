@@ -326,7 +326,32 @@ type Citation = {
   document: { id: string; name: string };
   seq: number;
   text: string;
+  /** Whether the answer cites it (`[n]`); set when the answer is complete. */
+  cited?: boolean;
 };
+
+/**
+ * The source numbers `text` cites among the `count` it was given: `[2]`, `[1, 3]`, `[1][3]`;
+ * numbers out of range (`[7]` of 3 sources) and bracketed text that is not a list of numbers
+ * (`[a]`, `[1-3]`) are not citations.
+ */
+export function citedSources(text: string, count: number): Set<number> {
+  const cited = new Set<number>();
+  for (const m of text.matchAll(/\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]/g))
+    for (const part of m[1]!.split(',')) {
+      const n = Number(part.trim());
+      if (n >= 1 && n <= count) cited.add(n);
+    }
+  return cited;
+}
+
+/** The refusal of a complete answer that cites none of its sources where the platform requires it. */
+const citationsMissing = () =>
+  new AppError(
+    'quality.citations_missing',
+    "the answer cites none of the agent's sources, and this platform requires answers to cite them (ai_settings.quality_gates.require_citations)",
+    422,
+  );
 
 /** What a turn carries from one model answer to the next, and across a pause for the user's answer. */
 interface TurnState {
@@ -368,6 +393,11 @@ interface Turn {
   endTurn: () => void;
   /** The user message this turn answers (shared conversations' listeners get deltas after it). */
   after: string | null;
+  /**
+   * `ai_settings.quality_gates.require_citations`: a complete answer given sources must cite
+   * one of them, else it is stored as an error (`quality.citations_missing`), not an answer.
+   */
+  requireCitations: boolean;
 }
 
 /** Asks the model (streamed) with the turn's messages; with tools unless the rounds are used up. */
@@ -623,6 +653,14 @@ function turnStream(t: Turn): Response {
               });
             continue;
           }
+          const cited = citedSources(state.text, state.citations.length);
+          state.citations = state.citations.map((x) => ({ ...x, cited: cited.has(x.n) }));
+          if (t.requireCitations && state.citations.length > 0 && cited.size === 0) {
+            const err = citationsMissing();
+            const m = finish('error', err.message);
+            send('error', { code: err.code, message: err.message, ...(m ? { message_id: m.id } : {}) });
+            return;
+          }
           const m = finish('complete', null);
           if (m) send('done', { message: messageView(m) });
           return;
@@ -799,6 +837,7 @@ async function runTurn(
     first: null,
     endTurn,
     after: null,
+    requireCitations,
   };
   try {
     turn.first = await ask(turn);
@@ -912,5 +951,6 @@ export async function answerToolCall(
     decided: { approve: body.approve },
     endTurn,
     after: null,
+    requireCitations: c.blueprint().ai_settings.quality_gates.require_citations,
   });
 }

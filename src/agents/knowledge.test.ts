@@ -391,6 +391,81 @@ describe("an agent's knowledge", () => {
   });
 });
 
+describe('ai_settings.quality_gates.require_citations', () => {
+  /** One turn with the agent; the stub answers `You said: <content>`, so the content decides what the answer cites. */
+  async function turn(content: string) {
+    const c = await json<{ conversation: { id: string } }>(
+      call(S.member!, 'POST', '/api/v1/conversations', { agent_id: agentId }),
+    );
+    const r = await call(S.member!, 'POST', `/api/v1/conversations/${c.conversation.id}/messages`, {
+      content,
+    });
+    expect(r.status).toBe(200);
+    const text = await r.text();
+    const event = (name: string) => {
+      const m = new RegExp(`event: ${name}\ndata: (.*)\n`).exec(text);
+      return m ? (JSON.parse(m[1]!) as Record<string, unknown>) : null;
+    };
+    const stored = await json<{
+      messages: {
+        role: string;
+        status: string;
+        error?: string;
+        citations?: { n: number; cited?: boolean }[];
+      }[];
+    }>(call(S.member!, 'GET', `/api/v1/conversations/${c.conversation.id}`));
+    return { done: event('done'), error: event('error'), last: stored.messages.at(-1)! };
+  }
+  const gate = async (on: boolean) =>
+    expect(
+      (
+        await s.operatorApi('PATCH', '/platforms/kn', {
+          blueprint: { ai_settings: { quality_gates: { require_citations: on } } },
+        })
+      ).status,
+    ).toBe(200);
+
+  test('on: an answer that cites none of its sources is refused and stored as an error', async () => {
+    await gate(true);
+    for (const content of [
+      'Where do I send my hotel receipts?',
+      // Brackets that are not a source: out of range, not a number, a range.
+      'Where do I send my hotel receipts? [9] [a] [1-2]',
+    ]) {
+      const t = await turn(content);
+      expect(t.done).toBeNull();
+      expect(t.error).toMatchObject({ code: 'quality.citations_missing' });
+      expect(t.last).toMatchObject({ role: 'assistant', status: 'error' });
+      expect(t.last.error).toContain('require_citations');
+    }
+  });
+
+  test('on: an answer that cites a source completes, the cited source marked', async () => {
+    const t = await turn('Where do I send my hotel receipts? See [1].');
+    expect(t.error).toBeNull();
+    expect(t.done).not.toBeNull();
+    expect(t.last.status).toBe('complete');
+    expect(t.last.citations![0]).toMatchObject({ n: 1, cited: true });
+    expect(t.last.citations!.slice(1).every((x) => x.cited === false)).toBe(true);
+  });
+
+  test('off: the same uncited answer completes, its sources marked uncited', async () => {
+    await gate(false);
+    const t = await turn('Where do I send my hotel receipts?');
+    expect(t.error).toBeNull();
+    expect(t.last.status).toBe('complete');
+    expect(t.last.citations!.length).toBeGreaterThan(0);
+    expect(t.last.citations!.every((x) => x.cited === false)).toBe(true);
+  });
+
+  test('citedSources reads [n], [n, m] and [n][m] within range only', async () => {
+    const { citedSources } = await import('./conversations.service.ts');
+    expect([...citedSources('a [1] b [2, 3] c [3][4]', 3)].sort()).toEqual([1, 2, 3]);
+    expect([...citedSources('[0] [4] [x] [1-2] [ 2 ]', 3)]).toEqual([]);
+    expect([...citedSources('no brackets', 3)]).toEqual([]);
+  });
+});
+
 describe('chunking', () => {
   test('whole paragraphs while they fit; a long one at sentence ends; a long sentence at a space', async () => {
     const { chunkText } = await import('./knowledge.service.ts');

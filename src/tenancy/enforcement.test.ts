@@ -71,12 +71,10 @@ describe('settings a platform sets that nothing enforces', () => {
     expect(names(templateBlueprint('blank'))).toEqual(['governance.data_retention.deleted_user_grace_days']);
   });
 
-  test('creator: agents, the marketplace, billing, retention, and the safety level without a classifier', () => {
+  test('creator: billing, retention, and the safety level without a classifier', () => {
     const bp = templateBlueprint('creator');
     const got = names(bp);
     for (const s of [
-      'features.agent_creation',
-      'features.agent_marketplace',
       'monetization.marketplace_commission',
       'monetization.payment_processing.provider',
       'monetization.subscription_tiers[].price.amount',
@@ -88,13 +86,18 @@ describe('settings a platform sets that nothing enforces', () => {
     }
     // Enforced settings are never listed; the level is enforced once a classifier exists.
     expect(got).not.toContain('features.api_access');
+    expect(got).not.toContain('features.agent_creation');
+    expect(got).not.toContain('features.agent_marketplace');
+    expect(got).not.toContain('features.viral_sharing');
     expect(got).not.toContain('ai_settings.cost_optimization');
     expect(names(bp, true)).not.toContain('ai_settings.safety_filters.level');
-    const row = unenforcedSettings(bp, noClassifier).find((s) => s.setting === 'features.agent_creation');
+    const row = unenforcedSettings(bp, noClassifier).find(
+      (s) => s.setting === 'features.analytics_dashboard',
+    );
     expect(row).toEqual({
-      setting: 'features.agent_creation',
-      gates: 'users creating agents',
-      enforced_by: 'agents',
+      setting: 'features.analytics_dashboard',
+      gates: 'the analytics dashboard',
+      enforced_by: 'portal (issue 11)',
     });
   });
 

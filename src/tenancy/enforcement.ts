@@ -111,9 +111,18 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'monetization.payment_processing.statement_descriptor': p('card statements', BILLING),
   'monetization.payment_processing.tax_behavior': p('tax on tier prices', BILLING),
 
-  'features.agent_creation': p('users creating agents', AGENTS),
-  'features.agent_marketplace': p('the agent marketplace', AGENTS),
-  'features.viral_sharing': p('public links to agents and chats', AGENTS),
+  'features.agent_creation': e(
+    'users making, editing and publishing agents (404 `feature.disabled` when off)',
+    'the request guard',
+  ),
+  'features.agent_marketplace': e(
+    'the marketplace, its moderation and federation (404 `feature.disabled` when off)',
+    'the request guard',
+  ),
+  'features.viral_sharing': e(
+    'share links with referral codes and their reports (404 `feature.disabled` when off)',
+    'the request guard',
+  ),
   'features.collaborative_agents': e(
     'shared conversations with an agent (404 `feature.disabled` when off)',
     'src/agents/collaboration.service.ts',
@@ -142,7 +151,10 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'ai_settings.cloud_fallback': e('whether a call may reach a cloud provider', 'the router'),
   'ai_settings.cost_optimization': e('cheapest allowed candidate first', 'the router'),
   'ai_settings.quality_gates.min_response_quality': p('refusing low-quality answers', 'response scoring'),
-  'ai_settings.quality_gates.require_citations': p('answers citing their sources', 'knowledge bases'),
+  'ai_settings.quality_gates.require_citations': e(
+    'answers given sources must cite one (else refused: `quality.citations_missing`)',
+    'src/agents/conversations.service.ts',
+  ),
   'ai_settings.quality_gates.max_output_tokens': e(
     'the most tokens an answer may have (capped)',
     'the router',

@@ -48,7 +48,13 @@ interface Message {
   created_at: string;
   /** Who wrote a user message. */
   author?: { id: string; name: string | null };
-  citations?: { n: number; document: { id: string; name: string }; seq: number; text: string }[];
+  citations?: {
+    n: number;
+    document: { id: string; name: string };
+    seq: number;
+    text: string;
+    cited?: boolean;
+  }[];
   /** This screen's record of the turn's tool calls (not stored with the message). */
   tools?: ToolStep[];
 }
@@ -499,6 +505,7 @@ export function Chat() {
                       {m.citations.map((c) => (
                         <li key={c.n} value={c.n}>
                           <strong>{c.document.name}</strong>, part {c.seq + 1}
+                          {c.cited ? <span class="badge">cited</span> : null}
                           <blockquote>{c.text}</blockquote>
                         </li>
                       ))}
