@@ -31,6 +31,8 @@ export interface MessageRow {
   created_at: number;
   /** The sources the answer was given (JSON: [{n, chunk, document, seq, text}]), or null. */
   citations?: string | null;
+  /** The tool calls the turn made (JSON: [{call_id, tool, arguments, ok, status, outcome}]), or null. */
+  tool_steps?: string | null;
   /** Who wrote a user message (null: the conversation's owner, on rows older than authors). */
   author_id?: string | null;
 }
@@ -142,7 +144,8 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
       .get(m.conversation_id)?.n ?? 0) + 1;
   db.query(
     `INSERT INTO conversation_messages (id, conversation_id, seq, role, content, model, status, error,
-       prompt_tokens, completion_tokens, created_at, citations, author_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       prompt_tokens, completion_tokens, created_at, citations, author_id, tool_steps)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     m.id,
     m.conversation_id,
@@ -157,6 +160,7 @@ export function appendMessage(db: Database, m: Omit<MessageRow, 'seq'>): Message
     m.created_at,
     m.citations ?? null,
     m.author_id ?? null,
+    m.tool_steps ?? null,
   );
   db.query('UPDATE conversations SET updated_at = ? WHERE id = ?').run(m.created_at, m.conversation_id);
   return { ...m, seq };

@@ -125,6 +125,7 @@ export function messageView(m: MessageRow, names?: ReadonlyMap<string, string>, 
     ...(m.error ? { error: m.error } : {}),
     created_at: iso(m.created_at),
     ...(m.citations ? { citations: JSON.parse(m.citations) as unknown } : {}),
+    ...(m.tool_steps ? { tool_steps: JSON.parse(m.tool_steps) as ToolStep[] } : {}),
     ...(m.prompt_tokens !== null || m.completion_tokens !== null
       ? { usage: { prompt_tokens: m.prompt_tokens ?? 0, completion_tokens: m.completion_tokens ?? 0 } }
       : {}),
@@ -277,7 +278,13 @@ export function exportConversation(
   for (const m of data.messages) {
     const who =
       m.role === 'user' ? (data.conversation.shared ? (m.author?.name ?? 'User') : 'You') : 'Assistant';
-    parts.push(`**${who}** (${m.created_at})`, '', m.content, '');
+    parts.push(`**${who}** (${m.created_at})`, '');
+    for (const t of m.tool_steps ?? [])
+      parts.push(
+        `> called \`${t.tool}\`: ${t.ok ? 'done' : t.outcome}${t.status ? ` (HTTP ${t.status})` : ''}`,
+        '',
+      );
+    parts.push(m.content, '');
     if (m.status !== 'complete') parts.push(`_(${m.status}${m.error ? `: ${m.error}` : ''})_`, '');
   }
   return new Response(parts.join('\n'), {
@@ -365,7 +372,22 @@ interface TurnState {
   /** Calls of the last answer still to run (on a pause: the first is the one waiting). */
   calls: ToolCall[];
   citations: Citation[];
+  /** The tool calls made so far, as the answer keeps them (a turn paused before this field: none). */
+  steps?: ToolStep[];
 }
+
+/** One tool call of a turn, as its answer keeps it: never its result or a secret. */
+export interface ToolStep {
+  call_id: string;
+  tool: string;
+  /** What the model passed (at most MAX_STEP_ARGUMENTS characters). */
+  arguments: string;
+  ok: boolean;
+  status: number | null;
+  outcome: ToolOutcome['outcome'] | 'failed';
+}
+/** The arguments a stored tool step keeps (the model may send up to 64 KiB). */
+export const MAX_STEP_ARGUMENTS = 2000;
 
 /** One turn's stream: its own lease of the database, the model, the tools, who it is for. */
 interface Turn {
@@ -473,6 +495,7 @@ function turnStream(t: Turn): Response {
         completion_tokens: state.usage?.completion_tokens ?? null,
         created_at: clock.now(),
         citations: state.citations.length ? JSON.stringify(state.citations) : null,
+        tool_steps: state.steps?.length ? JSON.stringify(state.steps) : null,
       });
       hub.publish(platformId, t.conversationId, { event: 'message', data: { message: messageView(m) } });
       return m;
@@ -494,6 +517,17 @@ function turnStream(t: Turn): Response {
       /** A call's result, to the model (a tool message) and to the client. */
       const answered = (call: ToolCall, o: Pick<ToolOutcome, 'ok' | 'content' | 'status' | 'outcome'>) => {
         state.messages.push({ role: 'tool', tool_call_id: call.id, content: o.content });
+        state.steps = [
+          ...(state.steps ?? []),
+          {
+            call_id: call.id,
+            tool: call.function.name,
+            arguments: call.function.arguments.slice(0, MAX_STEP_ARGUMENTS),
+            ok: o.ok,
+            status: o.status,
+            outcome: o.outcome,
+          },
+        ];
         send('tool_result', {
           call_id: call.id,
           tool: call.function.name,

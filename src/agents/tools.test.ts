@@ -398,10 +398,31 @@ describe('agent tools', () => {
     expect(second.messages.at(-1)!.tool_call_id).toBe(second.messages.at(-2)!.tool_calls![0]!.id);
     expect(second.tools?.map((t) => t.function.name)).toEqual(['weather']);
     const stored = await json<{
-      messages: { role: string; content: string; usage?: { completion_tokens: number } }[];
+      messages: {
+        role: string;
+        content: string;
+        usage?: { completion_tokens: number };
+        tool_steps?: Record<string, unknown>[];
+      }[];
     }>(call(S.owner!, 'GET', `/api/v1/conversations/${conv}`));
     expect(stored.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
     expect(stored.messages[1]!.content).toBe(answer);
+    // The call is kept with the answer (never its result), for a reload, a participant, an export.
+    const step = {
+      call_id: (of(ev, 'tool_call')[0] as { call_id: string }).call_id,
+      tool: 'weather',
+      arguments: '{"location":"Paris"}',
+      ok: true,
+      status: 200,
+      outcome: 'ok',
+    };
+    expect(stored.messages[1]!.tool_steps).toEqual([step]);
+    expect((of(ev, 'done')[0]!.message as { tool_steps?: unknown }).tool_steps).toEqual([step]);
+    expect(stored.messages[0]!.tool_steps).toBeUndefined();
+    const md = await (
+      await call(S.owner!, 'GET', `/api/v1/conversations/${conv}/export?format=markdown`)
+    ).text();
+    expect(md).toContain('> called `weather`: done (HTTP 200)');
     const audit = (await audits('agent.tool_called')).filter((e) => e.target === `agent:${id}`);
     expect(audit.map((e) => e.details)).toEqual([
       expect.objectContaining({
@@ -497,6 +518,10 @@ describe('agent tools', () => {
       await call(S.owner!, 'POST', `/api/v1/conversations/${conv}/tool-calls/${ask.id}`, { approve: false }),
     );
     expect(of(no, 'tool_result')[0]).toMatchObject({ ok: false, outcome: 'declined' });
+    // The paused turn's answer keeps the declined call.
+    expect((of(no, 'done')[0]!.message as { tool_steps?: unknown }).tool_steps).toEqual([
+      expect.objectContaining({ tool: 'weather', ok: false, status: null, outcome: 'declined' }),
+    ]);
     expect((of(no, 'done')[0]!.message as { content: string }).content).toBe(
       'Tool said: {"error":"the user declined this call"}',
     );

@@ -51,6 +51,7 @@ describe('migrate', () => {
         '0017-collaboration',
         '0018-federation',
         '0019-sharing',
+        '0020-message-tool-steps',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -26,6 +26,7 @@ import tenant16 from '../../migrations/tenant/0016-agent-tools.sql' with { type:
 import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { type: 'text' };
 import tenant18 from '../../migrations/tenant/0018-federation.sql' with { type: 'text' };
 import tenant19 from '../../migrations/tenant/0019-sharing.sql' with { type: 'text' };
+import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -64,4 +65,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 17, name: 'collaboration', sql: tenant17 },
   { version: 18, name: 'federation', sql: tenant18 },
   { version: 19, name: 'sharing', sql: tenant19 },
+  { version: 20, name: 'message-tool-steps', sql: tenant20 },
 ];

@@ -130,6 +130,15 @@ describe('agent tools in the portal', () => {
     await o.page.getByRole('button', { name: 'Decline' }).click();
     await o.page.getByText('the user declined this call').waitFor();
     expect(calls.length).toBe(1);
+    // After a reload the answers still show their calls: one done, one declined (stored with them).
+    await o.page.reload();
+    const steps = o.page.getByRole('list', { name: 'Tool calls' });
+    await steps.first().waitFor();
+    expect(
+      await steps
+        .locator('li[data-state]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('data-state'))),
+    ).toEqual(['ok', 'declined']);
     expect(o.errors).toEqual([]);
     await o.context.close();
   }, 90_000);

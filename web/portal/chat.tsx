@@ -55,9 +55,25 @@ interface Message {
     text: string;
     cited?: boolean;
   }[];
-  /** This screen's record of the turn's tool calls (not stored with the message). */
+  /** The turn's tool calls as the screen shows them (live while streaming, else from `tool_steps`). */
   tools?: ToolStep[];
+  /** The tool calls stored with the answer. */
+  tool_steps?: { call_id: string; tool: string; arguments: string; ok: boolean; outcome: string }[];
 }
+
+/** A stored message with its tool calls in the form the screen shows. */
+const withSteps = (m: Message): Message =>
+  m.tool_steps?.length && !m.tools
+    ? {
+        ...m,
+        tools: m.tool_steps.map((t) => ({
+          call_id: t.call_id,
+          tool: t.tool,
+          arguments: t.arguments,
+          state: t.ok ? 'ok' : t.outcome === 'declined' ? 'declined' : 'failed',
+        })),
+      }
+    : m;
 /** A tool call that waits for the user's Confirm or Decline. */
 interface Waiting {
   id: string;
@@ -122,7 +138,7 @@ export function Chat() {
     })
       .then((r) => {
         conv.value = r.conversation;
-        messages.value = r.messages;
+        messages.value = r.messages.map(withSteps);
         model.value = r.conversation.model;
         const p = r.pending_tool_calls?.at(-1);
         waiting.value = p ? { id: p.id, tool: p.tool, arguments: p.arguments } : null;
@@ -151,7 +167,7 @@ export function Chat() {
       if (streaming.value) return;
       const m = (JSON.parse((e as MessageEvent<string>).data) as { message: Message }).message;
       const rest = messages.value.filter((x) => x.id !== m.id && x.id !== LIVE);
-      messages.value = [...rest, m];
+      messages.value = [...rest, withSteps(m)];
     });
     es.addEventListener('delta', (e) => {
       if (streaming.value) return;
@@ -233,7 +249,7 @@ export function Chat() {
       } else if (ev.event === 'done')
         messages.value = [
           ...messages.value.slice(0, -1),
-          { ...(data.message as Message), tools: pending.tools },
+          withSteps({ ...(data.message as Message), ...(pending.tools ? { tools: pending.tools } : {}) }),
         ];
       else if (ev.event === 'error') {
         messages.value = [
