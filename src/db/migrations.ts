@@ -21,6 +21,7 @@ import tenant12 from '../../migrations/tenant/0012-agents.sql' with { type: 'tex
 import tenant13 from '../../migrations/tenant/0013-knowledge.sql' with { type: 'text' };
 import tenant14 from '../../migrations/tenant/0014-marketplace.sql' with { type: 'text' };
 import tenant15 from '../../migrations/tenant/0015-agent-forks.sql' with { type: 'text' };
+import tenant20 from '../../migrations/tenant/0020-marketplace-community.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -54,4 +55,6 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 13, name: 'knowledge', sql: tenant13 },
   { version: 14, name: 'marketplace', sql: tenant14 },
   { version: 15, name: 'agent-forks', sql: tenant15 },
+  // 0020 (numbered for the merge; 16-19 are other branches'): version 20 once they are in.
+  { version: 16, name: 'marketplace-community', sql: tenant20 },
 ];
