@@ -49,7 +49,7 @@ const SAID: Record<string, { subject: string; line: string }> = {
 
 /**
  * Queues the mail to the listing agent's owner (nothing when it has no owner any more, or the
- * owner is the one who acted). `reason`: the moderator's, or the rule that held it.
+ * owner is the moderator who acted). `reason`: the moderator's, or the rule that held it.
  */
 export function notifyCreator(
   c: PlatformRequestContext,
@@ -61,7 +61,8 @@ export function notifyCreator(
   const ownerId = findAgent(c.db, l.agent_id)?.owner_id;
   if (!said || !ownerId) return null;
   const p = c.principal;
-  if (p && p.kind === 'user' && p.userId === ownerId) return null;
+  // Who acted on their own listing needs no mail about it, but a hold is news to its creator.
+  if (what !== 'safety_hold' && p && p.kind === 'user' && p.userId === ownerId) return null;
   const owner = createUserRepository({ db: c.db }).byId(ownerId);
   if (!owner) return null;
   const platform = c.blueprint().identity.name;

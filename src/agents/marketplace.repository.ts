@@ -36,7 +36,7 @@ export interface ListingStats {
 export function insertListing(db: Database, l: ListingRow): void {
   db.query(
     `INSERT INTO listings (id, agent_id, version, title, summary, category, tags, price_model, price_minor, currency,
-       status, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       status, created_by, created_at, updated_at, review_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     l.id,
     l.agent_id,
@@ -52,6 +52,7 @@ export function insertListing(db: Database, l: ListingRow): void {
     l.created_by,
     l.created_at,
     l.updated_at,
+    l.review_note ?? null,
   );
 }
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
 import { tempDir } from '../../tests/helpers.ts';
 import { isAppError } from '../shared/errors.ts';
-import { migrate, schemaVersion } from './migrate.ts';
+import { FOREIGN_KEYS_OFF, migrate, schemaVersion } from './migrate.ts';
 import { CONTROL_MIGRATIONS, TENANT_MIGRATIONS } from './migrations.ts';
 import { openDatabase } from './open.ts';
 
@@ -47,6 +47,7 @@ describe('migrate', () => {
         '0013-knowledge',
         '0014-marketplace',
         '0015-agent-forks',
+        '0016-marketplace-community',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
@@ -97,6 +98,44 @@ describe('migrate', () => {
     expect(() => migrate(db, bad, 'test')).toThrow();
     expect(schemaVersion(db)).toBe(2);
     expect(db.query("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);
+  });
+
+  test('a step marked `-- foreign_keys: off` rebuilds a parent table without cascading to its children', () => {
+    const db = new Database(':memory:');
+    db.exec('PRAGMA foreign_keys = ON');
+    const steps = [
+      {
+        version: 1,
+        name: 'a',
+        sql: `CREATE TABLE p (id TEXT PRIMARY KEY, s TEXT CHECK (s IN ('a'))) STRICT;
+              CREATE TABLE c (pid TEXT NOT NULL REFERENCES p(id) ON DELETE CASCADE) STRICT;
+              INSERT INTO p VALUES ('1', 'a'); INSERT INTO c VALUES ('1');`,
+      },
+      {
+        version: 2,
+        name: 'rebuild',
+        sql: `${FOREIGN_KEYS_OFF}
+              CREATE TABLE p2 (id TEXT PRIMARY KEY, s TEXT CHECK (s IN ('a', 'b'))) STRICT;
+              INSERT INTO p2 SELECT * FROM p; DROP TABLE p; ALTER TABLE p2 RENAME TO p;`,
+      },
+    ];
+    migrate(db, steps, 'test');
+    expect(db.query('SELECT count(*) AS n FROM c').get()).toEqual({ n: 1 });
+    expect(db.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
+    db.exec("INSERT INTO p VALUES ('2', 'b')");
+    // A rebuild that leaves a dangling reference does not commit.
+    const broken = new Database(':memory:');
+    broken.exec('PRAGMA foreign_keys = ON');
+    migrate(broken, steps.slice(0, 1), 'test');
+    expect(() =>
+      migrate(
+        broken,
+        [steps[0]!, { version: 2, name: 'bad', sql: `${FOREIGN_KEYS_OFF}\nDELETE FROM p;` }],
+        'test',
+      ),
+    ).toThrow(/foreign key violation/);
+    expect(broken.query('SELECT count(*) AS n FROM p').get()).toEqual({ n: 1 });
+    expect(broken.query('PRAGMA foreign_keys').get()).toEqual({ foreign_keys: 1 });
   });
 
   test('steps must be numbered 1..N', () => {
