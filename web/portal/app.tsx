@@ -5,7 +5,7 @@ import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx
 import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
 import { Chat } from './chat.tsx';
-import { ListingPage, Marketplace } from './marketplace.tsx';
+import { CommunityQueue, ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
 
 /** What the server tells the portal about its platform (src/server/web-shell.ts). */
@@ -53,6 +53,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/agents', Agents],
   ['/app/agents/:id', AgentBuilder],
   ['/app/marketplace', Marketplace],
+  ['/app/marketplace/community', CommunityQueue],
   ['/app/marketplace/:id', ListingPage],
 ];
 
