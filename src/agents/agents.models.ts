@@ -84,6 +84,13 @@ export const ListingParams = t.Object({ id: t.String({ minLength: 1, maxLength: 
 export const MarketplaceQuery = t.Object({
   q: t.Optional(t.String({ maxLength: 200, description: 'Words to search titles, summaries and tags for.' })),
   category: t.Optional(t.String({ maxLength: 40, description: 'Only this category.' })),
+  mode: t.Optional(
+    t.String({
+      maxLength: 10,
+      description:
+        '`keyword` (FTS5), `semantic` (embeddings) or `hybrid` (both, merged by reciprocal rank; the default).',
+    }),
+  ),
 });
 
 /** A member of an agent: `{email or user_id, role}` (checked by the service). */

@@ -27,6 +27,8 @@ import {
 import { addMember, changeMember, members, removeMember } from './collaboration.service.ts';
 import { addKnowledge, knowledgeDocs, removeKnowledge, searchKnowledge } from './knowledge.service.ts';
 import {
+  communityQueue,
+  editAsModerator,
   fork,
   install,
   listAgent,
@@ -36,6 +38,7 @@ import {
   queue,
   report,
   review,
+  vote,
 } from './marketplace.service.ts';
 import { InstallBody } from './sharing.models.ts';
 import { clearToolSecret, setToolHostList, setToolSecret, toolHostList } from './tools.service.ts';
@@ -247,24 +250,51 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       // The marketplace (features.agent_marketplace gates every route here).
       .post(
         '/api/v1/agents/:id/listing',
-        ({ ctx, params, body }) =>
-          Response.json(listAgent(ctx, params.id, body as Record<string, unknown>), { status: 201 }),
+        async ({ ctx, params, body }) =>
+          Response.json(await listAgent(depsOf(ctx.app), ctx, params.id, body as Record<string, unknown>), {
+            status: 201,
+          }),
         {
           permission: 'agents:write',
           params: AgentParams,
           body: AgentBody,
           detail: {
             summary:
-              "List an agent's latest version in the marketplace (live or in review, by governance.agent_approval_process)",
+              "List an agent's latest version in the marketplace (live, submitted to the community or in review, by governance.agent_approval_process and the safety checks)",
             tags,
           },
         },
       )
-      .get('/api/v1/marketplace', ({ ctx, query }) => marketplace(ctx, query), {
+      .get('/api/v1/marketplace', ({ ctx, query }) => marketplace(depsOf(ctx.app), ctx, query), {
         permission: 'agents:read',
         query: MarketplaceQuery,
-        detail: { summary: 'Published listings (full-text search with q, by category)', tags },
+        detail: {
+          summary: 'Published listings: search with q by mode (keyword, semantic or hybrid), by category',
+          tags,
+        },
       })
+      .get('/api/v1/marketplace/community', ({ ctx }) => communityQueue(ctx), {
+        permission: 'agents:read',
+        detail: {
+          summary:
+            'Listings waiting for community approval, for members in good standing (403 with the reason otherwise)',
+          tags,
+        },
+      })
+      .post(
+        '/api/v1/marketplace/:id/votes',
+        ({ ctx, params, body }) => vote(ctx, params.id, body as Record<string, unknown>),
+        {
+          permission: 'agents:read',
+          params: ListingParams,
+          body: AgentBody,
+          detail: {
+            summary:
+              'Vote on a submitted listing {vote: approve|reject, reason?} (one vote per member, changeable while it is submitted)',
+            tags,
+          },
+        },
+      )
       .get('/api/v1/marketplace/:id', ({ ctx, params }) => listing(ctx, params.id), {
         permission: 'agents:read',
         params: ListingParams,
@@ -318,6 +348,21 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
         permission: 'settings:write',
         detail: { summary: 'The moderation queue: listings in review and listings with open reports', tags },
       })
+      .patch(
+        '/api/v1/moderation/listings/:id',
+        ({ ctx, params, body }) =>
+          editAsModerator(depsOf(ctx.app), ctx, params.id, body as Record<string, unknown>),
+        {
+          permission: 'settings:write',
+          params: ListingParams,
+          body: AgentBody,
+          detail: {
+            summary:
+              "Edit a listing's title, summary, category or tags (with a reason; audited, the creator told)",
+            tags,
+          },
+        },
+      )
       .post(
         '/api/v1/moderation/listings/:id',
         ({ ctx, params, body }) => moderate(ctx, params.id, body as Record<string, unknown>),

@@ -40,7 +40,7 @@ function vecLibrary(): string {
 }
 
 /** Loads sqlite-vec into this connection (once). */
-function vec(db: Database): Database {
+export function vec(db: Database): Database {
   if (!loaded.has(db)) {
     db.loadExtension(vecLibrary());
     loaded.add(db);

@@ -1,6 +1,11 @@
 import type { Database } from 'bun:sqlite';
+import { vec } from './knowledge.repository.ts';
 
-export type ListingStatus = 'in_review' | 'published' | 'rejected' | 'suspended' | 'revoked';
+/**
+ * `submitted`: waiting for the community's votes (community approval); `in_review`: in the
+ * moderators' queue (manual approval, or held by the safety checks or the community).
+ */
+export type ListingStatus = 'submitted' | 'in_review' | 'published' | 'rejected' | 'suspended' | 'revoked';
 
 export interface ListingRow {
   id: string;
@@ -17,6 +22,8 @@ export interface ListingRow {
   created_by: string;
   created_at: number;
   updated_at: number;
+  /** Why it waits in review (a safety rule, the community's rejections), or null. */
+  review_note?: string | null;
 }
 
 export interface ListingStats {
@@ -29,7 +36,7 @@ export interface ListingStats {
 export function insertListing(db: Database, l: ListingRow): void {
   db.query(
     `INSERT INTO listings (id, agent_id, version, title, summary, category, tags, price_model, price_minor, currency,
-       status, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       status, created_by, created_at, updated_at, review_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     l.id,
     l.agent_id,
@@ -45,6 +52,7 @@ export function insertListing(db: Database, l: ListingRow): void {
     l.created_by,
     l.created_at,
     l.updated_at,
+    l.review_note ?? null,
   );
 }
 
@@ -56,8 +64,33 @@ export function listingOfAgent(db: Database, agentId: string): ListingRow | null
   return db.query<ListingRow, [string]>('SELECT * FROM listings WHERE agent_id = ?').get(agentId);
 }
 
-export function setListingStatus(db: Database, id: string, status: ListingStatus, now: number): void {
-  db.query('UPDATE listings SET status = ?, updated_at = ? WHERE id = ?').run(status, now, id);
+/** A new status (and why it waits in review, if it does); the vector index follows. */
+export function setListingStatus(
+  db: Database,
+  id: string,
+  status: ListingStatus,
+  now: number,
+  note: string | null = null,
+): void {
+  db.query('UPDATE listings SET status = ?, review_note = ?, updated_at = ? WHERE id = ?').run(
+    status,
+    note,
+    now,
+    id,
+  );
+  syncListingVector(db, id);
+}
+
+/** A moderator's edit of what a listing says. */
+export function editListing(
+  db: Database,
+  id: string,
+  e: Pick<ListingRow, 'title' | 'summary' | 'category' | 'tags'>,
+  now: number,
+): void {
+  db.query(
+    'UPDATE listings SET title = ?, summary = ?, category = ?, tags = ?, updated_at = ? WHERE id = ?',
+  ).run(e.title, e.summary, e.category, e.tags, now, id);
 }
 
 export function updateListingOffer(
@@ -74,12 +107,12 @@ export function updateListingOffer(
     | 'price_minor'
     | 'currency'
     | 'status'
-  >,
+  > & { review_note?: string | null },
   now: number,
 ): void {
   db.query(
     `UPDATE listings SET version = ?, title = ?, summary = ?, category = ?, tags = ?, price_model = ?, price_minor = ?,
-       currency = ?, status = ?, updated_at = ? WHERE id = ?`,
+       currency = ?, status = ?, review_note = ?, updated_at = ? WHERE id = ?`,
   ).run(
     u.version,
     u.title,
@@ -90,37 +123,75 @@ export function updateListingOffer(
     u.price_minor,
     u.currency,
     u.status,
+    u.review_note ?? null,
     now,
     id,
   );
+  syncListingVector(db, id);
 }
 
-/** Published listings, best text match first when `match` (FTS5) is given, else newest. */
+/**
+ * Published listings for a full-text query (`match`, an FTS5 expression over title, summary and
+ * tags), or the newest ones without one. Ranked in two tiers: listings whose title matches
+ * first, then those matching elsewhere; within a tier, the `pool` most recently listed matches,
+ * best BM25 first (title 10, summary 3, tags 5: the index's rank). A query's work is bounded by
+ * the pool, not by how many listings match (docs/performance.md, "The marketplace").
+ */
 export function searchListings(
   db: Database,
-  o: { match: string | null; category: string | null; limit: number },
+  o: { match: string | null; category: string | null; limit: number; pool?: number },
 ): ListingRow[] {
-  if (o.match)
+  if (!o.match)
     return db
-      .query<ListingRow, [string, string | null, string | null, number]>(
-        `SELECT l.* FROM listings_fts f JOIN listings l ON l.rowid = f.rowid
-         WHERE listings_fts MATCH ? AND l.status = 'published' AND (? IS NULL OR l.category = ?)
-         ORDER BY f.rank LIMIT ?`,
+      .query<ListingRow, [string | null, string | null, number]>(
+        `SELECT * FROM listings WHERE status = 'published' AND (? IS NULL OR category = ?)
+         ORDER BY updated_at DESC, id DESC LIMIT ?`,
       )
-      .all(o.match, o.category, o.category, o.limit);
-  return db
-    .query<ListingRow, [string | null, string | null, number]>(
-      `SELECT * FROM listings WHERE status = 'published' AND (? IS NULL OR category = ?)
-       ORDER BY updated_at DESC, id DESC LIMIT ?`,
-    )
-    .all(o.category, o.category, o.limit);
+      .all(o.category, o.category, o.limit);
+  const pool = Math.max(o.pool ?? o.limit * 4, o.limit);
+  const seen = new Set<number>();
+  const order: number[] = [];
+  for (const expr of [`title : (${o.match})`, o.match]) {
+    const hits = o.category
+      ? db
+          .query<{ rowid: number; rank: number }, [string, string, number]>(
+            `SELECT f.rowid, f.rank FROM listings_fts f JOIN listings l ON l.rowid = f.rowid
+             WHERE listings_fts MATCH ? AND l.category = ? ORDER BY f.rowid DESC LIMIT ?`,
+          )
+          .all(expr, o.category, pool)
+      : db
+          .query<{ rowid: number; rank: number }, [string, number]>(
+            'SELECT rowid, rank FROM listings_fts WHERE listings_fts MATCH ? ORDER BY rowid DESC LIMIT ?',
+          )
+          .all(expr, pool);
+    hits.sort((a, b) => a.rank - b.rank);
+    for (const h of hits)
+      if (!seen.has(h.rowid)) {
+        seen.add(h.rowid);
+        order.push(h.rowid);
+      }
+    if (order.length >= o.limit) break;
+  }
+  return listingsByRowids(db, order.slice(0, o.limit));
 }
 
-/** What moderators look at: listings in review, and any with open reports. */
+/** Listings by rowid, in the order given (missing ones left out). */
+export function listingsByRowids(db: Database, rowids: number[]): ListingRow[] {
+  if (rowids.length === 0) return [];
+  const rows = db
+    .query<ListingRow & { rid: number }, number[]>(
+      `SELECT rowid AS rid, * FROM listings WHERE rowid IN (${rowids.map(() => '?').join(',')})`,
+    )
+    .all(...rowids);
+  const by = new Map(rows.map(({ rid, ...r }) => [rid, r as ListingRow]));
+  return rowids.map((r) => by.get(r)).filter((x): x is ListingRow => !!x);
+}
+
+/** What moderators look at: listings in review or waiting for votes, and any with open reports. */
 export function moderationQueue(db: Database): ListingRow[] {
   return db
     .query<ListingRow, []>(
-      `SELECT * FROM listings WHERE status = 'in_review'
+      `SELECT * FROM listings WHERE status IN ('in_review', 'submitted')
           OR id IN (SELECT listing_id FROM listing_reports WHERE resolved_at IS NULL)
        ORDER BY updated_at, id`,
     )
@@ -235,4 +306,184 @@ export function resolveReports(db: Database, listingId: string, now: number): vo
     now,
     listingId,
   );
+}
+
+// Community votes ------------------------------------------------------------------------------
+
+/** Listings waiting for the community's votes, oldest first. */
+export function submittedListings(db: Database): ListingRow[] {
+  return db
+    .query<ListingRow, []>("SELECT * FROM listings WHERE status = 'submitted' ORDER BY updated_at, id")
+    .all();
+}
+
+export interface VoteRow {
+  user_id: string;
+  vote: 'approve' | 'reject';
+  reason: string;
+  version: number;
+  updated_at: number;
+}
+
+/** A member's vote on a listing's version (replacing their earlier one). */
+export function upsertVote(
+  db: Database,
+  v: {
+    listingId: string;
+    userId: string;
+    version: number;
+    vote: 'approve' | 'reject';
+    reason: string;
+    now: number;
+  },
+): void {
+  db.query(
+    `INSERT INTO listing_votes (listing_id, user_id, version, vote, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (listing_id, user_id) DO UPDATE SET version = excluded.version, vote = excluded.vote,
+       reason = excluded.reason, updated_at = excluded.updated_at`,
+  ).run(v.listingId, v.userId, v.version, v.vote, v.reason, v.now, v.now);
+}
+
+/** The votes on a listing's version. */
+export function votesOn(db: Database, listingId: string, version: number): VoteRow[] {
+  return db
+    .query<VoteRow, [string, number]>(
+      'SELECT user_id, vote, reason, version, updated_at FROM listing_votes WHERE listing_id = ? AND version = ? ORDER BY created_at',
+    )
+    .all(listingId, version);
+}
+
+/** Clears a listing's votes (a new version is a new round). */
+export function clearVotes(db: Database, listingId: string): void {
+  db.query('DELETE FROM listing_votes WHERE listing_id = ?').run(listingId);
+}
+
+// Semantic search -------------------------------------------------------------------------------
+
+/**
+ * How many candidates the binary-quantized index proposes for exact (float cosine) rescoring:
+ * recall@10 against exact KNN is measured by `npm run bench -- marketplace`.
+ */
+export const RESCORE_CANDIDATES = 128;
+/**
+ * The bit index is split into this many partitions (by rowid), each asked for its share of the
+ * candidates: sqlite-vec's brute-force top-k costs about (rows scanned × k), so 16 scans of a
+ * sixteenth for k = 8 cost what one scan for k = 8 does, yet propose 128 candidates.
+ */
+export const VECTOR_PARTITIONS = 16;
+
+/** The listing vector index's model and dimension, or null before the first listing is embedded. */
+export function listingVectorIndex(db: Database): { model: string; dims: number } | null {
+  return db
+    .query<{ model: string; dims: number }, []>('SELECT model, dims FROM listing_vector_index WHERE id = 1')
+    .get();
+}
+
+/**
+ * Makes the vector index for `model` and `dims`: a sqlite-vec `vec0` table of sign-quantized
+ * (bit) vectors of the published listings, beside the float vectors in listing_vectors. A
+ * change of model or dimension drops every vector (they are made again as listings are read).
+ */
+export function ensureListingVectorIndex(db: Database, model: string, dims: number): void {
+  const now = listingVectorIndex(db);
+  if (now && now.model === model && now.dims === dims) return;
+  vec(db).exec('DROP TABLE IF EXISTS listings_vec');
+  db.exec(
+    `CREATE VIRTUAL TABLE listings_vec USING vec0(part integer partition key, embedding bit[${Math.trunc(dims)}])`,
+  );
+  db.query('DELETE FROM listing_vectors').run();
+  db.query(
+    'INSERT INTO listing_vector_index (id, model, dims) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET model = excluded.model, dims = excluded.dims',
+  ).run(model, dims);
+}
+
+/** Stores a listing's vector (of the index's model) and indexes it if the listing is published. */
+export function setListingVector(
+  db: Database,
+  id: string,
+  v: { model: string; textHash: string; vector: Float32Array },
+): void {
+  const rowid = db.query<{ r: number }, [string]>('SELECT rowid AS r FROM listings WHERE id = ?').get(id)?.r;
+  if (rowid === undefined) return;
+  db.query(
+    `INSERT INTO listing_vectors (listing_rowid, model, text_hash, vector) VALUES (?, ?, ?, ?)
+     ON CONFLICT (listing_rowid) DO UPDATE SET model = excluded.model, text_hash = excluded.text_hash, vector = excluded.vector`,
+  ).run(
+    rowid,
+    v.model,
+    v.textHash,
+    new Uint8Array(v.vector.buffer, v.vector.byteOffset, v.vector.byteLength),
+  );
+  syncListingVector(db, id);
+}
+
+/** Puts a listing into the vector index if it is published and has a vector, else takes it out. */
+export function syncListingVector(db: Database, id: string): void {
+  const idx = listingVectorIndex(db);
+  if (!idx) return;
+  const r = db
+    .query<{ rowid: number; status: string; vector: Uint8Array | null; model: string | null }, [string]>(
+      `SELECT l.rowid AS rowid, l.status, v.vector, v.model FROM listings l
+       LEFT JOIN listing_vectors v ON v.listing_rowid = l.rowid WHERE l.id = ?`,
+    )
+    .get(id);
+  if (!r) return;
+  vec(db).query('DELETE FROM listings_vec WHERE rowid = ?').run(r.rowid);
+  if (r.status === 'published' && r.vector && r.model === idx.model)
+    db.query('INSERT INTO listings_vec (rowid, part, embedding) VALUES (?, ?, vec_quantize_binary(?))').run(
+      r.rowid,
+      r.rowid % VECTOR_PARTITIONS,
+      r.vector,
+    );
+}
+
+/** A listing's stored text hash for `model` (null: none, or of another model). */
+export function listingVectorHash(db: Database, id: string, model: string): string | null {
+  return (
+    db
+      .query<{ h: string }, [string, string]>(
+        `SELECT v.text_hash AS h FROM listings l JOIN listing_vectors v ON v.listing_rowid = l.rowid
+         WHERE l.id = ? AND v.model = ?`,
+      )
+      .get(id, model)?.h ?? null
+  );
+}
+
+/** Published listings with no vector of `model` yet (to embed before a semantic search). */
+export function unembeddedListings(db: Database, model: string, limit: number): ListingRow[] {
+  return db
+    .query<ListingRow, [string, number]>(
+      `SELECT l.* FROM listings l LEFT JOIN listing_vectors v ON v.listing_rowid = l.rowid AND v.model = ?
+       WHERE l.status = 'published' AND v.listing_rowid IS NULL ORDER BY l.updated_at DESC LIMIT ?`,
+    )
+    .all(model, limit);
+}
+
+/**
+ * The published listings nearest to `vector`: the bit index proposes `candidates` (the nearest
+ * by Hamming distance, an equal share from each partition), rescored by exact cosine distance
+ * over their float vectors, best first.
+ */
+export function semanticListings(
+  db: Database,
+  vector: Float32Array,
+  o: { category: string | null; limit: number; candidates?: number },
+): ListingRow[] {
+  if (!listingVectorIndex(db)) return [];
+  const per = Math.ceil(Math.max(o.candidates ?? RESCORE_CANDIDATES, o.limit) / VECTOR_PARTITIONS);
+  const knn = vec(db).query<{ rowid: number }, [Float32Array, number, number]>(
+    'SELECT rowid FROM listings_vec WHERE embedding MATCH vec_quantize_binary(?) AND k = ? AND part = ?',
+  );
+  const rowids: number[] = [];
+  for (let p = 0; p < VECTOR_PARTITIONS; p++) for (const r of knn.all(vector, per, p)) rowids.push(r.rowid);
+  if (rowids.length === 0) return [];
+  return db
+    .query<ListingRow & { d: number }, [Float32Array, string, string | null, string | null, number]>(
+      `SELECT l.*, vec_distance_cosine(v.vector, ?) AS d FROM listing_vectors v
+       JOIN listings l ON l.rowid = v.listing_rowid
+       WHERE v.listing_rowid IN (SELECT value FROM json_each(?)) AND l.status = 'published'
+         AND (? IS NULL OR l.category = ?) ORDER BY d LIMIT ?`,
+    )
+    .all(vector, JSON.stringify(rowids), o.category, o.category, o.limit)
+    .map(({ d: _d, ...l }) => l as ListingRow);
 }

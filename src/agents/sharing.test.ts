@@ -140,7 +140,7 @@ describe('migration 0019', () => {
         INSERT INTO knowledge_docs VALUES ('kdc_1', 'agt_1', 'd', 'text/plain', 1, 0, 'm', 'x', 1);
       `);
       const r = migrate(db, TENANT_MIGRATIONS, 'platform');
-      expect(r.applied.at(-1)).toBe('0019-sharing');
+      expect(r.applied).toContain('0019-sharing');
       const one = <T>(sql: string) => db.query<T, []>(sql).get();
       expect(one('PRAGMA foreign_keys')).toEqual({ foreign_keys: 1 });
       expect(db.query('PRAGMA foreign_key_check').all()).toEqual([]);

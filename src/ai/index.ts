@@ -66,6 +66,7 @@ export {
   promptTokenBound,
   type Routing,
   removeBudget,
+  safetyVerdict,
   setBudget,
   usageReport,
 } from './service.ts';

@@ -506,6 +506,28 @@ function refuseBlockedTerms(policy: PlatformAiPolicy, texts: readonly string[], 
   }
 }
 
+/**
+ * The platform's safety checks on text that is not a model call (a marketplace listing's title,
+ * summary and persona): its blocked terms, and the safety classifier when the policy screens
+ * with one. The rule that refuses the text (`blocked_term:<term>`, `classifier:<label>`), or
+ * null when it passes.
+ */
+export async function safetyVerdict(
+  deps: Pick<AiDeps, 'runtime'>,
+  policy: PlatformAiPolicy,
+  texts: string[],
+  signal: AbortSignal,
+): Promise<string | null> {
+  try {
+    refuseBlockedTerms(policy, texts, '/text');
+    if (deps.runtime.classifier && policy.classify) await classify(deps.runtime, texts, signal);
+    return null;
+  } catch (e) {
+    if (e instanceof AppError && e.code === 'ai.blocked_by_policy') return e.details?.[0]?.reason ?? 'policy';
+    throw e;
+  }
+}
+
 /** Refuses the call (400) when the safety classifier puts it in a blocked class. */
 async function classify(runtime: AiRuntime, texts: string[], signal: AbortSignal): Promise<void> {
   const sc = runtime.classifier;

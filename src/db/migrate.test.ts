@@ -52,6 +52,7 @@ describe('migrate', () => {
         '0018-federation',
         '0019-sharing',
         '0020-message-tool-steps',
+        '0021-marketplace-community',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -27,6 +27,7 @@ import tenant17 from '../../migrations/tenant/0017-collaboration.sql' with { typ
 import tenant18 from '../../migrations/tenant/0018-federation.sql' with { type: 'text' };
 import tenant19 from '../../migrations/tenant/0019-sharing.sql' with { type: 'text' };
 import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with { type: 'text' };
+import tenant21 from '../../migrations/tenant/0021-marketplace-community.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -66,4 +67,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 18, name: 'federation', sql: tenant18 },
   { version: 19, name: 'sharing', sql: tenant19 },
   { version: 20, name: 'message-tool-steps', sql: tenant20 },
+  { version: 21, name: 'marketplace-community', sql: tenant21 },
 ];

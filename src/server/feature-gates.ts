@@ -23,8 +23,11 @@ export const FEATURE_ROUTES: Readonly<Partial<Record<FeatureName, readonly strin
     'POST /api/v1/marketplace/:id/fork',
     'POST /api/v1/marketplace/:id/reviews',
     'POST /api/v1/marketplace/:id/reports',
+    'GET /api/v1/marketplace/community',
+    'POST /api/v1/marketplace/:id/votes',
     'GET /api/v1/moderation/listings',
     'POST /api/v1/moderation/listings/:id',
+    'PATCH /api/v1/moderation/listings/:id',
     // Federation (issue 12 item 8): import is a fork from elsewhere; revoking stays ungated.
     'GET /api/v1/agents/:id/versions/:version/package',
     'POST /api/v1/agents/import',

@@ -372,6 +372,13 @@ export const AiSettings = t.Object(
 // governance
 // ---------------------------------------------------------------------------------------------
 
+/** `governance.community_approval`'s defaults: what an omitted field means. */
+export const COMMUNITY_APPROVAL_DEFAULTS = {
+  approvals: 3,
+  min_account_age_days: 7,
+  require_verified_email: true,
+} as const;
+
 /** The platform's rules: approval, moderation, verification, retention, compliance. */
 export const Governance = t.Object(
   {
@@ -379,6 +386,36 @@ export const Governance = t.Object(
       description:
         'How new agents get published: at once, after an admin approves, or after community votes.',
     }),
+    community_approval: t.Optional(
+      t.Object(
+        {
+          approvals: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 100,
+              description: `Approvals from members in good standing that publish a listing; as many rejections send it to the moderators (omitted: ${COMMUNITY_APPROVAL_DEFAULTS.approvals}).`,
+            }),
+          ),
+          min_account_age_days: t.Optional(
+            t.Integer({
+              minimum: 0,
+              maximum: 3650,
+              description: `How old (days) a voter's account must be (omitted: ${COMMUNITY_APPROVAL_DEFAULTS.min_account_age_days}).`,
+            }),
+          ),
+          require_verified_email: t.Optional(
+            t.Boolean({
+              description: `Whether a voter's email address must be verified (omitted: ${COMMUNITY_APPROVAL_DEFAULTS.require_verified_email}).`,
+            }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Who may vote under `agent_approval_process: community`, and how many votes decide (docs/agents.md, "Marketplace").',
+        },
+      ),
+    ),
     content_moderation: t.Object(
       {
         enabled: t.Boolean({ description: 'Whether user content is moderated.' }),

@@ -180,6 +180,18 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'ai_settings.custom_models[].model': p('per-platform model aliases', 'per-platform model aliases'),
 
   'governance.agent_approval_process': p('publishing agents', AGENTS, not('automatic')),
+  'governance.community_approval.approvals': e(
+    'approvals (and rejections) that decide a listing under community approval',
+    'the marketplace',
+  ),
+  'governance.community_approval.min_account_age_days': e(
+    'how old a voter account must be under community approval',
+    'the marketplace',
+  ),
+  'governance.community_approval.require_verified_email': e(
+    'voters need a verified email under community approval',
+    'the marketplace',
+  ),
   'governance.content_moderation.enabled': p('moderating user content', 'content moderation'),
   'governance.content_moderation.level': p(
     'moderating user content',

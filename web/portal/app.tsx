@@ -6,7 +6,7 @@ import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
 import { Chat } from './chat.tsx';
 import { ImportAgent } from './federation.tsx';
-import { ListingPage, Marketplace } from './marketplace.tsx';
+import { CommunityQueue, ListingPage, Marketplace } from './marketplace.tsx';
 import { Profile } from './profile.tsx';
 import { CreatorPage, captureReferral } from './sharing.tsx';
 
@@ -58,6 +58,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/agents/import', ImportAgent],
   ['/app/agents/:id', AgentBuilder],
   ['/app/marketplace', Marketplace],
+  ['/app/marketplace/community', CommunityQueue],
   ['/app/marketplace/:id', ListingPage],
   ['/app/creator', CreatorPage],
 ];

@@ -16,7 +16,11 @@ import {
 } from '../shared/ui.tsx';
 import { ShareButton, storedReferral } from './sharing.tsx';
 
-/** The platform's marketplace: browse and search, a listing's page (install, chat, review, report). */
+/**
+ * The platform's marketplace: browse and search (keyword, semantic or both), a listing's page
+ * (install, chat, review, report; vote while the community reviews it), and the community's
+ * queue of submitted listings.
+ */
 
 interface Listing {
   id: string;
@@ -33,7 +37,24 @@ interface Listing {
   installed: number | null;
   /** A federated agent's source (null: made on this platform). */
   attribution?: { platform: { name: string }; creator: string | null } | null;
+  review_note?: string | null;
 }
+
+interface Voting {
+  open: boolean;
+  approvals: number;
+  rejections: number;
+  needed: number;
+  mine: { vote: 'approve' | 'reject'; reason: string } | null;
+  can_vote: boolean;
+  cannot_vote?: string;
+}
+
+const MODES = [
+  ['hybrid', 'Words and meaning'],
+  ['keyword', 'Exact words'],
+  ['semantic', 'Meaning'],
+] as const;
 
 const price = (p: Listing['price']) =>
   p.model === 'free'
@@ -45,13 +66,14 @@ const stars = (r: number | null) => (r === null ? 'No ratings yet' : `${r.toFixe
 export function Marketplace() {
   const q = useSignal(new URLSearchParams(location.search).get('q') ?? '');
   const applied = useSignal(q.value);
+  const mode = useSignal('hybrid');
   const r = useResource(
     () =>
       api<{ listings: Listing[] }>(
         'GET',
-        `/api/v1/marketplace${applied.value ? `?q=${encodeURIComponent(applied.value)}` : ''}`,
+        `/api/v1/marketplace${applied.value ? `?q=${encodeURIComponent(applied.value)}&mode=${mode.value}` : ''}`,
       ),
-    [applied.value],
+    [applied.value, mode.value],
   );
   const form = useForm();
   return (
@@ -66,11 +88,30 @@ export function Marketplace() {
       >
         <div class="row">
           <Field label="Search agents" name="q" type="search" value={q} form={form} />
+          <div class="field">
+            <label for="mode">Match</label>
+            <select
+              id="mode"
+              value={mode.value}
+              onChange={(e) => {
+                mode.value = (e.currentTarget as HTMLSelectElement).value;
+              }}
+            >
+              {MODES.map(([v, label]) => (
+                <option key={v} value={v}>
+                  {label}
+                </option>
+              ))}
+            </select>
+          </div>
         </div>
         <div class="actions">
           <Submit state={form}>Search</Submit>
         </div>
       </Form>
+      <p>
+        <a href="/app/marketplace/community">Listings waiting for the community's review</a>
+      </p>
       <Async
         r={r}
         empty={(d) =>
@@ -112,6 +153,7 @@ export function ListingPage() {
       api<{
         listing: Listing;
         reviews: { name: string | null; rating: number; text: string; version: number }[];
+        voting?: Voting;
       }>('GET', `/api/v1/marketplace/${encodeURIComponent(id)}`),
     [id],
   );
@@ -136,8 +178,16 @@ export function ListingPage() {
               version {d.listing.agent.version} · {price(d.listing.price)} · {stars(d.listing.rating)} ·{' '}
               {d.listing.installs} installs
             </p>
+            {d.voting ? (
+              <VotePanel id={d.listing.id} voting={d.voting} onDone={() => r.reload()} />
+            ) : d.listing.status !== 'published' ? (
+              <Notice>
+                This listing is {d.listing.status.replace('_', ' ')}
+                {d.listing.review_note ? ` (${d.listing.review_note})` : ''}.
+              </Notice>
+            ) : null}
             <div class="actions">
-              {d.listing.installed === d.listing.agent.version ? (
+              {d.listing.status !== 'published' ? null : d.listing.installed === d.listing.agent.version ? (
                 <span class="badge ok">Installed (version {d.listing.installed})</span>
               ) : (
                 <ActionButton
@@ -272,5 +322,90 @@ function ReportForm({ id }: { id: string }) {
         </Form>
       )}
     </details>
+  );
+}
+
+const CANNOT_VOTE: Record<string, string> = {
+  'listing.voter_is_creator': 'You do not vote on your own listing.',
+  'listing.voter_too_new': 'Your account is too new to vote.',
+  'listing.voter_unverified': 'Verify your email address to vote.',
+  'listing.voter_inactive': 'Your account cannot vote.',
+};
+
+/** The community's votes on a submitted listing, and the member's own (changeable until decided). */
+function VotePanel({ id, voting, onDone }: { id: string; voting: Voting; onDone: () => unknown }) {
+  const reason = useSignal(voting.mine?.reason ?? '');
+  const form = useForm();
+  const cast = (vote: 'approve' | 'reject') => async () => {
+    await api('POST', `/api/v1/marketplace/${id}/votes`, { vote, reason: reason.value || undefined });
+    await onDone();
+  };
+  return (
+    <section class="card" aria-label="Community review">
+      <h2>Community review</h2>
+      <p>
+        {voting.approvals} of {voting.needed} approvals · {voting.rejections} rejections
+        {voting.mine ? ` · you voted to ${voting.mine.vote}` : ''}
+      </p>
+      {voting.can_vote ? (
+        <Form state={form} label="Your vote" onSubmit={cast('approve')}>
+          <Field label="Why (optional)" name="vote-reason" value={reason} form={form} maxLength={1000} />
+          <div class="actions">
+            <Submit state={form}>{voting.mine?.vote === 'approve' ? 'Approve again' : 'Approve'}</Submit>
+            <ActionButton onClick={cast('reject')}>Reject</ActionButton>
+          </div>
+        </Form>
+      ) : (
+        <p class="muted">
+          {voting.open
+            ? (CANNOT_VOTE[voting.cannot_vote ?? ''] ?? 'You cannot vote on this listing.')
+            : 'This platform does not approve listings by community vote.'}
+        </p>
+      )}
+    </section>
+  );
+}
+
+/** The listings waiting for the community: for members in good standing (the server says why not). */
+export function CommunityQueue() {
+  const r = useResource(() =>
+    api<{ rules: { approvals: number }; listings: (Listing & { voting: Voting })[] }>(
+      'GET',
+      '/api/v1/marketplace/community',
+    ),
+  );
+  return (
+    <main id="main" class="content page">
+      <p>
+        <a href="/app/marketplace">← Marketplace</a>
+      </p>
+      <Title>Community review</Title>
+      <Async
+        r={r}
+        empty={(d) => (d.listings.length ? null : <Empty>Nothing waits for the community's votes.</Empty>)}
+      >
+        {(d) => (
+          <>
+            <p class="muted">
+              {d.rules.approvals} approvals publish a listing; as many rejections send it to the moderators.
+            </p>
+            <ul class="agent-grid">
+              {d.listings.map((l) => (
+                <li class="card" key={l.id}>
+                  <a href={`/app/marketplace/${l.id}`}>
+                    <strong>{l.title}</strong>
+                  </a>
+                  <p class="muted">{l.summary}</p>
+                  <p>
+                    {l.voting.approvals} of {l.voting.needed} approvals · {l.voting.rejections} rejections
+                    {l.voting.mine ? ` · you voted to ${l.voting.mine.vote}` : ''}
+                  </p>
+                </li>
+              ))}
+            </ul>
+          </>
+        )}
+      </Async>
+    </main>
   );
 }
