@@ -182,7 +182,7 @@ describe('what the operator is told', () => {
     const strict = await show('strict');
     const pending = strict.settings_not_enforced.map((x) => x.setting);
     expect(pending).toContain('governance.compliance_packs');
-    expect(pending).toContain('ai_settings.quality_gates.require_citations');
+    expect(pending).not.toContain('ai_settings.quality_gates.require_citations');
     expect(pending).toContain('ai_settings.safety_filters.level');
     expect(pending).not.toContain('features.api_access');
     expect(
