@@ -6,7 +6,8 @@
  * - keyword: FTS5 search of N listings (default 100,000; 10% not published), one or two words
  *   a query, 50 results: `searchListings` (tiered, bounded ranking over an index of published
  *   listings) against the former query (every match ranked by BM25, joined to listings to drop
- *   what is not published);
+ *   what is not published); and the same queries with the last word cut short (as typed), which
+ *   only the prefix tiers answer;
  * - semantic: N 384-dimension vectors stored as listings keep them (`setListingVector`: float
  *   vectors plus a binary-quantized vec0 index in VECTOR_PARTITIONS partitions), searched by
  *   `semanticListings` (Hamming KNN proposing RESCORE_CANDIDATES candidates, an equal share from
@@ -117,6 +118,27 @@ export async function main(args: string[]): Promise<number> {
       ),
   );
 
+  // Search as you type: the last word cut to its first 3–5 letters (read by prefix only).
+  const partial = texts.map((q) => {
+    const w = q.split(' ');
+    const last = w.pop()!;
+    return [...w, last.slice(0, 3 + Math.floor(rand() * 3))].join(' ');
+  });
+  let partialHits = 0;
+  const kwPartial = sideBySide(
+    partial,
+    (q) => {
+      partialHits += searchListings(db, { match: ftsQuery(q), category: null, limit: 50 }).length;
+    },
+    (q) =>
+      former.all(
+        q
+          .split(' ')
+          .map((w) => `"${w}"*`)
+          .join(' AND '),
+      ),
+  );
+
   const line = (m: { p50: number; p90: number; max: number }) =>
     `p50 ${ms(m.p50)} ms  p90 ${ms(m.p90)} ms  max ${ms(m.max)} ms`;
   console.log(
@@ -127,6 +149,9 @@ export async function main(args: string[]): Promise<number> {
   );
   console.log(
     `  keyword, former query (all matches ranked)   ${line(kw.before)}  (ratio ${(kw.before.p50 / kw.now.p50).toFixed(1)}×)`,
+  );
+  console.log(
+    `  keyword, a partial last word (prefix tiers)  ${line(kwPartial.now)}  (${(partialHits / queries).toFixed(0)} hits avg; former query ${ms(kwPartial.before.p50)} ms, ${(kwPartial.before.p50 / kwPartial.now.p50).toFixed(1)}×)`,
   );
   db.loadExtension(getLoadablePath());
   for (const data of ['uniform', 'latent'] as const) semanticBench(db, n, queries, rand, data, line);

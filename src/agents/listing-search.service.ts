@@ -89,12 +89,15 @@ export async function embedListing(deps: AiDeps, c: PlatformRequestContext, l: L
   }
 }
 
-/** The words of a query as an FTS5 expression: each quoted, all of them, the last one a prefix. */
-export function ftsQuery(q: string): string | null {
+/**
+ * The words of a query as FTS5 expressions, each word quoted and all of them required: first as
+ * typed, then with the last word a prefix (search as you type), or null without a word.
+ */
+export function ftsQuery(q: string): [exact: string, prefix: string] | null {
   const words = (q.toLowerCase().match(/[\p{L}\p{N}]{2,}/gu) ?? []).slice(0, 16);
-  return words.length
-    ? words.map((w, i) => `"${w}"${i === words.length - 1 ? '*' : ''}`).join(' AND ')
-    : null;
+  if (!words.length) return null;
+  const quoted = words.map((w) => `"${w}"`);
+  return [quoted.join(' AND '), [...quoted.slice(0, -1), `${quoted.at(-1)}*`].join(' AND ')];
 }
 
 async function semantic(

@@ -104,12 +104,16 @@ describe('settings a platform sets that nothing enforces', () => {
   test('values that ask for nothing are not listed; compliance packs: hipaa is enforced, soc2 is not', () => {
     const bp = templateBlueprint('blank');
     bp.governance.compliance_packs = ['hipaa'];
-    bp.governance.agent_approval_process = 'automatic';
+    bp.ai_settings.quality_gates.min_response_quality = 0;
     expect(names(bp)).not.toContain('governance.compliance_packs');
+    expect(names(bp)).not.toContain('ai_settings.quality_gates.min_response_quality');
     bp.governance.compliance_packs = ['hipaa', 'soc2'];
-    bp.governance.agent_approval_process = 'manual';
+    bp.ai_settings.quality_gates.min_response_quality = 0.5;
     expect(names(bp)).toContain('governance.compliance_packs');
-    expect(names(bp)).toContain('governance.agent_approval_process');
+    expect(names(bp)).toContain('ai_settings.quality_gates.min_response_quality');
+    // Every approval process is enforced now (the marketplace).
+    bp.governance.agent_approval_process = 'manual';
+    expect(names(bp)).not.toContain('governance.agent_approval_process');
     // Marketplace shares mean nothing without the marketplace.
     bp.monetization.creator_revenue_share = 70;
     bp.monetization.marketplace_commission = 30;

@@ -179,7 +179,10 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'ai_settings.custom_models[].provider': p('per-platform model aliases', 'per-platform model aliases'),
   'ai_settings.custom_models[].model': p('per-platform model aliases', 'per-platform model aliases'),
 
-  'governance.agent_approval_process': p('publishing agents', AGENTS, not('automatic')),
+  'governance.agent_approval_process': e(
+    'how a listing is published: at once after the safety checks, by a moderator, or by member votes',
+    'the marketplace',
+  ),
   'governance.community_approval.approvals': e(
     'approvals (and rejections) that decide a listing under community approval',
     'the marketplace',
