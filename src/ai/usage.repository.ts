@@ -243,3 +243,25 @@ export function insertUsageRows(
   }
   return { firstRowId, lastRowId };
 }
+
+/** What one payer (user, or '' for calls with none) owes for a range of usage rows, per currency. */
+export interface UsageByPayer {
+  userId: string;
+  currency: string;
+  costMicro: bigint;
+  markupMicro: bigint;
+}
+
+/**
+ * Usage rows `firstRowId`..`lastRowId` (a `usage.recorded` event's) summed per payer and
+ * currency, exact (BigInt): what the billing ledger posts.
+ */
+export function usageByPayer(db: Database, firstRowId: number, lastRowId: number): UsageByPayer[] {
+  return db
+    .query<UsageByPayer, [number, number]>(
+      `SELECT coalesce(user_id, '') AS userId, currency, sum(cost_micro) AS costMicro, sum(markup_micro) AS markupMicro
+       FROM usage_events WHERE id BETWEEN ? AND ? GROUP BY 1, 2 ORDER BY 1, 2`,
+    )
+    .safeIntegers(true)
+    .all(firstRowId, lastRowId);
+}

@@ -53,6 +53,7 @@ describe('migrate', () => {
         '0019-sharing',
         '0020-message-tool-steps',
         '0021-marketplace-community',
+        '0022-ledger',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

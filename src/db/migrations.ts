@@ -28,6 +28,7 @@ import tenant18 from '../../migrations/tenant/0018-federation.sql' with { type: 
 import tenant19 from '../../migrations/tenant/0019-sharing.sql' with { type: 'text' };
 import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with { type: 'text' };
 import tenant21 from '../../migrations/tenant/0021-marketplace-community.sql' with { type: 'text' };
+import tenant22 from '../../migrations/tenant/0022-ledger.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -68,4 +69,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 19, name: 'sharing', sql: tenant19 },
   { version: 20, name: 'message-tool-steps', sql: tenant20 },
   { version: 21, name: 'marketplace-community', sql: tenant21 },
+  { version: 22, name: 'ledger', sql: tenant22 },
 ];

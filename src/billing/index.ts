@@ -1,0 +1,18 @@
+/** Billing (issue 13): the ledger, revenue share, and AI usage posted from the meter's events. */
+
+export { balancesAt, findAccount, listAccounts, transfersByRef, transfersOf } from './ledger.repository.ts';
+export {
+  accountId,
+  expirePending,
+  type LedgerErrorCode,
+  ledgerError,
+  netCredit,
+  openAccount,
+  post,
+  postBatch,
+  reversal,
+  type TransferResult,
+  type TransferSpec,
+} from './ledger.ts';
+export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
+export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
