@@ -302,7 +302,8 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       })
       .post(
         '/api/v1/marketplace/:id/install',
-        ({ ctx, params, body }) => Response.json(install(ctx, params.id, body?.ref), { status: 201 }),
+        async ({ ctx, params, body }) =>
+          Response.json(await install(ctx, params.id, body?.ref), { status: 201 }),
         {
           permission: 'agents:read',
           params: ListingParams,

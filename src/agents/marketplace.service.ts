@@ -13,6 +13,7 @@
  * revoked listing's agent stops working for everyone but its editors.
  */
 import { type AiDeps, platformAiPolicy, safetyVerdict } from '../ai/index.ts';
+import { requirePurchase, type Sellable } from '../billing/index.ts';
 import { actorOf, createUserRepository, type PlatformRequestContext, roleOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
@@ -284,16 +285,28 @@ export function listing(c: PlatformRequestContext, id: string) {
   };
 }
 
-export function install(c: PlatformRequestContext, id: string, ref?: unknown) {
+/** What billing sells for a paid listing (its creator: the agent's owner). */
+function sellable(c: PlatformRequestContext, l: ListingRow): Sellable {
+  return {
+    listingId: l.id,
+    version: l.version,
+    title: l.title,
+    priceModel: l.price_model,
+    priceMinor: l.price_minor,
+    currency: l.currency,
+    creatorId: findAgent(c.db, l.agent_id)?.owner_id ?? l.created_by.replace(/^user:/, ''),
+  };
+}
+
+/**
+ * Installs a published listing for the signed-in user. A paid listing must be bought first:
+ * 402 `billing.payment_required` with the checkout to pay at (billing/purchases.service.ts).
+ */
+export async function install(c: PlatformRequestContext, id: string, ref?: unknown) {
   const userId = userIdOf(c);
   const l = findListing(c.db, id);
   if (l?.status !== 'published') throw notFound();
-  if (l.price_model !== 'free')
-    throw new AppError(
-      'billing.payment_required',
-      `this listing costs ${l.price_minor} ${l.currency} (${l.price_model}); payments are not open yet`,
-      402,
-    );
+  if (l.price_model !== 'free') await requirePurchase(c, sellable(c, l));
   c.db.transaction(() => {
     const fresh = installOf(c.db, l.id, userId) === null;
     upsertInstall(c.db, l.id, userId, l.version, c.app.clock.now());
@@ -402,16 +415,11 @@ export function moderate(c: PlatformRequestContext, id: string, body: Record<str
 }
 
 /** Forks a published listing: the forker's own private copy of the listed version, provenance kept. */
-export function fork(c: PlatformRequestContext, id: string) {
+export async function fork(c: PlatformRequestContext, id: string) {
   userIdOf(c);
   const l = findListing(c.db, id);
   if (l?.status !== 'published') throw notFound();
-  if (l.price_model !== 'free')
-    throw new AppError(
-      'billing.payment_required',
-      'a paid listing is forked once bought; payments are not open yet',
-      402,
-    );
+  if (l.price_model !== 'free') await requirePurchase(c, sellable(c, l));
   const v = findVersion(c.db, l.agent_id, l.version);
   if (!v) throw notFound();
   const agent = forkAgent(c, JSON.parse(v.spec) as AgentSpec, {

@@ -267,6 +267,40 @@ export const InstanceConfig = t.Object(
         },
       ),
     ),
+    billing: t.Optional(
+      t.Object(
+        {
+          stripe: t.Optional(
+            t.Object(
+              {
+                secret_key_env: t.String({
+                  pattern: '^[A-Z_][A-Z0-9_]*$',
+                  description: "the environment variable holding the operator's Stripe secret key (sk_...)",
+                }),
+                webhook_secret_env: t.String({
+                  pattern: '^[A-Z_][A-Z0-9_]*$',
+                  description:
+                    "the environment variable holding the webhook endpoints' signing secret (whsec_...)",
+                }),
+                api_base: t.Optional(
+                  t.String({
+                    pattern: '^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$',
+                    description:
+                      "Stripe's API origin (default https://api.stripe.com); a loopback origin for tests",
+                  }),
+                ),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "payments: the operator's Stripe account (checkout, refunds, webhooks); without it, admins record payments by hand",
+        },
+      ),
+    ),
     knowledge: t.Optional(
       t.Object(
         {

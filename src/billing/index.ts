@@ -1,5 +1,6 @@
 /** Billing (issue 13): the ledger, revenue share, and AI usage posted from the meter's events. */
 
+export { billingRoutes } from './billing.routes.ts';
 export { balancesAt, findAccount, listAccounts, transfersByRef, transfersOf } from './ledger.repository.ts';
 export {
   accountId,
@@ -14,5 +15,13 @@ export {
   type TransferResult,
   type TransferSpec,
 } from './ledger.ts';
+export {
+  DEFAULT_TRANSACTION_FEE_PERCENT,
+  requirePurchase,
+  type Sellable,
+  termsOf,
+} from './purchases.service.ts';
 export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
+export { stripeAccount } from './stripe.ts';
 export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
+export { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';

@@ -54,6 +54,7 @@ describe('migrate', () => {
         '0020-message-tool-steps',
         '0021-marketplace-community',
         '0022-ledger',
+        '0023-purchases',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
@@ -77,6 +78,7 @@ describe('migrate', () => {
       '0007-platform-deletions',
       '0008-operator-password',
       '0009-federation',
+      '0010-stripe-objects',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

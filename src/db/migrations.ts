@@ -7,6 +7,7 @@ import control6 from '../../migrations/control/0006-events.sql' with { type: 'te
 import control7 from '../../migrations/control/0007-platform-deletions.sql' with { type: 'text' };
 import control8 from '../../migrations/control/0008-operator-password.sql' with { type: 'text' };
 import control9 from '../../migrations/control/0009-federation.sql' with { type: 'text' };
+import control10 from '../../migrations/control/0010-stripe-objects.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
@@ -29,6 +30,7 @@ import tenant19 from '../../migrations/tenant/0019-sharing.sql' with { type: 'te
 import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with { type: 'text' };
 import tenant21 from '../../migrations/tenant/0021-marketplace-community.sql' with { type: 'text' };
 import tenant22 from '../../migrations/tenant/0022-ledger.sql' with { type: 'text' };
+import tenant23 from '../../migrations/tenant/0023-purchases.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -44,6 +46,7 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
   { version: 7, name: 'platform-deletions', sql: control7 },
   { version: 8, name: 'operator-password', sql: control8 },
   { version: 9, name: 'federation', sql: control9 },
+  { version: 10, name: 'stripe-objects', sql: control10 },
 ];
 
 /** Each platform's schema steps (data/platforms/<id>.db). */
@@ -70,4 +73,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 20, name: 'message-tool-steps', sql: tenant20 },
   { version: 21, name: 'marketplace-community', sql: tenant21 },
   { version: 22, name: 'ledger', sql: tenant22 },
+  { version: 23, name: 'purchases', sql: tenant23 },
 ];

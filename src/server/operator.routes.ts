@@ -1,6 +1,7 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
+import { applyEvent, platformOfEvent, verifiedEvent } from '../billing/index.ts';
 import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -36,7 +37,7 @@ import { clearCookie, setCookie } from '../shared/cookies.ts';
 import { AppError } from '../shared/errors.ts';
 import { assertOwnJson } from '../shared/own-json.ts';
 import { iso } from '../shared/time.ts';
-import type { Tenancy } from '../tenancy/index.ts';
+import { platformUrl, type Tenancy } from '../tenancy/index.ts';
 import { lazyDocument, OPERATOR_SPEC } from './api-docs.ts';
 import { parseJsonLenient, refuseUnparsed, toErrorResponse } from './errors.ts';
 import type { Metrics } from './metrics.ts';
@@ -182,7 +183,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
     })
     .onError(({ code, error }) => toErrorResponse(code, error, d.app.log))
     // JSON that does not parse is answered after the permission check (401/403 first).
-    .onParse({ as: 'global' }, ({ request, contentType }) => parseJsonLenient(request, contentType))
+    .onParse({ as: 'global' }, async ({ request, contentType, path }) =>
+      // Stripe's signature is over the raw body: the webhook reads it as text.
+      path === '/_operator/api/billing/stripe/webhook'
+        ? await request.text()
+        : parseJsonLenient(request, contentType),
+    )
     // In the transform phase, so 401/403 answer before Elysia validates body, query and params.
     .derive({ as: 'global' }, ({ request, route, body }) => {
       d.routeOf.set(request, route);
@@ -324,6 +330,42 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             tags: ['health'],
           },
         })
+        .post(
+          '/billing/stripe/webhook',
+          async ({ body, request }) => {
+            if (typeof body !== 'string')
+              throw new AppError('billing.invalid', 'the body must be the raw event', 400);
+            const e = await verifiedEvent(d.app, body, request.headers.get('stripe-signature'));
+            const id = await platformOfEvent(d.app, e);
+            const platform = id ? d.tenancy.list().find((p) => p.id === id) : undefined;
+            // Not one of ours (or a platform since deleted): acknowledged, so Stripe stops sending it.
+            if (!platform) return { received: true, applied: 'ignored' };
+            const applied = await d.app.platformDbs.use(platform.id, (db) =>
+              applyEvent(
+                {
+                  app: d.app,
+                  platform: { id: platform.id, slug: platform.slug, name: platform.name },
+                  db,
+                  principal: null,
+                  pendingMfa: null,
+                  ip: null,
+                  blueprint: () => d.tenancy.blueprintOf(platform.id),
+                  origin: new URL(platformUrl(d.tenancy.settings(), platform.slug)).origin,
+                },
+                e,
+              ),
+            );
+            return { received: true, applied };
+          },
+          {
+            permission: 'public',
+            detail: {
+              summary:
+                "Stripe's webhook for the operator's account (every platform's checkouts): Stripe-Signature verified, each event applied once",
+              tags: ['billing'],
+            },
+          },
+        )
         .get('/providers', () => ({ providers: d.ai.runtime.statuses() }), {
           permission: 'operator:read',
           detail: {

@@ -3,6 +3,7 @@ import { Elysia } from 'elysia';
 import { agentRoutes, conversationRoutes, federationRoutes, sharingRoutes } from '../agents/index.ts';
 import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
+import { billingRoutes } from '../billing/index.ts';
 import { isCurrent, readMeta, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   actorOf,
@@ -120,12 +121,16 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     // JSON that does not parse is answered after the permission check (401/403 first); SCIM
     // reads its bodies itself.
     .onParse({ as: 'global' }, async ({ request, contentType, path }) =>
-      path === '/api/v1/platform/logo' ||
-      (/^\/api\/v1\/agents\/[^/]+\/knowledge$/.test(path) && contentType.toLowerCase() !== 'application/json')
-        ? new Uint8Array(await request.arrayBuffer())
-        : path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
-          ? undefined
-          : parseJsonLenient(request, contentType),
+      // Stripe's signature is over the raw body: the webhook reads it as text.
+      path === '/api/v1/billing/stripe/webhook'
+        ? await request.text()
+        : path === '/api/v1/platform/logo' ||
+            (/^\/api\/v1\/agents\/[^/]+\/knowledge$/.test(path) &&
+              contentType.toLowerCase() !== 'application/json')
+          ? new Uint8Array(await request.arrayBuffer())
+          : path.startsWith('/scim/') && !contentType.toLowerCase().startsWith('multipart/form-data')
+            ? undefined
+            : parseJsonLenient(request, contentType),
     )
     .derive({ as: 'global' }, ({ request, route, body }) => {
       d.routeOf.set(request, route);
@@ -410,7 +415,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(conversationRoutes(d.ai))
     .use(agentRoutes(d.ai))
     .use(federationRoutes(d.ai))
-    .use(sharingRoutes);
+    .use(sharingRoutes)
+    .use(billingRoutes);
   permissions = routePermissions(app);
   return app;
 }

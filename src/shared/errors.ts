@@ -15,6 +15,11 @@ export class AppError extends Error {
   readonly details: ErrorDetail[] | undefined;
   /** Seconds the client should wait before trying again (429, 503): sent as Retry-After. */
   retryAfter: number | undefined;
+  /**
+   * Fields the client acts on beside the message, sent in `error` (e.g. a 402's
+   * `checkout_url`). Never a secret.
+   */
+  extra: Record<string, string | number | boolean> | undefined;
 
   constructor(code: string, message: string, status = 400, details?: ErrorDetail[]) {
     super(message);
@@ -28,11 +33,18 @@ export class AppError extends Error {
   toJSON(): { error: { code: string; message: string; details?: ErrorDetail[] } } {
     return {
       error: {
+        ...this.extra,
         code: this.code,
         message: this.message,
         ...(this.details?.length ? { details: this.details } : {}),
       },
     };
+  }
+
+  /** This error with client-facing fields beside the message (see `extra`). */
+  with(extra: Record<string, string | number | boolean>): this {
+    this.extra = { ...this.extra, ...extra };
+    return this;
   }
 }
 

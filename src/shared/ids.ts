@@ -22,7 +22,8 @@ export function newId(
     | 'kdc'
     | 'lst'
     | 'tcl'
-    | 'fed',
+    | 'fed'
+    | 'pur',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }

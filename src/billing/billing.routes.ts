@@ -1,0 +1,82 @@
+import { Elysia, t } from 'elysia';
+import { platformGuard } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
+import { listAccounts } from './ledger.repository.ts';
+import { purchasesOf, recordPayment } from './purchases.service.ts';
+import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
+
+const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
+const PaymentBody = t.Object({ note: t.String({ minLength: 1, maxLength: 500 }) });
+
+const micro = (v: bigint) => (JSON as unknown as { rawJSON(s: string): number }).rawJSON(v.toString());
+
+/**
+ * Billing on a platform's host (issue 13): Stripe's webhook for this platform (public: the
+ * signature is the credential), the user's purchases, and the admin's purchases, manual
+ * payments and ledger balances.
+ */
+export const billingRoutes = new Elysia({ name: 'billing.routes' })
+  .use(platformGuard)
+  .post(
+    '/api/v1/billing/stripe/webhook',
+    async ({ ctx, body, request }) => {
+      if (typeof body !== 'string')
+        throw new AppError('billing.invalid', 'the body must be the raw event', 400);
+      const e = await verifiedEvent(ctx.app, body, request.headers.get('stripe-signature'));
+      // Only this platform's events: another platform's are acknowledged and left alone.
+      if ((await platformOfEvent(ctx.app, e)) !== ctx.platform.id)
+        return { received: true, applied: 'ignored' };
+      return { received: true, applied: await applyEvent(ctx, e) };
+    },
+    {
+      permission: 'public',
+      detail: {
+        summary:
+          "Stripe's webhook for this platform: Stripe-Signature verified (400 if missing, forged or stale), each event applied once",
+        tags: ['billing'],
+      },
+    },
+  )
+  .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
+    permission: 'platform:read',
+    detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },
+  })
+  .get('/api/v1/admin/billing/purchases', ({ ctx }) => purchasesOf(ctx, true), {
+    permission: 'billing:read',
+    detail: { summary: "The platform's purchases (admins)", tags: ['billing'] },
+  })
+  .post(
+    '/api/v1/admin/billing/purchases/:id/payment',
+    ({ ctx, params, body }) => recordPayment(ctx, params.id, body.note),
+    {
+      permission: 'billing:write',
+      params: PurchaseParams,
+      body: PaymentBody,
+      detail: {
+        summary: "Record a purchase's payment by hand (no Stripe, or paid another way): the sale is posted",
+        tags: ['billing'],
+      },
+    },
+  )
+  .get(
+    '/api/v1/admin/billing/ledger',
+    ({ ctx }) => ({
+      accounts: listAccounts(ctx.db).map((a) => ({
+        id: a.id,
+        kind: a.kind,
+        owner: a.owner,
+        currency: a.currency,
+        debits_posted_micro: micro(a.debits_posted),
+        credits_posted_micro: micro(a.credits_posted),
+        debits_pending_micro: micro(a.debits_pending),
+        credits_pending_micro: micro(a.credits_pending),
+      })),
+    }),
+    {
+      permission: 'billing:read',
+      detail: {
+        summary: "The ledger's accounts and their balances (micro-units of the currency's minor unit)",
+        tags: ['billing'],
+      },
+    },
+  );

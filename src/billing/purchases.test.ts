@@ -1,0 +1,360 @@
+/**
+ * Buying a paid marketplace listing through Stripe (issue 13 items 4, 6, 7): the official SDK
+ * pointed at a protocol-faithful Stripe server on 127.0.0.1 (tests/peers/stripe-stub.ts), its
+ * webhooks delivered to the operator's endpoint through a loopback listener. A paid install
+ * answers 402 with the checkout; paying posts the sale's creator, platform and operator legs;
+ * the install then succeeds. Duplicate, replayed and reordered events change nothing; a
+ * missing, tampered or stale signature is a 400 with no effect; partial and whole refunds
+ * reverse the legs. Without Stripe, an admin records the payment by hand.
+ */
+import type { Database } from 'bun:sqlite';
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import Stripe from 'stripe';
+import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
+import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
+import { type StripeEmitted, type StripeStub, startStripeStub } from '../../tests/peers/stripe-stub.ts';
+import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
+import { createUserRepository } from '../identity/index.ts';
+import { accountId, findAccount, netCredit } from './index.ts';
+
+const KEY_ENV = 'SOULFRA_TEST_STRIPE_KEY';
+const WHSEC_ENV = 'SOULFRA_TEST_STRIPE_WHSEC';
+const WHSEC = 'whsec_test_purchases';
+const M = 1_000_000n;
+const PASSWORD = 'a-long-password-12';
+
+let stub: StripeStub;
+let ai: OpenAIStub;
+const models = () => ({
+  providers: [
+    { id: 'stub', kind: 'openai' as const, url: ai.url, location: 'on_prem' as const, timeout_ms: 5_000 },
+  ],
+  models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+});
+let s: InProcessServer;
+let hook: ReturnType<typeof Bun.serve>;
+let platformId = '';
+const S: Record<string, Session> = {};
+let catId = '';
+/** Deliveries held back instead of forwarded (to replay them in another order). */
+let held: { payload: string; header: string }[] | null = null;
+
+const call = (se: Session, method: string, path: string, body?: unknown) => callAs(s, se, method, path, body);
+const toWebhook = (payload: string, header: string | null) =>
+  s.request('localhost', '/_operator/api/billing/stripe/webhook', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(header ? { 'stripe-signature': header } : {}) },
+    body: payload,
+  });
+const onDb = <T>(fn: (db: Database) => T) => s.app.platformDbs.use(platformId, fn);
+const balance = (id: string) => onDb((db) => (findAccount(db, id) ? netCredit(findAccount(db, id)!) : 0n));
+const creator = () => balance(accountId('creator', catId, 'usd'));
+const platform = () => balance(accountId('platform', '', 'usd'));
+const operator = () => balance(accountId('operator', '', 'usd'));
+const purchase = (id: string) =>
+  onDb((db) =>
+    db
+      .query<{ status: string; refunded_minor: number }, [string]>(
+        'SELECT status, refunded_minor FROM purchases WHERE id = ?',
+      )
+      .get(id),
+  );
+
+async function listPaidAgent(title: string, priceMinor: number): Promise<string> {
+  const a = await json<{ agent: { id: string } }>(
+    call(S.cat!, 'POST', '/api/v1/agents', { name: title, persona: 'Helps.' }),
+  );
+  expect((await call(S.cat!, 'POST', `/api/v1/agents/${a.agent.id}/publish`)).status).toBe(201);
+  const l = await json<{ listing: { id: string; status: string } }>(
+    call(S.cat!, 'POST', `/api/v1/agents/${a.agent.id}/listing`, {
+      title,
+      summary: 'A paid helper for tests.',
+      category: 'productivity',
+      tags: ['test'],
+      price_model: 'one_time',
+      price_minor: priceMinor,
+      currency: 'usd',
+    }),
+  );
+  expect(l.listing.status).toBe('published');
+  return l.listing.id;
+}
+
+/** Pays a checkout on the stub's hosted page, as a buyer's browser would. */
+async function pay(checkoutUrl: string): Promise<string> {
+  const page = await fetch(checkoutUrl);
+  expect(page.status).toBe(200);
+  const done = await fetch(checkoutUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'email=dan%40buy.test',
+    redirect: 'manual',
+  });
+  expect(done.status).toBe(303);
+  return done.headers.get('location')!;
+}
+
+beforeAll(async () => {
+  process.env[KEY_ENV] = 'sk_test_purchases';
+  process.env[WHSEC_ENV] = WHSEC;
+  stub = await startStripeStub({ apiKey: 'sk_test_purchases' });
+  ai = await startOpenAIStub({ models: ['gpt-4o-mini'] });
+  s = await inProcessServer({
+    config: {
+      ...models(),
+      billing: { stripe: { secret_key_env: KEY_ENV, webhook_secret_env: WHSEC_ENV, api_base: stub.url } },
+    },
+  });
+  // Stripe reaches the operator's endpoint through a loopback listener (the server here has none).
+  hook = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: async (req) => {
+      const payload = await req.text();
+      const header = req.headers.get('stripe-signature') ?? '';
+      if (held) {
+        held.push({ payload, header });
+        return new Response('held', { status: 200 });
+      }
+      return toWebhook(payload, header);
+    },
+  });
+  stub.addEndpoint(`http://127.0.0.1:${hook.port}/`, WHSEC);
+  const made = await s.operatorApi('POST', '/platforms', { slug: 'shop', template: 'creator' });
+  const owner = ((await made.json()) as { admin: { email: string; password: string } }).admin;
+  platformId = s.tenancy.get('shop').id;
+  S.owner = await signInTo(s, 'shop', owner.email, owner.password);
+  for (const [name, role] of [
+    ['cat', 'creator'],
+    ['dan', 'member'],
+    ['eve', 'member'],
+  ] as const) {
+    const email = `${name}@shop.test`;
+    expect((await call(S.owner, 'POST', '/api/v1/users', { email, role, password: PASSWORD })).status).toBe(
+      201,
+    );
+    S[name] = await signInTo(s, 'shop', email, PASSWORD);
+  }
+  catId = await onDb((db) => createUserRepository({ db }).byEmail('cat@shop.test')!.id);
+});
+afterAll(async () => {
+  await s?.close();
+  hook?.stop(true);
+  await stub?.stop();
+  await ai?.stop();
+});
+
+describe('buying a listing with Stripe Checkout', () => {
+  let listing = '';
+  let checkout = '';
+  let paid: StripeEmitted;
+
+  test('a paid install answers 402 with a checkout made from the stored public origin', async () => {
+    listing = await listPaidAgent('Tax Pro', 999);
+    const r = await call(S.dan!, 'POST', `/api/v1/marketplace/${listing}/install`);
+    expect(r.status).toBe(402);
+    const body = (await r.json()) as { error: { code: string; checkout_url: string; purchase_id: string } };
+    expect(body.error.code).toBe('billing.payment_required');
+    expect(body.error.checkout_url).toStartWith(`${stub.url}/pay/cs_`);
+    checkout = body.error.checkout_url;
+    const session = [...stub.state.checkoutSessions.values()].at(-1)!;
+    expect(session.success_url).toBe(
+      `http://shop.localhost:8080/app/marketplace/${listing}?checkout=success`,
+    );
+    expect(session.amount_total).toBe(999);
+    expect(session.metadata).toEqual({
+      platform_id: platformId,
+      purchase_id: body.error.purchase_id,
+      listing_id: listing,
+    });
+    // Asking again while it is open gives the same checkout, not a second one.
+    const again = (await (
+      await call(S.dan!, 'POST', `/api/v1/marketplace/${listing}/install`)
+    ).json()) as typeof body;
+    expect(again.error.checkout_url).toBe(checkout);
+    expect(stub.state.checkoutSessions.size).toBe(1);
+  });
+
+  test('paying posts the creator, platform and operator legs; the install then succeeds', async () => {
+    const back = await pay(checkout);
+    expect(back).toBe(`http://shop.localhost:8080/app/marketplace/${listing}?checkout=success`);
+    paid = await stub.delivered('checkout.session.completed');
+    expect(paid.status).toBe(200);
+    // 9.99 at 70/30 with the operator's 15% from the platform's side.
+    expect(await creator()).toBe(6993n * 100_000n);
+    expect(await operator()).toBe(14985n * 10_000n);
+    expect(await platform()).toBe(999n * M - 6993n * 100_000n - 14985n * 10_000n);
+    expect((await call(S.dan!, 'POST', `/api/v1/marketplace/${listing}/install`)).status).toBe(201);
+    const mine = await json<{ purchases: { status: string; listing_id: string }[] }>(
+      call(S.dan!, 'GET', '/api/v1/billing/purchases'),
+    );
+    expect(mine.purchases).toMatchObject([{ status: 'paid', listing_id: listing }]);
+  });
+
+  test('a duplicate or replayed event changes nothing', async () => {
+    const before = [await creator(), await platform(), await operator()];
+    const r = await toWebhook(paid.payload, paid.header);
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { applied: string }).applied).toBe('duplicate');
+    expect([await creator(), await platform(), await operator()]).toEqual(before);
+  });
+
+  test('attack table: a missing, tampered, foreign or stale signature is a 400 with no effect', async () => {
+    const before = [await creator(), await platform(), await operator()];
+    const tampered = paid.payload.replace(/"amount_total":(\s*)999/, '"amount_total":$11');
+    expect(tampered).not.toBe(paid.payload);
+    const other = await Stripe.webhooks.generateTestHeaderStringAsync({
+      payload: paid.payload,
+      secret: 'whsec_someone_else',
+    });
+    const stale = await Stripe.webhooks.generateTestHeaderStringAsync({
+      payload: paid.payload,
+      secret: WHSEC,
+      timestamp: Math.floor(Date.now() / 1000) - 3600,
+    });
+    for (const [name, payload, header] of [
+      ['missing', paid.payload, null],
+      ['tampered', tampered, paid.header],
+      ['foreign secret', paid.payload, other],
+      ['stale', paid.payload, stale],
+      ['garbage', paid.payload, 't=1,v1=00'],
+    ] as const) {
+      const r = await toWebhook(payload, header);
+      expect([name, r.status, ((await r.json()) as { error?: { code: string } }).error?.code]).toEqual([
+        name,
+        400,
+        'billing.signature_invalid',
+      ]);
+    }
+    expect([await creator(), await platform(), await operator()]).toEqual(before);
+  });
+
+  test('a partial then a whole refund reverse the legs; an older refund event changes nothing', async () => {
+    const pi = [...stub.state.paymentIntents.values()].at(-1)!.id;
+    const purchaseId = String(
+      (stub.state.checkoutSessions.values().next().value!.metadata as Record<string, string>).purchase_id,
+    );
+    await stub.refund({ payment_intent: pi, amount: 333 });
+    const first = await stub.delivered('charge.refunded');
+    expect(first.status).toBe(200);
+    expect(await purchase(purchaseId)).toEqual({ status: 'paid', refunded_minor: 333 });
+    // 3.33 of 9.99 refunded: a third of each leg.
+    expect(await creator()).toBe(4662n * 100_000n);
+    await stub.refund({ payment_intent: pi });
+    await stub.idle();
+    expect(await purchase(purchaseId)).toEqual({ status: 'refunded', refunded_minor: 999 });
+    expect([await creator(), await platform(), await operator()]).toEqual([0n, 0n, 0n]);
+    // The first refund's event again, under a new id (as a resend would be): nothing more.
+    const resent = first.payload.replace(String(first.event.id), `${String(first.event.id)}x`);
+    const header = await Stripe.webhooks.generateTestHeaderStringAsync({ payload: resent, secret: WHSEC });
+    expect((await toWebhook(resent, header)).status).toBe(200);
+    expect([await creator(), await platform(), await operator()]).toEqual([0n, 0n, 0n]);
+    // Refunded: installing again needs a new purchase.
+    expect((await call(S.dan!, 'POST', `/api/v1/marketplace/${listing}/install`)).status).toBe(402);
+  });
+
+  test('events out of order: the refund before the checkout still posts the sale, then the refund', async () => {
+    const l2 = await listPaidAgent('Chef Pro', 500);
+    const r = (await (await call(S.eve!, 'POST', `/api/v1/marketplace/${l2}/install`)).json()) as {
+      error: { checkout_url: string; purchase_id: string };
+    };
+    held = [];
+    await pay(r.error.checkout_url);
+    await stub.idle();
+    const pi = [...stub.state.paymentIntents.values()].at(-1)!.id;
+    await stub.refund({ payment_intent: pi, amount: 100 });
+    await stub.idle();
+    const deliveries = held;
+    held = null;
+    const types = deliveries.map((d) => (JSON.parse(d.payload) as { type: string }).type);
+    expect(types).toContain('checkout.session.completed');
+    expect(types).toContain('charge.refunded');
+    const before = await creator();
+    for (const d of [...deliveries].reverse())
+      expect((await toWebhook(d.payload, d.header)).status).toBe(200);
+    expect(await purchase(r.error.purchase_id)).toEqual({ status: 'paid', refunded_minor: 100 });
+    // 5.00 sold, 1.00 refunded: the creator keeps 70% of 4.00.
+    expect((await creator()) - before).toBe(280n * M);
+    // And all of them once more, in order: nothing changes.
+    const after = [await creator(), await platform(), await operator()];
+    for (const d of deliveries) expect((await toWebhook(d.payload, d.header)).status).toBe(200);
+    expect([await creator(), await platform(), await operator()]).toEqual(after);
+  });
+});
+
+describe('without Stripe', () => {
+  let t: InProcessServer;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  test('an admin records the payment by hand; the same legs are posted', async () => {
+    t = await inProcessServer({ config: models() });
+    const made = await t.operatorApi('POST', '/platforms', { slug: 'offline', template: 'creator' });
+    const owner = ((await made.json()) as { admin: { email: string; password: string } }).admin;
+    const pid = t.tenancy.get('offline').id;
+    const own = await signInTo(t, 'offline', owner.email, owner.password);
+    for (const [email, role] of [
+      ['cat@off.test', 'creator'],
+      ['dan@off.test', 'member'],
+    ])
+      expect(
+        (await callAs(t, own, 'POST', '/api/v1/users', { email, role, password: PASSWORD })).status,
+      ).toBe(201);
+    const cat = await signInTo(t, 'offline', 'cat@off.test', PASSWORD);
+    const dan = await signInTo(t, 'offline', 'dan@off.test', PASSWORD);
+    const a = await json<{ agent: { id: string } }>(
+      callAs(t, cat, 'POST', '/api/v1/agents', { name: 'Offline', persona: 'x' }),
+    );
+    await callAs(t, cat, 'POST', `/api/v1/agents/${a.agent.id}/publish`);
+    const l = await json<{ listing: { id: string } }>(
+      callAs(t, cat, 'POST', `/api/v1/agents/${a.agent.id}/listing`, {
+        title: 'Offline helper',
+        summary: 'Paid by hand.',
+        category: 'productivity',
+        tags: [],
+        price_model: 'one_time',
+        price_minor: 2000,
+        currency: 'usd',
+      }),
+    );
+    const r = await callAs(t, dan, 'POST', `/api/v1/marketplace/${l.listing.id}/install`);
+    expect(r.status).toBe(402);
+    const id = ((await r.json()) as { error: { purchase_id: string } }).error.purchase_id;
+    expect(id).toMatch(/^pur_/);
+    // A member cannot record it; a missing note is refused; the owner records it.
+    expect(
+      (await callAs(t, dan, 'POST', `/api/v1/admin/billing/purchases/${id}/payment`, { note: 'cash' }))
+        .status,
+    ).toBe(403);
+    expect((await callAs(t, own, 'POST', `/api/v1/admin/billing/purchases/${id}/payment`, {})).status).toBe(
+      400,
+    );
+    const ok = await callAs(t, own, 'POST', `/api/v1/admin/billing/purchases/${id}/payment`, {
+      note: 'bank transfer 42',
+    });
+    expect(ok.status).toBe(200);
+    expect(
+      (await callAs(t, own, 'POST', `/api/v1/admin/billing/purchases/${id}/payment`, { note: 'again' }))
+        .status,
+    ).toBe(409);
+    expect((await callAs(t, dan, 'POST', `/api/v1/marketplace/${l.listing.id}/install`)).status).toBe(201);
+    const ledger = await json<{ accounts: { id: string; credits_posted_micro: number }[] }>(
+      callAs(t, own, 'GET', '/api/v1/admin/billing/ledger'),
+    );
+    const creatorId = await t.app.platformDbs.use(
+      pid,
+      (db) => createUserRepository({ db }).byEmail('cat@off.test')!.id,
+    );
+    expect(
+      ledger.accounts.find((x) => x.id === accountId('creator', creatorId, 'usd'))?.credits_posted_micro,
+    ).toBe(1400 * 1_000_000);
+    // The webhook answers 404 on an instance with no Stripe account.
+    const w = await t.request('localhost', '/_operator/api/billing/stripe/webhook', {
+      method: 'POST',
+      body: '{}',
+      headers: { 'stripe-signature': 't=1,v1=0' },
+    });
+    expect(w.status).toBe(404);
+  });
+});
