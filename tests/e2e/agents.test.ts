@@ -4,75 +4,42 @@
  * everyone on the platform, and a member finds it and chats with the live version. axe and
  * screenshots on the agents pages.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { describe, expect, test } from 'bun:test';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
+import { axeProblems, newContext, screenshots } from '../browser.ts';
 import { writeBagOfWordsModel } from '../fixtures/onnx-model.ts';
-import { operatorApi, startTestServer, tempDir } from '../helpers.ts';
-import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
+import { e2eSetup, signIn } from './setup.ts';
 
-let browser: Browser;
-let s: Awaited<ReturnType<typeof startTestServer>>;
-let stub: OpenAIStub;
-let owner: { email: string; password: string };
-
-const t = tempDir();
 const GUIDE = `# Packing guide
 
 Pack a rain jacket for the hills: the weather turns fast above the tree line.
 
 For the sea, bring sunscreen and a hat; the wind hides how strong the sun is.`;
 
-beforeAll(async () => {
-  stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
-  const modelsDir = join(t.dir, 'models');
-  writeBagOfWordsModel(
-    modelsDir,
-    'bow',
-    `${GUIDE} what should i pack for the sea`.match(/[\p{L}\p{N}]+/gu)!,
-    64,
-  );
-  s = await startTestServer({
-    config: {
-      providers: [
-        { id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 },
-        { id: 'onnx', kind: 'onnx', models_dir: modelsDir },
-      ],
-      models: [
-        { alias: 'default', route: ['stub/gpt-4o-mini'] },
-        { alias: 'embed', route: ['onnx/bow'] },
-      ],
+const e = e2eSetup({
+  slug: 'agt',
+  config: (dir) => {
+    const modelsDir = join(dir, 'models');
+    writeBagOfWordsModel(
+      modelsDir,
+      'bow',
+      `${GUIDE} what should i pack for the sea`.match(/[\p{L}\p{N}]+/gu)!,
+      64,
+    );
+    return {
+      providers: [{ id: 'onnx', kind: 'onnx', models_dir: modelsDir }],
+      models: [{ alias: 'embed', route: ['onnx/bow'] }],
       knowledge: { embedding_model: 'embed', chunk_chars: 120 },
-    },
-  });
-  const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
-    slug: 'agt',
-    template: 'creator',
-  });
-  owner = ((await r.json()) as { admin: { email: string; password: string } }).admin;
-  browser = await launchBrowser();
-}, 60_000);
-afterAll(async () => {
-  await browser?.close();
-  await s?.cleanup();
-  await stub?.stop();
-  t.cleanup();
+    };
+  },
 });
-
-async function signIn(page: Page, base: string, email: string, password: string, next = '/app') {
-  await page.goto(`${base}/app/sign-in?next=${encodeURIComponent(next)}`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
 
 describe('agents in the portal', () => {
   test('build → test the draft → publish → a member chats with it', async () => {
-    const base = `http://agt.localhost:${s.port}`;
-    const o = await newContext(browser);
+    const base = e.base;
+    const o = await newContext(e.browser);
     // A member to share with, made by the owner's API.
-    await signIn(o.page, base, owner.email, owner.password, '/app/agents');
+    await signIn(o.page, base, e.owner.email, e.owner.password, '/app/agents');
     await o.page.getByRole('heading', { name: 'Agents' }).waitFor();
     const made = await o.page.evaluate(async () => {
       const me = await (await fetch('/api/v1/me')).json();
@@ -118,14 +85,14 @@ describe('agents in the portal', () => {
     // Test the draft: the stub is sent the instructions as the system prompt.
     await o.page.getByRole('button', { name: 'Test the draft' }).click();
     await o.page.getByText('agent draft (test)').waitFor();
-    const before = stub.requests.length;
+    const before = e.stub.requests.length;
     await o.page.getByLabel('Message').fill('a weekend in the hills');
     await o.page.getByRole('button', { name: 'Send' }).click();
     await o.page
       .locator('[role="log"] [data-role="assistant"]')
       .getByText('You said: a weekend in the hills')
       .waitFor();
-    const sent = stub.requests.slice(before).find((r) => r.path.endsWith('/chat/completions'))!.body as {
+    const sent = e.stub.requests.slice(before).find((r) => r.path.endsWith('/chat/completions'))!.body as {
       messages: { role: string; content: string }[];
       temperature: number;
     };
@@ -141,7 +108,7 @@ describe('agents in the portal', () => {
     await o.context.close();
 
     // The member finds it and chats with version 1.
-    const m = await newContext(browser);
+    const m = await newContext(e.browser);
     await signIn(m.page, base, 'mem@agt.test', 'member-long-password', '/app/agents');
     await m.page.getByRole('heading', { name: 'Agents' }).waitFor();
     await m.page.getByText('Plans weekend trips.').waitFor();
@@ -173,14 +140,14 @@ describe('agents in the portal', () => {
   }, 90_000);
 
   test('list → a member finds, installs, reviews and reports it → the owner moderates it', async () => {
-    const base = `http://agt.localhost:${s.port}`;
-    const o = await newContext(browser);
-    await signIn(o.page, base, owner.email, owner.password, '/app/agents');
+    const base = e.base;
+    const o = await newContext(e.browser);
+    await signIn(o.page, base, e.owner.email, e.owner.password, '/app/agents');
     await o.page.getByRole('link', { name: 'Edit Trip Planner' }).click();
     await o.page.getByRole('button', { name: 'List in the marketplace' }).click();
     await o.page.getByText('Listed in the marketplace').waitFor();
 
-    const m = await newContext(browser);
+    const m = await newContext(e.browser);
     await signIn(m.page, base, 'mem@agt.test', 'member-long-password', '/app/marketplace');
     await m.page.getByRole('heading', { name: 'Marketplace' }).waitFor();
     await m.page.getByLabel('Search agents').fill('weekend');

@@ -3,67 +3,17 @@
  * in the builder's Members panel, shares a conversation with them, and each sees what the other
  * says arrive live (no reload), with the author's name. axe on both pages.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import type { Browser, Page } from 'playwright-core';
-import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
-import { operatorApi, startTestServer } from '../helpers.ts';
-import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
+import { describe, expect, test } from 'bun:test';
+import { axeProblems, newContext, screenshots } from '../browser.ts';
+import { apiFrom, e2eSetup, signIn } from './setup.ts';
 
-let browser: Browser;
-let s: Awaited<ReturnType<typeof startTestServer>>;
-let stub: OpenAIStub;
-let owner: { email: string; password: string };
-
-beforeAll(async () => {
-  stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
-  s = await startTestServer({
-    config: {
-      providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 }],
-      models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
-    },
-  });
-  const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
-    slug: 'col',
-    template: 'creator',
-    blueprint: { features: { collaborative_agents: true } },
-  });
-  owner = ((await r.json()) as { admin: { email: string; password: string } }).admin;
-  browser = await launchBrowser();
-}, 60_000);
-afterAll(async () => {
-  await browser?.close();
-  await s?.cleanup();
-  await stub?.stop();
-});
-
-async function signIn(page: Page, base: string, email: string, password: string, next = '/app') {
-  await page.goto(`${base}/app/sign-in?next=${encodeURIComponent(next)}`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
-/** A JSON call from the page (its session and CSRF token). */
-function apiFrom(page: Page, method: string, path: string, body?: unknown) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const me = await (await fetch('/api/v1/me')).json();
-      const r = await fetch(path, {
-        method,
-        headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: r.status, body: await r.json().catch(() => null) };
-    },
-    { method, path, body },
-  );
-}
+const e = e2eSetup({ slug: 'col', blueprint: { features: { collaborative_agents: true } } });
 
 describe('collaboration in the portal', () => {
   test('members panel → share a conversation → both see each other live', async () => {
-    const base = `http://col.localhost:${s.port}`;
-    const o = await newContext(browser);
-    await signIn(o.page, base, owner.email, owner.password, '/app/agents');
+    const base = e.base;
+    const o = await newContext(e.browser);
+    await signIn(o.page, base, e.owner.email, e.owner.password, '/app/agents');
     await o.page.getByRole('heading', { name: 'Agents' }).waitFor();
     const made = await apiFrom(o.page, 'POST', '/api/v1/users', {
       email: 'vi@col.test',
@@ -103,7 +53,7 @@ describe('collaboration in the portal', () => {
     expect(await axeProblems(o.page)).toEqual([]);
 
     // Vi opens it: shared with them, and what the owner says arrives without a reload.
-    const v = await newContext(browser);
+    const v = await newContext(e.browser);
     await signIn(v.page, base, 'vi@col.test', 'member-long-password', `/app/c/${conv}`);
     await v.page.getByText('Shared with you').waitFor();
     await v.page.getByRole('heading', { name: /Team Helper/ }).waitFor();

@@ -5,51 +5,20 @@
  * it; the creator's page shows the agent's figures and the referrals, and the admin's table of
  * referrers the owner's. axe and screenshots.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import type { Browser, Page } from 'playwright-core';
-import { axeProblems, launchBrowser, newContext, screenshots } from '../browser.ts';
-import { operatorApi, startTestServer } from '../helpers.ts';
-import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
+import { describe, expect, test } from 'bun:test';
+import { axeProblems, newContext, screenshots } from '../browser.ts';
+import { e2eSetup, signIn } from './setup.ts';
 
-let browser: Browser;
-let s: Awaited<ReturnType<typeof startTestServer>>;
-let stub: OpenAIStub;
-let owner: { email: string; password: string };
-
-beforeAll(async () => {
-  stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
-  s = await startTestServer({
-    config: {
-      providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 }],
-      models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
-    },
-  });
-  const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
-    slug: 'crt',
-    template: 'creator',
-    blueprint: { governance: { user_verification: { email_required: false, age_verification: false } } },
-  });
-  owner = ((await r.json()) as { admin: { email: string; password: string } }).admin;
-  browser = await launchBrowser();
-}, 60_000);
-afterAll(async () => {
-  await browser?.close();
-  await s?.cleanup();
-  await stub?.stop();
+const e = e2eSetup({
+  slug: 'crt',
+  blueprint: { governance: { user_verification: { email_required: false, age_verification: false } } },
 });
-
-async function signIn(page: Page, base: string, email: string, password: string, next = '/app') {
-  await page.goto(`${base}/app/sign-in?next=${encodeURIComponent(next)}`);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
 
 describe('sharing in the portal', () => {
   test('link agent → share links → a referred sign-up opens the link and chats → the creator page', async () => {
-    const base = `http://crt.localhost:${s.port}`;
-    const o = await newContext(browser);
-    await signIn(o.page, base, owner.email, owner.password, '/app/agents/new');
+    const base = e.base;
+    const o = await newContext(e.browser);
+    await signIn(o.page, base, e.owner.email, e.owner.password, '/app/agents/new');
     await o.page.getByRole('heading', { name: 'New agent' }).waitFor();
     await o.page.getByLabel('Name', { exact: true }).fill('Quiet Helper');
     await o.page.getByLabel('Description').fill('Only for those with the link.');
@@ -78,7 +47,7 @@ describe('sharing in the portal', () => {
     expect(o.errors).toEqual([]);
 
     // A visitor comes by the sign-up link, signs up, then opens the agent's link and chats.
-    const v = await newContext(browser);
+    const v = await newContext(e.browser);
     await v.page.goto(signupLink);
     await v.page.getByRole('heading', { name: 'Create an account' }).waitFor();
     await v.page.getByLabel('Email').fill('vic@crt.test');

@@ -4,37 +4,11 @@
  * shown as text or as safe elements only, in a real chromium; and the Markdown it should
  * render (bold, code, lists, links) is rendered.
  */
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import type { Browser } from 'playwright-core';
-import { launchBrowser, newContext } from '../browser.ts';
-import { operatorApi, startTestServer } from '../helpers.ts';
-import { type OpenAIStub, startOpenAIStub } from '../peers/openai-stub.ts';
+import { describe, expect, test } from 'bun:test';
+import { newContext } from '../browser.ts';
+import { e2eSetup } from './setup.ts';
 
-let browser: Browser;
-let s: Awaited<ReturnType<typeof startTestServer>>;
-let stub: OpenAIStub;
-let owner: { email: string; password: string };
-
-beforeAll(async () => {
-  stub = await startOpenAIStub({ models: ['gpt-4o-mini'] });
-  s = await startTestServer({
-    config: {
-      providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 10_000 }],
-      models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
-    },
-  });
-  const r = await operatorApi(s.base, s.firstRun!.token, 'POST', '/platforms', {
-    slug: 'md',
-    template: 'creator',
-  });
-  owner = ((await r.json()) as { admin: { email: string; password: string } }).admin;
-  browser = await launchBrowser();
-}, 60_000);
-afterAll(async () => {
-  await browser?.close();
-  await s?.cleanup();
-  await stub?.stop();
-});
+const e = e2eSetup({ slug: 'md' });
 
 const ATTACKS = [
   '<script>window.__pwned = 1</script>',
@@ -50,16 +24,16 @@ const ATTACKS = [
 
 describe('Markdown in the chat', () => {
   test('an answer full of script shows as text; no script, handler, frame, image or unsafe link reaches the page', async () => {
-    const c = await newContext(browser);
-    const base = `http://md.localhost:${s.port}`;
+    const c = await newContext(e.browser);
+    const base = e.base;
     // A request to anything but the platform would be a leak (the image must not load).
     const outside: string[] = [];
     c.page.on('request', (r) => {
       if (!r.url().startsWith(base)) outside.push(r.url());
     });
     await c.page.goto(`${base}/app/sign-in`);
-    await c.page.getByLabel('Email').fill(owner.email);
-    await c.page.getByLabel('Password').fill(owner.password);
+    await c.page.getByLabel('Email').fill(e.owner.email);
+    await c.page.getByLabel('Password').fill(e.owner.password);
     await c.page.getByRole('button', { name: 'Sign in' }).click();
     await c.page.getByLabel('Message').waitFor();
     const answers = c.page.locator('[role="log"] [data-role="assistant"]');
@@ -91,11 +65,11 @@ describe('Markdown in the chat', () => {
   });
 
   test('the Markdown answers use is rendered: bold, code, a fenced block, a list, a safe link', async () => {
-    const c = await newContext(browser);
-    const base = `http://md.localhost:${s.port}`;
+    const c = await newContext(e.browser);
+    const base = e.base;
     await c.page.goto(`${base}/app/sign-in`);
-    await c.page.getByLabel('Email').fill(owner.email);
-    await c.page.getByLabel('Password').fill(owner.password);
+    await c.page.getByLabel('Email').fill(e.owner.email);
+    await c.page.getByLabel('Password').fill(e.owner.password);
     await c.page.getByRole('button', { name: 'Sign in' }).click();
     await c.page.getByLabel('Message').waitFor();
     await c.page

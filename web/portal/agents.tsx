@@ -222,6 +222,7 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
   const starters = useSignal((d?.starter_prompts ?? []).join('\n'));
   const visibility = useSignal(a?.visibility ?? 'private');
   const saved = useSignal<string | null>(null);
+  const listed = useSignal<{ id: string; status: string; review_note: string | null } | null>(null);
   const form = useForm();
   const body = () => ({
     name: name.value,
@@ -391,15 +392,11 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
             {a.latest_version && boot.platform.features.agent_marketplace && a.can_manage !== false ? (
               <ActionButton
                 onClick={async () => {
-                  const r = await api<{ listing: { id: string; status: string } }>(
-                    'POST',
-                    `/api/v1/agents/${a.id}/listing`,
-                    {},
-                  );
-                  saved.value =
-                    r.listing.status === 'published'
-                      ? 'Listed in the marketplace'
-                      : 'Sent to the moderators: it is listed once they approve it';
+                  listed.value = null;
+                  const r = await api<{
+                    listing: { id: string; status: string; review_note: string | null };
+                  }>('POST', `/api/v1/agents/${a.id}/listing`, {});
+                  listed.value = r.listing;
                 }}
               >
                 List in the marketplace
@@ -419,10 +416,26 @@ function BuilderForm({ a, models, onSaved }: { a: Agent | null; models: string[]
             ) : null}
             {a.latest_version ? <ShareButton agentId={a.id} /> : null}
           </div>
+          {listed.value ? (
+            <Notice kind={listed.value.status === 'published' ? 'ok' : 'warn'}>
+              {listedMessage(listed.value)}{' '}
+              <a href={`/app/marketplace/${listed.value.id}`}>See the listing</a>
+            </Notice>
+          ) : null}
         </section>
       ) : null}
     </>
   );
+}
+
+/** What listing an agent did, by the status the platform's process gave it. */
+function listedMessage(l: { status: string; review_note: string | null }): string {
+  if (l.status === 'published') return 'Listed in the marketplace.';
+  if (l.status === 'submitted')
+    return 'Submitted to the community: it is listed once enough members approve it.';
+  if (l.review_note?.startsWith('safety:'))
+    return `Held by the platform's safety checks (${l.review_note}): it is listed once the moderators approve it.`;
+  return 'Sent to the moderators: it is listed once they approve it.';
 }
 
 interface Doc {
