@@ -1,5 +1,5 @@
 import { useSignal } from '@preact/signals';
-import { api } from '../shared/api.ts';
+import { ApiError, api } from '../shared/api.ts';
 import { me } from '../shared/platform-session.ts';
 import { match, navigate, path } from '../shared/router.ts';
 import {
@@ -146,17 +146,48 @@ export function Marketplace() {
   );
 }
 
+/**
+ * Installs a listing; a paid one not bought yet answers 402 with the checkout to pay at, where
+ * the browser goes (it comes back to this page with `?checkout=success`).
+ */
+async function installOrCheckout(id: string): Promise<void> {
+  try {
+    await api('POST', `/api/v1/marketplace/${id}/install`, { ref: storedReferral() });
+  } catch (e) {
+    const url = e instanceof ApiError && e.status === 402 ? e.extra.checkout_url : undefined;
+    if (url && /^https?:\/\//.test(url)) {
+      location.assign(url);
+      return;
+    }
+    throw e;
+  }
+}
+
 export function ListingPage() {
   const id = match('/app/marketplace/:id', path.value)?.id ?? '';
-  const r = useResource(
-    () =>
-      api<{
-        listing: Listing;
-        reviews: { name: string | null; rating: number; text: string; version: number }[];
-        voting?: Voting;
-      }>('GET', `/api/v1/marketplace/${encodeURIComponent(id)}`),
-    [id],
-  );
+  // Back from a paid checkout (`?checkout=success`): what was bought is installed first (the
+  // server checks the payment with Stripe), then the listing is read.
+  const returned = useSignal<{ ok: boolean; text: string } | null>(null);
+  const r = useResource(async () => {
+    const checkout = new URLSearchParams(location.search).get('checkout');
+    if (checkout) {
+      history.replaceState(null, '', location.pathname);
+      if (checkout === 'cancel')
+        returned.value = { ok: false, text: 'Checkout cancelled: nothing was charged.' };
+      else
+        returned.value = await api('POST', `/api/v1/marketplace/${encodeURIComponent(id)}/install`, {
+          ref: storedReferral(),
+        }).then(
+          () => ({ ok: true, text: 'Payment received: the agent is installed.' }),
+          (e: Error) => ({ ok: false, text: `Not installed yet: ${e.message}` }),
+        );
+    }
+    return api<{
+      listing: Listing;
+      reviews: { name: string | null; rating: number; text: string; version: number }[];
+      voting?: Voting;
+    }>('GET', `/api/v1/marketplace/${encodeURIComponent(id)}`);
+  }, [id]);
   return (
     <main id="main" class="content page">
       <p>
@@ -166,6 +197,9 @@ export function ListingPage() {
         {(d) => (
           <>
             <Title>{d.listing.title}</Title>
+            {returned.value ? (
+              <Notice kind={returned.value.ok ? 'ok' : 'error'}>{returned.value.text}</Notice>
+            ) : null}
             <p>{d.listing.summary}</p>
             {d.listing.attribution ? (
               <p class="muted">
@@ -193,13 +227,15 @@ export function ListingPage() {
                 <ActionButton
                   class="primary"
                   onClick={async () => {
-                    await api('POST', `/api/v1/marketplace/${d.listing.id}/install`, {
-                      ref: storedReferral(),
-                    });
+                    await installOrCheckout(d.listing.id);
                     await r.reload();
                   }}
                 >
-                  {d.listing.installed ? `Update to version ${d.listing.agent.version}` : 'Install'}
+                  {d.listing.installed
+                    ? `Update to version ${d.listing.agent.version}`
+                    : d.listing.price.model === 'free'
+                      ? 'Install'
+                      : `Buy and install (${price(d.listing.price)})`}
                 </ActionButton>
               )}
               {d.listing.installed ? (

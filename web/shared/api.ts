@@ -16,6 +16,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly details: ErrorDetail[] = [],
+    /** Fields the server sent beside the message for the client to act on (a 402's `checkout_url`). */
+    readonly extra: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -58,17 +60,22 @@ export async function errorOf(res: Response): Promise<ApiError> {
   let code = `http.${res.status}`;
   let message = res.statusText || `the server answered ${res.status}`;
   let details: ErrorDetail[] = [];
+  const extra: Record<string, string> = {};
   try {
-    const j = (await res.json()) as { error?: { code?: string; message?: string; details?: ErrorDetail[] } };
+    const j = (await res.json()) as {
+      error?: { code?: string; message?: string; details?: ErrorDetail[] } & Record<string, unknown>;
+    };
     if (j.error) {
       code = j.error.code ?? code;
       message = j.error.message ?? message;
       details = j.error.details ?? [];
+      for (const [k, v] of Object.entries(j.error))
+        if (!['code', 'message', 'details'].includes(k) && typeof v === 'string') extra[k] = v;
     }
   } catch {
     // Not JSON: keep the status line.
   }
-  return new ApiError(res.status, code, message, details);
+  return new ApiError(res.status, code, message, details, extra);
 }
 
 /** One JSON call. Resolves with the parsed body (undefined for 204); rejects with ApiError. */

@@ -1,0 +1,112 @@
+/**
+ * Buying a marketplace agent in the browser (issue 13, "Done when"): a member opens a paid
+ * listing, clicks to buy, pays on Stripe Checkout (the protocol-faithful stub's hosted page,
+ * on 127.0.0.1), comes back to the listing, and sees the agent installed; the stub's signed
+ * webhook reached the operator's endpoint, and the ledger holds the sale's legs.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { axeProblems, newContext, screenshots } from '../browser.ts';
+import { type StripeStub, startStripeStub } from '../peers/stripe-stub.ts';
+import { apiFrom, e2eSetup, signIn } from './setup.ts';
+
+const KEY_ENV = 'SOULFRA_TEST_E2E_STRIPE_KEY';
+const WHSEC_ENV = 'SOULFRA_TEST_E2E_STRIPE_WHSEC';
+const WHSEC = 'whsec_e2e_checkout';
+const PASSWORD = 'member-long-password';
+
+let stripe: StripeStub;
+beforeAll(async () => {
+  process.env[KEY_ENV] = 'sk_test_e2e';
+  process.env[WHSEC_ENV] = WHSEC;
+  stripe = await startStripeStub({ apiKey: 'sk_test_e2e' });
+});
+afterAll(async () => {
+  await stripe?.stop();
+});
+
+const e = e2eSetup({
+  slug: 'buy',
+  config: () => ({
+    billing: { stripe: { secret_key_env: KEY_ENV, webhook_secret_env: WHSEC_ENV, api_base: stripe.url } },
+  }),
+});
+
+let listingId = '';
+let creatorId = '';
+
+beforeAll(async () => {
+  stripe.addEndpoint(`http://127.0.0.1:${e.s.port}/_operator/api/billing/stripe/webhook`, WHSEC);
+  const o = await newContext(e.browser);
+  await signIn(o.page, e.base, e.owner.email, e.owner.password, '/app/agents');
+  await o.page.getByRole('heading', { name: 'Agents' }).waitFor();
+  for (const [email, role] of [
+    ['cat@buy.test', 'creator'],
+    ['dan@buy.test', 'member'],
+  ] as const) {
+    const r = await apiFrom(o.page, 'POST', '/api/v1/users', { email, role, password: PASSWORD });
+    expect(r.status).toBe(201);
+    if (role === 'creator') creatorId = (r.body as { user: { id: string } }).user.id;
+  }
+  await o.context.close();
+  const c = await newContext(e.browser);
+  await signIn(c.page, e.base, 'cat@buy.test', PASSWORD, '/app/agents');
+  await c.page.getByRole('heading', { name: 'Agents' }).waitFor();
+  const a = await apiFrom(c.page, 'POST', '/api/v1/agents', { name: 'Tax Pro', persona: 'You do taxes.' });
+  const agentId = (a.body as { agent: { id: string } }).agent.id;
+  expect((await apiFrom(c.page, 'POST', `/api/v1/agents/${agentId}/publish`)).status).toBe(201);
+  const l = await apiFrom(c.page, 'POST', `/api/v1/agents/${agentId}/listing`, {
+    title: 'Tax Pro',
+    summary: 'Your taxes, done.',
+    category: 'finance',
+    tags: ['tax'],
+    price_model: 'one_time',
+    price_minor: 999,
+    currency: 'usd',
+  });
+  expect(l.status).toBe(201);
+  listingId = (l.body as { listing: { id: string } }).listing.id;
+  await c.context.close();
+}, 60_000);
+
+describe('buying an agent', () => {
+  test('buy, pay on Stripe Checkout, come back: installed, and the ledger holds the sale', async () => {
+    const d = await newContext(e.browser);
+    await signIn(d.page, e.base, 'dan@buy.test', PASSWORD, `/app/marketplace/${listingId}`);
+    const buy = d.page.getByRole('button', { name: 'Buy and install ($9.99)' });
+    await buy.waitFor();
+    await buy.click();
+    // Stripe's hosted page (the stub's, on 127.0.0.1).
+    await d.page.waitForURL(`${stripe.url}/pay/**`);
+    await d.page.getByRole('heading', { name: 'Pay $9.99' }).waitFor();
+    await d.page.getByRole('button', { name: 'Pay' }).click();
+    // Back on the listing: what was bought is installed.
+    await d.page.waitForURL(`${e.base}/app/marketplace/${listingId}**`);
+    await d.page.getByText('Payment received: the agent is installed.').waitFor();
+    await d.page.getByText('Installed (version 1)').waitFor();
+    expect(await axeProblems(d.page)).toEqual([]);
+    await screenshots(d.page, 'marketplace-bought');
+    await d.context.close();
+
+    await stripe.idle();
+    expect(stripe.state.events.map((x) => [x.event.type, x.status])).toContainEqual([
+      'checkout.session.completed',
+      200,
+    ]);
+    const o = await newContext(e.browser);
+    await signIn(o.page, e.base, e.owner.email, e.owner.password, '/app');
+    await o.page.waitForURL(`${e.base}/app**`);
+    const ledger = await apiFrom(o.page, 'GET', '/api/v1/admin/billing/ledger');
+    const credit = (id: string) =>
+      (ledger.body as { accounts: { id: string; credits_posted_micro: number }[] }).accounts.find(
+        (a) => a.id === id,
+      )?.credits_posted_micro;
+    // 9.99 at 70/30, the operator's 15% from the platform's side (micro-units of a cent).
+    expect(credit(`creator:${creatorId}:usd`)).toBe(699.3 * 1_000_000);
+    expect(credit('operator::usd')).toBe(149.85 * 1_000_000);
+    const purchases = await apiFrom(o.page, 'GET', '/api/v1/admin/billing/purchases');
+    expect((purchases.body as { purchases: { status: string }[] }).purchases.map((p) => p.status)).toEqual([
+      'paid',
+    ]);
+    await o.context.close();
+  }, 60_000);
+});
