@@ -153,6 +153,30 @@ describe('stripe stub: wire format', () => {
     expect(c.id).not.toBe(a.id);
   });
 
+  test('parameters the SDK does not document are refused as Stripe does', async () => {
+    const params = { email: 'x@example.com', emial: 'typo' } as Stripe.CustomerCreateParams;
+    const err = await expectStripeError(stripe.customers.create(params));
+    expect(err.statusCode).toBe(400);
+    expect(err.code).toBe('parameter_unknown');
+    expect(err.param).toBe('emial');
+  });
+
+  test('lists page by limit and starting_after', async () => {
+    const email = 'page@example.com';
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++) made.push((await stripe.customers.create({ email })).id);
+    const first = await stripe.customers.list({ email, limit: 2 });
+    expect(first.object).toBe('list');
+    expect(first.data.map((c) => c.id)).toEqual([made[2]!, made[1]!]);
+    expect(first.has_more).toBe(true);
+    const next = await stripe.customers.list({ email, limit: 2, starting_after: first.data[1]!.id });
+    expect(next.data.map((c) => c.id)).toEqual([made[0]!]);
+    expect(next.has_more).toBe(false);
+    const all: string[] = [];
+    for await (const c of stripe.customers.list({ email, limit: 1 })) all.push(c.id);
+    expect(all).toEqual([...made].reverse());
+  });
+
   test('validation errors carry param and code', async () => {
     const err = await expectStripeError(
       stripe.checkout.sessions.create({
@@ -351,6 +375,54 @@ describe('stripe stub: subscription checkout and billing', () => {
       .events('customer.subscription.deleted')
       .map((e) => (e.data.object as Stripe.Subscription).id);
     expect(deleted).toContain(String(obj.subscription));
+  });
+});
+
+describe('stripe stub: checkout expiry and the portal page', () => {
+  test('an expired session emits checkout.session.expired and its page is gone', async () => {
+    const s = await stripe.checkout.sessions.create({
+      mode: 'payment',
+      line_items: [{ price_data: { currency: 'usd', unit_amount: 100, product_data: { name: 'X' } } }],
+      success_url: 'https://app.example.com/ok',
+    });
+    const url = s.url!;
+    const expired = await stripe.checkout.sessions.expire(s.id);
+    expect(expired.status).toBe('expired');
+    expect(expired.url).toBeNull();
+    expect((await stub.delivered('checkout.session.expired', s.id)).status).toBe(200);
+    expect((await fetch(url)).status).toBe(410);
+    const again = await expectStripeError(stripe.checkout.sessions.expire(s.id));
+    expect(again.statusCode).toBe(400);
+  });
+
+  test('cancelling in the portal page sets cancel_at_period_end and emits the update', async () => {
+    const price = await stripe.prices.create({
+      currency: 'usd',
+      unit_amount: 800,
+      recurring: { interval: 'week' },
+      product_data: { name: 'Weekly' },
+    });
+    const s = await stripe.checkout.sessions.create({
+      mode: 'subscription',
+      line_items: [{ price: price.id }],
+      success_url: 'https://app.example.com/ok',
+    });
+    await pay(s, 'portal@example.com');
+    const done = await stub.delivered('checkout.session.completed', s.id);
+    const subId = String(done.event.data.object.subscription);
+    const portal = await stripe.billingPortal.sessions.create({
+      customer: String(done.event.data.object.customer),
+    });
+    const html = await (await fetch(portal.url)).text();
+    const action = /<form method="post" action="([^"]+)"><button type="submit">Cancel plan<\/button>/.exec(
+      html,
+    )?.[1];
+    expect(action).toBeDefined();
+    const res = await fetch(new URL(action!, portal.url), { method: 'POST', redirect: 'manual' });
+    expect(res.status).toBe(303);
+    const updated = await stub.delivered('customer.subscription.updated', subId);
+    expect(updated.event.data.object.cancel_at_period_end).toBe(true);
+    expect((await stripe.subscriptions.retrieve(subId)).cancel_at_period_end).toBe(true);
   });
 });
 

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Stripe from 'stripe';
 
 /**
@@ -230,6 +232,87 @@ function money(amount: number, currency: string): string {
 }
 
 const list = (data: StubObject[], url: string) => ({ object: 'list', data, has_more: false, url });
+
+const sdkDir = (() => {
+  try {
+    return dirname(Bun.resolveSync('stripe', import.meta.dir));
+  } catch {
+    return null;
+  }
+})();
+const paramCache = new Map<string, Set<string> | null>();
+/**
+ * The top-level parameters the installed SDK documents for a request (its `<Name>Params` interface
+ * in `resources/<file>.d.ts`), so the stub refuses unknown ones as Stripe does; null when unreadable.
+ */
+export function documentedParams(file: string, iface: string): Set<string> | null {
+  const cacheKey = `${file}#${iface}`;
+  if (paramCache.has(cacheKey)) return paramCache.get(cacheKey)!;
+  let out: Set<string> | null = null;
+  try {
+    const lines = readFileSync(join(sdkDir ?? '', 'resources', `${file}.d.ts`), 'utf8').split('\n');
+    const head = new RegExp(`^(\\s*)(?:export )?interface ${iface}(?: extends (\\w+))? \\{$`);
+    const start = lines.findIndex((l) => head.test(l));
+    if (start >= 0) {
+      const m = head.exec(lines[start]!)!;
+      const indent = m[1]!;
+      const member = new RegExp(`^${indent} {4}(\\w+)\\??:`);
+      out = new Set(['expand']);
+      if (m[2] === 'PaginationParams')
+        for (const k of ['limit', 'starting_after', 'ending_before']) out.add(k);
+      for (let i = start + 1; i < lines.length && lines[i] !== `${indent}}`; i++) {
+        const name = member.exec(lines[i]!)?.[1];
+        if (name) out.add(name);
+      }
+    }
+  } catch {
+    out = null;
+  }
+  paramCache.set(cacheKey, out);
+  return out;
+}
+
+/** A page of `data` (newest first) by `limit`, `starting_after`, `ending_before`. */
+function page_(data: StubObject[], form: Form, url: string) {
+  const raw = typeof form.limit === 'string' && form.limit !== '' ? Number(form.limit) : 10;
+  if (!Number.isInteger(raw) || raw < 1 || raw > 100) {
+    throw new StripeApiError(
+      400,
+      'invalid_request_error',
+      'This value must be between 1 and 100.',
+      'parameter_invalid_integer',
+      'limit',
+    );
+  }
+  let items = data;
+  const after = typeof form.starting_after === 'string' ? form.starting_after : '';
+  const before = typeof form.ending_before === 'string' ? form.ending_before : '';
+  if (after) {
+    const i = items.findIndex((x) => x.id === after);
+    if (i < 0)
+      throw new StripeApiError(
+        400,
+        'invalid_request_error',
+        `No such object: '${after}'`,
+        'resource_missing',
+        'starting_after',
+      );
+    items = items.slice(i + 1);
+  } else if (before) {
+    const i = items.findIndex((x) => x.id === before);
+    if (i < 0)
+      throw new StripeApiError(
+        400,
+        'invalid_request_error',
+        `No such object: '${before}'`,
+        'resource_missing',
+        'ending_before',
+      );
+    items = items.slice(Math.max(0, i - raw), i);
+    return { object: 'list', data: items, has_more: i - raw > 0, url };
+  }
+  return { object: 'list', data: items.slice(0, raw), has_more: items.length > raw, url };
+}
 
 /** Starts the stub on 127.0.0.1 and a free port. */
 export async function startStripeStub(opts: StripeStubOptions = {}): Promise<StripeStub> {
@@ -1006,6 +1089,34 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     });
   };
 
+  /** Which SDK params interface documents each request (for refusing unknown parameters). */
+  const paramSpecs: [string, RegExp, string, string][] = [
+    ['POST', /^\/v1\/customers$/, 'Customers', 'CustomerCreateParams'],
+    ['GET', /^\/v1\/customers$/, 'Customers', 'CustomerListParams'],
+    ['POST', /^\/v1\/customers\/[^/]+$/, 'Customers', 'CustomerUpdateParams'],
+    ['POST', /^\/v1\/products$/, 'Products', 'ProductCreateParams'],
+    ['POST', /^\/v1\/prices$/, 'Prices', 'PriceCreateParams'],
+    ['POST', /^\/v1\/checkout\/sessions$/, 'Checkout/Sessions', 'SessionCreateParams'],
+    ['POST', /^\/v1\/billing_portal\/sessions$/, 'BillingPortal/Sessions', 'SessionCreateParams'],
+    ['GET', /^\/v1\/subscriptions$/, 'Subscriptions', 'SubscriptionListParams'],
+    ['POST', /^\/v1\/subscriptions\/[^/]+$/, 'Subscriptions', 'SubscriptionUpdateParams'],
+    ['DELETE', /^\/v1\/subscriptions\/[^/]+$/, 'Subscriptions', 'SubscriptionCancelParams'],
+    ['GET', /^\/v1\/invoices$/, 'Invoices', 'InvoiceListParams'],
+    ['POST', /^\/v1\/refunds$/, 'Refunds', 'RefundCreateParams'],
+    ['POST', /^\/v1\/accounts$/, 'Accounts', 'AccountCreateParams'],
+    ['POST', /^\/v1\/accounts\/[^/]+$/, 'Accounts', 'AccountUpdateParams'],
+    ['POST', /^\/v1\/account_links$/, 'AccountLinks', 'AccountLinkCreateParams'],
+    ['POST', /^\/v1\/transfers$/, 'Transfers', 'TransferCreateParams'],
+  ];
+  const checkParams = (method: string, path: string, form: Form) => {
+    const spec = paramSpecs.find(([m, re]) => m === method && re.test(path));
+    const known = spec ? documentedParams(spec[2], spec[3]) : null;
+    if (!known) return;
+    for (const k of Object.keys(form)) {
+      if (!known.has(k)) throw invalid(`Received unknown parameter: ${k}`, k, 'parameter_unknown');
+    }
+  };
+
   const routes: [string, RegExp, Handler][] = [
     [
       'POST',
@@ -1024,7 +1135,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
         const data = [...state.customers.values()].filter(
           (x) => state.accountOf(x.id) === c.account && !x.deleted && (!email || x.email === email),
         );
-        return list(data.reverse(), '/v1/customers');
+        return page_(data.reverse(), c.form, '/v1/customers');
       },
     ],
     ['GET', /^\/v1\/customers\/([^/]+)$/, (c, id) => find(state.customers, id, c.account, 'customer')],
@@ -1131,7 +1242,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
             (!customer || s.customer === customer) &&
             (status === 'all' || (status ? s.status === status : s.status !== 'canceled')),
         );
-        return list(data.reverse(), '/v1/subscriptions');
+        return page_(data.reverse(), c.form, '/v1/subscriptions');
       },
     ],
     ['POST', /^\/v1\/subscriptions\/([^/]+)$/, (c, id) => updateSubscription(c, id)],
@@ -1840,6 +1951,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     let handled = false;
     try {
       let result: unknown = null;
+      checkParams(method, url.pathname, form);
       for (const [m, re, handler] of routes) {
         const match = re.exec(url.pathname);
         if (m === method && match) {
