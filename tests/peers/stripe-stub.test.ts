@@ -151,6 +151,21 @@ describe('stripe stub: wire format', () => {
     expect(err.statusCode).toBe(400);
     const c = await stripe.customers.create({ email: 'idem@example.com' }, { idempotencyKey: 'key-2' });
     expect(c.id).not.toBe(a.id);
+
+    // Concurrent requests with one key make one object.
+    const [x, y] = await Promise.all([
+      stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'key-race' }),
+      stripe.customers.create({ email: 'race@example.com' }, { idempotencyKey: 'key-race' }),
+    ]);
+    expect(x.id).toBe(y.id);
+
+    // A request that failed validation saves nothing: its key may be used again, fixed.
+    const bad = await expectStripeError(
+      stripe.refunds.create({ charge: 'ch_missing' }, { idempotencyKey: 'key-3' }),
+    );
+    expect(bad.code).toBe('resource_missing');
+    const fixed = await stripe.customers.create({ email: 'fixed@example.com' }, { idempotencyKey: 'key-3' });
+    expect(fixed.id).toStartWith('cus_');
   });
 
   test('parameters the SDK does not document are refused as Stripe does', async () => {
@@ -159,6 +174,30 @@ describe('stripe stub: wire format', () => {
     expect(err.statusCode).toBe(400);
     expect(err.code).toBe('parameter_unknown');
     expect(err.param).toBe('emial');
+  });
+
+  test('expand works on retrieved objects and on lists (data.*); GET /v1/account is the platform', async () => {
+    const c = await stripe.customers.create({ email: 'expand@example.com' });
+    const s = await stripe.checkout.sessions.create(
+      {
+        mode: 'payment',
+        customer: c.id,
+        line_items: [{ price_data: { currency: 'usd', unit_amount: 250, product_data: { name: 'E' } } }],
+        success_url: 'https://app.example.com/ok',
+      },
+      { idempotencyKey: 'expand-1' },
+    );
+    const got = await stripe.checkout.sessions.retrieve(s.id, { expand: ['customer', 'line_items'] });
+    expect((got.customer as Stripe.Customer).email).toBe('expand@example.com');
+    expect(got.line_items?.data[0]?.price?.unit_amount).toBe(250);
+    const subs = await stripe.customers.list({
+      email: 'expand@example.com',
+      expand: ['data.invoice_settings'],
+    });
+    expect(subs.data[0]!.id).toBe(c.id);
+    const platform = await stripe.accounts.retrieveCurrent();
+    expect(platform.id).toStartWith('acct_');
+    expect(platform.charges_enabled).toBe(true);
   });
 
   test('lists page by limit and starting_after', async () => {

@@ -13,14 +13,22 @@ import Stripe from 'stripe';
  *   anything else is a 401 with Stripe's error body `{ error: { type, message, code?, param? } }`.
  * - `Idempotency-Key` on POST: the same key with the same parameters replays the first answer (with
  *   `Idempotent-Replayed: true`); with other parameters or another path it is a 400 `idempotency_error`.
+ *   Only successes are saved (Stripe saves nothing for a request that failed validation).
+ * - Top-level parameters the installed SDK does not document for a request (its `<Name>Params`
+ *   interface) are refused with 400 `parameter_unknown`; lists take `limit`, `starting_after`,
+ *   `ending_before`; `expand[]` replaces ids by their objects (`data.x` on lists, `line_items`).
  * - `Stripe-Account: acct_…` scopes every object to that connected account (403 for an unknown one);
  *   an object made under one account is a 404 `resource_missing` under another.
  * - Hosted pages: a Checkout Session's `url` is `/pay/cs_…` (an HTML page with the amount and a Pay
  *   button; submitting it completes the session and redirects 303 to `success_url`), a billing portal
  *   session's `url` is `/portal/bps_…` (the customer's subscriptions, each with a cancel button), an
  *   account link's `url` is `/connect/onboard/acct_…` (a Finish button activates the account).
- * - Webhooks: events go to every endpoint registered with `addEndpoint`, one at a time in emission
- *   order, signed with the SDK's own `webhooks.generateTestHeaderString`.
+ * - Webhooks: events go to every endpoint registered with `addEndpoint` (Connect events too, with
+ *   `event.account`), one at a time in emission order, signed with the SDK's own test-header signer
+ *   (`generateTestHeaderStringAsync`: under Bun the SDK's crypto is SubtleCrypto, async only).
+ *   API calls emit their events too (`customer.created`, `charge.refunded`, `refund.created`,
+ *   `customer.subscription.updated|deleted`, `checkout.session.expired`, `account.updated`,
+ *   `transfer.created`), with `event.request` naming the request and its idempotency key.
  */
 export interface StripeStub {
   /** `http://127.0.0.1:<port>` (the API lives under `/v1`). */
@@ -149,6 +157,8 @@ export interface StripeStubOptions {
   apiKey?: string;
   /** `event.api_version`; defaults to the SDK's pinned version. */
   apiVersion?: string;
+  /** How long a webhook receiver may take to answer before the delivery counts as failed (status 0). */
+  deliveryTimeoutMs?: number;
   /** The clock in seconds (for `created`, periods, signatures); defaults to the real one. */
   now?: () => number;
 }
@@ -318,6 +328,7 @@ function page_(data: StubObject[], form: Form, url: string) {
 export async function startStripeStub(opts: StripeStubOptions = {}): Promise<StripeStub> {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const apiVersion = opts.apiVersion ?? Stripe.API_VERSION;
+  const deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 10_000;
   const signer = new Stripe('sk_test_stub_signer');
   const requests: StripeRecordedRequest[] = [];
   const endpoints: StripeWebhookEndpoint[] = [];
@@ -996,6 +1007,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
               'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
             },
             body: payload,
+            signal: AbortSignal.timeout(deliveryTimeoutMs),
           });
           await res.arrayBuffer();
           status = res.status;
@@ -1017,6 +1029,21 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     return done;
   }
   const completion = new Map<StripeEmitted, Promise<StripeEmitted>>();
+  /** The platform's own account (`GET /v1/account` without `Stripe-Account`). */
+  const platformAccount: StubObject = {
+    id: randomId('acct_', 16),
+    object: 'account',
+    business_profile: { name: 'Soulfra stub platform', url: null },
+    charges_enabled: true,
+    country: 'US',
+    default_currency: 'usd',
+    details_submitted: true,
+    email: null,
+    metadata: {},
+    payouts_enabled: true,
+    settings: { dashboard: { display_name: 'Soulfra stub platform' } },
+    type: 'standard',
+  };
 
   /** Emits in order (each queued behind the previous), resolving once all are delivered. */
   const emitAll = (events: [string, StubObject, StripeEmitOptions?][]) =>
@@ -1076,10 +1103,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     requestId: string;
     idempotencyKey: string | null;
   };
-  type Handler = (
-    ctx: Ctx,
-    id: string,
-  ) => StubObject | Record<string, unknown> | Promise<StubObject | Record<string, unknown>>;
+  type Handler = (ctx: Ctx, id: string) => StubObject | Record<string, unknown>;
   const reqInfo = (c: Ctx) => ({ id: c.requestId, idempotency_key: c.idempotencyKey });
   const fire = (c: Ctx, type: string, obj: StubObject, previous?: Record<string, unknown>) => {
     void emit(type, obj, {
@@ -1118,6 +1142,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
   };
 
   const routes: [string, RegExp, Handler][] = [
+    ['GET', /^\/v1\/account$/, (c) => (c.account ? state.accounts.get(c.account)! : platformAccount)],
     [
       'POST',
       /^\/v1\/customers$/,
@@ -1833,21 +1858,22 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
   }
 
   // ---------- the server ----------
+  const errorBody = (e: StripeApiError, requestId: string) => ({
+    error: {
+      ...(e.code
+        ? { code: e.code, doc_url: `https://stripe.com/docs/error-codes/${e.code.replaceAll('_', '-')}` }
+        : {}),
+      message: e.message,
+      ...(e.param ? { param: e.param } : {}),
+      request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}`,
+      type: e.type,
+    },
+  });
   const errorResponse = (e: StripeApiError, requestId: string) =>
-    Response.json(
-      {
-        error: {
-          ...(e.code
-            ? { code: e.code, doc_url: `https://stripe.com/docs/error-codes/${e.code.replaceAll('_', '-')}` }
-            : {}),
-          message: e.message,
-          ...(e.param ? { param: e.param } : {}),
-          request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}`,
-          type: e.type,
-        },
-      },
-      { status: e.status, headers: { 'request-id': requestId, 'stripe-should-retry': 'false' } },
-    );
+    Response.json(errorBody(e, requestId), {
+      status: e.status,
+      headers: { 'request-id': requestId, 'stripe-should-retry': 'false' },
+    });
 
   async function api(
     req: Request,
@@ -1955,7 +1981,8 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
       for (const [m, re, handler] of routes) {
         const match = re.exec(url.pathname);
         if (m === method && match) {
-          result = await handler(
+          // Synchronous from the idempotency check to its record: no other request interleaves.
+          result = handler(
             { account, form, method, requestId, idempotencyKey: idemKey },
             decodeURIComponent(match[1] ?? ''),
           );
@@ -1971,18 +1998,19 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
         );
       const expands = arr(form.expand, 'expand').filter((e): e is string => typeof e === 'string');
       const out =
-        expands.length > 0 && result && typeof result === 'object' && 'id' in result
+        expands.length > 0 && result && typeof result === 'object'
           ? expand(result as StubObject, expands)
           : result;
       text = JSON.stringify(out, null, 2);
     } catch (e) {
       if (!(e instanceof StripeApiError)) throw e;
-      const res = errorResponse(e, requestId);
-      status = res.status;
-      text = await res.text();
+      status = e.status;
+      text = JSON.stringify(errorBody(e, requestId), null, 2);
     }
-    // Stripe saves the outcome of any request that began executing, errors included (not 5xx).
-    if (scope) idempotency.set(scope, { path: url.pathname, params, status, body: text, requestId });
+    // Stripe saves no result for a request that failed validation (it may be retried with its key);
+    // the stub's errors are all of that kind, so only successes are saved.
+    if (scope && status < 400)
+      idempotency.set(scope, { path: url.pathname, params, status, body: text, requestId });
     return new Response(text, {
       status,
       headers: {
@@ -2029,6 +2057,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
   const sub_ = (id: string) => {
     const s = state.subscriptions.get(id);
     if (!s) throw new Error(`stripe-stub: no subscription ${id}`);
+    if (s.status === 'canceled') throw new Error(`stripe-stub: subscription ${id} is canceled`);
     return s;
   };
 
