@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Stripe from 'stripe';
 
 /**
@@ -11,14 +13,22 @@ import Stripe from 'stripe';
  *   anything else is a 401 with Stripe's error body `{ error: { type, message, code?, param? } }`.
  * - `Idempotency-Key` on POST: the same key with the same parameters replays the first answer (with
  *   `Idempotent-Replayed: true`); with other parameters or another path it is a 400 `idempotency_error`.
+ *   Only successes are saved (Stripe saves nothing for a request that failed validation).
+ * - Top-level parameters the installed SDK does not document for a request (its `<Name>Params`
+ *   interface) are refused with 400 `parameter_unknown`; lists take `limit`, `starting_after`,
+ *   `ending_before`; `expand[]` replaces ids by their objects (`data.x` on lists, `line_items`).
  * - `Stripe-Account: acct_…` scopes every object to that connected account (403 for an unknown one);
  *   an object made under one account is a 404 `resource_missing` under another.
  * - Hosted pages: a Checkout Session's `url` is `/pay/cs_…` (an HTML page with the amount and a Pay
  *   button; submitting it completes the session and redirects 303 to `success_url`), a billing portal
  *   session's `url` is `/portal/bps_…` (the customer's subscriptions, each with a cancel button), an
  *   account link's `url` is `/connect/onboard/acct_…` (a Finish button activates the account).
- * - Webhooks: events go to every endpoint registered with `addEndpoint`, one at a time in emission
- *   order, signed with the SDK's own `webhooks.generateTestHeaderString`.
+ * - Webhooks: events go to every endpoint registered with `addEndpoint` (Connect events too, with
+ *   `event.account`), one at a time in emission order, signed with the SDK's own test-header signer
+ *   (`generateTestHeaderStringAsync`: under Bun the SDK's crypto is SubtleCrypto, async only).
+ *   API calls emit their events too (`customer.created`, `charge.refunded`, `refund.created`,
+ *   `customer.subscription.updated|deleted`, `checkout.session.expired`, `account.updated`,
+ *   `transfer.created`), with `event.request` naming the request and its idempotency key.
  */
 export interface StripeStub {
   /** `http://127.0.0.1:<port>` (the API lives under `/v1`). */
@@ -147,6 +157,8 @@ export interface StripeStubOptions {
   apiKey?: string;
   /** `event.api_version`; defaults to the SDK's pinned version. */
   apiVersion?: string;
+  /** How long a webhook receiver may take to answer before the delivery counts as failed (status 0). */
+  deliveryTimeoutMs?: number;
   /** The clock in seconds (for `created`, periods, signatures); defaults to the real one. */
   now?: () => number;
 }
@@ -231,10 +243,92 @@ function money(amount: number, currency: string): string {
 
 const list = (data: StubObject[], url: string) => ({ object: 'list', data, has_more: false, url });
 
+const sdkDir = (() => {
+  try {
+    return dirname(Bun.resolveSync('stripe', import.meta.dir));
+  } catch {
+    return null;
+  }
+})();
+const paramCache = new Map<string, Set<string> | null>();
+/**
+ * The top-level parameters the installed SDK documents for a request (its `<Name>Params` interface
+ * in `resources/<file>.d.ts`), so the stub refuses unknown ones as Stripe does; null when unreadable.
+ */
+export function documentedParams(file: string, iface: string): Set<string> | null {
+  const cacheKey = `${file}#${iface}`;
+  if (paramCache.has(cacheKey)) return paramCache.get(cacheKey)!;
+  let out: Set<string> | null = null;
+  try {
+    const lines = readFileSync(join(sdkDir ?? '', 'resources', `${file}.d.ts`), 'utf8').split('\n');
+    const head = new RegExp(`^(\\s*)(?:export )?interface ${iface}(?: extends (\\w+))? \\{$`);
+    const start = lines.findIndex((l) => head.test(l));
+    if (start >= 0) {
+      const m = head.exec(lines[start]!)!;
+      const indent = m[1]!;
+      const member = new RegExp(`^${indent} {4}(\\w+)\\??:`);
+      out = new Set(['expand']);
+      if (m[2] === 'PaginationParams')
+        for (const k of ['limit', 'starting_after', 'ending_before']) out.add(k);
+      for (let i = start + 1; i < lines.length && lines[i] !== `${indent}}`; i++) {
+        const name = member.exec(lines[i]!)?.[1];
+        if (name) out.add(name);
+      }
+    }
+  } catch {
+    out = null;
+  }
+  paramCache.set(cacheKey, out);
+  return out;
+}
+
+/** A page of `data` (newest first) by `limit`, `starting_after`, `ending_before`. */
+function page_(data: StubObject[], form: Form, url: string) {
+  const raw = typeof form.limit === 'string' && form.limit !== '' ? Number(form.limit) : 10;
+  if (!Number.isInteger(raw) || raw < 1 || raw > 100) {
+    throw new StripeApiError(
+      400,
+      'invalid_request_error',
+      'This value must be between 1 and 100.',
+      'parameter_invalid_integer',
+      'limit',
+    );
+  }
+  let items = data;
+  const after = typeof form.starting_after === 'string' ? form.starting_after : '';
+  const before = typeof form.ending_before === 'string' ? form.ending_before : '';
+  if (after) {
+    const i = items.findIndex((x) => x.id === after);
+    if (i < 0)
+      throw new StripeApiError(
+        400,
+        'invalid_request_error',
+        `No such object: '${after}'`,
+        'resource_missing',
+        'starting_after',
+      );
+    items = items.slice(i + 1);
+  } else if (before) {
+    const i = items.findIndex((x) => x.id === before);
+    if (i < 0)
+      throw new StripeApiError(
+        400,
+        'invalid_request_error',
+        `No such object: '${before}'`,
+        'resource_missing',
+        'ending_before',
+      );
+    items = items.slice(Math.max(0, i - raw), i);
+    return { object: 'list', data: items, has_more: i - raw > 0, url };
+  }
+  return { object: 'list', data: items.slice(0, raw), has_more: items.length > raw, url };
+}
+
 /** Starts the stub on 127.0.0.1 and a free port. */
 export async function startStripeStub(opts: StripeStubOptions = {}): Promise<StripeStub> {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000));
   const apiVersion = opts.apiVersion ?? Stripe.API_VERSION;
+  const deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 10_000;
   const signer = new Stripe('sk_test_stub_signer');
   const requests: StripeRecordedRequest[] = [];
   const endpoints: StripeWebhookEndpoint[] = [];
@@ -913,6 +1007,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
               'user-agent': 'Stripe/1.0 (+https://stripe.com/docs/webhooks)',
             },
             body: payload,
+            signal: AbortSignal.timeout(deliveryTimeoutMs),
           });
           await res.arrayBuffer();
           status = res.status;
@@ -934,6 +1029,21 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     return done;
   }
   const completion = new Map<StripeEmitted, Promise<StripeEmitted>>();
+  /** The platform's own account (`GET /v1/account` without `Stripe-Account`). */
+  const platformAccount: StubObject = {
+    id: randomId('acct_', 16),
+    object: 'account',
+    business_profile: { name: 'Soulfra stub platform', url: null },
+    charges_enabled: true,
+    country: 'US',
+    default_currency: 'usd',
+    details_submitted: true,
+    email: null,
+    metadata: {},
+    payouts_enabled: true,
+    settings: { dashboard: { display_name: 'Soulfra stub platform' } },
+    type: 'standard',
+  };
 
   /** Emits in order (each queued behind the previous), resolving once all are delivered. */
   const emitAll = (events: [string, StubObject, StripeEmitOptions?][]) =>
@@ -993,10 +1103,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     requestId: string;
     idempotencyKey: string | null;
   };
-  type Handler = (
-    ctx: Ctx,
-    id: string,
-  ) => StubObject | Record<string, unknown> | Promise<StubObject | Record<string, unknown>>;
+  type Handler = (ctx: Ctx, id: string) => StubObject | Record<string, unknown>;
   const reqInfo = (c: Ctx) => ({ id: c.requestId, idempotency_key: c.idempotencyKey });
   const fire = (c: Ctx, type: string, obj: StubObject, previous?: Record<string, unknown>) => {
     void emit(type, obj, {
@@ -1006,7 +1113,36 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     });
   };
 
+  /** Which SDK params interface documents each request (for refusing unknown parameters). */
+  const paramSpecs: [string, RegExp, string, string][] = [
+    ['POST', /^\/v1\/customers$/, 'Customers', 'CustomerCreateParams'],
+    ['GET', /^\/v1\/customers$/, 'Customers', 'CustomerListParams'],
+    ['POST', /^\/v1\/customers\/[^/]+$/, 'Customers', 'CustomerUpdateParams'],
+    ['POST', /^\/v1\/products$/, 'Products', 'ProductCreateParams'],
+    ['POST', /^\/v1\/prices$/, 'Prices', 'PriceCreateParams'],
+    ['POST', /^\/v1\/checkout\/sessions$/, 'Checkout/Sessions', 'SessionCreateParams'],
+    ['POST', /^\/v1\/billing_portal\/sessions$/, 'BillingPortal/Sessions', 'SessionCreateParams'],
+    ['GET', /^\/v1\/subscriptions$/, 'Subscriptions', 'SubscriptionListParams'],
+    ['POST', /^\/v1\/subscriptions\/[^/]+$/, 'Subscriptions', 'SubscriptionUpdateParams'],
+    ['DELETE', /^\/v1\/subscriptions\/[^/]+$/, 'Subscriptions', 'SubscriptionCancelParams'],
+    ['GET', /^\/v1\/invoices$/, 'Invoices', 'InvoiceListParams'],
+    ['POST', /^\/v1\/refunds$/, 'Refunds', 'RefundCreateParams'],
+    ['POST', /^\/v1\/accounts$/, 'Accounts', 'AccountCreateParams'],
+    ['POST', /^\/v1\/accounts\/[^/]+$/, 'Accounts', 'AccountUpdateParams'],
+    ['POST', /^\/v1\/account_links$/, 'AccountLinks', 'AccountLinkCreateParams'],
+    ['POST', /^\/v1\/transfers$/, 'Transfers', 'TransferCreateParams'],
+  ];
+  const checkParams = (method: string, path: string, form: Form) => {
+    const spec = paramSpecs.find(([m, re]) => m === method && re.test(path));
+    const known = spec ? documentedParams(spec[2], spec[3]) : null;
+    if (!known) return;
+    for (const k of Object.keys(form)) {
+      if (!known.has(k)) throw invalid(`Received unknown parameter: ${k}`, k, 'parameter_unknown');
+    }
+  };
+
   const routes: [string, RegExp, Handler][] = [
+    ['GET', /^\/v1\/account$/, (c) => (c.account ? state.accounts.get(c.account)! : platformAccount)],
     [
       'POST',
       /^\/v1\/customers$/,
@@ -1024,7 +1160,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
         const data = [...state.customers.values()].filter(
           (x) => state.accountOf(x.id) === c.account && !x.deleted && (!email || x.email === email),
         );
-        return list(data.reverse(), '/v1/customers');
+        return page_(data.reverse(), c.form, '/v1/customers');
       },
     ],
     ['GET', /^\/v1\/customers\/([^/]+)$/, (c, id) => find(state.customers, id, c.account, 'customer')],
@@ -1131,7 +1267,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
             (!customer || s.customer === customer) &&
             (status === 'all' || (status ? s.status === status : s.status !== 'canceled')),
         );
-        return list(data.reverse(), '/v1/subscriptions');
+        return page_(data.reverse(), c.form, '/v1/subscriptions');
       },
     ],
     ['POST', /^\/v1\/subscriptions\/([^/]+)$/, (c, id) => updateSubscription(c, id)],
@@ -1722,21 +1858,22 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
   }
 
   // ---------- the server ----------
+  const errorBody = (e: StripeApiError, requestId: string) => ({
+    error: {
+      ...(e.code
+        ? { code: e.code, doc_url: `https://stripe.com/docs/error-codes/${e.code.replaceAll('_', '-')}` }
+        : {}),
+      message: e.message,
+      ...(e.param ? { param: e.param } : {}),
+      request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}`,
+      type: e.type,
+    },
+  });
   const errorResponse = (e: StripeApiError, requestId: string) =>
-    Response.json(
-      {
-        error: {
-          ...(e.code
-            ? { code: e.code, doc_url: `https://stripe.com/docs/error-codes/${e.code.replaceAll('_', '-')}` }
-            : {}),
-          message: e.message,
-          ...(e.param ? { param: e.param } : {}),
-          request_log_url: `https://dashboard.stripe.com/test/logs/${requestId}`,
-          type: e.type,
-        },
-      },
-      { status: e.status, headers: { 'request-id': requestId, 'stripe-should-retry': 'false' } },
-    );
+    Response.json(errorBody(e, requestId), {
+      status: e.status,
+      headers: { 'request-id': requestId, 'stripe-should-retry': 'false' },
+    });
 
   async function api(
     req: Request,
@@ -1840,10 +1977,12 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     let handled = false;
     try {
       let result: unknown = null;
+      checkParams(method, url.pathname, form);
       for (const [m, re, handler] of routes) {
         const match = re.exec(url.pathname);
         if (m === method && match) {
-          result = await handler(
+          // Synchronous from the idempotency check to its record: no other request interleaves.
+          result = handler(
             { account, form, method, requestId, idempotencyKey: idemKey },
             decodeURIComponent(match[1] ?? ''),
           );
@@ -1859,18 +1998,19 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
         );
       const expands = arr(form.expand, 'expand').filter((e): e is string => typeof e === 'string');
       const out =
-        expands.length > 0 && result && typeof result === 'object' && 'id' in result
+        expands.length > 0 && result && typeof result === 'object'
           ? expand(result as StubObject, expands)
           : result;
       text = JSON.stringify(out, null, 2);
     } catch (e) {
       if (!(e instanceof StripeApiError)) throw e;
-      const res = errorResponse(e, requestId);
-      status = res.status;
-      text = await res.text();
+      status = e.status;
+      text = JSON.stringify(errorBody(e, requestId), null, 2);
     }
-    // Stripe saves the outcome of any request that began executing, errors included (not 5xx).
-    if (scope) idempotency.set(scope, { path: url.pathname, params, status, body: text, requestId });
+    // Stripe saves no result for a request that failed validation (it may be retried with its key);
+    // the stub's errors are all of that kind, so only successes are saved.
+    if (scope && status < 400)
+      idempotency.set(scope, { path: url.pathname, params, status, body: text, requestId });
     return new Response(text, {
       status,
       headers: {
@@ -1917,6 +2057,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
   const sub_ = (id: string) => {
     const s = state.subscriptions.get(id);
     if (!s) throw new Error(`stripe-stub: no subscription ${id}`);
+    if (s.status === 'canceled') throw new Error(`stripe-stub: subscription ${id} is canceled`);
     return s;
   };
 
