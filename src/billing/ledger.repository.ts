@@ -227,3 +227,13 @@ export function expiredPending(db: Database, now: number, limit: number): RawTra
     .safeIntegers(true)
     .all(now, limit);
 }
+
+/** A linked chain's savepoint inside a batch's transaction: begun, committed or rolled back. */
+export function chainSavepoint(db: Database, step: 'begin' | 'commit' | 'rollback'): void {
+  if (step === 'begin') db.exec('SAVEPOINT ledger_chain');
+  else if (step === 'commit') db.exec('RELEASE ledger_chain');
+  else {
+    db.exec('ROLLBACK TO ledger_chain');
+    db.exec('RELEASE ledger_chain');
+  }
+}

@@ -25,6 +25,7 @@ import {
   type AccountFloor,
   type AccountKind,
   type AccountRow,
+  chainSavepoint,
   expiredPending,
   findAccount,
   findAccountByN,
@@ -329,16 +330,13 @@ export function postBatch(
       const linked = chain.length > 1;
       const undo: Undo[] | null = linked ? [] : null;
       const head = linked ? (chain[0]?.id ?? null) : null;
-      if (linked) db.exec('SAVEPOINT ledger_chain');
+      if (linked) chainSavepoint(db, 'begin');
       try {
         const r = chain.map((s, i) => apply(b, s, i, head, undo));
-        if (linked) db.exec('RELEASE ledger_chain');
+        if (linked) chainSavepoint(db, 'commit');
         return r as TransferResult[];
       } catch (e) {
-        if (linked) {
-          db.exec('ROLLBACK TO ledger_chain');
-          db.exec('RELEASE ledger_chain');
-        }
+        if (linked) chainSavepoint(db, 'rollback');
         if (undo) for (const u of undo.reverse()) u();
         if (!(e instanceof ChainFailed)) throw e;
         return chain.map((_, i) => (i === e.index ? e.code : 'ledger.linked_failed'));

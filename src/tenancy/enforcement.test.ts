@@ -75,7 +75,7 @@ describe('settings a platform sets that nothing enforces', () => {
     const bp = templateBlueprint('creator');
     const got = names(bp);
     for (const s of [
-      'monetization.marketplace_commission',
+      'monetization.pricing_strategy',
       'monetization.payment_processing.provider',
       'monetization.subscription_tiers[].price.amount',
       'governance.data_retention.chat_history_days',
@@ -114,10 +114,11 @@ describe('settings a platform sets that nothing enforces', () => {
     // Every approval process is enforced now (the marketplace).
     bp.governance.agent_approval_process = 'manual';
     expect(names(bp)).not.toContain('governance.agent_approval_process');
-    // Marketplace shares mean nothing without the marketplace.
+    // The marketplace's split is enforced (billing's sales).
     bp.monetization.creator_revenue_share = 70;
     bp.monetization.marketplace_commission = 30;
     expect(names(bp)).not.toContain('monetization.creator_revenue_share');
+    expect(names(bp)).not.toContain('monetization.marketplace_commission');
   });
 });
 

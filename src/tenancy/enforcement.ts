@@ -56,8 +56,6 @@ const p = (gates: string, by: string, asks?: SettingEnforcement['asks']): Settin
   by,
   ...(asks ? { asks } : {}),
 });
-/** Asks only when the marketplace is on (its shares and fees mean nothing without it). */
-const withMarketplace = (_v: unknown, bp: PlatformBlueprint) => bp.features.agent_marketplace;
 const not =
   (...inert: unknown[]) =>
   (v: unknown) =>
@@ -105,8 +103,14 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'monetization.enterprise_contracts': p('enterprise contracts', BILLING),
   'monetization.agent_creation_fees.amount': p('a fee to create an agent', BILLING),
   'monetization.agent_creation_fees.currency': p('a fee to create an agent', BILLING, () => false),
-  'monetization.marketplace_commission': p('the marketplace split', BILLING, withMarketplace),
-  'monetization.creator_revenue_share': p('the marketplace split', BILLING, withMarketplace),
+  'monetization.marketplace_commission': e(
+    "the platform's share of a marketplace sale (the operator's fee comes out of it)",
+    'billing (src/billing/sales.ts)',
+  ),
+  'monetization.creator_revenue_share': e(
+    "the creator's share of a marketplace sale",
+    'billing (src/billing/sales.ts)',
+  ),
   'monetization.payment_processing.provider': p('charging through Stripe', BILLING, not('none')),
   'monetization.payment_processing.statement_descriptor': p('card statements', BILLING),
   'monetization.payment_processing.tax_behavior': p('tax on tier prices', BILLING),
