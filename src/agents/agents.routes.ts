@@ -347,7 +347,11 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       )
       .get('/api/v1/moderation/listings', ({ ctx }) => queue(ctx), {
         permission: 'settings:write',
-        detail: { summary: 'The moderation queue: listings in review and listings with open reports', tags },
+        detail: {
+          summary:
+            'The moderation queue: listings in review or waiting for votes, suspended listings, and listings with open reports',
+          tags,
+        },
       })
       .patch(
         '/api/v1/moderation/listings/:id',

@@ -191,11 +191,14 @@ export function listingsByRowids(db: Database, rowids: number[]): ListingRow[] {
   return rowids.map((r) => by.get(r)).filter((x): x is ListingRow => !!x);
 }
 
-/** What moderators look at: listings in review or waiting for votes, and any with open reports. */
+/**
+ * What moderators look at: listings in review or waiting for votes, suspended ones (to restore
+ * or revoke), and any with open reports.
+ */
 export function moderationQueue(db: Database): ListingRow[] {
   return db
     .query<ListingRow, []>(
-      `SELECT * FROM listings WHERE status IN ('in_review', 'submitted')
+      `SELECT * FROM listings WHERE status IN ('in_review', 'submitted', 'suspended')
           OR id IN (SELECT listing_id FROM listing_reports WHERE resolved_at IS NULL)
        ORDER BY updated_at, id`,
     )

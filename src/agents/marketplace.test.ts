@@ -222,11 +222,12 @@ describe('the marketplace', () => {
     // Ann installed it: it keeps working for her; Bob never did: it is gone for him.
     expect(await systemOfTurn(S.ann!)).toBe('v2 persona');
     expect((await call(S.bob!, 'POST', '/api/v1/conversations', { agent_id: agentId })).status).toBe(404);
-    // The report was resolved by the action.
-    const q = await json<{ listings: { id: string }[] }>(
+    // The report was resolved by the action; the suspended listing stays in the queue, so that
+    // a moderator can restore or revoke it.
+    const q = await json<{ listings: { id: string; status: string; reports: unknown[] }[] }>(
       call(S.owner!, 'GET', '/api/v1/moderation/listings'),
     );
-    expect(q.listings.some((x) => x.id === listingId)).toBe(false);
+    expect(q.listings.find((x) => x.id === listingId)).toMatchObject({ status: 'suspended', reports: [] });
     await call(S.owner!, 'POST', `/api/v1/moderation/listings/${listingId}`, {
       action: 'revoke',
       reason: 'Confirmed unsafe advice.',

@@ -187,7 +187,9 @@ describe('agents in the portal', () => {
     await o.page.getByRole('alert').getByText('listing.invalid').waitFor();
     await o.page.getByLabel('Reason for Trip Planner').fill('Checking the road advice.');
     await o.page.getByRole('button', { name: 'Suspend' }).click();
-    await o.page.getByText('Nothing waits for you.').waitFor();
+    // Suspended, it stays in the queue with what a moderator can still do: restore or revoke.
+    await o.page.getByRole('button', { name: 'Restore' }).waitFor();
+    await o.page.getByRole('button', { name: 'Revoke' }).waitFor();
     const list = await o.page.evaluate(
       async () => (await (await fetch('/api/v1/marketplace')).json()).listings.length,
     );

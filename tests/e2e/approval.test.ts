@@ -284,7 +284,9 @@ describe('publishing under each approval process', () => {
     await sun.getByText('It sent me to a closed beach.').waitFor();
     await sun.getByLabel('Reason for Sun Guide').fill('The beach advice is out of date.');
     await sun.getByRole('button', { name: 'Suspend' }).click();
-    await sun.waitFor({ state: 'detached' });
+    // Suspended, it stays in the queue (its report resolved) for a restore or a revoke.
+    await sun.getByRole('button', { name: 'Restore' }).waitFor();
+    expect(await sun.getByText('It sent me to a closed beach.').count()).toBe(0);
     // Revoke: for good.
     const tax = queued(o.page, 'Tax Helper');
     await tax.getByText('It told me to hide income.').waitFor();
