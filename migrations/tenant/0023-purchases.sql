@@ -5,6 +5,9 @@
 --   at purchase time (JSON SaleTerms), so a later blueprint change does not change past sales.
 --   `refunded_minor` is the amount refunded so far: refunds post the difference to what Stripe's
 --   charge says was refunded in all, so events that arrive twice or out of order change nothing.
+-- * topups: prepaid credits bought through a checkout (issue 13 item 2); paid, the amount is
+--   posted to the user's credits account (processor → credits), usable at once, e.g. to buy
+--   a listing (method 'credits').
 -- * stripe_events: the webhook events this platform has applied (by Stripe's event id).
 CREATE TABLE purchases (
   id               TEXT PRIMARY KEY,                     -- pur_<ulid>
@@ -16,7 +19,7 @@ CREATE TABLE purchases (
   currency         TEXT NOT NULL,
   terms            TEXT NOT NULL,
   status           TEXT NOT NULL CHECK (status IN ('open', 'paid', 'refunded', 'expired')),
-  method           TEXT NOT NULL CHECK (method IN ('stripe', 'manual')),
+  method           TEXT NOT NULL CHECK (method IN ('stripe', 'manual', 'credits')),
   checkout_session TEXT UNIQUE,
   payment_intent   TEXT UNIQUE,
   refunded_minor   INTEGER NOT NULL DEFAULT 0,
@@ -31,3 +34,16 @@ CREATE TABLE stripe_events (
   type        TEXT NOT NULL,
   received_at INTEGER NOT NULL
 ) STRICT;
+
+CREATE TABLE topups (
+  id               TEXT PRIMARY KEY,                     -- top_<ulid>
+  user_id          TEXT NOT NULL REFERENCES users(id),
+  amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
+  currency         TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('open', 'paid', 'expired')),
+  checkout_session TEXT UNIQUE,
+  payment_intent   TEXT UNIQUE,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX topups_by_user ON topups(user_id, created_at);

@@ -303,13 +303,14 @@ export function agentRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       .post(
         '/api/v1/marketplace/:id/install',
         async ({ ctx, params, body }) =>
-          Response.json(await install(ctx, params.id, body?.ref), { status: 201 }),
+          Response.json(await install(ctx, params.id, body?.ref, body?.pay_with), { status: 201 }),
         {
           permission: 'agents:read',
           params: ListingParams,
           body: InstallBody,
           detail: {
-            summary: 'Install a listing (pinned to its version; a paid one answers 402 until billing lands)',
+            summary:
+              'Install a listing (pinned to its version); a paid one not bought yet is bought with your credits, or answers 402 with a checkout',
             tags,
           },
         },

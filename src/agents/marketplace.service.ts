@@ -302,11 +302,16 @@ function sellable(c: PlatformRequestContext, l: ListingRow): Sellable {
  * Installs a published listing for the signed-in user. A paid listing must be bought first:
  * 402 `billing.payment_required` with the checkout to pay at (billing/purchases.service.ts).
  */
-export async function install(c: PlatformRequestContext, id: string, ref?: unknown) {
+export async function install(
+  c: PlatformRequestContext,
+  id: string,
+  ref?: unknown,
+  payWith?: 'credits' | 'card',
+) {
   const userId = userIdOf(c);
   const l = findListing(c.db, id);
   if (l?.status !== 'published') throw notFound();
-  if (l.price_model !== 'free') await requirePurchase(c, sellable(c, l));
+  if (l.price_model !== 'free') await requirePurchase(c, sellable(c, l), payWith);
   c.db.transaction(() => {
     const fresh = installOf(c.db, l.id, userId) === null;
     upsertInstall(c.db, l.id, userId, l.version, c.app.clock.now());

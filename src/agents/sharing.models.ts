@@ -39,5 +39,11 @@ export const InstallBody = t.Optional(
           'The referral code of the share link that brought you (features.viral_sharing); an unknown one is ignored.',
       }),
     ),
+    pay_with: t.Optional(
+      t.Union([t.Literal('credits'), t.Literal('card')], {
+        description:
+          'A paid listing not bought yet: with your credits (the default when they cover the price) or by card (a checkout)',
+      }),
+    ),
   }),
 );

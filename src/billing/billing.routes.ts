@@ -1,12 +1,20 @@
 import { Elysia, t } from 'elysia';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { myCredits, returnFromTopup, startTopup } from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
 import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
 
 const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
 const PaymentBody = t.Object({ note: t.String({ minLength: 1, maxLength: 500 }) });
+const Currency = t.String({ pattern: '^[a-z]{3}$', description: 'ISO 4217, lower case (default usd)' });
+const CreditsQuery = t.Object({ currency: t.Optional(Currency) });
+const TopupBody = t.Object({
+  amount_minor: t.Integer({ minimum: 100, maximum: 1_000_000, description: 'minor units (1999 = 19.99)' }),
+  currency: t.Optional(Currency),
+});
+const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
 
 const micro = (v: bigint) => (JSON as unknown as { rawJSON(s: string): number }).rawJSON(v.toString());
 
@@ -37,6 +45,32 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
       },
     },
   )
+  .get('/api/v1/billing/credits', ({ ctx, query }) => myCredits(ctx, query.currency ?? 'usd'), {
+    permission: 'platform:read',
+    query: CreditsQuery,
+    detail: { summary: 'Your prepaid credits (spendable now) and your top-ups', tags: ['billing'] },
+  })
+  .post(
+    '/api/v1/billing/topups',
+    async ({ ctx, body }) =>
+      Response.json(await startTopup(ctx, body.amount_minor, body.currency ?? 'usd'), { status: 201 }),
+    {
+      permission: 'platform:read',
+      body: TopupBody,
+      detail: {
+        summary: 'Top up your credits: a checkout to pay at; once paid, the credits are usable at once',
+        tags: ['billing'],
+      },
+    },
+  )
+  .post('/api/v1/billing/topups/:id/sync', ({ ctx, params }) => returnFromTopup(ctx, params.id), {
+    permission: 'platform:read',
+    params: TopupParams,
+    detail: {
+      summary: "Back from a top-up's checkout: the payment is checked with Stripe and the credits posted",
+      tags: ['billing'],
+    },
+  })
   .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
     permission: 'platform:read',
     detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },

@@ -13,7 +13,7 @@ export interface PurchaseRow {
   currency: string;
   terms: string;
   status: PurchaseStatus;
-  method: 'stripe' | 'manual';
+  method: 'stripe' | 'manual' | 'credits';
   checkout_session: string | null;
   payment_intent: string | null;
   refunded_minor: number;
@@ -113,4 +113,61 @@ export function markStripeEvent(db: Database, id: string, type: string, now: num
 
 export function stripeEventSeen(db: Database, id: string): boolean {
   return db.query('SELECT 1 FROM stripe_events WHERE id = ?').get(id) !== null;
+}
+
+export interface TopupRow {
+  id: string;
+  user_id: string;
+  amount_minor: number;
+  currency: string;
+  status: 'open' | 'paid' | 'expired';
+  checkout_session: string | null;
+  payment_intent: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export function insertTopup(db: Database, t: TopupRow): void {
+  db.query(
+    `INSERT INTO topups (id, user_id, amount_minor, currency, status, checkout_session, payment_intent, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  ).run(
+    t.id,
+    t.user_id,
+    t.amount_minor,
+    t.currency,
+    t.status,
+    t.checkout_session,
+    t.payment_intent,
+    t.created_at,
+    t.updated_at,
+  );
+}
+
+export function findTopup(db: Database, id: string): TopupRow | null {
+  return db.query<TopupRow, [string]>('SELECT * FROM topups WHERE id = ?').get(id);
+}
+
+export function topupBySession(db: Database, session: string): TopupRow | null {
+  return db.query<TopupRow, [string]>('SELECT * FROM topups WHERE checkout_session = ?').get(session);
+}
+
+export function setTopupStatus(
+  db: Database,
+  id: string,
+  status: TopupRow['status'],
+  paymentIntent: string | null,
+  now: number,
+): void {
+  db.query(
+    'UPDATE topups SET status = ?, payment_intent = coalesce(?, payment_intent), updated_at = ? WHERE id = ?',
+  ).run(status, paymentIntent, now, id);
+}
+
+export function topupsOf(db: Database, userId: string, limit: number): TopupRow[] {
+  return db
+    .query<TopupRow, [string, number]>(
+      'SELECT * FROM topups WHERE user_id = ? ORDER BY created_at DESC LIMIT ?',
+    )
+    .all(userId, limit);
 }

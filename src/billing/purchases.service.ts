@@ -18,6 +18,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { actorOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { creditBalance } from './credits.service.ts';
 import { openAccount, post } from './ledger.ts';
 import {
   findPurchase,
@@ -70,7 +71,7 @@ const saleOf = (p: PurchaseRow): Sale => ({
   amount: BigInt(p.amount_minor) * MICRO,
   currency: p.currency,
   creatorId: p.creator_id,
-  source: { kind: 'processor' },
+  source: p.method === 'credits' ? { kind: 'credits', userId: p.user_id } : { kind: 'processor' },
   terms: JSON.parse(p.terms) as SaleTerms,
   ref: p.listing_id,
 });
@@ -126,7 +127,11 @@ export async function syncCheckout(c: PlatformRequestContext, p: PurchaseRow): P
  * checkout to pay at (`checkout_url`, `purchase_id`), or, with no Stripe account, the purchase
  * an admin records the payment of.
  */
-export async function requirePurchase(c: PlatformRequestContext, item: Sellable): Promise<void> {
+export async function requirePurchase(
+  c: PlatformRequestContext,
+  item: Sellable,
+  payWith?: 'credits' | 'card',
+): Promise<void> {
   const userId = userOf(c);
   if (item.priceModel === 'subscription')
     throw new AppError(
@@ -142,7 +147,7 @@ export async function requirePurchase(c: PlatformRequestContext, item: Sellable)
   }
   const stripe = stripeAccount(c.app.config);
   const at = c.app.clock.now();
-  const row = (id: string, method: 'stripe' | 'manual', session: string | null): PurchaseRow => ({
+  const row = (id: string, method: PurchaseRow['method'], session: string | null): PurchaseRow => ({
     id,
     user_id: userId,
     listing_id: item.listingId,
@@ -161,6 +166,20 @@ export async function requirePurchase(c: PlatformRequestContext, item: Sellable)
     updated_at: at,
   });
   const price = `${(item.priceMinor / 100).toFixed(2)} ${item.currency.toUpperCase()}`;
+  // With credits that cover it (unless a card was asked for): bought at once, from the credits.
+  const covered = creditBalance(c, userId, item.currency) >= BigInt(item.priceMinor) * MICRO;
+  if (payWith === 'credits' && !covered)
+    throw new AppError('billing.credits_insufficient', `pay_with: your credits do not cover ${price}`, 402, [
+      { path: '/pay_with', reason: 'not enough credits' },
+    ]);
+  if (payWith !== 'card' && covered) {
+    const p = row(newId('pur'), 'credits', null);
+    c.db.transaction(() => {
+      insertPurchase(c.db, p);
+      fulfil(c, p, null, actorOf(c.principal));
+    })();
+    return;
+  }
   if (!stripe) {
     const p = openPurchase(c.db, userId, item.listingId) ?? row(newId('pur'), 'manual', null);
     if (!findPurchase(c.db, p.id)) insertPurchase(c.db, p);

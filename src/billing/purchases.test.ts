@@ -282,6 +282,65 @@ describe('buying a listing with Stripe Checkout', () => {
   });
 });
 
+describe('prepaid credits', () => {
+  test('a top-up is usable at once: a listing bought with credits, an overspend refused', async () => {
+    const l3 = await listPaidAgent('Poem Pro', 700);
+    // Bad amounts name the field.
+    const bad = await call(S.eve!, 'POST', '/api/v1/billing/topups', { amount_minor: 5 });
+    expect(bad.status).toBe(400);
+    const top = await json<{ topup: { id: string; status: string }; checkout_url: string }>(
+      call(S.eve!, 'POST', '/api/v1/billing/topups', { amount_minor: 1000 }),
+    );
+    expect(top.topup.status).toBe('open');
+    const session = [...stub.state.checkoutSessions.values()].at(-1)!;
+    expect(session.success_url).toBe('http://shop.localhost:8080/app/billing?topup=success');
+    // Not paid yet: no credits; credits cannot be forced.
+    const none = await json<{ credits: { balance_minor: number } }>(
+      call(S.eve!, 'GET', '/api/v1/billing/credits'),
+    );
+    expect(none.credits.balance_minor).toBe(0);
+    const forced = await call(S.eve!, 'POST', `/api/v1/marketplace/${l3}/install`, { pay_with: 'credits' });
+    expect([forced.status, ((await forced.json()) as { error: { code: string } }).error.code]).toEqual([
+      402,
+      'billing.credits_insufficient',
+    ]);
+    await pay(top.checkout_url);
+    await stub.idle();
+    // The buyer's return checks it again: nothing more is posted.
+    const back = await json<{ topup: { status: string } }>(
+      call(S.eve!, 'POST', `/api/v1/billing/topups/${top.topup.id}/sync`),
+    );
+    expect(back.topup.status).toBe('paid');
+    const mine = await json<{
+      credits: { balance_minor: number; balance_micro: number };
+      topups: { status: string }[];
+    }>(call(S.eve!, 'GET', '/api/v1/billing/credits'));
+    expect(mine.credits.balance_minor).toBe(1000);
+    expect(mine.topups.map((t) => t.status)).toEqual(['paid']);
+    // Someone else cannot see or sync it.
+    expect((await call(S.dan!, 'POST', `/api/v1/billing/topups/${top.topup.id}/sync`)).status).toBe(404);
+    // Credits cover 7.00: bought at once, no checkout; the sale's legs come from the credits.
+    const sessions = stub.state.checkoutSessions.size;
+    const before = await creator();
+    expect((await call(S.eve!, 'POST', `/api/v1/marketplace/${l3}/install`)).status).toBe(201);
+    expect(stub.state.checkoutSessions.size).toBe(sessions);
+    expect((await creator()) - before).toBe(490n * M);
+    const left = await json<{ credits: { balance_minor: number } }>(
+      call(S.eve!, 'GET', '/api/v1/billing/credits'),
+    );
+    expect(left.credits.balance_minor).toBe(300);
+    // 3.00 left cannot buy a 5.00 listing with credits; by default it goes to a checkout.
+    const l4 = await listPaidAgent('Song Pro', 500);
+    const over = await call(S.eve!, 'POST', `/api/v1/marketplace/${l4}/install`, { pay_with: 'credits' });
+    expect(over.status).toBe(402);
+    const card = (await (await call(S.eve!, 'POST', `/api/v1/marketplace/${l4}/install`)).json()) as {
+      error: { checkout_url: string };
+    };
+    expect(card.error.checkout_url).toStartWith(`${stub.url}/pay/`);
+    expect(await onDb((db) => findAccount(db, accountId('credits', '', 'usd')))).toBeNull();
+  });
+});
+
 describe('without Stripe', () => {
   let t: InProcessServer;
   afterAll(async () => {

@@ -16,12 +16,14 @@ import type Stripe from 'stripe';
 import type { App } from '../app/index.ts';
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { syncTopup } from './credits.service.ts';
 import {
   findPurchase,
   markStripeEvent,
   purchaseByPaymentIntent,
   purchaseBySession,
   stripeEventSeen,
+  topupBySession,
 } from './purchases.repository.ts';
 import { applyRefund, syncCheckout } from './purchases.service.ts';
 import { stripeAccount } from './stripe.ts';
@@ -105,8 +107,13 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
     case 'checkout.session.async_payment_succeeded':
     case 'checkout.session.expired': {
       const p = purchaseBySession(c.db, e.data.object.id);
-      if (!p) return 'ignored';
-      await syncCheckout(c, p);
+      if (p) {
+        await syncCheckout(c, p);
+        return 'applied';
+      }
+      const t = topupBySession(c.db, e.data.object.id);
+      if (!t) return 'ignored';
+      await syncTopup(c, t);
       return 'applied';
     }
     case 'charge.refunded': {

@@ -23,7 +23,8 @@ export function newId(
     | 'lst'
     | 'tcl'
     | 'fed'
-    | 'pur',
+    | 'pur'
+    | 'top',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
 }

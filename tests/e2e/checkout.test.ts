@@ -2,7 +2,9 @@
  * Buying a marketplace agent in the browser (issue 13, "Done when"): a member opens a paid
  * listing, clicks to buy, pays on Stripe Checkout (the protocol-faithful stub's hosted page,
  * on 127.0.0.1), comes back to the listing, and sees the agent installed; the stub's signed
- * webhook reached the operator's endpoint, and the ledger holds the sale's legs.
+ * webhook reached the operator's endpoint, and the ledger holds the sale's legs. Then the
+ * member tops up credits on the billing page (another checkout), and buys a second agent with
+ * them at once, with no checkout.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { axeProblems, newContext, screenshots } from '../browser.ts';
@@ -32,6 +34,7 @@ const e = e2eSetup({
 });
 
 let listingId = '';
+let secondId = '';
 let creatorId = '';
 
 beforeAll(async () => {
@@ -65,6 +68,22 @@ beforeAll(async () => {
   });
   expect(l.status).toBe(201);
   listingId = (l.body as { listing: { id: string } }).listing.id;
+  const a2 = await apiFrom(c.page, 'POST', '/api/v1/agents', {
+    name: 'Poem Pro',
+    persona: 'You write poems.',
+  });
+  const agent2 = (a2.body as { agent: { id: string } }).agent.id;
+  expect((await apiFrom(c.page, 'POST', `/api/v1/agents/${agent2}/publish`)).status).toBe(201);
+  const l2 = await apiFrom(c.page, 'POST', `/api/v1/agents/${agent2}/listing`, {
+    title: 'Poem Pro',
+    summary: 'Poems on demand.',
+    category: 'writing',
+    tags: ['poems'],
+    price_model: 'one_time',
+    price_minor: 700,
+    currency: 'usd',
+  });
+  secondId = (l2.body as { listing: { id: string } }).listing.id;
   await c.context.close();
 }, 60_000);
 
@@ -108,5 +127,31 @@ describe('buying an agent', () => {
       'paid',
     ]);
     await o.context.close();
+  }, 60_000);
+
+  test('top up credits on the billing page, then buy with them at once', async () => {
+    const d = await newContext(e.browser);
+    await signIn(d.page, e.base, 'dan@buy.test', PASSWORD, '/app/billing');
+    await d.page.getByRole('heading', { name: 'Billing' }).waitFor();
+    await d.page.getByLabel('Amount').fill('20.00');
+    await d.page.getByRole('button', { name: 'Top up' }).click();
+    await d.page.waitForURL(`${stripe.url}/pay/**`);
+    await d.page.getByRole('heading', { name: 'Pay $20.00' }).waitFor();
+    await d.page.getByRole('button', { name: 'Pay' }).click();
+    await d.page.waitForURL(`${e.base}/app/billing**`);
+    await d.page.getByText('Payment received: your credits are topped up.').waitFor();
+    await d.page.getByRole('strong').getByText('$20.00', { exact: true }).waitFor();
+    expect(await axeProblems(d.page)).toEqual([]);
+    await screenshots(d.page, 'portal-billing');
+    const sessions = stripe.state.checkoutSessions.size;
+    await d.page.goto(`${e.base}/app/marketplace/${secondId}`);
+    await d.page.getByRole('button', { name: 'Buy and install ($7.00)' }).click();
+    await d.page.getByText('Installed (version 1)').waitFor();
+    // Paid from the credits: no new checkout.
+    expect(stripe.state.checkoutSessions.size).toBe(sessions);
+    await d.page.goto(`${e.base}/app/billing`);
+    await d.page.getByRole('strong').getByText('$13.00', { exact: true }).waitFor();
+    await d.page.getByRole('cell', { name: 'credits' }).waitFor();
+    await d.context.close();
   }, 60_000);
 });

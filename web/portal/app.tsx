@@ -4,6 +4,7 @@ import { navigate, ownPrefix, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, ErrorNotice, Loading, Title } from '../shared/ui.tsx';
 import { AgentBuilder, Agents } from './agents.tsx';
 import { AcceptInvite, ResetPassword, SignIn, SignUp, VerifyEmail } from './auth.tsx';
+import { BillingPage } from './billing.tsx';
 import { Chat } from './chat.tsx';
 import { ImportAgent } from './federation.tsx';
 import { CommunityQueue, ListingPage, Marketplace } from './marketplace.tsx';
@@ -61,6 +62,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/marketplace/community', CommunityQueue],
   ['/app/marketplace/:id', ListingPage],
   ['/app/creator', CreatorPage],
+  ['/app/billing', BillingPage],
 ];
 
 function TopBar() {
@@ -83,6 +85,7 @@ function TopBar() {
           <a href="/app/agents">Agents</a>
           {p.features.agent_marketplace ? <a href="/app/marketplace">Marketplace</a> : null}
           {m.permissions.includes('agents:write') ? <a href="/app/creator">Creator</a> : null}
+          {p.features.agent_marketplace ? <a href="/app/billing">Billing</a> : null}
           <a href="/app/profile">Profile</a>
           <button
             type="button"

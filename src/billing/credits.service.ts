@@ -1,0 +1,157 @@
+/**
+ * Prepaid credits (issue 13 item 2, in part): a user tops up through a Stripe Checkout; once
+ * paid (fulfilled from the session retrieved, on the webhook or on the buyer's return, as
+ * purchases are), the amount is posted processor → credits:<user>, usable at once. The credits
+ * account's floor (debits within credits) means nothing can spend more than was bought; a
+ * listing bought with credits posts its sale from that account (purchases.service.ts).
+ */
+import type { PlatformRequestContext } from '../identity/index.ts';
+import { AppError } from '../shared/errors.ts';
+import { newId } from '../shared/ids.ts';
+import { findAccount } from './ledger.repository.ts';
+import { accountId, openAccount, post } from './ledger.ts';
+import { findTopup, insertTopup, setTopupStatus, type TopupRow, topupsOf } from './purchases.repository.ts';
+import { stripeAccount } from './stripe.ts';
+import { recordStripeObject } from './stripe-objects.repository.ts';
+
+const MICRO = 1_000_000n;
+/** The smallest and largest top-up, in minor units (1.00 to 10,000.00). */
+export const TOPUP_MIN_MINOR = 100;
+export const TOPUP_MAX_MINOR = 1_000_000;
+
+function userOf(c: PlatformRequestContext): string {
+  const p = c.principal;
+  const id = p && (p.kind === 'user' || p.kind === 'api_key') ? p.userId : null;
+  if (!id) throw new AppError('auth.forbidden', 'credits are for signed-in users', 403);
+  return id;
+}
+
+/** A user's credits in `currency`: micro-units spendable now (posted credits less debits and holds). */
+export function creditBalance(c: PlatformRequestContext, userId: string, currency: string): bigint {
+  const a = findAccount(c.db, accountId('credits', userId, currency));
+  return a ? a.credits_posted - a.debits_posted - a.debits_pending : 0n;
+}
+
+const topupView = (t: TopupRow) => ({
+  id: t.id,
+  amount_minor: t.amount_minor,
+  currency: t.currency,
+  status: t.status,
+  created_at: new Date(t.created_at).toISOString(),
+});
+
+/** The signed-in user's credits and top-ups. */
+export function myCredits(c: PlatformRequestContext, currency: string) {
+  const userId = userOf(c);
+  const micro = creditBalance(c, userId, currency);
+  return {
+    credits: {
+      currency,
+      balance_micro: (JSON as unknown as { rawJSON(s: string): number }).rawJSON(micro.toString()),
+      balance_minor: Number(micro / MICRO),
+    },
+    topups: topupsOf(c.db, userId, 50).map(topupView),
+  };
+}
+
+/** Starts a top-up: a Checkout Session for `amountMinor`; 201 with where to pay. */
+export async function startTopup(c: PlatformRequestContext, amountMinor: number, currency: string) {
+  const userId = userOf(c);
+  if (!Number.isInteger(amountMinor) || amountMinor < TOPUP_MIN_MINOR || amountMinor > TOPUP_MAX_MINOR)
+    throw new AppError(
+      'billing.invalid',
+      `amount_minor: a whole number of minor units from ${TOPUP_MIN_MINOR} to ${TOPUP_MAX_MINOR}`,
+      400,
+      [{ path: '/amount_minor', reason: `from ${TOPUP_MIN_MINOR} to ${TOPUP_MAX_MINOR}` }],
+    );
+  const stripe = stripeAccount(c.app.config);
+  if (!stripe)
+    throw new AppError('billing.stripe_disabled', 'this platform takes no card payments: ask an admin', 409);
+  const id = newId('top');
+  const metadata = { platform_id: c.platform.id, topup_id: id };
+  const back = (state: string) => new URL(`/app/billing?topup=${state}`, c.origin).toString();
+  const s = await stripe.client.checkout.sessions.create(
+    {
+      mode: 'payment',
+      line_items: [
+        {
+          quantity: 1,
+          price_data: {
+            currency,
+            unit_amount: amountMinor,
+            product_data: { name: `${c.platform.name} credits` },
+          },
+        },
+      ],
+      client_reference_id: id,
+      metadata,
+      payment_intent_data: { metadata },
+      success_url: back('success'),
+      cancel_url: back('cancel'),
+    },
+    { idempotencyKey: id },
+  );
+  const now = c.app.clock.now();
+  recordStripeObject(c.app.control, s.id, c.platform.id, now);
+  const t: TopupRow = {
+    id,
+    user_id: userId,
+    amount_minor: amountMinor,
+    currency,
+    status: 'open',
+    checkout_session: s.id,
+    payment_intent: null,
+    created_at: now,
+    updated_at: now,
+  };
+  insertTopup(c.db, t);
+  return { topup: topupView(t), checkout_url: s.url };
+}
+
+/** Checks Stripe for an open top-up and posts it if paid (idempotent); answers it as it is now. */
+export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise<TopupRow> {
+  const stripe = stripeAccount(c.app.config);
+  if (!stripe || t.status !== 'open' || !t.checkout_session) return t;
+  const s = await stripe.client.checkout.sessions.retrieve(t.checkout_session);
+  const now = c.app.clock.now();
+  if (s.status === 'complete' && s.payment_status === 'paid') {
+    const pi = typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null);
+    if (pi) recordStripeObject(c.app.control, pi, c.platform.id, now);
+    c.db.transaction(() => {
+      if (findTopup(c.db, t.id)?.status !== 'open') return;
+      const cash = openAccount(c.db, { kind: 'processor', currency: t.currency }, now);
+      const credits = openAccount(c.db, { kind: 'credits', owner: t.user_id, currency: t.currency }, now);
+      post(
+        c.db,
+        [
+          {
+            id: `topup:${t.id}`,
+            debit: cash,
+            credit: credits,
+            amount: BigInt(t.amount_minor) * MICRO,
+            currency: t.currency,
+            code: 'topup',
+            ref: t.id,
+          },
+        ],
+        now,
+      );
+      setTopupStatus(c.db, t.id, 'paid', pi, now);
+      c.app.audit.append(c.db, {
+        actor: 'stripe',
+        action: 'billing.topup_paid',
+        target: `topup:${t.id}`,
+        details: { user: t.user_id, amount_minor: t.amount_minor, currency: t.currency },
+      });
+    })();
+  } else if (s.status === 'expired') setTopupStatus(c.db, t.id, 'expired', null, now);
+  return findTopup(c.db, t.id)!;
+}
+
+/** The buyer's return from a top-up's checkout: posts it if paid. */
+export async function returnFromTopup(c: PlatformRequestContext, id: string) {
+  const userId = userOf(c);
+  const t = findTopup(c.db, id);
+  if (!t || t.user_id !== userId) throw new AppError('billing.topup_not_found', 'no such top-up', 404);
+  return { topup: topupView(await syncTopup(c, t)) };
+}
