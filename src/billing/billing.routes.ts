@@ -4,6 +4,7 @@ import { AppError } from '../shared/errors.ts';
 import { myCredits, returnFromTopup, startTopup } from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
+import { myEarnings, platformRevenue } from './reports.service.ts';
 import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
 
 const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
@@ -71,6 +72,27 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
       tags: ['billing'],
     },
   })
+  .get('/api/v1/billing/earnings', ({ ctx, query }) => myEarnings(ctx, query.currency ?? 'usd'), {
+    permission: 'agents:write',
+    query: CreditsQuery,
+    detail: {
+      summary: 'Your earnings as a creator: in all and per listing (sales less refunds)',
+      tags: ['billing'],
+    },
+  })
+  .get(
+    '/api/v1/admin/billing/revenue',
+    ({ ctx, query }) => platformRevenue(ctx.db, query.currency ?? 'usd'),
+    {
+      permission: 'billing:read',
+      query: CreditsQuery,
+      detail: {
+        summary:
+          "The platform's revenue from its ledger: marketplace sales (creators' share, its own, the operator's fees), AI usage charged and its cost",
+        tags: ['billing'],
+      },
+    },
+  )
   .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
     permission: 'platform:read',
     detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },

@@ -341,6 +341,42 @@ describe('prepaid credits', () => {
   });
 });
 
+describe('reports', () => {
+  test("creator earnings, the platform's revenue and the operator's fees agree with the ledger", async () => {
+    const earn = await json<{
+      earned_micro: number;
+      listings: { listing_id: string; earned_micro: number }[];
+    }>(call(S.cat!, 'GET', '/api/v1/billing/earnings'));
+    expect(BigInt(earn.earned_micro)).toBe(await creator());
+    expect(earn.listings.reduce((a, l) => a + BigInt(l.earned_micro), 0n)).toBe(await creator());
+    // Members are not creators; the revenue is for billing:read.
+    expect((await call(S.dan!, 'GET', '/api/v1/billing/earnings')).status).toBe(403);
+    expect((await call(S.dan!, 'GET', '/api/v1/admin/billing/revenue')).status).toBe(403);
+    const rev = await json<{
+      marketplace: {
+        gross_micro: number;
+        creators_micro: number;
+        platform_net_micro: number;
+        operator_fees_micro: number;
+        sales: number;
+      };
+    }>(call(S.owner!, 'GET', '/api/v1/admin/billing/revenue'));
+    const m = rev.marketplace;
+    expect(BigInt(m.creators_micro)).toBe(await creator());
+    expect(BigInt(m.operator_fees_micro)).toBe(await operator());
+    expect(BigInt(m.gross_micro)).toBe(
+      BigInt(m.creators_micro) + BigInt(m.platform_net_micro) + BigInt(m.operator_fees_micro),
+    );
+    // Sales so far less refunds: 9.99 (refunded), 5.00 − 1.00, 7.00 from credits.
+    expect(BigInt(m.gross_micro)).toBe((400n + 700n) * M);
+    const fees = await json<{ platforms: { slug: string; operator_fees_micro: number }[] }>(
+      s.operatorApi('GET', '/billing/fees'),
+    );
+    expect(fees.platforms.find((p) => p.slug === 'shop')?.operator_fees_micro).toBe(m.operator_fees_micro);
+    expect((await s.operatorApi('GET', '/billing/fees', undefined, 'sf_op_bogus')).status).toBe(401);
+  });
+});
+
 describe('without Stripe', () => {
   let t: InProcessServer;
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
-import { applyEvent, platformOfEvent, verifiedEvent } from '../billing/index.ts';
+import { applyEvent, platformOfEvent, platformRevenue, verifiedEvent } from '../billing/index.ts';
 import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -362,6 +362,29 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "Stripe's webhook for the operator's account (every platform's checkouts): Stripe-Signature verified, each event applied once",
+              tags: ['billing'],
+            },
+          },
+        )
+        .get(
+          '/billing/fees',
+          async ({ query }) => {
+            const currency =
+              typeof query.currency === 'string' && /^[a-z]{3}$/.test(query.currency)
+                ? query.currency
+                : 'usd';
+            const platforms = [];
+            for (const p of d.tenancy.list().filter((x) => x.status !== 'archived')) {
+              const r = await d.app.platformDbs.use(p.id, (db) => platformRevenue(db, currency));
+              platforms.push({ slug: p.slug, name: p.name, ...r.marketplace });
+            }
+            return { currency, platforms };
+          },
+          {
+            permission: 'operator:read',
+            detail: {
+              summary:
+                "The operator's fee income per platform, with each platform's marketplace sales (from its ledger)",
               tags: ['billing'],
             },
           },
