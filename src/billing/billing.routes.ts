@@ -1,6 +1,7 @@
 import { Elysia, t } from 'elysia';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { jsonInteger } from '../shared/money.ts';
 import { myCredits, returnFromTopup, startTopup } from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
@@ -16,8 +17,6 @@ const TopupBody = t.Object({
   currency: t.Optional(Currency),
 });
 const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
-
-const micro = (v: bigint) => (JSON as unknown as { rawJSON(s: string): number }).rawJSON(v.toString());
 
 /**
  * Billing on a platform's host (issue 13): Stripe's webhook for this platform (public: the
@@ -122,10 +121,10 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
         kind: a.kind,
         owner: a.owner,
         currency: a.currency,
-        debits_posted_micro: micro(a.debits_posted),
-        credits_posted_micro: micro(a.credits_posted),
-        debits_pending_micro: micro(a.debits_pending),
-        credits_pending_micro: micro(a.credits_pending),
+        debits_posted_micro: jsonInteger(a.debits_posted),
+        credits_posted_micro: jsonInteger(a.credits_posted),
+        debits_pending_micro: jsonInteger(a.debits_pending),
+        credits_pending_micro: jsonInteger(a.credits_pending),
       })),
     }),
     {

@@ -8,10 +8,11 @@
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { jsonInteger } from '../shared/money.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId, openAccount, post } from './ledger.ts';
 import { findTopup, insertTopup, setTopupStatus, type TopupRow, topupsOf } from './purchases.repository.ts';
-import { stripeAccount } from './stripe.ts';
+import { checkoutState, stripeAccount } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
 const MICRO = 1_000_000n;
@@ -19,10 +20,11 @@ const MICRO = 1_000_000n;
 export const TOPUP_MIN_MINOR = 100;
 export const TOPUP_MAX_MINOR = 1_000_000;
 
-function userOf(c: PlatformRequestContext): string {
+/** The signed-in user's id (a user's session or key); 403 otherwise. */
+export function userOf(c: PlatformRequestContext): string {
   const p = c.principal;
   const id = p && (p.kind === 'user' || p.kind === 'api_key') ? p.userId : null;
-  if (!id) throw new AppError('auth.forbidden', 'credits are for signed-in users', 403);
+  if (!id) throw new AppError('auth.forbidden', 'billing is for signed-in users', 403);
   return id;
 }
 
@@ -47,7 +49,7 @@ export function myCredits(c: PlatformRequestContext, currency: string) {
   return {
     credits: {
       currency,
-      balance_micro: (JSON as unknown as { rawJSON(s: string): number }).rawJSON(micro.toString()),
+      balance_micro: jsonInteger(micro),
       balance_minor: Number(micro / MICRO),
     },
     topups: topupsOf(c.db, userId, 50).map(topupView),
@@ -112,11 +114,10 @@ export async function startTopup(c: PlatformRequestContext, amountMinor: number,
 export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise<TopupRow> {
   const stripe = stripeAccount(c.app.config);
   if (!stripe || t.status !== 'open' || !t.checkout_session) return t;
-  const s = await stripe.client.checkout.sessions.retrieve(t.checkout_session);
+  const s = await checkoutState(c, stripe, t.checkout_session);
   const now = c.app.clock.now();
-  if (s.status === 'complete' && s.payment_status === 'paid') {
-    const pi = typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null);
-    if (pi) recordStripeObject(c.app.control, pi, c.platform.id, now);
+  if (s.state === 'paid') {
+    const pi = s.paymentIntent;
     c.db.transaction(() => {
       if (findTopup(c.db, t.id)?.status !== 'open') return;
       const cash = openAccount(c.db, { kind: 'processor', currency: t.currency }, now);
@@ -144,7 +145,7 @@ export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise
         details: { user: t.user_id, amount_minor: t.amount_minor, currency: t.currency },
       });
     })();
-  } else if (s.status === 'expired') setTopupStatus(c.db, t.id, 'expired', null, now);
+  } else if (s.state === 'expired') setTopupStatus(c.db, t.id, 'expired', null, now);
   return findTopup(c.db, t.id)!;
 }
 

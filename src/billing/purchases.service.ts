@@ -18,7 +18,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { actorOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
-import { creditBalance } from './credits.service.ts';
+import { creditBalance, userOf } from './credits.service.ts';
 import { openAccount, post } from './ledger.ts';
 import {
   findPurchase,
@@ -30,7 +30,7 @@ import {
   updatePurchase,
 } from './purchases.repository.ts';
 import { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain } from './sales.ts';
-import { stripeAccount } from './stripe.ts';
+import { checkoutState, stripeAccount } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
 /** The Starter plan's transaction fee on creator platforms (product spec), until plans are data. */
@@ -47,13 +47,6 @@ export interface Sellable {
   priceMinor: number;
   currency: string;
   creatorId: string;
-}
-
-function userOf(c: PlatformRequestContext): string {
-  const p = c.principal;
-  const id = p && (p.kind === 'user' || p.kind === 'api_key') ? p.userId : null;
-  if (!id) throw new AppError('auth.forbidden', 'buying needs a signed-in user', 403);
-  return id;
 }
 
 /** The split a sale on this platform gets now (the blueprint's shares, the operator's fee). */
@@ -113,12 +106,9 @@ function fulfil(
 export async function syncCheckout(c: PlatformRequestContext, p: PurchaseRow): Promise<PurchaseRow> {
   const stripe = stripeAccount(c.app.config);
   if (!stripe || p.status !== 'open' || !p.checkout_session) return p;
-  const s = await stripe.client.checkout.sessions.retrieve(p.checkout_session);
-  if (s.status === 'complete' && s.payment_status === 'paid') {
-    const pi = typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null);
-    if (pi) recordStripeObject(c.app.control, pi, c.platform.id, c.app.clock.now());
-    fulfil(c, p, pi, 'stripe');
-  } else if (s.status === 'expired') updatePurchase(c.db, p.id, { status: 'expired' }, c.app.clock.now());
+  const s = await checkoutState(c, stripe, p.checkout_session);
+  if (s.state === 'paid') fulfil(c, p, s.paymentIntent, 'stripe');
+  else if (s.state === 'expired') updatePurchase(c.db, p.id, { status: 'expired' }, c.app.clock.now());
   return findPurchase(c.db, p.id)!;
 }
 

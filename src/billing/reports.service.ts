@@ -5,8 +5,8 @@
  */
 import type { Database } from 'bun:sqlite';
 import type { PlatformRequestContext } from '../identity/index.ts';
-import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
+import { userOf } from './credits.service.ts';
 import { accountId } from './ledger.ts';
 import { creatorTotals, earningsByRef, sumsByCode } from './reports.repository.ts';
 
@@ -17,9 +17,7 @@ const of = (sums: ReturnType<typeof sumsByCode>, ...codes: string[]) =>
 
 /** The signed-in creator's earnings in `currency`: in all, and per listing. */
 export function myEarnings(c: PlatformRequestContext, currency: string) {
-  const p = c.principal;
-  const userId = p && (p.kind === 'user' || p.kind === 'api_key') ? p.userId : null;
-  if (!userId) throw new AppError('auth.forbidden', 'earnings are for signed-in users', 403);
+  const userId = userOf(c);
   const id = accountId('creator', userId, currency);
   return {
     currency,

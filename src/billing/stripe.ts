@@ -7,7 +7,9 @@
  */
 import Stripe from 'stripe';
 import type { InstanceConfig } from '../app/index.ts';
+import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
+import { recordStripeObject } from './stripe-objects.repository.ts';
 
 export interface StripeAccount {
   client: Stripe;
@@ -52,4 +54,25 @@ export function stripeAccount(
   const account = { client, webhookSecret };
   cache.set(s, account);
   return account;
+}
+
+/** A checkout's state as Stripe has it: paid (with its payment intent), expired, or still open. */
+export type CheckoutState = { state: 'paid'; paymentIntent: string | null } | { state: 'expired' | 'open' };
+
+/**
+ * Retrieves a Checkout Session (the source of truth for fulfilment, whatever order events came
+ * in); a paid one's payment intent is recorded as this platform's, for routing its later events.
+ */
+export async function checkoutState(
+  c: PlatformRequestContext,
+  stripe: StripeAccount,
+  sessionId: string,
+): Promise<CheckoutState> {
+  const s = await stripe.client.checkout.sessions.retrieve(sessionId);
+  if (s.status === 'complete' && s.payment_status === 'paid') {
+    const pi = typeof s.payment_intent === 'string' ? s.payment_intent : (s.payment_intent?.id ?? null);
+    if (pi) recordStripeObject(c.app.control, pi, c.platform.id, c.app.clock.now());
+    return { state: 'paid', paymentIntent: pi };
+  }
+  return { state: s.status === 'expired' ? 'expired' : 'open' };
 }
