@@ -4,8 +4,15 @@ import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
 import { myCredits, returnFromTopup, startTopup } from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
+import {
+  creatorPayoutSummary,
+  myPayoutAccount,
+  payOut,
+  payoutsOf,
+  startOnboarding,
+} from './payouts.service.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
-import { myEarnings, platformRevenue } from './reports.service.ts';
+import { myEarnings, platformRevenue, revenueSeries } from './reports.service.ts';
 import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
 
 const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
@@ -17,6 +24,19 @@ const TopupBody = t.Object({
   currency: t.Optional(Currency),
 });
 const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
+const PayoutBody = t.Object({
+  creator_id: t.String({ minLength: 1, maxLength: 64, description: "the creator's user id" }),
+  amount_minor: t.Optional(
+    t.Integer({ minimum: 1, description: 'minor units; default: all of the available earnings' }),
+  ),
+  currency: t.Optional(Currency),
+  method: t.Optional(
+    t.Union([t.Literal('stripe'), t.Literal('manual')], {
+      description: 'stripe (a Connect transfer, the default) or manual (paid another way; note required)',
+    }),
+  ),
+  note: t.Optional(t.String({ maxLength: 500 })),
+});
 
 /**
  * Billing on a platform's host (issue 13): Stripe's webhook for this platform (public: the
@@ -88,6 +108,87 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
       detail: {
         summary:
           "The platform's revenue from its ledger: marketplace sales (creators' share, its own, the operator's fees), AI usage charged and its cost",
+        tags: ['billing'],
+      },
+    },
+  )
+  .get('/api/v1/billing/payouts/account', ({ ctx, query }) => myPayoutAccount(ctx, query.currency ?? 'usd'), {
+    permission: 'agents:write',
+    query: CreditsQuery,
+    detail: {
+      summary:
+        'Your payout account as a creator (Stripe Connect): connected, payouts enabled, what you may be paid now',
+      tags: ['billing'],
+    },
+  })
+  .post('/api/v1/billing/payouts/account/link', ({ ctx }) => startOnboarding(ctx), {
+    permission: 'agents:write',
+    detail: {
+      summary: "Set up payouts: a link to Stripe's hosted onboarding (the connected account is made once)",
+      tags: ['billing'],
+    },
+  })
+  .get('/api/v1/billing/payouts', ({ ctx }) => payoutsOf(ctx, false), {
+    permission: 'agents:write',
+    detail: { summary: 'Your payouts as a creator', tags: ['billing'] },
+  })
+  .get(
+    '/api/v1/admin/billing/payouts',
+    ({ ctx, query }) => ({
+      ...payoutsOf(ctx, true),
+      creators: creatorPayoutSummary(ctx, query.currency ?? 'usd'),
+    }),
+    {
+      permission: 'billing:read',
+      query: CreditsQuery,
+      detail: {
+        summary: "The platform's payouts, and each creator's available earnings and payout account",
+        tags: ['billing'],
+      },
+    },
+  )
+  .post(
+    '/api/v1/admin/billing/payouts',
+    async ({ ctx, body }) =>
+      Response.json(
+        await payOut(ctx, {
+          creatorId: body.creator_id,
+          currency: body.currency ?? 'usd',
+          ...(body.amount_minor !== undefined ? { amountMinor: body.amount_minor } : {}),
+          method: body.method ?? 'stripe',
+          ...(body.note !== undefined ? { note: body.note } : {}),
+        }),
+        { status: 201 },
+      ),
+    {
+      permission: 'billing:write',
+      body: PayoutBody,
+      detail: {
+        summary:
+          'Pay a creator: a Stripe Connect transfer of their available earnings (reserved in the ledger first), or a payout made by hand',
+        tags: ['billing'],
+      },
+    },
+  )
+  .get(
+    '/api/v1/admin/billing/revenue/monthly',
+    ({ ctx, query }) =>
+      revenueSeries(ctx.db, query.currency ?? 'usd', Number(query.months ?? 12), ctx.app.clock.now()),
+    {
+      permission: 'billing:read',
+      query: t.Object({
+        currency: t.Optional(Currency),
+        months: t.Optional(
+          t.String({
+            pattern: '^([1-9]|[1-5][0-9]|60)$',
+            description: 'How many months back, this one included (1–60, default 12).',
+            errorMessage: 'must be a whole number from 1 to 60',
+          }),
+        ),
+      }),
+      detail: {
+        summary:
+          "The platform's money per month from its ledger: sales, refunds, subscriptions, AI charged and cost, the operator's fees, payouts",
         tags: ['billing'],
       },
     },

@@ -359,6 +359,7 @@ describe('reports', () => {
         platform_net_micro: number;
         operator_fees_micro: number;
         sales: number;
+        refunds: number;
       };
     }>(call(S.owner!, 'GET', '/api/v1/admin/billing/revenue'));
     const m = rev.marketplace;
@@ -369,6 +370,8 @@ describe('reports', () => {
     );
     // Sales so far less refunds: 9.99 (refunded), 5.00 − 1.00, 7.00 from credits.
     expect(BigInt(m.gross_micro)).toBe((400n + 700n) * M);
+    // Three sales (9.99, 5.00, 7.00); three refunds (3.33 and the rest of 9.99, 1.00 of 5.00).
+    expect([m.sales, m.refunds]).toEqual([3, 3]);
     const fees = await json<{ platforms: { slug: string; operator_fees_micro: number }[] }>(
       s.operatorApi('GET', '/billing/fees'),
     );

@@ -51,13 +51,63 @@ export function earningsByRef(db: Database, accountId: string): RefSum[] {
     .map((r) => ({ ...r, sales: Number(r.sales), refunds: Number(r.refunds) }));
 }
 
-/** Each creator account's net (credits less debits, posted) in `currency`, largest first. */
+/**
+ * Each creator's earnings (sales less refunds, posted) in `currency`, largest first; payouts are
+ * not subtracted (they move earnings out, they do not change what was earned).
+ */
 export function creatorTotals(db: Database, currency: string): { owner: string; net: bigint }[] {
   return db
     .query<{ owner: string; net: bigint }, [string]>(
-      `SELECT owner, credits_posted - debits_posted AS net FROM ledger_accounts
-       WHERE kind = 'creator' AND currency = ? ORDER BY net DESC, owner`,
+      `SELECT a.owner AS owner,
+              coalesce(sum(CASE WHEN t.credit = a.n THEN t.amount ELSE -t.amount END), 0) AS net
+       FROM ledger_accounts a JOIN ledger_transfers t ON (t.credit = a.n OR t.debit = a.n)
+       WHERE a.kind = 'creator' AND a.currency = ? AND t.flags IN ('posted', 'post') AND t.code IN ('sale', 'refund')
+       GROUP BY a.owner ORDER BY net DESC, a.owner`,
     )
     .safeIntegers(true)
     .all(currency);
+}
+
+export interface MonthFlow {
+  month: string;
+  code: string;
+  debit_kind: string;
+  credit_kind: string;
+  amount: bigint;
+  count: number;
+}
+
+/**
+ * Posted transfers in `currency` since `since` (epoch ms), summed by UTC month, code and the
+ * kinds of the two accounts: what the revenue charts are drawn from.
+ */
+export function monthlyFlows(db: Database, currency: string, since: number): MonthFlow[] {
+  return db
+    .query<MonthFlow, [string, number]>(
+      `SELECT strftime('%Y-%m', t.at / 1000, 'unixepoch') AS month, t.code AS code,
+              d.kind AS debit_kind, c.kind AS credit_kind, sum(t.amount) AS amount, count(*) AS count
+       FROM ledger_transfers t
+       JOIN ledger_accounts d ON d.n = t.debit JOIN ledger_accounts c ON c.n = t.credit
+       WHERE t.currency = ? AND t.at >= ? AND t.flags IN ('posted', 'post')
+       GROUP BY month, t.code, d.kind, c.kind ORDER BY month`,
+    )
+    .safeIntegers(true)
+    .all(currency, since)
+    .map((r) => ({ ...r, count: Number(r.count) }));
+}
+
+/**
+ * How many sales (code 'sale', the creator's leg) or refunds (code 'refund', the creator's leg
+ * reversed) were posted in `currency`: one leg of each chain touches a creator.
+ */
+export function creatorLegs(db: Database, code: 'sale' | 'refund', currency: string): number {
+  const side = code === 'sale' ? 't.credit' : 't.debit';
+  return (
+    db
+      .query<{ n: number }, [string, string]>(
+        `SELECT count(*) AS n FROM ledger_transfers t JOIN ledger_accounts a ON a.n = ${side}
+         WHERE t.code = ? AND a.kind = 'creator' AND t.currency = ? AND t.flags IN ('posted', 'post')`,
+      )
+      .get(code, currency)?.n ?? 0
+  );
 }

@@ -8,7 +8,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { jsonInteger } from '../shared/money.ts';
 import { userOf } from './credits.service.ts';
 import { accountId } from './ledger.ts';
-import { creatorTotals, earningsByRef, sumsByCode } from './reports.repository.ts';
+import { creatorLegs, creatorTotals, earningsByRef, monthlyFlows, sumsByCode } from './reports.repository.ts';
 
 const net = (sums: { credits: bigint; debits: bigint }[]) =>
   sums.reduce((a, s) => a + s.credits - s.debits, 0n);
@@ -19,9 +19,11 @@ const of = (sums: ReturnType<typeof sumsByCode>, ...codes: string[]) =>
 export function myEarnings(c: PlatformRequestContext, currency: string) {
   const userId = userOf(c);
   const id = accountId('creator', userId, currency);
+  const sums = sumsByCode(c.db, id);
   return {
     currency,
-    earned_micro: jsonInteger(net(sumsByCode(c.db, id))),
+    earned_micro: jsonInteger(net(of(sums, 'sale', 'refund'))),
+    paid_out_micro: jsonInteger(of(sums, 'payout').reduce((x, p) => x + p.debits, 0n)),
     listings: earningsByRef(c.db, id).map((r) => ({
       listing_id: r.ref,
       earned_micro: jsonInteger(r.earned),
@@ -36,8 +38,6 @@ export function platformRevenue(db: Database, currency: string) {
   const platform = sumsByCode(db, accountId('platform', '', currency));
   const operator = sumsByCode(db, accountId('operator', '', currency));
   const creators = creatorTotals(db, currency);
-  const sales = of(platform, 'sale');
-  const refunds = of(platform, 'refund');
   // A sale credits the platform its share plus the operator's fee (leg 2), then debits the fee.
   const marketplaceNet = net(of(platform, 'sale', 'refund'));
   const creatorsNet = creators.reduce((a, x) => a + x.net, 0n);
@@ -45,8 +45,8 @@ export function platformRevenue(db: Database, currency: string) {
   return {
     currency,
     marketplace: {
-      sales: sales.reduce((a, s) => a + s.count, 0),
-      refunds: refunds.reduce((a, s) => a + s.count, 0),
+      sales: creatorLegs(db, 'sale', currency),
+      refunds: creatorLegs(db, 'refund', currency),
       gross_micro: jsonInteger(creatorsNet + marketplaceNet + operatorFees),
       creators_micro: jsonInteger(creatorsNet),
       platform_net_micro: jsonInteger(marketplaceNet),
@@ -57,5 +57,69 @@ export function platformRevenue(db: Database, currency: string) {
       cost_micro: jsonInteger(of(platform, 'usage.cost').reduce((a, s) => a + s.debits, 0n)),
     },
     creators: creators.map((x) => ({ user_id: x.owner, earned_micro: jsonInteger(x.net) })),
+  };
+}
+
+/** The first instant (epoch ms) of the UTC month `back` months before `now`'s. */
+const monthStart = (now: number, back: number) => {
+  const d = new Date(now);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - back, 1);
+};
+
+/**
+ * The platform's money per UTC month, the last `months` months (this one included), from the
+ * ledger: marketplace sales (gross, what buyers paid), refunds, subscriptions, AI usage charged
+ * and its provider cost, the operator's fees (less any it returned), and creator payouts.
+ * Every month is present (zeros where nothing moved), so charts need no gap logic.
+ */
+export function revenueSeries(db: Database, currency: string, months: number, now: number) {
+  const since = monthStart(now, months - 1);
+  const rows = monthlyFlows(db, currency, since);
+  const keys = Array.from({ length: months }, (_, i) =>
+    new Date(monthStart(now, months - 1 - i)).toISOString().slice(0, 7),
+  );
+  const zero = () => ({
+    marketplace_gross: 0n,
+    refunds: 0n,
+    subscriptions: 0n,
+    ai_charged: 0n,
+    ai_cost: 0n,
+    operator_fees: 0n,
+    payouts: 0n,
+    sales: 0,
+  });
+  const by = new Map(keys.map((k) => [k, zero()]));
+  const payer = new Set(['processor', 'credits', 'end_user']);
+  for (const r of rows) {
+    const m = by.get(r.month);
+    if (!m) continue;
+    if (r.code === 'sale' && payer.has(r.debit_kind)) {
+      m.marketplace_gross += r.amount;
+      // Two legs per sale are paid by the buyer (creator, commission).
+      if (r.credit_kind === 'creator') m.sales += r.count;
+    } else if (r.code === 'refund' && payer.has(r.credit_kind)) m.refunds += r.amount;
+    else if (r.code === 'subscription' && r.credit_kind === 'platform') m.subscriptions += r.amount;
+    else if (r.code === 'usage' && r.credit_kind === 'platform') m.ai_charged += r.amount;
+    else if (r.code === 'usage.cost' && r.debit_kind === 'platform') m.ai_cost += r.amount;
+    else if (r.code === 'payout' && r.debit_kind === 'creator') m.payouts += r.amount;
+    if (r.credit_kind === 'operator') m.operator_fees += r.amount;
+    if (r.debit_kind === 'operator') m.operator_fees -= r.amount;
+  }
+  return {
+    currency,
+    months: keys.map((k) => {
+      const m = by.get(k)!;
+      return {
+        month: k,
+        sales: m.sales,
+        marketplace_gross_micro: jsonInteger(m.marketplace_gross),
+        refunds_micro: jsonInteger(m.refunds),
+        subscriptions_micro: jsonInteger(m.subscriptions),
+        ai_charged_micro: jsonInteger(m.ai_charged),
+        ai_cost_micro: jsonInteger(m.ai_cost),
+        operator_fees_micro: jsonInteger(m.operator_fees),
+        payouts_micro: jsonInteger(m.payouts),
+      };
+    }),
   };
 }

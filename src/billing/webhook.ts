@@ -17,6 +17,7 @@ import type { App } from '../app/index.ts';
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { syncTopup } from './credits.service.ts';
+import { syncConnectAccount } from './payouts.service.ts';
 import {
   findPurchase,
   markStripeEvent,
@@ -134,6 +135,11 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
       const now = await stripe.client.charges.retrieve(ch.id);
       applyRefund(c, p, Math.max(now.amount_refunded, ch.amount_refunded));
       return 'applied';
+    }
+    case 'account.updated': {
+      // A creator's connected account (Connect): what Stripe says of it now, read from Stripe.
+      const synced = await syncConnectAccount(c, e.data.object.id);
+      return synced ? 'applied' : 'ignored';
     }
     default:
       return 'ignored';

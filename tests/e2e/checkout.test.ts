@@ -155,3 +155,35 @@ describe('buying an agent', () => {
     await d.context.close();
   }, 60_000);
 });
+
+describe('paying the creator', () => {
+  test("the creator sets up payouts on Stripe's hosted onboarding; the admin pays them out from Revenue", async () => {
+    const c = await newContext(e.browser);
+    await signIn(c.page, e.base, 'cat@buy.test', PASSWORD, '/app/billing');
+    await c.page.getByRole('heading', { name: 'Earnings and payouts' }).waitFor();
+    // 9.99 and 7.00 sold at 70/30: 6.993 + 4.90 earned.
+    await c.page.getByRole('strong').getByText('$11.89', { exact: true }).first().waitFor();
+    await c.page.getByRole('button', { name: 'Set up payouts' }).click();
+    await c.page.waitForURL(`${stripe.url}/connect/onboard/**`);
+    await c.page.getByRole('button', { name: 'Finish onboarding' }).click();
+    await c.page.waitForURL(`${e.base}/app/billing**`);
+    await c.page.getByText('Payouts are set up').waitFor();
+    expect(await axeProblems(c.page)).toEqual([]);
+    await c.context.close();
+
+    const o = await newContext(e.browser);
+    await signIn(o.page, e.base, e.owner.email, e.owner.password, '/admin/revenue');
+    await o.page.getByRole('heading', { name: 'Revenue', exact: true }).waitFor();
+    await o.page.getByRole('table', { name: 'Revenue by month' }).waitFor();
+    await o.page.locator('.uplot canvas').first().waitFor();
+    expect(await axeProblems(o.page)).toEqual([]);
+    await screenshots(o.page, 'admin-revenue');
+    await o.page.getByRole('button', { name: 'Pay out $11.89 to cat@buy.test' }).click();
+    await o.page.getByRole('button', { name: 'Confirm' }).click();
+    await o.page.getByRole('table', { name: 'Payouts' }).getByText('Stripe transfer').waitFor();
+    expect([...stripe.state.transfers.values()].map((t) => [t.amount, t.destination])).toEqual([
+      [1189, [...stripe.state.accounts.values()][0]!.id],
+    ]);
+    await o.context.close();
+  }, 60_000);
+});

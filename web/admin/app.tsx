@@ -9,6 +9,7 @@ import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
 import { Referrals } from './referrals.tsx';
+import { RevenuePage } from './revenue.tsx';
 import { ToolHosts } from './tools.tsx';
 import { Usage } from './usage.tsx';
 
@@ -50,6 +51,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/sso', Sso],
   ['/admin/api-keys', ApiKeys],
   ['/admin/usage', Usage],
+  ['/admin/revenue', RevenuePage],
   ['/admin/audit', Audit],
   ['/admin/moderation', Moderation],
   ['/admin/tool-hosts', ToolHosts],
@@ -93,6 +95,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/admin/sso">Single sign-on</NavLink>
           <NavLink href="/admin/api-keys">API keys</NavLink>
           <NavLink href="/admin/usage">AI usage</NavLink>
+          <NavLink href="/admin/revenue">Revenue</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
           <NavLink href="/admin/tool-hosts">Agent tools</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/catalog">Catalog</NavLink> : null}

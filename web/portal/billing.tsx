@@ -2,6 +2,7 @@ import { useSignal } from '@preact/signals';
 import { ApiError, api } from '../shared/api.ts';
 import { moneyMicro } from '../shared/format.ts';
 import { Async, Empty, Field, Form, Notice, TableWrap, Title, useForm, useResource } from '../shared/ui.tsx';
+import { PayoutsSection } from './payouts.tsx';
 
 interface Credits {
   credits: { currency: string; balance_micro: number; balance_minor: number };
@@ -161,6 +162,7 @@ export function BillingPage() {
                 <Empty>No purchases yet.</Empty>
               )}
             </section>
+            <PayoutsSection />
           </>
         )}
       </Async>
