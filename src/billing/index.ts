@@ -21,7 +21,7 @@ export {
   type Sellable,
   termsOf,
 } from './purchases.service.ts';
-export { platformRevenue } from './reports.service.ts';
+export { platformRevenue, revenueSeries } from './reports.service.ts';
 export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
 export { stripeAccount } from './stripe.ts';
 export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';

@@ -377,6 +377,18 @@ describe('reports', () => {
     );
     expect(fees.platforms.find((p) => p.slug === 'shop')?.operator_fees_micro).toBe(m.operator_fees_micro);
     expect((await s.operatorApi('GET', '/billing/fees', undefined, 'sf_op_bogus')).status).toBe(401);
+    // Per month: every fee so far is this month's.
+    const monthly = await json<{
+      platforms: { slug: string; months: { month: string; operator_fees_micro: number }[] }[];
+    }>(s.operatorApi('GET', '/billing/fees/monthly'));
+    const shop = monthly.platforms.find((p) => p.slug === 'shop')!;
+    expect(shop.months).toHaveLength(12);
+    expect(shop.months.at(-1)).toEqual({
+      month: new Date(s.app.clock.now()).toISOString().slice(0, 7),
+      operator_fees_micro: m.operator_fees_micro,
+    });
+    expect(shop.months.slice(0, -1).every((x) => x.operator_fees_micro === 0)).toBe(true);
+    expect((await s.operatorApi('GET', '/billing/fees/monthly', undefined, 'sf_op_bogus')).status).toBe(401);
   });
 });
 

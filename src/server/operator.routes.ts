@@ -1,7 +1,13 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
-import { applyEvent, platformOfEvent, platformRevenue, verifiedEvent } from '../billing/index.ts';
+import {
+  applyEvent,
+  platformOfEvent,
+  platformRevenue,
+  revenueSeries,
+  verifiedEvent,
+} from '../billing/index.ts';
 import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -385,6 +391,35 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "The operator's fee income per platform, with each platform's marketplace sales (from its ledger)",
+              tags: ['billing'],
+            },
+          },
+        )
+        .get(
+          '/billing/fees/monthly',
+          async ({ query }) => {
+            const currency =
+              typeof query.currency === 'string' && /^[a-z]{3}$/.test(query.currency)
+                ? query.currency
+                : 'usd';
+            const months = 12;
+            const now = d.app.clock.now();
+            const platforms = [];
+            for (const p of d.tenancy.list().filter((x) => x.status !== 'archived')) {
+              const r = await d.app.platformDbs.use(p.id, (db) => revenueSeries(db, currency, months, now));
+              platforms.push({
+                slug: p.slug,
+                name: p.name,
+                months: r.months.map((m) => ({ month: m.month, operator_fees_micro: m.operator_fees_micro })),
+              });
+            }
+            return { currency, platforms };
+          },
+          {
+            permission: 'operator:read',
+            detail: {
+              summary:
+                "The operator's fee income per platform and UTC month, the last 12 months (from each platform's ledger)",
               tags: ['billing'],
             },
           },

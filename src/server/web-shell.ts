@@ -209,6 +209,7 @@ export const CONSOLE_PAGES = [
   '/operators',
   '/tokens',
   '/health',
+  '/billing',
   '/audit',
   '/account',
 ] as const;

@@ -60,6 +60,7 @@ for (const scheme of ['light', 'dark'] as const) {
         ['/operators', 'Operators', 'console-operators'],
         ['/tokens', 'Tokens', 'console-tokens'],
         ['/health', 'Health', 'console-health'],
+        ['/billing', 'Fee income', 'console-fees'],
         ['/audit', 'Audit', 'console-audit'],
         ['/account', 'Your account', 'console-account'],
       ] as const)
@@ -106,6 +107,7 @@ for (const scheme of ['light', 'dark'] as const) {
         ['/admin/sso', 'Single sign-on', 'admin-sso'],
         ['/admin/api-keys', 'API keys', 'admin-api-keys'],
         ['/admin/usage', 'AI usage', 'admin-usage'],
+        ['/admin/revenue', 'Revenue', 'admin-revenue'],
         ['/admin/audit', 'Audit trail', 'admin-audit'],
         ['/admin/nowhere', 'Page not found', 'admin-not-found'],
         ['/app/nowhere', 'Page not found', 'portal-not-found'],

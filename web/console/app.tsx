@@ -3,6 +3,7 @@ import { useEffect } from 'preact/hooks';
 import { setCsrf } from '../shared/api.ts';
 import { navigate, ownPrefix, param, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, Field, Form, Loading, NavLink, Submit, Title, useForm } from '../shared/ui.tsx';
+import { FeeIncome } from './fees.tsx';
 import { Account, Audit, Health, Operators, Tokens } from './ops.tsx';
 import { NewPlatform, PlatformDetail, Platforms } from './platforms.tsx';
 import { loadOperator, op, operator, signOutOperator } from './session.ts';
@@ -131,6 +132,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/operators', Operators],
   ['/tokens', Tokens],
   ['/health', Health],
+  ['/billing', FeeIncome],
   ['/audit', Audit],
   ['/account', Account],
 ];
@@ -160,6 +162,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/platforms">Platforms</NavLink>
           <NavLink href="/operators">Operators</NavLink>
           <NavLink href="/tokens">Tokens</NavLink>
+          <NavLink href="/billing">Fee income</NavLink>
           <NavLink href="/health">Health</NavLink>
           <NavLink href="/audit">Audit</NavLink>
         </nav>
