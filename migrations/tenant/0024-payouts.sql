@@ -31,3 +31,16 @@ CREATE TABLE payouts (
   updated_at      INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX payouts_by_creator ON payouts(creator_id, created_at);
+
+-- issue 13 item 6: a platform's own Stripe account (optional; without it the operator's is
+-- used). The secret key and the webhook signing secret are sealed (sf1.…, bound to this
+-- platform and field); `key_hint` is what admins are shown (sk_live_…wxyz).
+CREATE TABLE stripe_settings (
+  id             INTEGER PRIMARY KEY CHECK (id = 1),
+  secret_key     TEXT NOT NULL,
+  webhook_secret TEXT NOT NULL,
+  key_hint       TEXT NOT NULL,
+  live           INTEGER NOT NULL CHECK (live IN (0, 1)),
+  updated_by     TEXT NOT NULL,
+  updated_at     INTEGER NOT NULL
+) STRICT;

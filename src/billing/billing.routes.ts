@@ -13,6 +13,8 @@ import {
 } from './payouts.service.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
 import { myEarnings, platformRevenue, revenueSeries } from './reports.service.ts';
+import { stripeFor } from './stripe.ts';
+import { clearStripeSettings, setStripeSettings, stripeSettingsView } from './stripe-settings.service.ts';
 import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
 
 const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
@@ -22,6 +24,18 @@ const CreditsQuery = t.Object({ currency: t.Optional(Currency) });
 const TopupBody = t.Object({
   amount_minor: t.Integer({ minimum: 100, maximum: 1_000_000, description: 'minor units (1999 = 19.99)' }),
   currency: t.Optional(Currency),
+});
+const StripeKeysBody = t.Object({
+  secret_key: t.String({
+    pattern: '^(sk|rk)_(test|live)_[A-Za-z0-9]{8,247}$',
+    description: "the platform's Stripe secret key (sk_live_… or a restricted rk_live_…)",
+    errorMessage: 'must be a Stripe secret key: sk_live_…, sk_test_…, rk_live_… or rk_test_…',
+  }),
+  webhook_secret: t.String({
+    pattern: '^whsec_[A-Za-z0-9+/=_-]{8,200}$',
+    description: "the signing secret of the platform's webhook endpoint in Stripe (whsec_…)",
+    errorMessage: 'must be a webhook signing secret: whsec_…',
+  }),
 });
 const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
 const PayoutBody = t.Object({
@@ -50,9 +64,11 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
     async ({ ctx, body, request }) => {
       if (typeof body !== 'string')
         throw new AppError('billing.invalid', 'the body must be the raw event', 400);
-      const e = await verifiedEvent(ctx.app, body, request.headers.get('stripe-signature'));
-      // Only this platform's events: another platform's are acknowledged and left alone.
-      if ((await platformOfEvent(ctx.app, e)) !== ctx.platform.id)
+      const stripe = stripeFor(ctx);
+      const e = await verifiedEvent(stripe, body, request.headers.get('stripe-signature'));
+      // The platform's own account: every event is its own. The operator's: only this
+      // platform's events; another platform's are acknowledged and left alone.
+      if (!stripe?.own && (await platformOfEvent(ctx.app, e)) !== ctx.platform.id)
         return { received: true, applied: 'ignored' };
       return { received: true, applied: await applyEvent(ctx, e) };
     },
@@ -193,6 +209,29 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
       },
     },
   )
+  .get('/api/v1/admin/billing/stripe', ({ ctx }) => stripeSettingsView(ctx), {
+    permission: 'billing:read',
+    detail: {
+      summary:
+        "Which Stripe account the platform's payments go through (its own, the operator's, none); never a secret",
+      tags: ['billing'],
+    },
+  })
+  .put('/api/v1/admin/billing/stripe', ({ ctx, body }) => setStripeSettings(ctx, body), {
+    permission: 'billing:write',
+    body: StripeKeysBody,
+    detail: {
+      summary: "Use the platform's own Stripe account: its keys, tried against Stripe, then sealed at rest",
+      tags: ['billing'],
+    },
+  })
+  .delete('/api/v1/admin/billing/stripe', ({ ctx }) => clearStripeSettings(ctx), {
+    permission: 'billing:write',
+    detail: {
+      summary: "Remove the platform's own Stripe keys: payments go through the operator's account again",
+      tags: ['billing'],
+    },
+  })
   .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
     permission: 'platform:read',
     detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },

@@ -12,7 +12,7 @@ import { jsonInteger } from '../shared/money.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId, openAccount, post } from './ledger.ts';
 import { findTopup, insertTopup, setTopupStatus, type TopupRow, topupsOf } from './purchases.repository.ts';
-import { checkoutState, stripeAccount } from './stripe.ts';
+import { checkoutState, stripeFor } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
 const MICRO = 1_000_000n;
@@ -66,7 +66,7 @@ export async function startTopup(c: PlatformRequestContext, amountMinor: number,
       400,
       [{ path: '/amount_minor', reason: `from ${TOPUP_MIN_MINOR} to ${TOPUP_MAX_MINOR}` }],
     );
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   if (!stripe)
     throw new AppError('billing.stripe_disabled', 'this platform takes no card payments: ask an admin', 409);
   const id = newId('top');
@@ -112,7 +112,7 @@ export async function startTopup(c: PlatformRequestContext, amountMinor: number,
 
 /** Checks Stripe for an open top-up and posts it if paid (idempotent); answers it as it is now. */
 export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise<TopupRow> {
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   if (!stripe || t.status !== 'open' || !t.checkout_session) return t;
   const s = await checkoutState(c, stripe, t.checkout_session);
   const now = c.app.clock.now();

@@ -24,5 +24,6 @@ export {
 export { platformRevenue, revenueSeries } from './reports.service.ts';
 export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
 export { stripeAccount } from './stripe.ts';
+export { STRIPE_SECRET_SITE } from './stripe-settings.service.ts';
 export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
 export { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';

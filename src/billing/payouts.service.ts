@@ -42,7 +42,7 @@ import {
   updateCreatorAccount,
 } from './payouts.repository.ts';
 import { creatorTotals } from './reports.repository.ts';
-import { type StripeAccount, stripeAccount } from './stripe.ts';
+import { type StripeAccount, stripeFor } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
 const MICRO = 1_000_000n;
@@ -56,7 +56,7 @@ export function availableEarnings(c: PlatformRequestContext, creatorId: string, 
 }
 
 const requireStripe = (c: PlatformRequestContext): StripeAccount => {
-  const s = stripeAccount(c.app.config);
+  const s = stripeFor(c);
   if (!s)
     throw new AppError(
       'billing.stripe_disabled',
@@ -81,7 +81,7 @@ const accountView = (
 
 /** Reads a connected account from Stripe and keeps what it says (returns the row after). */
 export async function syncConnectAccount(c: PlatformRequestContext, account: string) {
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   if (!stripe || !creatorAccountByStripe(c.db, account)) return null;
   const a = await stripe.client.accounts.retrieve(account);
   updateCreatorAccount(
@@ -97,7 +97,7 @@ export async function syncConnectAccount(c: PlatformRequestContext, account: str
 export async function myPayoutAccount(c: PlatformRequestContext, currency: string) {
   const userId = userOf(c);
   let row = findCreatorAccount(c.db, userId);
-  if (row && row.payouts_enabled === 0 && stripeAccount(c.app.config))
+  if (row && row.payouts_enabled === 0 && stripeFor(c))
     row = (await syncConnectAccount(c, row.stripe_account)) ?? row;
   return accountView(c, userId, currency, row);
 }
@@ -319,7 +319,7 @@ export async function payOut(
 
 /** Sends again the Stripe payouts left reserved (Stripe unreachable, or a crash) before `olderThan`. */
 export async function retryPendingPayouts(c: PlatformRequestContext, olderThan: number): Promise<number> {
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   if (!stripe) return 0;
   let done = 0;
   for (const p of pendingPayouts(c.db, olderThan)) {

@@ -30,7 +30,7 @@ import {
   updatePurchase,
 } from './purchases.repository.ts';
 import { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain } from './sales.ts';
-import { checkoutState, stripeAccount } from './stripe.ts';
+import { checkoutState, stripeFor } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
 /** The Starter plan's transaction fee on creator platforms (product spec), until plans are data. */
@@ -104,7 +104,7 @@ function fulfil(
  * a webhook). Answers the purchase as it is afterwards.
  */
 export async function syncCheckout(c: PlatformRequestContext, p: PurchaseRow): Promise<PurchaseRow> {
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   if (!stripe || p.status !== 'open' || !p.checkout_session) return p;
   const s = await checkoutState(c, stripe, p.checkout_session);
   if (s.state === 'paid') fulfil(c, p, s.paymentIntent, 'stripe');
@@ -135,7 +135,7 @@ export async function requirePurchase(
     const now = await syncCheckout(c, open);
     if (now.status === 'paid') return;
   }
-  const stripe = stripeAccount(c.app.config);
+  const stripe = stripeFor(c);
   const at = c.app.clock.now();
   const row = (id: string, method: PurchaseRow['method'], session: string | null): PurchaseRow => ({
     id,

@@ -5,15 +5,19 @@
  * reach a protocol-faithful server on 127.0.0.1. Without `billing.stripe`, nothing here runs
  * and admins record payments by hand.
  */
+import type { Database } from 'bun:sqlite';
 import Stripe from 'stripe';
-import type { InstanceConfig } from '../app/index.ts';
+import { type InstanceConfig, secretsOf } from '../app/index.ts';
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
+import { readStripeSettings } from './stripe-settings.repository.ts';
 
 export interface StripeAccount {
   client: Stripe;
   webhookSecret: string;
+  /** The platform's own account (true), or the operator's (false). */
+  own: boolean;
 }
 
 const cache = new WeakMap<object, StripeAccount | null>();
@@ -39,8 +43,15 @@ export function stripeAccount(
       `billing.stripe: ${!key ? s.secret_key_env : s.webhook_secret_env} is not set in the environment`,
       500,
     );
-  const base = s.api_base ? new URL(s.api_base) : null;
-  const client = new Stripe(key, {
+  const account = { client: client(key, s.api_base), webhookSecret, own: false };
+  cache.set(s, account);
+  return account;
+}
+
+/** The official SDK for `key`, pointed at `apiBase` when given (tests: a loopback origin). */
+export function client(key: string, apiBase: string | undefined): Stripe {
+  const base = apiBase ? new URL(apiBase) : null;
+  return new Stripe(key, {
     maxNetworkRetries: 2,
     timeout: 20_000,
     ...(base
@@ -51,8 +62,32 @@ export function stripeAccount(
         }
       : {}),
   });
-  const account = { client, webhookSecret };
-  cache.set(s, account);
+}
+
+/** The sealed fields of a platform's own account (their AES-GCM context). */
+export const STRIPE_KEY_FIELD = 'billing:stripe:secret_key';
+export const STRIPE_WHSEC_FIELD = 'billing:stripe:webhook_secret';
+
+const own = new Map<string, { sealed: string; account: StripeAccount }>();
+
+/**
+ * The Stripe account a platform's payments go through: its own (admins set its keys, sealed at
+ * rest), else the operator's, else none (admins record payments by hand). The platform's
+ * client is made once per change of its keys, not per request.
+ */
+export function stripeFor(c: { app: { config: InstanceConfig }; db: Database; platform: { id: string } }) {
+  const row = readStripeSettings(c.db);
+  if (!row) return stripeAccount(c.app.config);
+  const hit = own.get(c.platform.id);
+  const sealed = `${row.secret_key}\n${row.webhook_secret}`;
+  if (hit && hit.sealed === sealed) return hit.account;
+  const secrets = secretsOf(c.db);
+  const account: StripeAccount = {
+    client: client(secrets.unseal(row.secret_key, STRIPE_KEY_FIELD), c.app.config.billing?.stripe?.api_base),
+    webhookSecret: secrets.unseal(row.webhook_secret, STRIPE_WHSEC_FIELD),
+    own: true,
+  };
+  own.set(c.platform.id, { sealed, account });
   return account;
 }
 

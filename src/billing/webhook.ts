@@ -27,12 +27,18 @@ import {
   topupBySession,
 } from './purchases.repository.ts';
 import { applyRefund, syncCheckout } from './purchases.service.ts';
-import { stripeAccount } from './stripe.ts';
+import { type StripeAccount, stripeAccount, stripeFor } from './stripe.ts';
 import { platformOfStripeObject } from './stripe-objects.repository.ts';
 
-/** The event, verified; 400 when the signature is missing, forged or stale. */
-export async function verifiedEvent(app: App, raw: string, signature: string | null): Promise<Stripe.Event> {
-  const stripe = stripeAccount(app.config);
+/**
+ * The event, verified with `stripe`'s signing secret (the operator's account, or a platform's
+ * own); 400 when the signature is missing, forged or stale, 404 when there is no account.
+ */
+export async function verifiedEvent(
+  stripe: StripeAccount | null,
+  raw: string,
+  signature: string | null,
+): Promise<Stripe.Event> {
   if (!stripe)
     throw new AppError(
       'billing.stripe_disabled',
@@ -123,7 +129,7 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
       let p = pi ? purchaseByPaymentIntent(c.db, pi) : null;
       if (!p && pi) {
         // Before the checkout was fulfilled, the purchase is known by the intent's metadata.
-        const intent = await stripeAccount(c.app.config)!.client.paymentIntents.retrieve(pi);
+        const intent = await stripeFor(c)!.client.paymentIntents.retrieve(pi);
         const id = intent.metadata?.purchase_id;
         p = id ? findPurchase(c.db, id) : null;
       }
@@ -131,7 +137,7 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
       // A refund reported before the checkout's own event: the sale is posted first.
       if (p.status === 'open') p = await syncCheckout(c, p);
       // What was refunded in all: the charge retrieved (a newer state than an old event's).
-      const stripe = stripeAccount(c.app.config)!;
+      const stripe = stripeFor(c)!;
       const now = await stripe.client.charges.retrieve(ch.id);
       applyRefund(c, p, Math.max(now.amount_refunded, ch.amount_refunded));
       return 'applied';

@@ -8,7 +8,7 @@ import {
   createAuditLog,
   openAuditAnchoring,
 } from '../audit/index.ts';
-import { subscribeUsageToLedger } from '../billing/index.ts';
+import { STRIPE_SECRET_SITE, subscribeUsageToLedger } from '../billing/index.ts';
 import { IDENTITY_SECRET_SITES } from '../identity/index.ts';
 import type { Clock } from '../shared/time.ts';
 import { createTenancy, type Tenancy } from '../tenancy/index.ts';
@@ -45,6 +45,7 @@ export function openInstance(opts: {
       ...AGENT_SECRET_SITES,
       FEDERATION_SECRET_SITE,
       SHARE_TOKEN_SECRET_SITE,
+      STRIPE_SECRET_SITE,
     ],
   });
   try {

@@ -6,6 +6,7 @@ import {
   platformOfEvent,
   platformRevenue,
   revenueSeries,
+  stripeAccount,
   verifiedEvent,
 } from '../billing/index.ts';
 import { tx } from '../db/index.ts';
@@ -341,7 +342,11 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           async ({ body, request }) => {
             if (typeof body !== 'string')
               throw new AppError('billing.invalid', 'the body must be the raw event', 400);
-            const e = await verifiedEvent(d.app, body, request.headers.get('stripe-signature'));
+            const e = await verifiedEvent(
+              stripeAccount(d.app.config),
+              body,
+              request.headers.get('stripe-signature'),
+            );
             const id = await platformOfEvent(d.app, e);
             const platform = id ? d.tenancy.list().find((p) => p.id === id) : undefined;
             // Not one of ours (or a platform since deleted): acknowledged, so Stripe stops sending it.

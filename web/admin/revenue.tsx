@@ -2,7 +2,20 @@ import { useSignal } from '@preact/signals';
 import { api } from '../shared/api.ts';
 import { TimeChart } from '../shared/chart.tsx';
 import { moneyMicro, num, when } from '../shared/format.ts';
-import { ActionButton, Async, Empty, StatusBadge, TableWrap, Title, useResource } from '../shared/ui.tsx';
+import { me } from '../shared/platform-session.ts';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  Field,
+  Form,
+  StatusBadge,
+  Submit,
+  TableWrap,
+  Title,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
 
 /**
  * The platform's revenue (issue 13 item 8), all read from its ledger: totals, the last twelve
@@ -264,6 +277,88 @@ export function RevenuePage() {
           );
         }}
       </Async>
+      <StripeAccountSection />
     </>
+  );
+}
+
+interface StripeView {
+  account: 'own' | 'operator' | 'none';
+  key_hint: string | null;
+  live: boolean | null;
+  updated_at: string | null;
+  webhook_url: string;
+}
+
+/**
+ * Which Stripe account the platform's payments go through; the owner may use the platform's
+ * own (its keys are tried against Stripe, then sealed: never shown again).
+ */
+export function StripeAccountSection() {
+  const tick = useSignal(0);
+  const r = useResource(() => api<StripeView>('GET', '/api/v1/admin/billing/stripe'), [tick.value]);
+  const key = useSignal('');
+  const whsec = useSignal('');
+  const form = useForm();
+  const owner = me.value?.role === 'owner';
+  return (
+    <section aria-labelledby="rev-stripe">
+      <h2 id="rev-stripe">Payments account</h2>
+      <Async r={r}>
+        {(v) => (
+          <>
+            <p>
+              {v.account === 'own'
+                ? `Payments go through this platform's own Stripe account (${v.key_hint}${v.live ? ', live' : ', test mode'}).`
+                : v.account === 'operator'
+                  ? "Payments go through the operator's Stripe account."
+                  : 'No Stripe account: payments are recorded by hand.'}
+            </p>
+            {owner ? (
+              <>
+                <p class="muted">
+                  To use your own Stripe account, add a webhook endpoint in Stripe at{' '}
+                  <code>{v.webhook_url}</code>, then give its signing secret and your secret key here.
+                </p>
+                <Form
+                  state={form}
+                  label="Use your own Stripe account"
+                  onSubmit={async () => {
+                    await api('PUT', '/api/v1/admin/billing/stripe', {
+                      secret_key: key.value.trim(),
+                      webhook_secret: whsec.value.trim(),
+                    });
+                    key.value = '';
+                    whsec.value = '';
+                    tick.value++;
+                  }}
+                >
+                  <Field label="Secret key" name="secret_key" value={key} form={form} type="password" />
+                  <Field
+                    label="Webhook signing secret"
+                    name="webhook_secret"
+                    value={whsec}
+                    form={form}
+                    type="password"
+                  />
+                  <Submit state={form}>{v.account === 'own' ? 'Replace the keys' : 'Save the keys'}</Submit>
+                </Form>
+                {v.account === 'own' ? (
+                  <ActionButton
+                    confirm="Remove this platform's Stripe keys? Payments then go through the operator's account."
+                    onClick={async () => {
+                      await api('DELETE', '/api/v1/admin/billing/stripe');
+                      tick.value++;
+                    }}
+                  >
+                    Remove the keys
+                  </ActionButton>
+                ) : null}
+              </>
+            ) : null}
+          </>
+        )}
+      </Async>
+    </section>
   );
 }
