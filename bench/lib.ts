@@ -244,7 +244,7 @@ export interface ServerProc {
  * Starts `soulfra serve` on `dataDir`, 127.0.0.1 and a port picked by the OS. `extraArgs` are
  * appended to the command line (for example `['--config', file]`), `bunArgs` go to Bun before the
  * entry point (for example `['--preload', probe]`), `wrap` before Bun itself (for example
- * `strace ... --`).
+ * `strace ... --`), `main` another checkout's entry point (the router bench's `--baseline`).
  */
 export async function startServer(
   dataDir: string,
@@ -252,13 +252,14 @@ export async function startServer(
   extraArgs: readonly string[] = [],
   bunArgs: readonly string[] = [],
   wrap: readonly string[] = [],
+  main: string = MAIN,
 ): Promise<ServerProc> {
   const t0 = performance.now();
   const proc = spawnTracked([
     ...wrap,
     BUN,
     ...bunArgs,
-    MAIN,
+    main,
     'serve',
     '--data',
     dataDir,

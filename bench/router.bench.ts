@@ -32,7 +32,15 @@
  * The report goes to stdout (tables), progress to stderr, everything to
  * bench/results/router-<timestamp>.json.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -67,6 +75,10 @@ const TARGETS = {
   vsPortkey: 5,
   /** soulfra's peak throughput over the bare proxy's. */
   vsBareProxy: 0.5,
+  /** With --baseline: this checkout's peak throughput over the baseline's (within the run's noise). */
+  vsBaseline: 0.95,
+  /** With --baseline: this checkout's p50 at the fixed rate minus the baseline's, ms. */
+  baselineP50Ms: 0.1,
 };
 
 const USAGE = `Usage: bun bench/run.ts router [flags]
@@ -79,6 +91,9 @@ const USAGE = `Usage: bun bench/run.ts router [flags]
   --skip-proxy        do not measure the bare Bun proxy (quick runs while working on soulfra)
   --probe             trace soulfra's process (bench/probe.ts: event-loop lag, slow SQLite calls,
                       commits with their WAL size) and match what it saw with the slow requests
+  --baseline <ref>    also measure soulfra as it was at git <ref> (a commit, a tag), side by side
+                      with this checkout, in the same run: what a change costs (issue 13: the router
+                      with billing on, against the commit before billing)
   --out <file>        the JSON results file (default bench/results/router-<timestamp>.json)
 `;
 
@@ -298,6 +313,7 @@ interface Options {
   skipPortkey: boolean;
   skipProxy: boolean;
   probe: boolean;
+  baseline: string | undefined;
   out: string | undefined;
 }
 
@@ -314,6 +330,7 @@ function parseOptions(args: string[]): Options | 'help' {
       'skip-portkey': { type: 'boolean' },
       'skip-proxy': { type: 'boolean' },
       probe: { type: 'boolean' },
+      baseline: { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -333,6 +350,7 @@ function parseOptions(args: string[]): Options | 'help' {
     skipPortkey: Boolean(values['skip-portkey']),
     skipProxy: Boolean(values['skip-proxy']),
     probe: Boolean(values.probe),
+    baseline: values.baseline,
     out: values.out,
   };
 }
@@ -416,7 +434,7 @@ function loadNow(): { loadavg: number[]; at: string } {
 
 /** A target under test. */
 interface Target {
-  id: 'stub' | 'proxy' | 'soulfra' | 'portkey';
+  id: 'stub' | 'proxy' | 'soulfra' | 'baseline' | 'portkey';
   label: string;
   url: string;
   headers: Record<string, string>;
@@ -657,11 +675,30 @@ async function checkOnce(t: Target): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Soulfra and Portkey
 
+/**
+ * soulfra's source as it was at git `ref`, unpacked under `work` (git archive: no worktree to
+ * clean up), with this checkout's node_modules and web build beside it. Answers its entry point.
+ */
+function checkoutAt(ref: string, work: string): { main: string; commit: string } {
+  const commit = Bun.spawnSync(['git', 'rev-parse', '--verify', `${ref}^{commit}`], { cwd: ROOT });
+  if (commit.exitCode !== 0) throw new Error(`--baseline: '${ref}' is not a commit of this repository`);
+  const dir = join(work, 'baseline-src');
+  mkdirSync(dir, { recursive: true });
+  const tar = Bun.spawnSync(['sh', '-c', `git archive "$1" | tar -x -C "$2"`, 'sh', ref, dir], { cwd: ROOT });
+  if (tar.exitCode !== 0) throw new Error(`--baseline: git archive ${ref} failed: ${tar.stderr.toString()}`);
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  if (!existsSync(join(dir, 'web', 'dist'))) symlinkSync(join(ROOT, 'web', 'dist'), join(dir, 'web', 'dist'));
+  return { main: join(dir, 'src', 'main.ts'), commit: commit.stdout.toString().trim() };
+}
+
 async function startSoulfra(
   work: string,
   stubPort: number,
   probeFile: string | undefined,
+  main?: string,
 ): Promise<{ server: ServerProc; key: string }> {
+  work = main ? join(work, 'baseline') : work;
+  mkdirSync(work, { recursive: true });
   const cfg = join(work, 'soulfra.yaml');
   writeFileSync(
     cfg,
@@ -686,6 +723,7 @@ async function startSoulfra(
     // `strace -f --seccomp-bpf -e trace=fsync -e inject=fsync:delay_enter=200000 -o f --`, which
     // makes every fsync of soulfra's take 200 ms longer: docs/performance.md, the stall).
     process.env.BENCH_SOULFRA_WRAP ? process.env.BENCH_SOULFRA_WRAP.split(' ').filter(Boolean) : [],
+    main,
   );
   delete process.env.BENCH_PROBE;
   const token = server.banner.operator?.token;
@@ -949,6 +987,26 @@ export async function main(args: string[]): Promise<number> {
       await stopProcess(proxy.proc, 5_000);
     }
 
+    // (c0) soulfra at the baseline commit, just before this checkout's turn.
+    if (opts.baseline) {
+      const at = checkoutAt(opts.baseline, work);
+      results.baseline = { ref: opts.baseline, commit: at.commit };
+      const b = await startSoulfra(work, stub.port, undefined, at.main);
+      toStderr(`[c0] soulfra at ${opts.baseline} (${at.commit.slice(0, 10)}) on ${b.server.base}`);
+      await measure({
+        id: 'baseline',
+        label: `(c0) soulfra @ ${opts.baseline}`,
+        url: `${b.server.base}${path}`,
+        headers: {
+          host: 'bench.localhost',
+          authorization: `Bearer ${b.key}`,
+          'content-type': 'application/json',
+        },
+        pid: b.server.pid,
+      });
+      await stopProcess(b.server.proc);
+    }
+
     // (c) soulfra.
     const probeFile = opts.probe ? join(work, 'probe.jsonl') : undefined;
     const { server, key } = await startSoulfra(work, stub.port, probeFile);
@@ -1035,6 +1093,7 @@ export async function main(args: string[]): Promise<number> {
   const proxyR = get('proxy');
   const soul = get('soulfra');
   const pk = get('portkey');
+  const baseline = get('baseline');
   const report: string[] = [];
   const section = (title: string, body: string) => report.push(`\n## ${title}\n\n${body}`);
 
@@ -1164,6 +1223,24 @@ export async function main(args: string[]): Promise<number> {
       verdict: a99 <= TARGETS.addedP99Ms ? 'PASS' : 'MISS',
     });
   }
+  if (soul && baseline) {
+    const x = soul.wrk.requests_per_s / baseline.wrk.requests_per_s;
+    const d50 = soul.open_loop.latency.p50 - baseline.open_loop.latency.p50;
+    verdicts.push({
+      target: `soulfra throughput / soulfra @ ${opts.baseline}`,
+      goal: `≥ ${TARGETS.vsBaseline * 100}%`,
+      measured: `${(x * 100).toFixed(0)}% (${f0(soul.wrk.requests_per_s)} / ${f0(baseline.wrk.requests_per_s)} req/s)`,
+      ratio: f2(x / TARGETS.vsBaseline),
+      verdict: x >= TARGETS.vsBaseline ? 'PASS' : 'MISS',
+    });
+    verdicts.push({
+      target: `soulfra p50 − soulfra @ ${opts.baseline} p50 at ${opts.rate} req/s`,
+      goal: `≤ ${TARGETS.baselineP50Ms} ms`,
+      measured: `${signed(d50)} ms`,
+      ratio: f2(d50 / TARGETS.baselineP50Ms),
+      verdict: d50 <= TARGETS.baselineP50Ms ? 'PASS' : 'MISS',
+    });
+  }
   if (soul && pk) {
     const x = soul.wrk.requests_per_s / pk.wrk.requests_per_s;
     verdicts.push({
@@ -1225,7 +1302,7 @@ export async function main(args: string[]): Promise<number> {
     '# soulfra router benchmark',
     '',
     `${results.started_at}, ${secs(results.duration_ms as number)}; ${m.nproc} × ${m.cpu}, Bun ${m.bun}, Node ${nodeVersion()}, Linux ${m.kernel}`,
-    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}${opts.skipProxy ? ' --skip-proxy' : ''}${opts.probe ? ' --probe' : ''}`,
+    `flags: --duration ${opts.duration} --connections ${opts.connections} --rate ${opts.rate} --warmup ${opts.warmup}${opts.skipPortkey ? ' --skip-portkey' : ''}${opts.skipProxy ? ' --skip-proxy' : ''}${opts.probe ? ' --probe' : ''}${opts.baseline ? ` --baseline ${opts.baseline}` : ''}`,
     `load average before: ${lb.join(', ')}; after: ${lf.join(', ')}`,
   ];
   const src = results.source as ReturnType<typeof sourceVersion>;
