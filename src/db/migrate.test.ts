@@ -55,6 +55,8 @@ describe('migrate', () => {
         '0021-marketplace-community',
         '0022-ledger',
         '0023-purchases',
+        '0024-reserved',
+        '0025-invoices',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',
