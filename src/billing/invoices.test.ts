@@ -340,6 +340,11 @@ describe('issuing a month', () => {
     const r = await json<{ issued: InvoiceView[]; existing: InvoiceView[] }>(issue('2026-01'));
     expect(r.issued).toEqual([]);
     expect(r.existing.map((i) => i.number).sort()).toEqual(['OP-SHOP-000001', 'SHOP-000001', 'SHOP-000002']);
+    // The operator's run over every platform (a monthly cron's call) finds them issued too.
+    const op = await s.operatorApi('POST', '/billing/invoices/issue', { month: '2026-01' });
+    expect(op.status).toBe(200);
+    expect(await op.json()).toEqual({ month: '2026-01', platforms: [{ slug: 'shop', issued: 0, existing: 3 }] });
+    expect((await s.operatorApi('POST', '/billing/invoices/issue', { month: '2026-13' })).status).toBe(400);
   });
 
   test('two issue calls at once: numbers 1..N, no gap, no repeat, each invoice once', async () => {

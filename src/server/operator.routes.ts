@@ -1,7 +1,13 @@
 import { type DocumentDecoration, Elysia } from 'elysia';
 import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
-import { applyEvent, platformOfEvent, platformRevenue, verifiedEvent } from '../billing/index.ts';
+import {
+  applyEvent,
+  issueMonthlyInvoices,
+  platformOfEvent,
+  platformRevenue,
+  verifiedEvent,
+} from '../billing/index.ts';
 import { tx } from '../db/index.ts';
 import { exportMasterKey, type OperatorActions, rotateDataKey, rotateMasterKey } from '../flows/index.ts';
 import {
@@ -61,6 +67,7 @@ import {
   PlatformDeleteQuery,
   PlatformListQuery,
   PlatformUpdate,
+  IssueMonth,
   Reason,
   ReturnToQuery,
   RevocationFetch,
@@ -385,6 +392,37 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "The operator's fee income per platform, with each platform's marketplace sales (from its ledger)",
+              tags: ['billing'],
+            },
+          },
+        )
+        .post(
+          '/billing/invoices/issue',
+          async ({ principal, body }) => {
+            const platforms = [];
+            for (const p of d.tenancy.list().filter((x) => x.status !== 'archived')) {
+              const r = await d.app.platformDbs.use(p.id, (db) =>
+                issueMonthlyInvoices(
+                  {
+                    app: d.app,
+                    db,
+                    platform: { id: p.id, slug: p.slug, name: p.name },
+                    blueprint: () => d.tenancy.blueprintOf(p.id),
+                  },
+                  body.month,
+                  { by: principal.actor },
+                ),
+              );
+              platforms.push({ slug: p.slug, issued: r.issued.length, existing: r.existing.length });
+            }
+            return { month: body.month, platforms };
+          },
+          {
+            permission: 'operator:write',
+            body: IssueMonth,
+            detail: {
+              summary:
+                "Issue a month's invoices on every platform (users' invoices and the operator's bills; again: nothing new): what a monthly cron calls",
               tags: ['billing'],
             },
           },
