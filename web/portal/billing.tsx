@@ -2,6 +2,7 @@ import { useSignal } from '@preact/signals';
 import { ApiError, api } from '../shared/api.ts';
 import { moneyMicro } from '../shared/format.ts';
 import { Async, Empty, Field, Form, Notice, TableWrap, Title, useForm, useResource } from '../shared/ui.tsx';
+import { InvoicesSection } from './invoices.tsx';
 
 interface Credits {
   credits: { currency: string; balance_micro: number; balance_minor: number };
@@ -164,6 +165,7 @@ export function BillingPage() {
           </>
         )}
       </Async>
+      <InvoicesSection />
     </main>
   );
 }
