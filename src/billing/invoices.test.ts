@@ -343,7 +343,10 @@ describe('issuing a month', () => {
     // The operator's run over every platform (a monthly cron's call) finds them issued too.
     const op = await s.operatorApi('POST', '/billing/invoices/issue', { month: '2026-01' });
     expect(op.status).toBe(200);
-    expect(await op.json()).toEqual({ month: '2026-01', platforms: [{ slug: 'shop', issued: 0, existing: 3 }] });
+    expect(await op.json()).toEqual({
+      month: '2026-01',
+      platforms: [{ slug: 'shop', issued: 0, existing: 3 }],
+    });
     expect((await s.operatorApi('POST', '/billing/invoices/issue', { month: '2026-13' })).status).toBe(400);
   });
 
