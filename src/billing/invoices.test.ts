@@ -354,6 +354,11 @@ describe('issuing a month', () => {
     for (const u of ['dan', 'fay', 'gus', 'hal']) await charge(ids[u]!, 42n * M, 'usage');
     s.clock.set(Date.UTC(2026, 2, 1));
     await resignIn();
+    // February is issued with the tax inclusive (the blueprint's setting, read when issuing).
+    const patched = await s.operatorApi('PATCH', '/platforms/shop', {
+      blueprint: { monetization: { payment_processing: { tax_behavior: 'inclusive' } } },
+    });
+    expect(patched.status).toBe(200);
     const [a, b] = await Promise.all([
       json<{ issued: InvoiceView[]; existing: InvoiceView[] }>(issue('2026-02')),
       json<{ issued: InvoiceView[]; existing: InvoiceView[] }>(issue('2026-02')),
@@ -373,6 +378,17 @@ describe('issuing a month', () => {
       call(S.owner!, 'GET', '/api/v1/admin/billing/invoices?kind=user&month=2026-02'),
     );
     expect(new Set(feb.invoices.map((i) => i.subject)).size).toBe(5);
+    // dan's 0.42 of usage includes 20.5%: 42 split 1 : 0.2 : 0.005 is 34.85, 6.97 and 0.17;
+    // of the two units left after flooring, one goes to the net and one to VAT (largest first).
+    const dan = feb.invoices.find((i) => i.subject === ids.dan)!;
+    expect(dan.tax_behavior).toBe('inclusive');
+    expect(dan.tax_lines.map((t) => t.amount_minor)).toEqual([7, 0]);
+    expect([dan.subtotal_minor, dan.tax_minor, dan.total_minor]).toEqual([42, 7, 42]);
+    // January's invoices keep the tax they were issued with.
+    const jan = await json<{ invoice: InvoiceView }>(
+      call(S.dan!, 'GET', `/api/v1/billing/invoices/${danInvoice.id}`),
+    );
+    expect(jan.invoice.tax_behavior).toBe('exclusive');
   });
 });
 
