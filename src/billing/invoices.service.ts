@@ -59,10 +59,9 @@ import { accountId } from './ledger.ts';
 
 export type TaxBehavior = 'exclusive' | 'inclusive';
 
-/** A line as it is built: its exact amount in micro-units. */
+/** A line as it is built: its exact amount in micro-units (one item). */
 export interface DraftLine {
   description: string;
-  quantity: number;
   amountMicro: bigint;
   code: string;
   ref: string | null;
@@ -169,9 +168,9 @@ export function computeTotals(
   return {
     lines: lines.map(({ d, amount }) => ({
       description: d.description,
-      quantity: d.quantity,
-      unit_amount_minor:
-        d.quantity === 1 ? toNumber(amount, 'amount') : toNumber(amount, 'amount') / d.quantity,
+      // Every line is one item today (a month's usage is one line): its unit amount is its amount.
+      quantity: 1,
+      unit_amount_minor: toNumber(amount, 'amount'),
       amount_minor: toNumber(amount, 'amount'),
       code: d.code,
       ref: d.ref,
@@ -244,7 +243,6 @@ export function userDraft(db: Database, userId: string, currency: string, p: Per
     const label = USER_CODES[f.code]?.(f.ref) ?? (f.ref ? `${f.code}: ${f.ref}` : f.code);
     lines.push({
       description: label,
-      quantity: 1,
       amountMicro: net,
       code: f.code,
       ref: f.ref,
@@ -255,7 +253,6 @@ export function userDraft(db: Database, userId: string, currency: string, p: Per
     if (e.currency !== currency) continue;
     lines.push({
       description: `Marketplace: ${e.title}`,
-      quantity: 1,
       amountMicro: e.amount,
       code: 'purchase',
       ref: e.purchase_id,
@@ -268,7 +265,6 @@ export function userDraft(db: Database, userId: string, currency: string, p: Per
     if (e.currency !== currency) continue;
     lines.push({
       description: `Refund: ${e.title}`,
-      quantity: 1,
       amountMicro: -e.amount,
       code: 'refund',
       ref: e.purchase_id,
@@ -285,7 +281,6 @@ export function userDraft(db: Database, userId: string, currency: string, p: Per
     if (t.currency !== currency) continue;
     lines.push({
       description: 'Credits top-up',
-      quantity: 1,
       amountMicro: t.amount,
       code: 'topup',
       ref: t.topup_id,
@@ -306,7 +301,6 @@ export function operatorDraft(
   if (planLine)
     lines.push({
       description: planLine.description,
-      quantity: 1,
       amountMicro: BigInt(planLine.amount_minor) * E6,
       code: 'plan',
       ref: null,
@@ -324,7 +318,6 @@ export function operatorDraft(
     if (c.net === 0n) continue;
     lines.push({
       description: OPERATOR_CODES[code] ?? code,
-      quantity: 1,
       amountMicro: c.net,
       code,
       ref: null,
@@ -458,13 +451,14 @@ export async function issueMonthlyInvoices(
   };
   for (const s of [...subjects.values()].sort((a, b) => a.userId.localeCompare(b.userId))) {
     keep(issueOne(c, 'user', s.userId, s.currency, p, by));
-    await Promise.resolve();
+    // Lets requests run between invoices (a month of many users does not hold the event loop).
+    await new Promise((r) => setImmediate(r));
   }
   const currencies = new Set(operatorCurrencies(c.db, p.start, p.end));
   if (o.planLine && currencies.size === 0) currencies.add('usd');
   for (const cur of [...currencies].sort()) {
     keep(issueOne(c, 'platform', c.platform.id, cur, p, by, o.planLine));
-    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
   }
   return { month, issued, existing };
 }

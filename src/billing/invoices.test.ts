@@ -481,8 +481,8 @@ describe('the totals', () => {
   test('inclusive tax: the tax is within the lines; net + tax = the taxable subtotal', () => {
     const t = computeTotals(
       [
-        { description: 'a', quantity: 1, amountMicro: 1000n * M, code: 'x', ref: null, taxable: true },
-        { description: 'b', quantity: 1, amountMicro: 500n * M, code: 'topup', ref: null, taxable: false },
+        { description: 'a', amountMicro: 1000n * M, code: 'x', ref: null, taxable: true },
+        { description: 'b', amountMicro: 500n * M, code: 'topup', ref: null, taxable: false },
       ],
       [{ description: 'c', amountMicro: 200n * M, ref: null }],
       [{ name: 'VAT', percent_e4: 200_000 }],
@@ -507,7 +507,6 @@ describe('the totals', () => {
         (ls, cs, rs, behavior) => {
           const drafts: DraftLine[] = ls.map((l, i) => ({
             description: `l${i}`,
-            quantity: 1,
             code: 'x',
             ref: null,
             ...l,
