@@ -73,6 +73,15 @@ function renderInfo(c: PlatformRequestContext, v: InvoiceView): RenderInfo {
   };
 }
 
+/** Each invoice with who it bills as a reader knows them (an email, or the platform's name). */
+function withBilledTo(c: PlatformRequestContext, vs: InvoiceView[]) {
+  const users = createUserRepository({ db: c.db });
+  return vs.map((v) => ({
+    ...v,
+    billed_to: v.kind === 'platform' ? c.platform.name : (users.byId(v.subject)?.email ?? v.subject),
+  }));
+}
+
 /**
  * Invoices (issue 13 item 5): a user's own, as JSON, printable HTML or PDF; an admin's list,
  * issuing a month, voiding by a new invoice, and the platform's tax rates.
@@ -121,13 +130,16 @@ export const invoicesRoutes = new Elysia({ name: 'invoices.routes' })
   .get(
     '/api/v1/admin/billing/invoices',
     ({ ctx, query }) => ({
-      invoices: invoicesOf(ctx.db, {
-        ...(query.kind ? { kind: query.kind } : {}),
-        ...(query.user ? { subject: query.user } : {}),
-        ...(query.month ? { periodStart: periodOf(query.month).start } : {}),
-        ...(query.status ? { status: query.status } : {}),
-        limit: 500,
-      }),
+      invoices: withBilledTo(
+        ctx,
+        invoicesOf(ctx.db, {
+          ...(query.kind ? { kind: query.kind } : {}),
+          ...(query.user ? { subject: query.user } : {}),
+          ...(query.month ? { periodStart: periodOf(query.month).start } : {}),
+          ...(query.status ? { status: query.status } : {}),
+          limit: 500,
+        }),
+      ),
     }),
     {
       permission: 'billing:read',

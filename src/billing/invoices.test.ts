@@ -378,6 +378,9 @@ describe('issuing a month', () => {
       call(S.owner!, 'GET', '/api/v1/admin/billing/invoices?kind=user&month=2026-02'),
     );
     expect(new Set(feb.invoices.map((i) => i.subject)).size).toBe(5);
+    expect(feb.invoices.map((i) => (i as InvoiceView & { billed_to: string }).billed_to).sort()).toEqual(
+      ['dan', 'eve', 'fay', 'gus', 'hal'].map((u) => `${u}@shop.test`),
+    );
     // dan's 0.42 of usage includes 20.5%: 42 split 1 : 0.2 : 0.005 is 34.85, 6.97 and 0.17;
     // of the two units left after flooring, one goes to the net and one to VAT (largest first).
     const dan = feb.invoices.find((i) => i.subject === ids.dan)!;

@@ -64,6 +64,7 @@ describe('invoices', () => {
     await o.page.getByRole('button', { name: 'Issue' }).click();
     await o.page.getByText('1 issued, 0 already issued.').waitFor();
     await o.page.getByRole('cell', { name: 'INV-000001', exact: true }).waitFor();
+    await o.page.getByRole('cell', { name: 'dan@inv.test' }).waitFor();
     expect(await axeProblems(o.page)).toEqual([]);
     await screenshots(o.page, 'admin-invoices');
     await o.context.close();

@@ -39,7 +39,7 @@ export function Invoices() {
     const q = new URLSearchParams();
     if (kind.value) q.set('kind', kind.value);
     if (/^\d{4}-\d{2}$/.test(month.value)) q.set('month', month.value);
-    return api<{ invoices: (InvoiceSummary & { subject: string })[] }>(
+    return api<{ invoices: (InvoiceSummary & { billed_to: string })[] }>(
       'GET',
       `/api/v1/admin/billing/invoices?${q}`,
     );

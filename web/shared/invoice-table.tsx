@@ -21,7 +21,7 @@ export function InvoiceTable({
   invoices,
   who,
 }: {
-  invoices: (InvoiceSummary & { subject?: string })[];
+  invoices: (InvoiceSummary & { billed_to?: string })[];
   who?: boolean;
 }) {
   return (
@@ -42,7 +42,7 @@ export function InvoiceTable({
             <tr key={i.id}>
               <td>{i.number}</td>
               <td>{i.period.month}</td>
-              {who ? <td>{i.subject}</td> : null}
+              {who ? <td>{i.billed_to}</td> : null}
               <td>{minor(i.total_minor, i.currency)}</td>
               <td>{i.status === 'void' ? 'credit note' : 'issued'}</td>
               <td>
