@@ -1,6 +1,13 @@
 /** Billing (issue 13): the ledger, revenue share, and AI usage posted from the meter's events. */
 
 export { billingRoutes } from './billing.routes.ts';
+export { invoicesRoutes } from './invoices.routes.ts';
+export {
+  type InvoiceContext,
+  type InvoiceView,
+  issueMonthlyInvoices,
+  voidInvoice,
+} from './invoices.service.ts';
 export { balancesAt, findAccount, listAccounts, transfersByRef, transfersOf } from './ledger.repository.ts';
 export {
   accountId,

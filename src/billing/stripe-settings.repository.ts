@@ -1,4 +1,4 @@
-/** A platform's own Stripe account (migration 0024's stripe_settings: one row or none). */
+/** A platform's own Stripe account (migration 0026's stripe_settings: one row or none). */
 import type { Database } from 'bun:sqlite';
 
 export interface StripeSettingsRow {

@@ -55,7 +55,9 @@ describe('migrate', () => {
         '0021-marketplace-community',
         '0022-ledger',
         '0023-purchases',
-        '0024-payouts',
+        '0024-reserved',
+        '0025-invoices',
+        '0026-payouts',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -76,6 +76,17 @@ export const PlatformDeleteQuery = Type.Object({
   ),
 });
 
+export const IssueMonth = Type.Object(
+  {
+    month: Type.String({
+      pattern: '^\\d{4}-(0[1-9]|1[0-2])$',
+      description: 'A calendar month (UTC) that has ended, YYYY-MM.',
+      errorMessage: 'must be a month, YYYY-MM',
+    }),
+  },
+  closed,
+);
+
 export const Reason = Type.Object(
   {
     reason: Type.Optional(

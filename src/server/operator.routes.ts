@@ -3,6 +3,7 @@ import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
 import {
   applyEvent,
+  issueMonthlyInvoices,
   platformOfEvent,
   platformRevenue,
   revenueSeries,
@@ -53,6 +54,7 @@ import {
   AuditVerifyQuery,
   DomainAdd,
   IdParams,
+  IssueMonth,
   KeysRotate,
   MailListQuery,
   MailTest,
@@ -425,6 +427,37 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "The operator's fee income per platform and UTC month, the last 12 months (from each platform's ledger)",
+              tags: ['billing'],
+            },
+          },
+        )
+        .post(
+          '/billing/invoices/issue',
+          async ({ principal, body }) => {
+            const platforms = [];
+            for (const p of d.tenancy.list().filter((x) => x.status !== 'archived')) {
+              const r = await d.app.platformDbs.use(p.id, (db) =>
+                issueMonthlyInvoices(
+                  {
+                    app: d.app,
+                    db,
+                    platform: { id: p.id, slug: p.slug, name: p.name },
+                    blueprint: () => d.tenancy.blueprintOf(p.id),
+                  },
+                  body.month,
+                  { by: principal.actor },
+                ),
+              );
+              platforms.push({ slug: p.slug, issued: r.issued.length, existing: r.existing.length });
+            }
+            return { month: body.month, platforms };
+          },
+          {
+            permission: 'operator:write',
+            body: IssueMonth,
+            detail: {
+              summary:
+                "Issue a month's invoices on every platform (users' invoices and the operator's bills; again: nothing new): what a monthly cron calls",
               tags: ['billing'],
             },
           },

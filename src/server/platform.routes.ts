@@ -3,7 +3,7 @@ import { Elysia } from 'elysia';
 import { agentRoutes, conversationRoutes, federationRoutes, sharingRoutes } from '../agents/index.ts';
 import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
-import { billingRoutes } from '../billing/index.ts';
+import { billingRoutes, invoicesRoutes } from '../billing/index.ts';
 import { isCurrent, readMeta, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   actorOf,
@@ -416,7 +416,8 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(agentRoutes(d.ai))
     .use(federationRoutes(d.ai))
     .use(sharingRoutes)
-    .use(billingRoutes);
+    .use(billingRoutes)
+    .use(invoicesRoutes);
   permissions = routePermissions(app);
   return app;
 }

@@ -13,8 +13,8 @@ export function microOfMinor(minor: number): bigint {
 }
 
 /**
- * Micro-units rounded up to whole minor units: what an invoice line charges (once per line,
- * never per call). The billing issue posts these.
+ * Micro-units rounded up to whole minor units. (Invoice lines are rounded once per line, half
+ * away from zero: src/billing/invoices.service.ts.)
  */
 export function minorCeilOfMicro(micro: bigint): bigint {
   return micro <= 0n ? 0n : (micro + MICRO_PER_MINOR - 1n) / MICRO_PER_MINOR;

@@ -113,7 +113,10 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   ),
   'monetization.payment_processing.provider': p('charging through Stripe', BILLING, not('none')),
   'monetization.payment_processing.statement_descriptor': p('card statements', BILLING),
-  'monetization.payment_processing.tax_behavior': p('tax on tier prices', BILLING),
+  'monetization.payment_processing.tax_behavior': e(
+    "whether prices include the platform's tax rates: the tax lines and total of its invoices",
+    'billing (src/billing/invoices.service.ts)',
+  ),
 
   'features.agent_creation': e(
     'users making, editing and publishing agents (404 `feature.disabled` when off)',

@@ -5,6 +5,7 @@ import { bootData, Dialogs, Loading, NavLink, Notice, Title } from '../shared/ui
 import { ApiKeys, Audit, Sso } from './access.tsx';
 import { Branding, Features } from './brand.tsx';
 import { Catalog } from './catalog.tsx';
+import { Invoices } from './invoices.tsx';
 import { Moderation } from './moderation.tsx';
 import { Overview } from './overview.tsx';
 import { Invitations, Security, Users } from './people.tsx';
@@ -57,6 +58,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/admin/tool-hosts', ToolHosts],
   ['/admin/catalog', Catalog],
   ['/admin/referrals', Referrals],
+  ['/admin/invoices', Invoices],
 ];
 
 function Shell({ children }: { children: preact.ComponentChildren }) {
@@ -96,6 +98,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
           <NavLink href="/admin/api-keys">API keys</NavLink>
           <NavLink href="/admin/usage">AI usage</NavLink>
           <NavLink href="/admin/revenue">Revenue</NavLink>
+          <NavLink href="/admin/invoices">Invoices</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/moderation">Moderation</NavLink> : null}
           <NavLink href="/admin/tool-hosts">Agent tools</NavLink>
           {p.features.agent_marketplace ? <NavLink href="/admin/catalog">Catalog</NavLink> : null}

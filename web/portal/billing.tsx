@@ -2,6 +2,7 @@ import { useSignal } from '@preact/signals';
 import { ApiError, api } from '../shared/api.ts';
 import { moneyMicro } from '../shared/format.ts';
 import { Async, Empty, Field, Form, Notice, TableWrap, Title, useForm, useResource } from '../shared/ui.tsx';
+import { InvoicesSection } from './invoices.tsx';
 import { PayoutsSection } from './payouts.tsx';
 
 interface Credits {
@@ -166,6 +167,7 @@ export function BillingPage() {
           </>
         )}
       </Async>
+      <InvoicesSection />
     </main>
   );
 }
