@@ -2,10 +2,22 @@ import { Elysia, t } from 'elysia';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
-import { myCredits, returnFromTopup, startTopup } from './credits.service.ts';
+import { myCredits, returnFromTopup, startTopup, userOf } from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
 import { myEarnings, platformRevenue } from './reports.service.ts';
+import {
+  addMember,
+  allSubscriptions,
+  cancelSubscription,
+  changeTier,
+  portalLink,
+  removeMember,
+  returnFromCheckout,
+  setTierByHand,
+  subscribe,
+  subscriptionView,
+} from './subscriptions.service.ts';
 import { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
 
 const PurchaseParams = t.Object({ id: t.String({ pattern: '^pur_[0-9a-z]{26}$' }) });
@@ -17,6 +29,20 @@ const TopupBody = t.Object({
   currency: t.Optional(Currency),
 });
 const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
+const TierId = t.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$', description: "a tier's id in the blueprint" });
+const Seats = t.Integer({ minimum: 1, maximum: 10_000, description: 'people covered (default 1)' });
+const SubscribeBody = t.Object({ tier: TierId, seats: t.Optional(Seats) });
+const ChangeBody = t.Object({ tier: TierId });
+const CancelQuery = t.Object({
+  at: t.Optional(t.Union([t.Literal('period_end'), t.Literal('now')], { description: 'default period_end' })),
+});
+const MemberBody = t.Object({ user_id: t.String({ minLength: 1, maxLength: 64 }) });
+const MemberParams = t.Object({ user: t.String({ minLength: 1, maxLength: 64 }) });
+const SetTierBody = t.Object({
+  tier: TierId,
+  seats: t.Optional(Seats),
+  note: t.String({ minLength: 1, maxLength: 500 }),
+});
 
 /**
  * Billing on a platform's host (issue 13): Stripe's webhook for this platform (public: the
@@ -88,6 +114,94 @@ export const billingRoutes = new Elysia({ name: 'billing.routes' })
       detail: {
         summary:
           "The platform's revenue from its ledger: marketplace sales (creators' share, its own, the operator's fees), AI usage charged and its cost",
+        tags: ['billing'],
+      },
+    },
+  )
+  .get('/api/v1/billing/subscription', ({ ctx }) => subscriptionView(ctx, userOf(ctx)), {
+    permission: 'platform:read',
+    detail: {
+      summary: "Your plan: tier, status, period, limits and today's usage against them; the tiers on offer",
+      tags: ['billing'],
+    },
+  })
+  .post(
+    '/api/v1/billing/subscription',
+    async ({ ctx, body }) => {
+      const r = await subscribe(ctx, body.tier, body.seats);
+      return Response.json(r.body, { status: r.status });
+    },
+    {
+      permission: 'platform:read',
+      body: SubscribeBody,
+      detail: {
+        summary:
+          'Subscribe to a tier: 201 with the checkout to pay at (a paid tier), or the free tier at once; 409 without card payments',
+        tags: ['billing'],
+      },
+    },
+  )
+  .patch('/api/v1/billing/subscription', ({ ctx, body }) => changeTier(ctx, body.tier), {
+    permission: 'platform:read',
+    body: ChangeBody,
+    detail: {
+      summary: 'Change tier now (up or down), prorated by Stripe on the next invoice',
+      tags: ['billing'],
+    },
+  })
+  .delete(
+    '/api/v1/billing/subscription',
+    ({ ctx, query }) => cancelSubscription(ctx, query.at ?? 'period_end'),
+    {
+      permission: 'platform:read',
+      query: CancelQuery,
+      detail: {
+        summary: 'Cancel your subscription at the end of its period (the tier kept until then) or now',
+        tags: ['billing'],
+      },
+    },
+  )
+  .post('/api/v1/billing/subscription/sync', ({ ctx }) => returnFromCheckout(ctx), {
+    permission: 'platform:read',
+    detail: {
+      summary:
+        "Back from a subscription's checkout: the subscription and its first invoice checked with Stripe",
+      tags: ['billing'],
+    },
+  })
+  .post('/api/v1/billing/subscription/members', ({ ctx, body }) => addMember(ctx, body.user_id), {
+    permission: 'platform:read',
+    body: MemberBody,
+    detail: {
+      summary: 'Add someone to your team subscription (402 when its seats are taken)',
+      tags: ['billing'],
+    },
+  })
+  .delete('/api/v1/billing/subscription/members/:user', ({ ctx, params }) => removeMember(ctx, params.user), {
+    permission: 'platform:read',
+    params: MemberParams,
+    detail: { summary: 'Remove someone from your team subscription', tags: ['billing'] },
+  })
+  .post('/api/v1/billing/portal', ({ ctx }) => portalLink(ctx), {
+    permission: 'platform:read',
+    detail: {
+      summary: "A link to Stripe's billing portal: payment methods, invoices, cancelling",
+      tags: ['billing'],
+    },
+  })
+  .get('/api/v1/admin/billing/subscriptions', ({ ctx }) => allSubscriptions(ctx), {
+    permission: 'billing:read',
+    detail: { summary: "The platform's users' subscriptions (admins)", tags: ['billing'] },
+  })
+  .post(
+    '/api/v1/admin/billing/subscriptions/:user',
+    ({ ctx, params, body }) => setTierByHand(ctx, params.user, body),
+    {
+      permission: 'billing:write',
+      params: MemberParams,
+      body: SetTierBody,
+      detail: {
+        summary: "Set a user's tier by hand (no Stripe, or paid another way), audited",
         tags: ['billing'],
       },
     },

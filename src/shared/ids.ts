@@ -24,6 +24,7 @@ export function newId(
     | 'tcl'
     | 'fed'
     | 'pur'
+    | 'sub'
     | 'top',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;
