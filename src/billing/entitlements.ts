@@ -8,9 +8,11 @@
  * tier is the first tier priced 0, or, under `freemium`, the first tier; under `subscription`
  * with no tier priced 0, a user who has not subscribed has no plan (every limit 0).
  *
- * Tier limits are enforced when `monetization.pricing_strategy` is freemium or subscription
- * (usage, marketplace and custom platforms charge otherwise), for everyone but the platform's
- * staff (owner and admin roles: they run the platform). An omitted limit is unlimited.
+ * Tier limits are enforced on an instance that bills (a `billing` section in soulfra.yaml, with
+ * or without Stripe: `billing: {}` is enough; an instance without one has nothing to upgrade
+ * to), when `monetization.pricing_strategy` is freemium or subscription (usage, marketplace and
+ * custom platforms charge otherwise), for everyone but the platform's staff (owner and admin
+ * roles: they run the platform). An omitted limit is unlimited.
  * - `requests_per_day`: AI chat calls of the user since UTC midnight (usage rows by index, plus
  *   what the meter has not written yet); over it, 429 `billing.limit_reached` (`limit`, `used`,
  *   `resets_at`; `upgrade_tier` and `upgrade_url` when a higher tier allows more).
@@ -103,6 +105,7 @@ export function limitOf(tier: SubscriptionTier | null, limit: Limit): number {
 
 /** Whether this platform's tiers limit this caller. */
 function limited(c: PlatformRequestContext): boolean {
+  if (!c.app.config.billing) return false;
   const s = c.blueprint().monetization.pricing_strategy;
   if (s !== 'freemium' && s !== 'subscription') return false;
   const p = c.principal;

@@ -55,6 +55,7 @@ describe('migrate', () => {
         '0021-marketplace-community',
         '0022-ledger',
         '0023-purchases',
+        '0024-subscriptions',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

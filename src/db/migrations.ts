@@ -31,6 +31,7 @@ import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with 
 import tenant21 from '../../migrations/tenant/0021-marketplace-community.sql' with { type: 'text' };
 import tenant22 from '../../migrations/tenant/0022-ledger.sql' with { type: 'text' };
 import tenant23 from '../../migrations/tenant/0023-purchases.sql' with { type: 'text' };
+import tenant24 from '../../migrations/tenant/0024-subscriptions.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -74,4 +75,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 21, name: 'marketplace-community', sql: tenant21 },
   { version: 22, name: 'ledger', sql: tenant22 },
   { version: 23, name: 'purchases', sql: tenant23 },
+  { version: 24, name: 'subscriptions', sql: tenant24 },
 ];

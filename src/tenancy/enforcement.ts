@@ -23,6 +23,8 @@ export type EnforcementStatus = 'enforced' | 'planned' | 'partial' | 'conditiona
 export interface InstanceCapabilities {
   /** Whether a safety classifier is configured (`safety_classifier` in soulfra.yaml). */
   classifier: boolean;
+  /** Whether the instance bills (a `billing` section in soulfra.yaml): tier limits apply. */
+  billing?: boolean;
 }
 
 /** One setting's row. */
@@ -56,6 +58,14 @@ const p = (gates: string, by: string, asks?: SettingEnforcement['asks']): Settin
   by,
   ...(asks ? { asks } : {}),
 });
+/** Enforced on an instance that bills (soulfra.yaml `billing`): tier limits. */
+const billed = (gates: string, asks?: SettingEnforcement['asks']): SettingEnforcement => ({
+  gates,
+  status: 'conditional',
+  by: 'billing entitlements, on an instance with `billing` in soulfra.yaml',
+  needs: (i) => i.billing === true,
+  ...(asks ? { asks } : {}),
+});
 const not =
   (...inert: unknown[]) =>
   (v: unknown) =>
@@ -85,9 +95,9 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'identity.mobile_app_config.bundle_id': p('the mobile app', MOBILE),
   'identity.mobile_app_config.primary_color': p('the mobile app', MOBILE),
 
-  'monetization.pricing_strategy': e(
-    'whether tier limits apply (freemium, subscription) and which tier users without a subscription get',
-    'billing entitlements',
+  'monetization.pricing_strategy': billed(
+    'whether tier limits apply (freemium, subscription) and the tier of users without a subscription',
+    not('custom'),
   ),
   'monetization.currency': e('the currency of tier prices and fees (validated)', 'validation'),
   'monetization.subscription_tiers[].id': e('the tier a subscription is to', 'billing subscriptions'),
@@ -105,17 +115,14 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
     'billing subscriptions',
   ),
   'monetization.subscription_tiers[].features': e('the pricing page', 'portal pricing page'),
-  'monetization.subscription_tiers[].limits.requests_per_day': e(
+  'monetization.subscription_tiers[].limits.requests_per_day': billed(
     'AI chat requests per user per day (429 billing.limit_reached)',
-    'billing entitlements',
   ),
-  'monetization.subscription_tiers[].limits.agents': e(
+  'monetization.subscription_tiers[].limits.agents': billed(
     'agents per user (402 billing.payment_required on creating one)',
-    'billing entitlements',
   ),
-  'monetization.subscription_tiers[].limits.seats': e(
+  'monetization.subscription_tiers[].limits.seats': billed(
     'people per subscription (seats bought, team members)',
-    'billing entitlements',
   ),
   'monetization.usage_pricing.markup_percent': e('markup metered on every AI call', 'the meter'),
   'monetization.enterprise_contracts': p('enterprise contracts', BILLING),
