@@ -1,4 +1,5 @@
 import { Elysia, t } from 'elysia';
+import type { Meter } from '../ai/index.ts';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
@@ -49,203 +50,208 @@ const SetTierBody = t.Object({
  * signature is the credential), the user's purchases, and the admin's purchases, manual
  * payments and ledger balances.
  */
-export const billingRoutes = new Elysia({ name: 'billing.routes' })
-  .use(platformGuard)
-  .post(
-    '/api/v1/billing/stripe/webhook',
-    async ({ ctx, body, request }) => {
-      if (typeof body !== 'string')
-        throw new AppError('billing.invalid', 'the body must be the raw event', 400);
-      const e = await verifiedEvent(ctx.app, body, request.headers.get('stripe-signature'));
-      // Only this platform's events: another platform's are acknowledged and left alone.
-      if ((await platformOfEvent(ctx.app, e)) !== ctx.platform.id)
-        return { received: true, applied: 'ignored' };
-      return { received: true, applied: await applyEvent(ctx, e) };
-    },
-    {
-      permission: 'public',
-      detail: {
-        summary:
-          "Stripe's webhook for this platform: Stripe-Signature verified (400 if missing, forged or stale), each event applied once",
-        tags: ['billing'],
+export const billingRoutes = (d: { meter?: Meter } = {}) =>
+  new Elysia({ name: 'billing.routes' })
+    .use(platformGuard)
+    .post(
+      '/api/v1/billing/stripe/webhook',
+      async ({ ctx, body, request }) => {
+        if (typeof body !== 'string')
+          throw new AppError('billing.invalid', 'the body must be the raw event', 400);
+        const e = await verifiedEvent(ctx.app, body, request.headers.get('stripe-signature'));
+        // Only this platform's events: another platform's are acknowledged and left alone.
+        if ((await platformOfEvent(ctx.app, e)) !== ctx.platform.id)
+          return { received: true, applied: 'ignored' };
+        return { received: true, applied: await applyEvent(ctx, e) };
       },
-    },
-  )
-  .get('/api/v1/billing/credits', ({ ctx, query }) => myCredits(ctx, query.currency ?? 'usd'), {
-    permission: 'platform:read',
-    query: CreditsQuery,
-    detail: { summary: 'Your prepaid credits (spendable now) and your top-ups', tags: ['billing'] },
-  })
-  .post(
-    '/api/v1/billing/topups',
-    async ({ ctx, body }) =>
-      Response.json(await startTopup(ctx, body.amount_minor, body.currency ?? 'usd'), { status: 201 }),
-    {
+      {
+        permission: 'public',
+        detail: {
+          summary:
+            "Stripe's webhook for this platform: Stripe-Signature verified (400 if missing, forged or stale), each event applied once",
+          tags: ['billing'],
+        },
+      },
+    )
+    .get('/api/v1/billing/credits', ({ ctx, query }) => myCredits(ctx, query.currency ?? 'usd'), {
       permission: 'platform:read',
-      body: TopupBody,
+      query: CreditsQuery,
+      detail: { summary: 'Your prepaid credits (spendable now) and your top-ups', tags: ['billing'] },
+    })
+    .post(
+      '/api/v1/billing/topups',
+      async ({ ctx, body }) =>
+        Response.json(await startTopup(ctx, body.amount_minor, body.currency ?? 'usd'), { status: 201 }),
+      {
+        permission: 'platform:read',
+        body: TopupBody,
+        detail: {
+          summary: 'Top up your credits: a checkout to pay at; once paid, the credits are usable at once',
+          tags: ['billing'],
+        },
+      },
+    )
+    .post('/api/v1/billing/topups/:id/sync', ({ ctx, params }) => returnFromTopup(ctx, params.id), {
+      permission: 'platform:read',
+      params: TopupParams,
       detail: {
-        summary: 'Top up your credits: a checkout to pay at; once paid, the credits are usable at once',
+        summary: "Back from a top-up's checkout: the payment is checked with Stripe and the credits posted",
         tags: ['billing'],
       },
-    },
-  )
-  .post('/api/v1/billing/topups/:id/sync', ({ ctx, params }) => returnFromTopup(ctx, params.id), {
-    permission: 'platform:read',
-    params: TopupParams,
-    detail: {
-      summary: "Back from a top-up's checkout: the payment is checked with Stripe and the credits posted",
-      tags: ['billing'],
-    },
-  })
-  .get('/api/v1/billing/earnings', ({ ctx, query }) => myEarnings(ctx, query.currency ?? 'usd'), {
-    permission: 'agents:write',
-    query: CreditsQuery,
-    detail: {
-      summary: 'Your earnings as a creator: in all and per listing (sales less refunds)',
-      tags: ['billing'],
-    },
-  })
-  .get(
-    '/api/v1/admin/billing/revenue',
-    ({ ctx, query }) => platformRevenue(ctx.db, query.currency ?? 'usd'),
-    {
-      permission: 'billing:read',
+    })
+    .get('/api/v1/billing/earnings', ({ ctx, query }) => myEarnings(ctx, query.currency ?? 'usd'), {
+      permission: 'agents:write',
       query: CreditsQuery,
       detail: {
-        summary:
-          "The platform's revenue from its ledger: marketplace sales (creators' share, its own, the operator's fees), AI usage charged and its cost",
+        summary: 'Your earnings as a creator: in all and per listing (sales less refunds)',
         tags: ['billing'],
       },
-    },
-  )
-  .get('/api/v1/billing/subscription', ({ ctx }) => subscriptionView(ctx, userOf(ctx)), {
-    permission: 'platform:read',
-    detail: {
-      summary: "Your plan: tier, status, period, limits and today's usage against them; the tiers on offer",
-      tags: ['billing'],
-    },
-  })
-  .post(
-    '/api/v1/billing/subscription',
-    async ({ ctx, body }) => {
-      const r = await subscribe(ctx, body.tier, body.seats);
-      return Response.json(r.body, { status: r.status });
-    },
-    {
+    })
+    .get(
+      '/api/v1/admin/billing/revenue',
+      ({ ctx, query }) => platformRevenue(ctx.db, query.currency ?? 'usd'),
+      {
+        permission: 'billing:read',
+        query: CreditsQuery,
+        detail: {
+          summary:
+            "The platform's revenue from its ledger: marketplace sales (creators' share, its own, the operator's fees), AI usage charged and its cost",
+          tags: ['billing'],
+        },
+      },
+    )
+    .get('/api/v1/billing/subscription', ({ ctx }) => subscriptionView(ctx, userOf(ctx), d.meter), {
       permission: 'platform:read',
-      body: SubscribeBody,
+      detail: {
+        summary: "Your plan: tier, status, period, limits and today's usage against them; the tiers on offer",
+        tags: ['billing'],
+      },
+    })
+    .post(
+      '/api/v1/billing/subscription',
+      async ({ ctx, body }) => {
+        const r = await subscribe(ctx, body.tier, body.seats);
+        return Response.json(r.body, { status: r.status });
+      },
+      {
+        permission: 'platform:read',
+        body: SubscribeBody,
+        detail: {
+          summary:
+            'Subscribe to a tier: 201 with the checkout to pay at (a paid tier), or the free tier at once; 409 without card payments',
+          tags: ['billing'],
+        },
+      },
+    )
+    .patch('/api/v1/billing/subscription', ({ ctx, body }) => changeTier(ctx, body.tier, d.meter), {
+      permission: 'platform:read',
+      body: ChangeBody,
+      detail: {
+        summary: 'Change tier now (up or down), prorated by Stripe on the next invoice',
+        tags: ['billing'],
+      },
+    })
+    .delete(
+      '/api/v1/billing/subscription',
+      ({ ctx, query }) => cancelSubscription(ctx, query.at ?? 'period_end', d.meter),
+      {
+        permission: 'platform:read',
+        query: CancelQuery,
+        detail: {
+          summary: 'Cancel your subscription at the end of its period (the tier kept until then) or now',
+          tags: ['billing'],
+        },
+      },
+    )
+    .post('/api/v1/billing/subscription/sync', ({ ctx }) => returnFromCheckout(ctx, d.meter), {
+      permission: 'platform:read',
       detail: {
         summary:
-          'Subscribe to a tier: 201 with the checkout to pay at (a paid tier), or the free tier at once; 409 without card payments',
+          "Back from a subscription's checkout: the subscription and its first invoice checked with Stripe",
         tags: ['billing'],
       },
-    },
-  )
-  .patch('/api/v1/billing/subscription', ({ ctx, body }) => changeTier(ctx, body.tier), {
-    permission: 'platform:read',
-    body: ChangeBody,
-    detail: {
-      summary: 'Change tier now (up or down), prorated by Stripe on the next invoice',
-      tags: ['billing'],
-    },
-  })
-  .delete(
-    '/api/v1/billing/subscription',
-    ({ ctx, query }) => cancelSubscription(ctx, query.at ?? 'period_end'),
-    {
+    })
+    .post('/api/v1/billing/subscription/members', ({ ctx, body }) => addMember(ctx, body.user_id, d.meter), {
       permission: 'platform:read',
-      query: CancelQuery,
+      body: MemberBody,
       detail: {
-        summary: 'Cancel your subscription at the end of its period (the tier kept until then) or now',
+        summary: 'Add someone to your team subscription (402 when its seats are taken)',
         tags: ['billing'],
       },
-    },
-  )
-  .post('/api/v1/billing/subscription/sync', ({ ctx }) => returnFromCheckout(ctx), {
-    permission: 'platform:read',
-    detail: {
-      summary:
-        "Back from a subscription's checkout: the subscription and its first invoice checked with Stripe",
-      tags: ['billing'],
-    },
-  })
-  .post('/api/v1/billing/subscription/members', ({ ctx, body }) => addMember(ctx, body.user_id), {
-    permission: 'platform:read',
-    body: MemberBody,
-    detail: {
-      summary: 'Add someone to your team subscription (402 when its seats are taken)',
-      tags: ['billing'],
-    },
-  })
-  .delete('/api/v1/billing/subscription/members/:user', ({ ctx, params }) => removeMember(ctx, params.user), {
-    permission: 'platform:read',
-    params: MemberParams,
-    detail: { summary: 'Remove someone from your team subscription', tags: ['billing'] },
-  })
-  .post('/api/v1/billing/portal', ({ ctx }) => portalLink(ctx), {
-    permission: 'platform:read',
-    detail: {
-      summary: "A link to Stripe's billing portal: payment methods, invoices, cancelling",
-      tags: ['billing'],
-    },
-  })
-  .get('/api/v1/admin/billing/subscriptions', ({ ctx }) => allSubscriptions(ctx), {
-    permission: 'billing:read',
-    detail: { summary: "The platform's users' subscriptions (admins)", tags: ['billing'] },
-  })
-  .post(
-    '/api/v1/admin/billing/subscriptions/:user',
-    ({ ctx, params, body }) => setTierByHand(ctx, params.user, body),
-    {
-      permission: 'billing:write',
-      params: MemberParams,
-      body: SetTierBody,
+    })
+    .delete(
+      '/api/v1/billing/subscription/members/:user',
+      ({ ctx, params }) => removeMember(ctx, params.user, d.meter),
+      {
+        permission: 'platform:read',
+        params: MemberParams,
+        detail: { summary: 'Remove someone from your team subscription', tags: ['billing'] },
+      },
+    )
+    .post('/api/v1/billing/portal', ({ ctx }) => portalLink(ctx), {
+      permission: 'platform:read',
       detail: {
-        summary: "Set a user's tier by hand (no Stripe, or paid another way), audited",
+        summary: "A link to Stripe's billing portal: payment methods, invoices, cancelling",
         tags: ['billing'],
       },
-    },
-  )
-  .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
-    permission: 'platform:read',
-    detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },
-  })
-  .get('/api/v1/admin/billing/purchases', ({ ctx }) => purchasesOf(ctx, true), {
-    permission: 'billing:read',
-    detail: { summary: "The platform's purchases (admins)", tags: ['billing'] },
-  })
-  .post(
-    '/api/v1/admin/billing/purchases/:id/payment',
-    ({ ctx, params, body }) => recordPayment(ctx, params.id, body.note),
-    {
-      permission: 'billing:write',
-      params: PurchaseParams,
-      body: PaymentBody,
-      detail: {
-        summary: "Record a purchase's payment by hand (no Stripe, or paid another way): the sale is posted",
-        tags: ['billing'],
-      },
-    },
-  )
-  .get(
-    '/api/v1/admin/billing/ledger',
-    ({ ctx }) => ({
-      accounts: listAccounts(ctx.db).map((a) => ({
-        id: a.id,
-        kind: a.kind,
-        owner: a.owner,
-        currency: a.currency,
-        debits_posted_micro: jsonInteger(a.debits_posted),
-        credits_posted_micro: jsonInteger(a.credits_posted),
-        debits_pending_micro: jsonInteger(a.debits_pending),
-        credits_pending_micro: jsonInteger(a.credits_pending),
-      })),
-    }),
-    {
+    })
+    .get('/api/v1/admin/billing/subscriptions', ({ ctx }) => allSubscriptions(ctx), {
       permission: 'billing:read',
-      detail: {
-        summary: "The ledger's accounts and their balances (micro-units of the currency's minor unit)",
-        tags: ['billing'],
+      detail: { summary: "The platform's users' subscriptions (admins)", tags: ['billing'] },
+    })
+    .post(
+      '/api/v1/admin/billing/subscriptions/:user',
+      ({ ctx, params, body }) => setTierByHand(ctx, params.user, body),
+      {
+        permission: 'billing:write',
+        params: MemberParams,
+        body: SetTierBody,
+        detail: {
+          summary: "Set a user's tier by hand (no Stripe, or paid another way), audited",
+          tags: ['billing'],
+        },
       },
-    },
-  );
+    )
+    .get('/api/v1/billing/purchases', ({ ctx }) => purchasesOf(ctx, false), {
+      permission: 'platform:read',
+      detail: { summary: 'Your purchases in the marketplace', tags: ['billing'] },
+    })
+    .get('/api/v1/admin/billing/purchases', ({ ctx }) => purchasesOf(ctx, true), {
+      permission: 'billing:read',
+      detail: { summary: "The platform's purchases (admins)", tags: ['billing'] },
+    })
+    .post(
+      '/api/v1/admin/billing/purchases/:id/payment',
+      ({ ctx, params, body }) => recordPayment(ctx, params.id, body.note),
+      {
+        permission: 'billing:write',
+        params: PurchaseParams,
+        body: PaymentBody,
+        detail: {
+          summary: "Record a purchase's payment by hand (no Stripe, or paid another way): the sale is posted",
+          tags: ['billing'],
+        },
+      },
+    )
+    .get(
+      '/api/v1/admin/billing/ledger',
+      ({ ctx }) => ({
+        accounts: listAccounts(ctx.db).map((a) => ({
+          id: a.id,
+          kind: a.kind,
+          owner: a.owner,
+          currency: a.currency,
+          debits_posted_micro: jsonInteger(a.debits_posted),
+          credits_posted_micro: jsonInteger(a.credits_posted),
+          debits_pending_micro: jsonInteger(a.debits_pending),
+          credits_pending_micro: jsonInteger(a.credits_pending),
+        })),
+      }),
+      {
+        permission: 'billing:read',
+        detail: {
+          summary: "The ledger's accounts and their balances (micro-units of the currency's minor unit)",
+          tags: ['billing'],
+        },
+      },
+    );

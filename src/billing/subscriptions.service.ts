@@ -291,19 +291,26 @@ const idOf = (x: string | { id: string } | null | undefined) => (typeof x === 's
  * this platform). Idempotent: the same state writes the same row. Answers the row, or null
  * when the subscription is not one of this platform's users'.
  */
-export function applySubscription(
+export async function applySubscription(
   c: PlatformRequestContext,
   sub: Stripe.Subscription,
-): SubscriptionRow | null {
+): Promise<SubscriptionRow | null> {
   const md = sub.metadata ?? {};
   const held = subscriptionByStripeId(c.db, sub.id);
   const userId = held?.user_id ?? (md.platform_id === c.platform.id ? md.user_id : undefined);
   if (!userId || !createUserRepository({ db: c.db }).byId(userId)) return null;
   const now = c.app.clock.now();
   const cur = subscriptionOf(c.db, userId) ?? blank(c, userId, md.tier_id ?? '');
+  // The row follows the user's current subscription: one it does not hold is taken only when
+  // the row holds none, or when it is the subscription of the user's latest checkout (an older
+  // subscription's late events change nothing).
+  if (!held && cur.stripe_subscription && cur.stripe_subscription !== sub.id) {
+    const session = cur.checkout_session
+      ? await card(c).client.checkout.sessions.retrieve(cur.checkout_session)
+      : null;
+    if (idOf(session?.subscription) !== sub.id) return cur;
+  }
   const status = statusOf(sub.status);
-  // Another, newer subscription of the user's: an old one's end changes nothing.
-  if (cur.stripe_subscription && cur.stripe_subscription !== sub.id && status === 'canceled') return cur;
   const item = sub.items.data[0];
   const tierId = md.tier_id || cur.tier_id;
   const next: SubscriptionRow = {
@@ -347,7 +354,7 @@ export async function syncSubscription(
   id: string,
 ): Promise<SubscriptionRow | null> {
   const sub = await card(c).client.subscriptions.retrieve(id);
-  return applySubscription(c, sub);
+  return await applySubscription(c, sub);
 }
 
 /** The subscription an invoice is for (its parent's, in current API versions). */
@@ -516,7 +523,7 @@ export async function changeTier(c: PlatformRequestContext, tierId: string, mete
     },
     { idempotencyKey: key },
   );
-  applySubscription(c, updated);
+  await applySubscription(c, updated);
   return subscriptionView(c, userId, meter);
 }
 
@@ -538,7 +545,7 @@ export async function cancelSubscription(c: PlatformRequestContext, at: 'period_
           { cancel_at_period_end: true },
           { idempotencyKey: `scc:${newId('sub')}` },
         );
-  applySubscription(c, sub);
+  await applySubscription(c, sub);
   return subscriptionView(c, userId, meter);
 }
 

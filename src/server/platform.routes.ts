@@ -416,7 +416,7 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(agentRoutes(d.ai))
     .use(federationRoutes(d.ai))
     .use(sharingRoutes)
-    .use(billingRoutes);
+    .use(billingRoutes(d.ai));
   permissions = routePermissions(app);
   return app;
 }
