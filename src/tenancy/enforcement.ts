@@ -47,7 +47,6 @@ export interface SettingEnforcement {
 const BILLING = 'billing (issue 13)';
 const PORTAL = 'portal (issue 11)';
 const COMPLIANCE = 'compliance packs (issue 15)';
-const AGENTS = 'agents';
 const MOBILE = 'mobile app export';
 const SIGNUP = 'sign-up verification';
 

@@ -45,8 +45,8 @@ export const paidOwn = (p: PlanView) =>
   p.plan.via === 'own' && p.plan.method === 'stripe' && (p.plan.tier?.price.amount ?? 0) > 0;
 
 /**
- * The platform's plans (issue 13 item 7): each tier with its price, features and limits, the
- * current one marked. Subscribe opens Stripe Checkout (the answer's `checkout_url`); with a paid
+ * The platform's plans (issue 13 item 7): each tier with its price and features (its limits when
+ * it lists none), the current one marked. Subscribe opens Stripe Checkout (the answer's `checkout_url`); with a paid
  * subscription already, another tier is a change (prorated by Stripe). Back from a cancelled
  * checkout (`?subscription=cancel`), a notice says nothing was charged.
  */
@@ -79,10 +79,14 @@ export function PricingPage() {
                     {t.features.map((f) => (
                       <li key={f}>{f}</li>
                     ))}
-                    <li>{limitText(t.limits.requests_per_day, 'AI requests a day')}</li>
-                    <li>{limitText(t.limits.agents, 'agents')}</li>
-                    {t.limits.seats !== null && t.limits.seats > 1 ? (
-                      <li>Up to {t.limits.seats} seats</li>
+                    {t.features.length === 0 ? (
+                      <>
+                        <li>{limitText(t.limits.requests_per_day, 'AI requests a day')}</li>
+                        <li>{limitText(t.limits.agents, t.limits.agents === 1 ? 'agent' : 'agents')}</li>
+                        {t.limits.seats !== null && t.limits.seats > 1 ? (
+                          <li>Up to {t.limits.seats} seats</li>
+                        ) : null}
+                      </>
                     ) : null}
                   </ul>
                   {t.current || t.price.amount === 0 ? null : paidOwn(d) ? (
