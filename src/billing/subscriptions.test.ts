@@ -364,6 +364,26 @@ describe('subscribing through Stripe', () => {
     for (let i = 0; i < 3; i++) expect((await chat('owner')).status).toBe(200);
   });
 
+  test("requests_per_day: a chat's messages count too, with the same limit", async () => {
+    const conv = (
+      await json<{ conversation: { id: string } }>(call(S.hal!, 'POST', '/api/v1/conversations', {}))
+    ).conversation;
+    for (let i = 0; i < 2; i++) {
+      const r = await call(S.hal!, 'POST', `/api/v1/conversations/${conv.id}/messages`, { content: 'hi' });
+      expect(r.status).toBe(200);
+      expect(await r.text()).toContain('event: done');
+    }
+    const over = await call(S.hal!, 'POST', `/api/v1/conversations/${conv.id}/messages`, { content: 'hi' });
+    expect(over.status).toBe(429);
+    expect(((await over.json()) as { error: unknown }).error).toMatchObject({
+      code: 'billing.limit_reached',
+      limit: 'requests_per_day',
+      used: 2,
+    });
+    // The same count answers the API.
+    expect((await chat('hal')).status).toBe(429);
+  });
+
   test('agents: the free tier allows one; the second is 402 with the upgrade path', async () => {
     expect((await call(S.eve!, 'POST', '/api/v1/agents', { name: 'One', persona: 'x' })).status).toBe(201);
     const r = await call(S.eve!, 'POST', '/api/v1/agents', { name: 'Two', persona: 'x' });
@@ -591,6 +611,61 @@ describe('random sequences of subscription and invoice events (property)', () =>
       ),
       { numRuns: 12 },
     );
+  });
+});
+
+describe('trials, and the return without webhooks', () => {
+  let t: InProcessServer;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  test("a user's first subscription gets billing.trial_days; the return syncs it; the next gets none", async () => {
+    t = await inProcessServer({
+      config: {
+        ...models(),
+        billing: {
+          trial_days: 14,
+          stripe: { secret_key_env: KEY_ENV, webhook_secret_env: WHSEC_ENV, api_base: stub.url },
+        },
+      },
+    });
+    const made = await t.operatorApi('POST', '/platforms', {
+      slug: 'trial',
+      template: 'creator',
+      blueprint: { monetization: { subscription_tiers: TIERS } },
+    });
+    const owner = ((await made.json()) as { admin: { email: string; password: string } }).admin;
+    const os = await signInTo(t, 'trial', owner.email, owner.password);
+    expect(
+      (
+        await callAs(t, os, 'POST', '/api/v1/users', {
+          email: 'tia@trial.test',
+          role: 'member',
+          password: PASSWORD,
+        })
+      ).status,
+    ).toBe(201);
+    const tia = await signInTo(t, 'trial', 'tia@trial.test', PASSWORD);
+    const subscribe = async () => {
+      const r = await callAs(t, tia, 'POST', '/api/v1/billing/subscription', { tier: 'pro' });
+      expect(r.status).toBe(201);
+      const made = stub.requests.filter((q) => q.path === '/v1/checkout/sessions').at(-1)!;
+      return {
+        url: ((await r.json()) as { checkout_url: string }).checkout_url,
+        data: made.body.subscription_data as Record<string, unknown>,
+      };
+    };
+    const first = await subscribe();
+    expect(first.data.trial_period_days).toBe('14');
+    await pay(first.url);
+    // This server gets no webhooks: the buyer's return checks the checkout with Stripe.
+    const back = await json<PlanBody>(callAs(t, tia, 'POST', '/api/v1/billing/subscription/sync'));
+    expect(back.plan).toMatchObject({ tier: { id: 'pro' }, status: 'active', via: 'own' });
+    const cancelled = await json<PlanBody>(callAs(t, tia, 'DELETE', '/api/v1/billing/subscription?at=now'));
+    expect(cancelled.plan).toMatchObject({ tier: { id: 'free' }, subscription: { status: 'canceled' } });
+    const second = await subscribe();
+    expect(second.data.trial_period_days).toBeUndefined();
   });
 });
 
