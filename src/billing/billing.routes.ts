@@ -185,7 +185,10 @@ export const billingRoutes = (d: { meter?: Meter } = {}) =>
       {
         permission: 'platform:read',
         params: MemberParams,
-        detail: { summary: 'Remove someone from your team subscription', tags: ['billing'] },
+        detail: {
+          summary: 'Remove someone from your team subscription (or, with your own id, leave one)',
+          tags: ['billing'],
+        },
       },
     )
     .post('/api/v1/billing/portal', ({ ctx }) => portalLink(ctx), {

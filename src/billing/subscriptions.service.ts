@@ -675,9 +675,11 @@ export function addMember(c: PlatformRequestContext, memberId: string, meter?: M
   return subscriptionView(c, ownerId, meter);
 }
 
+/** The owner removes a member, or a member leaves (their own id). */
 export function removeMember(c: PlatformRequestContext, memberId: string, meter?: Meter) {
-  const ownerId = userOf(c);
+  const me = userOf(c);
+  const ownerId = memberId === me ? (teamOwnerOf(c.db, me) ?? me) : me;
   if (!removeTeamMember(c.db, ownerId, memberId))
     throw new AppError('billing.member_not_found', 'not a member of your subscription', 404);
-  return subscriptionView(c, ownerId, meter);
+  return subscriptionView(c, me, meter);
 }

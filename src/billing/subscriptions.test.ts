@@ -520,9 +520,15 @@ describe('subscribing through Stripe', () => {
       used: 2,
     });
     expect((await plan('hal')).plan.tier?.id).toBe('free');
-    // A member leaves: their plan is their own again.
+    // The owner removes a member: their plan is their own again; a member may leave too.
     expect((await call(S.fay!, 'DELETE', `/api/v1/billing/subscription/members/${ID.gus}`)).status).toBe(200);
     expect((await plan('gus')).plan.tier?.id).toBe('free');
+    expect(
+      (await call(S.fay!, 'POST', '/api/v1/billing/subscription/members', { user_id: ID.hal })).status,
+    ).toBe(200);
+    expect((await plan('hal')).plan.via).toBe('team');
+    expect((await call(S.hal!, 'DELETE', `/api/v1/billing/subscription/members/${ID.hal}`)).status).toBe(200);
+    expect((await plan('hal')).plan.via).toBe('free');
   });
 
   test('cancel at the period end keeps the tier; the portal link is for the customer', async () => {
