@@ -186,6 +186,19 @@ export async function subscribe(
   const userId = userOf(c);
   const tier = tierById(c, tierId);
   const seats = seatsFor(tier, seatsAsked);
+  // A checkout still in flight: paid meanwhile, it is synced first; open, it is given again for
+  // the same tier and seats, else expired (two open checkouts could make two subscriptions).
+  const before = subscriptionOf(c.db, userId);
+  const account = stripeAccount(c.app.config);
+  if (before?.status === 'incomplete' && before.checkout_session && account) {
+    const open = await account.client.checkout.sessions.retrieve(before.checkout_session);
+    if (open.status === 'complete') await syncCheckoutSession(c, open.id);
+    else if (open.status === 'open') {
+      if (open.metadata?.tier_id === tier.id && before.seats === seats && open.url)
+        return { status: 201, body: { checkout_url: open.url, session_id: open.id } };
+      await account.client.checkout.sessions.expire(open.id);
+    }
+  }
   const cur = subscriptionOf(c.db, userId);
   const live = cur && LIVE.includes(cur.status) && cur.tier_id !== freeTier(c.blueprint())?.id;
   if (live)

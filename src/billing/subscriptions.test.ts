@@ -290,11 +290,25 @@ describe('subscribing through Stripe', () => {
         },
       },
     ]);
-    // Not paid yet: still the free tier.
+    // Not paid yet: still the free tier. Asking again gives the same checkout; another tier
+    // expires it and makes a new one (never two open checkouts).
     expect((await plan('dan')).plan.tier?.id).toBe('free');
+    const same = await json<{ checkout_url: string }>(
+      call(S.dan!, 'POST', '/api/v1/billing/subscription', { tier: 'pro' }),
+    );
+    expect(same.checkout_url).toBe(checkout_url);
+    const other = await json<{ checkout_url: string }>(
+      call(S.dan!, 'POST', '/api/v1/billing/subscription', { tier: 'team' }),
+    );
+    expect(other.checkout_url).not.toBe(checkout_url);
+    expect(session.status).toBe('expired');
+    const back2 = await json<{ checkout_url: string }>(
+      call(S.dan!, 'POST', '/api/v1/billing/subscription', { tier: 'pro' }),
+    );
+    const checkout_url2 = back2.checkout_url;
 
     // Paying: the subscription is active, its period recorded, and one chain posted.
-    expect(await pay(checkout_url)).toBe('http://club.localhost:8080/app/billing?subscription=success');
+    expect(await pay(checkout_url2)).toBe('http://club.localhost:8080/app/billing?subscription=success');
     await stub.idle();
     subId = (await subOf('dan'))!.stripe_subscription!;
     expect(subId).toStartWith('sub_');
