@@ -362,12 +362,26 @@ export async function applySubscription(
 }
 
 /** Retrieves a subscription from Stripe and applies it. */
-export async function syncSubscription(
-  c: PlatformRequestContext,
-  id: string,
-): Promise<SubscriptionRow | null> {
-  const sub = await card(c).client.subscriptions.retrieve(id);
-  return await applySubscription(c, sub);
+/** Syncs in flight, per platform and subscription (each waits for the one before it). */
+const syncing = new Map<string, Promise<SubscriptionRow | null>>();
+
+/**
+ * Retrieves a subscription from Stripe and applies it. Syncs of one subscription run one after
+ * another (webhooks may come at once): a sync that started later retrieves later and writes
+ * later, so an older state is never written over a newer one.
+ */
+export function syncSubscription(c: PlatformRequestContext, id: string): Promise<SubscriptionRow | null> {
+  const key = `${c.platform.id} ${id}`;
+  const before = syncing.get(key) ?? Promise.resolve(null);
+  const next = before
+    .catch(() => null)
+    .then(async () => applySubscription(c, await card(c).client.subscriptions.retrieve(id)));
+  syncing.set(key, next);
+  const done = () => {
+    if (syncing.get(key) === next) syncing.delete(key);
+  };
+  next.then(done, done);
+  return next;
 }
 
 /** The subscription an invoice is for (its parent's, in current API versions). */
@@ -536,7 +550,7 @@ export async function changeTier(c: PlatformRequestContext, tierId: string, mete
     },
     { idempotencyKey: key },
   );
-  await applySubscription(c, updated);
+  await syncSubscription(c, updated.id);
   return subscriptionView(c, userId, meter);
 }
 
@@ -558,7 +572,7 @@ export async function cancelSubscription(c: PlatformRequestContext, at: 'period_
           { cancel_at_period_end: true },
           { idempotencyKey: `scc:${newId('sub')}` },
         );
-  await applySubscription(c, sub);
+  await syncSubscription(c, sub.id);
   return subscriptionView(c, userId, meter);
 }
 
