@@ -12,6 +12,7 @@
  */
 import canonicalize from 'canonicalize';
 import { type AiDeps, listModels, platformAiPolicy } from '../ai/index.ts';
+import { requireAgentAllowance } from '../billing/index.ts';
 import {
   actorOf,
   type PlatformRequestContext,
@@ -348,6 +349,8 @@ export function createAgent(
   const { userId } = who(c);
   const models = listModels(deps, platformAiPolicy(c.blueprint()));
   if (body.name === undefined) throw bad('/name', 'required');
+  // The tier's `agents` limit (402 with the upgrade path when it is used up).
+  if (userId) requireAgentAllowance(c, userId);
   const defaults: AgentSpec = {
     name: '',
     description: '',

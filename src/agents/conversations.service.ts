@@ -12,6 +12,7 @@ import {
   toOpenAiError,
 } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
+import { requireAiAllowance } from '../billing/index.ts';
 import { actorOf, type PlatformRequestContext } from '../identity/index.ts';
 import { AppError, isAppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
@@ -823,6 +824,8 @@ async function runTurn(
   endTurn: () => void,
 ): Promise<Response> {
   const userId = userOf(c);
+  // The tier's `requests_per_day` (429 `billing.limit_reached` once today's are used).
+  requireAiAllowance(c, deps.meter);
   // With an agent: its persona first, its model and settings (the turn cannot pick another model).
   const agent = conv.agent_id ? agentSpecFor(c, conv.agent_id, conv.agent_version).spec : null;
   if (agent && body.model !== undefined && body.model !== agent.model)

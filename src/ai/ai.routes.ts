@@ -63,7 +63,12 @@ function routingHeaders(r: Routing): Record<string, string> {
  * (service.ts: policy, safety, budgets, routing, metering, audit) and shapes the answer;
  * failures of the OpenAI routes answer in OpenAI's error shape (openai-errors.ts).
  */
-export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
+export function aiRoutes(d: {
+  runtime: AiRuntime;
+  meter: Meter;
+  /** Before a chat call: throws when the caller may not make it (billing's tier limits). */
+  admit?: (c: PlatformRequestContext, meter: Meter) => void;
+}) {
   // The service's dependencies, built once per App (one App serves every platform).
   const depsOf = aiDepsOf(d);
 
@@ -170,6 +175,7 @@ export function aiRoutes(d: { runtime: AiRuntime; meter: Meter }) {
       async ({ ctx: c, request, body }) => {
         try {
           const input = parseChatBody(body);
+          d.admit?.(c, d.meter);
           const policy = platformAiPolicy(c.blueprint());
           const r = await completeChat(depsOf(c.app), callerOf(c), policy, input, request.signal);
           if (r.kind === 'completion') return Response.json(r.completion, { headers: routingHeaders(r) });

@@ -72,4 +72,4 @@ export {
 } from './service.ts';
 export { SSE_HEADERS, sseStream } from './sse.ts';
 export { DEFAULT_MAX_STREAMS_PER_KEY, StreamSlots } from './streams.ts';
-export { type UsageByPayer, usageByPayer, usageTotalsSince } from './usage.repository.ts';
+export { chatCallsSince, type UsageByPayer, usageByPayer, usageTotalsSince } from './usage.repository.ts';

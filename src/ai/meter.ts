@@ -249,6 +249,21 @@ export class Meter {
     return crossed;
   }
 
+  /**
+   * A user's chat calls since `since` not written yet (buffered, being written, kept from failed
+   * writes): what a count of usage rows adds to be exact (billing's requests_per_day).
+   */
+  unwrittenChats(platformId: string, userId: string, since: number): number {
+    let n = 0;
+    for (const r of [
+      ...this.#buffer,
+      ...(this.#retrying.get(platformId)?.records ?? []),
+      ...(this.#inFlight.get(platformId) ?? []),
+    ])
+      if (r.platformId === platformId && r.userId === userId && r.kind === 'chat' && r.ts >= since) n++;
+    return n;
+  }
+
   /** Records held in memory (buffered, and kept from failed writes) and dropped past the cap. */
   stats(): { buffered: number; retrying: number; dropped: number } {
     return { buffered: this.#buffer.length, retrying: this.#retryingCount, dropped: this.#dropped };

@@ -24,8 +24,12 @@ export function openAiError(
   message: string,
   param: string | null = null,
   headers: Record<string, string> = {},
+  extra: Record<string, string | number | boolean> = {},
 ): Response {
-  return Response.json({ error: { message, type: typeOf(status), param, code } }, { status, headers });
+  return Response.json(
+    { error: { ...extra, message, type: typeOf(status), param, code } },
+    { status, headers },
+  );
 }
 
 /**
@@ -82,7 +86,14 @@ export function toOpenAiError(e: unknown): Response {
     const h: Record<string, string> = e.retryAfter
       ? { 'retry-after': String(e.retryAfter) }
       : { ...NO_RETRY };
-    return openAiError(e.status, e.code, e.message, e.details?.[0]?.path.replace(/^\//, '') || null, h);
+    return openAiError(
+      e.status,
+      e.code,
+      e.message,
+      e.details?.[0]?.path.replace(/^\//, '') || null,
+      h,
+      e.extra,
+    );
   }
   throw e;
 }

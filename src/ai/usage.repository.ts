@@ -265,3 +265,14 @@ export function usageByPayer(db: Database, firstRowId: number, lastRowId: number
     .safeIntegers(true)
     .all(firstRowId, lastRowId);
 }
+
+/** A user's chat calls since `since` (epoch ms): what `requests_per_day` counts (by index). */
+export function chatCallsSince(db: Database, userId: string, since: number): number {
+  return (
+    db
+      .query<{ n: number }, [string, number]>(
+        "SELECT count(*) AS n FROM usage_events WHERE user_id = ? AND ts >= ? AND kind = 'chat'",
+      )
+      .get(userId, since)?.n ?? 0
+  );
+}

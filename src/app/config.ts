@@ -293,6 +293,22 @@ export const InstanceConfig = t.Object(
               { additionalProperties: false },
             ),
           ),
+          grace_days: t.Optional(
+            t.Integer({
+              minimum: 0,
+              maximum: 90,
+              description:
+                'days a past-due subscription keeps its tier before the user falls back to the free tier (default 7)',
+            }),
+          ),
+          trial_days: t.Optional(
+            t.Integer({
+              minimum: 0,
+              maximum: 90,
+              description:
+                "days of free trial on a user's first paid subscription of a platform (default 0: none)",
+            }),
+          ),
         },
         {
           additionalProperties: false,

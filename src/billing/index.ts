@@ -1,6 +1,15 @@
 /** Billing (issue 13): the ledger, revenue share, and AI usage posted from the meter's events. */
 
 export { billingRoutes } from './billing.routes.ts';
+export {
+  DEFAULT_GRACE_DAYS,
+  freeTier,
+  type Plan,
+  planOf,
+  requireAgentAllowance,
+  requireAiAllowance,
+  tierOf,
+} from './entitlements.ts';
 export { invoicesRoutes } from './invoices.routes.ts';
 export {
   type InvoiceContext,
@@ -32,5 +41,6 @@ export { platformRevenue, revenueSeries } from './reports.service.ts';
 export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
 export { stripeAccount } from './stripe.ts';
 export { STRIPE_SECRET_SITE } from './stripe-settings.service.ts';
+export { invoiceChain } from './subscriptions.service.ts';
 export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
 export { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';

@@ -115,6 +115,16 @@ beforeAll(async () => {
     S[name] = await signInTo(s, 'payouts', email, PASSWORD);
     ids[name] = await onDb((db) => createUserRepository({ db }).byEmail(email)!.id);
   }
+  // The creator template's free tier allows one agent; the creators are on Enterprise.
+  for (const who of ['cat', 'fay'])
+    expect(
+      (
+        await call(S.owner, 'POST', `/api/v1/admin/billing/subscriptions/${ids[who]}`, {
+          tier: 'enterprise',
+          note: 'a test creator with several listings',
+        })
+      ).status,
+    ).toBe(200);
 });
 afterAll(async () => {
   await s?.close();

@@ -136,6 +136,15 @@ beforeAll(async () => {
     S[name] = await signInTo(s, 'shop', email, PASSWORD);
   }
   catId = await onDb((db) => createUserRepository({ db }).byEmail('cat@shop.test')!.id);
+  // The creator template's free tier allows one agent; cat is on Enterprise (no agents limit).
+  expect(
+    (
+      await call(S.owner, 'POST', `/api/v1/admin/billing/subscriptions/${catId}`, {
+        tier: 'enterprise',
+        note: 'a test creator with many listings',
+      })
+    ).status,
+  ).toBe(200);
 });
 afterAll(async () => {
   await s?.close();

@@ -5,7 +5,10 @@
  * An event is applied once per platform (stripe_events, by event id, marked once applied): a
  * duplicate or a replay answers 200 and changes nothing. What an event means is read from Stripe's state, not from
  * the order events arrive in: a completed checkout is fulfilled from the session retrieved; a
- * refund posts what the charge says was refunded in all beyond what the ledger has.
+ * refund posts what the charge says was refunded in all beyond what the ledger has; a
+ * subscription's events (checkout, invoices, `customer.subscription.*`) write the user's plan
+ * from the subscription retrieved, and a paid invoice posts its chain once
+ * (subscriptions.service.ts).
  *
  * The operator's endpoint (`/_operator/api/billing/stripe/webhook`) serves every platform: the
  * object's platform comes from stripe_objects (recorded when the checkout was made and
@@ -29,6 +32,13 @@ import {
 import { applyRefund, syncCheckout } from './purchases.service.ts';
 import { type StripeAccount, stripeAccount, stripeFor } from './stripe.ts';
 import { platformOfStripeObject } from './stripe-objects.repository.ts';
+import { subscriptionBySession } from './subscriptions.repository.ts';
+import {
+  postInvoice,
+  subscriptionOfInvoice,
+  syncCheckoutSession,
+  syncSubscription,
+} from './subscriptions.service.ts';
 
 /**
  * The event, verified with `stripe`'s signing secret (the operator's account, or a platform's
@@ -61,11 +71,41 @@ export async function verifiedEvent(
   }
 }
 
-/** The Stripe object an event is about, and the ids to route it by. */
+type Ref = string | { id: string } | null | undefined;
+const refId = (x: Ref) => (typeof x === 'string' ? x : (x?.id ?? undefined));
+
+/**
+ * The Stripe object an event is about, and the ids to route it by: the object, its payment
+ * intent, its subscription (an invoice's, a checkout's) and its customer.
+ */
 function subjectIds(e: Stripe.Event): string[] {
-  const o = e.data.object as { id?: string; payment_intent?: string | { id: string } | null };
-  const pi = typeof o.payment_intent === 'string' ? o.payment_intent : o.payment_intent?.id;
-  return [o.id, pi].filter((x): x is string => typeof x === 'string');
+  const o = e.data.object as {
+    id?: string;
+    object?: string;
+    payment_intent?: Ref;
+    subscription?: Ref;
+    customer?: Ref;
+  };
+  const sub = o.object === 'invoice' ? subscriptionOfInvoice(o as Stripe.Invoice) : refId(o.subscription);
+  return [o.id, refId(o.payment_intent), sub, refId(o.customer)].filter(
+    (x): x is string => typeof x === 'string',
+  );
+}
+
+/**
+ * The platform this instance named in a subscription's metadata (set at checkout): on the
+ * subscription, the checkout session, or an invoice's copy of its subscription's. The event is
+ * signed, so its metadata is what this instance set.
+ */
+function platformInMetadata(e: Stripe.Event): string | null {
+  const o = e.data.object as {
+    object?: string;
+    metadata?: Record<string, string> | null;
+    parent?: { subscription_details?: { metadata?: Record<string, string> | null } | null } | null;
+  };
+  if (o.object === 'invoice') return o.parent?.subscription_details?.metadata?.platform_id ?? null;
+  if (o.object === 'subscription' || o.object === 'checkout.session') return o.metadata?.platform_id ?? null;
+  return null;
 }
 
 /** The payment intent an event's object belongs to, if any. */
@@ -89,6 +129,8 @@ export async function platformOfEvent(app: App, e: Stripe.Event): Promise<string
     const p = platformOfStripeObject(app.control, id);
     if (p) return p;
   }
+  const named = platformInMetadata(e);
+  if (named) return named;
   const pi = paymentIntentOf(e);
   const stripe = stripeAccount(app.config);
   if (!pi || !stripe) return null;
@@ -118,6 +160,8 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
         await syncCheckout(c, p);
         return 'applied';
       }
+      if (e.data.object.mode === 'subscription' || subscriptionBySession(c.db, e.data.object.id))
+        return (await syncCheckoutSession(c, e.data.object.id)) ? 'applied' : 'ignored';
       const t = topupBySession(c.db, e.data.object.id);
       if (!t) return 'ignored';
       await syncTopup(c, t);
@@ -142,6 +186,23 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
       applyRefund(c, p, Math.max(now.amount_refunded, ch.amount_refunded));
       return 'applied';
     }
+    case 'invoice.paid':
+    case 'invoice.payment_succeeded':
+    case 'invoice.payment_failed': {
+      // The invoice and its subscription as Stripe has them now: a paid one posts once.
+      const subId = subscriptionOfInvoice(e.data.object);
+      if (!subId) return 'ignored';
+      const row = await syncSubscription(c, subId);
+      if (!row) return 'ignored';
+      if (e.type !== 'invoice.payment_failed' && e.data.object.id) await postInvoice(c, e.data.object.id);
+      return 'applied';
+    }
+    case 'customer.subscription.created':
+    case 'customer.subscription.updated':
+    case 'customer.subscription.deleted':
+    case 'customer.subscription.paused':
+    case 'customer.subscription.resumed':
+      return (await syncSubscription(c, e.data.object.id)) ? 'applied' : 'ignored';
     case 'account.updated': {
       // A creator's connected account (Connect): what Stripe says of it now, read from Stripe.
       const synced = await syncConnectAccount(c, e.data.object.id);

@@ -55,7 +55,7 @@ describe('migrate', () => {
         '0021-marketplace-community',
         '0022-ledger',
         '0023-purchases',
-        '0024-reserved',
+        '0024-subscriptions',
         '0025-invoices',
         '0026-payouts',
       ]);

@@ -31,6 +31,7 @@ import tenant20 from '../../migrations/tenant/0020-message-tool-steps.sql' with 
 import tenant21 from '../../migrations/tenant/0021-marketplace-community.sql' with { type: 'text' };
 import tenant22 from '../../migrations/tenant/0022-ledger.sql' with { type: 'text' };
 import tenant23 from '../../migrations/tenant/0023-purchases.sql' with { type: 'text' };
+import tenant24 from '../../migrations/tenant/0024-subscriptions.sql' with { type: 'text' };
 import tenant25 from '../../migrations/tenant/0025-invoices.sql' with { type: 'text' };
 import tenant26 from '../../migrations/tenant/0026-payouts.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
@@ -76,8 +77,7 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 21, name: 'marketplace-community', sql: tenant21 },
   { version: 22, name: 'ledger', sql: tenant22 },
   { version: 23, name: 'purchases', sql: tenant23 },
-  // 0024 belongs to another branch (subscriptions): a no-op here until it merges, then replaced.
-  { version: 24, name: 'reserved', sql: 'SELECT 1;' },
+  { version: 24, name: 'subscriptions', sql: tenant24 },
   { version: 25, name: 'invoices', sql: tenant25 },
   { version: 26, name: 'payouts', sql: tenant26 },
 ];

@@ -48,7 +48,10 @@ export interface PlatformSettingsReport {
 
 /** The settings report of a blueprint on this App's instance (its safety classifier). */
 export function settingsReport(app: Pick<App, 'config'>, bp: PlatformBlueprint): PlatformSettingsReport {
-  const instance = { classifier: app.config.safety_classifier !== undefined };
+  const instance = {
+    classifier: app.config.safety_classifier !== undefined,
+    billing: app.config.billing !== undefined,
+  };
   return {
     settings_not_enforced: unenforcedSettings(bp, instance),
     warnings: blueprintWarnings(bp, instance),

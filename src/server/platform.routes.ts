@@ -3,7 +3,7 @@ import { Elysia } from 'elysia';
 import { agentRoutes, conversationRoutes, federationRoutes, sharingRoutes } from '../agents/index.ts';
 import { type AiRuntime, aiRoutes, type Meter } from '../ai/index.ts';
 import type { App } from '../app/index.ts';
-import { billingRoutes, invoicesRoutes } from '../billing/index.ts';
+import { billingRoutes, invoicesRoutes, requireAiAllowance } from '../billing/index.ts';
 import { isCurrent, readMeta, TENANT_MIGRATIONS } from '../db/index.ts';
 import {
   actorOf,
@@ -411,12 +411,12 @@ export function platformRoutes(d: PlatformRoutesDeps) {
     .use(oidcRoutes)
     .use(samlRoutes)
     .use(scimRoutes)
-    .use(aiRoutes(d.ai))
+    .use(aiRoutes({ ...d.ai, admit: requireAiAllowance }))
     .use(conversationRoutes(d.ai))
     .use(agentRoutes(d.ai))
     .use(federationRoutes(d.ai))
     .use(sharingRoutes)
-    .use(billingRoutes)
+    .use(billingRoutes(d.ai))
     .use(invoicesRoutes);
   permissions = routePermissions(app);
   return app;

@@ -153,6 +153,8 @@ export function platformBoot(
       logo: bp.identity.branding.logo ?? null,
       white_label: bp.features.white_label,
       features: bp.features,
+      // The pricing page's link: the platform offers plans.
+      plans: bp.monetization.subscription_tiers.length > 0,
     },
   };
 }

@@ -25,6 +25,7 @@ export function newId(
     | 'fed'
     | 'pur'
     | 'pay'
+    | 'sub'
     | 'top',
 ): string {
   return `${prefix}_${ulid().toLowerCase()}`;

@@ -77,7 +77,8 @@ describe('settings a platform sets that nothing enforces', () => {
     for (const s of [
       'monetization.pricing_strategy',
       'monetization.payment_processing.provider',
-      'monetization.subscription_tiers[].price.amount',
+      // Tier limits: enforced on an instance that bills (none here).
+      'monetization.subscription_tiers[].limits.agents',
       'governance.data_retention.chat_history_days',
       'governance.content_moderation.enabled',
       'ai_settings.safety_filters.level',

@@ -23,6 +23,8 @@ export type EnforcementStatus = 'enforced' | 'planned' | 'partial' | 'conditiona
 export interface InstanceCapabilities {
   /** Whether a safety classifier is configured (`safety_classifier` in soulfra.yaml). */
   classifier: boolean;
+  /** Whether the instance bills (a `billing` section in soulfra.yaml): tier limits apply. */
+  billing?: boolean;
 }
 
 /** One setting's row. */
@@ -45,7 +47,6 @@ export interface SettingEnforcement {
 const BILLING = 'billing (issue 13)';
 const PORTAL = 'portal (issue 11)';
 const COMPLIANCE = 'compliance packs (issue 15)';
-const AGENTS = 'agents';
 const MOBILE = 'mobile app export';
 const SIGNUP = 'sign-up verification';
 
@@ -54,6 +55,14 @@ const p = (gates: string, by: string, asks?: SettingEnforcement['asks']): Settin
   gates,
   status: 'planned',
   by,
+  ...(asks ? { asks } : {}),
+});
+/** Enforced on an instance that bills (soulfra.yaml `billing`): tier limits. */
+const billed = (gates: string, asks?: SettingEnforcement['asks']): SettingEnforcement => ({
+  gates,
+  status: 'conditional',
+  by: 'billing entitlements, on an instance with `billing` in soulfra.yaml',
+  needs: (i) => i.billing === true,
   ...(asks ? { asks } : {}),
 });
 const not =
@@ -85,20 +94,35 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'identity.mobile_app_config.bundle_id': p('the mobile app', MOBILE),
   'identity.mobile_app_config.primary_color': p('the mobile app', MOBILE),
 
-  'monetization.pricing_strategy': p('how users are charged', BILLING, not('custom')),
-  'monetization.currency': e('the currency of tier prices and fees (validated)', 'validation'),
-  'monetization.subscription_tiers[].id': p('subscriptions', BILLING),
-  'monetization.subscription_tiers[].name': e('the plan list on the home page', 'pages'),
-  'monetization.subscription_tiers[].price.amount': p(
-    'charging a subscription (listed on the home page)',
-    BILLING,
+  'monetization.pricing_strategy': billed(
+    'whether tier limits apply (freemium, subscription) and the tier of users without a subscription',
+    not('custom'),
   ),
-  'monetization.subscription_tiers[].price.currency': p('charging a subscription', BILLING),
-  'monetization.subscription_tiers[].interval': p('charging a subscription', BILLING),
-  'monetization.subscription_tiers[].features': p('the pricing page', PORTAL),
-  'monetization.subscription_tiers[].limits.requests_per_day': p('AI requests per user per day', BILLING),
-  'monetization.subscription_tiers[].limits.agents': p('agents per user', AGENTS),
-  'monetization.subscription_tiers[].limits.seats': p('people per subscription', BILLING),
+  'monetization.currency': e('the currency of tier prices and fees (validated)', 'validation'),
+  'monetization.subscription_tiers[].id': e('the tier a subscription is to', 'billing subscriptions'),
+  'monetization.subscription_tiers[].name': e('the plan list on the home page and the pricing page', 'pages'),
+  'monetization.subscription_tiers[].price.amount': e(
+    "a subscription's price at Stripe Checkout (listed on the home page)",
+    'billing subscriptions',
+  ),
+  'monetization.subscription_tiers[].price.currency': e(
+    "a subscription's currency at Stripe Checkout",
+    'billing subscriptions',
+  ),
+  'monetization.subscription_tiers[].interval': e(
+    "a subscription's billing interval at Stripe Checkout",
+    'billing subscriptions',
+  ),
+  'monetization.subscription_tiers[].features': e('the pricing page', 'portal pricing page'),
+  'monetization.subscription_tiers[].limits.requests_per_day': billed(
+    'AI chat requests per user per day (429 billing.limit_reached)',
+  ),
+  'monetization.subscription_tiers[].limits.agents': billed(
+    'agents per user (402 billing.payment_required on creating one)',
+  ),
+  'monetization.subscription_tiers[].limits.seats': billed(
+    'people per subscription (seats bought, team members)',
+  ),
   'monetization.usage_pricing.markup_percent': e('markup metered on every AI call', 'the meter'),
   'monetization.enterprise_contracts': p('enterprise contracts', BILLING),
   'monetization.agent_creation_fees.amount': p('a fee to create an agent', BILLING),

@@ -1,4 +1,4 @@
-export { COMMUNITY_APPROVAL_DEFAULTS, PlatformBlueprint } from './blueprint.models.ts';
+export { COMMUNITY_APPROVAL_DEFAULTS, PlatformBlueprint, SubscriptionTier } from './blueprint.models.ts';
 export {
   assertBlueprintDepth,
   MAX_BLUEPRINT_DEPTH,

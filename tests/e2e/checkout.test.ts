@@ -50,6 +50,12 @@ beforeAll(async () => {
     expect(r.status).toBe(201);
     if (role === 'creator') creatorId = (r.body as { user: { id: string } }).user.id;
   }
+  // The creator template's free tier allows one agent: cat lists two, on Enterprise.
+  const tier = await apiFrom(o.page, 'POST', `/api/v1/admin/billing/subscriptions/${creatorId}`, {
+    tier: 'enterprise',
+    note: 'the test creator',
+  });
+  expect(tier.status).toBe(200);
   await o.context.close();
   const c = await newContext(e.browser);
   await signIn(c.page, e.base, 'cat@buy.test', PASSWORD, '/app/agents');
@@ -152,6 +158,32 @@ describe('buying an agent', () => {
     await d.page.goto(`${e.base}/app/billing`);
     await d.page.getByRole('strong').getByText('$13.00', { exact: true }).waitFor();
     await d.page.getByRole('cell', { name: 'credits' }).waitFor();
+    await d.context.close();
+  }, 60_000);
+
+  test('subscribe to a plan on the pricing page, pay, come back: the plan is active', async () => {
+    const d = await newContext(e.browser);
+    await signIn(d.page, e.base, 'dan@buy.test', PASSWORD, '/app/pricing');
+    await d.page.getByRole('heading', { name: 'Plans' }).waitFor();
+    await d.page.getByRole('heading', { name: /Free\s+Your plan/ }).waitFor();
+    expect(await axeProblems(d.page)).toEqual([]);
+    await screenshots(d.page, 'portal-pricing');
+    await d.page.getByRole('button', { name: 'Subscribe to Pro' }).click();
+    await d.page.waitForURL(`${stripe.url}/pay/**`);
+    await d.page.getByRole('heading', { name: 'Pay $19.00' }).waitFor();
+    await d.page.getByRole('button', { name: 'Pay' }).click();
+    await d.page.waitForURL(`${e.base}/app/billing**`);
+    await d.page.getByText('Welcome to Pro: your plan is active.').waitFor();
+    const plan = d.page.getByRole('region', { name: 'Your plan' });
+    await plan.getByText('Pro', { exact: true }).waitFor();
+    await plan.getByText(/^Renews on /).waitFor();
+    expect(await axeProblems(d.page)).toEqual([]);
+    await screenshots(d.page, 'portal-billing-plan');
+    // The payment method is managed on Stripe's billing portal.
+    await plan.getByRole('button', { name: 'Manage payment method' }).click();
+    await d.page.waitForURL(`${stripe.url}/portal/**`);
+    await d.page.goto(`${e.base}/app/pricing`);
+    await d.page.getByRole('heading', { name: /Pro\s+Your plan/ }).waitFor();
     await d.context.close();
   }, 60_000);
 });

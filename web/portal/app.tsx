@@ -8,6 +8,7 @@ import { BillingPage } from './billing.tsx';
 import { Chat } from './chat.tsx';
 import { ImportAgent } from './federation.tsx';
 import { CommunityQueue, ListingPage, Marketplace } from './marketplace.tsx';
+import { PricingPage } from './pricing.tsx';
 import { Profile } from './profile.tsx';
 import { CreatorPage, captureReferral } from './sharing.tsx';
 
@@ -22,6 +23,7 @@ export interface PortalBoot {
     logo: string | null;
     white_label: boolean;
     features: Record<string, boolean>;
+    plans?: boolean;
   };
 }
 
@@ -63,6 +65,7 @@ const PRIVATE: [string, () => preact.JSX.Element][] = [
   ['/app/marketplace/:id', ListingPage],
   ['/app/creator', CreatorPage],
   ['/app/billing', BillingPage],
+  ['/app/pricing', PricingPage],
 ];
 
 function TopBar() {
@@ -85,7 +88,8 @@ function TopBar() {
           <a href="/app/agents">Agents</a>
           {p.features.agent_marketplace ? <a href="/app/marketplace">Marketplace</a> : null}
           {m.permissions.includes('agents:write') ? <a href="/app/creator">Creator</a> : null}
-          {p.features.agent_marketplace ? <a href="/app/billing">Billing</a> : null}
+          {p.plans ? <a href="/app/pricing">Plans</a> : null}
+          {p.features.agent_marketplace || p.plans ? <a href="/app/billing">Billing</a> : null}
           <a href="/app/profile">Profile</a>
           <button
             type="button"

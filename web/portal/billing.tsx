@@ -1,9 +1,22 @@
 import { useSignal } from '@preact/signals';
 import { ApiError, api } from '../shared/api.ts';
 import { moneyMicro } from '../shared/format.ts';
-import { Async, Empty, Field, Form, Notice, TableWrap, Title, useForm, useResource } from '../shared/ui.tsx';
+import {
+  ActionButton,
+  Async,
+  Empty,
+  Field,
+  Form,
+  Notice,
+  StatusBadge,
+  TableWrap,
+  Title,
+  useForm,
+  useResource,
+} from '../shared/ui.tsx';
 import { InvoicesSection } from './invoices.tsx';
 import { PayoutsSection } from './payouts.tsx';
+import { type PlanView, paidOwn, tierPrice } from './pricing.tsx';
 
 interface Credits {
   credits: { currency: string; balance_micro: number; balance_minor: number };
@@ -23,14 +36,95 @@ interface Purchases {
 
 const minor = (n: number, currency: string) => moneyMicro(n * 1_000_000, currency);
 
+const day = (iso: string | null) => (iso ? new Date(iso).toLocaleDateString() : '');
+const usageOf = (used: number, limit: number | null) => (limit === null ? `${used}` : `${used} of ${limit}`);
+
+/** The user's plan: tier, status, renewal, today's usage; cancel and the payment method (Stripe's portal). */
+function PlanSection({ d, reload }: { d: PlanView; reload: () => Promise<void> }) {
+  const p = d.plan;
+  const own = paidOwn(d);
+  return (
+    <section aria-labelledby="plan-h">
+      <h2 id="plan-h">Your plan</h2>
+      <p>
+        <strong>{p.tier ? p.tier.name : 'No plan'}</strong>
+        {p.tier ? ` · ${tierPrice(p.tier)}` : ''} · <StatusBadge status={p.status} />
+        {p.via === 'team' ? ' · through a team subscription' : ''}
+      </p>
+      {p.status === 'past_due' && p.grace_ends_at ? (
+        <Notice>
+          Your last payment failed. Update your payment method before {day(p.grace_ends_at)} to keep your
+          plan.
+        </Notice>
+      ) : null}
+      {p.via === 'free' && p.subscription?.status === 'past_due' ? (
+        <Notice>
+          Your {p.subscription.tier} subscription is past due: you are on the free plan until it is paid.
+        </Notice>
+      ) : null}
+      {own && p.current_period_end ? (
+        <p>
+          {p.cancel_at_period_end ? 'Ends on ' : 'Renews on '}
+          {day(p.current_period_end)}
+          {p.trial_end ? ` (trial until ${day(p.trial_end)})` : ''}
+          {p.seats > 1 ? ` · ${p.seats} seats` : ''}
+        </p>
+      ) : null}
+      <dl>
+        <dt>AI requests today</dt>
+        <dd>{usageOf(d.usage.requests_today, d.limits.requests_per_day)}</dd>
+        <dt>Agents</dt>
+        <dd>{usageOf(d.usage.agents, d.limits.agents)}</dd>
+      </dl>
+      <div class="actions">
+        <a class="button" href="/app/pricing">
+          {own ? 'Change plan' : 'See plans'}
+        </a>
+        {p.manageable ? (
+          <ActionButton
+            onClick={async () => {
+              const l = await api<{ url: string }>('POST', '/api/v1/billing/portal');
+              if (/^https?:\/\//.test(l.url)) location.assign(l.url);
+            }}
+          >
+            Manage payment method
+          </ActionButton>
+        ) : null}
+        {own && !p.cancel_at_period_end ? (
+          <ActionButton
+            confirm={`Cancel your ${p.tier?.name} plan? You keep it until ${day(p.current_period_end)}.`}
+            onClick={async () => {
+              await api('DELETE', '/api/v1/billing/subscription?at=period_end');
+              await reload();
+            }}
+          >
+            Cancel plan
+          </ActionButton>
+        ) : null}
+      </div>
+    </section>
+  );
+}
+
 /**
- * The user's billing (issue 13): prepaid credits with a top-up through Stripe Checkout, the
- * top-ups and the purchases. Back from a top-up's checkout (`?topup=success`), the newest open
- * top-up is checked with Stripe and posted before the page reads the balance.
+ * The user's billing (issue 13): the plan (its tier, status and renewal, cancel, the payment
+ * method through Stripe's billing portal), prepaid credits with a top-up through Stripe
+ * Checkout, the top-ups and the purchases. Back from a top-up's checkout (`?topup=success`),
+ * the newest open top-up is checked with Stripe and posted before the page reads the balance;
+ * back from a subscription's (`?subscription=success`), the subscription is synced.
  */
 export function BillingPage() {
   const returned = useSignal<string | null>(null);
   const r = useResource(async () => {
+    const sub = new URLSearchParams(location.search).get('subscription');
+    if (sub === 'success') {
+      history.replaceState(null, '', location.pathname);
+      const v = await api<PlanView>('POST', '/api/v1/billing/subscription/sync');
+      returned.value =
+        v.plan.via === 'own' && v.plan.status !== 'free'
+          ? `Welcome to ${v.plan.tier?.name}: your plan is ${v.plan.status}.`
+          : 'Your payment is not confirmed yet.';
+    }
     const state = new URLSearchParams(location.search).get('topup');
     if (state) {
       history.replaceState(null, '', location.pathname);
@@ -50,11 +144,12 @@ export function BillingPage() {
             : 'Your payment is not confirmed yet.';
       }
     }
-    const [c, p] = await Promise.all([
+    const [c, p, plan] = await Promise.all([
       api<Credits>('GET', '/api/v1/billing/credits'),
       api<Purchases>('GET', '/api/v1/billing/purchases'),
+      api<PlanView>('GET', '/api/v1/billing/subscription'),
     ]);
-    return { ...c, ...p };
+    return { ...c, ...p, plan };
   }, []);
   const amount = useSignal('10.00');
   const form = useForm();
@@ -65,6 +160,7 @@ export function BillingPage() {
       <Async r={r}>
         {(d) => (
           <>
+            <PlanSection d={d.plan} reload={r.reload} />
             <section aria-labelledby="credits-h">
               <h2 id="credits-h">Credits</h2>
               <p>
