@@ -12,6 +12,7 @@
  */
 import canonicalize from 'canonicalize';
 import { type AiDeps, listModels, platformAiPolicy } from '../ai/index.ts';
+import { admit } from '../app/index.ts';
 import {
   actorOf,
   type PlatformRequestContext,
@@ -346,6 +347,8 @@ export function createAgent(
   body: Record<string, unknown>,
 ) {
   const { userId } = who(c);
+  // A platform held over its operator plan's limits makes no new agents (402).
+  admit(c.db, 'agent');
   const models = listModels(deps, platformAiPolicy(c.blueprint()));
   if (body.name === undefined) throw bad('/name', 'required');
   const defaults: AgentSpec = {
@@ -404,6 +407,7 @@ export function forkAgent(
   from: { listing: string; agent: string; version: number; hash: string },
 ) {
   const { userId } = who(c);
+  admit(c.db, 'agent');
   const now = c.app.clock.now();
   const row: AgentRow = {
     id: newId('agt'),
@@ -435,6 +439,7 @@ export function forkAgent(
  */
 export function importAgent(c: PlatformRequestContext, spec: AgentSpec, from: { hash: string } & object) {
   const { userId } = who(c);
+  admit(c.db, 'agent');
   const now = c.app.clock.now();
   const { json, hash } = canonicalSpec(spec);
   const row: AgentRow = {

@@ -16,6 +16,29 @@ export {
   type TransferSpec,
 } from './ledger.ts';
 export {
+  archivePlan,
+  assertPlatformOpen,
+  assignDefaultPlan,
+  createPlan,
+  DEFAULT_PLAN_GRACE_DAYS,
+  deletePlan,
+  evaluatePlanLimits,
+  getPlan,
+  installOperatorPlans,
+  listPlans,
+  type MarkupTier,
+  markupPercentFor,
+  type OperatorPlan,
+  operatorCurrency,
+  operatorFeeOf,
+  type PlanStatus,
+  planStatus,
+  platformPlan,
+  setPlatformPlan,
+  TEMPLATE_PLANS,
+  updatePlan,
+} from './operator-plans.ts';
+export {
   DEFAULT_TRANSACTION_FEE_PERCENT,
   requirePurchase,
   type Sellable,
@@ -24,5 +47,12 @@ export {
 export { platformRevenue } from './reports.service.ts';
 export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitSale } from './sales.ts';
 export { stripeAccount } from './stripe.ts';
-export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
+export {
+  markupOf,
+  type OperatorMarkup,
+  operatorMarkupOf,
+  postUsage,
+  subscribeUsageToLedger,
+  USAGE_SUBSCRIBER,
+} from './usage.ts';
 export { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';
