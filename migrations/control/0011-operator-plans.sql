@@ -25,7 +25,7 @@ CREATE TABLE operator_plans (
 
 -- Each platform's plan and where it stands against the plan's limits. A platform with no row
 -- (made before this migration) is given its template's default plan on first read.
--- users: active users at the last evaluation; over_since: when the platform went over its
+-- users: active users when its standing last changed; over_since: when the platform went over its
 -- limit (NULL: within it); notified_at: the episode's mail to its owners and admins (one per
 -- episode); held_since: when the grace period ran out (new users and agents refused).
 CREATE TABLE platform_plans (

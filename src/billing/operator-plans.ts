@@ -623,7 +623,8 @@ export function evaluatePlanLimitsOn(app: App, db: Database, platformId: string)
     next.over_since !== row.over_since ||
     next.notified_at !== row.notified_at ||
     next.held_since !== row.held_since;
-  if (transition || row.users !== users) {
+  // Written on a change of standing only (no control write per sign-up otherwise).
+  if (transition) {
     tx(app.control, () => {
       upsertPlatformPlan(app.control, next);
       for (const a of audits)

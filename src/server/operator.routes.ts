@@ -474,7 +474,12 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
         )
         .get(
           '/platforms/:slug/plan',
-          async ({ params }) => ({ plan_status: await planStatus(d.app, platformIdOf(params.slug)) }),
+          async ({ params }) => {
+            const p = d.tenancy.get(params.slug);
+            if (p.status === 'archived')
+              throw new AppError('platform.archived', `platform '${params.slug}' is archived`, 409);
+            return { plan_status: await planStatus(d.app, p.id) };
+          },
           {
             permission: 'operator:read',
             params: SlugParams,
