@@ -206,6 +206,7 @@ export const CONSOLE_PAGES = [
   '/platforms',
   '/platforms/*',
   '/new',
+  '/plans',
   '/operators',
   '/tokens',
   '/health',

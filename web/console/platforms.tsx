@@ -18,6 +18,7 @@ import {
   useResource,
 } from '../shared/ui.tsx';
 import { TrustedKeys } from './federation.tsx';
+import { PlatformPlan } from './plans.tsx';
 import { isOperatorAdmin, op } from './session.ts';
 
 /** The platforms: the list with status, users, usage and cost; one platform; the create wizard. */
@@ -219,6 +220,7 @@ export function PlatformDetail() {
                 </div>
               </section>
             ) : null}
+            {p.status !== 'archived' ? <PlatformPlan slug={p.slug} admin={admin} /> : null}
             {admin && p.status !== 'archived' ? <Rename p={p} onDone={() => r.reload()} /> : null}
             <Domains p={p} admin={admin} onDone={() => r.reload()} />
             {p.status !== 'archived' ? <TrustedKeys slug={p.slug} admin={admin} /> : null}
