@@ -24,6 +24,7 @@ import {
   markupPercentFor,
   netCredit,
   type OperatorPlan,
+  postUsage,
 } from './index.ts';
 
 const M = 1_000_000n;
@@ -353,6 +354,17 @@ describe("the plan's fee and markup are enforced", () => {
       { code: 'usage.cost', n: 2 },
       { code: 'usage.operator', n: 2 },
     ]);
+    // Delivered again after the tier moved (or the plan changed): nothing posts, nothing fails.
+    const events = await onDb('mkt', (db) =>
+      db
+        .query<{ payload: string }, []>("SELECT payload FROM events WHERE name = 'usage.recorded'")
+        .all()
+        .map((r) => JSON.parse(r.payload) as { firstRowId: number; lastRowId: number }),
+    );
+    const other = { percentFor: () => 99, posted: () => undefined };
+    expect(await onDb('mkt', (db) => events.map((e) => postUsage(db, e, s.app.clock.now(), other)))).toEqual(
+      events.map(() => 0),
+    );
     // Every account's debits and credits sum to the same: the ledger balances.
     const accounts = await onDb('mkt', (db) => listAccounts(db));
     const debits = accounts.reduce((a, x) => a + x.debits_posted, 0n);

@@ -18,7 +18,7 @@
 import type { Database } from 'bun:sqlite';
 import { usageByPayer } from '../ai/index.ts';
 import { type App, stateKey } from '../app/index.ts';
-import { creditedSince } from './ledger.repository.ts';
+import { creditedSince, findRawTransfer } from './ledger.repository.ts';
 import { accountId, openAccount, postBatch, type TransferSpec } from './ledger.ts';
 import { markupPercentFor, platformPlan } from './operator-plans.ts';
 
@@ -33,6 +33,9 @@ export interface OperatorMarkup {
   percentFor(currency: string): number;
   posted(currency: string, costMicro: bigint): void;
 }
+
+const usageId = (range: { firstRowId: number; lastRowId: number }, p: { userId: string; currency: string }) =>
+  `usage:${range.firstRowId}-${range.lastRowId}:${p.userId}:${p.currency}`;
 
 /** `cost × percent`, rounded half up to the micro-unit (percent: at most two decimals). */
 export function markupOf(costMicro: bigint, percent: number): bigint {
@@ -51,6 +54,12 @@ export function postUsage(
   operator?: OperatorMarkup,
 ): number {
   const payers = usageByPayer(db, range.firstRowId, range.lastRowId);
+  // A batch's chains commit in one transaction: if its first is there, all of it is (a
+  // redelivered event). Answered before the markup is worked out again, since the percent in
+  // force may have moved since (a volume tier passed, a plan changed): the same ids with other
+  // amounts would be refused as `ledger.exists_different`.
+  const first = payers[0];
+  if (first && findRawTransfer(db, `${usageId(range, first)}:charge`)) return 0;
   const chains: TransferSpec[][] = [];
   const own = new Map<string, { platform: string; ai: string; operator: string | null; pct: number }>();
   for (const p of payers) {
@@ -67,7 +76,7 @@ export function postUsage(
       own.set(p.currency, o);
     }
     const { platform, ai } = o;
-    const id = `usage:${range.firstRowId}-${range.lastRowId}:${p.userId}:${p.currency}`;
+    const id = usageId(range, p);
     const fee = o.operator ? markupOf(p.costMicro, o.pct) : 0n;
     chains.push([
       {
