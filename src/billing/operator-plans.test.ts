@@ -416,6 +416,13 @@ describe('limits and holds', () => {
     expect(st).toMatchObject({ users: 3, over_limit: true, held: false });
     expect(st.message).toContain('limit of 2');
     expect(Date.parse(st.hold_at!) - Date.parse(st.over_since!)).toBe(14 * DAY);
+    const list = await opJson<{ over_limit: { platform: string; plan: string; held: boolean }[] }>(
+      'GET',
+      '/plans',
+    );
+    expect(list.over_limit).toEqual([
+      expect.objectContaining({ platform: 'lim', plan: 'tiny', held: false }),
+    ]);
     // Within the grace period: still open, and no second mail.
     s.clock.advance(13 * DAY);
     expect((await signup('lim', 'u3@lim.test')).status).toBe(201);

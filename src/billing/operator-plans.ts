@@ -410,10 +410,26 @@ function checkPlan(
 
 // ---- the operator's use cases ------------------------------------------------------------------
 
-/** Every plan, with how many platforms are on each. */
+/**
+ * Every plan, with how many platforms are on each, and the platforms over their plan's limit
+ * as last evaluated (`hold_at`: when new users and agents stop, or stopped).
+ */
 export function listPlans(app: App) {
   const use = planUse(app.control);
-  return { plans: allPlans(app.control).map((p) => ({ ...planOfRow(p), platforms: use.get(p.id) ?? 0 })) };
+  const grace = graceMs(app);
+  return {
+    plans: allPlans(app.control).map((p) => ({ ...planOfRow(p), platforms: use.get(p.id) ?? 0 })),
+    over_limit: allPlatformPlans(app.control)
+      .filter((r) => r.over_since !== null)
+      .map((r) => ({
+        platform_id: r.platform_id,
+        plan: r.plan_id,
+        users: r.users,
+        over_since: iso(r.over_since!),
+        hold_at: iso(r.over_since! + grace),
+        held: app.clock.now() >= r.over_since! + grace,
+      })),
+  };
 }
 
 function requirePlan(app: App, id: string): OperatorPlanRow {

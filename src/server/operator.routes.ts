@@ -407,13 +407,28 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           },
         )
         // The operator's plans for platforms (issue 13 item 1): data, enforced by billing.
-        .get('/plans', () => listPlans(d.app), {
-          permission: 'operator:read',
-          detail: {
-            summary: "The operator's plans for platforms, with how many platforms are on each",
-            tags: ['billing'],
+        .get(
+          '/plans',
+          () => {
+            const r = listPlans(d.app);
+            const slugOf = new Map(d.tenancy.list().map((p) => [p.id, p.slug]));
+            return {
+              plans: r.plans,
+              over_limit: r.over_limit.map(({ platform_id, ...o }) => ({
+                platform: slugOf.get(platform_id) ?? platform_id,
+                ...o,
+              })),
+            };
           },
-        })
+          {
+            permission: 'operator:read',
+            detail: {
+              summary:
+                "The operator's plans for platforms, with how many platforms are on each, and the platforms over their plan's limit",
+              tags: ['billing'],
+            },
+          },
+        )
         .post(
           '/plans',
           ({ principal, body }) => Response.json(createPlan(d.app, principal.actor, body), { status: 201 }),

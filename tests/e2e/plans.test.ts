@@ -78,6 +78,11 @@ test('edit a plan, put a platform on it, see the over-limit warning, upgrade', a
   await c.page.getByRole('button', { name: 'Change plan' }).click();
   await c.page.getByText(/Over its limit: .*limit of 2/).waitFor();
   expect({ problems: await axeProblems(c.page) }).toEqual({ problems: [] });
+  // The platforms list warns too.
+  await c.page.goto(`${base}/platforms`);
+  await c.page.getByText("Over their plan's user limit").waitFor();
+  await c.page.getByRole('listitem').filter({ hasText: 'plansco (duo, 3 users)' }).waitFor();
+  await c.page.goto(`${base}/platforms/plansco`);
   await c.page.getByLabel('Move to plan').selectOption('business');
   await c.page.getByRole('button', { name: 'Change plan' }).click();
   await c.page.getByText(/3 users of 50,000/).waitFor();
