@@ -7,13 +7,23 @@
  * - a single linked sale (`post` of `saleChain`: creator, platform and operator legs, one
  *   transaction each), its latency p50/p99 over --sales calls (default 5,000);
  * - usage posting (`postUsage`, what the `usage.recorded` subscriber runs after each meter
- *   flush): µs per usage row, for batches of 100 rows over 50 users; what billing adds to a
- *   request, off its path.
+ *   flush): µs per usage row, for batches of 100 rows over 50 users, with the operator's markup
+ *   leg (a plan's 40%, tiered by the month's cost, as the subscriber posts it); what billing
+ *   adds to a request, off its path.
  * Flags: --transfers N (default 200000), --batch N, --sales N.
  */
 import { join } from 'node:path';
 import { insertUsageRows } from '../src/ai/usage.repository.ts';
-import { openAccount, post, postBatch, postUsage, type TransferSpec } from '../src/billing/index.ts';
+import {
+  markupPercentFor,
+  type OperatorMarkup,
+  type OperatorPlan,
+  openAccount,
+  post,
+  postBatch,
+  postUsage,
+  type TransferSpec,
+} from '../src/billing/index.ts';
 import { type Sale, saleAccounts, saleChain } from '../src/billing/sales.ts';
 import { migrate, openDatabase, TENANT_MIGRATIONS, WalCheckpointer } from '../src/db/index.ts';
 import { tempDir } from '../tests/helpers.ts';
@@ -99,6 +109,19 @@ export async function main(args: string[]): Promise<number> {
 
     // Usage posting: flushes of 100 usage rows, from 1 payer (an API key) or 50 users.
     const usage: { payers: number; us: number }[] = [];
+    // The operator's side as the subscriber builds it per batch (operatorMarkupOf): the plan's
+    // tiered percent, asked once per currency per batch, and the month's running AI cost.
+    const plan = {
+      ai_markup_percent: 40,
+      ai_markup_tiers: [{ over_minor: 50_000, markup_percent: 35 }],
+    } as OperatorPlan;
+    let monthCost = 0n;
+    const markup: OperatorMarkup = {
+      percentFor: () => markupPercentFor(plan, monthCost),
+      posted: (_c, cost) => {
+        monthCost += cost;
+      },
+    };
     for (const payers of [1, 50]) {
       const flushes = 200;
       let rows = 0;
@@ -125,7 +148,7 @@ export async function main(args: string[]): Promise<number> {
         }));
         const range = db.transaction(() => insertUsageRows(db, records))();
         const p0 = performance.now();
-        postUsage(db, range, now);
+        postUsage(db, range, now, markup);
         postMs += performance.now() - p0;
         rows += records.length;
       }

@@ -12,6 +12,7 @@
  */
 import canonicalize from 'canonicalize';
 import { type AiDeps, listModels, platformAiPolicy } from '../ai/index.ts';
+import { admit } from '../app/index.ts';
 import { requireAgentAllowance } from '../billing/index.ts';
 import {
   actorOf,
@@ -347,6 +348,8 @@ export function createAgent(
   body: Record<string, unknown>,
 ) {
   const { userId } = who(c);
+  // A platform held over its operator plan's limits makes no new agents (402).
+  admit(c.db, 'agent');
   const models = listModels(deps, platformAiPolicy(c.blueprint()));
   if (body.name === undefined) throw bad('/name', 'required');
   // The tier's `agents` limit (402 with the upgrade path when it is used up).
@@ -407,6 +410,7 @@ export function forkAgent(
   from: { listing: string; agent: string; version: number; hash: string },
 ) {
   const { userId } = who(c);
+  admit(c.db, 'agent');
   const now = c.app.clock.now();
   const row: AgentRow = {
     id: newId('agt'),
@@ -438,6 +442,7 @@ export function forkAgent(
  */
 export function importAgent(c: PlatformRequestContext, spec: AgentSpec, from: { hash: string } & object) {
   const { userId } = who(c);
+  admit(c.db, 'agent');
   const now = c.app.clock.now();
   const { json, hash } = canonicalSpec(spec);
   const row: AgentRow = {

@@ -13,6 +13,7 @@
  * revoked listing's agent stops working for everyone but its editors.
  */
 import { type AiDeps, platformAiPolicy, safetyVerdict } from '../ai/index.ts';
+import { admit } from '../app/index.ts';
 import { requirePurchase, type Sellable } from '../billing/index.ts';
 import { actorOf, createUserRepository, type PlatformRequestContext, roleOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
@@ -424,6 +425,8 @@ export async function fork(c: PlatformRequestContext, id: string) {
   userIdOf(c);
   const l = findListing(c.db, id);
   if (l?.status !== 'published') throw notFound();
+  // Refused before any payment when the platform is held (a fork is a new agent).
+  admit(c.db, 'agent');
   if (l.price_model !== 'free') await requirePurchase(c, sellable(c, l));
   const v = findVersion(c.db, l.agent_id, l.version);
   if (!v) throw notFound();

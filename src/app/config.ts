@@ -270,6 +270,21 @@ export const InstanceConfig = t.Object(
     billing: t.Optional(
       t.Object(
         {
+          currency: t.Optional(
+            t.String({
+              pattern: '^[a-z]{3}$',
+              description:
+                "the operator's currency (ISO 4217, lower case; default usd): the seeded operator plans are priced in it",
+            }),
+          ),
+          plan_grace_days: t.Optional(
+            t.Integer({
+              minimum: 0,
+              maximum: 365,
+              description:
+                "days a platform over its plan's limits keeps taking new users and agents before it is held (default 14)",
+            }),
+          ),
           stripe: t.Optional(
             t.Object(
               {

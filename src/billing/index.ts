@@ -32,6 +32,29 @@ export {
   type TransferSpec,
 } from './ledger.ts';
 export {
+  archivePlan,
+  assertPlatformOpen,
+  assignDefaultPlan,
+  createPlan,
+  DEFAULT_PLAN_GRACE_DAYS,
+  deletePlan,
+  evaluatePlanLimits,
+  getPlan,
+  installOperatorPlans,
+  listPlans,
+  type MarkupTier,
+  markupPercentFor,
+  type OperatorPlan,
+  operatorCurrency,
+  operatorFeeOf,
+  type PlanStatus,
+  planStatus,
+  platformPlan,
+  setPlatformPlan,
+  TEMPLATE_PLANS,
+  updatePlan,
+} from './operator-plans.ts';
+export {
   DEFAULT_TRANSACTION_FEE_PERCENT,
   requirePurchase,
   type Sellable,
@@ -42,5 +65,12 @@ export { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain, splitS
 export { stripeAccount } from './stripe.ts';
 export { STRIPE_SECRET_SITE } from './stripe-settings.service.ts';
 export { invoiceChain } from './subscriptions.service.ts';
-export { postUsage, subscribeUsageToLedger, USAGE_SUBSCRIBER } from './usage.ts';
+export {
+  markupOf,
+  type OperatorMarkup,
+  operatorMarkupOf,
+  postUsage,
+  subscribeUsageToLedger,
+  USAGE_SUBSCRIBER,
+} from './usage.ts';
 export { applyEvent, platformOfEvent, verifiedEvent } from './webhook.ts';

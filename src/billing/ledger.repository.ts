@@ -237,3 +237,21 @@ export function chainSavepoint(db: Database, step: 'begin' | 'commit' | 'rollbac
     db.exec('RELEASE ledger_chain');
   }
 }
+
+/**
+ * What an account was credited (posted, one-step or second phase) with `code` since `since`
+ * (epoch ms, inclusive): the platform's AI cost this month is `ai_cost`'s `usage.cost` credits.
+ * Reads the (credit, at) index's range only.
+ */
+export function creditedSince(db: Database, accountId: string, code: string, since: number): bigint {
+  const n = hot(db).account.get(accountId)?.n;
+  if (n === undefined) return 0n;
+  return (
+    db
+      .query<{ s: bigint | null }, [bigint, number, string]>(
+        `SELECT sum(amount) AS s FROM ledger_transfers WHERE credit = ? AND at >= ? AND code = ? AND flags IN ('posted', 'post')`,
+      )
+      .safeIntegers(true)
+      .get(n, since, code)?.s ?? 0n
+  );
+}

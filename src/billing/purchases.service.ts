@@ -11,8 +11,8 @@
  * says was refunded beyond what the ledger has. Without Stripe (air-gapped), the purchase
  * waits for an admin to record its payment by hand; the same ledger chain is posted.
  *
- * The operator's transaction fee is DEFAULT_TRANSACTION_FEE_PERCENT until the operator's plans
- * (issue 13 item 1) set it per platform; each purchase keeps the terms it was sold under.
+ * The operator's transaction fee comes from the platform's operator plan (issue 13 item 1:
+ * operator-plans.ts); each purchase keeps the terms it was sold under.
  */
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { actorOf } from '../identity/index.ts';
@@ -20,6 +20,7 @@ import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { creditBalance, userOf } from './credits.service.ts';
 import { openAccount, post } from './ledger.ts';
+import { operatorFeeOf } from './operator-plans.ts';
 import {
   findPurchase,
   insertPurchase,
@@ -33,7 +34,10 @@ import { refundChain, type Sale, type SaleTerms, saleAccounts, saleChain } from 
 import { checkoutState, stripeFor } from './stripe.ts';
 import { recordStripeObject } from './stripe-objects.repository.ts';
 
-/** The Starter plan's transaction fee on creator platforms (product spec), until plans are data. */
+/**
+ * The Starter plan's seeded transaction fee (product spec). Only a fallback: a platform's fee is
+ * its operator plan's `transaction_fee_percent`.
+ */
 export const DEFAULT_TRANSACTION_FEE_PERCENT = 15;
 
 const MICRO = 1_000_000n;
@@ -49,13 +53,17 @@ export interface Sellable {
   creatorId: string;
 }
 
-/** The split a sale on this platform gets now (the blueprint's shares, the operator's fee). */
+/**
+ * The split a sale on this platform gets now: the blueprint's shares, and the operator's fee
+ * from the platform's operator plan (a purchase stores these terms, so a later plan change
+ * applies to the next sale, never to a past one).
+ */
 export function termsOf(c: PlatformRequestContext): SaleTerms {
   const m = c.blueprint().monetization;
   return {
     creatorShare: m.creator_revenue_share,
     commission: m.marketplace_commission,
-    operatorFee: DEFAULT_TRANSACTION_FEE_PERCENT,
+    operatorFee: operatorFeeOf(c.app, c.platform.id),
   };
 }
 

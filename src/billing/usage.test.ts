@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
-import { accountId, findAccount, listAccounts, netCredit, postUsage } from './index.ts';
+import { accountId, findAccount, listAccounts, markupOf, netCredit, postUsage } from './index.ts';
 
 let s: InProcessServer;
 let stub: OpenAIStub;
@@ -65,11 +65,15 @@ describe('usage into the ledger', () => {
       payer: findAccount(db, accountId('end_user', '', 'usd')),
       platform: findAccount(db, accountId('platform', '', 'usd')),
       ai: findAccount(db, accountId('ai_cost', '', 'usd')),
+      operator: findAccount(db, accountId('operator', '', 'usd')),
     }));
     // The API key has no user: the platform's unattributed payer account.
     expect(got.payer?.debits_posted).toBe(sums.cost + sums.markup);
-    expect(netCredit(got.platform!)).toBe(sums.markup);
     expect(netCredit(got.ai!)).toBe(sums.cost);
+    // The operator's markup on the AI cost (the creator template's Starter plan: 40%) comes out
+    // of the platform's side (src/billing/operator-plans.test.ts covers the tiers).
+    expect(netCredit(got.operator!)).toBe(markupOf(sums.cost, 40));
+    expect(netCredit(got.platform!)).toBe(sums.markup - markupOf(sums.cost, 40));
 
     // The same event delivered again (at least once) posts nothing new.
     const events = await onDb((db) =>

@@ -82,6 +82,7 @@ describe('migrate', () => {
       '0008-operator-password',
       '0009-federation',
       '0010-stripe-objects',
+      '0011-operator-plans',
     ]);
     expect(db.query('SELECT value FROM settings').get()).toEqual({ value: 'example.com' });
   });

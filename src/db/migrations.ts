@@ -8,6 +8,7 @@ import control7 from '../../migrations/control/0007-platform-deletions.sql' with
 import control8 from '../../migrations/control/0008-operator-password.sql' with { type: 'text' };
 import control9 from '../../migrations/control/0009-federation.sql' with { type: 'text' };
 import control10 from '../../migrations/control/0010-stripe-objects.sql' with { type: 'text' };
+import control11 from '../../migrations/control/0011-operator-plans.sql' with { type: 'text' };
 import tenant1 from '../../migrations/tenant/0001-init.sql' with { type: 'text' };
 import tenant2 from '../../migrations/tenant/0002-users.sql' with { type: 'text' };
 import tenant3 from '../../migrations/tenant/0003-identity.sql' with { type: 'text' };
@@ -50,6 +51,7 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
   { version: 8, name: 'operator-password', sql: control8 },
   { version: 9, name: 'federation', sql: control9 },
   { version: 10, name: 'stripe-objects', sql: control10 },
+  { version: 11, name: 'operator-plans', sql: control11 },
 ];
 
 /** Each platform's schema steps (data/platforms/<id>.db). */

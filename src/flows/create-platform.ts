@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
+import { assignDefaultPlan } from '../billing/index.ts';
 import { foldWal, migrate, openDatabase, TENANT_MIGRATIONS, writeMeta } from '../db/index.ts';
 import { createUserRepository, hashPassword } from '../identity/index.ts';
 import { randomPassword } from '../shared/crypto.ts';
@@ -178,6 +179,8 @@ export async function createPlatform(
     rmSync(finalPath, { force: true });
     throw e;
   }
+  // Its template's default operator plan (the operator may change it).
+  assignDefaultPlan(app, id);
   const { warnings } = settingsReport(app, blueprint);
   for (const w of warnings) app.log.warn('platform blueprint warning', { platform: slug, warning: w });
   return {

@@ -8,7 +8,7 @@ import {
   createAuditLog,
   openAuditAnchoring,
 } from '../audit/index.ts';
-import { STRIPE_SECRET_SITE, subscribeUsageToLedger } from '../billing/index.ts';
+import { installOperatorPlans, STRIPE_SECRET_SITE, subscribeUsageToLedger } from '../billing/index.ts';
 import { IDENTITY_SECRET_SITES } from '../identity/index.ts';
 import type { Clock } from '../shared/time.ts';
 import { createTenancy, type Tenancy } from '../tenancy/index.ts';
@@ -59,6 +59,8 @@ export function openInstance(opts: {
     if (opened.ok) anchoring = opened.anchoring;
     // Anchors still pending land before the databases close (stopped before them: added after).
     app.lifecycle.adopt('audit anchors', () => app.audit.flush());
+    // The operator's plans: seeds, each platform's plan, and the holds on new users and agents.
+    installOperatorPlans(app);
     // Settled AI usage is posted to each platform's ledger from the meter's events.
     subscribeUsageToLedger(app);
     return {

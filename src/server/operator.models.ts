@@ -251,3 +251,60 @@ export const RevocationFetch = Type.Object(
   },
   { additionalProperties: false },
 );
+
+// Operator plans (issue 13 item 1). Types here; ranges and the rest in billing/operator-plans.ts.
+const planCode = { errorCode: 'billing.plan_invalid' } as const;
+const planFields = {
+  name: Type.Optional(text('What the plan is called.', { ...planCode, maxLength: 100 })),
+  price_minor: Type.Optional(
+    Type.Integer({ description: 'Its price in minor units (cents) per interval.', ...planCode }),
+  ),
+  price_is_minimum: Type.Optional(
+    Type.Boolean({ description: 'The price is a minimum ("and up").', ...planCode }),
+  ),
+  interval: Type.Optional(
+    Type.Union([Type.Literal('month'), Type.Literal('year')], { description: 'month or year', ...planCode }),
+  ),
+  currency: Type.Optional(text("ISO 4217, lower case (default: the operator's billing.currency).", planCode)),
+  max_users: Type.Optional(
+    Type.Union([Type.Integer(), Type.Null()], {
+      description: 'Active users a platform may have (null: unlimited).',
+      ...planCode,
+    }),
+  ),
+  ai_markup_percent: Type.Optional(
+    Type.Number({ description: "The operator's markup on a platform's AI cost, percent.", ...planCode }),
+  ),
+  ai_markup_tiers: Type.Optional(
+    Type.Array(
+      Type.Object(
+        {
+          over_minor: Type.Integer({
+            description: "Once the platform's AI cost this month passes this (minor units).",
+          }),
+          markup_percent: Type.Number({ description: 'The markup from then on, percent.' }),
+        },
+        closed,
+      ),
+      { description: 'Volume discounts on the markup, ascending by over_minor.', ...planCode },
+    ),
+  ),
+  transaction_fee_percent: Type.Optional(
+    Type.Number({ description: "The operator's fee on a platform's sales, percent.", ...planCode }),
+  ),
+  features: Type.Optional(Type.Array(Type.String(), { description: 'What the plan includes.', ...planCode })),
+  archived: Type.Optional(Type.Boolean({ description: 'Archived: no new platforms go on it.', ...planCode })),
+};
+export const PlanCreate = Type.Object(
+  { id: Type.Optional(text('The plan id: a slug (a-z, 0-9, -).', planCode)), ...planFields },
+  closed,
+);
+export const PlanUpdate = Type.Object(
+  { id: Type.Optional(text('The plan id (unchanged).', planCode)), ...planFields },
+  closed,
+);
+export const PlanParams = Type.Object({ id: Type.String({ description: 'A plan id.' }) });
+export const PlatformPlanSet = Type.Object(
+  { plan: text('The id of the plan to put the platform on.', planCode) },
+  closed,
+);

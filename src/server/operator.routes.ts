@@ -3,11 +3,19 @@ import type { AiRuntime, Meter } from '../ai/index.ts';
 import { type App, parseAuditQuery } from '../app/index.ts';
 import {
   applyEvent,
+  archivePlan,
+  createPlan,
+  deletePlan,
+  getPlan,
   issueMonthlyInvoices,
+  listPlans,
+  planStatus,
   platformOfEvent,
   platformRevenue,
   revenueSeries,
+  setPlatformPlan,
   stripeAccount,
+  updatePlan,
   verifiedEvent,
 } from '../billing/index.ts';
 import { tx } from '../db/index.ts';
@@ -65,10 +73,14 @@ import {
   OperatorRole,
   OperatorSignInBody,
   OwnerReset,
+  PlanCreate,
+  PlanParams,
+  PlanUpdate,
   PlatformApiKeyCreate,
   PlatformCreate,
   PlatformDeleteQuery,
   PlatformListQuery,
+  PlatformPlanSet,
   PlatformUpdate,
   Reason,
   ReturnToQuery,
@@ -398,6 +410,122 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
             detail: {
               summary:
                 "The operator's fee income per platform, with each platform's marketplace sales (from its ledger)",
+              tags: ['billing'],
+            },
+          },
+        )
+        // The operator's plans for platforms (issue 13 item 1): data, enforced by billing.
+        .get(
+          '/plans',
+          () => {
+            const r = listPlans(d.app);
+            const slugOf = new Map(d.tenancy.list().map((p) => [p.id, p.slug]));
+            return {
+              plans: r.plans,
+              over_limit: r.over_limit.map(({ platform_id, ...o }) => ({
+                platform: slugOf.get(platform_id) ?? platform_id,
+                ...o,
+              })),
+            };
+          },
+          {
+            permission: 'operator:read',
+            detail: {
+              summary:
+                "The operator's plans for platforms, with how many platforms are on each, and the platforms over their plan's limit",
+              tags: ['billing'],
+            },
+          },
+        )
+        .post(
+          '/plans',
+          ({ principal, body }) => Response.json(createPlan(d.app, principal.actor, body), { status: 201 }),
+          {
+            permission: 'operator:write',
+            body: PlanCreate,
+            detail: {
+              summary: 'Make a plan (price, user limit, AI markup and its volume tiers, transaction fee)',
+              tags: ['billing'],
+            },
+          },
+        )
+        .get('/plans/:id', ({ params }) => getPlan(d.app, params.id), {
+          permission: 'operator:read',
+          params: PlanParams,
+          detail: { summary: 'Show a plan', tags: ['billing'] },
+        })
+        .patch(
+          '/plans/:id',
+          ({ principal, params, body }) => updatePlan(d.app, principal.actor, params.id, body),
+          {
+            permission: 'operator:write',
+            params: PlanParams,
+            body: PlanUpdate,
+            detail: {
+              summary:
+                'Change a plan (the next sale and usage batch follow it; past purchases keep their terms)',
+              tags: ['billing'],
+            },
+          },
+        )
+        .post(
+          '/plans/:id/archive',
+          ({ principal, params }) => archivePlan(d.app, principal.actor, params.id),
+          {
+            permission: 'operator:write',
+            params: PlanParams,
+            detail: {
+              summary: 'Archive a plan (its platforms stay on it; no new ones go on it)',
+              tags: ['billing'],
+            },
+          },
+        )
+        .delete(
+          '/plans/:id',
+          ({ principal, params }) => {
+            deletePlan(d.app, principal.actor, params.id);
+            return new Response(null, { status: 204 });
+          },
+          {
+            permission: 'operator:write',
+            params: PlanParams,
+            detail: {
+              summary: 'Delete a plan no platform is on (409 billing.plan_in_use otherwise: archive it)',
+              tags: ['billing'],
+            },
+          },
+        )
+        .get(
+          '/platforms/:slug/plan',
+          async ({ params }) => {
+            const p = d.tenancy.get(params.slug);
+            if (p.status === 'archived')
+              throw new AppError('platform.archived', `platform '${params.slug}' is archived`, 409);
+            return { plan_status: await planStatus(d.app, p.id) };
+          },
+          {
+            permission: 'operator:read',
+            params: SlugParams,
+            detail: {
+              summary: "A platform's plan and its standing: users against the limit, over since, held or not",
+              tags: ['billing'],
+            },
+          },
+        )
+        .put(
+          '/platforms/:slug/plan',
+          async ({ principal, params, body }) => {
+            const p = d.tenancy.get(params.slug);
+            return {
+              plan_status: await setPlatformPlan(d.app, principal.actor, { id: p.id, slug: p.slug }, body),
+            };
+          },
+          {
+            permission: 'operator:write',
+            params: SlugParams,
+            body: PlatformPlanSet,
+            detail: {
+              summary: 'Put a platform on a plan (audited; a hold lifts at once on a plan it fits)',
               tags: ['billing'],
             },
           },

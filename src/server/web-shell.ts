@@ -208,6 +208,7 @@ export const CONSOLE_PAGES = [
   '/platforms',
   '/platforms/*',
   '/new',
+  '/plans',
   '/operators',
   '/tokens',
   '/health',

@@ -57,6 +57,7 @@ for (const scheme of ['light', 'dark'] as const) {
         ['/platforms', 'Platforms', 'console-platforms'],
         ['/platforms/pages', 'Pages Co', 'console-platform'],
         ['/new', 'New platform', 'console-new'],
+        ['/plans', 'Plans', 'console-plans'],
         ['/operators', 'Operators', 'console-operators'],
         ['/tokens', 'Tokens', 'console-tokens'],
         ['/health', 'Health', 'console-health'],

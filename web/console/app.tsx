@@ -5,6 +5,7 @@ import { navigate, ownPrefix, param, path, pick } from '../shared/router.ts';
 import { bootData, Dialogs, Field, Form, Loading, NavLink, Submit, Title, useForm } from '../shared/ui.tsx';
 import { FeeIncome } from './fees.tsx';
 import { Account, Audit, Health, Operators, Tokens } from './ops.tsx';
+import { Plans } from './plans.tsx';
 import { NewPlatform, PlatformDetail, Platforms } from './platforms.tsx';
 import { loadOperator, op, operator, signOutOperator } from './session.ts';
 
@@ -129,6 +130,7 @@ const ROUTES: [string, () => preact.JSX.Element][] = [
   ['/platforms', Platforms],
   ['/platforms/:slug', PlatformDetail],
   ['/new', NewPlatform],
+  ['/plans', Plans],
   ['/operators', Operators],
   ['/tokens', Tokens],
   ['/health', Health],
@@ -160,6 +162,7 @@ function Shell({ children }: { children: preact.ComponentChildren }) {
       <div class="layout">
         <nav class="sidenav" aria-label="Console">
           <NavLink href="/platforms">Platforms</NavLink>
+          <NavLink href="/plans">Plans</NavLink>
           <NavLink href="/operators">Operators</NavLink>
           <NavLink href="/tokens">Tokens</NavLink>
           <NavLink href="/billing">Fee income</NavLink>

@@ -18,6 +18,7 @@ import {
   useResource,
 } from '../shared/ui.tsx';
 import { TrustedKeys } from './federation.tsx';
+import { PlatformPlan } from './plans.tsx';
 import { isOperatorAdmin, op } from './session.ts';
 
 /** The platforms: the list with status, users, usage and cost; one platform; the create wizard. */
@@ -46,6 +47,11 @@ export interface PlatformView {
 
 export function Platforms() {
   const r = useResource(() => op<{ platforms: PlatformView[] }>('GET', '/platforms?include=stats'));
+  const over = useResource(() =>
+    op<{
+      over_limit: { platform: string; plan: string; users: number | null; hold_at: string; held: boolean }[];
+    }>('GET', '/plans'),
+  );
   return (
     <>
       <div class="row heading-row">
@@ -58,6 +64,20 @@ export function Platforms() {
           </div>
         ) : null}
       </div>
+      {over.data.value?.over_limit.length ? (
+        <Notice kind="warn">
+          Over their plan's user limit:
+          <ul>
+            {over.data.value.over_limit.map((o) => (
+              <li key={o.platform}>
+                <a href={`/platforms/${o.platform}`}>{o.platform}</a> ({o.plan}
+                {o.users === null ? '' : `, ${num(o.users)} users`}):{' '}
+                {o.held ? 'held since' : 'new users and agents stop on'} {when(o.hold_at)}
+              </li>
+            ))}
+          </ul>
+        </Notice>
+      ) : null}
       <Async
         r={r}
         empty={(d) =>
@@ -219,6 +239,7 @@ export function PlatformDetail() {
                 </div>
               </section>
             ) : null}
+            {p.status !== 'archived' ? <PlatformPlan slug={p.slug} admin={admin} /> : null}
             {admin && p.status !== 'archived' ? <Rename p={p} onDone={() => r.reload()} /> : null}
             <Domains p={p} admin={admin} onDone={() => r.reload()} />
             {p.status !== 'archived' ? <TrustedKeys slug={p.slug} admin={admin} /> : null}

@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { App } from '../../app/index.ts';
+import { type App, admit } from '../../app/index.ts';
 import { randomToken, sha256Hex } from '../../shared/crypto.ts';
 import { AppError } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
@@ -230,6 +230,8 @@ export async function acceptInvitation(
     addressFailed(db, client.ip, app.clock.now());
     throw invalidLink();
   }
+  // A platform held over its operator plan's limits takes no new accounts (402).
+  admit(db, 'user');
   const hash = await hashPassword(app, pw, { lane: platformId, queueCap: LANE_QUEUE_CAP });
   const users = createUserRepository({ db });
   return db

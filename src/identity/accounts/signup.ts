@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { App } from '../../app/index.ts';
+import { type App, admit, admitted } from '../../app/index.ts';
 import { isUniqueViolation } from '../../db/index.ts';
 import { AppError, type ErrorDetail } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
@@ -106,6 +106,8 @@ export async function signUp(
       details,
     );
   const password = checkPassword(input.password);
+  // A platform held over its operator plan's limits takes no new accounts (402).
+  admit(db, 'user');
   const byAddress = reserve(db, [[SIGNUP_LIMITS.address, addressKey(client.ip)]], now);
   if (!byAddress.ok) throw throttled(byAddress.wait, 'sign-ups from this address');
   const minimum = v.minimum_age ?? 0;
@@ -205,5 +207,6 @@ export async function signUp(
     }
     throw e;
   }
+  admitted(db, 'user');
   return v.email_required ? { status: 'pending' } : { status: 'created', user: users.byId(row.id)! };
 }

@@ -118,6 +118,16 @@ export function createUserRepository({ db }: { db: Database }) {
     count(): number {
       return db.query<{ n: number }, []>('SELECT count(*) AS n FROM users').get()?.n ?? 0;
     },
+    /** The emails of the active accounts with one of `roles` (owners and admins to tell). */
+    activeEmailsWithRoles(roles: readonly string[]): string[] {
+      if (!roles.length) return [];
+      return db
+        .query<{ email: string }, string[]>(
+          `SELECT email FROM users WHERE status = 'active' AND role IN (${roles.map(() => '?').join(', ')}) ORDER BY created_at`,
+        )
+        .all(...roles)
+        .map((r) => r.email);
+    },
     /** How many active owners the platform has (the last one may not go). */
     activeOwners(): number {
       return db

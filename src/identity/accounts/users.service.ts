@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { App } from '../../app/index.ts';
+import { type App, admit, admitted } from '../../app/index.ts';
 import { isUniqueViolation } from '../../db/index.ts';
 import { AppError, type ErrorDetail } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
@@ -142,6 +142,8 @@ export function insertUser(
   provisionedVia: 'invite' | 'scim' | null = null,
 ): UserRow {
   const { email, role } = checkUserInput(input, by);
+  // A platform held over its operator plan's limits takes no new accounts (402).
+  admit(db, 'user');
   const users = createUserRepository({ db });
   const now = app.clock.now();
   const row: UserRow = {
@@ -182,6 +184,7 @@ export function insertUser(
     }
     throw e;
   }
+  admitted(db, 'user');
   return users.byId(row.id)!;
 }
 

@@ -1,5 +1,5 @@
 import type { Database } from 'bun:sqlite';
-import type { App } from '../../app/index.ts';
+import { type App, admit, admitted } from '../../app/index.ts';
 import { AppError } from '../../shared/errors.ts';
 import { newId } from '../../shared/ids.ts';
 import { iso } from '../../shared/time.ts';
@@ -831,6 +831,8 @@ export async function createScimUser(c: ScimContext, input: unknown): Promise<Sc
       throw scimError(400, 'invalidValue', e instanceof Error ? e.message : 'invalid password');
     }
   }
+  // A platform held over its operator plan's limits takes no new accounts (402).
+  admit(c.db, 'user');
   const id = newId('usr');
   const now = c.app.clock.now();
   c.db
@@ -860,6 +862,7 @@ export async function createScimUser(c: ScimContext, input: unknown): Promise<Sc
       });
     })
     .immediate();
+  admitted(c.db, 'user');
   return getUser(c, id);
 }
 
