@@ -13,7 +13,7 @@ import {
   startOnboarding,
 } from './payouts.service.ts';
 import { purchasesOf, recordPayment } from './purchases.service.ts';
-import { myEarnings, platformRevenue, revenueSeries } from './reports.service.ts';
+import { myEarnings, platformRevenue, revenueSeries, subscriptionMetrics } from './reports.service.ts';
 import { stripeFor } from './stripe.ts';
 import { clearStripeSettings, setStripeSettings, stripeSettingsView } from './stripe-settings.service.ts';
 import {
@@ -310,6 +310,18 @@ export const billingRoutes = (d: { meter?: Meter } = {}) =>
         detail: {
           summary:
             'Pay a creator: a Stripe Connect transfer of their available earnings (reserved in the ledger first), or a payout made by hand',
+          tags: ['billing'],
+        },
+      },
+    )
+    .get(
+      '/api/v1/admin/billing/subscriptions/metrics',
+      ({ ctx }) => subscriptionMetrics(ctx.db, ctx.blueprint(), ctx.app.clock.now()),
+      {
+        permission: 'billing:read',
+        detail: {
+          summary:
+            "Subscriptions: MRR at today's tier prices, subscribers by tier, trials, and churn over the last 30 days",
           tags: ['billing'],
         },
       },

@@ -111,3 +111,40 @@ export function creatorLegs(db: Database, code: 'sale' | 'refund', currency: str
       .get(code, currency)?.n ?? 0
   );
 }
+
+export interface TierCount {
+  tier_id: string;
+  status: string;
+  method: string;
+  subscriptions: number;
+  seats: number;
+}
+
+/** Subscriptions that count now (trialing, active, past due), by tier, status and method. */
+export function liveSubscriptions(db: Database): TierCount[] {
+  return db
+    .query<TierCount, []>(
+      `SELECT tier_id, status, method, count(*) AS subscriptions, sum(seats) AS seats FROM subscriptions
+       WHERE status IN ('trialing', 'active', 'past_due') GROUP BY tier_id, status, method ORDER BY tier_id`,
+    )
+    .all();
+}
+
+/**
+ * For churn over [since, now): paid subscriptions that were live at `since` (made before it,
+ * and not canceled before it), and those of them canceled since. A subscription's status is
+ * its latest (subscriptions keep one row per user: a canceled one is updated when canceled).
+ */
+export function churnCounts(db: Database, since: number): { at_start: number; canceled: number } {
+  return (
+    db
+      .query<{ at_start: number; canceled: number }, [number, number]>(
+        `SELECT count(*) AS at_start,
+                coalesce(sum(CASE WHEN status = 'canceled' THEN 1 ELSE 0 END), 0) AS canceled
+         FROM subscriptions
+         WHERE method = 'stripe' AND status != 'incomplete' AND created_at < ?
+           AND (status != 'canceled' OR updated_at >= ?)`,
+      )
+      .get(since, since) ?? { at_start: 0, canceled: 0 }
+  );
+}

@@ -6,9 +6,20 @@
 import type { Database } from 'bun:sqlite';
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { jsonInteger } from '../shared/money.ts';
+import type { SubscriptionTier } from '../tenancy/index.ts';
 import { userOf } from './credits.service.ts';
 import { accountId } from './ledger.ts';
-import { creatorLegs, creatorTotals, earningsByRef, monthlyFlows, sumsByCode } from './reports.repository.ts';
+import {
+  churnCounts,
+  creatorLegs,
+  creatorTotals,
+  earningsByRef,
+  liveSubscriptions,
+  monthlyFlows,
+  sumsByCode,
+} from './reports.repository.ts';
+
+const MICRO_PER_MINOR = 1_000_000n;
 
 const net = (sums: { credits: bigint; debits: bigint }[]) =>
   sums.reduce((a, s) => a + s.credits - s.debits, 0n);
@@ -121,5 +132,84 @@ export function revenueSeries(db: Database, currency: string, months: number, no
         payouts_micro: jsonInteger(m.payouts),
       };
     }),
+  };
+}
+
+/**
+ * Subscription metrics for a platform's admins (issue 13, "Reports": MRR and churn), at the
+ * blueprint's current tier prices:
+ * - MRR: each paid (Stripe) subscription that is active or past due, at its tier's price
+ *   times its seats, a yearly price counted as a twelfth a month. Trials are not revenue yet;
+ *   they are counted apart, as are subscriptions an admin set by hand (paid some other way).
+ * - Churn over the last `days` days: paid subscriptions canceled in the window over those live
+ *   at its start.
+ * One currency: the blueprint's (a tier priced in another currency is reported apart, not
+ * added).
+ */
+export function subscriptionMetrics(
+  db: Database,
+  bp: { monetization: { currency: string; subscription_tiers: SubscriptionTier[] } },
+  now: number,
+  days = 30,
+) {
+  const currency = bp.monetization.currency;
+  const tiers = new Map(bp.monetization.subscription_tiers.map((t) => [t.id, t]));
+  const monthly = (t: SubscriptionTier) =>
+    (BigInt(t.price.amount) * MICRO_PER_MINOR) / (t.interval === 'year' ? 12n : 1n);
+  let mrr = 0n;
+  const byTier = new Map<
+    string,
+    { tier: string; name: string; paying: number; trialing: number; manual: number; mrr: bigint }
+  >();
+  const other: { tier: string; currency: string }[] = [];
+  for (const r of liveSubscriptions(db)) {
+    const t = tiers.get(r.tier_id);
+    const row = byTier.get(r.tier_id) ?? {
+      tier: r.tier_id,
+      name: t?.name ?? r.tier_id,
+      paying: 0,
+      trialing: 0,
+      manual: 0,
+      mrr: 0n,
+    };
+    byTier.set(r.tier_id, row);
+    if (r.method !== 'stripe') row.manual += r.subscriptions;
+    else if (r.status === 'trialing') row.trialing += r.subscriptions;
+    else {
+      row.paying += r.subscriptions;
+      if (!t) continue;
+      if (t.price.currency.toLowerCase() !== currency.toLowerCase()) {
+        other.push({ tier: t.id, currency: t.price.currency });
+        continue;
+      }
+      const add = monthly(t) * BigInt(r.seats);
+      row.mrr += add;
+      mrr += add;
+    }
+  }
+  const since = now - days * 86_400_000;
+  const churn = churnCounts(db, since);
+  const list = [...byTier.values()];
+  return {
+    currency,
+    mrr_micro: jsonInteger(mrr),
+    subscribers: list.reduce((a, r) => a + r.paying, 0),
+    trialing: list.reduce((a, r) => a + r.trialing, 0),
+    manual: list.reduce((a, r) => a + r.manual, 0),
+    tiers: list.map((r) => ({
+      tier: r.tier,
+      name: r.name,
+      paying: r.paying,
+      trialing: r.trialing,
+      manual: r.manual,
+      mrr_micro: jsonInteger(r.mrr),
+    })),
+    other_currencies: other,
+    churn: {
+      days,
+      at_start: churn.at_start,
+      canceled: churn.canceled,
+      rate: churn.at_start ? churn.canceled / churn.at_start : 0,
+    },
   };
 }

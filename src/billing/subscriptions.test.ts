@@ -561,8 +561,18 @@ describe('subscribing through Stripe', () => {
 
   test('customer.subscription.deleted: the free tier', async () => {
     const before = await balances();
+    const metrics = () =>
+      json<{ mrr_micro: number; subscribers: number; tiers: { tier: string; paying: number }[] }>(
+        call(S.owner!, 'GET', '/api/v1/admin/billing/subscriptions/metrics'),
+      );
+    const m0 = await metrics();
     await stub.cancelSubscription(subId);
     await stub.idle();
+    // MRR loses dan's Team (49.00 a month, one seat); one subscriber fewer.
+    const m1 = await metrics();
+    expect(m0.mrr_micro - m1.mrr_micro).toBe(4900 * 1_000_000);
+    expect(m0.subscribers - m1.subscribers).toBe(1);
+    expect((await call(S.dan!, 'GET', '/api/v1/admin/billing/subscriptions/metrics')).status).toBe(403);
     const p = await plan('dan');
     expect(p.plan).toMatchObject({ tier: { id: 'free' }, via: 'free', subscription: { status: 'canceled' } });
     expect(await balances()).toEqual(before);

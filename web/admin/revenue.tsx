@@ -50,6 +50,16 @@ interface Month {
   payouts_micro: Micro;
 }
 
+interface Metrics {
+  currency: string;
+  mrr_micro: Micro;
+  subscribers: number;
+  trialing: number;
+  manual: number;
+  tiers: { tier: string; name: string; paying: number; trialing: number; manual: number; mrr_micro: Micro }[];
+  churn: { days: number; at_start: number; canceled: number; rate: number };
+}
+
 interface Payouts {
   payouts: {
     id: string;
@@ -82,14 +92,15 @@ export function RevenuePage() {
         api<Revenue>('GET', '/api/v1/admin/billing/revenue'),
         api<{ currency: string; months: Month[] }>('GET', '/api/v1/admin/billing/revenue/monthly?months=12'),
         api<Payouts>('GET', '/api/v1/admin/billing/payouts'),
-      ]).then(([revenue, series, payouts]) => ({ revenue, series, payouts })),
+        api<Metrics>('GET', '/api/v1/admin/billing/subscriptions/metrics'),
+      ]).then(([revenue, series, payouts, metrics]) => ({ revenue, series, payouts, metrics })),
     [tick.value],
   );
   return (
     <>
       <Title>Revenue</Title>
       <Async r={r}>
-        {({ revenue, series, payouts }) => {
+        {({ revenue, series, payouts, metrics }) => {
           const cur = revenue.currency;
           const money = (v: Micro) => moneyMicro(v, cur);
           const emails = new Map(payouts.creators.map((c) => [c.creator_id, c.email ?? c.creator_id]));
@@ -118,6 +129,63 @@ export function RevenuePage() {
                     </div>
                   ))}
                 </div>
+              </section>
+              <section aria-labelledby="rev-subs">
+                <h2 id="rev-subs">Subscriptions</h2>
+                <div class="cards">
+                  {(
+                    [
+                      ['MRR', moneyMicro(metrics.mrr_micro, metrics.currency)],
+                      ['Paying subscribers', num(metrics.subscribers)],
+                      ['In a trial', num(metrics.trialing)],
+                      [
+                        `Churn, last ${metrics.churn.days} days`,
+                        `${(metrics.churn.rate * 100).toFixed(1)}% (${num(metrics.churn.canceled)} of ${num(metrics.churn.at_start)})`,
+                      ],
+                    ] as const
+                  ).map(([label, value]) => (
+                    <div class="card" key={label}>
+                      <div class="label">{label}</div>
+                      <div class="big">{value}</div>
+                    </div>
+                  ))}
+                </div>
+                {metrics.tiers.length ? (
+                  <TableWrap>
+                    <table aria-label="Subscriptions by tier">
+                      <thead>
+                        <tr>
+                          <th scope="col">Tier</th>
+                          <th scope="col" class="num">
+                            Paying
+                          </th>
+                          <th scope="col" class="num">
+                            Trials
+                          </th>
+                          <th scope="col" class="num">
+                            Set by hand
+                          </th>
+                          <th scope="col" class="num">
+                            MRR
+                          </th>
+                        </tr>
+                      </thead>
+                      <tbody>
+                        {metrics.tiers.map((t) => (
+                          <tr key={t.tier}>
+                            <td>{t.name}</td>
+                            <td class="num">{num(t.paying)}</td>
+                            <td class="num">{num(t.trialing)}</td>
+                            <td class="num">{num(t.manual)}</td>
+                            <td class="num">{moneyMicro(t.mrr_micro, metrics.currency)}</td>
+                          </tr>
+                        ))}
+                      </tbody>
+                    </table>
+                  </TableWrap>
+                ) : (
+                  <Empty>No subscriptions yet.</Empty>
+                )}
               </section>
               <section aria-labelledby="rev-months">
                 <h2 id="rev-months">By month</h2>
