@@ -56,6 +56,7 @@ import {
   voidOf,
 } from './invoices.repository.ts';
 import { accountId } from './ledger.ts';
+import { platformPlan } from './operator-plans.ts';
 
 export type TaxBehavior = 'exclusive' | 'inclusive';
 
@@ -429,9 +430,11 @@ export function issueOne(
 export async function issueMonthlyInvoices(
   c: InvoiceContext,
   month: string,
-  o: { by?: string; planLine?: { description: string; amount_minor: number } } = {},
+  o: { by?: string; planLine?: PlanLine | null } = {},
 ): Promise<{ month: string; issued: InvoiceRow[]; existing: InvoiceRow[] }> {
   const p = periodOf(month);
+  // The operator's plan for the platform is a line of its bill (null: none, e.g. a test).
+  const plan = o.planLine === undefined ? planLineOf(c, month) : o.planLine;
   if (c.app.clock.now() < p.end)
     throw new AppError('billing.period_open', `month: ${month} has not ended yet (UTC)`, 409, [
       { path: '/month', reason: 'not ended' },
@@ -455,12 +458,41 @@ export async function issueMonthlyInvoices(
     await new Promise((r) => setImmediate(r));
   }
   const currencies = new Set(operatorCurrencies(c.db, p.start, p.end));
-  if (o.planLine && currencies.size === 0) currencies.add('usd');
+  if (plan) currencies.add(plan.currency);
   for (const cur of [...currencies].sort()) {
-    keep(issueOne(c, 'platform', c.platform.id, cur, p, by, o.planLine));
+    keep(issueOne(c, 'platform', c.platform.id, cur, p, by, plan?.currency === cur ? plan : undefined));
     await new Promise((r) => setImmediate(r));
   }
   return { month, issued, existing };
+}
+
+/** A line of the operator's bill: the platform's plan for the month. */
+export interface PlanLine {
+  description: string;
+  amount_minor: number;
+  currency: string;
+}
+
+/**
+ * The platform's plan as a line of the operator's bill for `month`: a monthly plan's price,
+ * or a yearly plan's price in twelfths (the remainder in December's line, so the year adds up).
+ * A plan priced 0 is no line.
+ */
+export function planLineOf(c: InvoiceContext, month: string): PlanLine | null {
+  const { plan } = platformPlan(c.app, c.platform.id);
+  if (plan.price_minor <= 0) return null;
+  const yearly = plan.interval === 'year';
+  const twelfth = Math.floor(plan.price_minor / 12);
+  const amount = !yearly
+    ? plan.price_minor
+    : month.endsWith('-12')
+      ? plan.price_minor - 11 * twelfth
+      : twelfth;
+  return {
+    description: `${plan.name} plan, ${month}${yearly ? ' (a twelfth of the yearly price)' : ''}${plan.price_is_minimum ? ' (minimum)' : ''}`,
+    amount_minor: amount,
+    currency: plan.currency.toLowerCase(),
+  };
 }
 
 /** Voids an issued invoice with a new one that negates it (its own number); the original is not edited. */

@@ -325,14 +325,17 @@ describe('issuing a month', () => {
     expect(bills.invoices).toHaveLength(1);
     const bill = bills.invoices[0]!;
     expect(bill.subject).toBe(platformId);
+    // The platform's plan (Starter, the creator template's default: 99.00 a month); then
     // 15% of 5.00 and of 9.99 (75 + 149.85 = 224.85 → 225); of the 3.00 refunded, 45 returned.
     expect(bill.lines.map((l) => [l.code, l.amount_minor])).toEqual([
+      ['plan', 9900],
       ['sale', 225],
       ['refund', -45],
     ]);
+    expect(bill.lines[0]!.description).toBe('Starter plan, 2026-01');
     const operator = await onDb((db) => netCredit(findAccount(db, accountId('operator', '', 'usd'))!));
     expect(operator).toBe(17985n * 10_000n);
-    expect(bill.total_minor).toBe(180);
+    expect(bill.total_minor).toBe(9900 + 180);
     expect(bill.tax_lines).toEqual([]);
   });
 
@@ -366,9 +369,12 @@ describe('issuing a month', () => {
     const created = [...a.issued, ...b.issued].filter((i) => i.kind === 'user');
     expect(created).toHaveLength(5); // dan, eve, fay, gus, hal
     // Each call answers every invoice of the month: made by it, or by the other.
-    expect(a.issued.length + a.existing.length).toBe(5);
-    expect(b.issued.length + b.existing.length).toBe(5);
-    expect(new Set([...a.issued, ...a.existing].map((i) => i.id))).toEqual(new Set(created.map((i) => i.id)));
+    // Five users' invoices and the operator's bill (its plan line at least).
+    expect(a.issued.length + a.existing.length).toBe(6);
+    expect(b.issued.length + b.existing.length).toBe(6);
+    expect(new Set([...a.issued, ...a.existing].filter((i) => i.kind === 'user').map((i) => i.id))).toEqual(
+      new Set(created.map((i) => i.id)),
+    );
     const all = await json<{ invoices: InvoiceView[] }>(
       call(S.owner!, 'GET', '/api/v1/admin/billing/invoices?kind=user'),
     );

@@ -62,7 +62,8 @@ describe('invoices', () => {
     });
     await o.page.getByLabel('Month (UTC)').fill(month);
     await o.page.getByRole('button', { name: 'Issue' }).click();
-    await o.page.getByText('1 issued, 0 already issued.').waitFor();
+    // dan's invoice, and the operator's bill to the platform (its plan: Starter).
+    await o.page.getByText('2 issued, 0 already issued.').waitFor();
     await o.page.getByRole('cell', { name: 'INV-000001', exact: true }).waitFor();
     await o.page.getByRole('cell', { name: 'dan@inv.test' }).waitFor();
     expect(await axeProblems(o.page)).toEqual([]);
