@@ -7,7 +7,8 @@
 --   and reorders change nothing. `past_due_since` is when this platform first saw it past due
 --   (the grace period counts from there). `stripe_customer` is kept across subscriptions.
 -- * subscription_members: the people a team subscription covers besides its owner (seats).
--- * subscription_invoices: the paid invoices posted to the ledger (one chain each, by invoice id).
+-- * subscription_invoices: the paid invoices posted to the ledger (one chain each, by invoice id),
+--   and their refunds (reversed legs, one chain per refund).
 -- * usage_events_by_user: today's AI calls of a user, counted on every call (requests_per_day).
 CREATE TABLE subscriptions (
   user_id              TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
@@ -42,7 +43,13 @@ CREATE TABLE subscription_invoices (
   tier_id      TEXT NOT NULL,
   amount_minor INTEGER NOT NULL,
   currency     TEXT NOT NULL,
-  posted_at    INTEGER NOT NULL
+  posted_at    INTEGER NOT NULL,
+  -- The payment that paid it (a refund of its charge is found by it), the operator's fee
+  -- percent it was posted with (a refund reverses the same split), and what was refunded so
+  -- far (a refund posts only what is beyond it, so events twice or out of order change nothing).
+  payment_intent TEXT UNIQUE,
+  fee_percent    REAL NOT NULL DEFAULT 0,
+  refunded_minor INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE INDEX usage_events_by_user ON usage_events(user_id, ts);

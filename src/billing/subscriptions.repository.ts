@@ -112,6 +112,9 @@ export interface SubscriptionInvoiceRow {
   amount_minor: number;
   currency: string;
   posted_at: number;
+  payment_intent: string | null;
+  fee_percent: number;
+  refunded_minor?: number;
 }
 
 /** Records a paid invoice as posted; false when it already was. */
@@ -119,11 +122,37 @@ export function markInvoicePosted(db: Database, r: SubscriptionInvoiceRow): bool
   return (
     db
       .query(
-        `INSERT INTO subscription_invoices (invoice_id, user_id, tier_id, amount_minor, currency, posted_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (invoice_id) DO NOTHING`,
+        `INSERT INTO subscription_invoices (invoice_id, user_id, tier_id, amount_minor, currency, posted_at,
+           payment_intent, fee_percent)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (invoice_id) DO NOTHING`,
       )
-      .run(r.invoice_id, r.user_id, r.tier_id, r.amount_minor, r.currency, r.posted_at).changes > 0
+      .run(
+        r.invoice_id,
+        r.user_id,
+        r.tier_id,
+        r.amount_minor,
+        r.currency,
+        r.posted_at,
+        r.payment_intent,
+        r.fee_percent,
+      ).changes > 0
   );
+}
+
+export function subscriptionInvoiceByPaymentIntent(db: Database, pi: string): SubscriptionInvoiceRow | null {
+  return db
+    .query<SubscriptionInvoiceRow, [string]>('SELECT * FROM subscription_invoices WHERE payment_intent = ?')
+    .get(pi);
+}
+
+export function findSubscriptionInvoice(db: Database, id: string): SubscriptionInvoiceRow | null {
+  return db
+    .query<SubscriptionInvoiceRow, [string]>('SELECT * FROM subscription_invoices WHERE invoice_id = ?')
+    .get(id);
+}
+
+export function setInvoiceRefunded(db: Database, id: string, refundedMinor: number): void {
+  db.query('UPDATE subscription_invoices SET refunded_minor = ? WHERE invoice_id = ?').run(refundedMinor, id);
 }
 
 export function invoicesOf(db: Database, userId: string, limit: number): SubscriptionInvoiceRow[] {

@@ -40,6 +40,7 @@ import { recordStripeObject } from './stripe-objects.repository.ts';
 import {
   addTeamMember,
   agentsOwnedBy,
+  findSubscriptionInvoice,
   invoicesOf,
   listSubscriptions,
   markInvoicePosted,
@@ -47,6 +48,7 @@ import {
   type SubscriptionRow,
   type SubscriptionStatus,
   saveSubscription,
+  setInvoiceRefunded,
   subscriptionByStripeId,
   subscriptionOf,
   teamMembers,
@@ -426,13 +428,93 @@ export function invoiceChain(
 }
 
 /**
+ * A refund of `amountMinor` of a paid invoice as one chain: each leg of `invoiceChain` reversed by
+ * its share of the refund (the fee split as it was posted). `refundKey` makes it idempotent
+ * (what was refunded in all after it).
+ */
+export function invoiceRefundChain(
+  invoiceId: string,
+  refundKey: string,
+  userId: string,
+  tierId: string,
+  amountMinor: number,
+  currency: string,
+  operatorFeePercent: number,
+): TransferSpec[] {
+  return invoiceChain(invoiceId, userId, tierId, amountMinor, currency, operatorFeePercent).map((t) => ({
+    ...t,
+    id: `${t.id}:${refundKey}`,
+    debit: t.credit,
+    credit: t.debit,
+    code: 'refund',
+  }));
+}
+
+/**
+ * Applies a refund of a subscription invoice's charge as Stripe reports it (`refundedMinor`:
+ * refunded in all): the part beyond what the ledger has is posted as the reversed legs, in one
+ * chain, so an event twice, an older one or one out of order posts nothing more. The user's
+ * subscription itself follows Stripe's subscription events (a refund does not cancel it).
+ */
+export function applyInvoiceRefund(
+  c: PlatformRequestContext,
+  invoiceId: string,
+  refundedMinor: number,
+): boolean {
+  const now = c.app.clock.now();
+  return c.db.transaction(() => {
+    const inv = findSubscriptionInvoice(c.db, invoiceId);
+    if (!inv) return false;
+    const total = Math.min(refundedMinor, inv.amount_minor);
+    const delta = total - (inv.refunded_minor ?? 0);
+    if (delta <= 0) return false;
+    post(
+      c.db,
+      invoiceRefundChain(
+        inv.invoice_id,
+        `re${total}`,
+        inv.user_id,
+        inv.tier_id,
+        delta,
+        inv.currency,
+        inv.fee_percent,
+      ),
+      now,
+    );
+    setInvoiceRefunded(c.db, inv.invoice_id, total);
+    c.app.audit.append(c.db, {
+      actor: 'stripe',
+      action: 'billing.subscription_refunded',
+      target: `user:${inv.user_id}`,
+      details: {
+        invoice: inv.invoice_id,
+        refunded_minor: total,
+        this_refund_minor: delta,
+        currency: inv.currency,
+      },
+    });
+    return true;
+  })();
+}
+
+/** The payment intent that paid an invoice (the invoice's default payment). */
+const paymentIntentOfInvoice = (inv: Stripe.Invoice): string | null => {
+  const pays = (
+    inv as { payments?: { data?: { payment?: { payment_intent?: string | { id: string } | null } }[] } }
+  ).payments?.data;
+  const pi = pays?.find((p) => p.payment?.payment_intent)?.payment?.payment_intent;
+  return typeof pi === 'string' ? pi : (pi?.id ?? null);
+};
+
+/**
  * Posts a paid invoice to the ledger once (the invoice retrieved from Stripe: paid, amount above
  * 0, for a subscription of this platform's). Answers whether it posted now.
  */
 export async function postInvoice(c: PlatformRequestContext, invoiceId: string): Promise<boolean> {
   const stripe = card(c);
-  const inv = await stripe.client.invoices.retrieve(invoiceId);
+  const inv = await stripe.client.invoices.retrieve(invoiceId, { expand: ['payments'] });
   if (inv.status !== 'paid' || inv.amount_paid <= 0 || !inv.id) return false;
+  const pi = paymentIntentOfInvoice(inv);
   const subId = subscriptionOfInvoice(inv);
   if (!subId) return false;
   const row = subscriptionByStripeId(c.db, subId) ?? (await syncSubscription(c, subId));
@@ -442,7 +524,7 @@ export async function postInvoice(c: PlatformRequestContext, invoiceId: string):
   const now = c.app.clock.now();
   const fee = termsOf(c).operatorFee;
   const id = inv.id;
-  return c.db.transaction(() => {
+  const posted = c.db.transaction(() => {
     const fresh = markInvoicePosted(c.db, {
       invoice_id: id,
       user_id: row.user_id,
@@ -450,8 +532,12 @@ export async function postInvoice(c: PlatformRequestContext, invoiceId: string):
       amount_minor: inv.amount_paid,
       currency,
       posted_at: now,
+      payment_intent: pi,
+      fee_percent: fee,
     });
     if (!fresh) return false;
+    // Its charge's later events (a refund) are routed to this platform by the payment intent.
+    if (pi) recordStripeObject(c.app.control, pi, c.platform.id, now);
     openAccount(c.db, { kind: 'processor', currency }, now);
     openAccount(c.db, { kind: 'end_user', owner: row.user_id, currency }, now);
     openAccount(c.db, { kind: 'platform', currency }, now);
@@ -471,6 +557,16 @@ export async function postInvoice(c: PlatformRequestContext, invoiceId: string):
     });
     return true;
   })();
+  // A refund Stripe reported before the invoice was posted here: applied now, from the charge.
+  if (posted && pi) {
+    const intent = await stripe.client.paymentIntents.retrieve(pi);
+    const charge = typeof intent.latest_charge === 'string' ? intent.latest_charge : intent.latest_charge?.id;
+    if (charge) {
+      const ch = await stripe.client.charges.retrieve(charge);
+      if (ch.amount_refunded > 0) applyInvoiceRefund(c, id, ch.amount_refunded);
+    }
+  }
+  return posted;
 }
 
 /** Back from the checkout (`?subscription=success`): the session, subscription and invoice checked with Stripe. */

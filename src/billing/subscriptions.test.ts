@@ -508,6 +508,42 @@ describe('subscribing through Stripe', () => {
     ]);
   });
 
+  test("a refund of an invoice's charge reverses its legs: partial, then the rest; a replay changes nothing", async () => {
+    const inv = [...stub.state.invoices.values()]
+      .filter(
+        (i) =>
+          i.subscription === subId ||
+          (i.parent as { subscription_details?: { subscription?: string } } | null)?.subscription_details
+            ?.subscription === subId,
+      )
+      .at(-1)!;
+    const pi = (inv.payments as { data: { payment: { payment_intent: string } }[] }).data[0]!.payment
+      .payment_intent;
+    const before = await balances();
+    const user = `end_user:${ID.dan}:usd`;
+    const net = (b: Record<string, bigint>, k: string) => b[k] ?? 0n;
+    await stub.refund({ payment_intent: pi, amount: 900 });
+    const first = await stub.delivered('charge.refunded');
+    expect(first.status).toBe(200);
+    let after = await balances();
+    // 9.00 of 49.00 back: the platform gives back 9.00 less the operator's 15% of it (1.35).
+    expect(net(before, 'platform::usd') - net(after, 'platform::usd')).toBe(900n * M - 135n * M);
+    expect(net(before, 'operator::usd') - net(after, 'operator::usd')).toBe(135n * M);
+    expect(net(after, user)).toBe(net(before, user));
+    await stub.refund({ payment_intent: pi });
+    await stub.idle();
+    after = await balances();
+    expect(net(before, 'platform::usd') - net(after, 'platform::usd')).toBe(4900n * M - 735n * M);
+    expect(net(before, 'operator::usd') - net(after, 'operator::usd')).toBe(735n * M);
+    expect(await ledgerSum()).toBe(0n);
+    // The first refund's event again under a new id (a resend): nothing more.
+    const resent = first.payload.replace(String(first.event.id), `${String(first.event.id)}x`);
+    const header = await Stripe.webhooks.generateTestHeaderStringAsync({ payload: resent, secret: WHSEC });
+    expect((await toWebhook(resent, header)).status).toBe(200);
+    expect(await balances()).toEqual(after);
+    expect((await postings(String(inv.id))).filter((t) => t.code === 'refund')).toHaveLength(6);
+  });
+
   test('seats: one seat bought covers its owner only; a team of two adds one member, then 402', async () => {
     const one = await call(S.dan!, 'POST', '/api/v1/billing/subscription/members', { user_id: ID.gus });
     expect(one.status).toBe(402);

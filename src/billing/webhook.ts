@@ -32,8 +32,9 @@ import {
 import { applyRefund, syncCheckout } from './purchases.service.ts';
 import { type StripeAccount, stripeAccount, stripeFor } from './stripe.ts';
 import { platformOfStripeObject } from './stripe-objects.repository.ts';
-import { subscriptionBySession } from './subscriptions.repository.ts';
+import { subscriptionBySession, subscriptionInvoiceByPaymentIntent } from './subscriptions.repository.ts';
 import {
+  applyInvoiceRefund,
   postInvoice,
   subscriptionOfInvoice,
   syncCheckoutSession,
@@ -177,7 +178,14 @@ async function applyOnce(c: PlatformRequestContext, e: Stripe.Event): Promise<Ap
         const id = intent.metadata?.purchase_id;
         p = id ? findPurchase(c.db, id) : null;
       }
-      if (!p) return 'ignored';
+      if (!p) {
+        // A subscription invoice's charge (its payment intent recorded when it was posted).
+        const inv = pi ? subscriptionInvoiceByPaymentIntent(c.db, pi) : null;
+        if (!inv) return 'ignored';
+        const now = await stripeFor(c)!.client.charges.retrieve(ch.id);
+        applyInvoiceRefund(c, inv.invoice_id, Math.max(now.amount_refunded, ch.amount_refunded));
+        return 'applied';
+      }
       // A refund reported before the checkout's own event: the sale is posted first.
       if (p.status === 'open') p = await syncCheckout(c, p);
       // What was refunded in all: the charge retrieved (a newer state than an old event's).
