@@ -1,7 +1,7 @@
 import { useSignal } from '@preact/signals';
 import { api } from '../shared/api.ts';
 import { TimeChart } from '../shared/chart.tsx';
-import { moneyMicro, num, when } from '../shared/format.ts';
+import { moneyMicro, monthSeconds, num, when } from '../shared/format.ts';
 import { me } from '../shared/platform-session.ts';
 import {
   ActionButton,
@@ -9,6 +9,7 @@ import {
   Empty,
   Field,
   Form,
+  StatCards,
   StatusBadge,
   Submit,
   TableWrap,
@@ -82,7 +83,6 @@ interface Payouts {
 
 /** Micro-units as a plain number of the currency's major unit (the chart's y). */
 const major = (micro: Micro) => Number(micro) / 100_000_000;
-const monthX = (m: string) => Date.UTC(Number(m.slice(0, 4)), Number(m.slice(5, 7)) - 1, 1) / 1000;
 
 export function RevenuePage() {
   const tick = useSignal(0);
@@ -108,8 +108,8 @@ export function RevenuePage() {
             <>
               <section aria-labelledby="rev-totals">
                 <h2 id="rev-totals">In all</h2>
-                <div class="cards">
-                  {(
+                <StatCards
+                  items={
                     [
                       ['Marketplace sales', money(revenue.marketplace.gross_micro)],
                       [
@@ -122,18 +122,13 @@ export function RevenuePage() {
                       ['AI usage charged', money(revenue.ai.charged_micro)],
                       ['AI cost', money(revenue.ai.cost_micro)],
                     ] as const
-                  ).map(([label, value]) => (
-                    <div class="card" key={label}>
-                      <div class="label">{label}</div>
-                      <div class="big">{value}</div>
-                    </div>
-                  ))}
-                </div>
+                  }
+                />
               </section>
               <section aria-labelledby="rev-subs">
                 <h2 id="rev-subs">Subscriptions</h2>
-                <div class="cards">
-                  {(
+                <StatCards
+                  items={
                     [
                       ['MRR', moneyMicro(metrics.mrr_micro, metrics.currency)],
                       ['Paying subscribers', num(metrics.subscribers)],
@@ -143,13 +138,8 @@ export function RevenuePage() {
                         `${(metrics.churn.rate * 100).toFixed(1)}% (${num(metrics.churn.canceled)} of ${num(metrics.churn.at_start)})`,
                       ],
                     ] as const
-                  ).map(([label, value]) => (
-                    <div class="card" key={label}>
-                      <div class="label">{label}</div>
-                      <div class="big">{value}</div>
-                    </div>
-                  ))}
-                </div>
+                  }
+                />
                 {metrics.tiers.length ? (
                   <TableWrap>
                     <table aria-label="Subscriptions by tier">
@@ -191,7 +181,7 @@ export function RevenuePage() {
                 <h2 id="rev-months">By month</h2>
                 <TimeChart
                   title="Revenue by month"
-                  x={series.months.map((m) => monthX(m.month))}
+                  x={series.months.map((m) => monthSeconds(m.month))}
                   format={(v) => moneyMicro(Math.round(v * 100_000_000), cur)}
                   series={[
                     {

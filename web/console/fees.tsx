@@ -1,5 +1,5 @@
 import { TimeChart } from '../shared/chart.tsx';
-import { moneyMicro, num } from '../shared/format.ts';
+import { moneyMicro, monthSeconds, num } from '../shared/format.ts';
 import { Async, Empty, TableWrap, Title, useResource } from '../shared/ui.tsx';
 import { op } from './session.ts';
 
@@ -26,8 +26,6 @@ interface Monthly {
   platforms: { slug: string; name: string; months: { month: string; operator_fees_micro: Micro }[] }[];
 }
 
-const monthX = (m: string) => Date.UTC(Number(m.slice(0, 4)), Number(m.slice(5, 7)) - 1, 1) / 1000;
-
 export function FeeIncome() {
   const r = useResource(() =>
     Promise.all([op<Fees>('GET', '/billing/fees'), op<Monthly>('GET', '/billing/fees/monthly')]).then(
@@ -52,7 +50,7 @@ export function FeeIncome() {
               {months.length ? (
                 <TimeChart
                   title="Fee income by month"
-                  x={months.map(monthX)}
+                  x={months.map(monthSeconds)}
                   format={(v) => moneyMicro(Math.round(v * 100_000_000), cur)}
                   series={[{ label: 'Fees', values: total.map((v) => v / 100_000_000) }]}
                 />

@@ -43,3 +43,8 @@ export function bytes(n: number): string {
   }
   return `${v.toLocaleString(undefined, { maximumFractionDigits: 1 })} ${units[i]}`;
 }
+
+/** The start of a UTC month (`2026-12`) as seconds since the epoch (uPlot's x). */
+export function monthSeconds(month: string): number {
+  return Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1, 1) / 1000;
+}

@@ -445,3 +445,17 @@ export function TableWrap({ children }: { children: ComponentChildren }) {
     </div>
   );
 }
+
+/** Figures as cards: a label over a big value each. */
+export function StatCards({ items }: { items: readonly (readonly [string, ComponentChildren])[] }) {
+  return (
+    <div class="cards">
+      {items.map(([label, value]) => (
+        <div class="card" key={label}>
+          <div class="label">{label}</div>
+          <div class="big">{value}</div>
+        </div>
+      ))}
+    </div>
+  );
+}
