@@ -59,11 +59,13 @@ export function freeTier(bp: PlatformBlueprint): SubscriptionTier | null {
   );
 }
 
-export const graceDays = (c: PlatformRequestContext) =>
-  c.app.config.billing?.grace_days ?? DEFAULT_GRACE_DAYS;
+/** What resolving a user's plan reads: the platform's database, its blueprint, the App's config and clock. */
+export type PlanContext = Pick<PlatformRequestContext, 'app' | 'db' | 'blueprint'>;
+
+export const graceDays = (c: PlanContext) => c.app.config.billing?.grace_days ?? DEFAULT_GRACE_DAYS;
 
 /** What a subscription row entitles to now (null: nothing beyond the free tier). */
-function entitled(c: PlatformRequestContext, row: SubscriptionRow): Omit<Plan, 'via'> | null {
+function entitled(c: PlanContext, row: SubscriptionRow): Omit<Plan, 'via'> | null {
   const tier = c.blueprint().monetization.subscription_tiers.find((t) => t.id === row.tier_id);
   if (!tier) return null;
   if (row.status === 'active' || row.status === 'trialing')
@@ -76,7 +78,7 @@ function entitled(c: PlatformRequestContext, row: SubscriptionRow): Omit<Plan, '
 }
 
 /** The user's effective plan (see the module's comment). */
-export function planOf(c: PlatformRequestContext, userId: string): Plan {
+export function planOf(c: PlanContext, userId: string): Plan {
   const own = subscriptionOf(c.db, userId);
   const mine = own ? entitled(c, own) : null;
   const free = freeTier(c.blueprint());
@@ -91,7 +93,7 @@ export function planOf(c: PlatformRequestContext, userId: string): Plan {
 }
 
 /** The tier a user is on now (null: none). */
-export function tierOf(c: PlatformRequestContext, userId: string): SubscriptionTier | null {
+export function tierOf(c: PlanContext, userId: string): SubscriptionTier | null {
   return planOf(c, userId).tier;
 }
 

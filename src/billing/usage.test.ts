@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
+import { callAs, json, signInTo } from '../../tests/sessions.ts';
 import { accountId, findAccount, listAccounts, markupOf, netCredit, postUsage } from './index.ts';
 
 let s: InProcessServer;
@@ -89,5 +90,91 @@ describe('usage into the ledger', () => {
     const again = await onDb((db) => events.map((e) => postUsage(db, e, s.app.clock.now())));
     expect(again).toEqual(events.map(() => 0));
     expect(await balances()).toEqual(before);
+  });
+});
+
+describe("a tier's included usage", () => {
+  let t: InProcessServer;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  test('usage up to the allowance is given back each month; beyond it the member is charged', async () => {
+    // Dear calls, so that a cent of allowance is used up in a few of them.
+    t = await inProcessServer({
+      config: {
+        providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 5_000 }],
+        models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+        prices: { 'stub/gpt-4o-mini': { input: 40_000, output: 160_000, currency: 'usd' } },
+        outbound: { allow: ['127.0.0.1/32'] },
+      },
+    });
+    const made = await t.operatorApi('POST', '/platforms', { slug: 'incl', template: 'creator' });
+    const admin = ((await made.json()) as { admin: { email: string; password: string } }).admin;
+    const pid = t.tenancy.get('incl').id;
+    const owner = await signInTo(t, 'incl', admin.email, admin.password);
+    expect(
+      (
+        await callAs(t, owner, 'POST', '/api/v1/users', {
+          email: 'mia@incl.test',
+          role: 'member',
+          password: 'a-long-password-12',
+        })
+      ).status,
+    ).toBe(201);
+    const mia = await signInTo(t, 'incl', 'mia@incl.test', 'a-long-password-12');
+    const key = (await json<{ key: string }>(callAs(t, mia, 'POST', '/api/v1/api-keys', { name: 'mine' })))
+      .key;
+    const miaId = await t.app.platformDbs.use(
+      pid,
+      (db) =>
+        db.query<{ id: string }, [string]>('SELECT id FROM users WHERE email = ?').get('mia@incl.test')!.id,
+    );
+    const call = async () => {
+      const r = await t.request('incl.localhost', '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      expect(r.status).toBe(200);
+      await t.ai.meter.flush();
+      await t.app.events.idle();
+    };
+    const account = () =>
+      t.app.platformDbs.use(pid, (db) => findAccount(db, accountId('end_user', miaId, 'usd')));
+    // One call with no allowance: what a call charges.
+    await call();
+    const c = (await account())!.debits_posted;
+    expect(c > 200_000n && c < 1_000_000n).toBe(true);
+    // The free tier (mia's) now includes one cent of usage a month.
+    const bp = t.tenancy.blueprintOf(pid);
+    const tiers = bp.monetization.subscription_tiers.map((x) =>
+      x.id === 'free' ? { ...x, included_usage: { amount: 1, currency: 'usd' } } : x,
+    );
+    const patched = await t.operatorApi('PATCH', '/platforms/incl', {
+      blueprint: { monetization: { subscription_tiers: tiers } },
+    });
+    expect(patched.status).toBe(200);
+    const calls = Number(1_000_000n / c) + 2;
+    for (let i = 0; i < calls; i++) await call();
+    const a = (await account())!;
+    // Charged for every call; given back one cent in all, not more.
+    expect(a.debits_posted).toBe(c * BigInt(calls + 1));
+    expect(a.credits_posted).toBe(1_000_000n);
+    const legs = await t.app.platformDbs.use(
+      pid,
+      (db) =>
+        db
+          .query<{ n: number }, []>(
+            "SELECT count(*) AS n FROM ledger_transfers WHERE code = 'usage.included'",
+          )
+          .get()!.n,
+    );
+    expect(legs).toBe(Number(1_000_000n / c) + 1);
+    // Next month the allowance is whole again.
+    t.clock.set(Date.UTC(new Date(t.app.clock.now()).getUTCFullYear() + 1, 0, 2));
+    const before = (await account())!.credits_posted;
+    await call();
+    expect((await account())!.credits_posted - before).toBe(c);
   });
 });

@@ -14,13 +14,26 @@
  * when a batch is posted applies to the whole batch. The month's cost is read from the ledger
  * once per platform, currency and month (`usage.cost` credits to `ai_cost`), then kept in memory
  * and added to as batches post; the plan is one cached lookup per batch, never per row.
+ *
+ * A tier's `included_usage` (the blueprint) is given back in the same chain: the part of the
+ * charge the payer's allowance for this month (UTC, by when the batch posts) still covers, as
+ * platform → payer, code `usage.included`. What was given this month is read from the ledger
+ * (those credits), so the allowance holds across batches and restarts.
  */
 import type { Database } from 'bun:sqlite';
 import { usageByPayer } from '../ai/index.ts';
 import { type App, stateKey } from '../app/index.ts';
+import type { PlatformBlueprint } from '../tenancy/index.ts';
+import { type PlanContext, planOf } from './entitlements.ts';
 import { creditedSince, findRawTransfer } from './ledger.repository.ts';
 import { accountId, openAccount, postBatch, type TransferSpec } from './ledger.ts';
 import { markupPercentFor, platformPlan } from './operator-plans.ts';
+
+/**
+ * A payer's usage included this month by their tier (micro-units in `currency`; 0n: none).
+ * Asked once per payer and currency in a batch.
+ */
+export type IncludedUsage = (userId: string, currency: string) => bigint;
 
 /** The subscriber's id (its cursor's key in each database's event log). */
 export const USAGE_SUBSCRIBER = 'billing.ledger';
@@ -52,6 +65,7 @@ export function postUsage(
   range: { firstRowId: number; lastRowId: number },
   now: number,
   operator?: OperatorMarkup,
+  included?: IncludedUsage,
 ): number {
   const payers = usageByPayer(db, range.firstRowId, range.lastRowId);
   // A batch's chains commit in one transaction: if its first is there, all of it is (a
@@ -78,15 +92,37 @@ export function postUsage(
     const { platform, ai } = o;
     const id = usageId(range, p);
     const fee = o.operator ? markupOf(p.costMicro, o.pct) : 0n;
+    // The payer's tier includes usage this month: the part of the charge it still covers is
+    // given back (platform → payer), so the payer owes only what is beyond it.
+    const allowance = included?.(p.userId, p.currency) ?? 0n;
+    const charge = p.costMicro + p.markupMicro;
+    let give = 0n;
+    if (allowance > 0n) {
+      const used = creditedSince(db, payer, 'usage.included', monthStart(now));
+      const left = allowance - used;
+      give = left <= 0n ? 0n : left < charge ? left : charge;
+    }
     chains.push([
       {
         id: `${id}:charge`,
         debit: payer,
         credit: platform,
-        amount: p.costMicro + p.markupMicro,
+        amount: charge,
         currency: p.currency,
         code: 'usage',
       },
+      ...(give > 0n
+        ? [
+            {
+              id: `${id}:included`,
+              debit: platform,
+              credit: payer,
+              amount: give,
+              currency: p.currency,
+              code: 'usage.included',
+            },
+          ]
+        : []),
       {
         id: `${id}:cost`,
         debit: platform,
@@ -115,7 +151,7 @@ export function postUsage(
   if (bad) throw new Error(`usage not posted to the ledger: ${bad}`);
   if (operator)
     results.forEach((r, i) => {
-      const cost = chains[i]![1]!;
+      const cost = chains[i]!.find((t) => t.code === 'usage.cost')!;
       if (r[1] === 'ok') operator.posted(cost.currency!, cost.amount!);
     });
   return results.flat().filter((r) => r === 'ok').length;
@@ -155,7 +191,10 @@ export function operatorMarkupOf(app: App, db: Database, platformId: string, now
 }
 
 /** Subscribes the ledger to `usage.recorded` (the composition root calls it once). */
-export function subscribeUsageToLedger(app: App): () => void {
+export function subscribeUsageToLedger(
+  app: App,
+  blueprintOf?: (platformId: string) => PlatformBlueprint,
+): () => void {
   return app.events.subscribe(
     USAGE_SUBSCRIBER,
     async (e) => {
@@ -163,9 +202,27 @@ export function subscribeUsageToLedger(app: App): () => void {
       const source = e.source;
       await app.platformDbs.use(source, (db) => {
         const now = app.clock.now();
-        return postUsage(db, e.payload, now, operatorMarkupOf(app, db, source, now));
+        const included = blueprintOf
+          ? includedUsageOf({ app, db, blueprint: () => blueprintOf(source) })
+          : undefined;
+        return postUsage(db, e.payload, now, operatorMarkupOf(app, db, source, now), included);
       });
     },
     { names: ['usage.recorded'] },
   );
+}
+
+/**
+ * The usage each payer's tier includes (`included_usage`, in the tier's currency only): the plan
+ * the user is on now, as the edge sees it (a team member's is the team's; a subscription past
+ * due keeps its tier through the grace period).
+ */
+export function includedUsageOf(c: PlanContext): IncludedUsage {
+  return (userId, currency) => {
+    // Usage no user is behind (an operator's API key) is the platform's own: no tier.
+    if (!userId) return 0n;
+    const inc = planOf(c, userId).tier?.included_usage;
+    if (!inc || inc.amount <= 0 || inc.currency.toLowerCase() !== currency.toLowerCase()) return 0n;
+    return BigInt(inc.amount) * 1_000_000n;
+  };
 }

@@ -62,7 +62,7 @@ export function openInstance(opts: {
     // The operator's plans: seeds, each platform's plan, and the holds on new users and agents.
     installOperatorPlans(app);
     // Settled AI usage is posted to each platform's ledger from the meter's events.
-    subscribeUsageToLedger(app);
+    subscribeUsageToLedger(app, (id) => tenancy.blueprintOf(id));
     return {
       app,
       tenancy,

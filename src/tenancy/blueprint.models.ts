@@ -215,6 +215,13 @@ export const SubscriptionTier = t.Object(
       }),
     ),
     limits: t.Optional(TierLimits),
+    included_usage: t.Optional(
+      t.Object(Money.properties, {
+        additionalProperties: false,
+        description:
+          "AI usage included each calendar month (UTC): the tier's subscribers are not charged for usage (cost plus markup) up to this amount; beyond it, usage is charged as usual.",
+      }),
+    ),
   },
   { additionalProperties: false, description: 'A subscription tier.' },
 );

@@ -120,6 +120,14 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'monetization.subscription_tiers[].limits.agents': billed(
     'agents per user (402 billing.payment_required on creating one)',
   ),
+  'monetization.subscription_tiers[].included_usage.amount': e(
+    "AI usage a tier's subscribers are not charged for each month",
+    'billing (src/billing/usage.ts)',
+  ),
+  'monetization.subscription_tiers[].included_usage.currency': e(
+    'the currency of the included usage (usage in another currency is charged as usual)',
+    'billing (src/billing/usage.ts)',
+  ),
   'monetization.subscription_tiers[].limits.seats': billed(
     'people per subscription (seats bought, team members)',
   ),
