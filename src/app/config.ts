@@ -324,6 +324,31 @@ export const InstanceConfig = t.Object(
                 "days of free trial on a user's first paid subscription of a platform (default 0: none)",
             }),
           ),
+          operator_tax: t.Optional(
+            t.Object(
+              {
+                behavior: t.Optional(
+                  t.Union([t.Literal('exclusive'), t.Literal('inclusive')], {
+                    description: 'tax added to the bill (exclusive, the default) or included in its prices',
+                  }),
+                ),
+                rates: t.Array(
+                  t.Object(
+                    {
+                      name: t.String({ minLength: 1, maxLength: 60, description: 'e.g. VAT 20%' }),
+                      percent: t.Number({ minimum: 0, maximum: 100, description: 'up to four decimals' }),
+                    },
+                    { additionalProperties: false },
+                  ),
+                  { maxItems: 5 },
+                ),
+              },
+              {
+                additionalProperties: false,
+                description: "the tax on the operator's bills to its platforms (default: none)",
+              },
+            ),
+          ),
         },
         {
           additionalProperties: false,

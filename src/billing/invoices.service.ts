@@ -79,6 +79,14 @@ export interface TaxRate {
   percent_e4: number;
 }
 
+/** The operator's tax on its bills (soulfra.yaml `billing.operator_tax`), as invoice tax rates. */
+function operatorTaxRates(app: App): TaxRate[] {
+  return (app.config.billing?.operator_tax?.rates ?? []).map((r) => ({
+    name: r.name,
+    percent_e4: Math.round(r.percent * 10_000),
+  }));
+}
+
 export interface InvoiceLine {
   description: string;
   quantity: number;
@@ -395,7 +403,12 @@ export function issueOne(
       const totals =
         kind === 'user'
           ? computeTotals(draft.lines, draft.credits, taxRates(c.db), taxBehaviorOf(c))
-          : computeTotals(draft.lines, [], [], 'exclusive');
+          : computeTotals(
+              draft.lines,
+              [],
+              operatorTaxRates(c.app),
+              c.app.config.billing?.operator_tax?.behavior ?? 'exclusive',
+            );
       const invoice = write(c, {
         series: kind,
         kind,

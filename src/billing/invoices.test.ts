@@ -175,6 +175,8 @@ beforeAll(async () => {
     config: {
       providers: [{ id: 'stub', kind: 'openai', url: ai.url, location: 'on_prem', timeout_ms: 5_000 }],
       models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+      // The operator's own tax on its bills to platforms.
+      billing: { operator_tax: { rates: [{ name: 'Operator VAT', percent: 20 }] } },
     },
   });
   const made = await s.operatorApi('POST', '/platforms', { slug: 'shop', template: 'creator' });
@@ -198,6 +200,15 @@ beforeAll(async () => {
     creds[name] = [email, PASSWORD];
     ids[name] = await onDb((db) => createUserRepository({ db }).byEmail(email)!.id);
   }
+  // A billing section turns the tiers' limits on: the creator is on Enterprise (agents unlimited).
+  expect(
+    (
+      await call(S.owner, 'POST', `/api/v1/admin/billing/subscriptions/${ids.cat}`, {
+        tier: 'enterprise',
+        note: 'a test creator with several listings',
+      })
+    ).status,
+  ).toBe(200);
   // January 2026 (the test clock starts on the 15th).
   hostileListing = await listPaidAgent(HOSTILE, 500);
   const cardListing = await listPaidAgent('Card Helper', 999);
@@ -335,8 +346,9 @@ describe('issuing a month', () => {
     expect(bill.lines[0]!.description).toBe('Starter plan, 2026-01');
     const operator = await onDb((db) => netCredit(findAccount(db, accountId('operator', '', 'usd'))!));
     expect(operator).toBe(17985n * 10_000n);
-    expect(bill.total_minor).toBe(9900 + 180);
-    expect(bill.tax_lines).toEqual([]);
+    // The operator's VAT (soulfra.yaml billing.operator_tax), added: 20% of 100.80.
+    expect(bill.tax_lines).toEqual([expect.objectContaining({ name: 'Operator VAT', amount_minor: 2016 })]);
+    expect(bill.total_minor).toBe(9900 + 180 + 2016);
   });
 
   test('issuing again answers the same invoices; numbers do not move', async () => {
