@@ -15,7 +15,13 @@ import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.
 import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
 import { documentText } from '../agents/extract.ts';
 import { createUserRepository, type PlatformRequestContext } from '../identity/index.ts';
-import { computeTotals, type DraftLine, type InvoiceView, type TaxRate } from './invoices.service.ts';
+import {
+  computeTotals,
+  type DraftLine,
+  type InvoiceView,
+  planLineOf,
+  type TaxRate,
+} from './invoices.service.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId, netCredit, openAccount, post } from './ledger.ts';
 import { findPurchase, insertPurchase, insertTopup } from './purchases.repository.ts';
@@ -567,5 +573,50 @@ describe('the totals', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe("the plan's line on the operator's bill", () => {
+  test('a yearly plan is billed in twelfths, the remainder in December; a free plan is no line', async () => {
+    const made = await s.operatorApi('POST', '/plans', {
+      id: 'yearly',
+      name: 'Yearly',
+      price_minor: 100_001,
+      interval: 'year',
+      ai_markup_percent: 20,
+      transaction_fee_percent: 10,
+    });
+    expect(made.status).toBe(201);
+    const yr = await s.operatorApi('POST', '/platforms', { slug: 'yr', template: 'creator' });
+    expect(yr.status).toBe(201);
+    expect((await s.operatorApi('PUT', '/platforms/yr/plan', { plan: 'yearly' })).status).toBe(200);
+    const id = s.tenancy.get('yr').id;
+    const line = (month: string) =>
+      s.app.platformDbs.use(id, (db) =>
+        planLineOf(
+          { ...ctxOn(db), platform: { id, slug: 'yr', name: 'Yr' } } as unknown as PlatformRequestContext,
+          month,
+        ),
+      );
+    const months = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => line(`2026-${String(i + 1).padStart(2, '0')}`)),
+    );
+    expect(months[0]).toEqual({
+      description: 'Yearly plan, 2026-01 (a twelfth of the yearly price)',
+      amount_minor: 8333,
+      currency: 'usd',
+    });
+    expect(months[11]!.amount_minor).toBe(100_001 - 11 * 8333);
+    expect(months.reduce((a, m) => a + m!.amount_minor, 0)).toBe(100_001);
+    const free = await s.operatorApi('POST', '/plans', {
+      id: 'free-plan',
+      name: 'Free',
+      price_minor: 0,
+      ai_markup_percent: 0,
+      transaction_fee_percent: 0,
+    });
+    expect(free.status).toBe(201);
+    expect((await s.operatorApi('PUT', '/platforms/yr/plan', { plan: 'free-plan' })).status).toBe(200);
+    expect(await line('2026-05')).toBeNull();
   });
 });
