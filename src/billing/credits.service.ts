@@ -9,6 +9,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { jsonInteger } from '../shared/money.ts';
+import { checkLowBalance } from './credit-settings.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId, openAccount, post } from './ledger.ts';
 import { findTopup, insertTopup, setTopupStatus, type TopupRow, topupsOf } from './purchases.repository.ts';
@@ -145,6 +146,8 @@ export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise
         details: { user: t.user_id, amount_minor: t.amount_minor, currency: t.currency },
       });
     })();
+    // Back above the low-balance threshold: the notice is armed again.
+    checkLowBalance(c.app, c.db, t.user_id, t.currency);
   } else if (s.state === 'expired') setTopupStatus(c.db, t.id, 'expired', null, now);
   return findTopup(c.db, t.id)!;
 }
