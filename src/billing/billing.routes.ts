@@ -3,8 +3,14 @@ import type { Meter } from '../ai/index.ts';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
-import { myCreditSettings, setCreditSettings } from './credit-settings.ts';
-import { myCredits, returnFromTopup, startTopup, userOf } from './credits.service.ts';
+import {
+  myCreditSettings,
+  myCredits,
+  returnFromTopup,
+  setCreditSettings,
+  startTopup,
+  userOf,
+} from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import {
   creatorPayoutSummary,

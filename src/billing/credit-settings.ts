@@ -9,10 +9,8 @@
  */
 import type { Database } from 'bun:sqlite';
 import type { App } from '../app/index.ts';
-import { createUserRepository, type PlatformRequestContext, queueMail } from '../identity/index.ts';
-import { AppError } from '../shared/errors.ts';
-import { creditSettingsOf, setLowNotified, upsertLowBalance } from './credit-settings.repository.ts';
-import { userOf } from './credits.service.ts';
+import { createUserRepository, queueMail } from '../identity/index.ts';
+import { creditSettingsOf, setLowNotified } from './credit-settings.repository.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId } from './ledger.ts';
 
@@ -22,11 +20,6 @@ export const DEFAULT_LOW_BALANCE_MINOR = 500;
 export const LOW_BALANCE_MAX_MINOR = 1_000_000;
 
 const MICRO = 1_000_000n;
-
-/** The threshold in force for a user's credits in `currency` (minor units). */
-export function lowBalanceOf(db: Database, userId: string, currency: string): number {
-  return creditSettingsOf(db, userId, currency)?.low_balance_minor ?? DEFAULT_LOW_BALANCE_MINOR;
-}
 
 const fmt = (minor: bigint | number, currency: string) =>
   `${(Number(minor) / 100).toFixed(2)} ${currency.toUpperCase()}`;
@@ -68,39 +61,4 @@ export function checkLowBalance(app: App, db: Database, userId: string, currency
     );
     return true;
   })();
-}
-
-/** The signed-in user's credit settings in `currency`. */
-export function myCreditSettings(c: PlatformRequestContext, currency: string) {
-  const userId = userOf(c);
-  const row = creditSettingsOf(c.db, userId, currency);
-  return {
-    settings: {
-      currency,
-      low_balance_minor: row?.low_balance_minor ?? DEFAULT_LOW_BALANCE_MINOR,
-      low_balance_default: row?.low_balance_minor == null,
-      low_balance_notified_at: row?.low_notified_at ? new Date(row.low_notified_at).toISOString() : null,
-    },
-  };
-}
-
-/** Sets the signed-in user's threshold (null: back to the default); the notice is re-checked. */
-export function setCreditSettings(
-  c: PlatformRequestContext,
-  body: { low_balance_minor?: unknown; currency?: string },
-) {
-  const userId = userOf(c);
-  const currency = body.currency ?? 'usd';
-  const v = body.low_balance_minor;
-  if (v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > LOW_BALANCE_MAX_MINOR))
-    throw new AppError(
-      'billing.invalid',
-      `low_balance_minor: a whole number of minor units from 0 to ${LOW_BALANCE_MAX_MINOR}, or null for the default`,
-      400,
-      [{ path: '/low_balance_minor', reason: `from 0 to ${LOW_BALANCE_MAX_MINOR}, or null` }],
-    );
-  upsertLowBalance(c.db, userId, currency, v, c.app.clock.now());
-  // A threshold above the balance mails now (once); one below it re-arms the notice.
-  checkLowBalance(c.app, c.db, userId, currency);
-  return myCreditSettings(c, currency);
 }
