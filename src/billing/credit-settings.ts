@@ -45,7 +45,7 @@ export function checkLowBalance(app: App, db: Database, userId: string, currency
     if (row?.low_notified_at != null) return false;
     const user = createUserRepository({ db }).byId(userId);
     setLowNotified(db, userId, cur, now, now);
-    if (!user || user.status !== 'active') return false;
+    if (user?.status !== 'active') return false;
     queueMail(
       db,
       {
