@@ -3,7 +3,14 @@ import type { Meter } from '../ai/index.ts';
 import { platformGuard } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { jsonInteger } from '../shared/money.ts';
-import { myCredits, returnFromTopup, startTopup, userOf } from './credits.service.ts';
+import {
+  myCreditSettings,
+  myCredits,
+  returnFromTopup,
+  setCreditSettings,
+  startTopup,
+  userOf,
+} from './credits.service.ts';
 import { listAccounts } from './ledger.repository.ts';
 import {
   creatorPayoutSummary,
@@ -64,6 +71,14 @@ const PayoutBody = t.Object({
   note: t.Optional(t.String({ maxLength: 500 })),
 });
 
+const CreditSettingsBody = t.Object({
+  low_balance_minor: t.Union([t.Number(), t.Null()], {
+    description:
+      'mail me once when my credits fall below this many minor units (0–1,000,000); null: the default, 500',
+  }),
+  currency: t.Optional(Currency),
+});
+
 const TopupParams = t.Object({ id: t.String({ pattern: '^top_[0-9a-z]{26}$' }) });
 const TierId = t.String({ pattern: '^[a-z][a-z0-9_-]{0,31}$', description: "a tier's id in the blueprint" });
 const Seats = t.Integer({ minimum: 1, maximum: 10_000, description: 'people covered (default 1)' });
@@ -114,6 +129,23 @@ export const billingRoutes = (d: { meter?: Meter } = {}) =>
       permission: 'platform:read',
       query: CreditsQuery,
       detail: { summary: 'Your prepaid credits (spendable now) and your top-ups', tags: ['billing'] },
+    })
+    .get(
+      '/api/v1/billing/credits/settings',
+      ({ ctx, query }) => myCreditSettings(ctx, query.currency ?? 'usd'),
+      {
+        permission: 'platform:read',
+        query: CreditsQuery,
+        detail: { summary: "Your credits' settings: the low-balance notice's threshold", tags: ['billing'] },
+      },
+    )
+    .put('/api/v1/billing/credits/settings', ({ ctx, body }) => setCreditSettings(ctx, body), {
+      permission: 'platform:read',
+      body: CreditSettingsBody,
+      detail: {
+        summary: 'Set your low-balance threshold: one mail each time your credits fall below it',
+        tags: ['billing'],
+      },
     })
     .post(
       '/api/v1/billing/topups',

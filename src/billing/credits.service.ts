@@ -9,6 +9,8 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
 import { jsonInteger } from '../shared/money.ts';
+import { creditSettingsOf, upsertLowBalance } from './credit-settings.repository.ts';
+import { checkLowBalance, DEFAULT_LOW_BALANCE_MINOR, LOW_BALANCE_MAX_MINOR } from './credit-settings.ts';
 import { findAccount } from './ledger.repository.ts';
 import { accountId, openAccount, post } from './ledger.ts';
 import { findTopup, insertTopup, setTopupStatus, type TopupRow, topupsOf } from './purchases.repository.ts';
@@ -145,6 +147,8 @@ export async function syncTopup(c: PlatformRequestContext, t: TopupRow): Promise
         details: { user: t.user_id, amount_minor: t.amount_minor, currency: t.currency },
       });
     })();
+    // Back above the low-balance threshold: the notice is armed again.
+    checkLowBalance(c.app, c.db, t.user_id, t.currency);
   } else if (s.state === 'expired') setTopupStatus(c.db, t.id, 'expired', null, now);
   return findTopup(c.db, t.id)!;
 }
@@ -155,4 +159,39 @@ export async function returnFromTopup(c: PlatformRequestContext, id: string) {
   const t = findTopup(c.db, id);
   if (!t || t.user_id !== userId) throw new AppError('billing.topup_not_found', 'no such top-up', 404);
   return { topup: topupView(await syncTopup(c, t)) };
+}
+
+/** The signed-in user's credit settings in `currency`. */
+export function myCreditSettings(c: PlatformRequestContext, currency: string) {
+  const userId = userOf(c);
+  const row = creditSettingsOf(c.db, userId, currency);
+  return {
+    settings: {
+      currency,
+      low_balance_minor: row?.low_balance_minor ?? DEFAULT_LOW_BALANCE_MINOR,
+      low_balance_default: row?.low_balance_minor == null,
+      low_balance_notified_at: row?.low_notified_at ? new Date(row.low_notified_at).toISOString() : null,
+    },
+  };
+}
+
+/** Sets the signed-in user's threshold (null: back to the default); the notice is re-checked. */
+export function setCreditSettings(
+  c: PlatformRequestContext,
+  body: { low_balance_minor?: unknown; currency?: string },
+) {
+  const userId = userOf(c);
+  const currency = body.currency ?? 'usd';
+  const v = body.low_balance_minor;
+  if (v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > LOW_BALANCE_MAX_MINOR))
+    throw new AppError(
+      'billing.invalid',
+      `low_balance_minor: a whole number of minor units from 0 to ${LOW_BALANCE_MAX_MINOR}, or null for the default`,
+      400,
+      [{ path: '/low_balance_minor', reason: `from 0 to ${LOW_BALANCE_MAX_MINOR}, or null` }],
+    );
+  upsertLowBalance(c.db, userId, currency, v, c.app.clock.now());
+  // A threshold above the balance mails now (once); one below it re-arms the notice.
+  checkLowBalance(c.app, c.db, userId, currency);
+  return myCreditSettings(c, currency);
 }

@@ -18,6 +18,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { actorOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { checkLowBalance } from './credit-settings.ts';
 import { creditBalance, userOf } from './credits.service.ts';
 import { openAccount, post } from './ledger.ts';
 import { operatorFeeOf } from './operator-plans.ts';
@@ -176,6 +177,8 @@ export async function requirePurchase(
       insertPurchase(c.db, p);
       fulfil(c, p, null, actorOf(c.principal));
     })();
+    // After the spend's transaction: the low-balance notice (one mail per crossing).
+    checkLowBalance(c.app, c.db, userId, item.currency);
     return;
   }
   if (!stripe) {

@@ -14,6 +14,8 @@ import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { type StripeEmitted, type StripeStub, startStripeStub } from '../../tests/peers/stripe-stub.ts';
 import { callAs, json, type Session, signInTo } from '../../tests/sessions.ts';
+import { type LoopbackSmtp, startLoopbackSmtp } from '../../tests/smtp.ts';
+import { waitFor } from '../../tests/wait.ts';
 import { createUserRepository } from '../identity/index.ts';
 import { accountId, findAccount, netCredit } from './index.ts';
 
@@ -24,6 +26,7 @@ const M = 1_000_000n;
 const PASSWORD = 'a-long-password-12';
 
 let stub: StripeStub;
+let smtp: LoopbackSmtp;
 let ai: OpenAIStub;
 const models = () => ({
   providers: [
@@ -99,9 +102,11 @@ beforeAll(async () => {
   process.env[WHSEC_ENV] = WHSEC;
   stub = await startStripeStub({ apiKey: 'sk_test_purchases' });
   ai = await startOpenAIStub({ models: ['gpt-4o-mini'] });
+  smtp = await startLoopbackSmtp();
   s = await inProcessServer({
     config: {
       ...models(),
+      mail: { from: 'noreply@mail.test', smtp: { host: '127.0.0.1', port: smtp.port, starttls: 'never' } },
       billing: { stripe: { secret_key_env: KEY_ENV, webhook_secret_env: WHSEC_ENV, api_base: stub.url } },
     },
   });
@@ -128,6 +133,7 @@ beforeAll(async () => {
     ['cat', 'creator'],
     ['dan', 'member'],
     ['eve', 'member'],
+    ['flo', 'member'],
   ] as const) {
     const email = `${name}@shop.test`;
     expect((await call(S.owner, 'POST', '/api/v1/users', { email, role, password: PASSWORD })).status).toBe(
@@ -151,6 +157,7 @@ afterAll(async () => {
   hook?.stop(true);
   await stub?.stop();
   await ai?.stop();
+  await smtp?.close();
 });
 
 describe('buying a listing with Stripe Checkout', () => {
@@ -475,5 +482,85 @@ describe('without Stripe', () => {
       headers: { 'stripe-signature': 't=1,v1=0' },
     });
     expect(w.status).toBe(404);
+  });
+});
+
+describe('the low-balance notice', () => {
+  const lowMails = () =>
+    onDb((db) =>
+      db
+        .query<{ to_email: string }, []>(
+          "SELECT to_email FROM outbox WHERE template = 'credits_low' AND to_email = 'flo@shop.test'",
+        )
+        .all(),
+    );
+  const topUp = async (who: string, amount: number) => {
+    const t = await json<{ checkout_url: string }>(
+      call(S[who]!, 'POST', '/api/v1/billing/topups', { amount_minor: amount }),
+    );
+    await pay(t.checkout_url);
+    await stub.idle();
+  };
+
+  test('one mail per crossing below the threshold, re-armed by a top-up; the field is named', async () => {
+    // The default threshold is 5.00; flo sets hers to 4.00.
+    const d = await json<{ settings: { low_balance_minor: number; low_balance_default: boolean } }>(
+      call(S.flo!, 'GET', '/api/v1/billing/credits/settings'),
+    );
+    expect(d.settings).toMatchObject({ low_balance_minor: 500, low_balance_default: true });
+    for (const bad of [-1, 2.5, 2_000_000]) {
+      const r = await call(S.flo!, 'PUT', '/api/v1/billing/credits/settings', { low_balance_minor: bad });
+      expect(r.status).toBe(400);
+      const e = ((await r.json()) as { error: { message: string } }).error;
+      expect(e.message).toContain('low_balance_minor');
+    }
+    const set = await json<{ settings: { low_balance_minor: number; low_balance_default: boolean } }>(
+      call(S.flo!, 'PUT', '/api/v1/billing/credits/settings', { low_balance_minor: 400 }),
+    );
+    expect(set.settings).toMatchObject({ low_balance_minor: 400, low_balance_default: false });
+
+    await topUp('flo', 1000);
+    const [a, b, c2, d2, e2, f2] = [
+      await listPaidAgent('Low One', 300),
+      await listPaidAgent('Low Two', 300),
+      await listPaidAgent('Low Three', 100),
+      await listPaidAgent('Low Four', 700),
+      await listPaidAgent('Low Five', 100),
+      await listPaidAgent('Low Six', 600),
+    ];
+    const buy = async (l: string) =>
+      expect((await call(S.flo!, 'POST', `/api/v1/marketplace/${l}/install`)).status).toBe(201);
+    // 10.00 → 7.00 → 4.00: not below 4.00, no mail.
+    await buy(a);
+    await buy(b);
+    expect(await lowMails()).toEqual([]);
+    // 4.00 → 3.00: below; one mail.
+    await buy(c2);
+    expect((await lowMails()).map((m) => m.to_email)).toEqual(['flo@shop.test']);
+    const got = await waitFor(
+      () =>
+        smtp.received.find(
+          (r) => r.mail.subject?.includes('credits are running low') && r.to.includes('flo@shop.test'),
+        ),
+      { what: 'the low-balance mail' },
+    );
+    expect(got.to).toContain('flo@shop.test');
+    expect(got.mail.text).toContain('3.00 USD');
+    // A top-up back above the threshold re-arms it: 8.00 → 1.00 mails once more.
+    await topUp('flo', 500);
+    expect((await lowMails()).length).toBe(1);
+    await buy(d2);
+    expect((await lowMails()).length).toBe(2);
+    // Another spend while still below (1.00 → 0.00): no third mail.
+    await buy(e2);
+    expect((await lowMails()).length).toBe(2);
+    // Re-armed by a top-up (6.00), crossed again (0.00): a third mail.
+    await topUp('flo', 600);
+    await buy(f2);
+    expect((await lowMails()).length).toBe(3);
+    const left = await json<{ credits: { balance_minor: number } }>(
+      call(S.flo!, 'GET', '/api/v1/billing/credits'),
+    );
+    expect(left.credits.balance_minor).toBe(0);
   });
 });

@@ -58,6 +58,7 @@ describe('migrate', () => {
         '0024-subscriptions',
         '0025-invoices',
         '0026-payouts',
+        '0027-credit-settings',
       ]);
       expect(db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'slug'").get()?.value).toBe(
         'kept',

@@ -35,6 +35,7 @@ import tenant23 from '../../migrations/tenant/0023-purchases.sql' with { type: '
 import tenant24 from '../../migrations/tenant/0024-subscriptions.sql' with { type: 'text' };
 import tenant25 from '../../migrations/tenant/0025-invoices.sql' with { type: 'text' };
 import tenant26 from '../../migrations/tenant/0026-payouts.sql' with { type: 'text' };
+import tenant27 from '../../migrations/tenant/0027-credit-settings.sql' with { type: 'text' };
 import type { Migration } from './migrate.ts';
 
 // Imported statically so that `bun build --compile` embeds them in the executable.
@@ -82,4 +83,5 @@ export const TENANT_MIGRATIONS: readonly Migration[] = [
   { version: 24, name: 'subscriptions', sql: tenant24 },
   { version: 25, name: 'invoices', sql: tenant25 },
   { version: 26, name: 'payouts', sql: tenant26 },
+  { version: 27, name: 'credit-settings', sql: tenant27 },
 ];
