@@ -25,6 +25,8 @@ import { chatCallsSince } from '../ai/index.ts';
 import type { PlatformRequestContext } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import type { PlatformBlueprint, SubscriptionTier } from '../tenancy/index.ts';
+import { findAccount } from './ledger.repository.ts';
+import { accountId } from './ledger.ts';
 import {
   agentsOwnedBy,
   type SubscriptionRow,
@@ -105,6 +107,35 @@ export function limitOf(tier: SubscriptionTier | null, limit: Limit): number {
   return tier.limits?.[limit] ?? Number.POSITIVE_INFINITY;
 }
 
+/**
+ * Under the `usage` strategy (on an instance that bills), a member's AI call needs prepaid
+ * credits: with none left, 402 `billing.payment_required` (reason `credits`) with where to top
+ * up (`checkout_url`: the billing page, which starts a top-up's checkout). The balance is what
+ * the ledger has posted; calls settled later that pass it are owed, not refused (usage.ts).
+ */
+function requireCredits(c: PlatformRequestContext): void {
+  if (!c.app.config.billing) return;
+  if (c.blueprint().monetization.pricing_strategy !== 'usage') return;
+  const p = c.principal;
+  if (!p || p.kind === 'scim' || p.role === 'owner' || p.role === 'admin') return;
+  const userId = p.userId;
+  if (!userId) return;
+  const currency = c.blueprint().monetization.currency.toLowerCase();
+  const a = findAccount(c.db, accountId('credits', userId, currency));
+  const spendable = a ? a.credits_posted - a.debits_posted - a.debits_pending : 0n;
+  if (spendable > 0n) return;
+  throw new AppError(
+    'billing.payment_required',
+    'credits: AI calls on this platform are paid from prepaid credits, and yours are used up; top up to go on',
+    402,
+    [{ path: '/credits', reason: 'none left' }],
+  ).with({
+    reason: 'credits',
+    balance_micro: 0,
+    checkout_url: new URL('/app/billing', c.origin).toString(),
+  });
+}
+
 /** Whether this platform's tiers limit this caller. */
 function limited(c: PlatformRequestContext): boolean {
   if (!c.app.config.billing) return false;
@@ -152,6 +183,7 @@ export function requestsToday(c: PlatformRequestContext, userId: string, meter?:
  * requests today (see the module's comment).
  */
 export function requireAiAllowance(c: PlatformRequestContext, meter?: Meter): void {
+  requireCredits(c);
   if (!limited(c)) return;
   const p = c.principal!;
   const userId = p.kind === 'scim' ? null : p.userId;

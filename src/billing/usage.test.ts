@@ -8,7 +8,16 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { type InProcessServer, inProcessServer } from '../../tests/inproc.ts';
 import { type OpenAIStub, startOpenAIStub } from '../../tests/peers/openai-stub.ts';
 import { callAs, json, signInTo } from '../../tests/sessions.ts';
-import { accountId, findAccount, listAccounts, markupOf, netCredit, postUsage } from './index.ts';
+import {
+  accountId,
+  findAccount,
+  listAccounts,
+  markupOf,
+  netCredit,
+  openAccount,
+  post,
+  postUsage,
+} from './index.ts';
 
 let s: InProcessServer;
 let stub: OpenAIStub;
@@ -176,5 +185,109 @@ describe("a tier's included usage", () => {
     const before = (await account())!.credits_posted;
     await call();
     expect((await account())!.credits_posted - before).toBe(c);
+  });
+});
+
+describe('the usage strategy: AI calls paid from prepaid credits', () => {
+  let t: InProcessServer;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  test('no credits: 402 with where to top up; credits pay the calls, the rest is owed; one low-balance mail', async () => {
+    t = await inProcessServer({
+      config: {
+        providers: [{ id: 'stub', kind: 'openai', url: stub.url, location: 'on_prem', timeout_ms: 5_000 }],
+        models: [{ alias: 'default', route: ['stub/gpt-4o-mini'] }],
+        prices: { 'stub/gpt-4o-mini': { input: 40_000, output: 160_000, currency: 'usd' } },
+        outbound: { allow: ['127.0.0.1/32'] },
+        billing: {},
+      },
+    });
+    const made = await t.operatorApi('POST', '/platforms', {
+      slug: 'pay',
+      template: 'creator',
+      blueprint: { monetization: { pricing_strategy: 'usage' } },
+    });
+    expect(made.status).toBe(201);
+    const admin = ((await made.json()) as { admin: { email: string; password: string } }).admin;
+    const pid = t.tenancy.get('pay').id;
+    const owner = await signInTo(t, 'pay', admin.email, admin.password);
+    const pw = 'a-long-password-12';
+    expect(
+      (
+        await callAs(t, owner, 'POST', '/api/v1/users', {
+          email: 'mia@pay.test',
+          role: 'member',
+          password: pw,
+        })
+      ).status,
+    ).toBe(201);
+    const mia = await signInTo(t, 'pay', 'mia@pay.test', pw);
+    const key = (await json<{ key: string }>(callAs(t, mia, 'POST', '/api/v1/api-keys', { name: 'mine' })))
+      .key;
+    const ownKey = (
+      await json<{ key: string }>(callAs(t, owner, 'POST', '/api/v1/api-keys', { name: 'own' }))
+    ).key;
+    const miaId = await t.app.platformDbs.use(
+      pid,
+      (db) =>
+        db.query<{ id: string }, [string]>('SELECT id FROM users WHERE email = ?').get('mia@pay.test')!.id,
+    );
+    const call = async (k: string) => {
+      const r = await t.request('pay.localhost', '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'default', messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      await t.ai.meter.flush();
+      await t.app.events.idle();
+      return r;
+    };
+    const refused = await call(key);
+    expect(refused.status).toBe(402);
+    expect(((await refused.json()) as { error: unknown }).error).toMatchObject({
+      code: 'billing.payment_required',
+      reason: 'credits',
+      checkout_url: 'http://pay.localhost:8080/app/billing',
+    });
+    // The owner is not limited.
+    expect((await call(ownKey)).status).toBe(200);
+    // One cent of credits (as a paid top-up posts them).
+    await t.app.platformDbs.use(pid, (db) => {
+      const now = t.app.clock.now();
+      const from = openAccount(db, { kind: 'processor', currency: 'usd' }, now);
+      const to = openAccount(db, { kind: 'credits', owner: miaId, currency: 'usd' }, now);
+      post(
+        db,
+        [{ id: 'grant', debit: from, credit: to, amount: 1_000_000n, currency: 'usd', code: 'topup' }],
+        now,
+      );
+    });
+    const acct = (kind: 'credits' | 'end_user') =>
+      t.app.platformDbs.use(pid, (db) => findAccount(db, accountId(kind, miaId, 'usd'))!);
+    expect((await call(key)).status).toBe(200);
+    const c = (await acct('end_user')).debits_posted;
+    expect(c > 200_000n && c < 1_000_000n).toBe(true);
+    // Paid from the credits in full: nothing owed.
+    expect(netCredit(await acct('end_user'))).toBe(0n);
+    expect(netCredit(await acct('credits'))).toBe(1_000_000n - c);
+    // The second call takes the rest of the credits; what they did not cover is owed.
+    expect((await call(key)).status).toBe(200);
+    expect(netCredit(await acct('credits'))).toBe(0n);
+    expect(netCredit(await acct('end_user'))).toBe(1_000_000n - 2n * c);
+    // Used up: refused again.
+    expect((await call(key)).status).toBe(402);
+    // The low-balance notice went once (below 5.00 from the first draw), not on every draw.
+    const mails = await t.app.platformDbs.use(
+      pid,
+      (db) =>
+        db
+          .query<{ n: number }, []>(
+            "SELECT count(*) AS n FROM outbox WHERE template = 'credits_low' AND to_email = 'mia@pay.test'",
+          )
+          .get()!.n,
+    );
+    expect(mails).toBe(1);
   });
 });

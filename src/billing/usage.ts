@@ -23,9 +23,11 @@
 import type { Database } from 'bun:sqlite';
 import { usageByPayer } from '../ai/index.ts';
 import { type App, stateKey } from '../app/index.ts';
+import { createUserRepository } from '../identity/index.ts';
 import type { PlatformBlueprint } from '../tenancy/index.ts';
+import { checkLowBalance } from './credit-settings.ts';
 import { type PlanContext, planOf } from './entitlements.ts';
-import { creditedSince, findRawTransfer } from './ledger.repository.ts';
+import { creditedSince, findAccount, findRawTransfer } from './ledger.repository.ts';
 import { accountId, openAccount, postBatch, type TransferSpec } from './ledger.ts';
 import { markupPercentFor, platformPlan } from './operator-plans.ts';
 
@@ -34,6 +36,9 @@ import { markupPercentFor, platformPlan } from './operator-plans.ts';
  * Asked once per payer and currency in a batch.
  */
 export type IncludedUsage = (userId: string, currency: string) => bigint;
+
+/** Whether a payer's usage in `currency` is paid from their prepaid credits (the `usage` strategy). */
+export type PaysFromCredits = (userId: string, currency: string) => boolean;
 
 /** The subscriber's id (its cursor's key in each database's event log). */
 export const USAGE_SUBSCRIBER = 'billing.ledger';
@@ -66,6 +71,7 @@ export function postUsage(
   now: number,
   operator?: OperatorMarkup,
   included?: IncludedUsage,
+  paysFromCredits?: PaysFromCredits,
 ): number {
   const payers = usageByPayer(db, range.firstRowId, range.lastRowId);
   // A batch's chains commit in one transaction: if its first is there, all of it is (a
@@ -102,6 +108,17 @@ export function postUsage(
       const left = allowance - used;
       give = left <= 0n ? 0n : left < charge ? left : charge;
     }
+    // Under the `usage` strategy the charge (beyond what is included) is paid from the payer's
+    // prepaid credits, up to what they hold; any rest stays owed (end_user), as for others.
+    let draw = 0n;
+    let credits: string | null = null;
+    if (paysFromCredits?.(p.userId, p.currency)) {
+      credits = openAccount(db, { kind: 'credits', owner: p.userId, currency: p.currency }, now);
+      const a = findAccount(db, credits)!;
+      const spendable = a.credits_posted - a.debits_posted - a.debits_pending;
+      const owed = charge - give;
+      draw = spendable <= 0n ? 0n : spendable < owed ? spendable : owed;
+    }
     chains.push([
       {
         id: `${id}:charge`,
@@ -120,6 +137,18 @@ export function postUsage(
               amount: give,
               currency: p.currency,
               code: 'usage.included',
+            },
+          ]
+        : []),
+      ...(credits && draw > 0n
+        ? [
+            {
+              id: `${id}:credits`,
+              debit: credits,
+              credit: payer,
+              amount: draw,
+              currency: p.currency,
+              code: 'usage.credits',
             },
           ]
         : []),
@@ -202,10 +231,29 @@ export function subscribeUsageToLedger(
       const source = e.source;
       await app.platformDbs.use(source, (db) => {
         const now = app.clock.now();
-        const included = blueprintOf
-          ? includedUsageOf({ app, db, blueprint: () => blueprintOf(source) })
-          : undefined;
-        return postUsage(db, e.payload, now, operatorMarkupOf(app, db, source, now), included);
+        const c = blueprintOf ? { app, db, blueprint: () => blueprintOf(source) } : null;
+        const drawn = new Set<string>();
+        const pays = c ? paysFromCreditsOf(c) : undefined;
+        const n = postUsage(
+          db,
+          e.payload,
+          now,
+          operatorMarkupOf(app, db, source, now),
+          c ? includedUsageOf(c) : undefined,
+          pays
+            ? (userId, currency) => {
+                const yes = pays(userId, currency);
+                if (yes) drawn.add(`${userId} ${currency}`);
+                return yes;
+              }
+            : undefined,
+        );
+        // The low-balance notice, after the credits were drawn (its own transaction).
+        for (const k of drawn) {
+          const [userId, currency] = k.split(' ') as [string, string];
+          checkLowBalance(app, db, userId, currency);
+        }
+        return n;
       });
     },
     { names: ['usage.recorded'] },
@@ -224,5 +272,19 @@ export function includedUsageOf(c: PlanContext): IncludedUsage {
     const inc = planOf(c, userId).tier?.included_usage;
     if (!inc || inc.amount <= 0 || inc.currency.toLowerCase() !== currency.toLowerCase()) return 0n;
     return BigInt(inc.amount) * 1_000_000n;
+  };
+}
+
+/**
+ * Who pays AI usage from prepaid credits: members of a platform whose strategy is `usage`, on an
+ * instance that bills (as the edge decides who needs credits: owners and admins do not).
+ */
+export function paysFromCreditsOf(c: PlanContext): PaysFromCredits {
+  if (!c.app.config.billing || c.blueprint().monetization.pricing_strategy !== 'usage') return () => false;
+  const users = createUserRepository({ db: c.db });
+  return (userId) => {
+    if (!userId) return false;
+    const role = users.byId(userId)?.role;
+    return role !== undefined && role !== 'owner' && role !== 'admin';
   };
 }

@@ -95,7 +95,7 @@ export const ENFORCEMENT: Readonly<Record<string, SettingEnforcement>> = {
   'identity.mobile_app_config.primary_color': p('the mobile app', MOBILE),
 
   'monetization.pricing_strategy': billed(
-    'whether tier limits apply (freemium, subscription) and the tier of users without a subscription',
+    'whether tier limits apply (freemium, subscription), whether members pay AI calls from prepaid credits (usage), and the tier of users without a subscription',
     not('custom'),
   ),
   'monetization.currency': e('the currency of tier prices and fees (validated)', 'validation'),
