@@ -158,6 +158,17 @@ describe('buying an agent', () => {
     await d.page.goto(`${e.base}/app/billing`);
     await d.page.getByRole('strong').getByText('$13.00', { exact: true }).waitFor();
     await d.page.getByRole('cell', { name: 'credits' }).waitFor();
+    // The low-balance notice's threshold: a bad amount names the field; a good one is kept.
+    await d.page.getByLabel('Notify me below').fill('abc');
+    await d.page.getByRole('button', { name: 'Save' }).click();
+    await d.page.getByText(/low_balance_minor|from 0 to/).first().waitFor();
+    await d.page.getByLabel('Notify me below').fill('25.00');
+    await d.page.getByRole('button', { name: 'Save' }).click();
+    await d.page.getByText('Saved.').waitFor();
+    await d.page.reload();
+    await d.page.getByText('We mail you when your credits fall below this amount.').waitFor();
+    expect(await d.page.getByLabel('Notify me below').inputValue()).toBe('25.00');
+    expect(await axeProblems(d.page)).toEqual([]);
     await d.context.close();
   }, 60_000);
 

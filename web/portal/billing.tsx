@@ -14,6 +14,7 @@ import {
   useForm,
   useResource,
 } from '../shared/ui.tsx';
+import { CreditSettingsSection } from './credit-settings.tsx';
 import { InvoicesSection } from './invoices.tsx';
 import { PayoutsSection } from './payouts.tsx';
 import { type PlanView, paidOwn, tierPrice } from './pricing.tsx';
@@ -199,6 +200,7 @@ export function BillingPage() {
                 </button>
               </Form>
             </section>
+            <CreditSettingsSection />
             <section aria-labelledby="topups-h">
               <h2 id="topups-h">Top-ups</h2>
               {d.topups.length ? (
