@@ -151,7 +151,7 @@ describe("a platform's own Stripe account", () => {
       call(S.dan!, 'GET', '/api/v1/billing/credits'),
     );
     expect(credits.credits.balance_minor).toBe(1500);
-    expect(keyOfLast('/v1/checkout/sessions/' + String(paid.event.data.object.id))).toBe(OWN_KEY);
+    expect(keyOfLast(`/v1/checkout/sessions/${String(paid.event.data.object.id)}`)).toBe(OWN_KEY);
   });
 
   test("the platform's endpoint refuses an event signed with the operator's secret", async () => {

@@ -117,7 +117,8 @@ export function postUsage(
       const a = findAccount(db, credits)!;
       const spendable = a.credits_posted - a.debits_posted - a.debits_pending;
       const owed = charge - give;
-      draw = spendable <= 0n ? 0n : spendable < owed ? spendable : owed;
+      // BigInt: no Math.min.
+      if (spendable > 0n) draw = spendable < owed ? spendable : owed;
     }
     chains.push([
       {

@@ -161,7 +161,10 @@ describe('buying an agent', () => {
     // The low-balance notice's threshold: a bad amount names the field; a good one is kept.
     await d.page.getByLabel('Notify me below').fill('abc');
     await d.page.getByRole('button', { name: 'Save' }).click();
-    await d.page.getByText(/low_balance_minor|from 0 to/).first().waitFor();
+    await d.page
+      .getByText(/low_balance_minor|from 0 to/)
+      .first()
+      .waitFor();
     await d.page.getByLabel('Notify me below').fill('25.00');
     await d.page.getByRole('button', { name: 'Save' }).click();
     await d.page.getByText('Saved.').waitFor();
