@@ -72,10 +72,26 @@ const PayoutBody = t.Object({
 });
 
 const CreditSettingsBody = t.Object({
-  low_balance_minor: t.Union([t.Number(), t.Null()], {
-    description:
-      'mail me once when my credits fall below this many minor units (0–1,000,000); null: the default, 500',
-  }),
+  low_balance_minor: t.Optional(
+    t.Union([t.Number(), t.Null()], {
+      description:
+        'mail me once when my credits fall below this many minor units (0–1,000,000); null: the default, 500',
+    }),
+  ),
+  auto_topup: t.Optional(
+    t.Union(
+      [
+        t.Object({
+          below_minor: t.Number({
+            description: 'charge my saved card when my credits fall below this (minor units)',
+          }),
+          amount_minor: t.Number({ description: 'how much to add each time (minor units, 100–1,000,000)' }),
+        }),
+        t.Null(),
+      ],
+      { description: 'automatic top-up with the card saved by a paid top-up; null: off' },
+    ),
+  ),
   currency: t.Optional(Currency),
 });
 
@@ -143,7 +159,8 @@ export const billingRoutes = (d: { meter?: Meter } = {}) =>
       permission: 'platform:read',
       body: CreditSettingsBody,
       detail: {
-        summary: 'Set your low-balance threshold: one mail each time your credits fall below it',
+        summary:
+          'Set your low-balance threshold (one mail each time your credits fall below it) and automatic top-up',
         tags: ['billing'],
       },
     })

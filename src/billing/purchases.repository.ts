@@ -125,12 +125,14 @@ export interface TopupRow {
   payment_intent: string | null;
   created_at: number;
   updated_at: number;
+  /** checkout (default) or auto (charged off-session). */
+  method?: 'checkout' | 'auto';
 }
 
 export function insertTopup(db: Database, t: TopupRow): void {
   db.query(
-    `INSERT INTO topups (id, user_id, amount_minor, currency, status, checkout_session, payment_intent, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO topups (id, user_id, amount_minor, currency, status, checkout_session, payment_intent, created_at, updated_at, method)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   ).run(
     t.id,
     t.user_id,
@@ -141,6 +143,7 @@ export function insertTopup(db: Database, t: TopupRow): void {
     t.payment_intent,
     t.created_at,
     t.updated_at,
+    t.method ?? 'checkout',
   );
 }
 

@@ -18,6 +18,7 @@ import type { PlatformRequestContext } from '../identity/index.ts';
 import { actorOf } from '../identity/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { newId } from '../shared/ids.ts';
+import { maybeAutoTopup } from './auto-topup.ts';
 import { checkLowBalance } from './credit-settings.ts';
 import { creditBalance, userOf } from './credits.service.ts';
 import { openAccount, post } from './ledger.ts';
@@ -179,6 +180,7 @@ export async function requirePurchase(
     })();
     // After the spend's transaction: the low-balance notice (one mail per crossing).
     checkLowBalance(c.app, c.db, userId, item.currency);
+    await maybeAutoTopup(c.app, c.db, c.platform.id, userId, item.currency);
     return;
   }
   if (!stripe) {

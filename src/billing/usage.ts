@@ -25,6 +25,7 @@ import { usageByPayer } from '../ai/index.ts';
 import { type App, stateKey } from '../app/index.ts';
 import { createUserRepository } from '../identity/index.ts';
 import type { PlatformBlueprint } from '../tenancy/index.ts';
+import { maybeAutoTopup } from './auto-topup.ts';
 import { checkLowBalance } from './credit-settings.ts';
 import { type PlanContext, planOf } from './entitlements.ts';
 import { creditedSince, findAccount, findRawTransfer } from './ledger.repository.ts';
@@ -230,7 +231,7 @@ export function subscribeUsageToLedger(
     async (e) => {
       if (e.name !== 'usage.recorded' || e.source === 'control') return;
       const source = e.source;
-      await app.platformDbs.use(source, (db) => {
+      await app.platformDbs.use(source, async (db) => {
         const now = app.clock.now();
         const c = blueprintOf ? { app, db, blueprint: () => blueprintOf(source) } : null;
         const drawn = new Set<string>();
@@ -250,9 +251,11 @@ export function subscribeUsageToLedger(
             : undefined,
         );
         // The low-balance notice, after the credits were drawn (its own transaction).
+        // Then auto top-up, charged off-session where the user opted in (after the posting).
         for (const k of drawn) {
           const [userId, currency] = k.split(' ') as [string, string];
           checkLowBalance(app, db, userId, currency);
+          await maybeAutoTopup(app, db, source, userId, currency);
         }
         return n;
       });

@@ -58,6 +58,8 @@ export interface StripeStub {
   delivered(type: string, objectId?: string): Promise<StripeEmitted>;
   /** A new billing period for the subscription: a paid `subscription_cycle` invoice, `invoice.paid`. */
   payInvoice(subscriptionId: string): Promise<StubInvoice>;
+  /** Declines every later charge of this payment method (a card that ran out, say). */
+  declinePaymentMethod(pm: string): void;
   /**
    * A renewal that fails: an open invoice, `invoice.payment_failed`, the subscription `past_due` and
    * `customer.subscription.updated` (with `previous_attributes.status`).
@@ -1131,6 +1133,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
     ['POST', /^\/v1\/accounts\/[^/]+$/, 'Accounts', 'AccountUpdateParams'],
     ['POST', /^\/v1\/account_links$/, 'AccountLinks', 'AccountLinkCreateParams'],
     ['POST', /^\/v1\/transfers$/, 'Transfers', 'TransferCreateParams'],
+    ['POST', /^\/v1\/payment_intents$/, 'PaymentIntents', 'PaymentIntentCreateParams'],
   ];
   const checkParams = (method: string, path: string, form: Form) => {
     const spec = paramSpecs.find(([m, re]) => m === method && re.test(path));
@@ -1305,6 +1308,65 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
         const limit = int(c.form.limit, 'limit') ?? 10;
         const sorted = data.reverse();
         return { ...list(sorted.slice(0, limit), '/v1/invoices'), has_more: sorted.length > limit };
+      },
+    ],
+    [
+      'POST',
+      /^\/v1\/payment_intents$/,
+      (c) => {
+        const amount = int(c.form.amount, 'amount');
+        if (amount === undefined) throw missing('amount');
+        const currency = str(c.form.currency)?.toLowerCase();
+        if (!currency) throw missing('currency');
+        const customer = str(c.form.customer) ?? null;
+        const pm = str(c.form.payment_method) ?? null;
+        if (bool(c.form.confirm, 'confirm') !== true)
+          throw invalid(
+            'This stub creates payment intents confirmed at once (confirm=true) only.',
+            'confirm',
+          );
+        if (!pm) throw missing('payment_method');
+        const off = str(c.form.off_session);
+        if (off && savedMethods.get(pm) !== customer)
+          throw invalid(
+            `The provided PaymentMethod ${pm} was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again.`,
+            'payment_method',
+          );
+        const { pi, charge } = createPayment(
+          amount,
+          currency,
+          customer,
+          metadata(c.form.metadata),
+          c.account,
+          str(c.form.description) ?? null,
+        );
+        pi.payment_method = pm;
+        charge.payment_method = pm;
+        if (declined.has(pm)) {
+          // Stripe's card error: 402, the intent left waiting for another payment method.
+          Object.assign(pi, {
+            status: 'requires_payment_method',
+            latest_charge: null,
+            amount_received: 0,
+            last_payment_error: {
+              type: 'card_error',
+              code: 'card_declined',
+              decline_code: 'insufficient_funds',
+            },
+          });
+          state.charges.delete(String(charge.id));
+          fire(c, 'payment_intent.payment_failed', pi);
+          throw new StripeApiError(
+            402,
+            'card_error',
+            'Your card has insufficient funds.',
+            'card_declined',
+            undefined,
+          );
+        }
+        fire(c, 'payment_intent.succeeded', pi);
+        fire(c, 'charge.succeeded', charge);
+        return pi;
       },
     ],
     [
@@ -1560,6 +1622,7 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
       items,
       paymentIntentMetadata: metadata(pid.metadata),
       subscriptionMetadata: metadata(sd.metadata),
+      setupFutureUsage: str(pid.setup_future_usage) ?? null,
     });
     sessionLineItems.set(
       s.id,
@@ -1588,8 +1651,13 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
       items: { price: StubObject; quantity: number }[];
       paymentIntentMetadata: Record<string, string>;
       subscriptionMetadata: Record<string, string>;
+      setupFutureUsage: string | null;
     }
   >();
+  /** Payment methods saved to a customer (a paid checkout with setup_future_usage): pm → customer. */
+  const savedMethods = new Map<string, string>();
+  /** Payment methods whose next charges are declined (declinePaymentMethod). */
+  const declined = new Set<string>();
 
   /** Completes an open session as a paying buyer would; the events to emit, in order. */
   function completeSession(s: StubObject, email: string | null): [string, StubObject, StripeEmitOptions?][] {
@@ -1632,6 +1700,11 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
       );
       charge.billing_details = { address: null, email: buyerEmail, name: null, phone: null };
       s.payment_intent = pi.id;
+      // Saved for later off-session charges, as Stripe attaches it to the customer.
+      if (data.setupFutureUsage && customer) {
+        savedMethods.set(String(pi.payment_method), customer);
+        pi.setup_future_usage = data.setupFutureUsage;
+      }
       events.push(['payment_intent.succeeded', pi, o], ['charge.succeeded', charge, o]);
     }
     Object.assign(s, {
@@ -2093,6 +2166,9 @@ export async function startStripeStub(opts: StripeStubOptions = {}): Promise<Str
       return new Promise<Promise<StripeEmitted>>((resolve) => {
         waiters.push({ type, ...(objectId !== undefined ? { objectId } : {}), resolve });
       }).then((p) => p);
+    },
+    declinePaymentMethod(pm) {
+      declined.add(pm);
     },
     async payInvoice(id) {
       const s = sub_(id);
