@@ -139,7 +139,7 @@ describe('buying an agent', () => {
     const d = await newContext(e.browser);
     await signIn(d.page, e.base, 'dan@buy.test', PASSWORD, '/app/billing');
     await d.page.getByRole('heading', { name: 'Billing' }).waitFor();
-    await d.page.getByLabel('Amount').fill('20.00');
+    await d.page.getByRole('textbox', { name: /^Amount/ }).fill('20.00');
     await d.page.getByRole('button', { name: 'Top up' }).click();
     await d.page.waitForURL(`${stripe.url}/pay/**`);
     await d.page.getByRole('heading', { name: 'Pay $20.00' }).waitFor();

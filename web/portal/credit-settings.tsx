@@ -69,7 +69,7 @@ export function CreditSettingsSection() {
                   value={value}
                   form={form}
                   inputMode="decimal"
-                  hint="an amount such as 5.00; empty for the default"
+                  hint="such as 5.00; empty for the platform's default"
                 />
                 <Submit state={form}>Save</Submit>
               </Form>
