@@ -109,6 +109,8 @@ describe('mail is delivered through SMTP', () => {
   test('a white-labeled platform: its own sender, and no "Soulfra" anywhere in the message, headers included', async () => {
     const white = await platform('brandco', {
       owner_email: 'owner@brandco.test',
+      // White-label needs a plan that includes it: the business template's (Business).
+      template: 'business',
       blueprint: {
         identity: { name: 'BrandCo', email_from: 'hello@brandco.test' },
         features: { white_label: true },

@@ -14,6 +14,8 @@ export type AdmissionKind = 'user' | 'agent';
 export interface AdmissionHooks {
   check(db: Database, platformId: string, kind: AdmissionKind): void;
   after(db: Database, platformId: string, kind: AdmissionKind): void;
+  /** Throws when the platform's plan does not include a feature being turned on. */
+  features?(platformId: string, turnedOn: string[]): void;
 }
 
 const ADMISSION = stateKey<{ hooks: AdmissionHooks | null }>('app.admission', () => ({ hooks: null }));
@@ -48,4 +50,13 @@ export function admitted(db: Database, kind: AdmissionKind): void {
   if (!hooks) return;
   const id = platformOf(db);
   if (id) hooks.after(db, id, kind);
+}
+
+/**
+ * Before a platform's blueprint turns features on (`turnedOn`: their names): throws when its
+ * operator plan does not include them (409 `billing.plan_feature` from billing). No hooks: allowed.
+ */
+export function admitFeatures(app: { state: AppState }, platformId: string, turnedOn: string[]): void {
+  if (turnedOn.length === 0) return;
+  app.state.get(ADMISSION).hooks?.features?.(platformId, turnedOn);
 }

@@ -1,4 +1,11 @@
-export { type AdmissionHooks, type AdmissionKind, admit, admitted, setAdmissionHooks } from './admission.ts';
+export {
+  type AdmissionHooks,
+  type AdmissionKind,
+  admit,
+  admitFeatures,
+  admitted,
+  setAdmissionHooks,
+} from './admission.ts';
 export { type App, type OpenAppOptions, openApp } from './app.ts';
 export type { AuditEntry, AuditInput, AuditPort } from './audit-port.ts';
 export { type AuditFilter, type AuditPage, parseAuditQuery, searchAudit } from './audit-search.repository.ts';

@@ -523,3 +523,54 @@ describe('limits and holds', () => {
     expect(audit.entries.length).toBe(1);
   });
 });
+
+describe("a plan's features switch the blueprint's", () => {
+  const code = async (r: Response) =>
+    ((await r.json()) as { error?: { code: string; message: string } }).error;
+  test('white-label needs Business or Enterprise; the mobile app, Enterprise; moves and creation checked too', async () => {
+    expect((await op('POST', '/platforms', { slug: 'gate', template: 'creator' })).status).toBe(201);
+    // On Starter (the creator template's plan): white-label is refused, naming the field and the plans that have it.
+    const on = await op('PATCH', '/platforms/gate', { blueprint: { features: { white_label: true } } });
+    expect(on.status).toBe(409);
+    const e = await code(on);
+    expect(e?.code).toBe('billing.plan_feature');
+    expect(e?.message).toContain('features.white_label');
+    expect(e?.message).toContain('Business');
+    expect(s.tenancy.blueprintOf(s.tenancy.get('gate').id).features.white_label).toBe(false);
+    // On Business: allowed; then a move back to Starter is refused while it is on.
+    expect((await op('PUT', '/platforms/gate/plan', { plan: 'business' })).status).toBe(200);
+    expect(
+      (await op('PATCH', '/platforms/gate', { blueprint: { features: { white_label: true } } })).status,
+    ).toBe(200);
+    const back = await op('PUT', '/platforms/gate/plan', { plan: 'starter' });
+    expect(back.status).toBe(409);
+    expect((await code(back))?.code).toBe('billing.plan_feature');
+    // The white-labeled mobile app: Enterprise only.
+    const mobile = await op('PATCH', '/platforms/gate', {
+      blueprint: { features: { white_label_mobile: true } },
+    });
+    expect(mobile.status).toBe(409);
+    expect((await op('PUT', '/platforms/gate/plan', { plan: 'enterprise' })).status).toBe(200);
+    expect(
+      (await op('PATCH', '/platforms/gate', { blueprint: { features: { white_label_mobile: true } } }))
+        .status,
+    ).toBe(200);
+    // Creating a white-labeled platform on a template whose plan lacks it: refused, nothing made.
+    const made = await op('POST', '/platforms', {
+      slug: 'gate2',
+      template: 'creator',
+      blueprint: { features: { white_label: true } },
+    });
+    expect(made.status).toBe(409);
+    expect((await op('GET', '/platforms/gate2')).status).toBe(404);
+    expect(
+      (
+        await op('POST', '/platforms', {
+          slug: 'gate3',
+          template: 'business',
+          blueprint: { features: { white_label: true } },
+        })
+      ).status,
+    ).toBe(201);
+  });
+});

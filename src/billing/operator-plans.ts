@@ -541,6 +541,8 @@ export async function setPlatformPlan(
   actor: string,
   platform: { id: string; slug: string },
   input: { plan?: unknown },
+  /** The platform's blueprint features now: one the new plan does not include refuses the move. */
+  features: Record<string, unknown> = {},
 ) {
   if (typeof input.plan !== 'string')
     throw new AppError('billing.plan_invalid', 'plan: the id of a plan', 400, [
@@ -559,6 +561,11 @@ export async function setPlatformPlan(
       409,
       [{ path: '/plan', reason: 'archived' }],
     );
+  requirePlanFeatures(
+    app,
+    { id: plan.id, name: plan.name, features: JSON.parse(plan.features) as string[] },
+    Object.keys(features).filter((k) => features[k] === true),
+  );
   tx(app.control, () => {
     upsertPlatformPlan(app.control, { ...before, plan_id: plan.id, updated_at: app.clock.now() });
     app.audit.append(app.control, {
@@ -570,6 +577,47 @@ export async function setPlatformPlan(
   });
   forget(app);
   return app.platformDbs.use(platform.id, (db) => evaluatePlanLimitsOn(app, db, platform.id));
+}
+
+/**
+ * The blueprint features a plan must include to be turned on (the product spec: complete
+ * white-label from Business up, the mobile app on Enterprise), by the plan feature that grants it.
+ */
+export const PLAN_GATED_FEATURES: Readonly<Record<string, string>> = {
+  white_label: 'complete_white_label',
+  white_label_mobile: 'mobile_app_generation',
+};
+
+const FEATURE_NAMES: Readonly<Record<string, string>> = {
+  white_label: 'complete white-label',
+  white_label_mobile: 'the white-labeled mobile app',
+};
+
+/** Throws 409 `billing.plan_feature` when `plan` does not include one of `features` (blueprint names). */
+export function requirePlanFeatures(
+  app: App,
+  plan: { id: string; name: string; features: string[] },
+  features: string[],
+): void {
+  for (const f of features) {
+    const needs = PLAN_GATED_FEATURES[f];
+    if (!needs || plan.features.includes(needs)) continue;
+    const with_ = allPlans(app.control)
+      .filter((p) => !p.archived && (JSON.parse(p.features) as string[]).includes(needs))
+      .map((p) => p.name);
+    throw new AppError(
+      'billing.plan_feature',
+      `features.${f}: the ${plan.name} plan does not include ${FEATURE_NAMES[f] ?? f}${with_.length ? `; put the platform on a plan that does (${with_.join(', ')})` : ''}`,
+      409,
+      [{ path: `/features/${f}`, reason: `not in the ${plan.name} plan` }],
+    ).with({ plan: plan.id, needs });
+  }
+}
+
+/** The plan a new platform of `template` gets (what platform creation assigns). */
+export function defaultPlanFor(app: App, template: string): OperatorPlan {
+  const row = defaultRow(app, '', template);
+  return planOfRow(planById(app.control, row.plan_id)!);
 }
 
 /** Gives a new platform its template's default plan (platform creation). */
@@ -736,5 +784,7 @@ export function installOperatorPlans(app: App): void {
     after: (db, platformId) => {
       evaluatePlanLimitsOn(app, db, platformId);
     },
+    features: (platformId, turnedOn) =>
+      requirePlanFeatures(app, platformPlan(app, platformId).plan, turnedOn),
   });
 }

@@ -1,7 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { App } from '../app/index.ts';
-import { assignDefaultPlan } from '../billing/index.ts';
+import { assignDefaultPlan, defaultPlanFor, requirePlanFeatures } from '../billing/index.ts';
 import { foldWal, migrate, openDatabase, TENANT_MIGRATIONS, writeMeta } from '../db/index.ts';
 import { createUserRepository, hashPassword } from '../identity/index.ts';
 import { randomPassword } from '../shared/crypto.ts';
@@ -84,6 +84,13 @@ export async function createPlatform(
     name: input.name,
     domain: domainIn,
   });
+  // Features the template's default plan does not include are refused before anything is made.
+  const on = blueprint.features as Record<string, unknown>;
+  requirePlanFeatures(
+    app,
+    defaultPlanFor(app, input.template ?? 'blank'),
+    Object.keys(on).filter((k) => on[k] === true),
+  );
   const domain = blueprint.identity.domain
     ? checkDomain(blueprint.identity.domain, '/identity/domain')
     : undefined;

@@ -57,7 +57,8 @@ beforeAll(async () => {
   ] as const) {
     const r = await s.operatorApi('POST', '/platforms', {
       slug,
-      template: 'creator',
+      // White-label needs a plan that includes it (Business: the business template's).
+      template: blueprint ? 'business' : 'creator',
       name: slug === 'wl' ? 'Acme Private' : 'Logo Co',
       ...(blueprint ? { blueprint } : {}),
     });

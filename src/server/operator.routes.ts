@@ -517,7 +517,13 @@ export function operatorRoutes(d: OperatorRoutesDeps) {
           async ({ principal, params, body }) => {
             const p = d.tenancy.get(params.slug);
             return {
-              plan_status: await setPlatformPlan(d.app, principal.actor, { id: p.id, slug: p.slug }, body),
+              plan_status: await setPlatformPlan(
+                d.app,
+                principal.actor,
+                { id: p.id, slug: p.slug },
+                body,
+                d.tenancy.blueprintOf(p.id).features,
+              ),
             };
           },
           {

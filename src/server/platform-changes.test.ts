@@ -28,6 +28,8 @@ describe('PATCH /_operator/api/platforms/:slug (the operator changes a blueprint
   let s: InProcessServer;
   beforeAll(async () => {
     ({ s } = await inProcessWithPlatform('acme', { template: 'creator', name: 'Acme' }));
+    // The operator's rebrand turns white-label on: a plan that includes it (Business).
+    expect((await s.operatorApi('PUT', '/platforms/acme/plan', { plan: 'business' })).status).toBe(200);
   });
   afterAll(() => s.close());
 

@@ -643,7 +643,13 @@ describe('suspend, resume, archive, unarchive', () => {
 
 describe('white label', () => {
   test('a white-labeled platform never says Soulfra, in pages or headers', async () => {
-    await create({ slug: 'wl', name: 'Quiet Brand', blueprint: { features: { white_label: true } } });
+    // White-label needs a plan that includes it: the business template's (Business).
+    await create({
+      slug: 'wl',
+      name: 'Quiet Brand',
+      template: 'business',
+      blueprint: { features: { white_label: true } },
+    });
     const check = async (res: Response) => {
       const headers = [...res.headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n');
       const body = await res.text();

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import type { App } from '../app/index.ts';
+import { type App, admitFeatures } from '../app/index.ts';
 import { isUniqueViolation, tx } from '../db/index.ts';
 import { AppError } from '../shared/errors.ts';
 import { isIpHostname, parseHostHeader } from '../shared/host.ts';
@@ -441,6 +441,14 @@ export function createTenancy(app: App) {
       const next = mergeBlueprintUpdate(current, partial);
       const changes = checkBlueprintChange(current, next, by.kind);
       if (changes.length === 0) return { platform: view(h), blueprint: current, changes };
+      // Features turned on must be in the platform's operator plan (billing's check).
+      const features = next.features as Record<string, unknown>;
+      const was = current.features as Record<string, unknown>;
+      admitFeatures(
+        app,
+        h.id,
+        Object.keys(features).filter((k) => features[k] === true && was[k] !== true),
+      );
       const diff = auditedChanges(changes);
       const paths = changes.map((c) => c.path);
       const details = { id: h.id, by: by.kind, changes: diff };
